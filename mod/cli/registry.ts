@@ -1,0 +1,26 @@
+/**
+ * Every role and helper command of the binary, in the order `peerd --help` lists them.
+ * Add a subsystem with one import and one entry.
+ *
+ * @module
+ */
+import type { CommandDefinition, RoleDefinition } from "../process/mod.ts";
+import { echoRole } from "../echo/mod.ts";
+import { demoRole } from "../demo/mod.ts";
+import { ctlCommand } from "../ctl/mod.ts";
+import { traceCommand } from "../events/mod.ts";
+// ── subsystem roles (one import line each) ──
+
+/** The roles, by `--role` name. */
+export const ROLES: readonly RoleDefinition[] = [
+  demoRole,
+  echoRole,
+  // ── subsystem roles (one entry line each) ──
+];
+
+/** The helper subcommands. */
+export const COMMANDS: readonly CommandDefinition[] = [
+  ctlCommand,
+  traceCommand,
+  // ── subsystem commands (one entry line each) ──
+];

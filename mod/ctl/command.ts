@@ -1,0 +1,79 @@
+/**
+ * `peerd ctl <host:port> <cmd> [args…]`: sends one control command and prints the JSON
+ * reply. Exit 0 on ok, 1 on an error reply or no connection, 2 on usage.
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import { parseHostPort } from "../config/mod.ts";
+import type { CommandDefinition } from "../process/mod.ts";
+import { RemoteError } from "../wire/mod.ts";
+import { ctlRequest } from "./control.ts";
+
+/** Prints a JSON value on stdout. */
+export function printJson(value: unknown, pretty = true): void {
+  console.log(
+    JSON.stringify(
+      value,
+      (_k, v) => (typeof v === "bigint" ? Number(v) : v),
+      pretty ? 2 : undefined,
+    ),
+  );
+}
+
+/** The `ctl` subcommand. */
+export const ctlCommand: CommandDefinition = {
+  name: "ctl",
+  summary: "send a control command to a running node and print the JSON reply",
+  register(program: Command): void {
+    program
+      .command("ctl")
+      .description("send a control command (status, …) to a node and print the JSON reply")
+      .argument("<address>", "the node's host:port")
+      .argument("<cmd>", "command: status, or a role's own (lock, send, publish, …)")
+      .argument("[args...]", "command arguments")
+      .option("--secret <secret>", "cluster secret", Deno.env.get("PEERD_SECRET"))
+      .option("--timeout <seconds>", "how long to wait for the reply", "30")
+      .option("--compact", "print the reply on one line")
+      .action(
+        async (
+          address: string,
+          cmd: string,
+          args: string[],
+          opts: { secret?: string; timeout: string; compact?: boolean },
+        ) => {
+          const target = parseHostPort(address, "ctl address");
+          const timeoutS = Number(opts.timeout);
+          if (!Number.isFinite(timeoutS) || timeoutS <= 0) {
+            console.error(
+              `peerd ctl: --timeout must be a positive number of seconds, got "${opts.timeout}"`,
+            );
+            Deno.exitCode = 2;
+            return;
+          }
+          try {
+            const reply = await ctlRequest(target, cmd, args, {
+              secret: opts.secret,
+              timeoutMs: timeoutS * 1000,
+            });
+            delete reply.rid;
+            printJson(reply, !opts.compact);
+            Deno.exitCode = 0;
+          } catch (err) {
+            if (err instanceof RemoteError) {
+              delete err.frame.rid;
+              printJson(err.frame, !opts.compact);
+              console.error(`peerd ctl: ${err.message}`);
+            } else {
+              console.error(
+                `peerd ctl: Cannot reach ${address}: ${
+                  err instanceof Error ? err.message : String(err)
+                }`,
+              );
+            }
+            Deno.exitCode = 1;
+          }
+        },
+      );
+  },
+};

@@ -1,0 +1,18 @@
+/**
+ * Control of running nodes: the `ctl` frame handler every role installs, and the client
+ * behind `peerd ctl <host:port> <cmd> [args…]`.
+ *
+ * ```ts
+ * const reply = await ctlRequest({ hostname: "127.0.0.1", port: 7101 }, "status");
+ * ```
+ *
+ * @module
+ */
+export {
+  type CtlCommand,
+  type CtlCommands,
+  ctlHandler,
+  ctlRequest,
+  type CtlRequestOptions,
+} from "./control.ts";
+export { ctlCommand, printJson } from "./command.ts";

@@ -1,0 +1,14 @@
+/**
+ * The demo steps, in order. Each subsystem adds one import and one entry.
+ *
+ * @module
+ */
+import type { DemoStep } from "./step.ts";
+import { echoDemo } from "./echo_demo.ts";
+// ── subsystem demo steps (one import line each) ──
+
+/** Every demo step, in the order the demo runs them. */
+export const DEMO_STEPS: readonly DemoStep[] = [
+  echoDemo,
+  // ── subsystem demo steps (one entry line each) ──
+];

@@ -1,0 +1,6 @@
+/**
+ * The echo role (`peerd --role echo`).
+ *
+ * @module
+ */
+export { echoRole } from "./role.ts";

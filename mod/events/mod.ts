@@ -1,0 +1,19 @@
+/**
+ * Events (JSON Lines, `--events`) and stderr logging shared by every role.
+ *
+ * ```ts
+ * const events = new EventSink({ node: "n1", role: "ring", path: "-" });
+ * events.emit("ready", { port: 7101 });
+ * ```
+ *
+ * @module
+ */
+export {
+  type EventRecord,
+  EventSink,
+  type EventSinkOptions,
+  isLogLevel,
+  Logger,
+  type LogLevel,
+} from "./sink.ts";
+export { formatTraceLine, readEventFiles, traceCommand } from "./trace.ts";

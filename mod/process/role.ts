@@ -1,0 +1,105 @@
+/**
+ * The contract between the CLI and a role: what a role declares (name, options) and what
+ * it gets when it runs (a {@linkcode RoleContext}).
+ *
+ * @module
+ */
+import type { Command } from "commander";
+import type { ClusterConfig, HostPort, NodeEntry } from "../config/mod.ts";
+import type { EventSink, Logger, LogLevel } from "../events/mod.ts";
+
+/** One role-specific command-line option. Every option also reads `PEERD_<OPTION>`. */
+export interface RoleOption {
+  /** Commander flags, e.g. `--fanout <n>` or `--generate`. */
+  flags: string;
+  /** One line of help. */
+  description: string;
+  /** Default value, shown in help. */
+  default?: string | number | boolean;
+  /** How the value is parsed. @default {"string"} */
+  kind?: "string" | "int" | "float" | "bool";
+  /** Allowed values. */
+  choices?: string[];
+}
+
+/** What a running role gets. */
+export interface RoleContext {
+  /** The role name. */
+  role: string;
+  /** This node's name. */
+  name: string;
+  /** Where to listen. */
+  listen: HostPort;
+  /** The peers file, when `--peers` was given. */
+  cluster?: ClusterConfig;
+  /** This node's entry in the peers file, when it has one. */
+  self?: NodeEntry;
+  /** This node's data directory (`--data`, default `./data/<name>`); not created yet. */
+  dataDir: string;
+  /** Cluster secret, if any. */
+  secret?: string;
+  /** Largest frame accepted. */
+  maxFrame: number;
+  /** Log level. */
+  logLevel: LogLevel;
+  /** The event sink (`--events`). */
+  events: EventSink;
+  /** Logs to stderr. */
+  log: Logger;
+  /** Aborted when the process is asked to stop (SIGINT, SIGTERM). */
+  signal: AbortSignal;
+  /** Role options, by commander attribute name (camelCase), parsed. */
+  options: Record<string, unknown>;
+  /** Whether stdin is a terminal (roles may offer a prompt). */
+  interactive: boolean;
+}
+
+/** A role: one long-running kind of node. */
+export interface RoleDefinition {
+  /** The `--role` value. */
+  name: string;
+  /** One line for `peerd --help`. */
+  summary: string;
+  /** Role options. */
+  options?: RoleOption[];
+  /** Whether `--peers` is required, optional, or not used. @default {"optional"} */
+  peers?: "required" | "optional" | "none";
+  /** Port used when neither `--listen` nor the peers file says. @default {0} */
+  defaultPort?: number;
+  /** Example lines for `--help`. */
+  examples?: string[];
+  /** Runs the role until `ctx.signal` aborts (or the work is done); returns the exit code. */
+  run(ctx: RoleContext): Promise<number | void>;
+}
+
+/** A helper command that is not a daemon (`ctl`, `compose`, `mom`, …). */
+export interface CommandDefinition {
+  /** The subcommand word. */
+  name: string;
+  /** One line for `peerd --help`. */
+  summary: string;
+  /** Adds the subcommand, its options and its action to `program`. Actions set `Deno.exitCode`. */
+  register(program: Command): void;
+}
+
+/** A usage error in a command's arguments: exit code 2 with this one line. */
+export class UsageError extends Error {
+  /** Always 2. */
+  readonly exitCode = 2;
+
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/**
+ * The nodes of the peers file that belong to this role's group: those whose `role` is
+ * `ctx.role` or unset (machines.txt lines have none), in file order.
+ */
+export function roleMembers(
+  ctx: Pick<RoleContext, "cluster" | "role">,
+  role = ctx.role,
+): NodeEntry[] {
+  return ctx.cluster?.nodes.filter((n) => n.role === undefined || n.role === role) ?? [];
+}

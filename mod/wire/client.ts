@@ -1,0 +1,207 @@
+/**
+ * Client side: dial a node, run the handshake, and make requests that are matched to their
+ * replies by `rid`.
+ *
+ * @module
+ */
+import type { Message } from "./codec.ts";
+import { FrameConnection, type FrameConnectionOptions } from "./connection.ts";
+import { ErrorCode } from "./constants.ts";
+import { ConnectionClosedError, ProtocolError, RemoteError, WireError } from "./errors.ts";
+import { type HandshakeOptions, offerHandshake, type PeerIdentity } from "./handshake.ts";
+
+/** Where to dial: TCP host and port, or a Unix socket path. */
+export type DialAddress = { hostname: string; port: number } | { path: string };
+
+/** Options of {@linkcode dial} and {@linkcode RpcClient.connect}. */
+export interface DialOptions
+  extends FrameConnectionOptions, Partial<Omit<HandshakeOptions, "signal">> {
+  /** Cancels connecting. */
+  signal?: AbortSignal;
+  /** How long connecting plus the handshake may take. @default {5000} */
+  timeoutMs?: number;
+}
+
+/** Opens a TCP (or Unix) connection and frames it, without a handshake. */
+export async function dialRaw(
+  address: DialAddress,
+  options: DialOptions = {},
+): Promise<FrameConnection> {
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? 5_000);
+  const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+  let conn: Deno.Conn;
+  if ("path" in address) {
+    conn = await Deno.connect({ transport: "unix", path: address.path });
+  } else {
+    conn = await Deno.connect(
+      { hostname: address.hostname, port: address.port, signal } as Deno.ConnectOptions,
+    );
+    try {
+      (conn as Deno.TcpConn).setNoDelay(true);
+    } catch {
+      // not every platform supports it
+    }
+  }
+  return new FrameConnection(conn, options);
+}
+
+/** Dials `address` and runs the client handshake; resolves with the ready connection. */
+export async function dial(
+  address: DialAddress,
+  options: DialOptions = {},
+): Promise<{ conn: FrameConnection; server: PeerIdentity }> {
+  const conn = await dialRaw(address, options);
+  try {
+    const server = await offerHandshake(conn, {
+      role: options.role ?? "client",
+      name: options.name ?? "",
+      secret: options.secret,
+      timeoutMs: options.timeoutMs,
+      signal: options.signal,
+    });
+    return { conn, server };
+  } catch (err) {
+    conn.close();
+    throw err;
+  }
+}
+
+/** Options of {@linkcode RpcClient.request}. */
+export interface RequestOptions {
+  /** Cancels waiting for the reply. */
+  signal?: AbortSignal;
+  /** How long to wait for the reply. @default {30000} */
+  timeoutMs?: number;
+}
+
+interface Pending {
+  resolve(msg: Message): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * A request/reply client over one framed connection. Requests carry a fresh `rid`; the
+ * reply with the same `rid` resolves the request (an `error` frame rejects it with
+ * {@linkcode RemoteError}). Frames without a known `rid` go to `onMessage`.
+ *
+ * Closing rejects every pending request with `ConnectionClosedError`.
+ */
+export class RpcClient implements AsyncDisposable {
+  readonly conn: FrameConnection;
+  /** The server's identity from its welcome. */
+  readonly server: PeerIdentity;
+  /** Receives frames that are not replies (pushes). */
+  onMessage: (msg: Message) => void = () => {};
+  /** Called once when the connection is gone. */
+  onClose: (err?: unknown) => void = () => {};
+  #nextRid = 1;
+  #pending = new Map<number, Pending>();
+  #done: Promise<void>;
+
+  constructor(conn: FrameConnection, server: PeerIdentity) {
+    this.conn = conn;
+    this.server = server;
+    this.#done = this.#readLoop();
+  }
+
+  /** Dials, handshakes, and starts reading. */
+  static async connect(address: DialAddress, options: DialOptions = {}): Promise<RpcClient> {
+    const { conn, server } = await dial(address, options);
+    return new RpcClient(conn, server);
+  }
+
+  /** Sends a frame that expects no reply. */
+  send(msg: Message): boolean {
+    return this.conn.send(msg);
+  }
+
+  /** Sends `msg` with a fresh `rid` and resolves with the reply. */
+  request(msg: Message, options: RequestOptions = {}): Promise<Message> {
+    const rid = this.#nextRid++;
+    return new Promise<Message>((resolve, reject) => {
+      if (this.conn.closed) {
+        reject(new ConnectionClosedError(`Cannot send ${msg.t}: connection closed`));
+        return;
+      }
+      const timeout = AbortSignal.timeout(options.timeoutMs ?? 30_000);
+      const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
+      const onAbort = () => {
+        this.#pending.delete(rid);
+        reject(
+          options.signal?.aborted
+            ? options.signal.reason
+            : new ProtocolError(ErrorCode.Timeout, `Cannot get a reply to ${msg.t}: timed out`),
+        );
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#pending.set(rid, {
+        resolve: (m) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(m);
+        },
+        reject: (e) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      });
+      try {
+        this.conn.send({ ...msg, rid });
+      } catch (err) {
+        this.#pending.get(rid)?.reject(err);
+        this.#pending.delete(rid);
+      }
+    });
+  }
+
+  /** Closes the connection and waits for the reader to stop. Safe to call twice. */
+  async close(): Promise<void> {
+    this.conn.close();
+    await this.#done;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #readLoop(): Promise<void> {
+    let failure: unknown;
+    try {
+      for (;;) {
+        let msg: Message | null;
+        try {
+          msg = await this.conn.read();
+        } catch (err) {
+          if (err instanceof WireError && !err.fatal) continue;
+          failure = err;
+          break;
+        }
+        if (msg === null) break;
+        const rid = msg.rid;
+        if (typeof rid === "number" && this.#pending.has(rid)) {
+          const pending = this.#pending.get(rid)!;
+          this.#pending.delete(rid);
+          if (msg.t === "error") pending.reject(new RemoteError(msg));
+          else pending.resolve(msg);
+        } else {
+          try {
+            this.onMessage(msg);
+          } catch {
+            // a faulty push handler must not stop replies
+          }
+        }
+      }
+    } finally {
+      this.conn.close();
+      const err = new ConnectionClosedError("Cannot get a reply: connection closed", {
+        cause: failure,
+      });
+      for (const pending of this.#pending.values()) pending.reject(err);
+      this.#pending.clear();
+      try {
+        this.onClose(failure ?? this.conn.closeError);
+      } catch {
+        // ignore
+      }
+    }
+  }
+}

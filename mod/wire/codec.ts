@@ -1,0 +1,243 @@
+/**
+ * The frame codec: a 4-byte big-endian payload length, then a MessagePack map with a
+ * string field `t`. Pure functions and classes over bytes, no I/O, so it can be tested
+ * byte by byte.
+ *
+ * @module
+ */
+import { Decoder, Encoder } from "@msgpack/msgpack";
+import { DEFAULT_MAX_FRAME, ErrorCode, FRAME_HEADER_BYTES } from "./constants.ts";
+import { WireError } from "./errors.ts";
+
+/** A decoded frame: a MessagePack map whose `t` names the message type. */
+export interface Message {
+  /** The message type. */
+  t: string;
+  [field: string]: unknown;
+}
+
+/** Options shared by {@linkcode FrameEncoder} and {@linkcode FrameDecoder}. */
+export interface CodecOptions {
+  /** Largest payload in bytes. @default {16 MiB} */
+  maxFrame?: number;
+}
+
+/**
+ * Encodes messages into frames. One instance reuses its MessagePack scratch buffer, so
+ * encoding a frame costs one copy into the destination.
+ */
+export class FrameEncoder {
+  #encoder = new Encoder({ ignoreUndefined: true });
+  #maxFrame: number;
+
+  constructor(options: CodecOptions = {}) {
+    this.#maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+  }
+
+  /** Returns a fresh array holding the length header and the payload of `msg`. */
+  encode(msg: Message): Uint8Array {
+    const payload = this.#payload(msg);
+    const out = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
+    new DataView(out.buffer).setUint32(0, payload.length);
+    out.set(payload, FRAME_HEADER_BYTES);
+    return out;
+  }
+
+  /** Appends the frame of `msg` to `out`. */
+  encodeInto(msg: Message, out: ByteBuffer): void {
+    const payload = this.#payload(msg);
+    out.appendFrame(payload);
+  }
+
+  #payload(msg: Message): Uint8Array {
+    const payload = this.#encoder.encodeSharedRef(msg);
+    if (payload.length > this.#maxFrame) {
+      throw new WireError(
+        ErrorCode.FrameTooLarge,
+        `Cannot send ${msg.t}: frame of ${payload.length} bytes exceeds the limit of ${this.#maxFrame}`,
+      );
+    }
+    return payload;
+  }
+}
+
+/** A growable byte buffer that frames are appended to; `take()` hands the bytes out. */
+export class ByteBuffer {
+  #buf: Uint8Array;
+  #view: DataView;
+  #len = 0;
+
+  constructor(initialCapacity = 64 * 1024) {
+    this.#buf = new Uint8Array(initialCapacity);
+    this.#view = new DataView(this.#buf.buffer);
+  }
+
+  /** Bytes currently held. */
+  get length(): number {
+    return this.#len;
+  }
+
+  /** Appends a length header and `payload`. */
+  appendFrame(payload: Uint8Array): void {
+    this.#reserve(FRAME_HEADER_BYTES + payload.length);
+    this.#view.setUint32(this.#len, payload.length);
+    this.#buf.set(payload, this.#len + FRAME_HEADER_BYTES);
+    this.#len += FRAME_HEADER_BYTES + payload.length;
+  }
+
+  /** Appends raw bytes. */
+  append(bytes: Uint8Array): void {
+    this.#reserve(bytes.length);
+    this.#buf.set(bytes, this.#len);
+    this.#len += bytes.length;
+  }
+
+  /**
+   * Returns the held bytes and starts over on a new backing array, so the returned view
+   * stays valid while it is being written.
+   */
+  take(): Uint8Array {
+    const out = this.#buf.subarray(0, this.#len);
+    const capacity = Math.max(64 * 1024, Math.min(this.#buf.length, 1024 * 1024));
+    this.#buf = new Uint8Array(capacity);
+    this.#view = new DataView(this.#buf.buffer);
+    this.#len = 0;
+    return out;
+  }
+
+  #reserve(extra: number): void {
+    const need = this.#len + extra;
+    if (need <= this.#buf.length) return;
+    let capacity = this.#buf.length * 2;
+    while (capacity < need) capacity *= 2;
+    const next = new Uint8Array(capacity);
+    next.set(this.#buf.subarray(0, this.#len));
+    this.#buf = next;
+    this.#view = new DataView(next.buffer);
+  }
+}
+
+/**
+ * Incremental frame decoder. `push()` chunks as they arrive (a chunk may hold half a frame
+ * or many frames), then call `next()` until it returns `undefined`.
+ *
+ * `next()` throws {@linkcode WireError}: with `fatal` set when the length header exceeds the
+ * limit (checked before any buffer is allocated for the payload; the stream cannot be
+ * resynchronised), and without it for an undecodable payload, a payload that is not a
+ * map, or a missing `t` (that frame is skipped; the next one decodes normally).
+ *
+ * Bytes pushed are never written to again by the decoder, so decoded binary fields may
+ * refer to them; the caller must not reuse a pushed chunk's memory.
+ */
+export class FrameDecoder {
+  #decoder = new Decoder();
+  #maxFrame: number;
+  #buf: Uint8Array = new Uint8Array(0);
+  #start = 0;
+  #end = 0;
+  /** Whether `#buf` is our own array with free room after `#end`. */
+  #owned = false;
+  #failed: WireError | undefined;
+
+  constructor(options: CodecOptions = {}) {
+    this.#maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+  }
+
+  /** Bytes received but not yet decoded. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** Adds received bytes. */
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    if (this.#start === this.#end) {
+      this.#buf = chunk;
+      this.#start = 0;
+      this.#end = chunk.length;
+      this.#owned = false;
+      return;
+    }
+    const pending = this.#end - this.#start;
+    if (this.#owned && this.#end + chunk.length <= this.#buf.length) {
+      this.#buf.set(chunk, this.#end);
+      this.#end += chunk.length;
+      return;
+    }
+    const capacity = Math.max(pending + chunk.length, this.#wantedCapacity(pending + chunk.length));
+    const next = new Uint8Array(capacity);
+    next.set(this.#buf.subarray(this.#start, this.#end));
+    next.set(chunk, pending);
+    this.#buf = next;
+    this.#start = 0;
+    this.#end = pending + chunk.length;
+    this.#owned = true;
+  }
+
+  /** Decodes the next complete frame, or returns `undefined` when more bytes are needed. */
+  next(): Message | undefined {
+    if (this.#failed) throw this.#failed;
+    const available = this.#end - this.#start;
+    if (available < FRAME_HEADER_BYTES) return undefined;
+    const b = this.#buf;
+    const s = this.#start;
+    const length = ((b[s] << 24) >>> 0) + (b[s + 1] << 16) + (b[s + 2] << 8) + b[s + 3];
+    if (length > this.#maxFrame) {
+      this.#failed = new WireError(
+        ErrorCode.FrameTooLarge,
+        `Cannot accept frame: ${length} bytes exceeds the limit of ${this.#maxFrame}`,
+        { fatal: true },
+      );
+      throw this.#failed;
+    }
+    if (available < FRAME_HEADER_BYTES + length) return undefined;
+    const payloadStart = s + FRAME_HEADER_BYTES;
+    this.#start = payloadStart + length;
+    if (this.#start === this.#end) {
+      this.#start = this.#end = 0;
+      this.#buf = new Uint8Array(0);
+      this.#owned = false;
+    }
+    return this.#decodePayload(b.subarray(payloadStart, payloadStart + length));
+  }
+
+  #decodePayload(payload: Uint8Array): Message {
+    if (payload.length === 0) {
+      throw new WireError(ErrorCode.BadMsgpack, "Cannot decode frame: empty payload");
+    }
+    let value: unknown;
+    try {
+      value = this.#decoder.decode(payload);
+    } catch (cause) {
+      throw new WireError(
+        ErrorCode.BadMsgpack,
+        `Cannot decode frame: ${cause instanceof Error ? cause.message : String(cause)}`,
+        { cause },
+      );
+    }
+    if (
+      value === null || typeof value !== "object" || Array.isArray(value) ||
+      value instanceof Uint8Array
+    ) {
+      throw new WireError(
+        ErrorCode.NotAMap,
+        "Cannot accept frame: payload is not a MessagePack map",
+      );
+    }
+    const t = (value as Record<string, unknown>).t;
+    if (typeof t !== "string" || t.length === 0) {
+      throw new WireError(ErrorCode.MissingType, "Cannot accept frame: missing string field t");
+    }
+    return value as Message;
+  }
+
+  /** Room for the whole frame that starts the pending bytes, when its header is known. */
+  #wantedCapacity(pending: number): number {
+    if (pending < FRAME_HEADER_BYTES) return 64 * 1024;
+    const b = this.#buf;
+    const s = this.#start;
+    const length = ((b[s] << 24) >>> 0) + (b[s + 1] << 16) + (b[s + 2] << 8) + b[s + 3];
+    if (length > this.#maxFrame) return 64 * 1024;
+    return Math.max(64 * 1024, FRAME_HEADER_BYTES + length);
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * A framed connection over any byte stream (`Deno.Conn`): frames out are coalesced into
+ * one write per tick with one write in flight; frames in are decoded incrementally.
+ *
+ * @module
+ */
+import { ByteBuffer, FrameDecoder, FrameEncoder, type Message } from "./codec.ts";
+import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME } from "./constants.ts";
+import { ConnectionClosedError } from "./errors.ts";
+
+/** The part of `Deno.Conn` a {@linkcode FrameConnection} uses. */
+export interface ByteStream {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+/** Options of {@linkcode FrameConnection}. */
+export interface FrameConnectionOptions {
+  /** Largest frame payload accepted or sent. @default {16 MiB} */
+  maxFrame?: number;
+  /** Buffered outgoing bytes above which `send` returns false. @default {1 MiB} */
+  highWaterMark?: number;
+}
+
+const READ_SLAB_BYTES = 256 * 1024;
+const READ_SLAB_MIN_ROOM = 16 * 1024;
+
+/**
+ * A connection that carries frames.
+ *
+ * Sending: `send()` encodes at once and queues; everything queued in one tick goes out in
+ * one write on the next microtask, with at most one write in flight. `send()` returns
+ * false once more than `highWaterMark` bytes wait; `drained()` resolves when they have
+ * gone below it again, so a producer can await it (backpressure, not unbounded memory).
+ *
+ * Receiving: `read()` returns the next message, `null` at end of stream, or throws a
+ * `WireError` for a bad frame (non-fatal ones can be followed by more reads).
+ *
+ * `close()` is safe to call twice; queued frames are dropped. `end()` flushes first.
+ */
+export class FrameConnection implements AsyncDisposable {
+  readonly #stream: ByteStream;
+  readonly #encoder: FrameEncoder;
+  readonly #decoder: FrameDecoder;
+  readonly #highWater: number;
+  #out = new ByteBuffer();
+  #inFlight = 0;
+  #writing = false;
+  #scheduled = false;
+  #slab = new Uint8Array(READ_SLAB_BYTES);
+  #slabPos = 0;
+  #eof = false;
+  #closed = false;
+  #drainWaiters: Array<() => void> = [];
+  #flushWaiters: Array<() => void> = [];
+  #closeWaiters: Array<() => void> = [];
+  #closeError: unknown;
+
+  /** Free-form per-connection state for the owner (peer name, session, …). */
+  readonly data: Record<string, unknown> = {};
+
+  constructor(stream: ByteStream, options: FrameConnectionOptions = {}) {
+    this.#stream = stream;
+    const maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.#encoder = new FrameEncoder({ maxFrame });
+    this.#decoder = new FrameDecoder({ maxFrame });
+    this.#highWater = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+  }
+
+  /** Whether `close()` was called or the stream failed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Bytes queued or being written. */
+  get pendingBytes(): number {
+    return this.#out.length + this.#inFlight;
+  }
+
+  /**
+   * Queues `msg`. Returns false when the queue is above the high-water mark (the frame is
+   * still queued). Throws `ConnectionClosedError` on a closed connection and `WireError`
+   * for a frame over the limit.
+   */
+  send(msg: Message): boolean {
+    if (this.#closed) throw new ConnectionClosedError(`Cannot send ${msg.t}: connection closed`);
+    this.#encoder.encodeInto(msg, this.#out);
+    this.#schedule();
+    return this.pendingBytes < this.#highWater;
+  }
+
+  /** Queues pre-encoded frame bytes (header included). */
+  sendRaw(frameBytes: Uint8Array): boolean {
+    if (this.#closed) throw new ConnectionClosedError("Cannot send: connection closed");
+    this.#out.append(frameBytes);
+    this.#schedule();
+    return this.pendingBytes < this.#highWater;
+  }
+
+  /** Queues `msg` and waits while the queue is above the high-water mark. */
+  async write(msg: Message): Promise<void> {
+    if (!this.send(msg)) await this.drained();
+  }
+
+  /** Resolves when queued bytes are below the high-water mark (or the connection closed). */
+  drained(): Promise<void> {
+    if (this.#closed || this.pendingBytes < this.#highWater) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Resolves when everything queued so far has been handed to the stream. */
+  flush(): Promise<void> {
+    if (this.#closed || this.pendingBytes === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#flushWaiters.push(resolve));
+  }
+
+  /** Resolves when the connection closes. */
+  whenClosed(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#closeWaiters.push(resolve));
+  }
+
+  /** Reads the next message; `null` at end of stream or after `close()`. */
+  async read(): Promise<Message | null> {
+    for (;;) {
+      const msg = this.#decoder.next();
+      if (msg !== undefined) return msg;
+      if (this.#eof || this.#closed) return null;
+      if (this.#slab.length - this.#slabPos < READ_SLAB_MIN_ROOM) {
+        this.#slab = new Uint8Array(READ_SLAB_BYTES);
+        this.#slabPos = 0;
+      }
+      const room = this.#slab.subarray(this.#slabPos);
+      let n: number | null;
+      try {
+        n = await this.#stream.read(room);
+      } catch (err) {
+        if (!this.#closed) this.#fail(err);
+        return null;
+      }
+      if (n === null) {
+        this.#eof = true;
+        continue;
+      }
+      this.#decoder.push(this.#slab.subarray(this.#slabPos, this.#slabPos + n));
+      this.#slabPos += n;
+    }
+  }
+
+  /** Iterates messages until end of stream; bad frames throw out of the loop. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Message> {
+    for (;;) {
+      const msg = await this.read();
+      if (msg === null) return;
+      yield msg;
+    }
+  }
+
+  /** Flushes queued frames (bounded by `timeoutMs`), then closes. */
+  async end(timeoutMs = 2_000): Promise<void> {
+    if (this.#closed) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.flush(),
+        new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      this.close();
+    }
+  }
+
+  /** Closes the stream at once. Safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#stream.close();
+    } catch {
+      // already closed by the peer or the runtime
+    }
+    this.#wake();
+    for (const resolve of this.#closeWaiters.splice(0)) resolve();
+  }
+
+  /** The error that closed the connection, if any. */
+  get closeError(): unknown {
+    return this.#closeError;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.end();
+  }
+
+  #schedule(): void {
+    if (this.#writing || this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      void this.#writeLoop();
+    });
+  }
+
+  async #writeLoop(): Promise<void> {
+    if (this.#writing) return;
+    this.#writing = true;
+    try {
+      while (this.#out.length > 0 && !this.#closed) {
+        const bytes = this.#out.take();
+        this.#inFlight = bytes.length;
+        let off = 0;
+        while (off < bytes.length) {
+          off += await this.#stream.write(off === 0 ? bytes : bytes.subarray(off));
+        }
+        this.#inFlight = 0;
+        if (this.#out.length < this.#highWater) {
+          for (const resolve of this.#drainWaiters.splice(0)) resolve();
+        }
+      }
+    } catch (err) {
+      this.#inFlight = 0;
+      this.#fail(err);
+    } finally {
+      this.#writing = false;
+      this.#wake();
+    }
+  }
+
+  #wake(): void {
+    if (this.#closed || this.pendingBytes < this.#highWater) {
+      for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    }
+    if (this.#closed || this.pendingBytes === 0) {
+      for (const resolve of this.#flushWaiters.splice(0)) resolve();
+    }
+  }
+
+  #fail(err: unknown): void {
+    this.#closeError ??= err;
+    this.close();
+  }
+}

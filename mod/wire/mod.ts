@@ -1,0 +1,50 @@
+/**
+ * The wire: frame codec (4-byte big-endian length + MessagePack map with `t`), framed
+ * connections with coalesced writes and backpressure, the hello/welcome handshake with
+ * optional HMAC auth, a request/reply client, and a dispatching server.
+ *
+ * ```ts
+ * const server = new FrameServer({
+ *   listen: { hostname: "127.0.0.1", port: 0 },
+ *   identity: { role: "echo", name: "e1" },
+ *   handlers: { echo: (msg) => ({ t: "echo.ok", data: msg.data }) },
+ * });
+ * const client = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port });
+ * await client.request({ t: "echo", data: "hi" });
+ * ```
+ *
+ * @module
+ */
+export * from "./constants.ts";
+export {
+  ByteBuffer,
+  type CodecOptions,
+  FrameDecoder,
+  FrameEncoder,
+  type Message,
+} from "./codec.ts";
+export { type ByteStream, FrameConnection, type FrameConnectionOptions } from "./connection.ts";
+export {
+  ConnectionClosedError,
+  errorFrame,
+  ProtocolError,
+  RemoteError,
+  WireError,
+} from "./errors.ts";
+export {
+  acceptHandshake,
+  authProof,
+  type HandshakeOptions,
+  offerHandshake,
+  type PeerIdentity,
+} from "./handshake.ts";
+export {
+  dial,
+  type DialAddress,
+  type DialOptions,
+  dialRaw,
+  type RequestOptions,
+  RpcClient,
+} from "./client.ts";
+export { type FrameHandler, FrameServer, type FrameServerOptions, PeerSession } from "./server.ts";
+export * from "./fields.ts";
