@@ -164,7 +164,7 @@ export class FrameDecoder {
       this.#end += chunk.length;
       return;
     }
-    const capacity = Math.max(pending + chunk.length, this.#wantedCapacity(pending + chunk.length));
+    const capacity = Math.max(pending + chunk.length, this.#wantedCapacity(pending));
     const next = new Uint8Array(capacity);
     next.set(this.#buf.subarray(this.#start, this.#end));
     next.set(chunk, pending);
