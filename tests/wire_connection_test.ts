@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import {
+  type ByteStream,
+  FrameConnection,
+  FrameDecoder,
+  FrameServer,
+  type Message,
+  ProtocolError,
+  RemoteError,
+  RpcClient,
+} from "../mod/wire/mod.ts";
+
+/** An in-memory stream that records every write and can hold writes back. */
+class RecordingStream implements ByteStream {
+  writes: Uint8Array[] = [];
+  #release: (() => void) | undefined;
+  holdWrites = false;
+  read(): Promise<number | null> {
+    return Promise.resolve(null);
+  }
+  async write(p: Uint8Array): Promise<number> {
+    if (this.holdWrites) await new Promise<void>((resolve) => this.#release = resolve);
+    this.writes.push(p.slice());
+    return p.length;
+  }
+  release(): void {
+    this.holdWrites = false;
+    this.#release?.();
+  }
+  close(): void {}
+}
+
+Deno.test("FrameConnection.send() coalesces frames queued in one tick into one write", async () => {
+  const stream = new RecordingStream();
+  const conn = new FrameConnection(stream);
+  for (let i = 0; i < 500; i++) conn.send({ t: "m", i });
+  await conn.flush();
+  assert.equal(stream.writes.length, 1);
+  const decoder = new FrameDecoder();
+  decoder.push(stream.writes[0]);
+  let n = 0;
+  while (decoder.next()) n++;
+  assert.equal(n, 500);
+  conn.close();
+});
+
+Deno.test("FrameConnection.send() reports backpressure above the high-water mark and drained() resolves", async () => {
+  const stream = new RecordingStream();
+  stream.holdWrites = true;
+  const conn = new FrameConnection(stream, { highWaterMark: 10_000 });
+  const payload = "x".repeat(1000);
+  let accepted = 0;
+  for (let i = 0; i < 100 && conn.send({ t: "m", payload }); i++) accepted++;
+  assert.ok(accepted < 100, "send() never said the queue was full");
+  let drained = false;
+  const waiting = conn.drained().then(() => drained = true);
+  await Promise.resolve();
+  assert.equal(drained, false);
+  stream.release();
+  await waiting;
+  assert.equal(drained, true);
+  await conn.flush();
+  conn.close();
+});
+
+Deno.test("FrameServer + RpcClient: replies match rid, errors become RemoteError, unknown types are refused", async () => {
+  const server = new FrameServer({
+    listen: { hostname: "127.0.0.1", port: 0 },
+    identity: { role: "test", name: "s" },
+    handlers: {
+      add: (msg: Message) => ({ t: "add.ok", sum: Number(msg.a) + Number(msg.b) }),
+      slow: async (msg: Message) => {
+        await new Promise((r) => setTimeout(r, 5));
+        return { t: "slow.ok", n: msg.n };
+      },
+      fail: () => {
+        throw new ProtocolError("conflict", "Cannot fail: on purpose");
+      },
+    },
+  });
+  const client = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port }, { name: "c" });
+  try {
+    assert.equal(client.server.role, "test");
+    const replies = await Promise.all([
+      client.request({ t: "slow", n: 1 }),
+      client.request({ t: "add", a: 2, b: 3 }),
+    ]);
+    assert.equal(replies[0].n, 1);
+    assert.equal(replies[1].sum, 5);
+    await assert.rejects(client.request({ t: "fail" }), (e: unknown) => e instanceof RemoteError && e.code === "conflict");
+    await assert.rejects(client.request({ t: "nope" }), (e: unknown) => e instanceof RemoteError && e.code === "unknown_type");
+    assert.equal((await client.request({ t: "add", a: 1, b: 1 })).sum, 2);
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
+Deno.test("FrameServer refuses a client whose first frame is not hello", async () => {
+  const server = new FrameServer({
+    listen: { hostname: "127.0.0.1", port: 0 },
+    identity: { role: "test", name: "s" },
+    handlers: {},
+  });
+  const raw = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  const conn = new FrameConnection(raw);
+  try {
+    conn.send({ t: "echo", data: 1 });
+    const reply = await conn.read();
+    assert.equal(reply?.t, "error");
+    assert.equal(reply?.code, "hello_required");
+    assert.equal(await conn.read(), null);
+  } finally {
+    conn.close();
+    await server.close();
+  }
+});
