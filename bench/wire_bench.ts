@@ -33,7 +33,7 @@ async function runSink(mode: string): Promise<void> {
       const fc = new FrameConnection(conn);
       let count = 0;
       for (;;) {
-        const msg = await fc.read();
+        const msg = fc.readBuffered() ?? await fc.read();
         if (msg === null) break;
         if (msg.t === "end") {
           fc.send({ t: "count", count });
@@ -104,7 +104,12 @@ async function startSink(mode: string): Promise<{ port: number; child: Deno.Chil
   return { port, child };
 }
 
-function line(figure: string, value: number, unit: string, extra: Record<string, unknown> = {}): void {
+function line(
+  figure: string,
+  value: number,
+  unit: string,
+  extra: Record<string, unknown> = {},
+): void {
   console.log(JSON.stringify({ bench: "wire", figure, value: Math.round(value), unit, ...extra }));
 }
 
@@ -120,7 +125,9 @@ async function codecOneWay(port: number, frames: number): Promise<number> {
     conn.send({ t: "end" });
     const reply = await conn.read();
     const secs = (performance.now() - t0) / 1000;
-    if (reply?.count !== frames) throw new Error(`sink counted ${String(reply?.count)} of ${frames}`);
+    if (reply?.count !== frames) {
+      throw new Error(`sink counted ${String(reply?.count)} of ${frames}`);
+    }
     return frames / secs;
   } finally {
     conn.close();
@@ -190,7 +197,9 @@ async function echoFigures(): Promise<void> {
       }
     };
     await Promise.all(Array.from({ length: window }, worker));
-    line("echo_pipelined", total / ((performance.now() - t0) / 1000), "round_trips/s", { in_flight: window });
+    line("echo_pipelined", total / ((performance.now() - t0) / 1000), "round_trips/s", {
+      in_flight: window,
+    });
   } finally {
     await client.close();
   }
@@ -220,9 +229,23 @@ if (args.includes("--sink")) {
     const c = median(codec);
     const b = median(batched);
     const s = median(single);
-    line("oneway_codec_connection", c, "frames/s", { payload_bytes: 100, frames, reps, runs: codec.map(Math.round) });
-    line("oneway_plain_write_64KiB", b, "frames/s", { payload_bytes: 100, frames, reps, runs: batched.map(Math.round) });
-    line("oneway_plain_write_per_frame", s, "frames/s", { payload_bytes: 100, reps, runs: single.map(Math.round) });
+    line("oneway_codec_connection", c, "frames/s", {
+      payload_bytes: 100,
+      frames,
+      reps,
+      runs: codec.map(Math.round),
+    });
+    line("oneway_plain_write_64KiB", b, "frames/s", {
+      payload_bytes: 100,
+      frames,
+      reps,
+      runs: batched.map(Math.round),
+    });
+    line("oneway_plain_write_per_frame", s, "frames/s", {
+      payload_bytes: 100,
+      reps,
+      runs: single.map(Math.round),
+    });
     console.log(JSON.stringify({
       bench: "wire",
       figure: "codec_vs_ceiling",

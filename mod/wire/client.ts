@@ -169,7 +169,7 @@ export class RpcClient implements AsyncDisposable {
       for (;;) {
         let msg: Message | null;
         try {
-          msg = await this.conn.read();
+          msg = this.conn.readBuffered() ?? await this.conn.read();
         } catch (err) {
           if (err instanceof WireError && !err.fatal) continue;
           failure = err;

@@ -121,6 +121,14 @@ export class FrameConnection implements AsyncDisposable {
     return new Promise((resolve) => this.#closeWaiters.push(resolve));
   }
 
+  /**
+   * Returns the next message if a whole one is already buffered, without waiting
+   * (hot loops: `conn.readBuffered() ?? await conn.read()`). Throws like `read()`.
+   */
+  readBuffered(): Message | undefined {
+    return this.#decoder.next();
+  }
+
   /** Reads the next message; `null` at end of stream or after `close()`. */
   async read(): Promise<Message | null> {
     for (;;) {

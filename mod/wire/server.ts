@@ -214,7 +214,7 @@ export class FrameServer implements AsyncDisposable {
     for (;;) {
       let msg: Message | null;
       try {
-        msg = await conn.read();
+        msg = conn.readBuffered() ?? await conn.read();
       } catch (err) {
         if (!(err instanceof WireError)) throw err;
         bad++;
