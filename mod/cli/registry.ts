@@ -10,12 +10,15 @@ import { demoRole } from "../demo/mod.ts";
 import { ctlCommand } from "../ctl/mod.ts";
 import { traceCommand } from "../events/mod.ts";
 // ── subsystem roles (one import line each) ──
+import { brokerRole, daemonRole, momCommand } from "../mom/mod.ts";
 
 /** The roles, by `--role` name. */
 export const ROLES: readonly RoleDefinition[] = [
   demoRole,
   echoRole,
   // ── subsystem roles (one entry line each) ──
+  brokerRole,
+  daemonRole,
 ];
 
 /** The helper subcommands. */
@@ -23,4 +26,5 @@ export const COMMANDS: readonly CommandDefinition[] = [
   ctlCommand,
   traceCommand,
   // ── subsystem commands (one entry line each) ──
+  momCommand,
 ];

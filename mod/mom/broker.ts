@@ -1,0 +1,610 @@
+/**
+ * The `broker` role: the catalogue of users, topics and subscriptions, and the router.
+ *
+ * Guarantees: a publication is acknowledged to its daemon (`puback`) only after it is
+ * routed and its deliveries are in the outbox on disk; its `(daemon, seq)` is remembered
+ * in the same transaction, so a resend after a crash is recognised and not routed twice.
+ * Deliveries to one daemon carry a per-daemon sequence (`dseq`) and stay in the outbox
+ * until that daemon acknowledges them (`dack`), so a daemon that was away (or a broker
+ * that was killed) gets them again, in order. Memory stays bounded under a slow daemon:
+ * when its connection is above the high-water mark the broker stops sending and later
+ * streams the backlog from SQLite in chunks, waiting for `drained()` between them.
+ *
+ * @module
+ */
+import { aborted, type RoleContext, type RoleDefinition, startNodeServer } from "../process/mod.ts";
+import {
+  ErrorCode,
+  fieldBool,
+  fieldBytes,
+  fieldInt,
+  fieldString,
+  type Message,
+  type PeerSession,
+  ProtocolError,
+} from "../wire/mod.ts";
+import { BrokerStore, type DaemonRow, type OutboxRow } from "./broker_store.ts";
+import { MAX_PAYLOAD_BYTES, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
+import { checkPattern, checkTopic, isWildcard, TopicError, topicMatches } from "./topic.ts";
+
+interface DaemonState extends DaemonRow {
+  /** Seen including the tick not yet committed. */
+  seenPending: number;
+  /** Highest dseq written to disk. */
+  committed: number;
+  /** Highest dseq sent on the current session. */
+  sent: number;
+  session?: PeerSession;
+  pumping: boolean;
+  dirty: boolean;
+}
+
+interface Recipient {
+  user: number;
+  own: boolean;
+  daemon: string;
+}
+
+function badTopic(err: unknown): never {
+  if (err instanceof TopicError) throw new ProtocolError(MomErrorCode.BadTopic, err.message);
+  throw err;
+}
+
+/** The router and catalogue, independent of the role wiring (testable in-process). */
+export class Broker {
+  readonly #store: BrokerStore;
+  readonly #ctx: RoleContext;
+  readonly #users = new Map<number, string>();
+  readonly #subs = new Map<number, Map<string, boolean>>();
+  readonly #exact = new Map<string, Set<number>>();
+  readonly #wild = new Map<string, Set<number>>();
+  readonly #route = new Map<string, Recipient[]>();
+  readonly #topics = new Set<string>();
+  readonly #daemons = new Map<string, DaemonState>();
+  #rows: OutboxRow[] = [];
+  #acks = new Map<string, number>();
+  #newTopics: string[] = [];
+  #pubbers = new Set<DaemonState>();
+  #published: Array<{ id: string; topic: string; to: number }> = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  /** Publications accepted (not counting resent duplicates). */
+  messagesIn = 0;
+  /** Deliveries sent to daemons (one per daemon per publication). */
+  messagesOut = 0;
+
+  constructor(ctx: RoleContext, store: BrokerStore) {
+    this.#ctx = ctx;
+    this.#store = store;
+    for (const u of store.users()) this.#users.set(u.id, u.daemon);
+    for (const s of store.subs()) this.#indexSub(s.user, s.pattern, s.own === 1);
+    for (const t of store.topics()) this.#topics.add(t);
+    for (const d of store.daemons()) {
+      this.#daemons.set(d.name, {
+        ...d,
+        seenPending: d.seen,
+        committed: d.dseq,
+        sent: d.acked,
+        pumping: false,
+        dirty: false,
+      });
+    }
+  }
+
+  /** Frame handlers for daemon connections. */
+  handlers(): Record<string, (msg: Message, session: PeerSession) => Message | undefined> {
+    return {
+      attach: (msg, s) => this.#attach(msg, s),
+      "user.create": (_msg, s) => {
+        const daemon = this.#daemonOf(s).name;
+        const user = this.#store.createUser(daemon);
+        this.#users.set(user, daemon);
+        this.#ctx.events.emit("user.created", { user, daemon });
+        return { t: "user.created", user };
+      },
+      "user.attach": (msg, s) => {
+        const user = this.#ownUser(msg, s);
+        return { t: "user.attached", user, subs: [...(this.#subs.get(user)?.keys() ?? [])] };
+      },
+      "user.where": (msg) => {
+        const user = fieldInt(msg, "user", { min: 1 });
+        const daemon = this.#users.get(user);
+        if (!daemon) {
+          throw new ProtocolError(
+            MomErrorCode.UnknownUser,
+            `Cannot find user ${user}: no such user`,
+          );
+        }
+        return { t: "user.where", user, daemon };
+      },
+      "user.destroy": (msg, s) => {
+        const user = this.#ownUser(msg, s);
+        const patterns = [...(this.#subs.get(user)?.keys() ?? [])];
+        this.#store.destroyUser(user);
+        for (const p of patterns) {
+          this.#unindexSub(user, p);
+          this.#ctx.events.emit("sub.removed", { user, topic: p });
+        }
+        this.#users.delete(user);
+        this.#ctx.events.emit("user.destroyed", { user });
+        return { t: "ok", removed: patterns.length };
+      },
+      "sub.add": (msg, s) => {
+        const user = this.#ownUser(msg, s);
+        let pattern: string;
+        try {
+          pattern = checkPattern(msg.topic);
+        } catch (err) {
+          badTopic(err);
+        }
+        const own = fieldBool(msg, "own", false);
+        if (this.#subs.get(user)?.has(pattern)) {
+          throw new ProtocolError(
+            MomErrorCode.AlreadySubscribed,
+            `Cannot subscribe user ${user} to "${pattern}": already subscribed`,
+          );
+        }
+        this.#store.addSub(user, pattern, own);
+        this.#topics.add(pattern);
+        this.#indexSub(user, pattern, own);
+        this.#ctx.events.emit("sub.added", { user, topic: pattern, own });
+        return { t: "ok" };
+      },
+      "sub.remove": (msg, s) => {
+        const user = this.#ownUser(msg, s);
+        const pattern = fieldString(msg, "topic", { maxLength: 1024 });
+        if (!this.#subs.get(user)?.has(pattern)) {
+          throw new ProtocolError(
+            MomErrorCode.NotSubscribed,
+            `Cannot unsubscribe user ${user} from "${pattern}": not subscribed`,
+          );
+        }
+        this.#store.removeSub(user, pattern);
+        this.#unindexSub(user, pattern);
+        this.#ctx.events.emit("sub.removed", { user, topic: pattern });
+        return { t: "ok" };
+      },
+      pub: (msg, s) => {
+        this.#pub(msg, s);
+        return undefined;
+      },
+      dack: (msg, s) => {
+        const d = this.#daemonOf(s);
+        const dseq = fieldInt(msg, "dseq", { min: 0 });
+        if (dseq > d.acked && dseq <= d.committed) {
+          d.acked = dseq;
+          d.dirty = true;
+          this.#acks.set(d.name, dseq);
+          this.#schedule();
+        }
+        return undefined;
+      },
+    };
+  }
+
+  /** Called when a connection ends. */
+  sessionClosed(session: PeerSession): void {
+    const name = session.data.daemon as string | undefined;
+    if (!name) return;
+    const d = this.#daemons.get(name);
+    if (d && d.session === session) {
+      d.session = undefined;
+      this.#ctx.events.emit("link.down", { daemon: name });
+    }
+  }
+
+  /** Status fields for `ctl status`. */
+  status(): Record<string, unknown> {
+    const backlog: Record<string, number> = {};
+    const daemons: Record<string, unknown> = {};
+    for (const d of this.#daemons.values()) {
+      backlog[d.name] = d.committed - d.acked;
+      daemons[d.name] = {
+        connected: d.session !== undefined,
+        backlog: d.committed - d.acked,
+        seen: d.seen,
+        dseq: d.committed,
+        acked: d.acked,
+      };
+    }
+    return {
+      users: this.#users.size,
+      topics: this.#topics.size,
+      subscriptions: [...this.#subs.values()].reduce((n, m) => n + m.size, 0),
+      daemons_connected: [...this.#daemons.values()].filter((d) => d.session).map((d) => d.name),
+      messages_in: this.messagesIn,
+      messages_out: this.messagesOut,
+      backlog,
+      daemons,
+    };
+  }
+
+  /** Writes what is pending and stops. */
+  close(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#timer);
+    this.#flush();
+    this.#closed = true;
+  }
+
+  #daemonOf(s: PeerSession): DaemonState {
+    const name = s.data.daemon as string | undefined;
+    const d = name ? this.#daemons.get(name) : undefined;
+    if (!d || d.session !== s) {
+      throw new ProtocolError(
+        ErrorCode.HelloRequired,
+        "Cannot serve this frame: send attach first (daemons only)",
+      );
+    }
+    return d;
+  }
+
+  #ownUser(msg: Message, s: PeerSession): number {
+    const d = this.#daemonOf(s);
+    const user = fieldInt(msg, "user", { min: 1 });
+    const owner = this.#users.get(user);
+    if (owner === undefined) {
+      throw new ProtocolError(MomErrorCode.UnknownUser, `Cannot use user ${user}: no such user`);
+    }
+    if (owner !== d.name) {
+      throw new ProtocolError(
+        MomErrorCode.WrongDaemon,
+        `Cannot use user ${user} from daemon ${d.name}: it lives on daemon ${owner}`,
+      );
+    }
+    return user;
+  }
+
+  #attach(msg: Message, s: PeerSession): Message {
+    const name = s.peer.name;
+    if (!name || s.peer.role !== "daemon") {
+      throw new ProtocolError(
+        ErrorCode.BadField,
+        "Cannot attach: only a daemon with a name (in its hello) may attach",
+      );
+    }
+    const epoch = fieldString(msg, "epoch", { maxLength: 100 });
+    const brokerEpoch = typeof msg.broker === "string" ? msg.broker : "";
+    let acked = fieldInt(msg, "acked", { min: 0 });
+    let d = this.#daemons.get(name);
+    if (!d) {
+      d = {
+        name,
+        epoch,
+        seen: 0,
+        dseq: 0,
+        acked: 0,
+        seenPending: 0,
+        committed: 0,
+        sent: 0,
+        pumping: false,
+        dirty: true,
+      };
+      this.#daemons.set(name, d);
+    }
+    if (d.epoch !== epoch) {
+      // the daemon lost its data: its publication numbering starts again
+      this.#ctx.log.warn(`daemon ${name} has a new epoch: its publication numbering restarts`);
+      d.epoch = epoch;
+      d.seen = 0;
+      d.seenPending = 0;
+      d.dirty = true;
+    }
+    if (brokerEpoch !== this.#store.epoch) acked = d.acked;
+    if (acked > d.acked && acked <= d.committed) {
+      d.acked = acked;
+      d.dirty = true;
+      this.#acks.set(name, acked);
+    }
+    const old = d.session;
+    d.session = s;
+    s.data.daemon = name;
+    if (old) {
+      old.data.daemon = undefined;
+      old.conn.close();
+    }
+    d.sent = d.acked;
+    this.#saveDaemonNow(d);
+    this.#ctx.events.emit("link.up", { daemon: name, backlog: d.committed - d.acked });
+    queueMicrotask(() => this.#pump(d));
+    return { t: "attach.ok", broker: this.#store.epoch, seen: d.seen, acked: d.acked };
+  }
+
+  #saveDaemonNow(d: DaemonState): void {
+    if (this.#rows.length === 0) {
+      this.#store.commit([], [d], this.#takeAcks(), []);
+      d.dirty = false;
+    } else {
+      this.#schedule();
+    }
+  }
+
+  #takeAcks(): Array<[string, number]> {
+    const acks = [...this.#acks];
+    this.#acks.clear();
+    return acks;
+  }
+
+  #pub(msg: Message, s: PeerSession): void {
+    const d = this.#daemonOf(s);
+    const seq = fieldInt(msg, "seq", { min: 1 });
+    if (seq <= d.seenPending) {
+      this.#pubbers.add(d);
+      this.#schedule();
+      return;
+    }
+    const from = fieldInt(msg, "user", { min: 1 });
+    const payload = fieldBytes(msg, "payload");
+    d.seenPending = seq;
+    d.dirty = true;
+    this.#pubbers.add(d);
+    this.#schedule();
+    let topic: string;
+    try {
+      topic = checkTopic(msg.topic);
+    } catch (err) {
+      // acknowledged by the daemon already; it cannot be routed, so it is dropped loudly
+      this.#ctx.events.emit("msg.dropped", {
+        id: `${d.name}:${seq}`,
+        reason: err instanceof Error ? err.message : String(err),
+      });
+      return;
+    }
+    if (payload.length > MAX_PAYLOAD_BYTES) {
+      this.#ctx.events.emit("msg.dropped", { id: `${d.name}:${seq}`, reason: "payload too large" });
+      return;
+    }
+    this.messagesIn++;
+    const id = `${d.name}:${seq}`;
+    if (!this.#topics.has(topic)) {
+      this.#topics.add(topic);
+      this.#newTopics.push(topic);
+    }
+    const recipients = this.#recipients(topic);
+    let to = 0;
+    let byDaemon: Map<string, number[]> | undefined;
+    let single: string | undefined;
+    let singleUsers: number[] | undefined;
+    for (const r of recipients) {
+      if (r.user === from && !r.own) continue;
+      to++;
+      if (single === undefined) {
+        single = r.daemon;
+        singleUsers = [r.user];
+      } else if (single === r.daemon && !byDaemon) {
+        singleUsers!.push(r.user);
+      } else {
+        if (!byDaemon) byDaemon = new Map([[single, singleUsers!]]);
+        const list = byDaemon.get(r.daemon);
+        if (list) list.push(r.user);
+        else byDaemon.set(r.daemon, [r.user]);
+      }
+    }
+    if (single !== undefined && !byDaemon) byDaemon = new Map([[single, singleUsers!]]);
+    if (byDaemon) {
+      for (const [daemon, users] of byDaemon) {
+        const dest = this.#destination(daemon);
+        dest.dseq++;
+        dest.dirty = true;
+        this.#rows.push({ daemon, dseq: dest.dseq, id, topic, payload, from, users });
+      }
+    }
+    this.#published.push({ id, topic, to });
+  }
+
+  #destination(name: string): DaemonState {
+    let d = this.#daemons.get(name);
+    if (!d) {
+      d = {
+        name,
+        epoch: "",
+        seen: 0,
+        dseq: 0,
+        acked: 0,
+        seenPending: 0,
+        committed: 0,
+        sent: 0,
+        pumping: false,
+        dirty: true,
+      };
+      this.#daemons.set(name, d);
+    }
+    return d;
+  }
+
+  #schedule(): void {
+    if (this.#timer !== undefined || this.#closed) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#flush();
+    }, 0);
+  }
+
+  #flush(): void {
+    if (this.#closed) return;
+    const rows = this.#rows;
+    const dirty = [...this.#daemons.values()].filter((d) => d.dirty);
+    const acks = this.#takeAcks();
+    const newTopics = this.#newTopics;
+    const pubbers = this.#pubbers;
+    const published = this.#published;
+    if (
+      rows.length === 0 && dirty.length === 0 && acks.length === 0 && pubbers.size === 0 &&
+      newTopics.length === 0
+    ) return;
+    this.#rows = [];
+    this.#newTopics = [];
+    this.#pubbers = new Set();
+    this.#published = [];
+    const saved = dirty.map((d) => ({
+      name: d.name,
+      epoch: d.epoch,
+      seen: d.seenPending,
+      dseq: d.dseq,
+      acked: d.acked,
+    }));
+    this.#store.commit(rows, saved, acks, newTopics);
+    for (const d of dirty) {
+      d.dirty = false;
+      d.seen = d.seenPending;
+      d.committed = d.dseq;
+    }
+    for (const d of pubbers) {
+      if (d.session) {
+        try {
+          d.session.send({ t: "puback", seq: d.seen });
+        } catch {
+          // the link went away; the daemon resends
+        }
+      }
+    }
+    const events = this.#ctx.events;
+    for (const p of published) events.emit("msg.published", p);
+    for (const row of rows) {
+      const dest = this.#daemons.get(row.daemon)!;
+      if (!dest.session || dest.pumping) continue;
+      if (dest.sent !== row.dseq - 1) {
+        this.#pump(dest);
+        continue;
+      }
+      this.#sendRow(dest, row);
+    }
+  }
+
+  #sendRow(dest: DaemonState, row: OutboxRow): boolean {
+    dest.sent = row.dseq;
+    this.messagesOut++;
+    const ok = dest.session!.send({
+      t: "deliver",
+      dseq: row.dseq,
+      id: row.id,
+      topic: row.topic,
+      payload: row.payload,
+      from: row.from,
+      users: row.users,
+    });
+    if (!ok) this.#pump(dest);
+    return ok;
+  }
+
+  /** Streams stored deliveries to `dest` from its `sent` point, respecting backpressure. */
+  #pump(dest: DaemonState): void {
+    if (dest.pumping || !dest.session || this.#closed) return;
+    dest.pumping = true;
+    const session = dest.session;
+    void (async () => {
+      try {
+        for (let round = 0; round < 1_000_000; round++) {
+          if (this.#closed || dest.session !== session || session.conn.closed) return;
+          if (session.conn.pendingBytes > 0) {
+            await session.conn.drained();
+            if (dest.session !== session || this.#closed) return;
+          }
+          if (dest.sent >= dest.committed) return;
+          const rows = this.#store.outbox(dest.name, dest.sent, PUMP_CHUNK);
+          if (rows.length === 0) return;
+          let blocked = false;
+          for (const row of rows) {
+            dest.sent = row.dseq;
+            this.messagesOut++;
+            if (
+              !session.send({
+                t: "deliver",
+                dseq: row.dseq,
+                id: row.id,
+                topic: row.topic,
+                payload: row.payload,
+                from: row.from,
+                users: row.users,
+              })
+            ) blocked = true;
+          }
+          if (blocked) await session.conn.drained();
+        }
+      } catch (err) {
+        this.#ctx.log.warn(`pump to ${dest.name} stopped: ${String(err)}`);
+      } finally {
+        dest.pumping = false;
+        if (dest.session === session && dest.sent < dest.committed && !this.#closed) {
+          this.#pump(dest);
+        }
+      }
+    })();
+  }
+
+  #recipients(topic: string): Recipient[] {
+    const cached = this.#route.get(topic);
+    if (cached) return cached;
+    const out: Recipient[] = [];
+    const add = (user: number, pattern: string) => {
+      const daemon = this.#users.get(user);
+      if (daemon === undefined) return;
+      if (out.some((r) => r.user === user)) {
+        if (this.#subs.get(user)?.get(pattern)) out.find((r) => r.user === user)!.own = true;
+        return;
+      }
+      out.push({ user, own: this.#subs.get(user)?.get(pattern) ?? false, daemon });
+    };
+    for (const u of this.#exact.get(topic) ?? []) add(u, topic);
+    for (const [pattern, users] of this.#wild) {
+      if (topicMatches(pattern, topic)) { for (const u of users) add(u, pattern); }
+    }
+    if (this.#route.size > 10_000) this.#route.clear();
+    this.#route.set(topic, out);
+    return out;
+  }
+
+  #indexSub(user: number, pattern: string, own: boolean): void {
+    let m = this.#subs.get(user);
+    if (!m) this.#subs.set(user, m = new Map());
+    m.set(pattern, own);
+    const index = isWildcard(pattern) ? this.#wild : this.#exact;
+    let set = index.get(pattern);
+    if (!set) index.set(pattern, set = new Set());
+    set.add(user);
+    this.#route.clear();
+  }
+
+  #unindexSub(user: number, pattern: string): void {
+    this.#subs.get(user)?.delete(pattern);
+    if (this.#subs.get(user)?.size === 0) this.#subs.delete(user);
+    const index = isWildcard(pattern) ? this.#wild : this.#exact;
+    const set = index.get(pattern);
+    set?.delete(user);
+    if (set?.size === 0) index.delete(pattern);
+    this.#route.clear();
+  }
+}
+
+/** The `broker` role. */
+export const brokerRole: RoleDefinition = {
+  name: "broker",
+  summary: "MOM broker: catalogue of users/topics/subscriptions, durable routing to daemons",
+  peers: "optional",
+  defaultPort: 7401,
+  examples: [
+    "peerd --role broker --name b1 --peers peers.json",
+    "peerd ctl 127.0.0.1:7401 status",
+  ],
+  async run(ctx: RoleContext): Promise<number> {
+    await Deno.mkdir(ctx.dataDir, { recursive: true });
+    const store = new BrokerStore(`${ctx.dataDir}/broker.sqlite`);
+    const broker = new Broker(ctx, store);
+    const server = startNodeServer(ctx, {
+      handlers: broker.handlers(),
+      ctl: { status: () => broker.status() },
+      onSessionClose: (s) => broker.sessionClosed(s),
+    });
+    try {
+      ctx.events.emit("ready", { listen: `${ctx.listen.hostname}:${server.port}` });
+      ctx.log.info(`broker listening on ${ctx.listen.hostname}:${server.port}`);
+      await aborted(ctx.signal);
+    } finally {
+      await server.close();
+      broker.close();
+      store.close();
+      ctx.events.emit("stopped", {});
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,613 @@
+/**
+ * The `daemon` role: one per machine. Local applications connect to it (loopback TCP, and
+ * a Unix socket with `--socket`); it multiplexes all local users over one broker link.
+ *
+ * Guarantees: a publication is acknowledged to its application (`published {id}`) only
+ * once it is in the daemon's SQLite outbox; the outbox is streamed to the broker in seq
+ * order and an entry is deleted only when the broker acknowledged it (`puback`), so
+ * publications made while the broker is away, or before a crash, are sent when the link is
+ * back. Deliveries from the broker are stored in the users' inboxes together with the
+ * delivery seq in one transaction before they are acknowledged (`dack`), so a resent
+ * delivery is recognised and stored once. An inbox entry is deleted only when the
+ * application acknowledges it (the `after` of its next `receive`).
+ *
+ * @module
+ */
+import { ConfigError, type HostPort, parseHostPort } from "../config/mod.ts";
+import {
+  aborted,
+  pause,
+  type RoleContext,
+  type RoleDefinition,
+  startNodeServer,
+} from "../process/mod.ts";
+import {
+  ErrorCode,
+  fieldBool,
+  fieldBytes,
+  fieldInt,
+  fieldString,
+  type FrameServer,
+  type Message,
+  type PeerSession,
+  ProtocolError,
+  RemoteError,
+  RpcClient,
+} from "../wire/mod.ts";
+import { DaemonStore, type InboxEntry, type OutboxEntry } from "./daemon_store.ts";
+import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
+import { checkPattern, checkTopic, TopicError } from "./topic.ts";
+
+interface Waiter {
+  session: PeerSession;
+  msg: Message;
+  user: number;
+  after: number;
+  max: number;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+interface PendingPublish {
+  entry: OutboxEntry;
+  session: PeerSession;
+  rid: unknown;
+}
+
+function topicError(err: unknown): never {
+  if (err instanceof TopicError) throw new ProtocolError(MomErrorCode.BadTopic, err.message);
+  throw err;
+}
+
+/** Finds the broker address: `--broker`, else the first `broker` node of the peers file. */
+export function brokerAddress(ctx: RoleContext): HostPort {
+  const given = ctx.options.broker as string | undefined;
+  if (given) return parseHostPort(given, "--broker");
+  const node = ctx.cluster?.nodes.find((n) => n.role === "broker");
+  if (node) return { hostname: node.hostname, port: node.port };
+  throw new ConfigError(
+    "daemon: --broker HOST:PORT is required (or a node with role broker in --peers)",
+  );
+}
+
+/** The daemon's state machine: application requests, the broker link, the inbox. */
+export class MomDaemon {
+  readonly #ctx: RoleContext;
+  readonly #store: DaemonStore;
+  readonly #broker: HostPort;
+  readonly #users = new Set<number>();
+  readonly #waiters = new Map<number, Set<Waiter>>();
+  #lastSeq: number;
+  #pubAcked = 0;
+  #pubAckPending = 0;
+  #pubSent = 0;
+  #pubCommitted: number;
+  #pumping = false;
+  #lastDseq: number;
+  #lastDseqCommitted: number;
+  #brokerEpoch: string;
+  #out: PendingPublish[] = [];
+  #in: InboxEntry[] = [];
+  #flushes: Array<{ session: PeerSession; msg: Message }> = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #link: RpcClient | undefined;
+  #attached = false;
+  #closed = false;
+  #linkTask: Promise<void> | undefined;
+  #linkAbort = new AbortController();
+  /** Publications accepted from local applications. */
+  published = 0;
+  /** Deliveries stored into local inboxes (one per user). */
+  delivered = 0;
+
+  constructor(ctx: RoleContext, store: DaemonStore, broker: HostPort) {
+    this.#ctx = ctx;
+    this.#store = store;
+    this.#broker = broker;
+    for (const u of store.users()) this.#users.add(u);
+    this.#lastSeq = store.lastSeq();
+    this.#pubCommitted = this.#lastSeq;
+    this.#lastDseq = Number(store.meta("last_dseq") ?? 0);
+    this.#lastDseqCommitted = this.#lastDseq;
+    this.#brokerEpoch = store.meta("broker_epoch") ?? "";
+  }
+
+  /** Whether the broker link is up and attached. */
+  get linkUp(): boolean {
+    return this.#attached;
+  }
+
+  /** Starts the broker link (reconnects with capped, jittered backoff until closed). */
+  start(): void {
+    this.#linkTask = this.#linkLoop();
+  }
+
+  /** Frame handlers for application connections. */
+  handlers(): Record<
+    string,
+    (msg: Message, s: PeerSession) => Message | undefined | Promise<Message>
+  > {
+    return {
+      create: async () => {
+        const reply = await this.#brokerRequest({ t: "user.create" });
+        const user = fieldInt(reply, "user", { min: 1 });
+        this.#store.addUser(user);
+        this.#users.add(user);
+        this.#ctx.events.emit("user.created", { user });
+        return { t: "created", user };
+      },
+      attach: async (msg) => {
+        const user = fieldInt(msg, "user", { min: 1 });
+        if (!this.#attached && this.#users.has(user)) return { t: "attached", user };
+        const reply = await this.#brokerRequest({ t: "user.attach", user });
+        this.#store.addUser(user);
+        this.#users.add(user);
+        return { t: "attached", user, subs: reply.subs ?? [] };
+      },
+      subscribe: async (msg) => {
+        const user = await this.#localUser(msg);
+        let topic: string;
+        try {
+          topic = checkPattern(msg.topic);
+        } catch (err) {
+          topicError(err);
+        }
+        const own = fieldBool(msg, "own", false);
+        await this.#brokerRequest({ t: "sub.add", user, topic, own });
+        this.#ctx.events.emit("sub.added", { user, topic, own });
+        return { t: "ok" };
+      },
+      unsubscribe: async (msg) => {
+        const user = await this.#localUser(msg);
+        const topic = fieldString(msg, "topic", { maxLength: 1024 });
+        await this.#brokerRequest({ t: "sub.remove", user, topic });
+        this.#ctx.events.emit("sub.removed", { user, topic });
+        return { t: "ok" };
+      },
+      destroy: async (msg) => {
+        const user = await this.#localUser(msg);
+        const reply = await this.#brokerRequest({ t: "user.destroy", user });
+        this.#store.removeUser(user);
+        this.#users.delete(user);
+        for (const w of this.#waiters.get(user) ?? []) this.#answer(w, []);
+        this.#waiters.delete(user);
+        this.#ctx.events.emit("user.destroyed", { user });
+        return { t: "ok", removed: reply.removed ?? 0 };
+      },
+      publish: (msg, s) => {
+        const user = fieldInt(msg, "user", { min: 1 });
+        if (!this.#users.has(user)) return this.#localUser(msg).then(() => undefined as never);
+        let topic: string;
+        try {
+          topic = checkTopic(msg.topic);
+        } catch (err) {
+          topicError(err);
+        }
+        const payload = fieldBytes(msg, "payload");
+        if (payload.length > MAX_PAYLOAD_BYTES) {
+          throw new ProtocolError(
+            ErrorCode.BadField,
+            `Cannot publish: payload of ${payload.length} bytes is over ${MAX_PAYLOAD_BYTES}`,
+          );
+        }
+        const seq = ++this.#lastSeq;
+        this.#out.push({ entry: { seq, user, topic, payload }, session: s, rid: msg.rid });
+        this.published++;
+        this.#schedule();
+        return undefined;
+      },
+      flush: (msg, s) => {
+        this.#flushes.push({ session: s, msg });
+        this.#schedule();
+        return undefined;
+      },
+      receive: (msg, s) => {
+        const user = fieldInt(msg, "user", { min: 1 });
+        if (!this.#users.has(user)) return this.#localUser(msg).then(() => undefined as never);
+        const after = fieldInt(msg, "after", { min: 0 });
+        const max = Math.min(fieldInt(msg, "max", { min: 0 }), MAX_RECEIVE_BATCH);
+        const wait = Math.min(fieldInt(msg, "wait", { min: 0 }), 3_600_000);
+        const rows = this.#store.take(user, after, max);
+        if (rows.length > 0 || wait === 0 || max === 0) {
+          return { t: "messages", messages: rows.map(toWire) };
+        }
+        const waiter: Waiter = {
+          session: s,
+          msg,
+          user,
+          after,
+          max,
+          timer: setTimeout(() => this.#answer(waiter, []), wait),
+        };
+        let set = this.#waiters.get(user);
+        if (!set) this.#waiters.set(user, set = new Set());
+        set.add(waiter);
+        return undefined;
+      },
+    };
+  }
+
+  /** Forgets the waiting receives of a closed connection. */
+  sessionClosed(s: PeerSession): void {
+    for (const set of this.#waiters.values()) {
+      for (const w of set) {
+        if (w.session === s) {
+          clearTimeout(w.timer);
+          set.delete(w);
+        }
+      }
+    }
+  }
+
+  /** Status fields for `ctl status`. */
+  status(): Record<string, unknown> {
+    return {
+      broker: `${this.#broker.hostname}:${this.#broker.port}`,
+      link: this.#attached ? "up" : "down",
+      users: [...this.#users],
+      inbox: this.#store.inboxSizes(),
+      outbox: this.#store.outboxSize() + this.#out.length,
+      published: this.published,
+      delivered: this.delivered,
+      last_seq: this.#lastSeq,
+      acked_seq: this.#pubAcked,
+      last_dseq: this.#lastDseqCommitted,
+    };
+  }
+
+  /** Stops the link, writes what is pending, answers waiting receives. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    clearTimeout(this.#timer);
+    this.#flush();
+    this.#closed = true;
+    this.#linkAbort.abort();
+    await this.#link?.close();
+    await this.#linkTask;
+    for (const set of this.#waiters.values()) {
+      for (const w of set) clearTimeout(w.timer);
+    }
+    this.#waiters.clear();
+  }
+
+  async #localUser(msg: Message): Promise<number> {
+    const user = fieldInt(msg, "user", { min: 1 });
+    if (this.#users.has(user)) return user;
+    if (this.#attached) {
+      let where: Message | undefined;
+      try {
+        where = await this.#brokerRequest({ t: "user.where", user });
+      } catch (err) {
+        if (!(err instanceof ProtocolError) || err.code !== MomErrorCode.UnknownUser) throw err;
+      }
+      if (where) {
+        throw new ProtocolError(
+          MomErrorCode.WrongDaemon,
+          `Cannot use user ${user} on daemon ${this.#ctx.name}: it lives on daemon ${
+            String(where.daemon)
+          }`,
+        );
+      }
+    }
+    throw new ProtocolError(
+      MomErrorCode.UnknownUser,
+      `Cannot use user ${user}: no such user on daemon ${this.#ctx.name}`,
+    );
+  }
+
+  async #brokerRequest(msg: Message): Promise<Message> {
+    const link = this.#link;
+    if (!link || !this.#attached) {
+      throw new ProtocolError(
+        MomErrorCode.BrokerUnavailable,
+        `Cannot ${msg.t}: the broker link is down (publishing still works); try again`,
+      );
+    }
+    try {
+      return await link.request(msg, { timeoutMs: 10_000 });
+    } catch (err) {
+      if (err instanceof RemoteError) {
+        throw new ProtocolError(err.code, String(err.frame.message ?? err.message));
+      }
+      throw new ProtocolError(
+        MomErrorCode.BrokerUnavailable,
+        `Cannot ${msg.t}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+  }
+
+  #answer(w: Waiter, rows: InboxEntry[]): void {
+    clearTimeout(w.timer);
+    this.#waiters.get(w.user)?.delete(w);
+    w.session.reply(w.msg, { t: "messages", messages: rows.map(toWire) });
+  }
+
+  #schedule(): void {
+    if (this.#timer !== undefined || this.#closed) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#flush();
+    }, 0);
+  }
+
+  #flush(): void {
+    if (this.#closed) return;
+    const out = this.#out;
+    const incoming = this.#in;
+    const flushes = this.#flushes;
+    const ack = this.#pubAckPending;
+    const dseq = this.#lastDseq;
+    if (
+      out.length === 0 && incoming.length === 0 && flushes.length === 0 &&
+      ack <= this.#pubAcked && dseq === this.#lastDseqCommitted
+    ) return;
+    this.#out = [];
+    this.#in = [];
+    this.#flushes = [];
+    const positions: Record<string, number> = {};
+    if (out.length > 0) positions.last_seq = out[out.length - 1].entry.seq;
+    if (dseq !== this.#lastDseqCommitted) positions.last_dseq = dseq;
+    this.#store.commit(
+      out.map((p) => p.entry),
+      incoming,
+      ack > this.#pubAcked ? ack : 0,
+      positions,
+    );
+    if (ack > this.#pubAcked) this.#pubAcked = ack;
+    const events = this.#ctx.events;
+    const name = this.#ctx.name;
+    for (const p of out) {
+      const id = `${name}:${p.entry.seq}`;
+      if (p.rid !== undefined) {
+        p.session.reply({ rid: p.rid, t: "published" }, { t: "published", id });
+      }
+      events.emit("msg.published", { id, topic: p.entry.topic, user: p.entry.user });
+    }
+    if (out.length > 0) this.#pubCommitted = out[out.length - 1].entry.seq;
+    for (const f of flushes) f.session.reply(f.msg, { t: "flushed" });
+    const woken = new Set<number>();
+    for (const e of incoming) {
+      this.delivered++;
+      events.emit("msg.delivered", { id: e.id, user: e.user, topic: e.topic });
+      woken.add(e.user);
+    }
+    if (dseq !== this.#lastDseqCommitted) {
+      this.#lastDseqCommitted = dseq;
+      if (this.#attached) this.#linkSend({ t: "dack", dseq });
+    }
+    for (const u of woken) this.#wakeUser(u);
+    if (out.length > 0 && this.#attached) {
+      if (!this.#pumping && this.#pubSent === out[0].entry.seq - 1) {
+        for (const p of out) {
+          this.#pubSent = p.entry.seq;
+          if (!this.#linkSend(pubFrame(p.entry))) {
+            this.#pump();
+            break;
+          }
+        }
+      } else {
+        this.#pump();
+      }
+    }
+  }
+
+  #wakeUser(user: number): void {
+    const set = this.#waiters.get(user);
+    if (!set || set.size === 0) return;
+    for (const w of [...set]) {
+      const rows = this.#store.take(user, w.after, w.max);
+      if (rows.length > 0) this.#answer(w, rows);
+    }
+  }
+
+  #linkSend(msg: Message): boolean {
+    try {
+      return this.#link?.send(msg) ?? false;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Streams stored publications after `pubSent` to the broker, with backpressure. */
+  #pump(): void {
+    if (this.#pumping || !this.#attached || this.#closed) return;
+    this.#pumping = true;
+    const link = this.#link!;
+    void (async () => {
+      try {
+        for (let round = 0; round < 1_000_000; round++) {
+          if (this.#closed || this.#link !== link || !this.#attached) return;
+          if (link.conn.pendingBytes > 0) await link.conn.drained();
+          if (this.#link !== link || !this.#attached) return;
+          if (this.#pubSent >= this.#pubCommitted) return;
+          const rows = this.#store.outbox(this.#pubSent, PUMP_CHUNK);
+          if (rows.length === 0) return;
+          let blocked = false;
+          for (const e of rows) {
+            this.#pubSent = e.seq;
+            if (!link.send(pubFrame(e))) blocked = true;
+          }
+          if (blocked) await link.conn.drained();
+        }
+      } catch (err) {
+        this.#ctx.log.warn(`sending the outbox stopped: ${String(err)}`);
+      } finally {
+        this.#pumping = false;
+        if (this.#link === link && this.#attached && this.#pubSent < this.#pubCommitted) {
+          this.#pump();
+        }
+      }
+    })();
+  }
+
+  #onBrokerMessage(msg: Message): void {
+    if (msg.t === "deliver") {
+      const dseq = fieldInt(msg, "dseq", { min: 1 });
+      if (dseq <= this.#lastDseq) {
+        if (this.#lastDseq === this.#lastDseqCommitted) {
+          this.#linkSend({ t: "dack", dseq: this.#lastDseq });
+        }
+        return;
+      }
+      const users = Array.isArray(msg.users) ? msg.users.map(Number) : [];
+      const id = fieldString(msg, "id");
+      const topic = fieldString(msg, "topic");
+      const payload = fieldBytes(msg, "payload");
+      const from = fieldInt(msg, "from");
+      for (const user of users) {
+        if (!this.#users.has(user)) continue;
+        this.#in.push({ seq: 0, user, id, topic, payload, from });
+      }
+      this.#lastDseq = dseq;
+      this.#schedule();
+    } else if (msg.t === "puback") {
+      const seq = fieldInt(msg, "seq", { min: 0 });
+      if (seq > this.#pubAckPending) {
+        this.#pubAckPending = seq;
+        this.#schedule();
+      }
+    }
+  }
+
+  async #linkLoop(): Promise<void> {
+    const signal = this.#linkAbort.signal;
+    let backoff = 50;
+    const ctx = this.#ctx;
+    for (let attempt = 0; !signal.aborted; attempt++) {
+      let client: RpcClient | undefined;
+      const early: Message[] = [];
+      let closed!: Promise<void>;
+      try {
+        client = await RpcClient.connect(this.#broker, {
+          role: "daemon",
+          name: ctx.name,
+          secret: ctx.secret,
+          maxFrame: ctx.maxFrame,
+          signal,
+          timeoutMs: 3_000,
+        });
+        const c = client;
+        closed = new Promise<void>((resolve) => {
+          c.onClose = () => resolve();
+        });
+        c.onMessage = (m) => {
+          if (!this.#attached || this.#link !== c) early.push(m);
+          else this.#safeBrokerMessage(m);
+        };
+        const reply = await c.request({
+          t: "attach",
+          epoch: this.#store.epoch,
+          broker: this.#brokerEpoch,
+          acked: this.#lastDseqCommitted,
+        }, { timeoutMs: 5_000, signal });
+        const brokerEpoch = String(reply.broker ?? "");
+        if (brokerEpoch !== this.#brokerEpoch) {
+          // a new broker incarnation numbers deliveries afresh
+          this.#brokerEpoch = brokerEpoch;
+          this.#lastDseq = this.#lastDseqCommitted = Number(reply.acked ?? 0);
+          this.#store.setMeta({ broker_epoch: brokerEpoch, last_dseq: this.#lastDseq });
+        }
+        const seen = Number(reply.seen ?? 0);
+        if (seen > this.#pubAckPending) this.#pubAckPending = seen;
+        this.#pubSent = Math.max(seen, this.#pubAcked);
+        this.#link = c;
+        this.#attached = true;
+        backoff = 50;
+        ctx.events.emit("link.up", { broker: `${this.#broker.hostname}:${this.#broker.port}` });
+        ctx.log.info(`attached to broker ${this.#broker.hostname}:${this.#broker.port}`);
+        for (const m of early.splice(0)) this.#safeBrokerMessage(m);
+        this.#schedule();
+        this.#pump();
+      } catch (err) {
+        await client?.close();
+        if (signal.aborted) return;
+        if (attempt === 0 || attempt % 20 === 0) {
+          ctx.log.warn(
+            `Cannot attach to broker ${this.#broker.hostname}:${this.#broker.port}: ${
+              err instanceof Error ? err.message : String(err)
+            }; retrying`,
+          );
+        }
+        await pause(backoff * (0.5 + Math.random()), signal);
+        backoff = Math.min(backoff * 2, 1_000);
+        continue;
+      }
+      await Promise.race([closed, aborted(signal)]);
+      this.#attached = false;
+      this.#link = undefined;
+      await client.close();
+      ctx.events.emit("link.down", { broker: `${this.#broker.hostname}:${this.#broker.port}` });
+      if (signal.aborted) return;
+      await pause(backoff * (0.5 + Math.random()), signal);
+    }
+  }
+
+  #safeBrokerMessage(m: Message): void {
+    try {
+      this.#onBrokerMessage(m);
+    } catch (err) {
+      this.#ctx.log.warn(`bad frame from broker: ${String(err)}`);
+    }
+  }
+}
+
+function pubFrame(e: OutboxEntry): Message {
+  return { t: "pub", seq: e.seq, user: e.user, topic: e.topic, payload: e.payload };
+}
+
+function toWire(e: InboxEntry): Record<string, unknown> {
+  return { seq: e.seq, id: e.id, topic: e.topic, payload: e.payload, from: e.from };
+}
+
+/** The `daemon` role. */
+export const daemonRole: RoleDefinition = {
+  name: "daemon",
+  summary: "MOM daemon: local applications' gateway to the broker, durable inbox and outbox",
+  peers: "optional",
+  defaultPort: 7411,
+  options: [
+    { flags: "--broker <host:port>", description: "the broker (default: the peers file's broker)" },
+    { flags: "--socket <path>", description: "also listen on this Unix socket" },
+  ],
+  examples: [
+    "peerd --role daemon --name d1 --peers peers.json --broker 127.0.0.1:7401",
+    "peerd mom --daemon 127.0.0.1:7411 create",
+  ],
+  async run(ctx: RoleContext): Promise<number> {
+    const broker = brokerAddress(ctx);
+    await Deno.mkdir(ctx.dataDir, { recursive: true });
+    const store = new DaemonStore(`${ctx.dataDir}/daemon.sqlite`);
+    const daemon = new MomDaemon(ctx, store, broker);
+    const servers: FrameServer[] = [];
+    try {
+      const options = {
+        handlers: daemon.handlers(),
+        ctl: { status: () => daemon.status() },
+        onSessionClose: (s: PeerSession) => daemon.sessionClosed(s),
+      };
+      servers.push(startNodeServer(ctx, options));
+      const socket = ctx.options.socket as string | undefined;
+      if (socket) {
+        try {
+          await Deno.remove(socket);
+        } catch {
+          // no stale socket
+        }
+        servers.push(startNodeServer(ctx, { ...options, listen: { path: socket } }));
+      }
+      daemon.start();
+      ctx.events.emit("ready", {
+        listen: `${ctx.listen.hostname}:${servers[0].port}`,
+        socket: socket ?? null,
+        broker: `${broker.hostname}:${broker.port}`,
+      });
+      ctx.log.info(`daemon listening on ${ctx.listen.hostname}:${servers[0].port}`);
+      await aborted(ctx.signal);
+    } finally {
+      await Promise.all(servers.map((s) => s.close()));
+      await daemon.close();
+      store.close();
+      ctx.events.emit("stopped", {});
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,237 @@
+/**
+ * The daemon's SQLite file: local users, the outbox of publications not yet acknowledged
+ * by the broker, the inbox of received publications not yet taken by their user, and the
+ * stream positions (epoch, last delivery seq stored, next publication seq). WAL mode,
+ * `PRAGMA user_version` = 1.
+ *
+ * @module
+ */
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+
+const SCHEMA_VERSION = 1;
+
+/** A stored publication waiting for the broker's acknowledgement. */
+export interface OutboxEntry {
+  /** Publication seq (per daemon, never reused). */
+  seq: number;
+  /** Publishing user. */
+  user: number;
+  /** Topic. */
+  topic: string;
+  /** Payload. */
+  payload: Uint8Array;
+}
+
+/** A received publication waiting in a user's inbox. */
+export interface InboxEntry {
+  /** Inbox position (increasing; `receive` acknowledges up to one). */
+  seq: number;
+  /** Recipient. */
+  user: number;
+  /** Message id (`<publisher daemon>:<seq>`). */
+  id: string;
+  /** Topic. */
+  topic: string;
+  /** Payload. */
+  payload: Uint8Array;
+  /** Publishing user. */
+  from: number;
+}
+
+/** The daemon's database. `close()` is safe to call twice. */
+export class DaemonStore {
+  readonly #db: DatabaseSync;
+  readonly epoch: string;
+  #closed = false;
+  #insOut: StatementSync;
+  #delOut: StatementSync;
+  #selOut: StatementSync;
+  #insIn: StatementSync;
+  #selIn: StatementSync;
+  #delIn: StatementSync;
+  #setMeta: StatementSync;
+
+  constructor(path: string) {
+    this.#db = new DatabaseSync(path);
+    const db = this.#db;
+    db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=2000;");
+    const version = Number(
+      (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
+    );
+    if (version === 0) {
+      db.exec(`
+        CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS outbox(
+          seq INTEGER PRIMARY KEY, user INTEGER NOT NULL, topic TEXT NOT NULL,
+          payload BLOB NOT NULL);
+        CREATE TABLE IF NOT EXISTS inbox(
+          seq INTEGER PRIMARY KEY AUTOINCREMENT, user INTEGER NOT NULL, id TEXT NOT NULL,
+          topic TEXT NOT NULL, payload BLOB NOT NULL, sender INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS inbox_user ON inbox(user, seq);
+        PRAGMA user_version = ${SCHEMA_VERSION};
+      `);
+    } else if (version !== SCHEMA_VERSION) {
+      db.close();
+      throw new Error(`Cannot open ${path}: schema version ${version}, expected ${SCHEMA_VERSION}`);
+    }
+    this.#setMeta = db.prepare(
+      "INSERT INTO meta(key, value) VALUES (?, ?) " +
+        "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+    );
+    const epoch = this.meta("epoch");
+    if (epoch) {
+      this.epoch = epoch;
+    } else {
+      this.epoch = crypto.randomUUID();
+      this.#setMeta.run("epoch", this.epoch);
+    }
+    this.#insOut = db.prepare("INSERT INTO outbox(seq, user, topic, payload) VALUES (?,?,?,?)");
+    this.#delOut = db.prepare("DELETE FROM outbox WHERE seq<=?");
+    this.#selOut = db.prepare(
+      "SELECT seq, user, topic, payload FROM outbox WHERE seq>? ORDER BY seq LIMIT ?",
+    );
+    this.#insIn = db.prepare(
+      "INSERT INTO inbox(user, id, topic, payload, sender) VALUES (?,?,?,?,?)",
+    );
+    this.#selIn = db.prepare(
+      "SELECT seq, user, id, topic, payload, sender FROM inbox WHERE user=? AND seq>? " +
+        "ORDER BY seq LIMIT ?",
+    );
+    this.#delIn = db.prepare("DELETE FROM inbox WHERE user=? AND seq<=?");
+  }
+
+  /** Reads a meta value. */
+  meta(key: string): string | undefined {
+    const row = this.#db.prepare("SELECT value FROM meta WHERE key=?").get(key) as
+      | { value: string }
+      | undefined;
+    return row?.value;
+  }
+
+  /** Writes meta values in one transaction. */
+  setMeta(values: Record<string, string | number>): void {
+    this.#tx(() => {
+      for (const [k, v] of Object.entries(values)) this.#setMeta.run(k, String(v));
+    });
+  }
+
+  /** The highest publication seq ever assigned (0 when none). */
+  lastSeq(): number {
+    const m = Number(this.meta("last_seq") ?? 0);
+    const row = this.#db.prepare("SELECT MAX(seq) AS m FROM outbox").get() as { m: number | null };
+    return Math.max(m, Number(row.m ?? 0));
+  }
+
+  /** The local users. */
+  users(): number[] {
+    return (this.#db.prepare("SELECT id FROM users ORDER BY id").all() as Array<{ id: number }>)
+      .map((r) => Number(r.id));
+  }
+
+  /** Adds a local user. */
+  addUser(id: number): void {
+    this.#db.prepare("INSERT OR IGNORE INTO users(id, created_ms) VALUES (?, ?)").run(
+      id,
+      Date.now(),
+    );
+  }
+
+  /** Removes a local user and its inbox. */
+  removeUser(id: number): void {
+    this.#tx(() => {
+      this.#db.prepare("DELETE FROM users WHERE id=?").run(id);
+      this.#db.prepare("DELETE FROM inbox WHERE user=?").run(id);
+    });
+  }
+
+  /**
+   * Writes one tick's work in one transaction: new publications, deliveries into inboxes
+   * (their `seq` is filled in), the outbox acknowledged up to `pubAcked`, and positions.
+   */
+  commit(
+    outgoing: OutboxEntry[],
+    incoming: InboxEntry[],
+    pubAcked: number,
+    positions: Record<string, number>,
+  ): void {
+    this.#tx(() => {
+      for (const e of outgoing) this.#insOut.run(e.seq, e.user, e.topic, e.payload);
+      for (const e of incoming) {
+        e.seq = Number(this.#insIn.run(e.user, e.id, e.topic, e.payload, e.from).lastInsertRowid);
+      }
+      if (pubAcked > 0) this.#delOut.run(pubAcked);
+      for (const [k, v] of Object.entries(positions)) this.#setMeta.run(k, String(v));
+    });
+  }
+
+  /** Reads up to `limit` outbox entries after `after`. */
+  outbox(after: number, limit: number): OutboxEntry[] {
+    return (this.#selOut.all(after, limit) as Array<
+      { seq: number; user: number; topic: string; payload: Uint8Array }
+    >).map((r) => ({
+      seq: Number(r.seq),
+      user: Number(r.user),
+      topic: r.topic,
+      payload: r.payload,
+    }));
+  }
+
+  /** Number of publications waiting for the broker. */
+  outboxSize(): number {
+    return Number(
+      (this.#db.prepare("SELECT COUNT(*) AS n FROM outbox").get() as { n: number }).n,
+    );
+  }
+
+  /** Deletes `user`'s inbox entries up to `upTo` and reads up to `limit` after it. */
+  take(user: number, upTo: number, limit: number): InboxEntry[] {
+    if (upTo > 0) this.#delIn.run(user, upTo);
+    if (limit <= 0) return [];
+    return (this.#selIn.all(user, upTo, limit) as Array<
+      {
+        seq: number;
+        user: number;
+        id: string;
+        topic: string;
+        payload: Uint8Array;
+        sender: number;
+      }
+    >).map((r) => ({
+      seq: Number(r.seq),
+      user: Number(r.user),
+      id: r.id,
+      topic: r.topic,
+      payload: r.payload,
+      from: Number(r.sender),
+    }));
+  }
+
+  /** Inbox sizes by user. */
+  inboxSizes(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (
+      const r of this.#db.prepare("SELECT user, COUNT(*) AS n FROM inbox GROUP BY user")
+        .all() as Array<{ user: number; n: number }>
+    ) out[String(r.user)] = Number(r.n);
+    return out;
+  }
+
+  /** Closes the database. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+
+  #tx(fn: () => void): void {
+    this.#db.exec("BEGIN");
+    try {
+      fn();
+      this.#db.exec("COMMIT");
+    } catch (err) {
+      this.#db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+}

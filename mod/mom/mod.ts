@@ -1,0 +1,27 @@
+/**
+ * MOM: topic publish/subscribe with a broker, one daemon per machine, and nothing lost.
+ * Roles `broker` and `daemon`, the application API ({@linkcode MomClient}), and the
+ * `peerd mom` command.
+ *
+ * ```ts
+ * await using mom = await MomClient.connect({ hostname: "127.0.0.1", port: 7411 });
+ * const me = await mom.create();
+ * await me.subscribe("Museum/#");
+ * await me.publish("Museum/Doors/Door0", "open");
+ * ```
+ *
+ * @module
+ */
+export { Broker, brokerRole } from "./broker.ts";
+export { brokerAddress, daemonRole, MomDaemon } from "./daemon.ts";
+export { MomClient, MomError, type MomMessage, MomUser } from "./client.ts";
+export { DEFAULT_DAEMON, momCommand } from "./cli.ts";
+export {
+  checkPattern,
+  checkTopic,
+  isWildcard,
+  MAX_TOPIC_BYTES,
+  TopicError,
+  topicMatches,
+} from "./topic.ts";
+export { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, MomErrorCode } from "./protocol.ts";
