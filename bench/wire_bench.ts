@@ -221,6 +221,9 @@ if (args.includes("--sink")) {
     const codec: number[] = [];
     const batched: number[] = [];
     const single: number[] = [];
+    // warm-up: let the JIT settle on both sides before measuring
+    await codecOneWay(framesSink.port, 300_000);
+    await plainWrites(rawSink.port, 300_000, 630);
     for (let r = 0; r < reps; r++) {
       codec.push(await codecOneWay(framesSink.port, frames));
       batched.push(await plainWrites(rawSink.port, frames, 630));

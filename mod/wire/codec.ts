@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { Decoder, Encoder } from "@msgpack/msgpack";
 import { DEFAULT_MAX_FRAME, ErrorCode, FRAME_HEADER_BYTES } from "./constants.ts";
 import { WireError } from "./errors.ts";
+import { FastDecoder, FastEncoder } from "./msgpack_fast.ts";
 
 /** A decoded frame: a MessagePack map whose `t` names the message type. */
 export interface Message {
@@ -27,7 +27,7 @@ export interface CodecOptions {
  * encoding a frame costs one copy into the destination.
  */
 export class FrameEncoder {
-  #encoder = new Encoder({ ignoreUndefined: true });
+  #encoder = new FastEncoder();
   #maxFrame: number;
 
   constructor(options: CodecOptions = {}) {
@@ -50,7 +50,7 @@ export class FrameEncoder {
   }
 
   #payload(msg: Message): Uint8Array {
-    const payload = this.#encoder.encodeSharedRef(msg);
+    const payload = this.#encoder.encode(msg);
     if (payload.length > this.#maxFrame) {
       throw new WireError(
         ErrorCode.FrameTooLarge,
@@ -126,11 +126,11 @@ export class ByteBuffer {
  * resynchronised), and without it for an undecodable payload, a payload that is not a
  * map, or a missing `t` (that frame is skipped; the next one decodes normally).
  *
- * Bytes pushed are never written to again by the decoder, so decoded binary fields may
- * refer to them; the caller must not reuse a pushed chunk's memory.
+ * Bytes pushed are never written to again by the decoder, and decoded binary fields are
+ * views of them: the caller must not reuse a pushed chunk's memory.
  */
 export class FrameDecoder {
-  #decoder = new Decoder();
+  #decoder = new FastDecoder();
   #maxFrame: number;
   #buf: Uint8Array = new Uint8Array(0);
   #start = 0;
@@ -146,6 +146,11 @@ export class FrameDecoder {
   /** Bytes received but not yet decoded. */
   get buffered(): number {
     return this.#end - this.#start;
+  }
+
+  /** Whether undecoded bytes still live in a chunk the caller pushed. */
+  get holdsInput(): boolean {
+    return !this.#owned && this.#end > this.#start;
   }
 
   /** Adds received bytes. */
@@ -198,16 +203,16 @@ export class FrameDecoder {
       this.#buf = new Uint8Array(0);
       this.#owned = false;
     }
-    return this.#decodePayload(b.subarray(payloadStart, payloadStart + length));
+    return this.#decodePayload(b, payloadStart, payloadStart + length);
   }
 
-  #decodePayload(payload: Uint8Array): Message {
-    if (payload.length === 0) {
+  #decodePayload(b: Uint8Array, start: number, end: number): Message {
+    if (end === start) {
       throw new WireError(ErrorCode.BadMsgpack, "Cannot decode frame: empty payload");
     }
     let value: unknown;
     try {
-      value = this.#decoder.decode(payload);
+      value = this.#decoder.decodeRange(b, start, end);
     } catch (cause) {
       throw new WireError(
         ErrorCode.BadMsgpack,

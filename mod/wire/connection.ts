@@ -4,9 +4,10 @@
  *
  * @module
  */
-import { ByteBuffer, FrameDecoder, FrameEncoder, type Message } from "./codec.ts";
-import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME } from "./constants.ts";
-import { ConnectionClosedError } from "./errors.ts";
+import { FrameDecoder, type Message } from "./codec.ts";
+import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME, ErrorCode } from "./constants.ts";
+import { ConnectionClosedError, WireError } from "./errors.ts";
+import { FastEncoder } from "./msgpack_fast.ts";
 
 /** The part of `Deno.Conn` a {@linkcode FrameConnection} uses. */
 export interface ByteStream {
@@ -41,10 +42,11 @@ const READ_SLAB_MIN_ROOM = 16 * 1024;
  */
 export class FrameConnection implements AsyncDisposable {
   readonly #stream: ByteStream;
-  readonly #encoder: FrameEncoder;
+  readonly #maxFrame: number;
   readonly #decoder: FrameDecoder;
   readonly #highWater: number;
-  #out = new ByteBuffer();
+  /** Pending outgoing frames, encoded in place. */
+  #out = new FastEncoder();
   #inFlight = 0;
   #writing = false;
   #scheduled = false;
@@ -63,7 +65,7 @@ export class FrameConnection implements AsyncDisposable {
   constructor(stream: ByteStream, options: FrameConnectionOptions = {}) {
     this.#stream = stream;
     const maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
-    this.#encoder = new FrameEncoder({ maxFrame });
+    this.#maxFrame = maxFrame;
     this.#decoder = new FrameDecoder({ maxFrame });
     this.#highWater = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
   }
@@ -85,7 +87,15 @@ export class FrameConnection implements AsyncDisposable {
    */
   send(msg: Message): boolean {
     if (this.#closed) throw new ConnectionClosedError(`Cannot send ${msg.t}: connection closed`);
-    this.#encoder.encodeInto(msg, this.#out);
+    try {
+      this.#out.appendFrame(msg, this.#maxFrame);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      throw new WireError(
+        ErrorCode.FrameTooLarge,
+        `Cannot send ${msg.t}: ${err.message} exceeds the limit of ${this.#maxFrame}`,
+      );
+    }
     this.#schedule();
     return this.pendingBytes < this.#highWater;
   }
@@ -93,7 +103,7 @@ export class FrameConnection implements AsyncDisposable {
   /** Queues pre-encoded frame bytes (header included). */
   sendRaw(frameBytes: Uint8Array): boolean {
     if (this.#closed) throw new ConnectionClosedError("Cannot send: connection closed");
-    this.#out.append(frameBytes);
+    this.#out.appendRaw(frameBytes);
     this.#schedule();
     return this.pendingBytes < this.#highWater;
   }
@@ -223,6 +233,7 @@ export class FrameConnection implements AsyncDisposable {
           off += await this.#stream.write(off === 0 ? bytes : bytes.subarray(off));
         }
         this.#inFlight = 0;
+        this.#out.recycle(bytes);
         if (this.#out.length < this.#highWater) {
           for (const resolve of this.#drainWaiters.splice(0)) resolve();
         }
