@@ -10,6 +10,7 @@ import { demoRole } from "../demo/mod.ts";
 import { ctlCommand } from "../ctl/mod.ts";
 import { traceCommand } from "../events/mod.ts";
 // ── subsystem roles (one import line each) ──
+import { gossipRole, gossipSimCommand } from "../gossip/mod.ts";
 import { brokerRole, daemonRole, momCommand } from "../mom/mod.ts";
 
 /** The roles, by `--role` name. */
@@ -17,6 +18,7 @@ export const ROLES: readonly RoleDefinition[] = [
   demoRole,
   echoRole,
   // ── subsystem roles (one entry line each) ──
+  gossipRole,
   brokerRole,
   daemonRole,
 ];
@@ -26,5 +28,6 @@ export const COMMANDS: readonly CommandDefinition[] = [
   ctlCommand,
   traceCommand,
   // ── subsystem commands (one entry line each) ──
+  gossipSimCommand,
   momCommand,
 ];

@@ -6,9 +6,11 @@
 import type { DemoStep } from "./step.ts";
 import { echoDemo } from "./echo_demo.ts";
 // ── subsystem demo steps (one import line each) ──
+import { gossipDemo } from "../gossip/mod.ts";
 
 /** Every demo step, in the order the demo runs them. */
 export const DEMO_STEPS: readonly DemoStep[] = [
   echoDemo,
   // ── subsystem demo steps (one entry line each) ──
+  gossipDemo,
 ];

@@ -1,0 +1,13 @@
+/**
+ * The one thing the gossip protocol needs from a network: send a message to an address,
+ * maybe losing it. Received messages are handed to `GossipNode.receive`.
+ *
+ * @module
+ */
+import type { GossipMessage } from "./messages.ts";
+
+/** Fire-and-forget delivery. Implementations may drop messages (loss, dead peers, backpressure). */
+export interface GossipTransport {
+  /** Sends `msg` to the node listening at `addr`. Never throws, never blocks. */
+  send(addr: string, msg: GossipMessage): void;
+}
