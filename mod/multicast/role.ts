@@ -1,0 +1,175 @@
+/**
+ * The `multicast` role: a chat whose messages every member delivers in one identical
+ * order (Lamport stamps, hold-back queue, batched acks), surviving member crashes.
+ *
+ * @module
+ */
+import { printJson } from "../ctl/mod.ts";
+import { aborted, type RoleContext, type RoleDefinition, roleMembers } from "../process/mod.ts";
+import { ConfigError } from "../config/mod.ts";
+import { MulticastNode } from "./node.ts";
+
+/** The multicast role. */
+export const multicastRole: RoleDefinition = {
+  name: "multicast",
+  summary: "total-order multicast chat with Lamport clocks that survives a crash",
+  peers: "required",
+  defaultPort: 7301,
+  options: [
+    {
+      flags: "--generate <msgs/s>",
+      description: "send generated messages at this rate",
+      kind: "float",
+      default: 0,
+    },
+    {
+      flags: "--generate-limit <n>",
+      description: "stop generating after n messages (0: never)",
+      kind: "int",
+      default: 0,
+    },
+    { flags: "--heartbeat-ms <ms>", description: "heartbeat period", kind: "int", default: 100 },
+    {
+      flags: "--fail-timeout-ms <ms>",
+      description: "silence after which a member is removed from the view",
+      kind: "int",
+      default: 1500,
+    },
+    {
+      flags: "--flush-timeout-ms <ms>",
+      description: "how long a view change waits for flush reports",
+      kind: "int",
+      default: 3000,
+    },
+    {
+      flags: "--bootstrap-ms <ms>",
+      description: "how long a fresh group waits for every peer before forming",
+      kind: "int",
+      default: 2000,
+    },
+    {
+      flags: "--quiet",
+      description: "do not print delivered messages on stdout",
+      kind: "bool",
+      default: false,
+    },
+  ],
+  examples: [
+    "peerd --role multicast --name m1 --peers peers.json",
+    "peerd --role multicast --name m2 --peers peers.json --generate 50",
+    "peerd ctl 127.0.0.1:7301 send hello everyone",
+    "peerd ctl 127.0.0.1:7301 history 10",
+  ],
+  async run(ctx: RoleContext): Promise<number> {
+    const members = roleMembers(ctx);
+    if (!members.some((m) => m.name === ctx.name)) {
+      throw new ConfigError(
+        `${ctx.cluster?.source ?? "peers file"}: --name "${ctx.name}" is not a multicast node`,
+      );
+    }
+    const o = ctx.options;
+    const num = (key: string, min: number, fallback: number): number => {
+      const v = o[key] === undefined ? fallback : Number(o[key]);
+      if (!Number.isFinite(v) || v < min) {
+        throw new ConfigError(`--${kebab(key)} must be a number ≥ ${min}, got ${String(o[key])}`);
+      }
+      return v;
+    };
+    const rate = num("generate", 0, 0);
+    const limit = num("generateLimit", 0, 0);
+    const node = new MulticastNode(ctx, members, {
+      heartbeatMs: num("heartbeatMs", 5, 100),
+      failTimeoutMs: num("failTimeoutMs", 50, 1500),
+      flushTimeoutMs: num("flushTimeoutMs", 50, 3000),
+      bootstrapMs: num("bootstrapMs", 0, 2000),
+      quiet: o.quiet === true,
+    });
+    node.start();
+    ctx.events.emit("ready", { listen: `${ctx.listen.hostname}:${node.port}` });
+    ctx.log.info(`listening on ${ctx.listen.hostname}:${node.port}`);
+    const generator = rate > 0 ? startGenerator(node, rate, limit) : undefined;
+    const prompt = ctx.interactive ? runPrompt(node, ctx.signal) : undefined;
+    try {
+      await aborted(ctx.signal);
+    } finally {
+      if (generator !== undefined) clearInterval(generator);
+      await node.close();
+      await prompt?.catch(() => {});
+      ctx.events.emit("stopped", {});
+    }
+    return 0;
+  },
+};
+
+function kebab(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** Sends generated messages at `rate` per second (in 10 ms slices), up to `limit` (0: none). */
+function startGenerator(
+  node: MulticastNode,
+  rate: number,
+  limit: number,
+): ReturnType<typeof setInterval> {
+  let credit = 0;
+  let made = 0;
+  const id = setInterval(() => {
+    if (node.congested) return;
+    credit = Math.min(credit + rate / 100, Math.max(1, rate));
+    while (credit >= 1 && (limit === 0 || made < limit)) {
+      credit--;
+      made++;
+      node.send(`${node.name} says #${made}`);
+    }
+    if (limit > 0 && made >= limit) clearInterval(id);
+  }, 10);
+  return id;
+}
+
+/** The interactive prompt: `send <text>` (or plain text), `history [n]`, `view`, `status`. */
+async function runPrompt(node: MulticastNode, signal: AbortSignal): Promise<void> {
+  const decoder = new TextDecoderStream();
+  const reader = Deno.stdin.readable.pipeThrough(decoder).getReader();
+  const stop = () => reader.cancel().catch(() => {});
+  signal.addEventListener("abort", stop, { once: true });
+  let partial = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      const lines = (partial + value).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) promptLine(node, line.trim());
+    }
+  } finally {
+    signal.removeEventListener("abort", stop);
+  }
+}
+
+function promptLine(node: MulticastNode, line: string): void {
+  if (line.length === 0) return;
+  const [cmd, ...rest] = line.split(/\s+/);
+  try {
+    if (cmd === "history") {
+      const n = rest[0] === undefined ? 20 : Number(rest[0]);
+      if (!Number.isInteger(n) || n < 1) {
+        console.error("usage: history [n]");
+        return;
+      }
+      for (const e of node.history(n)) console.log(`${e.idx}. [${e.lamport}] ${e.from}: ${e.body}`);
+    } else if (cmd === "view") {
+      printJson(node.viewInfo(), false);
+    } else if (cmd === "status") {
+      printJson(node.status(), false);
+    } else {
+      const body = cmd === "send" ? line.slice(4).trim() : line;
+      if (body.length === 0) {
+        console.error("usage: send <text>");
+        return;
+      }
+      node.send(body);
+    }
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+  }
+}
