@@ -10,6 +10,7 @@ import { demoRole } from "../demo/mod.ts";
 import { ctlCommand } from "../ctl/mod.ts";
 import { traceCommand } from "../events/mod.ts";
 // ── subsystem roles (one import line each) ──
+import { multicastRole } from "../multicast/mod.ts";
 import { gossipRole, gossipSimCommand } from "../gossip/mod.ts";
 import { brokerRole, daemonRole, momCommand } from "../mom/mod.ts";
 
@@ -18,6 +19,7 @@ export const ROLES: readonly RoleDefinition[] = [
   demoRole,
   echoRole,
   // ── subsystem roles (one entry line each) ──
+  multicastRole,
   gossipRole,
   brokerRole,
   daemonRole,
