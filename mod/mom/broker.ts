@@ -25,6 +25,7 @@ import {
 } from "../wire/mod.ts";
 import { BrokerStore, type DaemonRow, type OutboxRow } from "./broker_store.ts";
 import { MAX_PAYLOAD_BYTES, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
+import { Tick } from "./tick.ts";
 import { checkPattern, checkTopic, isWildcard, TopicError, topicMatches } from "./topic.ts";
 
 interface DaemonState extends DaemonRow {
@@ -66,7 +67,7 @@ export class Broker {
   #newTopics: string[] = [];
   #pubbers = new Set<DaemonState>();
   #published: Array<{ id: string; topic: string; to: number }> = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #tick = new Tick(() => this.#flush());
   #closed = false;
   /** Publications accepted (not counting resent duplicates). */
   messagesIn = 0;
@@ -222,9 +223,9 @@ export class Broker {
   /** Writes what is pending and stops. */
   close(): void {
     if (this.#closed) return;
-    clearTimeout(this.#timer);
     this.#flush();
     this.#closed = true;
+    this.#tick.close();
   }
 
   #daemonOf(s: PeerSession): DaemonState {
@@ -413,11 +414,8 @@ export class Broker {
   }
 
   #schedule(): void {
-    if (this.#timer !== undefined || this.#closed) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#flush();
-    }, 0);
+    if (this.#closed) return;
+    this.#tick.schedule();
   }
 
   #flush(): void {

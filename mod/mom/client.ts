@@ -58,43 +58,62 @@ function toBytes(payload: Uint8Array | string): Uint8Array {
   return typeof payload === "string" ? encoder.encode(payload) : payload;
 }
 
-async function call(rpc: RpcClient, msg: Message, timeoutMs = 15_000): Promise<Message> {
-  try {
-    return await rpc.request(msg, { timeoutMs });
-  } catch (err) {
-    if (err instanceof RemoteError) {
-      throw new MomError(err.code, String(err.frame.message ?? err.message), { cause: err });
-    }
-    if (err instanceof ProtocolError) throw new MomError(err.code, err.message, { cause: err });
-    throw new MomError(
-      ErrorCode.Unavailable,
-      `Cannot ${msg.t}: ${err instanceof Error ? err.message : String(err)}`,
-      { cause: err },
-    );
+function asMomError(msg: Message, err: unknown): MomError {
+  if (err instanceof MomError) return err;
+  if (err instanceof RemoteError) {
+    return new MomError(err.code, String(err.frame.message ?? err.message), { cause: err });
   }
+  if (err instanceof ProtocolError) return new MomError(err.code, err.message, { cause: err });
+  return new MomError(
+    ErrorCode.Unavailable,
+    `Cannot ${msg.t}: ${err instanceof Error ? err.message : String(err)}`,
+    { cause: err },
+  );
 }
 
-/** One connection to a daemon; any number of users can be used over it. */
-export class MomClient implements AsyncDisposable {
-  readonly #rpc: RpcClient;
+/** Options of {@linkcode MomClient.connect}. */
+export interface MomClientOptions {
+  /** Name sent in the hello. @default {"app"} */
+  name?: string;
+  /** Cluster secret, when the daemon has one. */
+  secret?: string;
+  /** Cancels connecting. */
+  signal?: AbortSignal;
+}
 
-  private constructor(rpc: RpcClient) {
+/**
+ * One connection to a daemon; any number of users can be used over it. When the daemon
+ * goes away the client reconnects on the next call; `receive` (idempotent) retries across
+ * a daemon restart, other calls fail with code `unavailable` (a failed `publish` may or
+ * may not have been stored: only an acknowledged one is guaranteed).
+ */
+export class MomClient implements AsyncDisposable {
+  readonly #address: DialAddress;
+  readonly #options: MomClientOptions;
+  #rpc: RpcClient;
+  #reconnecting: Promise<RpcClient> | undefined;
+  #closed = false;
+
+  private constructor(rpc: RpcClient, address: DialAddress, options: MomClientOptions) {
     this.#rpc = rpc;
+    this.#address = address;
+    this.#options = options;
   }
 
   /** Connects to the daemon at `address` (TCP or Unix socket path). */
-  static async connect(
-    address: DialAddress,
-    options: { name?: string; secret?: string; signal?: AbortSignal } = {},
-  ): Promise<MomClient> {
+  static async connect(address: DialAddress, options: MomClientOptions = {}): Promise<MomClient> {
+    return new MomClient(await MomClient.#dial(address, options), address, options);
+  }
+
+  static async #dial(address: DialAddress, options: MomClientOptions): Promise<RpcClient> {
     try {
-      const rpc = await RpcClient.connect(address, {
+      return await RpcClient.connect(address, {
         role: "client",
         name: options.name ?? "app",
         secret: options.secret,
         signal: options.signal,
+        timeoutMs: 3_000,
       });
-      return new MomClient(rpc);
     } catch (err) {
       if (err instanceof RemoteError) throw new MomError(err.code, err.message, { cause: err });
       const where = "path" in address ? address.path : `${address.hostname}:${address.port}`;
@@ -106,30 +125,89 @@ export class MomClient implements AsyncDisposable {
     }
   }
 
-  /** The underlying request/reply client. */
+  /** The current request/reply client. */
   get rpc(): RpcClient {
     return this.#rpc;
   }
 
+  /**
+   * Sends one request and returns the reply. With `retry`, a lost connection is re-dialled
+   * and the request sent again until `timeoutMs` passes (only for idempotent requests).
+   */
+  async request(
+    msg: Message,
+    options: { timeoutMs?: number; retry?: boolean; signal?: AbortSignal } = {},
+  ): Promise<Message> {
+    const timeoutMs = options.timeoutMs ?? 15_000;
+    const deadline = performance.now() + timeoutMs;
+    let backoff = 50;
+    for (let attempt = 0;; attempt++) {
+      if (this.#closed) throw new MomError(ErrorCode.Unavailable, `Cannot ${msg.t}: client closed`);
+      try {
+        const rpc = this.#rpc.conn.closed ? await this.#reconnect() : this.#rpc;
+        return await rpc.request(msg, {
+          timeoutMs: Math.max(1, deadline - performance.now()),
+          signal: options.signal,
+        });
+      } catch (err) {
+        const e = asMomError(msg, err);
+        const transient = e.code === ErrorCode.Unavailable;
+        if (!options.retry || !transient || performance.now() + backoff >= deadline) throw e;
+        if (options.signal?.aborted) throw options.signal.reason;
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 500);
+      }
+    }
+  }
+
+  /** Sends a frame without a reply (reconnects first when needed). */
+  send(msg: Message): boolean {
+    if (this.#rpc.conn.closed) {
+      void this.#reconnect().catch(() => {});
+      return false;
+    }
+    return this.#rpc.send(msg);
+  }
+
+  #reconnect(): Promise<RpcClient> {
+    this.#reconnecting ??= (async () => {
+      try {
+        await this.#rpc.close();
+        const rpc = await MomClient.#dial(this.#address, this.#options);
+        if (this.#closed) {
+          await rpc.close();
+          throw new MomError(ErrorCode.Unavailable, "Cannot reconnect: client closed");
+        }
+        this.#rpc = rpc;
+        return rpc;
+      } finally {
+        this.#reconnecting = undefined;
+      }
+    })();
+    return this.#reconnecting;
+  }
+
   /** Creates a new user (a global id from the broker, never reused). */
   async create(): Promise<MomUser> {
-    const reply = await call(this.#rpc, { t: "create" });
-    return new MomUser(this.#rpc, Number(reply.user));
+    const reply = await this.request({ t: "create" });
+    return new MomUser(this, Number(reply.user));
   }
 
   /** Attaches to an existing user of this daemon. */
   async attach(user: number): Promise<MomUser> {
-    await call(this.#rpc, { t: "attach", user });
-    return new MomUser(this.#rpc, user);
+    await this.request({ t: "attach", user });
+    return new MomUser(this, user);
   }
 
   /** A handle for `user` without asking the daemon (its calls fail if the user is unknown). */
   user(user: number): MomUser {
-    return new MomUser(this.#rpc, user);
+    return new MomUser(this, user);
   }
 
   /** Closes the connection. Safe to call twice. */
   async close(): Promise<void> {
+    this.#closed = true;
+    await this.#reconnecting?.catch(() => {});
     await this.#rpc.close();
   }
 
@@ -140,14 +218,14 @@ export class MomClient implements AsyncDisposable {
 
 /** One user: subscribe, publish, receive, destroy. */
 export class MomUser {
-  readonly #rpc: RpcClient;
+  readonly #client: MomClient;
   /** The user's global id. */
   readonly id: number;
   #buffer: MomMessage[] = [];
   #after = 0;
 
-  constructor(rpc: RpcClient, id: number) {
-    this.#rpc = rpc;
+  constructor(client: MomClient, id: number) {
+    this.#client = client;
     this.id = id;
   }
 
@@ -156,17 +234,17 @@ export class MomUser {
    * delivers this user's own publications on it. Subscribing twice is an error.
    */
   async subscribe(topic: string, options: { own?: boolean } = {}): Promise<void> {
-    await call(this.#rpc, { t: "subscribe", user: this.id, topic, own: options.own ?? false });
+    await this.#client.request({ t: "subscribe", user: this.id, topic, own: options.own ?? false });
   }
 
   /** Unsubscribes from `topic`; an error when not subscribed to it. */
   async unsubscribe(topic: string): Promise<void> {
-    await call(this.#rpc, { t: "unsubscribe", user: this.id, topic });
+    await this.#client.request({ t: "unsubscribe", user: this.id, topic });
   }
 
   /** Publishes; resolves with the message id once the daemon has stored it on disk. */
   async publish(topic: string, payload: Uint8Array | string): Promise<string> {
-    const reply = await call(this.#rpc, {
+    const reply = await this.#client.request({
       t: "publish",
       user: this.id,
       topic,
@@ -180,12 +258,12 @@ export class MomUser {
    * the connection; returns false under backpressure). Use `flush()` to know it was stored.
    */
   publishNoWait(topic: string, payload: Uint8Array | string): boolean {
-    return this.#rpc.send({ t: "publish", user: this.id, topic, payload: toBytes(payload) });
+    return this.#client.send({ t: "publish", user: this.id, topic, payload: toBytes(payload) });
   }
 
   /** Resolves once everything published on this connection so far is stored by the daemon. */
   async flush(): Promise<void> {
-    await call(this.#rpc, { t: "flush" });
+    await this.#client.request({ t: "flush" });
   }
 
   /**
@@ -215,13 +293,13 @@ export class MomUser {
       if (options.signal?.aborted) throw options.signal.reason;
       const left = deadline - performance.now();
       const wait = Math.max(0, Math.min(left, 30_000));
-      const reply = await call(this.#rpc, {
+      const reply = await this.#client.request({
         t: "receive",
         user: this.id,
         after: this.#after,
         max: MAX_RECEIVE_BATCH,
         wait: Math.round(wait),
-      }, wait + 15_000);
+      }, { timeoutMs: wait + 15_000, retry: true, signal: options.signal });
       const messages = Array.isArray(reply.messages) ? reply.messages as Message[] : [];
       for (const m of messages) {
         this.#buffer.push({
@@ -241,12 +319,17 @@ export class MomUser {
   /** Acknowledges everything received so far (deletes it from the daemon's inbox). */
   async ack(): Promise<void> {
     if (this.#after === 0) return;
-    await call(this.#rpc, { t: "receive", user: this.id, after: this.#after, max: 0, wait: 0 });
+    await this.#client.request(
+      { t: "receive", user: this.id, after: this.#after, max: 0, wait: 0 },
+      {
+        retry: true,
+      },
+    );
   }
 
   /** Unsubscribes from everything and deletes the user (its id is never reused). */
   async destroy(): Promise<void> {
-    await call(this.#rpc, { t: "destroy", user: this.id });
+    await this.#client.request({ t: "destroy", user: this.id });
   }
 
   #take(max: number): MomMessage[] {

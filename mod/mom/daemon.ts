@@ -36,6 +36,7 @@ import {
 } from "../wire/mod.ts";
 import { DaemonStore, type InboxEntry, type OutboxEntry } from "./daemon_store.ts";
 import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
+import { Tick } from "./tick.ts";
 import { checkPattern, checkTopic, TopicError } from "./topic.ts";
 
 interface Waiter {
@@ -88,7 +89,7 @@ export class MomDaemon {
   #out: PendingPublish[] = [];
   #in: InboxEntry[] = [];
   #flushes: Array<{ session: PeerSession; msg: Message }> = [];
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #tick = new Tick(() => this.#flush());
   #link: RpcClient | undefined;
   #attached = false;
   #closed = false;
@@ -257,9 +258,9 @@ export class MomDaemon {
   /** Stops the link, writes what is pending, answers waiting receives. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    clearTimeout(this.#timer);
     this.#flush();
     this.#closed = true;
+    this.#tick.close();
     this.#linkAbort.abort();
     await this.#link?.close();
     await this.#linkTask;
@@ -322,11 +323,8 @@ export class MomDaemon {
   }
 
   #schedule(): void {
-    if (this.#timer !== undefined || this.#closed) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#flush();
-    }, 0);
+    if (this.#closed) return;
+    this.#tick.schedule();
   }
 
   #flush(): void {
