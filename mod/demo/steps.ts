@@ -6,11 +6,13 @@
 import type { DemoStep } from "./step.ts";
 import { echoDemo } from "./echo_demo.ts";
 // ── subsystem demo steps (one import line each) ──
+import { momDemo } from "../mom/mod.ts";
 import { gossipDemo } from "../gossip/mod.ts";
 
 /** Every demo step, in the order the demo runs them. */
 export const DEMO_STEPS: readonly DemoStep[] = [
   echoDemo,
   // ── subsystem demo steps (one entry line each) ──
+  momDemo,
   gossipDemo,
 ];

@@ -16,6 +16,7 @@ export { Broker, brokerRole } from "./broker.ts";
 export { brokerAddress, daemonRole, MomDaemon } from "./daemon.ts";
 export { MomClient, MomError, type MomMessage, MomUser } from "./client.ts";
 export { DEFAULT_DAEMON, momCommand } from "./cli.ts";
+export { momDemo } from "./demo.ts";
 export {
   checkPattern,
   checkTopic,
