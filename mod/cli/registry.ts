@@ -10,6 +10,7 @@ import { demoRole } from "../demo/mod.ts";
 import { ctlCommand } from "../ctl/mod.ts";
 import { traceCommand } from "../events/mod.ts";
 // ── subsystem roles (one import line each) ──
+import { frontendRole, ratingsCommand, ratingsGenCommand, replicaRole } from "../ratings/mod.ts";
 import { multicastRole } from "../multicast/mod.ts";
 import { gossipRole, gossipSimCommand } from "../gossip/mod.ts";
 import { brokerRole, daemonRole, momCommand } from "../mom/mod.ts";
@@ -19,6 +20,8 @@ export const ROLES: readonly RoleDefinition[] = [
   demoRole,
   echoRole,
   // ── subsystem roles (one entry line each) ──
+  replicaRole,
+  frontendRole,
   multicastRole,
   gossipRole,
   brokerRole,
@@ -30,6 +33,8 @@ export const COMMANDS: readonly CommandDefinition[] = [
   ctlCommand,
   traceCommand,
   // ── subsystem commands (one entry line each) ──
+  ratingsCommand,
+  ratingsGenCommand,
   gossipSimCommand,
   momCommand,
 ];

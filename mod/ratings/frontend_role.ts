@@ -1,0 +1,297 @@
+/**
+ * `peerd --role frontend`: the front end of the gossip architecture. Clients send it
+ * queries and updates; it keeps each user's timestamp (`prev`, merged with the one the
+ * client carries), picks replica managers by their reported status (ACTIVE first, then
+ * OVERLOADED, OFFLINE only as a last resort), sends a query to one RM and fails over to the
+ * next on a broken connection, a timeout or `unavailable`, and sends an update with its
+ * unique id to one RM asking for `f` copies (that RM commits it and pushes it to `f − 1`
+ * peers before acknowledging; on failure the FE retries another RM with the same id).
+ * Many client requests are pipelined over one connection per RM.
+ *
+ * @module
+ */
+import { ConfigError } from "../config/mod.ts";
+import {
+  aborted,
+  type RoleContext,
+  type RoleDefinition,
+  roleMembers,
+  startNodeServer,
+} from "../process/mod.ts";
+import {
+  ConnectionClosedError,
+  ErrorCode,
+  fieldString,
+  type Message,
+  type PeerSession,
+  ProtocolError,
+  RemoteError,
+} from "../wire/mod.ts";
+import { PeerLink } from "./peer_link.ts";
+import { fieldMovie, fieldQuery, fieldTs, fieldUser, type RmStatus } from "./protocol.ts";
+import { merge, mergeInto, normalize, parseVectorTs, type VectorTs } from "./vector_ts.ts";
+
+interface Rm {
+  name: string;
+  address: string;
+  link: PeerLink;
+  status: RmStatus;
+  inUse: boolean;
+}
+
+const RETRYABLE = new Set<string>([ErrorCode.Unavailable, ErrorCode.Timeout]);
+
+/** The front end of one process. */
+class FrontEnd {
+  readonly #ctx: RoleContext;
+  #rms: Rm[] = [];
+  #prev = new Map<number, VectorTs>();
+  #next = 0;
+  #requests = 0;
+  #failovers = 0;
+  #f: number;
+  #timeoutMs: number;
+  #tasks = new Set<Promise<unknown>>();
+
+  constructor(ctx: RoleContext) {
+    this.#ctx = ctx;
+    this.#f = Number(ctx.options.faultTolerance ?? 2);
+    this.#timeoutMs = Number(ctx.options.rmTimeout ?? 8_000);
+  }
+
+  async run(): Promise<number> {
+    const ctx = this.#ctx;
+    const members = roleMembers(ctx, "replica").filter((n) => n.role === "replica");
+    if (members.length === 0) {
+      throw new ConfigError(
+        `${ctx.cluster?.source ?? "--peers"}: no nodes with role "replica" for the front end`,
+      );
+    }
+    if (this.#f < 1) throw new ConfigError(`--fault-tolerance must be at least 1`);
+    this.#rms = members.map((n) => ({
+      name: n.name,
+      address: `${n.hostname}:${n.port}`,
+      status: "OFFLINE" as RmStatus,
+      inUse: false,
+      link: new PeerLink(n.hostname, n.port, {
+        role: "frontend",
+        name: ctx.name,
+        secret: ctx.secret,
+        maxFrame: ctx.maxFrame,
+        timeoutMs: this.#timeoutMs,
+      }),
+    }));
+    await Promise.all(this.#rms.map((rm) => this.#ping(rm)));
+    const server = startNodeServer(ctx, {
+      handlers: {
+        "ratings.query": (msg, session) => this.#onQuery(msg, session),
+        "ratings.update": (msg, session) => this.#onUpdate(msg, session),
+      },
+      ctl: {
+        status: () => ({
+          fault_tolerance: this.#f,
+          requests: this.#requests,
+          failovers: this.#failovers,
+          users: this.#prev.size,
+          rms: this.#rms.map((rm) => ({
+            name: rm.name,
+            address: rm.address,
+            status: rm.status,
+            up: rm.link.up,
+            in_flight: rm.link.inFlight,
+          })),
+        }),
+      },
+    });
+    const pinger = setInterval(() => {
+      for (const rm of this.#rms) this.#track(this.#ping(rm));
+    }, 500);
+    try {
+      ctx.events.emit("ready", {
+        listen: `${ctx.listen.hostname}:${server.port}`,
+        rms: this.#rms.map((rm) => `${rm.name}=${rm.status}`),
+        fault_tolerance: this.#f,
+      });
+      await aborted(ctx.signal);
+    } finally {
+      clearInterval(pinger);
+      await server.close();
+      await Promise.allSettled([...this.#tasks]);
+      await Promise.all(this.#rms.map((rm) => rm.link.close()));
+    }
+    ctx.events.emit("stopped", { requests: this.#requests, failovers: this.#failovers });
+    return 0;
+  }
+
+  async #ping(rm: Rm): Promise<void> {
+    let status: RmStatus;
+    try {
+      const reply = await rm.link.request({ t: "rm.ping" }, 1_000);
+      status = reply.status === "OVERLOADED" || reply.status === "OFFLINE"
+        ? reply.status
+        : "ACTIVE";
+    } catch {
+      status = "OFFLINE";
+    }
+    this.#setStatus(rm, status);
+  }
+
+  #setStatus(rm: Rm, status: RmStatus): void {
+    if (rm.status === status) return;
+    const was = rm.status;
+    rm.status = status;
+    this.#ctx.events.emit("fe.rm_status", { rm: rm.name, status, was });
+  }
+
+  /** RMs to try, best first: ACTIVE (rotating), OVERLOADED, then OFFLINE. */
+  #candidates(): Rm[] {
+    const n = this.#rms.length;
+    const start = this.#next++ % n;
+    const rotated = [...this.#rms.slice(start), ...this.#rms.slice(0, start)];
+    const rank = (s: RmStatus) => (s === "ACTIVE" ? 0 : s === "OVERLOADED" ? 1 : 2);
+    return rotated.sort((a, b) => rank(a.status) - rank(b.status));
+  }
+
+  /** Sends `msg` to the best RM, failing over; resolves with the reply and the RM used. */
+  async #route(msg: Message, kind: string): Promise<{ reply: Message; rm: Rm }> {
+    const tried: string[] = [];
+    let lastErr: unknown;
+    for (const rm of this.#candidates()) {
+      try {
+        const reply = await rm.link.request(msg, this.#timeoutMs);
+        if (typeof reply.st === "string") this.#setStatus(rm, reply.st as RmStatus);
+        else if (rm.status === "OFFLINE") this.#setStatus(rm, "ACTIVE");
+        if (tried.length > 0 || !rm.inUse) {
+          rm.inUse = true;
+          this.#ctx.events.emit("fe.route", {
+            rm: rm.name,
+            kind,
+            reason: tried.length > 0 ? "failover" : "first",
+            ...(tried.length > 0 ? { from: tried } : {}),
+          });
+        } else {
+          this.#ctx.events.debug("fe.route", { rm: rm.name, kind });
+        }
+        return { reply, rm };
+      } catch (err) {
+        if (err instanceof RemoteError && !RETRYABLE.has(err.code)) throw err;
+        lastErr = err;
+        tried.push(rm.name);
+        this.#failovers++;
+        if (rm.inUse) rm.inUse = false;
+        if (err instanceof ConnectionClosedError || !(err instanceof RemoteError)) {
+          this.#setStatus(rm, "OFFLINE");
+        }
+        this.#ctx.log.debug(`${kind} via ${rm.name} failed: ${(err as Error).message}`);
+      }
+    }
+    throw new ProtocolError(
+      ErrorCode.Unavailable,
+      `Cannot serve ${kind}: no replica answered (tried ${tried.join(", ")}): ${
+        lastErr instanceof Error ? lastErr.message : String(lastErr)
+      }`,
+    );
+  }
+
+  #prevOf(user: number, carried: VectorTs): VectorTs {
+    const kept = this.#prev.get(user);
+    return kept ? merge(kept, carried) : carried;
+  }
+
+  #learn(user: number, ts: unknown): VectorTs {
+    const parsed = parseVectorTs(ts) ?? {};
+    let kept = this.#prev.get(user);
+    if (!kept) this.#prev.set(user, kept = {});
+    mergeInto(kept, parsed);
+    return kept;
+  }
+
+  #onQuery(msg: Message, session: PeerSession): undefined {
+    const q = fieldQuery(msg);
+    const user = fieldUser(msg);
+    const movie = q === "all" ? undefined : fieldMovie(msg);
+    const prev = this.#prevOf(user, fieldTs(msg, "prev"));
+    this.#requests++;
+    this.#track(
+      this.#route({ t: "ratings.query", q, user, movie, prev }, q).then(
+        ({ reply, rm }) => {
+          const ts = this.#learn(user, reply.ts);
+          session.reply(msg, { ...reply, rid: undefined, st: undefined, ts: { ...ts }, rm: rm.name });
+        },
+        (err) => session.replyError(msg, err),
+      ),
+    );
+    return undefined;
+  }
+
+  #onUpdate(msg: Message, session: PeerSession): undefined {
+    const kind = fieldString(msg, "kind", { maxLength: 16 });
+    const user = fieldUser(msg);
+    const prev = this.#prevOf(user, fieldTs(msg, "prev"));
+    const uid = msg.uid === undefined || msg.uid === null
+      ? crypto.randomUUID()
+      : fieldString(msg, "uid", { maxLength: 80 });
+    const time = msg.time ?? Math.floor(Date.now() / 1000);
+    this.#requests++;
+    const forward: Message = {
+      t: "ratings.update",
+      kind,
+      user,
+      movie: msg.movie,
+      rating: msg.rating,
+      uid,
+      time,
+      prev,
+      f: this.#f,
+    };
+    this.#track(
+      this.#route(forward, kind).then(
+        ({ reply, rm }) => {
+          const ts = this.#learn(user, reply.ts);
+          session.reply(msg, { ...reply, rid: undefined, st: undefined, ts: { ...ts }, rm: rm.name });
+        },
+        (err) => session.replyError(msg, err),
+      ),
+    );
+    return undefined;
+  }
+
+  #track<T>(p: Promise<T>): void {
+    const task = p.catch(() => {});
+    this.#tasks.add(task);
+    task.finally(() => this.#tasks.delete(task));
+  }
+}
+
+/** Normalised copy of a timestamp for printing. */
+export function showTs(ts: VectorTs): string {
+  const n = normalize(ts);
+  return Object.keys(n).length ? Object.entries(n).map(([k, v]) => `${k}:${v}`).join(" ") : "0";
+}
+
+/** The `frontend` role. */
+export const frontendRole: RoleDefinition = {
+  name: "frontend",
+  summary: "movie-ratings front end: keeps clients' timestamps, routes to replicas by status",
+  peers: "required",
+  defaultPort: 7711,
+  options: [
+    {
+      flags: "--fault-tolerance <f>",
+      description: "copies an update must reach before it is acknowledged",
+      default: 2,
+      kind: "int",
+    },
+    {
+      flags: "--rm-timeout <ms>",
+      description: "how long to wait for one replica before failing over",
+      default: 8000,
+      kind: "int",
+    },
+  ],
+  examples: [
+    "peerd --role frontend --name fe1 --peers peers.json",
+    "peerd ratings --fe 127.0.0.1:7711 --user 7 average 1",
+  ],
+  run: (ctx) => new FrontEnd(ctx).run(),
+};

@@ -1,0 +1,33 @@
+/**
+ * The replicated movie-ratings service of the gossip architecture: replica managers
+ * (`--role replica`), front ends (`--role frontend`), the client (`peerd ratings`) and the
+ * dataset generator (`peerd ratings-gen`).
+ *
+ * ```ts
+ * import { leq, merge } from "./mod.ts";
+ * leq({ rm1: 1 }, merge({ rm1: 1 }, { rm2: 3 })); // true
+ * ```
+ *
+ * @module
+ */
+export { replicaRole } from "./replica_role.ts";
+export { frontendRole } from "./frontend_role.ts";
+export { ratingsCommand, RatingsClient, RatingsSession } from "./client_command.ts";
+export { ratingsGenCommand } from "./gen_command.ts";
+export { ratingsDemo } from "./demo.ts";
+export * from "./vector_ts.ts";
+export * from "./update_log.ts";
+export {
+  cellKey,
+  type Dataset,
+  DatasetError,
+  DEFAULT_SEED,
+  generateDataset,
+  isValidRating,
+  type Movie,
+  type Rating,
+  readDatasetDir,
+  writeDatasetDir,
+} from "./dataset.ts";
+export { type Cell, RatingsState, versionGreater } from "./ratings_state.ts";
+export { ReplicaStore } from "./replica_store.ts";
