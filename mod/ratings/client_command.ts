@@ -143,9 +143,9 @@ export function formatReply(reply: Message): string[] {
       return reply.average === null || reply.average === undefined
         ? [`${named(reply)} has no ratings`]
         : [
-          `Average rating of ${named(reply)}: ${(reply.average as number).toFixed(2)} from ${
-            reply.count
-          } ratings`,
+          `Average rating of ${named(reply)}: ${
+            (reply.average as number).toFixed(2)
+          } from ${reply.count} ratings`,
         ];
     }
     if (reply.q === "get") {
@@ -160,9 +160,17 @@ export function formatReply(reply: Message): string[] {
     ];
   }
   if (reply.t === "ratings.updated") {
-    const what = reply.kind === "create" ? "Created" : reply.kind === "update" ? "Updated" : "Deleted";
+    const what = reply.kind === "create"
+      ? "Created"
+      : reply.kind === "update"
+      ? "Updated"
+      : "Deleted";
     const tail = reply.kind === "delete" ? "" : ` = ${num(reply.rating)}`;
-    return [`${what}: user ${reply.user}, ${named(reply)}${tail}${reply.duplicate ? " (already done)" : ""}`];
+    return [
+      `${what}: user ${reply.user}, ${named(reply)}${tail}${
+        reply.duplicate ? " (already done)" : ""
+      }`,
+    ];
   }
   return [JSON.stringify(reply)];
 }
@@ -263,7 +271,9 @@ async function runMenu(client: RatingsClient, session: RatingsSession): Promise<
     const next = await lines.next();
     return next.done ? undefined : next.value;
   };
-  console.log(`Movie ratings for user ${session.user} (front end ${client.address.hostname}:${client.address.port})`);
+  console.log(
+    `Movie ratings for user ${session.user} (front end ${client.address.hostname}:${client.address.port})`,
+  );
   for (let i = 0; i < 10_000; i++) {
     console.log(MENU.join("\n"));
     const choice = await ask("choice> ");
@@ -308,16 +318,25 @@ export const ratingsCommand: CommandDefinition = {
       )
       .argument("[command]", "average, create, get, update, delete or all")
       .argument("[args...]", "MOVIE and RATING as the command needs")
-      .option("--fe <host:port>", "front end (default: first frontend in peers.json, else 127.0.0.1:7711)")
+      .option(
+        "--fe <host:port>",
+        "front end (default: first frontend in peers.json, else 127.0.0.1:7711)",
+      )
       .option("--peers <file>", "peers file to find a front end in")
       .option("--user <id>", "your user id")
-      .option("--session <file>", "session file keeping your timestamp", ".peerd-ratings-session.json")
+      .option(
+        "--session <file>",
+        "session file keeping your timestamp",
+        ".peerd-ratings-session.json",
+      )
       .option("--secret <secret>", "cluster secret")
       .option("--menu", "show the numbered menu even when stdin is not a terminal")
       .option("--json", "print the reply as JSON")
-      .action(async (command: string | undefined, args: string[], opts: Record<string, unknown>) => {
-        Deno.exitCode = await runRatings(command, args, opts);
-      });
+      .action(
+        async (command: string | undefined, args: string[], opts: Record<string, unknown>) => {
+          Deno.exitCode = await runRatings(command, args, opts);
+        },
+      );
   },
 };
 
@@ -335,7 +354,10 @@ async function runRatings(
       throw new ClientUsageError(`--user must be a positive integer user id, got "${userText}"`);
     }
     const user = Number(userText);
-    const fe = parseHostPort(String(opts.fe ?? defaultFe(opts.peers as string | undefined)), "--fe");
+    const fe = parseHostPort(
+      String(opts.fe ?? defaultFe(opts.peers as string | undefined)),
+      "--fe",
+    );
     if (command !== undefined) msg = parseRatingsCommand(user, command, args);
     else if (!opts.menu && !Deno.stdin.isTerminal()) {
       throw new ClientUsageError(

@@ -209,7 +209,7 @@ export function generateDataset(options: GenerateOptions = {}): Dataset {
   const spare = want - floor * nUsers;
   const counts = weights.map((w) => Math.min(nMovies, floor + Math.floor((w / wsum) * spare)));
   let left = want - counts.reduce((a, b) => a + b, 0);
-  for (let u = 0; left > 0 && u < nUsers * 4; u++) {
+  for (let u = 0; left > 0 && u < nUsers * nMovies; u++) {
     const i = u % nUsers;
     if (counts[i] < nMovies) {
       counts[i]++;
@@ -349,7 +349,9 @@ export function parseRatingsCsv(text: string, file = "ratings.csv"): Rating[] {
     if (f.length !== 4) throw new DatasetError(`${file}:${i + 1}: expected 4 fields`);
     const rating = Number(f[2]);
     if (!isValidRating(rating)) {
-      throw new DatasetError(`${file}:${i + 1}: rating must be 0.5..5.0 in 0.5 steps, got "${f[2]}"`);
+      throw new DatasetError(
+        `${file}:${i + 1}: rating must be 0.5..5.0 in 0.5 steps, got "${f[2]}"`,
+      );
     }
     const time = Number(f[3]);
     if (!Number.isSafeInteger(time) || time < 0) {

@@ -43,11 +43,19 @@ export const ratingsDemo: DemoStep = {
       const final = await c2.send(bob, { t: "ratings.query", q: "get", user: 7, movie });
       const avg = await c1.send(alice, { t: "ratings.query", q: "average", user: 7, movie });
       return [
-        `${kind} via ${fes[0].name}: user 7 rates ${up.title} 4.5 → ts ${JSON.stringify(up.ts)} (${up.copies} copies)`,
-        `read via ${fes[1].name} (${seen.rm}) with the client's ts: ${seen.rating} — never older than what the client saw`,
-        `two clients race (2.0 via ${race[0].rm}, 3.5 via ${race[1].rm}); every RM settles on ${final.rating}`,
+        `${kind} via ${fes[0].name}: user 7 rates ${up.title} 4.5 → ts ${
+          JSON.stringify(up.ts)
+        } (${up.copies} copies)`,
+        `read via ${
+          fes[1].name
+        } (${seen.rm}) with the client's ts: ${seen.rating} — never older than what the client saw`,
+        `two clients race (2.0 via ${race[0].rm}, 3.5 via ${
+          race[1].rm
+        }); every RM settles on ${final.rating}`,
         `average of ${avg.title}: ${(avg.average as number).toFixed(2)} from ${avg.count} ratings`,
-        `checksums ${sums.every((s) => s === sums[0]) ? "equal" : "DIFFER"} on ${rms.length} RMs: ${sums[0]}`,
+        `checksums ${sums.every((s) => s === sums[0]) ? "equal" : "DIFFER"} on ${rms.length} RMs: ${
+          sums[0]
+        }`,
       ];
     } finally {
       await c1.close();

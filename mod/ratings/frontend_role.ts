@@ -216,7 +216,13 @@ class FrontEnd {
       this.#route({ t: "ratings.query", q, user, movie, prev }, q).then(
         ({ reply, rm }) => {
           const ts = this.#learn(user, reply.ts);
-          session.reply(msg, { ...reply, rid: undefined, st: undefined, ts: { ...ts }, rm: rm.name });
+          session.reply(msg, {
+            ...reply,
+            rid: undefined,
+            st: undefined,
+            ts: { ...ts },
+            rm: rm.name,
+          });
         },
         (err) => session.replyError(msg, err),
       ),
@@ -248,7 +254,13 @@ class FrontEnd {
       this.#route(forward, kind).then(
         ({ reply, rm }) => {
           const ts = this.#learn(user, reply.ts);
-          session.reply(msg, { ...reply, rid: undefined, st: undefined, ts: { ...ts }, rm: rm.name });
+          session.reply(msg, {
+            ...reply,
+            rid: undefined,
+            st: undefined,
+            ts: { ...ts },
+            rm: rm.name,
+          });
         },
         (err) => session.replyError(msg, err),
       ),

@@ -62,9 +62,9 @@ export const ratingsGenCommand: CommandDefinition = {
         } catch (err) {
           console.error(
             `peerd ratings-gen: ${
-              err instanceof DatasetError ? err.message : `Cannot write ${opts.out}: ${
-                (err as Error).message
-              }`
+              err instanceof DatasetError
+                ? err.message
+                : `Cannot write ${opts.out}: ${(err as Error).message}`
             }`,
           );
           Deno.exitCode = 1;

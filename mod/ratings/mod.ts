@@ -12,7 +12,7 @@
  */
 export { replicaRole } from "./replica_role.ts";
 export { frontendRole } from "./frontend_role.ts";
-export { ratingsCommand, RatingsClient, RatingsSession } from "./client_command.ts";
+export { RatingsClient, ratingsCommand, RatingsSession } from "./client_command.ts";
 export { ratingsGenCommand } from "./gen_command.ts";
 export { ratingsDemo } from "./demo.ts";
 export * from "./vector_ts.ts";

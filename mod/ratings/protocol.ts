@@ -106,7 +106,10 @@ export function readUpdate(msg: Message): { op: RatingOp; uid?: string } {
   const time = msg.time === undefined || msg.time === null
     ? Math.floor(Date.now() / 1000)
     : fieldInt(msg, "time", { min: 0, max: 1e11 });
-  return { op: { kind: kind as UpdateKind, user, movie, rating, time, prev: fieldTs(msg, "prev") }, uid };
+  return {
+    op: { kind: kind as UpdateKind, user, movie, rating, time, prev: fieldTs(msg, "prev") },
+    uid,
+  };
 }
 
 /** Reads log records from a gossip frame; throws `bad_field` on a malformed one. */

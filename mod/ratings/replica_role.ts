@@ -310,7 +310,10 @@ class Replica {
           const record = this.#createRecord(op, uid);
           await this.#commit();
           const copies = f > 1 ? await this.#replicate(record, f - 1) : 0;
-          session.reply(msg, { ...this.#updated(op, uid, title, record.ts, false), copies: copies + 1 });
+          session.reply(msg, {
+            ...this.#updated(op, uid, title, record.ts, false),
+            copies: copies + 1,
+          });
         } catch (err) {
           session.replyError(msg, err);
         } finally {
@@ -422,7 +425,8 @@ class Replica {
     const missing = aheadOf(prev, this.#valueTs);
     const holders = [...this.#peers.values()].filter((p) => {
       const ts = this.#table.get(p.name) ?? {};
-      return missing.includes(p.name) || missing.some((rm) => entryOf(ts, rm) > entryOf(this.#valueTs, rm));
+      return missing.includes(p.name) ||
+        missing.some((rm) => entryOf(ts, rm) > entryOf(this.#valueTs, rm));
     });
     for (const peer of holders.length ? holders : this.#peers.values()) {
       this.#track(this.#exchange(peer));
@@ -526,7 +530,10 @@ class Replica {
   }
 
   #collectGarbage(): void {
-    const known = [this.#replicaTs, ...[...this.#peers.keys()].map((p) => this.#table.get(p) ?? {})];
+    const known = [
+      this.#replicaTs,
+      ...[...this.#peers.keys()].map((p) => this.#table.get(p) ?? {}),
+    ];
     const removed = this.#log.collect(this.#valueTs, known);
     if (removed.length === 0) return;
     for (const r of removed) {

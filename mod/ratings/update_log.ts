@@ -129,9 +129,7 @@ export class UpdateLog {
     const last = chain.at(-1);
     if (last && seqOf(last) >= seqOf(record)) {
       throw new Error(
-        `Cannot append record ${record.origin}#${seqOf(record)}: log already has #${
-          seqOf(last)
-        }`,
+        `Cannot append record ${record.origin}#${seqOf(record)}: log already has #${seqOf(last)}`,
       );
     }
     chain.push(record);

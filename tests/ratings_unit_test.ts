@@ -1,0 +1,251 @@
+import assert from "node:assert/strict";
+import {
+  aheadOf,
+  dependenciesMet,
+  generateDataset,
+  isCovered,
+  isValidRating,
+  leq,
+  type LogRecord,
+  merge,
+  parseVectorTs,
+  RatingsState,
+  ReplicaStore,
+  stableOrder,
+  UpdateLog,
+} from "../mod/ratings/mod.ts";
+import { parseCsvLine, parseMoviesCsv, readDatasetDir } from "../mod/ratings/dataset.ts";
+import { parseRatingsCommand } from "../mod/ratings/client_command.ts";
+import { readRecords, readUpdate } from "../mod/ratings/protocol.ts";
+import { ProtocolError } from "../mod/wire/mod.ts";
+
+function rec(
+  origin: string,
+  ts: Record<string, number>,
+  uid = `${origin}-${ts[origin]}`,
+): LogRecord {
+  return {
+    origin,
+    ts,
+    uid,
+    op: { kind: "update", user: 1, movie: 1, rating: 3, time: 0, prev: {} },
+  };
+}
+
+Deno.test("leq() treats missing entries as 0", () => {
+  assert.ok(leq({}, {}));
+  assert.ok(leq({}, { a: 3 }));
+  assert.ok(leq({ a: 0 }, {}));
+  assert.ok(leq({ a: 1, b: 2 }, { a: 1, b: 2, c: 9 }));
+  assert.ok(!leq({ a: 1 }, {}));
+  assert.ok(!leq({ a: 2, b: 1 }, { a: 3, b: 0 }));
+  assert.ok(!leq({ c: 1 }, { a: 5, b: 5 }));
+});
+
+Deno.test("merge() is the element-wise maximum and does not mutate", () => {
+  const a = { a: 1, b: 5 };
+  const b = { b: 2, c: 7 };
+  assert.deepEqual(merge(a, b), { a: 1, b: 5, c: 7 });
+  assert.deepEqual(merge(b, a), { a: 1, b: 5, c: 7 });
+  assert.deepEqual(a, { a: 1, b: 5 });
+  assert.deepEqual(merge({}, {}), {});
+  const m = merge(a, b);
+  assert.ok(leq(a, m) && leq(b, m));
+});
+
+Deno.test("aheadOf() lists the replicas where another timestamp is ahead", () => {
+  assert.deepEqual(aheadOf({ rm1: 3, rm2: 1, rm3: 4 }, { rm1: 3, rm2: 0, rm3: 2 }), ["rm2", "rm3"]);
+  assert.deepEqual(aheadOf({ rm1: 1 }, { rm1: 1, rm2: 7 }), []);
+  assert.deepEqual(aheadOf({ rm9: 1 }, {}), ["rm9"]);
+});
+
+Deno.test("parseVectorTs() accepts counters and refuses garbage", () => {
+  assert.deepEqual(parseVectorTs({ a: 2, b: 0 }), { a: 2 });
+  assert.deepEqual(parseVectorTs(undefined), {});
+  assert.equal(parseVectorTs({ a: -1 }), undefined);
+  assert.equal(parseVectorTs({ a: 1.5 }), undefined);
+  assert.equal(parseVectorTs({ a: "1" }), undefined);
+  assert.equal(parseVectorTs([1, 2]), undefined);
+  assert.equal(parseVectorTs("x"), undefined);
+});
+
+Deno.test("UpdateLog.merge() skips records already covered and keeps each origin contiguous", () => {
+  const log = new UpdateLog();
+  const replicaTs: Record<string, number> = { a: 1 };
+  const added = log.merge([
+    rec("a", { a: 1 }), // covered by replicaTs
+    rec("a", { a: 2 }),
+    rec("b", { b: 2 }), // gap: b#1 missing, dropped for now
+    rec("a", { a: 3, b: 1 }),
+  ], replicaTs);
+  assert.deepEqual(added.map((r) => `${r.origin}#${r.ts[r.origin]}`), ["a#2", "a#3"]);
+  assert.deepEqual(replicaTs, { a: 3 });
+  // the same records again: all covered
+  assert.equal(log.merge([rec("a", { a: 2 }), rec("a", { a: 3, b: 1 })], replicaTs).length, 0);
+  assert.equal(log.size, 2);
+  // b#1 then b#2 in one gossip, out of order
+  assert.equal(log.merge([rec("b", { b: 2 }), rec("b", { b: 1 })], replicaTs).length, 2);
+  assert.deepEqual(replicaTs, { a: 3, b: 2 });
+  assert.deepEqual(log.missingFor({ a: 2, b: 2 }).map((r) => r.uid), ["a-3"]);
+});
+
+Deno.test("stableOrder() returns stable records in timestamp order, respecting causality", () => {
+  const records = [
+    rec("b", { a: 1, b: 1 }), // needs a#1
+    rec("a", { a: 2 }), // needs a#1
+    rec("a", { a: 1 }),
+    rec("c", { c: 1, z: 1 }), // needs z#1, never here: not stable
+    rec("c", { c: 2, z: 1 }),
+  ];
+  const order = stableOrder(records, {});
+  assert.deepEqual(order.map((r) => r.uid), ["a-1", "a-2", "b-1"]);
+  assert.ok(!dependenciesMet(records[3], { a: 2, b: 1 }));
+  // from a value timestamp that already covers a#1
+  assert.deepEqual(stableOrder(records, { a: 1 }).map((r) => r.uid), ["a-2", "b-1"]);
+  // ties on the total are broken by origin name, the same on every replica
+  const tie = [rec("y", { y: 1 }), rec("x", { x: 1 })];
+  assert.deepEqual(stableOrder(tie, {}).map((r) => r.uid), ["x-1", "y-1"]);
+  assert.deepEqual(stableOrder([...tie].reverse(), {}).map((r) => r.uid), ["x-1", "y-1"]);
+});
+
+Deno.test("UpdateLog.collect() drops a record only once every RM has it and it is applied", () => {
+  const log = new UpdateLog();
+  log.append(rec("a", { a: 1 }));
+  log.append(rec("a", { a: 2 }));
+  const mine = { a: 2 };
+  assert.equal(log.collect({ a: 2 }, [mine, { a: 1 }, {}]).length, 0);
+  assert.deepEqual(log.collect({ a: 2 }, [mine, { a: 1 }, { a: 5 }]).map((r) => r.uid), ["a-1"]);
+  assert.equal(log.collect({ a: 1 }, [mine, { a: 2 }, { a: 2 }]).length, 0, "not applied here yet");
+  assert.equal(log.collect({ a: 2 }, [mine, { a: 2 }, { a: 2 }]).length, 1);
+  assert.equal(log.size, 0);
+  assert.ok(isCovered(rec("a", { a: 2 }), mine));
+});
+
+Deno.test("RatingsState.write() converges whatever the order of concurrent writes", () => {
+  const writes: Array<[number | null, number, string]> = [
+    [4, 3, "u1"],
+    [2, 5, "u2"],
+    [null, 5, "u3"],
+    [3.5, 4, "u4"],
+  ];
+  const results = new Set<string>();
+  const perms = [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1], [1, 3, 0, 2]];
+  for (const p of perms) {
+    const s = RatingsState.fromDataset({
+      movies: [{ id: 1, title: "M (1999)", genres: "Drama" }],
+      ratings: [{ user: 1, movie: 1, rating: 1, time: 0 }],
+    });
+    for (const i of p) s.write(1, 1, writes[i][0], 0, writes[i][1], writes[i][2]);
+    results.add(JSON.stringify([s.rating(1, 1), s.average(1), s.size]));
+  }
+  assert.equal(results.size, 1);
+  assert.deepEqual(JSON.parse([...results][0]), [null, { average: null, count: 0 }, 0]);
+});
+
+Deno.test("generateDataset() is deterministic and MovieLens-small shaped", () => {
+  const a = generateDataset({ seed: 7 });
+  const b = generateDataset({ seed: 7 });
+  assert.equal(a.movies.length, 9700);
+  assert.equal(a.ratings.length, 100_000);
+  assert.deepEqual(a.ratings.slice(0, 50), b.ratings.slice(0, 50));
+  assert.deepEqual(a.movies[123], b.movies[123]);
+  assert.equal(new Set(a.ratings.map((r) => r.user)).size, 610);
+  assert.ok(a.ratings.every((r) => isValidRating(r.rating)));
+  const pairs = new Set(a.ratings.map((r) => r.user * 1e7 + r.movie));
+  assert.equal(pairs.size, a.ratings.length, "one rating per user and movie");
+  const mean = a.ratings.reduce((s, r) => s + r.rating, 0) / a.ratings.length;
+  assert.ok(mean > 3.0 && mean < 4.0, `mean ${mean}`);
+  const perUser = new Map<number, number>();
+  for (const r of a.ratings) perUser.set(r.user, (perUser.get(r.user) ?? 0) + 1);
+  assert.ok(Math.min(...perUser.values()) >= 20);
+  assert.notDeepEqual(
+    generateDataset({ seed: 8, users: 5, movies: 50, ratings: 200 }).ratings,
+    generateDataset({ seed: 9, users: 5, movies: 50, ratings: 200 }).ratings,
+  );
+});
+
+Deno.test("CSV parsing handles quoted titles and names the bad line", () => {
+  assert.deepEqual(parseCsvLine('11,"American President, The (1995)",Comedy|Drama|Romance'), [
+    "11",
+    "American President, The (1995)",
+    "Comedy|Drama|Romance",
+  ]);
+  assert.deepEqual(parseCsvLine('1,"say ""hi"" (2000)",Drama'), ["1", 'say "hi" (2000)', "Drama"]);
+  assert.throws(
+    () => parseMoviesCsv("movieId,title,genres\n1,A,B\nx,C,D\n", "m.csv"),
+    /m\.csv:3: movieId/,
+  );
+  assert.throws(() => parseMoviesCsv("id,name\n", "m.csv"), /m\.csv:1: header/);
+});
+
+Deno.test("readDatasetDir() refuses ratings out of range and unknown movies", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/movies.csv`, "movieId,title,genres\n1,A (1990),Drama\n");
+    await Deno.writeTextFile(`${dir}/ratings.csv`, "userId,movieId,rating,timestamp\n1,1,7.0,5\n");
+    await assert.rejects(readDatasetDir(dir), /ratings\.csv:2: rating must be 0\.5\.\.5\.0/);
+    await Deno.writeTextFile(`${dir}/ratings.csv`, "userId,movieId,rating,timestamp\n1,2,4.0,5\n");
+    await assert.rejects(readDatasetDir(dir), /unknown movieId 2/);
+    await assert.rejects(readDatasetDir(`${dir}/nope`), /cannot read: no such file/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ReplicaStore persists cells, log and timestamps and reloads them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = generateDataset({ users: 10, movies: 40, ratings: 200 });
+    let store = new ReplicaStore(`${dir}/r.db`);
+    assert.ok(!store.initialised);
+    store.importDataset(data);
+    const r = rec("rm1", { rm1: 1 });
+    store.logAdded(r);
+    store.cellChanged({
+      user: 99,
+      movie: data.movies[0].id,
+      rating: 4.5,
+      time: 1,
+      vsum: 0,
+      vuid: "x",
+    });
+    store.setMeta("value", { rm1: 1 });
+    store.executedAdded("x");
+    store.flush();
+    const sum1 = await store.checksum();
+    store.close();
+    store = new ReplicaStore(`${dir}/r.db`);
+    const loaded = store.load();
+    assert.equal(loaded.state.size, 201);
+    assert.equal(loaded.state.rating(99, data.movies[0].id), 4.5);
+    assert.deepEqual(loaded.log, [r]);
+    assert.deepEqual(loaded.meta.get("value"), { rm1: 1 });
+    assert.ok(loaded.executed.has("x"));
+    assert.deepEqual(await store.checksum(), sum1);
+    store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("request readers refuse bad ratings, unknown kinds and malformed records", () => {
+  const ok = readUpdate({ t: "ratings.update", kind: "create", user: 3, movie: 4, rating: 4.5 });
+  assert.equal(ok.op.rating, 4.5);
+  const bad = (msg: Record<string, unknown>, code: string) =>
+    assert.throws(() => readUpdate({ t: "ratings.update", ...msg }), (e: unknown) => {
+      assert(e instanceof ProtocolError);
+      assert.equal(e.code, code);
+      return true;
+    });
+  bad({ kind: "create", user: 3, movie: 4, rating: 5.5 }, "bad_field");
+  bad({ kind: "create", user: 3, movie: 4, rating: 3.3 }, "bad_field");
+  bad({ kind: "create", user: 3, movie: 4, rating: "4" }, "bad_field");
+  bad({ kind: "explode", user: 3, movie: 4 }, "unknown_command");
+  bad({ kind: "delete", user: "3", movie: 4 }, "bad_field");
+  bad({ kind: "delete", user: 3, movie: 4, prev: { a: "x" } }, "bad_field");
+  assert.throws(() => readRecords({ t: "rm.gossip", records: [{ origin: "a" }] }), /records\[0\]/);
+  assert.throws(() => readRecords({ t: "rm.gossip", records: "x" }), /must be an array/);
+  assert.throws(() => parseRatingsCommand(1, "explode", []), /unknown command "explode"/);
+  assert.throws(() => parseRatingsCommand(1, "create", ["1"]), /missing RATING/);
+  assert.throws(() => parseRatingsCommand(1, "get", ["abc"]), /MOVIE must be a positive integer/);
+});
