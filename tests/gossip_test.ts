@@ -128,6 +128,23 @@ Deno.test("gossip: 20 processes join through one seed, spread, converge on concu
   assert.equal(members.find((m) => m.name === "g20")?.state, "dead");
   assert.equal(members.filter((m) => m.state === "alive").length, 18);
 
+  // 4. a member that comes back is taken back, and catches up through anti-entropy
+  const back = victims[1];
+  marks = survivors.map((n) => n.mark());
+  await back.start();
+  await Promise.all(
+    survivors.map((n, i) =>
+      n.waitForEvent((e) => e.ev === "member.up" && e.peer === back.name && e.was === "dead", {
+        timeoutMs: 15_000,
+        from: marks[i],
+      })
+    ),
+  );
+  await waitUntil(
+    async () => (await back.ctl("get", ["after-crash"]).catch(() => null))?.value === "still here",
+    { timeoutMs: 10_000, what: `${back.name} to catch up` },
+  );
+
   const codes = await cluster.stop();
   for (const [name, code] of codes) assert.equal(code, 0, `${name} exit code`);
 });

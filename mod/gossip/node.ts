@@ -330,13 +330,18 @@ export class GossipNode {
     this.#stats.received[msg.t] = (this.#stats.received[msg.t] ?? 0) + 1;
     const members = this.#members;
     if (members) {
-      if (msg.t === GossipType.Digest || msg.t === GossipType.Ping) {
-        if (!members.get(msg.from)) members.apply([msg.from, msg.addr, MemberState.Alive, 0], now);
-      } else if (!members.get(msg.from)) {
-        this.#discard("unknown_member", { from: msg.from, type: msg.t });
-        return;
+      // a sender introduces itself by its address (digest, ping) or its own entry in `m`
+      if ("m" in msg) {
+        for (const u of msg.m) members.apply(u, now);
       }
-      if ("m" in msg) { for (const u of msg.m) members.apply(u, now); }
+      if (!members.get(msg.from)) {
+        if (msg.t === GossipType.Digest || msg.t === GossipType.Ping) {
+          members.apply([msg.from, msg.addr, MemberState.Alive, 0], now);
+        } else {
+          this.#discard("unknown_member", { from: msg.from, type: msg.t });
+          return;
+        }
+      }
     }
     switch (msg.t) {
       case GossipType.Rumor:
