@@ -13,6 +13,7 @@
 import { ConfigError } from "../config/mod.ts";
 import {
   aborted,
+  pause,
   type RoleContext,
   type RoleDefinition,
   roleMembers,
@@ -156,6 +157,29 @@ class FrontEnd {
   async #route(msg: Message, kind: string): Promise<{ reply: Message; rm: Rm }> {
     const tried: string[] = [];
     let lastErr: unknown;
+    const deadline = performance.now() + this.#timeoutMs;
+    for (let round = 0; round < 50; round++) {
+      if (round > 0) {
+        if (performance.now() + 50 > deadline || this.#ctx.signal.aborted) break;
+        await pause(Math.min(400, 25 * 2 ** round), this.#ctx.signal);
+      }
+      const result = await this.#tryAll(msg, kind, tried, (err) => lastErr = err);
+      if (result) return result;
+    }
+    throw new ProtocolError(
+      ErrorCode.Unavailable,
+      `Cannot serve ${kind}: no replica answered (tried ${[...new Set(tried)].join(", ")}): ${
+        lastErr instanceof Error ? lastErr.message : String(lastErr)
+      }`,
+    );
+  }
+
+  async #tryAll(
+    msg: Message,
+    kind: string,
+    tried: string[],
+    onError: (err: unknown) => void,
+  ): Promise<{ reply: Message; rm: Rm } | undefined> {
     for (const rm of this.#candidates()) {
       try {
         const reply = await rm.link.request(msg, this.#timeoutMs);
@@ -175,7 +199,7 @@ class FrontEnd {
         return { reply, rm };
       } catch (err) {
         if (err instanceof RemoteError && !RETRYABLE.has(err.code)) throw err;
-        lastErr = err;
+        onError(err);
         tried.push(rm.name);
         this.#failovers++;
         if (rm.inUse) rm.inUse = false;
@@ -185,12 +209,7 @@ class FrontEnd {
         this.#ctx.log.debug(`${kind} via ${rm.name} failed: ${(err as Error).message}`);
       }
     }
-    throw new ProtocolError(
-      ErrorCode.Unavailable,
-      `Cannot serve ${kind}: no replica answered (tried ${tried.join(", ")}): ${
-        lastErr instanceof Error ? lastErr.message : String(lastErr)
-      }`,
-    );
+    return undefined;
   }
 
   #prevOf(user: number, carried: VectorTs): VectorTs {
