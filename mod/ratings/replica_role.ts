@@ -52,7 +52,6 @@ import {
   aheadOf,
   entryOf,
   leq,
-  merge,
   mergeInto,
   normalize,
   parseVectorTs,
