@@ -10,6 +10,7 @@ import {
   waitUntil,
 } from "./harness/mod.ts";
 import { RemoteError, RpcClient } from "../mod/wire/mod.ts";
+import { WORDS } from "../mod/gossip/mod.ts";
 
 /** Short intervals so 20 processes converge, detect and settle within the test budget. */
 const FAST = [
@@ -320,4 +321,20 @@ Deno.test("gossip: config errors exit 2 with one line; gossip-sim prints rounds 
   const usage = await runPeerd(["gossip-sim", "--loss", "2"]);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /--loss/);
+});
+
+Deno.test("gossip: --generate spreads random words as a Poisson process", async () => {
+  await using cluster = await LocalCluster.start({
+    nodes: [
+      { name: "g1", role: "gossip", args: [...FAST, "--generate", "--generate-mean", "0.1"] },
+      { name: "g2", role: "gossip", args: FAST },
+    ],
+  });
+  const g2 = cluster.node("g2");
+  const first = await g2.waitForEvent((e) => e.ev === "rumor.learned" && e.key === "g1/1", {
+    timeoutMs: 10_000,
+  });
+  assert.ok(WORDS.includes(String((await g2.ctl("get", ["g1/1"])).value)));
+  assert.equal(first.from, "g1");
+  await g2.waitForEvent((e) => e.ev === "rumor.learned" && e.key === "g1/3", { timeoutMs: 10_000 });
 });
