@@ -6,6 +6,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { BatchInsert } from "./batch_insert.ts";
 
 const SCHEMA_VERSION = 1;
 
@@ -46,7 +47,7 @@ export class BrokerStore {
   readonly #db: DatabaseSync;
   readonly epoch: string;
   #closed = false;
-  #insOutbox: StatementSync;
+  #insOutbox: BatchInsert;
   #selOutbox: StatementSync;
   #delOutbox: StatementSync;
   #upDaemon: StatementSync;
@@ -91,8 +92,10 @@ export class BrokerStore {
       this.epoch = crypto.randomUUID();
       db.prepare("INSERT INTO meta(key, value) VALUES ('epoch', ?)").run(this.epoch);
     }
-    this.#insOutbox = db.prepare(
-      "INSERT INTO outbox(daemon, dseq, id, topic, payload, sender, users) VALUES (?,?,?,?,?,?,?)",
+    this.#insOutbox = new BatchInsert(
+      db,
+      "INSERT INTO outbox(daemon, dseq, id, topic, payload, sender, users)",
+      7,
     );
     this.#selOutbox = db.prepare(
       "SELECT dseq, id, topic, payload, sender, users FROM outbox WHERE daemon=? AND dseq>? " +
@@ -183,8 +186,8 @@ export class BrokerStore {
     newTopics: string[],
   ): void {
     this.#tx(() => {
-      for (const r of rows) {
-        this.#insOutbox.run(
+      if (rows.length > 0) {
+        this.#insOutbox.run(rows.map((r) => [
           r.daemon,
           r.dseq,
           r.id,
@@ -192,7 +195,7 @@ export class BrokerStore {
           r.payload,
           r.from,
           r.users.length === 1 ? String(r.users[0]) : r.users.join(","),
-        );
+        ]));
       }
       for (const [daemon, dseq] of acks) this.#delOutbox.run(daemon, dseq);
       for (const d of daemons) this.saveDaemon(d);

@@ -78,6 +78,7 @@ export class MomDaemon {
   readonly #users = new Set<number>();
   readonly #waiters = new Map<number, Set<Waiter>>();
   #lastSeq: number;
+  #seqReserved: number;
   #pubAcked = 0;
   #pubAckPending = 0;
   #pubSent = 0;
@@ -105,8 +106,11 @@ export class MomDaemon {
     this.#store = store;
     this.#broker = broker;
     for (const u of store.users()) this.#users.add(u);
-    this.#lastSeq = store.lastSeq();
-    this.#pubCommitted = this.#lastSeq;
+    // publications may reach the broker before they are committed here, so numbers up to
+    // the reservation may be known to the broker: never reuse them after a restart
+    this.#lastSeq = Math.max(store.lastSeq(), Number(store.meta("seq_reserved") ?? 0));
+    this.#seqReserved = this.#lastSeq;
+    this.#pubCommitted = store.lastSeq();
     this.#lastDseq = Number(store.meta("last_dseq") ?? 0);
     this.#lastDseqCommitted = this.#lastDseq;
     this.#brokerEpoch = store.meta("broker_epoch") ?? "";
@@ -191,7 +195,21 @@ export class MomDaemon {
           );
         }
         const seq = ++this.#lastSeq;
-        this.#out.push({ entry: { seq, user, topic, payload }, session: s, rid: msg.rid });
+        if (seq > this.#seqReserved) {
+          this.#seqReserved = seq + SEQ_RESERVATION;
+          this.#store.setMeta({ seq_reserved: this.#seqReserved });
+        }
+        const entry = { seq, user, topic, payload };
+        this.#out.push({ entry, session: s, rid: msg.rid });
+        // overlap the broker hop with the local commit (the app is answered after the commit)
+        const link = this.#link;
+        if (
+          this.#attached && link && !this.#pumping && this.#pubSent === seq - 1 &&
+          link.conn.pendingBytes < EARLY_SEND_LIMIT
+        ) {
+          this.#pubSent = seq;
+          this.#linkSend(pubFrame(entry));
+        }
         this.published++;
         this.#schedule();
         return undefined;
@@ -373,19 +391,7 @@ export class MomDaemon {
       if (this.#attached) this.#linkSend({ t: "dack", dseq });
     }
     for (const u of woken) this.#wakeUser(u);
-    if (out.length > 0 && this.#attached) {
-      if (!this.#pumping && this.#pubSent === out[0].entry.seq - 1) {
-        for (const p of out) {
-          this.#pubSent = p.entry.seq;
-          if (!this.#linkSend(pubFrame(p.entry))) {
-            this.#pump();
-            break;
-          }
-        }
-      } else {
-        this.#pump();
-      }
-    }
+    if (this.#attached && this.#pubSent < this.#pubCommitted) this.#pump();
   }
 
   #wakeUser(user: number): void {
@@ -547,6 +553,12 @@ export class MomDaemon {
     }
   }
 }
+
+/** Publication numbers reserved on disk at a time (skipped after a restart). */
+const SEQ_RESERVATION = 100_000;
+
+/** Queued bytes on the broker link below which a publication is sent before its commit. */
+const EARLY_SEND_LIMIT = 256 * 1024;
 
 function pubFrame(e: OutboxEntry): Message {
   return { t: "pub", seq: e.seq, user: e.user, topic: e.topic, payload: e.payload };

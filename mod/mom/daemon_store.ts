@@ -7,6 +7,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { BatchInsert } from "./batch_insert.ts";
 
 const SCHEMA_VERSION = 1;
 
@@ -43,10 +44,10 @@ export class DaemonStore {
   readonly #db: DatabaseSync;
   readonly epoch: string;
   #closed = false;
-  #insOut: StatementSync;
+  #insOut: BatchInsert;
   #delOut: StatementSync;
   #selOut: StatementSync;
-  #insIn: StatementSync;
+  #insIn: BatchInsert;
   #selIn: StatementSync;
   #delIn: StatementSync;
   #setMeta: StatementSync;
@@ -86,14 +87,12 @@ export class DaemonStore {
       this.epoch = crypto.randomUUID();
       this.#setMeta.run("epoch", this.epoch);
     }
-    this.#insOut = db.prepare("INSERT INTO outbox(seq, user, topic, payload) VALUES (?,?,?,?)");
+    this.#insOut = new BatchInsert(db, "INSERT INTO outbox(seq, user, topic, payload)", 4);
     this.#delOut = db.prepare("DELETE FROM outbox WHERE seq<=?");
     this.#selOut = db.prepare(
       "SELECT seq, user, topic, payload FROM outbox WHERE seq>? ORDER BY seq LIMIT ?",
     );
-    this.#insIn = db.prepare(
-      "INSERT INTO inbox(user, id, topic, payload, sender) VALUES (?,?,?,?,?)",
-    );
+    this.#insIn = new BatchInsert(db, "INSERT INTO inbox(user, id, topic, payload, sender)", 5);
     this.#selIn = db.prepare(
       "SELECT seq, user, id, topic, payload, sender FROM inbox WHERE user=? AND seq>? " +
         "ORDER BY seq LIMIT ?",
@@ -147,7 +146,7 @@ export class DaemonStore {
 
   /**
    * Writes one tick's work in one transaction: new publications, deliveries into inboxes
-   * (their `seq` is filled in), the outbox acknowledged up to `pubAcked`, and positions.
+   * , the outbox acknowledged up to `pubAcked`, and positions.
    */
   commit(
     outgoing: OutboxEntry[],
@@ -156,9 +155,11 @@ export class DaemonStore {
     positions: Record<string, number>,
   ): void {
     this.#tx(() => {
-      for (const e of outgoing) this.#insOut.run(e.seq, e.user, e.topic, e.payload);
-      for (const e of incoming) {
-        e.seq = Number(this.#insIn.run(e.user, e.id, e.topic, e.payload, e.from).lastInsertRowid);
+      if (outgoing.length > 0) {
+        this.#insOut.run(outgoing.map((e) => [e.seq, e.user, e.topic, e.payload]));
+      }
+      if (incoming.length > 0) {
+        this.#insIn.run(incoming.map((e) => [e.user, e.id, e.topic, e.payload, e.from]));
       }
       if (pubAcked > 0) this.#delOut.run(pubAcked);
       for (const [k, v] of Object.entries(positions)) this.#setMeta.run(k, String(v));
