@@ -6,6 +6,7 @@ import {
   type ClusterNode,
   LocalCluster,
   type NodeSpec,
+  peerdArgv,
   runPeerd,
   waitUntil,
 } from "./harness/mod.ts";
@@ -337,4 +338,37 @@ Deno.test("gossip: --generate spreads random words as a Poisson process", async 
   assert.ok(WORDS.includes(String((await g2.ctl("get", ["g1/1"])).value)));
   assert.equal(first.from, "g1");
   await g2.waitForEvent((e) => e.ev === "rumor.learned" && e.key === "g1/3", { timeoutMs: 10_000 });
+});
+
+Deno.test("gossip: the prompt (stdin a terminal) runs spread, get, members and quit", async () => {
+  const hasScript = await new Deno.Command("sh", {
+    args: ["-c", "command -v script"],
+    stdout: "null",
+  })
+    .output().then((o) => o.success, () => false);
+  if (!hasScript) return; // util-linux `script` provides the terminal; without it there is none
+  const argv = peerdArgv(["--role", "gossip", "--name", "solo", "--listen", "127.0.0.1:0"]);
+  const quoted = argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+  const child = new Deno.Command("script", {
+    args: ["-qec", quoted, "/dev/null"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  try {
+    const writer = child.stdin.getWriter();
+    await writer.write(
+      new TextEncoder().encode("spread color deep blue\nget color\nmembers\nnope\nquit\n"),
+    );
+    const out = await child.output();
+    await writer.close().catch(() => {});
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, text);
+    assert.match(text, /"key":"color","value":"deep blue","version":\{"clock":1,"node":"solo"\}/);
+    assert.match(text, /"members":\[\{"name":"solo"/);
+    assert.match(text, /error: unknown command nope/);
+  } finally {
+    clearTimeout(timer);
+  }
 });

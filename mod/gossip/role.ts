@@ -361,14 +361,15 @@ export const gossipRole: RoleDefinition = {
           ctx.log.info(`generated ${key} = ${word} (${v.version.clock}@${v.version.node})`);
         }, { meanMs: s.generateMeanS * 1000, signal: ctx.signal }));
       }
+      // `quit` or end of input at the prompt stops the node like SIGTERM does
+      let promptDone: Promise<void> = new Promise(() => {});
       if (ctx.interactive) {
-        background.push(
-          runPrompt(ctx, commands).catch((err) => {
-            ctx.log.warn(`prompt stopped: ${err instanceof Error ? err.message : String(err)}`);
-          }),
-        );
+        promptDone = runPrompt(ctx, commands).catch((err) => {
+          ctx.log.warn(`prompt stopped: ${err instanceof Error ? err.message : String(err)}`);
+        });
+        background.push(promptDone);
       }
-      await aborted(ctx.signal);
+      await Promise.race([aborted(ctx.signal), promptDone]);
     } finally {
       clearInterval(timer);
       gossip.leave();
