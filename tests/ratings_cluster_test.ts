@@ -134,7 +134,7 @@ Deno.test("a client's update is visible to its next query through either FE, als
   assert.equal(st.peers.length, 2);
   await converged(cluster);
   const updates = eventsNamed(cluster.node("rm3").events(), "rm.update");
-  assert.ok(updates.length >= 13 && updates.every((e) => typeof e.id === "string" && e.ts));
+  assert.ok(updates.length >= 13 && updates.every((e) => typeof e.id === "string" && e.vts));
   assert.ok(eventsNamed(cluster.allEvents(), "fe.route").length >= 2);
 });
 

@@ -505,7 +505,7 @@ class Replica {
     this.#applied++;
     this.#ctx.events.emit("rm.update", {
       id: r.uid,
-      ts: normalize(r.ts),
+      vts: normalize(r.ts),
       origin: r.origin,
       kind: r.op.kind,
       user: r.op.user,
