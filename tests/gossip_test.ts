@@ -215,6 +215,22 @@ Deno.test("gossip: bad input gets error frames or discard events, never a crash"
     raw.close();
   }
 
+  // a length prefix far over the frame limit: frame_too_large, and the connection closes
+  const huge = await Deno.connect(addr);
+  try {
+    await huge.write(new Uint8Array([0x7f, 0xff, 0xff, 0xff]));
+    const buf = new Uint8Array(4096);
+    let text = "";
+    for (let i = 0; i < 20; i++) {
+      const n = await huge.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    assert.match(text, /frame_too_large/);
+  } finally {
+    huge.close();
+  }
+
   const mallory = await RpcClient.connect(addr, { role: "gossip", name: "mallory" });
   try {
     // wrong field types → bad_field
@@ -305,6 +321,25 @@ Deno.test("gossip: config errors exit 2 with one line; gossip-sim prints rounds 
     const bad = await runPeerd(["--role", "gossip", "--name", "g1", "--peers", peers]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /"nope"/);
+    await Deno.writeTextFile(
+      peers,
+      JSON.stringify({
+        cluster: "t",
+        nodes: [{ name: "g1", host: "127.0.0.1", port: 1, role: "gossip" }],
+      }),
+    );
+    const noList = await runPeerd([
+      "--role",
+      "gossip",
+      "--name",
+      "g1",
+      "--peers",
+      peers,
+      "--topology",
+      "overlay",
+    ]);
+    assert.equal(noList.code, 2);
+    assert.match(noList.stderr, /no "neighbours"/);
     const badOpt = await runPeerd(["--role", "gossip", "--fanout", "0", "--listen", "127.0.0.1:0"]);
     assert.equal(badOpt.code, 2);
     assert.match(badOpt.stderr, /--fanout/);
