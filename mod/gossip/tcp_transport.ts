@@ -110,7 +110,10 @@ export class TcpTransport implements GossipTransport, AsyncDisposable {
     const clients = [...this.#links.values()].flatMap((l) => (l.client ? [l.client] : []));
     this.#links.clear();
     await Promise.allSettled(clients.map(async (c) => {
-      await Promise.race([c.conn.flush(), new Promise((r) => setTimeout(r, 300))]);
+      // give queued frames (the leave notice) a moment to go out, then close
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([c.conn.flush(), new Promise((r) => (timer = setTimeout(r, 300)))]);
+      clearTimeout(timer);
       await c.close();
     }));
   }
