@@ -40,6 +40,9 @@ interface Rm {
   inUse: boolean;
 }
 
+/** Users whose timestamps the FE keeps (oldest dropped; clients carry theirs anyway). */
+const MAX_USERS = 200_000;
+
 const RETRYABLE = new Set<string>([ErrorCode.Unavailable, ErrorCode.Timeout]);
 
 /** The front end of one process. */
@@ -53,6 +56,10 @@ class FrontEnd {
   #f: number;
   #timeoutMs: number;
   #tasks = new Set<Promise<unknown>>();
+  #ranked: Rm[] | undefined;
+  #activeCount = 0;
+  #pending = 0;
+  #idle: (() => void) | undefined;
 
   constructor(ctx: RoleContext) {
     this.#ctx = ctx;
@@ -116,6 +123,7 @@ class FrontEnd {
       await aborted(ctx.signal);
     } finally {
       clearInterval(pinger);
+      await this.#drained(2_000);
       await server.close();
       await Promise.allSettled([...this.#tasks]);
       await Promise.all(this.#rms.map((rm) => rm.link.close()));
@@ -141,16 +149,17 @@ class FrontEnd {
     if (rm.status === status) return;
     const was = rm.status;
     rm.status = status;
+    this.#ranked = undefined;
     this.#ctx.events.emit("fe.rm_status", { rm: rm.name, status, was });
   }
 
-  /** RMs to try, best first: ACTIVE (rotating), OVERLOADED, then OFFLINE. */
-  #candidates(): Rm[] {
-    const n = this.#rms.length;
-    const start = this.#next++ % n;
-    const rotated = [...this.#rms.slice(start), ...this.#rms.slice(0, start)];
+  /** RMs ranked ACTIVE, OVERLOADED, OFFLINE (file order within a rank), cached. */
+  #rankedRms(): Rm[] {
+    if (this.#ranked) return this.#ranked;
     const rank = (s: RmStatus) => (s === "ACTIVE" ? 0 : s === "OVERLOADED" ? 1 : 2);
-    return rotated.sort((a, b) => rank(a.status) - rank(b.status));
+    this.#ranked = [...this.#rms].sort((a, b) => rank(a.status) - rank(b.status));
+    this.#activeCount = this.#rms.filter((rm) => rm.status === "ACTIVE").length;
+    return this.#ranked;
   }
 
   /** Sends `msg` to the best RM, failing over; resolves with the reply and the RM used. */
@@ -180,7 +189,11 @@ class FrontEnd {
     tried: string[],
     onError: (err: unknown) => void,
   ): Promise<{ reply: Message; rm: Rm } | undefined> {
-    for (const rm of this.#candidates()) {
+    // The first try rotates over the ACTIVE RMs (or all, if none is); then the rest in rank.
+    const ranked = this.#rankedRms();
+    const first = this.#next++ % (this.#activeCount || ranked.length);
+    for (let j = 0; j < ranked.length; j++) {
+      const rm = ranked[j === 0 ? first : j <= first ? j - 1 : j];
       try {
         const reply = await rm.link.request(msg, this.#timeoutMs);
         if (typeof reply.st === "string") this.#setStatus(rm, reply.st as RmStatus);
@@ -193,7 +206,7 @@ class FrontEnd {
             reason: tried.length > 0 ? "failover" : "first",
             ...(tried.length > 0 ? { from: tried } : {}),
           });
-        } else {
+        } else if (this.#ctx.events.debugEnabled) {
           this.#ctx.events.debug("fe.route", { rm: rm.name, kind });
         }
         return { reply, rm };
@@ -220,7 +233,10 @@ class FrontEnd {
   #learn(user: number, ts: unknown): VectorTs {
     const parsed = parseVectorTs(ts) ?? {};
     let kept = this.#prev.get(user);
-    if (!kept) this.#prev.set(user, kept = {});
+    if (!kept) {
+      if (this.#prev.size >= MAX_USERS) this.#prev.delete(this.#prev.keys().next().value!);
+      this.#prev.set(user, kept = {});
+    }
     mergeInto(kept, parsed);
     return kept;
   }
@@ -230,22 +246,7 @@ class FrontEnd {
     const user = fieldUser(msg);
     const movie = q === "all" ? undefined : fieldMovie(msg);
     const prev = this.#prevOf(user, fieldTs(msg, "prev"));
-    this.#requests++;
-    this.#track(
-      this.#route({ t: "ratings.query", q, user, movie, prev }, q).then(
-        ({ reply, rm }) => {
-          const ts = this.#learn(user, reply.ts);
-          session.reply(msg, {
-            ...reply,
-            rid: undefined,
-            st: undefined,
-            ts: { ...ts },
-            rm: rm.name,
-          });
-        },
-        (err) => session.replyError(msg, err),
-      ),
-    );
+    this.#serve(session, msg, user, { t: "ratings.query", q, user, movie, prev }, q);
     return undefined;
   }
 
@@ -257,7 +258,6 @@ class FrontEnd {
       ? crypto.randomUUID()
       : fieldString(msg, "uid", { maxLength: 80 });
     const time = msg.time ?? Math.floor(Date.now() / 1000);
-    this.#requests++;
     const forward: Message = {
       t: "ratings.update",
       kind,
@@ -269,22 +269,38 @@ class FrontEnd {
       prev,
       f: this.#f,
     };
-    this.#track(
-      this.#route(forward, kind).then(
-        ({ reply, rm }) => {
-          const ts = this.#learn(user, reply.ts);
-          session.reply(msg, {
-            ...reply,
-            rid: undefined,
-            st: undefined,
-            ts: { ...ts },
-            rm: rm.name,
-          });
-        },
-        (err) => session.replyError(msg, err),
-      ),
-    );
+    this.#serve(session, msg, user, forward, kind);
     return undefined;
+  }
+
+  /** Routes `forward` and answers `msg` with the reply, its timestamp merged into the user's. */
+  #serve(session: PeerSession, msg: Message, user: number, forward: Message, kind: string): void {
+    this.#requests++;
+    this.#pending++;
+    this.#route(forward, kind).then(
+      ({ reply, rm }) => {
+        reply.ts = this.#learn(user, reply.ts);
+        reply.rm = rm.name;
+        delete reply.st;
+        session.reply(msg, reply);
+      },
+      (err) => session.replyError(msg, err),
+    ).finally(() => {
+      if (--this.#pending === 0) this.#idle?.();
+    });
+  }
+
+  /** Resolves when no client request is in flight (bounded by `ms`). */
+  #drained(ms: number): Promise<void> {
+    if (this.#pending === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#idle = done;
+    });
   }
 
   #track<T>(p: Promise<T>): void {

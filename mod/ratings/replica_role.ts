@@ -264,7 +264,9 @@ class Replica {
     const prev = fieldTs(msg, "prev");
     this.#refuseWhenDraining();
     if (leq(prev, this.#valueTs) && !this.#store.dirty) {
-      this.#ctx.events.debug("rm.query", { prev: normalize(prev), waited: 0, q, user });
+      if (this.#ctx.events.debugEnabled) {
+        this.#ctx.events.debug("rm.query", { prev: normalize(prev), waited: 0, q, user });
+      }
       return this.#answer(q, user, movie);
     }
     this.#inFlight++;
@@ -385,23 +387,42 @@ class Replica {
   }
 
   #answer(q: QueryKind, user: number, movie: number): Message {
-    const base = { t: "ratings.result", q, user, ts: { ...this.#valueTs }, st: this.#status };
     const s = this.#state;
     if (q === "average") {
       const { average, count } = s.average(movie);
-      return { ...base, movie, title: s.movies.get(movie)!.title, average, count };
+      const title = s.movies.get(movie)!.title;
+      return {
+        t: "ratings.result",
+        q,
+        user,
+        movie,
+        title,
+        average,
+        count,
+        ts: this.#valueTs,
+        st: this.#status,
+      };
     }
     if (q === "get") {
-      return { ...base, movie, title: s.movies.get(movie)!.title, rating: s.rating(user, movie) };
+      const title = s.movies.get(movie)!.title;
+      const rating = s.rating(user, movie);
+      return {
+        t: "ratings.result",
+        q,
+        user,
+        movie,
+        title,
+        rating,
+        ts: this.#valueTs,
+        st: this.#status,
+      };
     }
-    return {
-      ...base,
-      ratings: s.userRatings(user).map((c) => ({
-        movie: c.movie,
-        title: s.movies.get(c.movie)?.title ?? `movie ${c.movie}`,
-        rating: c.rating,
-      })),
-    };
+    const ratings = s.userRatings(user).map((c) => ({
+      movie: c.movie,
+      title: s.movies.get(c.movie)?.title ?? `movie ${c.movie}`,
+      rating: c.rating,
+    }));
+    return { t: "ratings.result", q, user, ratings, ts: this.#valueTs, st: this.#status };
   }
 
   /** Resolves (with the ms waited) once `prev ≤ value ts` and the value is committed. */
