@@ -198,6 +198,27 @@ Deno.test("GossipNode converges under 30% message loss through anti-entropy, eve
   assert.ok(c.events.some((e) => e.ev === "rumor.learned" && e.fields.via === "anti-entropy"));
 });
 
+Deno.test("GossipNode: a healed partition merges again (members believed dead are retried)", () => {
+  const c = new VirtualCluster(10, { seed: 21 });
+  c.run(10_000, () => c.allAlive(10));
+  const left = ["n0", "n1", "n2", "n3", "n4"];
+  const right = ["n5", "n6", "n7", "n8", "n9"];
+  c.net.partition(left, right, true);
+  c.run(20_000, () => c.live().every((x) => x.memberCounts().dead === 5));
+  for (const x of c.live()) assert.equal(x.memberCounts().dead, 5, x.name);
+  c.nodes.get("n1")!.spread("west", "1");
+  c.nodes.get("n8")!.spread("east", "2");
+  c.run(3_000);
+  assert.equal(c.nodes.get("n6")!.get("west"), undefined, "nothing crosses the cut");
+  c.net.partition(left, right, false);
+  c.run(30_000, () => c.live().every((x) => x.memberCounts().alive === 10 && x.keyCount === 2));
+  for (const x of c.live()) {
+    assert.equal(x.memberCounts().alive, 10, x.name);
+    assert.equal(x.get("west")?.value, "1", x.name);
+    assert.equal(x.get("east")?.value, "2", x.name);
+  }
+});
+
 Deno.test("GossipNode: concurrent writes of one key converge to the same version everywhere", () => {
   const c = new VirtualCluster(12, { seed: 3 });
   c.run(10_000, () => c.allAlive(12));

@@ -43,6 +43,7 @@ export class VirtualNetwork {
   readonly #random: RandomSource;
   readonly #sinks = new Map<string, MessageSink>();
   readonly #down = new Set<string>();
+  readonly #cut = new Set<string>();
   readonly #encoder: FrameEncoder | undefined;
   #queue: [string, GossipMessage][] = [];
   #loss: number;
@@ -74,6 +75,18 @@ export class VirtualNetwork {
     else this.#down.delete(addr);
   }
 
+  /** Cuts (`true`) or restores (`false`) every link between the two groups, both ways. */
+  partition(a: readonly string[], b: readonly string[], cut: boolean): void {
+    for (const x of a) {
+      for (const y of b) {
+        for (const link of [`${x}\u0000${y}`, `${y}\u0000${x}`]) {
+          if (cut) this.#cut.add(link);
+          else this.#cut.delete(link);
+        }
+      }
+    }
+  }
+
   /** Whether `addr` is crashed. */
   isDown(addr: string): boolean {
     return this.#down.has(addr);
@@ -85,6 +98,10 @@ export class VirtualNetwork {
       send: (addr, msg) => {
         if (from !== undefined && this.#down.has(from)) return;
         this.stats.sent++;
+        if (from !== undefined && this.#cut.size > 0 && this.#cut.has(`${from}\u0000${addr}`)) {
+          this.stats.lost++;
+          return;
+        }
         if (this.#encoder) this.stats.bytes += this.#encoder.encode(msg as never).length;
         if (this.#loss > 0 && this.#random() < this.#loss) {
           this.stats.lost++;

@@ -141,6 +141,9 @@ interface Relay {
 
 const encoder = new TextEncoder();
 
+/** Chance per anti-entropy exchange of also contacting one member believed dead. */
+const DEAD_RETRY_PROBABILITY = 0.1;
+
 function utf8Length(s: string): number {
   return s.length * 3 <= 1024 ? s.length * 3 : encoder.encode(s).length;
 }
@@ -435,6 +438,15 @@ export class GossipNode {
       return;
     }
     this.#send(partner.addr, this.#digest());
+    // Now and then, also try one member believed dead: if it is back (a healed partition,
+    // a restart), it learns it was declared dead, refutes, and is taken back.
+    if (this.#members && this.#random() < DEAD_RETRY_PROBABILITY) {
+      const dead = this.#members.all().filter((m) =>
+        m.state === MemberState.Dead && this.#inOverlay(m.name)
+      );
+      const pick = sampleDistinct(this.#random, dead, 1)[0];
+      if (pick) this.#send(pick.addr, this.#digest());
+    }
   }
 
   #join(): void {
