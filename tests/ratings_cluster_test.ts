@@ -392,6 +392,54 @@ Deno.test("drain reports OFFLINE and FEs route around it; a new RM listed later 
   }
 });
 
+Deno.test("a replica that is behind fetches the missing updates at once for a query, long before gossip", async () => {
+  const slow = ["--dataset", DATA, "--gossip-interval", "60000"];
+  await using cluster = await LocalCluster.start({
+    nodes: [
+      { name: "rm1", role: "replica", args: slow },
+      { name: "rm2", role: "replica", args: slow },
+      { name: "rm3", role: "replica", args: [...slow, "--chaos-status"] },
+    ],
+  });
+  const rm1 = await RpcClient.connect(addr(cluster, "rm1"));
+  const rm3 = await RpcClient.connect(addr(cluster, "rm3"));
+  try {
+    const movie = MOVIES[7];
+    const cur = await rm1.request({ t: "ratings.query", q: "get", user: 30, movie, prev: {} });
+    const mark = cluster.node("rm3").mark();
+    const up = await rm1.request({
+      t: "ratings.update",
+      kind: cur.rating === null ? "create" : "update",
+      user: 30,
+      movie,
+      rating: 0.5,
+      uid: "fetch-me",
+      prev: cur.ts,
+      f: 1,
+    });
+    assert.equal(up.copies, 1);
+    const t0 = performance.now();
+    const got = await rm3.request({ t: "ratings.query", q: "get", user: 30, movie, prev: up.ts });
+    const ms = performance.now() - t0;
+    assert.equal(got.rating, 0.5);
+    assert.ok(ms < 5_000, `answered in ${ms} ms, gossip interval is 60 s`);
+    const q = await cluster.node("rm3").waitForEvent("rm.query", { from: mark });
+    assert.ok((q.waited as number) > 0);
+    assert.deepEqual(q.prev, up.ts);
+    const g = await cluster.node("rm3").waitForEvent("rm.gossip", { from: mark });
+    assert.equal(g.peer, "rm1");
+    assert.equal(g.records, 1);
+  } finally {
+    await rm1.close();
+    await rm3.close();
+  }
+  // --chaos-status: rm3 reports random statuses (re-drawn every second)
+  await cluster.node("rm3").waitForEvent(
+    (e) => e.ev === "rm.status" && e.status !== "ACTIVE",
+    { timeoutMs: 15_000 },
+  );
+});
+
 Deno.test("ratings-gen writes a deterministic dataset; a bad --dataset exits 2 naming the file", async () => {
   const dir = await Deno.makeTempDir();
   try {
