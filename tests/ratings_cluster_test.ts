@@ -397,7 +397,11 @@ Deno.test("a replica that is behind fetches the missing updates at once for a qu
   await using cluster = await LocalCluster.start({
     nodes: [
       { name: "rm1", role: "replica", args: slow },
-      { name: "rm2", role: "replica", args: slow },
+      {
+        name: "rm2",
+        role: "replica",
+        args: [...slow, "--overload-threshold", "0", "--query-timeout", "1500"],
+      },
       { name: "rm3", role: "replica", args: [...slow, "--chaos-status"] },
     ],
   });
@@ -433,6 +437,23 @@ Deno.test("a replica that is behind fetches the missing updates at once for a qu
     await rm1.close();
     await rm3.close();
   }
+  // A query for updates no reachable RM has: OVERLOADED while it waits, then unavailable.
+  const rm2 = await RpcClient.connect(addr(cluster, "rm2"));
+  try {
+    const err = await rm2.request({
+      t: "ratings.query",
+      q: "average",
+      user: 1,
+      movie: MOVIES[0],
+      prev: { rm9: 4 },
+    }).catch((e) => e);
+    assert(err instanceof RemoteError);
+    assert.equal(err.code, "unavailable");
+    assert.match(err.message, /still lacks updates from rm9/);
+  } finally {
+    await rm2.close();
+  }
+  await cluster.node("rm2").waitForEvent((e) => e.ev === "rm.status" && e.status === "OVERLOADED");
   // --chaos-status: rm3 reports random statuses (re-drawn every second)
   await cluster.node("rm3").waitForEvent(
     (e) => e.ev === "rm.status" && e.status !== "ACTIVE",
