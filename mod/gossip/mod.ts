@@ -21,6 +21,7 @@ export {
   type MemberTableOptions,
 } from "./membership.ts";
 export * from "./messages.ts";
+export { FailureDetector, type FailureDetectorOptions } from "./failure_detector.ts";
 export type { GossipTransport } from "./transport.ts";
 export {
   GossipInputError,

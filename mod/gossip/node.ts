@@ -18,17 +18,15 @@ import {
 } from "./constants.ts";
 import { type Member, type MemberChange, MemberTable } from "./membership.ts";
 import type {
-  AckMessage,
   DeltaMessage,
   DigestMessage,
   DigestTuple,
   EntryTuple,
   GossipMessage,
-  PingMessage,
-  PingReqMessage,
   RumorMessage,
 } from "./messages.ts";
-import { type RandomSource, sampleDistinct, shuffle } from "./random.ts";
+import { type RandomSource, sampleDistinct } from "./random.ts";
+import { FailureDetector } from "./failure_detector.ts";
 import { type Entry, VersionedStore } from "./store.ts";
 import type { GossipTransport } from "./transport.ts";
 import { LamportClock, type Version } from "./version.ts";
@@ -126,19 +124,6 @@ interface Hot {
   rounds: number;
 }
 
-interface Probe {
-  target: Member;
-  seq: number;
-  sentAt: number;
-  indirect: boolean;
-}
-
-interface Relay {
-  to: string;
-  seq: number;
-  expires: number;
-}
-
 const encoder = new TextEncoder();
 
 /** Chance per anti-entropy exchange of also contacting one member believed dead. */
@@ -166,6 +151,7 @@ export class GossipNode {
   readonly #clock = new LamportClock();
   readonly #hot = new Map<string, Hot>();
   readonly #members: MemberTable | undefined;
+  readonly #detector: FailureDetector | undefined;
   readonly #static: readonly PeerRef[] | undefined;
   readonly #neighbours: ReadonlySet<string> | undefined;
   readonly #seeds: readonly string[];
@@ -181,11 +167,6 @@ export class GossipNode {
   #candidatesVersion = -1;
   #nextGossip = 0;
   #nextAntiEntropy = 0;
-  #nextProbe = 0;
-  #probe: Probe | undefined;
-  #probeOrder: Member[] = [];
-  #relays = new Map<number, Relay>();
-  #seq = 0;
   #started = false;
   #left = false;
 
@@ -214,10 +195,23 @@ export class GossipNode {
     this.#neighbours = options.neighbours ? new Set(options.neighbours) : undefined;
     this.#seeds = (options.seeds ?? []).filter((s) => s !== options.addr);
     if (!this.#static) {
-      this.#members = new MemberTable(
+      const members = new MemberTable(
         { name: this.name, addr: this.addr },
         { onChange: (c) => this.#onMemberChange(c) },
       );
+      this.#members = members;
+      this.#detector = new FailureDetector({
+        name: this.name,
+        addr: this.addr,
+        members,
+        random: this.#random,
+        send: (addr, msg) => this.#send(addr, msg),
+        probeIntervalMs: this.#o.probeIntervalMs,
+        probeTimeoutMs: this.#o.probeTimeoutMs,
+        indirectProbes: this.#o.indirectProbes,
+        suspectTimeoutMs: this.#o.suspectTimeoutMs,
+        probeable: (name) => this.#inOverlay(name),
+      });
     }
   }
 
@@ -298,7 +292,7 @@ export class GossipNode {
     this.#started = true;
     this.#nextGossip = now + this.#o.gossipIntervalMs;
     this.#nextAntiEntropy = now + this.#random() * this.#o.antiEntropyIntervalMs;
-    this.#nextProbe = now + this.#random() * this.#o.probeIntervalMs;
+    this.#detector?.start(now);
     if (this.#members && this.#seeds.length > 0) this.#join();
   }
 
@@ -324,7 +318,7 @@ export class GossipNode {
       // jittered between 0.5 and 1.5 intervals, so exchanges do not synchronise
       this.#nextAntiEntropy = now + this.#o.antiEntropyIntervalMs * (0.5 + this.#random());
     }
-    if (this.#members && this.#o.probeIntervalMs > 0) this.#swimTick(now);
+    this.#detector?.tick(now);
   }
 
   /** Handles one received message. */
@@ -354,11 +348,11 @@ export class GossipNode {
       case GossipType.Delta:
         return this.#onDelta(msg);
       case GossipType.Ping:
-        return this.#onPing(msg);
+        return this.#detector?.onPing(msg);
       case GossipType.Ack:
-        return this.#onAck(msg);
+        return this.#detector?.onAck(msg);
       case GossipType.PingReq:
-        return this.#onPingReq(msg, now);
+        return this.#detector?.onPingReq(msg, now);
     }
   }
 
@@ -514,106 +508,6 @@ export class GossipNode {
     if (e.length > 0) {
       this.#send(addr, { t: GossipType.Delta, from: this.name, e, want: [], m: [] });
     }
-  }
-
-  // ── SWIM failure detection ──
-
-  #swimTick(now: number): void {
-    const members = this.#members!;
-    const probe = this.#probe;
-    if (probe) {
-      if (!probe.indirect && now >= probe.sentAt + this.#o.probeTimeoutMs) {
-        probe.indirect = true;
-        const helpers = sampleDistinct(
-          this.#random,
-          members.reachable(),
-          this.#o.indirectProbes,
-          (m) => m.name === probe.target.name || m.state !== MemberState.Alive,
-        );
-        for (const h of helpers) {
-          this.#send(h.addr, {
-            t: GossipType.PingReq,
-            from: this.name,
-            seq: probe.seq,
-            target: probe.target.name,
-            taddr: probe.target.addr,
-          });
-        }
-      }
-      if (now >= probe.sentAt + this.#o.probeIntervalMs) {
-        this.#probe = undefined;
-        members.suspect(probe.target.name, now);
-      }
-    }
-    if (!this.#probe && now >= this.#nextProbe) {
-      this.#nextProbe = now + this.#o.probeIntervalMs;
-      const target = this.#nextProbeTarget();
-      if (target) {
-        const seq = ++this.#seq;
-        this.#probe = { target, seq, sentAt: now, indirect: false };
-        this.#send(target.addr, {
-          t: GossipType.Ping,
-          from: this.name,
-          addr: this.addr,
-          seq,
-          m: members.piggyback(),
-        });
-      }
-    }
-    for (const m of members.expiredSuspects(now - this.#o.suspectTimeoutMs)) {
-      members.declareDead(m.name, now);
-    }
-    for (const [seq, relay] of this.#relays) if (relay.expires <= now) this.#relays.delete(seq);
-  }
-
-  #nextProbeTarget(): Member | undefined {
-    for (let i = 0; i < 2; i++) {
-      while (this.#probeOrder.length > 0) {
-        const m = this.#probeOrder.pop()!;
-        const cur = this.#members!.get(m.name);
-        if (cur && cur.state !== MemberState.Dead && this.#inOverlay(cur.name)) {
-          return cur as Member;
-        }
-      }
-      this.#probeOrder = shuffle(
-        this.#random,
-        this.#members!.reachable().filter((m) => this.#inOverlay(m.name)) as Member[],
-      );
-    }
-    return undefined;
-  }
-
-  #onPing(msg: PingMessage): void {
-    this.#send(msg.addr, {
-      t: GossipType.Ack,
-      from: this.name,
-      seq: msg.seq,
-      m: this.#members?.piggyback() ?? [],
-    });
-  }
-
-  #onPingReq(msg: PingReqMessage, now: number): void {
-    const requester = this.#addrOf(msg.from);
-    if (!requester) return;
-    const seq = ++this.#seq;
-    this.#relays.set(seq, { to: requester, seq: msg.seq, expires: now + this.#o.probeIntervalMs });
-    this.#send(msg.taddr, {
-      t: GossipType.Ping,
-      from: this.name,
-      addr: this.addr,
-      seq,
-      m: this.#members?.piggyback() ?? [],
-    });
-  }
-
-  #onAck(msg: AckMessage): void {
-    const relay = this.#relays.get(msg.seq);
-    if (relay) {
-      this.#relays.delete(msg.seq);
-      this.#send(relay.to, { t: GossipType.Ack, from: this.name, seq: relay.seq, m: [] });
-      return;
-    }
-    if (this.#probe && this.#probe.seq === msg.seq) this.#probe = undefined;
   }
 
   #onMemberChange(c: MemberChange): void {
