@@ -34,7 +34,7 @@ import {
   RemoteError,
   RpcClient,
 } from "../wire/mod.ts";
-import { DaemonStore, type InboxEntry, type OutboxEntry } from "./daemon_store.ts";
+import { DaemonStore, type Delivery, type InboxEntry, type OutboxEntry } from "./daemon_store.ts";
 import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
 import { Tick } from "./tick.ts";
 import { checkPattern, checkTopic, TopicError } from "./topic.ts";
@@ -88,7 +88,8 @@ export class MomDaemon {
   #lastDseqCommitted: number;
   #brokerEpoch: string;
   #out: PendingPublish[] = [];
-  #in: InboxEntry[] = [];
+  #in: Delivery[] = [];
+  #takes = 0;
   #flushes: Array<{ session: PeerSession; msg: Message }> = [];
   readonly #tick = new Tick(() => this.#flush());
   #link: RpcClient | undefined;
@@ -226,6 +227,7 @@ export class MomDaemon {
         const max = Math.min(fieldInt(msg, "max", { min: 0 }), MAX_RECEIVE_BATCH);
         const wait = Math.min(fieldInt(msg, "wait", { min: 0 }), 3_600_000);
         const rows = this.#store.take(user, after, max);
+        if (after > 0 && ++this.#takes % 16 === 0) this.#store.collect();
         if (rows.length > 0 || wait === 0 || max === 0) {
           return { t: "messages", messages: rows.map(toWire) };
         }
@@ -277,6 +279,7 @@ export class MomDaemon {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#flush();
+    this.#store.collect();
     this.#closed = true;
     this.#tick.close();
     this.#linkAbort.abort();
@@ -382,9 +385,11 @@ export class MomDaemon {
     for (const f of flushes) f.session.reply(f.msg, { t: "flushed" });
     const woken = new Set<number>();
     for (const e of incoming) {
-      this.delivered++;
-      events.emit("msg.delivered", { id: e.id, user: e.user, topic: e.topic });
-      woken.add(e.user);
+      for (const user of e.users) {
+        this.delivered++;
+        events.emit("msg.delivered", { id: e.id, user, topic: e.topic });
+        woken.add(user);
+      }
     }
     if (dseq !== this.#lastDseqCommitted) {
       this.#lastDseqCommitted = dseq;
@@ -457,10 +462,8 @@ export class MomDaemon {
       const topic = fieldString(msg, "topic");
       const payload = fieldBytes(msg, "payload");
       const from = fieldInt(msg, "from");
-      for (const user of users) {
-        if (!this.#users.has(user)) continue;
-        this.#in.push({ seq: 0, user, id, topic, payload, from });
-      }
+      const local = users.filter((u) => this.#users.has(u));
+      if (local.length > 0) this.#in.push({ users: local, id, topic, payload, from });
       this.#lastDseq = dseq;
       this.#schedule();
     } else if (msg.t === "puback") {

@@ -23,12 +23,24 @@ export interface OutboxEntry {
   payload: Uint8Array;
 }
 
+/** A received publication, stored once for all its local recipients. */
+export interface Delivery {
+  /** Local recipients. */
+  users: number[];
+  /** Message id (`<publisher daemon>:<seq>`). */
+  id: string;
+  /** Topic. */
+  topic: string;
+  /** Payload. */
+  payload: Uint8Array;
+  /** Publishing user. */
+  from: number;
+}
+
 /** A received publication waiting in a user's inbox. */
 export interface InboxEntry {
-  /** Inbox position (increasing; `receive` acknowledges up to one). */
+  /** Inbox position (increasing, never reused; `receive` acknowledges up to one). */
   seq: number;
-  /** Recipient. */
-  user: number;
   /** Message id (`<publisher daemon>:<seq>`). */
   id: string;
   /** Topic. */
@@ -47,7 +59,10 @@ export class DaemonStore {
   #insOut: BatchInsert;
   #delOut: StatementSync;
   #selOut: StatementSync;
-  #insIn: BatchInsert;
+  #insMsg: BatchInsert;
+  #insRef: BatchInsert;
+  #gc: StatementSync;
+  #nextN: number;
   #selIn: StatementSync;
   #delIn: StatementSync;
   #setMeta: StatementSync;
@@ -66,10 +81,12 @@ export class DaemonStore {
         CREATE TABLE IF NOT EXISTS outbox(
           seq INTEGER PRIMARY KEY, user INTEGER NOT NULL, topic TEXT NOT NULL,
           payload BLOB NOT NULL);
+        CREATE TABLE IF NOT EXISTS inbox_msg(
+          n INTEGER PRIMARY KEY, id TEXT NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+          sender INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS inbox(
-          seq INTEGER PRIMARY KEY AUTOINCREMENT, user INTEGER NOT NULL, id TEXT NOT NULL,
-          topic TEXT NOT NULL, payload BLOB NOT NULL, sender INTEGER NOT NULL);
-        CREATE INDEX IF NOT EXISTS inbox_user ON inbox(user, seq);
+          user INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(user, n)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS inbox_n ON inbox(n);
         PRAGMA user_version = ${SCHEMA_VERSION};
       `);
     } else if (version !== SCHEMA_VERSION) {
@@ -92,12 +109,18 @@ export class DaemonStore {
     this.#selOut = db.prepare(
       "SELECT seq, user, topic, payload FROM outbox WHERE seq>? ORDER BY seq LIMIT ?",
     );
-    this.#insIn = new BatchInsert(db, "INSERT INTO inbox(user, id, topic, payload, sender)", 5);
+    this.#insMsg = new BatchInsert(db, "INSERT INTO inbox_msg(n, id, topic, payload, sender)", 5);
+    this.#insRef = new BatchInsert(db, "INSERT INTO inbox(user, n)", 2);
     this.#selIn = db.prepare(
-      "SELECT seq, user, id, topic, payload, sender FROM inbox WHERE user=? AND seq>? " +
-        "ORDER BY seq LIMIT ?",
+      "SELECT m.n AS n, m.id AS id, m.topic AS topic, m.payload AS payload, m.sender AS sender " +
+        "FROM inbox r JOIN inbox_msg m ON m.n = r.n WHERE r.user=? AND r.n>? ORDER BY r.n LIMIT ?",
     );
-    this.#delIn = db.prepare("DELETE FROM inbox WHERE user=? AND seq<=?");
+    this.#delIn = db.prepare("DELETE FROM inbox WHERE user=? AND n<=?");
+    this.#gc = db.prepare(
+      "DELETE FROM inbox_msg WHERE n < coalesce((SELECT MIN(n) FROM inbox), ?)",
+    );
+    const maxN = db.prepare("SELECT MAX(n) AS m FROM inbox_msg").get() as { m: number | null };
+    this.#nextN = Math.max(Number(maxN.m ?? 0), Number(this.meta("inbox_n") ?? 0)) + 1;
   }
 
   /** Reads a meta value. */
@@ -142,6 +165,7 @@ export class DaemonStore {
       this.#db.prepare("DELETE FROM users WHERE id=?").run(id);
       this.#db.prepare("DELETE FROM inbox WHERE user=?").run(id);
     });
+    this.collect();
   }
 
   /**
@@ -150,16 +174,27 @@ export class DaemonStore {
    */
   commit(
     outgoing: OutboxEntry[],
-    incoming: InboxEntry[],
+    incoming: Delivery[],
     pubAcked: number,
     positions: Record<string, number>,
   ): void {
+    if (incoming.length > 0) {
+      // inbox positions are never reused, even after every message was taken
+      positions.inbox_n = this.#nextN + incoming.length - 1;
+    }
     this.#tx(() => {
       if (outgoing.length > 0) {
         this.#insOut.run(outgoing.map((e) => [e.seq, e.user, e.topic, e.payload]));
       }
       if (incoming.length > 0) {
-        this.#insIn.run(incoming.map((e) => [e.user, e.id, e.topic, e.payload, e.from]));
+        const refs: number[][] = [];
+        const msgs = incoming.map((e) => {
+          const n = this.#nextN++;
+          for (const u of e.users) refs.push([u, n]);
+          return [n, e.id, e.topic, e.payload, e.from];
+        });
+        this.#insMsg.run(msgs);
+        this.#insRef.run(refs);
       }
       if (pubAcked > 0) this.#delOut.run(pubAcked);
       for (const [k, v] of Object.entries(positions)) this.#setMeta.run(k, String(v));
@@ -190,22 +225,19 @@ export class DaemonStore {
     if (upTo > 0) this.#delIn.run(user, upTo);
     if (limit <= 0) return [];
     return (this.#selIn.all(user, upTo, limit) as Array<
-      {
-        seq: number;
-        user: number;
-        id: string;
-        topic: string;
-        payload: Uint8Array;
-        sender: number;
-      }
+      { n: number; id: string; topic: string; payload: Uint8Array; sender: number }
     >).map((r) => ({
-      seq: Number(r.seq),
-      user: Number(r.user),
+      seq: Number(r.n),
       id: r.id,
       topic: r.topic,
       payload: r.payload,
       from: Number(r.sender),
     }));
+  }
+
+  /** Deletes stored messages older than every user's oldest untaken one. */
+  collect(): void {
+    this.#gc.run(this.#nextN);
   }
 
   /** Inbox sizes by user. */
