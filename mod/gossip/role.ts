@@ -17,8 +17,9 @@ import { ErrorCode, type Message, type PeerSession, ProtocolError } from "../wir
 import { DEFAULT_MAX_VALUE_BYTES, GossipType } from "./constants.ts";
 import { generateWords } from "./generator.ts";
 import { parseGossipMessage } from "./messages.ts";
-import { GossipInputError, GossipNode } from "./node.ts";
+import { GossipNode } from "./node.ts";
 import { TcpTransport } from "./tcp_transport.ts";
+import { type GossipCommands, gossipCommands, runPrompt } from "./commands.ts";
 
 /** Parsed role options. */
 interface GossipSettings {
@@ -123,94 +124,6 @@ function resolvePeers(
   return { neighbours, seeds };
 }
 
-/** The commands shared by ctl and the prompt. */
-function gossipCommands(node: GossipNode, extra: () => Record<string, unknown>) {
-  return {
-    spread(args: string[]): Record<string, unknown> {
-      if (args.length < 2) {
-        throw new ProtocolError(ErrorCode.BadField, "Cannot spread: usage is spread <key> <value>");
-      }
-      try {
-        return { ...node.spread(args[0], args.slice(1).join(" ")) };
-      } catch (err) {
-        if (err instanceof GossipInputError) throw new ProtocolError(err.code, err.message);
-        throw err;
-      }
-    },
-    get(args: string[]): Record<string, unknown> {
-      if (args.length !== 1) {
-        throw new ProtocolError(ErrorCode.BadField, "Cannot get: usage is get <key>");
-      }
-      const v = node.get(args[0]);
-      if (!v) throw new ProtocolError(ErrorCode.NotFound, `Cannot get ${args[0]}: no such key`);
-      return { ...v };
-    },
-    members(): Record<string, unknown> {
-      return { members: node.members() };
-    },
-    status(): Record<string, unknown> {
-      const st = node.stats;
-      return {
-        topology: node.topology,
-        ...(node.neighbours ? { neighbours: node.neighbours } : {}),
-        members: node.memberCounts(),
-        keys: node.keyCount,
-        hot: node.hotCount,
-        clock: node.clock,
-        incarnation: node.incarnation,
-        rounds: st.rounds,
-        learned: st.learned,
-        duplicates: st.duplicates,
-        discarded: st.discarded,
-        messages_sent: Object.values(st.sent).reduce((a, b) => a + b, 0),
-        sent_by_type: st.sent,
-        ...extra(),
-      };
-    },
-  };
-}
-
-async function runPrompt(
-  ctx: RoleContext,
-  commands: ReturnType<typeof gossipCommands>,
-): Promise<void> {
-  const enc = new TextEncoder();
-  const dec = new TextDecoder();
-  const out = (s: string) => Deno.stdout.writeSync(enc.encode(s));
-  out("gossip> commands: spread <key> <value>, get <key>, members, status, quit\ngossip> ");
-  let buf = "";
-  const reader = Deno.stdin.readable.getReader();
-  ctx.signal.addEventListener("abort", () => reader.cancel().catch(() => {}), { once: true });
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done || ctx.signal.aborted) break;
-      buf += dec.decode(value, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const words = buf.slice(0, nl).trim().split(/\s+/).filter(Boolean);
-        buf = buf.slice(nl + 1);
-        const [cmd, ...args] = words;
-        if (!cmd) {
-          out("gossip> ");
-          continue;
-        }
-        if (cmd === "quit" || cmd === "exit") return;
-        const fn = (commands as Record<string, (a: string[]) => Record<string, unknown>>)[cmd];
-        try {
-          if (!fn) throw new Error(`unknown command ${cmd}`);
-          out(JSON.stringify(fn(args)) + "\n");
-        } catch (err) {
-          out(`error: ${err instanceof Error ? err.message : String(err)}\n`);
-        }
-        out("gossip> ");
-      }
-    }
-  } finally {
-    reader.releaseLock();
-  }
-}
-
 /** The gossip role. */
 export const gossipRole: RoleDefinition = {
   name: "gossip",
@@ -290,7 +203,7 @@ export const gossipRole: RoleDefinition = {
       log: ctx.log,
     });
     // filled in right after the server listens (no frame can arrive in between)
-    const late: { node?: GossipNode; commands?: ReturnType<typeof gossipCommands> } = {};
+    const late: { node?: GossipNode; commands?: GossipCommands } = {};
     const receive = (msg: Message, session: PeerSession): undefined => {
       const m = parseGossipMessage(msg);
       if (m.from !== session.peer.name) {
@@ -364,7 +277,7 @@ export const gossipRole: RoleDefinition = {
       // `quit` or end of input at the prompt stops the node like SIGTERM does
       let promptDone: Promise<void> = new Promise(() => {});
       if (ctx.interactive) {
-        promptDone = runPrompt(ctx, commands).catch((err) => {
+        promptDone = runPrompt(ctx.signal, commands).catch((err) => {
           ctx.log.warn(`prompt stopped: ${err instanceof Error ? err.message : String(err)}`);
         });
         background.push(promptDone);
