@@ -253,10 +253,13 @@ Deno.test("bad input gets clear errors; a retried update is applied once; nothin
     runPeerd(["ratings", "--fe", fe1, "--user", "5", "--session", session, ...args]);
   const unknownMovie = await run("get", "9999999");
   assert.equal(unknownMovie.code, 1);
-  assert.match(unknownMovie.stderr, /not_found: Cannot find movie 9999999/);
+  assert.match(unknownMovie.stderr, /^peerd ratings: not_found: Cannot find movie 9999999/);
   const outOfRange = await run("create", String(MOVIES[3]), "7");
   assert.equal(outOfRange.code, 1);
-  assert.match(outOfRange.stderr, /bad_field: Cannot accept rating 7: ratings are 0\.5\.\.5\.0/);
+  assert.match(
+    outOfRange.stderr,
+    /^peerd ratings: bad_field: Cannot accept rating 7: ratings are 0\.5\.\.5\.0/,
+  );
   const unknownCommand = await run("explode", "1");
   assert.equal(unknownCommand.code, 2);
   assert.match(unknownCommand.stderr, /unknown command "explode"/);
@@ -335,6 +338,17 @@ Deno.test("bad input gets clear errors; a retried update is applied once; nothin
     assert.equal(applied.length, 1, `${name} applied the retried update once`);
   }
   assert.ok(eventsNamed(cluster.node("rm1").events(), "wire.error").length >= 1);
+  const again = await run("create", String(MOVIES[4]), "2");
+  assert.equal(again.code, 1);
+  assert.match(
+    again.stderr,
+    /conflict: Cannot create: user 5 already rated .+ \(3\.5\); use update/,
+  );
+  const gone = await run("delete", String(MOVIES[4]));
+  assert.equal(gone.code, 0, gone.stderr);
+  const notRated = await run("update", String(MOVIES[4]), "1");
+  assert.equal(notRated.code, 1);
+  assert.match(notRated.stderr, /not_found: Cannot update: user 5 has not rated/);
 });
 
 Deno.test("drain reports OFFLINE and FEs route around it; a new RM listed later joins and catches up; SIGTERM exits 0", async () => {

@@ -284,7 +284,7 @@ class FrontEnd {
         delete reply.st;
         session.reply(msg, reply);
       },
-      (err) => session.replyError(msg, err),
+      (err) => session.replyError(msg, relayed(err)),
     ).finally(() => {
       if (--this.#pending === 0) this.#idle?.();
     });
@@ -308,6 +308,13 @@ class FrontEnd {
     this.#tasks.add(task);
     task.finally(() => this.#tasks.delete(task));
   }
+}
+
+/** An RM's error frame passed on to the client with its own code and fields. */
+function relayed(err: unknown): unknown {
+  if (!(err instanceof RemoteError)) return err;
+  const { t: _t, rid: _rid, code, message, ...details } = err.frame;
+  return new ProtocolError(String(code), String(message ?? err.message), details);
 }
 
 /** Normalised copy of a timestamp for printing. */

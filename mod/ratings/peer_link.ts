@@ -166,7 +166,7 @@ export class PeerLink {
       for (;;) {
         let msg: Message | null;
         try {
-          msg = await conn.read();
+          msg = conn.readBuffered() ?? await conn.read();
         } catch (err) {
           if (err instanceof WireError && !err.fatal) continue;
           break;
