@@ -68,6 +68,7 @@ interface ViewChange {
   joiners: Map<string, JoinRequest>;
   reports: Map<string, FlushReport>;
   deadline: number;
+  askedAt: number;
 }
 
 interface PeerInfo {
@@ -476,6 +477,11 @@ export class MulticastNode {
     const num = fieldInt(msg, "num", { min: 1 });
     const members = this.#names(msg, "members");
     if (!members.includes(this.name) || !members.includes(from)) return;
+    const acc = this.#accepted;
+    if (acc && acc.num === num && acc.coord === from && this.#state === "flushing") {
+      this.#links.get(from)?.send({ t: "mc.flush", num, ...this.#group.flushReport() });
+      return; // the coordinator asked again: its first proposal or our report was lost
+    }
     const floor = Math.max(
       this.#accepted?.num ?? 0,
       this.#state === "joining" ? 0 : this.#group.view?.id ?? 0,
@@ -489,6 +495,7 @@ export class MulticastNode {
     // A bootstrap proposal while a group exists elsewhere: join that group instead.
     if (this.#state === "joining" && this.#knownView() > 0) return;
     this.#maxNum = Math.max(this.#maxNum, num);
+    if (this.#state === "member") this.#tick(); // what was stamped goes out in the old view
     this.#accepted = { num, coord: from, members };
     this.#change = undefined;
     this.#state = "flushing";
@@ -595,6 +602,8 @@ export class MulticastNode {
 
   #onTimer(): void {
     if (this.#closed) return;
+    // Data stamped before now must leave before a heartbeat carrying the current clock.
+    if (this.#state === "member") this.#tick();
     const now = performance.now();
     const view = this.#group.view;
     const hb: Message = {
@@ -655,11 +664,12 @@ export class MulticastNode {
     const joining = [...this.#peerInfo].filter(([, i]) =>
       i.state !== "member" && now - i.at <= this.#opts.failTimeoutMs
     ).map(([n]) => n);
-    const heardAll = this.#peers.every((p) =>
-      !this.#isSuspected(p.name, now) && this.#peerInfo.has(p.name)
-    );
+    const reachable = (name: string) =>
+      this.#peerInfo.has(name) && !this.#isSuspected(name, now) &&
+      this.#links.get(name)?.connected === true;
+    const heardAll = this.#peers.every((p) => reachable(p.name));
     if (!heardAll && now - this.#startedAt < this.#opts.bootstrapMs) return;
-    const candidates = this.#sorted([this.name, ...joining]);
+    const candidates = this.#sorted([this.name, ...joining.filter(reachable)]);
     if (candidates[0] !== this.name) return;
     if (this.#accepted && !this.#isSuspected(this.#accepted.coord, now)) return;
     this.#startChange(candidates, new Map());
@@ -669,7 +679,18 @@ export class MulticastNode {
     const now = performance.now();
     const change = this.#change;
     if (change) {
-      if (now < change.deadline) return;
+      if (now < change.deadline) {
+        if (now - change.askedAt >= 400) {
+          change.askedAt = now;
+          const members = this.#accepted?.members ?? [];
+          for (const s of change.survivors) {
+            if (!change.reports.has(s)) {
+              this.#links.get(s)?.send({ t: "mc.propose", num: change.num, members });
+            }
+          }
+        }
+        return;
+      }
       const silent = change.survivors.filter((s) => !change.reports.has(s));
       this.#ctx.log.warn(`view change ${change.num}: no flush from ${silent.join(", ")}; retrying`);
       this.#change = undefined;
@@ -701,12 +722,14 @@ export class MulticastNode {
     this.#maxNum = num;
     const members = this.#sorted([...survivors, ...joiners.keys()]);
     const all = this.#sorted([this.name, ...survivors]);
+    if (this.#state === "member") this.#tick();
     this.#change = {
       num,
       survivors: all,
       joiners,
       reports: new Map([[this.name, this.#group.flushReport()]]),
       deadline: performance.now() + this.#opts.flushTimeoutMs,
+      askedAt: performance.now(),
     };
     this.#accepted = { num, coord: this.name, members };
     this.#state = "flushing";
