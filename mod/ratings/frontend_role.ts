@@ -166,8 +166,9 @@ class FrontEnd {
   async #route(msg: Message, kind: string): Promise<{ reply: Message; rm: Rm }> {
     const tried: string[] = [];
     let lastErr: unknown;
-    const deadline = performance.now() + this.#timeoutMs;
+    let deadline = 0;
     for (let round = 0; round < 50; round++) {
+      if (round === 1) deadline = performance.now() + this.#timeoutMs;
       if (round > 0) {
         if (performance.now() + 50 > deadline || this.#ctx.signal.aborted) break;
         await pause(Math.min(400, 25 * 2 ** round), this.#ctx.signal);

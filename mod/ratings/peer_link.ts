@@ -56,6 +56,8 @@ export class PeerLink {
   #backoffMs = 0;
   #nextAttempt = 0;
   #readers = new Set<Promise<void>>();
+  /** A coarse clock for deadlines, refreshed by the sweep (every 50 ms) while requests wait. */
+  #now = 0;
 
   constructor(hostname: string, port: number, options: PeerLinkOptions) {
     this.hostname = hostname;
@@ -78,8 +80,8 @@ export class PeerLink {
     const conn = this.up ? this.#conn! : await this.#connect();
     return new Promise<Message>((resolve, reject) => {
       const rid = this.#nextRid++;
-      this.#pending.set(rid, { resolve, reject, deadline: performance.now() + timeoutMs });
       this.#ensureSweep();
+      this.#pending.set(rid, { resolve, reject, deadline: this.#now + timeoutMs });
       try {
         conn.send({ ...msg, rid });
       } catch (err) {
@@ -102,8 +104,9 @@ export class PeerLink {
 
   #ensureSweep(): void {
     if (this.#sweep !== undefined) return;
+    this.#now = performance.now();
     this.#sweep = setInterval(() => {
-      const now = performance.now();
+      const now = this.#now = performance.now();
       for (const [rid, p] of this.#pending) {
         if (p.deadline <= now) {
           this.#pending.delete(rid);
