@@ -175,3 +175,169 @@ Deno.test("multicast: kill -9 of a member while all send; survivors agree, resum
   }
   assert.ok(histories[0].includes(helloId));
 });
+
+async function expectRefusal(client: RpcClient, frame: Message, code: string): Promise<void> {
+  let refused: unknown;
+  try {
+    await client.request(frame, { timeoutMs: 5_000 });
+  } catch (err) {
+    refused = err;
+  }
+  assert(refused instanceof RemoteError, `expected an error frame, got ${String(refused)}`);
+  assert.equal(refused.code, code, refused.message);
+}
+
+Deno.test("multicast: non-members, forged and duplicate ids, bad fields and garbage are refused; order is unaffected", async () => {
+  const names = ["m1", "m2", "m3"];
+  await using cluster = await LocalCluster.start({
+    nodes: names.map((name) => ({ name, role: "multicast", args: FAST })),
+  });
+  const [m1, m2] = cluster.nodes;
+  await waitForView(cluster.nodes, names);
+  const first = await m2.ctl("send", ["first"]);
+  assert.equal(first.id, "m2:1");
+  await waitOrExplain(cluster, () => cluster.nodes.every((n) => ids(n).includes("m2:1")), {
+    timeoutMs: 10_000,
+    what: "m2:1 delivered",
+  });
+  const view = Number((await m1.ctl("view")).view);
+  const addr = { hostname: "127.0.0.1", port: m1.port };
+  const msg = (over: Record<string, unknown>) => ({
+    id: "m2:2",
+    from: "m2",
+    seq: 2,
+    lamport: 1_000_000,
+    body: "evil",
+    ...over,
+  });
+  const intruder = await RpcClient.connect(addr, { role: "multicast", name: "intruder" });
+  const spoof = await RpcClient.connect(addr, { role: "multicast", name: "m2" });
+  try {
+    await expectRefusal(
+      intruder,
+      { t: "mc.data", view, msgs: [msg({ from: "intruder", id: "intruder:1", seq: 1 })] },
+      "not_member",
+    );
+    await expectRefusal(spoof, {
+      t: "mc.data",
+      view,
+      msgs: [msg({ from: "m3", id: "m3:1", seq: 1 })],
+    }, "forged");
+    await expectRefusal(spoof, { t: "mc.data", view, msgs: [msg({ id: "m3:7" })] }, "forged");
+    await expectRefusal(
+      spoof,
+      { t: "mc.data", view, msgs: [msg({ id: "m2:1", seq: 1 })] },
+      "duplicate",
+    );
+    await expectRefusal(spoof, { t: "mc.data", view, msgs: [msg({ id: "m2:9", seq: 9 })] }, "gap");
+    await expectRefusal(spoof, { t: "mc.data", view: "x", msgs: [] }, "bad_field");
+    await expectRefusal(spoof, { t: "mc.data", view, msgs: [{ id: 5 }] }, "bad_field");
+    await expectRefusal(spoof, { t: "mc.ack", view, lamport: -1 }, "bad_field");
+    await expectRefusal(spoof, { t: "mc.propose", num: 99, members: ["zz"] }, "bad_field");
+  } finally {
+    await intruder.close();
+    await spoof.close();
+  }
+  // Garbage bytes on a raw connection: an error frame, then the connection is closed.
+  const raw = await Deno.connect(addr);
+  try {
+    await raw.write(new Uint8Array([0, 0, 0, 3, 0xc1, 0xc1, 0xc1]));
+    await raw.write(new Uint8Array([0xff, 0xff, 0xff, 0xff]));
+    const buf = new Uint8Array(4096);
+    let got = 0;
+    for (let i = 0; i < 50; i++) {
+      const n = await raw.read(buf);
+      if (n === null) break;
+      got += n;
+    }
+    assert.ok(got > 0, "expected an error frame");
+  } finally {
+    raw.close();
+  }
+  const discards = m1.events().filter((e) => e.ev === "mc.discard").map((e) => e.reason);
+  for (const reason of ["not_member", "forged", "duplicate", "gap"]) {
+    assert.ok(discards.includes(reason), `no mc.discard for ${reason}: ${discards}`);
+  }
+  assert.ok(m1.events().some((e) => e.ev === "wire.error"));
+  // The group goes on: everyone delivers the same real messages and none of the fakes.
+  for (const n of cluster.nodes) await n.ctl("send", [`after from ${n.name}`]);
+  await waitOrExplain(cluster, () => cluster.nodes.every((n) => ids(n).length >= 4), {
+    timeoutMs: 10_000,
+    what: "4 deliveries everywhere",
+  });
+  const sequences = cluster.nodes.map((n) => ids(n));
+  for (const seq of sequences) assert.deepEqual(seq, sequences[0]);
+  assert.deepEqual([...sequences[0]].sort(), ["m1:1", "m2:1", "m2:2", "m3:1"]);
+  assert.ok(delivered(m1).every((e) => e.body !== "evil"));
+});
+
+Deno.test("multicast: ctl send/history/view/status, usage errors, and SIGTERM exits 0", async () => {
+  await using cluster = await LocalCluster.start({
+    nodes: ["m1", "m2"].map((name) => ({ name, role: "multicast", args: FAST })),
+  });
+  const [m1, m2] = cluster.nodes;
+  await waitForView(cluster.nodes, ["m1", "m2"]);
+  const sent = await runPeerd(["ctl", m1.address, "send", "hello", "world", "--compact"]);
+  assert.equal(sent.code, 0, sent.stderr);
+  const { id, lamport } = JSON.parse(sent.stdout);
+  assert.equal(id, "m1:1");
+  const ev = await m2.waitForEvent((e) => e.ev === "mc.delivered" && e.id === id);
+  assert.deepEqual([ev.idx, ev.from, ev.lamport, ev.body], [1, "m1", lamport, "hello world"]);
+  await waitUntil(() => m2.stdout.includes(`[${lamport}] m1: hello world`), {
+    what: "stdout line",
+  });
+  const sentEv = m1.events().find((e) => e.ev === "mc.sent");
+  assert.deepEqual([sentEv?.id, sentEv?.lamport], [id, lamport]);
+  const history = await runPeerd(["ctl", m2.address, "history", "5", "--compact"]);
+  assert.equal(history.code, 0, history.stderr);
+  const entries = JSON.parse(history.stdout).entries;
+  assert.deepEqual(entries.map((e: Message) => [e.idx, e.id, e.body]), [[
+    1,
+    "m1:1",
+    "hello world",
+  ]]);
+  const view = await m1.ctl("view");
+  assert.deepEqual(view.members, ["m1", "m2"]);
+  assert.equal(view.coordinator, "m1");
+  const status = await m2.ctl("status");
+  assert.equal(status.delivered, 1);
+  assert.equal(status.state, "member");
+  const empty = await runPeerd(["ctl", m1.address, "send"]);
+  assert.equal(empty.code, 1);
+  assert.match(empty.stderr, /usage: send <text>/);
+  const badN = await runPeerd(["ctl", m1.address, "history", "lots"]);
+  assert.equal(badN.code, 1);
+  assert.match(badN.stderr, /n must be an integer/);
+  // The history survives a restart (SQLite), and SIGTERM is a clean exit.
+  const stopped = await m2.stop();
+  assert.equal(stopped.code, 0);
+  assert.ok(stopped.ms < 5000, `took ${stopped.ms} ms`);
+  await m2.start();
+  await waitForView([m2], ["m1", "m2"]);
+  const again = await m2.ctl("history");
+  assert.deepEqual((again.entries as Message[]).map((e) => e.id), ["m1:1"]);
+  const code = await m1.stop();
+  assert.equal(code.code, 0);
+});
+
+Deno.test("multicast: a name outside the peers file's multicast nodes exits 2", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/peers.json`,
+      JSON.stringify({ nodes: [{ name: "e1", host: "127.0.0.1", port: 1, role: "echo" }] }),
+    );
+    const r = await runPeerd([
+      "--role",
+      "multicast",
+      "--name",
+      "e1",
+      "--peers",
+      `${dir}/peers.json`,
+    ]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /not a multicast node/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
