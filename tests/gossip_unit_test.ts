@@ -285,6 +285,9 @@ Deno.test("simulate() is deterministic per seed and meets log2 N + ln N + 2 roun
   assert.ok(a.roundsToFullCoverage !== null);
   assert.ok(a.roundsToFullCoverage <= a.theoreticalRounds + 2);
   assert.equal(a.coverageByRound.at(-1), 1000);
+  const crashed = simulate({ nodes: 1000, fanout: 3, crash: 0.3, seed: 11 });
+  assert.equal(crashed.crashed, 300);
+  assert.equal(crashed.coverageByRound.at(-1), 700, "every live node, and only those");
   const lossy = simulate({ nodes: 1000, fanout: 3, loss: 0.2, seed: 11 });
   assert.ok(lossy.roundsToFullCoverage !== null);
   assert.ok(lossy.messagesPerNode > 0);

@@ -40,13 +40,15 @@ export function formatSimulation(r: SimulationResult): string[] {
     }% seed=${r.seed} anti-entropy ${
       r.antiEntropyEvery > 0 ? `every ~${r.antiEntropyEvery} rounds` : "off"
     }`,
-    `rounds to full coverage: ${verdict}`,
+    `rounds to full coverage${
+      r.crashed > 0 ? ` of the ${r.nodes - r.crashed} live nodes (${r.crashed} crashed)` : ""
+    }: ${verdict}`,
     `messages per node to full coverage: ${r.messagesPerNode.toFixed(2)} (rumor pushes ${
       r.rumorMessagesPerNode.toFixed(2)
     }); until quiet${r.quietRound === null ? "" : ` (round ${r.quietRound})`}: ${
       r.messagesPerNodeUntilQuiet.toFixed(2)
     }`,
-    `learned by rumor: ${r.learnedByRumor} of ${r.nodes - 1}, by anti-entropy: ${
+    `learned by rumor: ${r.learnedByRumor} of ${r.nodes - r.crashed - 1}, by anti-entropy: ${
       r.coverageByRound[r.coverageByRound.length - 1] - 1 - r.learnedByRumor
     }${
       r.bytesPerNodePerRound === undefined
@@ -77,6 +79,7 @@ export const gossipSimCommand: CommandDefinition = {
         "mean rounds between anti-entropy exchanges (0: off)",
         "5",
       )
+      .option("--crash <fraction>", "share of nodes crashed before the write (0 ≤ f < 1)", "0")
       .option("--max-rounds <n>", "give up after this many rounds", "500")
       .option("--bytes", "measure frame bytes per node per round (slower)")
       .option("--json", "print the result as one JSON line instead of text")
@@ -88,6 +91,7 @@ export const gossipSimCommand: CommandDefinition = {
           loss: num(String(opts.loss), "--loss", 0, 0.99, false),
           seed: num(String(opts.seed), "--seed", 0, 2 ** 32 - 1),
           antiEntropyEvery: num(String(opts.antiEntropyEvery), "--anti-entropy-every", 0, 1_000),
+          crash: num(String(opts.crash), "--crash", 0, 0.99, false),
           maxRounds: num(String(opts.maxRounds), "--max-rounds", 1, 100_000),
           measureBytes: opts.bytes === true,
         });

@@ -25,6 +25,8 @@ export interface SimulationOptions {
   antiEntropyEvery?: number;
   /** Give up after this many rounds. @default {500} */
   maxRounds?: number;
+  /** Share of nodes (never the writer) crashed before the write; they get nothing. @default {0} */
+  crash?: number;
   /** Measure frame bytes (slower). @default {false} */
   measureBytes?: boolean;
   /** Cancels the run between rounds. */
@@ -39,13 +41,15 @@ export interface SimulationResult {
   loss: number;
   seed: number;
   antiEntropyEvery: number;
-  /** First round after which every node knew the rumor; null if it never happened. */
+  /** Nodes crashed before the write. */
+  crashed: number;
+  /** First round after which every live node knew the rumor; null if it never happened. */
   roundsToFullCoverage: number | null;
   /** log2 N + ln N, the expected rounds of push gossip (fanout 1). */
   theoreticalRounds: number;
-  /** Nodes that knew the rumor after each round (index 0 = after the write). */
+  /** Live nodes that knew the rumor after each round (index 0 = after the write). */
   coverageByRound: number[];
-  /** Messages sent (all kinds) up to full coverage, per node. */
+  /** Messages sent (all kinds) up to full coverage, per live node. */
   messagesPerNode: number;
   /** Rumor pushes sent up to full coverage, per node. */
   rumorMessagesPerNode: number;
@@ -104,9 +108,15 @@ export function simulate(options: SimulationOptions): SimulationResult {
     return node;
   });
   for (const node of nodes) node.start(0);
+  // crash a seeded random share of the nodes (never the writer, s0)
+  const crashed = Math.min(n - 1, Math.round((options.crash ?? 0) * n));
+  const down = new Set<number>();
+  while (down.size < crashed) down.add(1 + Math.floor(random() * (n - 1)));
+  for (const i of down) net.setDown(peers[i].addr, true);
+  const live = n - crashed;
   nodes[0].spread("rumor", "hello");
   const coverage = [covered];
-  let full: number | null = covered === n ? 0 : null;
+  let full: number | null = covered === live ? 0 : null;
   let sentAtFull = 0;
   let rumorsAtFull = 0;
   let bytesAtFull = 0;
@@ -114,16 +124,16 @@ export function simulate(options: SimulationOptions): SimulationResult {
   const rumorSent = () => nodes.reduce((s, x) => s + (x.stats.sent["g.rumor"] ?? 0), 0);
   for (let round = 1; round <= maxRounds && !options.signal?.aborted; round++) {
     const now = round * ROUND_MS;
-    for (const node of nodes) node.tick(now);
+    for (let i = 0; i < n; i++) if (!down.has(i)) nodes[i].tick(now);
     net.deliver(now);
     coverage.push(covered);
-    if (full === null && covered === n) {
+    if (full === null && covered === live) {
       full = round;
       sentAtFull = net.stats.sent;
       rumorsAtFull = rumorSent();
       bytesAtFull = net.stats.bytes;
     }
-    if (quiet === null && nodes.every((x) => x.hotCount === 0)) quiet = round;
+    if (quiet === null && nodes.every((x, i) => down.has(i) || x.hotCount === 0)) quiet = round;
     if (full !== null && quiet !== null) break;
   }
   const result: SimulationResult = {
@@ -133,18 +143,19 @@ export function simulate(options: SimulationOptions): SimulationResult {
     loss,
     seed,
     antiEntropyEvery: aeEvery,
+    crashed,
     roundsToFullCoverage: full,
     theoreticalRounds: Math.log2(n) + Math.log(n),
     coverageByRound: coverage,
-    messagesPerNode: (full === null ? net.stats.sent : sentAtFull) / n,
-    rumorMessagesPerNode: (full === null ? rumorSent() : rumorsAtFull) / n,
-    messagesPerNodeUntilQuiet: net.stats.sent / n,
+    messagesPerNode: (full === null ? net.stats.sent : sentAtFull) / live,
+    rumorMessagesPerNode: (full === null ? rumorSent() : rumorsAtFull) / live,
+    messagesPerNodeUntilQuiet: net.stats.sent / live,
     quietRound: quiet,
     learnedByRumor: byRumor,
     elapsedMs: performance.now() - t0,
   };
   if (options.measureBytes && full !== null && full > 0) {
-    result.bytesPerNodePerRound = bytesAtFull / n / full;
+    result.bytesPerNodePerRound = bytesAtFull / live / full;
   }
   return result;
 }
