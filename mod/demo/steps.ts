@@ -6,6 +6,7 @@
 import type { DemoStep } from "./step.ts";
 import { echoDemo } from "./echo_demo.ts";
 // ── subsystem demo steps (one import line each) ──
+import { multicastDemo } from "../multicast/demo.ts";
 import { ratingsDemo } from "../ratings/mod.ts";
 import { momDemo } from "../mom/mod.ts";
 import { gossipDemo } from "../gossip/mod.ts";
@@ -14,6 +15,7 @@ import { gossipDemo } from "../gossip/mod.ts";
 export const DEMO_STEPS: readonly DemoStep[] = [
   echoDemo,
   // ── subsystem demo steps (one entry line each) ──
+  multicastDemo,
   ratingsDemo,
   momDemo,
   gossipDemo,
