@@ -111,9 +111,14 @@ class FrontEnd {
         }),
       },
     });
+    // Ping every RM every 500 ms, an OFFLINE one every 100 ms (it may be coming back).
+    let tick = 0;
     const pinger = setInterval(() => {
-      for (const rm of this.#rms) this.#track(this.#ping(rm));
-    }, 500);
+      tick++;
+      for (const rm of this.#rms) {
+        if (rm.status === "OFFLINE" || tick % 5 === 0) this.#track(this.#ping(rm));
+      }
+    }, 100);
     try {
       ctx.events.emit("ready", {
         listen: `${ctx.listen.hostname}:${server.port}`,

@@ -76,7 +76,16 @@ export class PeerLink {
   }
 
   /** Sends `msg` and resolves with the reply; an error frame rejects with `RemoteError`. */
-  async request(msg: Message, timeoutMs = this.#options.timeoutMs ?? 5_000): Promise<Message> {
+  async request(
+    msg: Message,
+    timeoutMs = this.#options.timeoutMs ?? 5_000,
+    options: { patient?: boolean } = {},
+  ): Promise<Message> {
+    if (!this.up && options.patient) {
+      // wait out a reconnect backoff (bounded by the timeout) instead of failing at once
+      const wait = this.#nextAttempt - performance.now();
+      if (wait > 0 && wait < timeoutMs) await new Promise((r) => setTimeout(r, wait));
+    }
     const conn = this.up ? this.#conn! : await this.#connect();
     return new Promise<Message>((resolve, reject) => {
       const rid = this.#nextRid++;

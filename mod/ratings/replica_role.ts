@@ -656,14 +656,18 @@ class Replica {
   async #push(peer: Peer, records: LogRecord[]): Promise<boolean> {
     try {
       this.#commitNow();
-      const reply = await peer.link.request({
-        t: "rm.gossip",
-        from: this.#self,
-        addr: this.#advertised,
-        ts: this.#replicaTs,
-        records,
-        push: true,
-      }, 1_500);
+      const reply = await peer.link.request(
+        {
+          t: "rm.gossip",
+          from: this.#self,
+          addr: this.#advertised,
+          ts: this.#replicaTs,
+          records,
+          push: true,
+        },
+        1_500,
+        { patient: true },
+      );
       const ts = parseVectorTs(reply.ts) ?? {};
       this.#receive(peer.name, ts, readRecords(reply));
       if (records.every((r) => isCovered(r, ts))) return true;
@@ -678,6 +682,7 @@ class Replica {
   // ── gossip ──
 
   #gossipRound(): void {
+    this.#collectGarbage();
     for (const peer of this.#peers.values()) this.#track(this.#exchange(peer));
   }
 
@@ -765,13 +770,17 @@ class Replica {
         if (c.vuid !== "") cells.push([c.user, c.movie, c.rating, c.time, c.vsum, c.vuid]);
       }
       this.#ctx.log.info(`sending a snapshot of ${cells.length} changed cells to ${peer.name}`);
-      const reply = await peer.link.request({
-        t: "rm.snapshot",
-        from: this.#self,
-        value_ts: this.#valueTs,
-        cells,
-        executed: [...this.#executed],
-      }, 10_000);
+      const reply = await peer.link.request(
+        {
+          t: "rm.snapshot",
+          from: this.#self,
+          value_ts: this.#valueTs,
+          cells,
+          executed: [...this.#executed],
+        },
+        10_000,
+        { patient: true },
+      );
       const ts = parseVectorTs(reply.ts) ?? {};
       this.#receive(peer.name, ts, []);
       this.#ctx.events.emit("rm.snapshot", { peer: peer.name, cells: cells.length, sent: true });
