@@ -7,7 +7,12 @@
  *
  * @module
  */
-import { type ClusterNode, LocalCluster, pause } from "../mod/process/mod.ts";
+import {
+  type ClusterNode,
+  LocalCluster,
+  type LocalClusterOptions,
+  pause,
+} from "../mod/process/mod.ts";
 import { simulate } from "../mod/gossip/mod.ts";
 
 const quick = Deno.args.includes("--quick");
@@ -39,6 +44,17 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** LocalCluster.start, retried when another process took a port between pick and listen. */
+async function startCluster(options: LocalClusterOptions): Promise<LocalCluster> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await LocalCluster.start(options);
+    } catch (err) {
+      if (attempt >= 3 || !/address in use/.test(String(err))) throw err;
+    }
+  }
+}
+
 async function sumBytes(nodes: ClusterNode[]): Promise<number> {
   const st = await Promise.all(nodes.map((n) => n.ctl("status")));
   return st.reduce((s, x) => s + Number(x.bytes_sent), 0);
@@ -46,7 +62,7 @@ async function sumBytes(nodes: ClusterNode[]): Promise<number> {
 
 async function processes(n: number, reps: number): Promise<void> {
   const t0 = performance.now();
-  await using cluster = await LocalCluster.start({
+  await using cluster = await startCluster({
     nodes: Array.from({ length: n }, (_, i) => ({ name: `g${i + 1}`, role: "gossip", args: ARGS })),
     readyTimeoutMs: 60_000,
     logLevel: "warn",
@@ -132,39 +148,41 @@ for (const n of quick ? [5, 20] : [5, 20, 50]) {
   if (deadline.aborted) break;
   await processes(n, n >= 50 ? 3 : 5);
 }
-for (const nodes of [1_000, 10_000]) {
-  for (const loss of [0, 0.2]) {
-    const seeds = quick || nodes > 1000 ? [1, 2, 3] : [1, 2, 3, 4, 5];
-    const runs = seeds.map((seed) =>
-      simulate({ nodes, loss, seed, fanout: 3, measureBytes: true })
-    );
-    const full = runs.map((r) => r.roundsToFullCoverage ?? Infinity);
-    const bound = runs[0].theoreticalRounds;
-    emit("sim_rounds_to_full_coverage", median(full), "rounds", {
-      nodes,
-      loss,
-      fanout: 3,
-      k: 5,
-      seeds: seeds.length,
-      max: Math.max(...full),
-      bound: round(bound),
-      target: round(bound + 2),
-      target_met: loss > 0 ? undefined : Math.max(...full) <= bound + 2,
-    });
-    emit("sim_messages_per_node", median(runs.map((r) => r.messagesPerNode)), "messages", {
-      nodes,
-      loss,
-      rumor_pushes: round(median(runs.map((r) => r.rumorMessagesPerNode))),
-      until_quiet: round(median(runs.map((r) => r.messagesPerNodeUntilQuiet))),
-    });
-    emit(
-      "sim_bytes_per_node_per_round",
-      median(runs.map((r) => r.bytesPerNodePerRound ?? 0)),
-      "bytes",
-      {
-        nodes,
-        loss,
-      },
-    );
-  }
+const SIM_CASES: { nodes: number; loss: number; crash: number }[] = [
+  { nodes: 1_000, loss: 0, crash: 0 },
+  { nodes: 1_000, loss: 0.2, crash: 0 },
+  { nodes: 10_000, loss: 0, crash: 0 },
+  { nodes: 10_000, loss: 0.2, crash: 0 },
+  { nodes: 10_000, loss: 0, crash: 0.3 },
+];
+for (const { nodes, loss, crash } of SIM_CASES) {
+  const seeds = quick || nodes > 1000 ? [1, 2, 3] : [1, 2, 3, 4, 5];
+  const runs = seeds.map((seed) =>
+    simulate({ nodes, loss, crash, seed, fanout: 3, measureBytes: true })
+  );
+  const full = runs.map((r) => r.roundsToFullCoverage ?? Infinity);
+  const bound = runs[0].theoreticalRounds;
+  const clean = loss === 0 && crash === 0;
+  const tag = { nodes, loss, crash };
+  emit("sim_rounds_to_full_coverage", median(full), "rounds", {
+    ...tag,
+    fanout: 3,
+    k: 5,
+    seeds: seeds.length,
+    max: Math.max(...full),
+    bound: round(bound),
+    target: round(bound + 2),
+    ...(clean ? { target_met: Math.max(...full) <= bound + 2 } : {}),
+  });
+  emit("sim_messages_per_node", median(runs.map((r) => r.messagesPerNode)), "messages", {
+    ...tag,
+    rumor_pushes: round(median(runs.map((r) => r.rumorMessagesPerNode))),
+    until_quiet: round(median(runs.map((r) => r.messagesPerNodeUntilQuiet))),
+  });
+  emit(
+    "sim_bytes_per_node_per_round",
+    median(runs.map((r) => r.bytesPerNodePerRound ?? 0)),
+    "bytes",
+    tag,
+  );
 }

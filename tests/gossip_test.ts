@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import {
   type ClusterNode,
   LocalCluster,
+  type LocalClusterOptions,
   type NodeSpec,
   peerdArgv,
   runPeerd,
@@ -26,6 +27,17 @@ const FAST = [
   "--suspect-timeout",
   "1500",
 ];
+
+/** LocalCluster.start, retried when another process took a port between pick and listen. */
+async function startCluster(options: LocalClusterOptions): Promise<LocalCluster> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await LocalCluster.start(options);
+    } catch (err) {
+      if (attempt >= 3 || !/address in use/.test(String(err))) throw err;
+    }
+  }
+}
 
 function names(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `g${i + 1}`);
@@ -56,7 +68,7 @@ Deno.test("gossip: 20 processes join through one seed, spread, converge on concu
     role: "gossip",
     args: [...FAST, ...(i === 0 ? [] : ["--seeds", "g1"])],
   }));
-  await using cluster = await LocalCluster.start({ nodes: specs, readyTimeoutMs: 30_000 });
+  await using cluster = await startCluster({ nodes: specs, readyTimeoutMs: 30_000 });
   const nodes = cluster.nodes;
   await waitJoined(nodes, 20);
 
@@ -165,7 +177,7 @@ Deno.test("gossip: a neighbours-only overlay (ring + chords, 20 processes) sprea
     args: FAST,
     entry: { neighbours: neighbours(i) },
   }));
-  await using cluster = await LocalCluster.start({ nodes: specs, readyTimeoutMs: 30_000 });
+  await using cluster = await startCluster({ nodes: specs, readyTimeoutMs: 30_000 });
   const status = await cluster.node("g3").ctl("status");
   assert.equal(status.topology, "overlay");
   assert.deepEqual([...(status.neighbours as string[])].sort(), neighbours(2).sort());
@@ -193,7 +205,7 @@ Deno.test("gossip: a neighbours-only overlay (ring + chords, 20 processes) sprea
 });
 
 Deno.test("gossip: bad input gets error frames or discard events, never a crash", async () => {
-  await using cluster = await LocalCluster.start({
+  await using cluster = await startCluster({
     nodes: names(3).map((name) => ({
       name,
       role: "gossip",
@@ -363,7 +375,7 @@ Deno.test("gossip: config errors exit 2 with one line; gossip-sim prints rounds 
 });
 
 Deno.test("gossip: --generate spreads random words as a Poisson process", async () => {
-  await using cluster = await LocalCluster.start({
+  await using cluster = await startCluster({
     nodes: [
       { name: "g1", role: "gossip", args: [...FAST, "--generate", "--generate-mean", "0.1"] },
       { name: "g2", role: "gossip", args: FAST },
