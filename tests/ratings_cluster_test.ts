@@ -277,6 +277,23 @@ Deno.test("bad input gets clear errors; a retried update is applied once; nothin
   assert.match(menu.stdout, /User 5 has \d+ ratings?/);
   assert.match(menu.stdout, /"9" is not on the menu/);
 
+  // A huge length header: frame_too_large before any allocation, then the connection closes.
+  {
+    const raw = await Deno.connect(addr(cluster, "rm2"));
+    try {
+      await raw.write(new Uint8Array([0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
+      const buf = new Uint8Array(4096);
+      let text = "";
+      for (let i = 0; i < 20; i++) {
+        const n = await raw.read(buf);
+        if (n === null) break;
+        text += new TextDecoder().decode(buf.subarray(0, n));
+      }
+      assert.match(text, /frame_too_large/);
+    } finally {
+      raw.close();
+    }
+  }
   // Garbage frames to an RM and an FE: an error frame, and the node keeps serving.
   for (const name of ["rm1", "fe1"]) {
     const raw = await Deno.connect(addr(cluster, name));
@@ -515,6 +532,31 @@ Deno.test("ratings-gen writes a deterministic dataset; a bad --dataset exits 2 n
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /movies\.csv: cannot read: no such file/);
     await Deno.writeTextFile(`${dir}/a/ratings.csv`, "userId,movieId,rating,timestamp\n1,1,9,0\n");
+    const noFe = await runPeerd([
+      "ratings",
+      "--fe",
+      "127.0.0.1:1",
+      "--user",
+      "1",
+      "--session",
+      `${dir}/s.json`,
+      "all",
+    ]);
+    assert.equal(noFe.code, 1);
+    assert.match(noFe.stderr, /Cannot reach front end 127\.0\.0\.1:1/);
+    await Deno.writeTextFile(`${dir}/broken.json`, "{ not json");
+    const broken = await runPeerd([
+      "ratings",
+      "--fe",
+      "127.0.0.1:1",
+      "--user",
+      "1",
+      "--session",
+      `${dir}/broken.json`,
+      "all",
+    ]);
+    assert.equal(broken.code, 2);
+    assert.match(broken.stderr, /broken\.json: not JSON/);
     const bad = await runPeerd([
       "--role",
       "replica",
