@@ -49,7 +49,7 @@ async function aliveCounts(nodes: ClusterNode[]): Promise<number[]> {
   );
 }
 
-async function waitJoined(nodes: ClusterNode[], expected: number, timeoutMs = 20_000) {
+async function waitJoined(nodes: ClusterNode[], expected: number, timeoutMs = 30_000) {
   await waitUntil(
     async () => (await aliveCounts(nodes)).every((c) => c === expected),
     { timeoutMs, intervalMs: 100, what: `every node to see ${expected} members alive` },

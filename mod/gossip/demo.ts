@@ -5,6 +5,7 @@
  * @module
  */
 import type { DemoStep } from "../demo/step.ts";
+import { pause } from "../process/mod.ts";
 
 const FAST = [
   "--gossip-interval",
@@ -42,7 +43,7 @@ export const gossipDemo: DemoStep = {
         ),
       );
       if (counts.every((c) => c === cluster.nodes.length)) break;
-      await new Promise((r) => setTimeout(r, 25));
+      await pause(25, ctx.signal);
     }
     const joinMs = performance.now() - joined;
     const marks = others.map((n) => n.mark());
