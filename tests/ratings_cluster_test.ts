@@ -7,7 +7,7 @@ import {
   RatingsSession,
   writeDatasetDir,
 } from "../mod/ratings/mod.ts";
-import { type Message, RemoteError, RpcClient } from "../mod/wire/mod.ts";
+import { type Message, ProtocolError, RemoteError, RpcClient } from "../mod/wire/mod.ts";
 
 const DATA = await Deno.makeTempDir({ prefix: "peerd-ratings-data-" });
 await writeDatasetDir(DATA, generateDataset({ seed: 5, users: 40, movies: 300, ratings: 2_000 }));
@@ -194,13 +194,14 @@ Deno.test("with one RM kill -9ed updates and queries go on; after its restart al
   assert.ok(failovers.length + statusChanges.length >= 1, "FEs noticed rm2 going away");
 });
 
-Deno.test("concurrent updates of the same rating from two clients converge to one value everywhere", async () => {
-  await using cluster = await LocalCluster.start({ nodes: nodes() });
+Deno.test("concurrent updates of the same rating from two clients converge to one value everywhere (with a cluster secret)", async () => {
+  const secret = "ratings-secret";
+  await using cluster = await LocalCluster.start({ nodes: nodes(), secret });
   const movie = MOVIES[50];
   const s1 = new RatingsSession(`${cluster.dir}/1.json`, 9);
   const s2 = new RatingsSession(`${cluster.dir}/2.json`, 9);
-  const c1 = new RatingsClient(addr(cluster, "fe1"));
-  const c2 = new RatingsClient(addr(cluster, "fe2"));
+  const c1 = new RatingsClient(addr(cluster, "fe1"), secret);
+  const c2 = new RatingsClient(addr(cluster, "fe2"), secret);
   try {
     const cur = await c1.send(s1, { t: "ratings.query", q: "get", user: 9, movie });
     if (cur.rating === null) {
@@ -234,7 +235,7 @@ Deno.test("concurrent updates of the same rating from two clients converge to on
   }
   await converged(cluster);
   const values = await Promise.all(["rm1", "rm2", "rm3"].map(async (n) => {
-    const c = await RpcClient.connect(addr(cluster, n));
+    const c = await RpcClient.connect(addr(cluster, n), { secret });
     try {
       return (await c.request({ t: "ratings.query", q: "get", user: 9, movie, prev: {} })).rating;
     } finally {
@@ -243,6 +244,19 @@ Deno.test("concurrent updates of the same rating from two clients converge to on
   }));
   assert.equal(new Set(values).size, 1, `values ${values}`);
   assert.ok([2, 2.5, 4, 4.5].includes(values[0] as number));
+  const intruder = new RatingsClient(addr(cluster, "fe1"));
+  try {
+    const err = await intruder.send(new RatingsSession(`${cluster.dir}/x.json`, 1), {
+      t: "ratings.query",
+      q: "all",
+      user: 1,
+    }).catch((e) => e);
+    assert(err instanceof RemoteError || err instanceof ProtocolError, String(err));
+    assert.equal(err.code, "unauthorized");
+    assert.match(err.message, /cluster secret/);
+  } finally {
+    await intruder.close();
+  }
 });
 
 Deno.test("bad input gets clear errors; a retried update is applied once; nothing is lost", async () => {

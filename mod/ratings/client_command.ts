@@ -14,6 +14,7 @@ import type { CommandDefinition } from "../process/mod.ts";
 import {
   ConnectionClosedError,
   type Message,
+  ProtocolError,
   RemoteError,
   RpcClient,
   WireError,
@@ -387,6 +388,8 @@ async function runRatings(
   } catch (err) {
     if (err instanceof RemoteError) {
       console.error(`peerd ratings: ${err.code}: ${String(err.frame.message ?? "")}`);
+    } else if (err instanceof ProtocolError) {
+      console.error(`peerd ratings: ${err.code}: ${err.message}`);
     } else {
       console.error(
         `peerd ratings: Cannot reach front end ${client.address.hostname}:${client.address.port}: ${
