@@ -292,3 +292,12 @@ Deno.test("simulate() is deterministic per seed and meets log2 N + ln N + 2 roun
   assert.ok(lossy.roundsToFullCoverage !== null);
   assert.ok(lossy.messagesPerNode > 0);
 });
+
+Deno.test("GossipNode stop rules: counter k=1 stops at the first duplicate and spreads less than coin k=5", () => {
+  const coin = simulate({ nodes: 2000, seed: 4, stopRule: "coin", k: 5 });
+  const counter = simulate({ nodes: 2000, seed: 4, stopRule: "counter", k: 1 });
+  assert.equal(counter.stopRule, "counter");
+  assert.equal(counter.coverageByRound.at(-1), 2000, "anti-entropy covers the residue");
+  assert.ok(counter.messagesPerNodeUntilQuiet < coin.messagesPerNodeUntilQuiet);
+  assert.ok(counter.learnedByRumor < coin.learnedByRumor, "a shorter-lived rumor reaches fewer");
+});

@@ -29,6 +29,7 @@ export {
   type GossipNodeOptions,
   type GossipStats,
   type PeerRef,
+  type StopRule,
   type ValueView,
 } from "./node.ts";
 export { type RandomSource, sampleDistinct, seededRandom, shuffle } from "./random.ts";

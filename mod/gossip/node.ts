@@ -53,6 +53,12 @@ export interface GossipNodeOptions {
   fanout?: number;
   /** A node that receives a rumor it already knows stops spreading it with probability 1/k. @default {5} */
   k?: number;
+  /**
+   * `coin`: a node that receives a rumor it already knows stops spreading it with
+   * probability 1/k (the assignment's rule); `counter`: it stops after k such receipts.
+   * @default {"coin"}
+   */
+  stopRule?: StopRule;
   /** Rumor round length. @default {200} */
   gossipIntervalMs?: number;
   /** Mean time between anti-entropy exchanges. @default {1000} */
@@ -81,6 +87,9 @@ export interface GossipNodeOptions {
   /** Receives the node's events (`rumor.learned`, `member.up`, …). */
   emit?: (ev: string, fields: Record<string, unknown>) => void;
 }
+
+/** How a node decides to stop spreading a rumor (see {@linkcode GossipNodeOptions.stopRule}). */
+export type StopRule = "coin" | "counter";
 
 /** A spread or stored value, as shown to users. */
 export interface ValueView {
@@ -122,6 +131,7 @@ export interface GossipStats {
 
 interface Hot {
   rounds: number;
+  duplicates: number;
 }
 
 const encoder = new TextEncoder();
@@ -182,6 +192,7 @@ export class GossipNode {
       transport: options.transport,
       fanout: options.fanout ?? 3,
       k: options.k ?? 5,
+      stopRule: options.stopRule ?? "coin",
       gossipIntervalMs: options.gossipIntervalMs ?? 200,
       antiEntropyIntervalMs: options.antiEntropyIntervalMs ?? 1000,
       probeIntervalMs: options.probeIntervalMs ?? 1000,
@@ -301,7 +312,7 @@ export class GossipNode {
     this.#checkInput(key, value);
     const version = { clock: this.#clock.tick(), node: this.name };
     this.#store.apply({ key, value, version, hops: 0 });
-    this.#hot.set(key, { rounds: 0 });
+    this.#hot.set(key, { rounds: 0, duplicates: 0 });
     this.#emit("rumor.spread", { key, version });
     return { key, value, version };
   }
@@ -399,10 +410,14 @@ export class GossipNode {
   #onRumor(msg: RumorMessage): void {
     for (const e of msg.e) {
       const learned = this.#learn(e, msg.from, "rumor");
-      if (learned === false && this.#hot.has(e[0])) {
-        this.#stats.duplicates++;
-        if (this.#random() < 1 / this.#o.k) this.#hot.delete(e[0]);
-      } else if (learned === false) this.#stats.duplicates++;
+      if (learned !== false) continue;
+      this.#stats.duplicates++;
+      const hot = this.#hot.get(e[0]);
+      if (!hot) continue;
+      const stop = this.#o.stopRule === "counter"
+        ? ++hot.duplicates >= this.#o.k
+        : this.#random() < 1 / this.#o.k;
+      if (stop) this.#hot.delete(e[0]);
     }
   }
 
@@ -417,7 +432,7 @@ export class GossipNode {
     const entry: Entry = { key, value, version: { clock, node }, hops: hops + 1 };
     if (!this.#store.apply(entry)) return false;
     this.#stats.learned++;
-    this.#hot.set(key, { rounds: 0 });
+    this.#hot.set(key, { rounds: 0, duplicates: 0 });
     this.#emit("rumor.learned", { key, version: entry.version, from, hops: entry.hops, via });
     return true;
   }

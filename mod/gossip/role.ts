@@ -17,7 +17,7 @@ import { ErrorCode, type Message, type PeerSession, ProtocolError } from "../wir
 import { DEFAULT_MAX_VALUE_BYTES, GossipType } from "./constants.ts";
 import { generateWords } from "./generator.ts";
 import { parseGossipMessage } from "./messages.ts";
-import { GossipNode } from "./node.ts";
+import { GossipNode, type StopRule } from "./node.ts";
 import { TcpTransport } from "./tcp_transport.ts";
 import { type GossipCommands, gossipCommands, runPrompt } from "./commands.ts";
 
@@ -25,6 +25,7 @@ import { type GossipCommands, gossipCommands, runPrompt } from "./commands.ts";
 interface GossipSettings {
   fanout: number;
   k: number;
+  stopRule: StopRule;
   gossipIntervalMs: number;
   antiEntropyIntervalMs: number;
   probeIntervalMs: number;
@@ -51,6 +52,7 @@ function readSettings(ctx: RoleContext): GossipSettings {
   const s: GossipSettings = {
     fanout: intOption(ctx, "fanout", "--fanout", 1),
     k: intOption(ctx, "k", "--k", 1),
+    stopRule: ctx.options.stopRule === "counter" ? "counter" : "coin",
     gossipIntervalMs: intOption(ctx, "gossipInterval", "--gossip-interval", 1),
     antiEntropyIntervalMs: intOption(ctx, "antiEntropyInterval", "--anti-entropy-interval", 1),
     probeIntervalMs,
@@ -140,6 +142,12 @@ export const gossipRole: RoleDefinition = {
       flags: "--k <n>",
       description: "a node receiving a rumor it knows stops spreading it with probability 1/k",
       default: 5,
+    },
+    {
+      flags: "--stop-rule <rule>",
+      description: "coin: stop with probability 1/k on a known rumor; counter: after k of them",
+      default: "coin",
+      choices: ["coin", "counter"],
     },
     { flags: "--gossip-interval <ms>", description: "rumor round length", default: 200 },
     {
@@ -235,6 +243,7 @@ export const gossipRole: RoleDefinition = {
       transport,
       fanout: s.fanout,
       k: s.k,
+      stopRule: s.stopRule,
       gossipIntervalMs: s.gossipIntervalMs,
       antiEntropyIntervalMs: s.antiEntropyIntervalMs,
       probeIntervalMs: s.probeIntervalMs,

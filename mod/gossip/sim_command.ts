@@ -8,6 +8,7 @@
 import type { Command } from "commander";
 import { printJson } from "../ctl/mod.ts";
 import { type CommandDefinition, UsageError } from "../process/mod.ts";
+import type { StopRule } from "./node.ts";
 import { simulate, type SimulationResult } from "./simulation.ts";
 
 function num(value: string, flag: string, min: number, max: number, integer = true): number {
@@ -25,6 +26,13 @@ function num(value: string, flag: string, min: number, max: number, integer = tr
   return n;
 }
 
+function stopRule(value: string): StopRule {
+  if (value !== "coin" && value !== "counter") {
+    throw new UsageError(`gossip-sim: --stop-rule must be coin or counter, got "${value}"`);
+  }
+  return value;
+}
+
 /** The lines `gossip-sim` prints for one result. */
 export function formatSimulation(r: SimulationResult): string[] {
   const bound = r.theoreticalRounds;
@@ -35,7 +43,7 @@ export function formatSimulation(r: SimulationResult): string[] {
       full <= bound + 2 ? "met" : "missed"
     })`;
   return [
-    `gossip simulation: N=${r.nodes} fanout=${r.fanout} k=${r.k} loss=${
+    `gossip simulation: N=${r.nodes} fanout=${r.fanout} k=${r.k} stop=${r.stopRule} loss=${
       (r.loss * 100).toFixed(0)
     }% seed=${r.seed} anti-entropy ${
       r.antiEntropyEvery > 0 ? `every ~${r.antiEntropyEvery} rounds` : "off"
@@ -72,6 +80,7 @@ export const gossipSimCommand: CommandDefinition = {
       .option("--nodes <n>", "number of nodes", "1000")
       .option("--fanout <n>", "rumor fanout", "3")
       .option("--k <n>", "stop rule: stop spreading a known rumor with probability 1/k", "5")
+      .option("--stop-rule <rule>", "coin (stop with probability 1/k) or counter (after k)", "coin")
       .option("--loss <p>", "message loss probability, 0 ≤ p < 1", "0")
       .option("--seed <n>", "random seed", "1")
       .option(
@@ -88,6 +97,7 @@ export const gossipSimCommand: CommandDefinition = {
           nodes: num(String(opts.nodes), "--nodes", 2, 100_000),
           fanout: num(String(opts.fanout), "--fanout", 1, 100),
           k: num(String(opts.k), "--k", 1, 1_000),
+          stopRule: stopRule(String(opts.stopRule)),
           loss: num(String(opts.loss), "--loss", 0, 0.99, false),
           seed: num(String(opts.seed), "--seed", 0, 2 ** 32 - 1),
           antiEntropyEvery: num(String(opts.antiEntropyEvery), "--anti-entropy-every", 0, 1_000),

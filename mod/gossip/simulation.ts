@@ -6,7 +6,7 @@
  * @module
  */
 import { VirtualNetwork } from "./memory_network.ts";
-import { GossipNode, type PeerRef } from "./node.ts";
+import { GossipNode, type PeerRef, type StopRule } from "./node.ts";
 import { seededRandom } from "./random.ts";
 
 /** Options of {@linkcode simulate}. */
@@ -17,6 +17,8 @@ export interface SimulationOptions {
   fanout?: number;
   /** Stop rule: a node receiving a known rumor stops spreading it with probability 1/k. @default {5} */
   k?: number;
+  /** Stop rule. @default {"coin"} */
+  stopRule?: StopRule;
   /** Message loss probability. @default {0} */
   loss?: number;
   /** Seed of all randomness. @default {1} */
@@ -38,6 +40,7 @@ export interface SimulationResult {
   nodes: number;
   fanout: number;
   k: number;
+  stopRule: StopRule;
   loss: number;
   seed: number;
   antiEntropyEvery: number;
@@ -94,6 +97,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
       random,
       fanout,
       k,
+      stopRule: options.stopRule,
       gossipIntervalMs: ROUND_MS,
       antiEntropyIntervalMs: aeEvery > 0 ? aeEvery * ROUND_MS : Number.MAX_SAFE_INTEGER,
       probeIntervalMs: 0,
@@ -140,6 +144,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
     nodes: n,
     fanout,
     k,
+    stopRule: options.stopRule ?? "coin",
     loss,
     seed,
     antiEntropyEvery: aeEvery,
