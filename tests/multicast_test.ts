@@ -258,7 +258,7 @@ Deno.test("multicast: non-members, forged and duplicate ids, bad fields and garb
   for (const reason of ["not_member", "forged", "duplicate", "gap"]) {
     assert.ok(discards.includes(reason), `no mc.discard for ${reason}: ${discards}`);
   }
-  assert.ok(m1.events().some((e) => e.ev === "wire.error"));
+  await m1.waitForEvent("wire.error", { timeoutMs: 5_000 });
   // The group goes on: everyone delivers the same real messages and none of the fakes.
   for (const n of cluster.nodes) await n.ctl("send", [`after from ${n.name}`]);
   await waitOrExplain(cluster, () => cluster.nodes.every((n) => ids(n).length >= 4), {

@@ -81,6 +81,7 @@ interface PeerInfo {
 
 const MAX_BUFFERED_FRAMES = 10_000;
 const MAX_HISTORY_REPLY = 100_000;
+const HISTORY_CHUNK = 2_000;
 
 /**
  * A member of a total-order multicast group running over real TCP. `start()` listens and
@@ -114,6 +115,7 @@ export class MulticastNode {
   #sent = 0;
   #discarded = 0;
   #closed = false;
+  #fetched: { after: number; count: number } | undefined;
   #encoder = new TextEncoder();
 
   constructor(ctx: RoleContext, members: NodeEntry[], options: MulticastNodeOptions = {}) {
@@ -158,6 +160,7 @@ export class MulticastNode {
         "mc.flush": h(this.#onFlush),
         "mc.install": h(this.#onInstall),
         "mc.join": h(this.#onJoin),
+        "mc.history": h(this.#onHistory),
         "mc.leave": h(this.#onLeave),
       },
       ctl: {
@@ -225,8 +228,8 @@ export class MulticastNode {
 
   /** Whether sending should pause (a link has a lot of unwritten bytes). */
   get congested(): boolean {
-    for (const link of this.#links.values()) if (link.pendingBytes > 4 * 1024 * 1024) return true;
-    return this.#outbox.length > 10_000;
+    for (const link of this.#links.values()) if (link.pendingBytes > 1024 * 1024) return true;
+    return this.#outbox.length > 10_000 || this.#group.held > 20_000;
   }
 
   /** The last `n` delivered messages. */
@@ -535,14 +538,20 @@ export class MulticastNode {
       }
       const part = joiner as Message;
       const base = fieldInt(part, "from", { min: 0 });
-      const history = fieldArray(part, "history").map((r) => parseChatMessage(r, msg));
       const delivered = parseCounters(part.delivered, "delivered", msg);
-      if (base < this.#store.count) this.#store.truncate(base);
-      const fetched = this.#store.append(history);
+      if (base !== this.#store.count) {
+        // A history chunk went missing (link dropped): the join is retried.
+        this.#ctx.log.warn(
+          `install from ${from}: history ends at ${base}, have ${this.#store.count}`,
+        );
+        return;
+      }
+      const fetched = this.#fetched;
+      this.#fetched = undefined;
       this.#ctx.events.emit("mc.history.fetched", {
         from,
-        after: base,
-        count: fetched.length,
+        after: fetched?.after ?? base,
+        count: fetched?.count ?? 0,
         total: this.#store.count,
       });
       this.#group.installAsJoiner(inst, delivered);
@@ -553,6 +562,21 @@ export class MulticastNode {
     if (this.#state !== "flushing" || !acc || acc.num !== num || acc.coord !== from) return;
     this.#group.install(inst);
     this.#finishInstall(inst.view);
+  }
+
+  /** A chunk of the coordinator's history for this joining node, sent before the install. */
+  #onHistory(msg: Message, from: string): void {
+    const after = fieldInt(msg, "after", { min: 0 });
+    const entries = fieldArray(msg, "entries").map((r) => parseChatMessage(r, msg));
+    if (this.#state !== "joining") return;
+    if (after > this.#store.count) return; // a chunk was lost; the join will be retried
+    if (after < this.#store.count) this.#store.truncate(after);
+    this.#store.append(entries);
+    if (!this.#fetched || after === 0 || after < this.#fetched.after) {
+      this.#fetched = { after, count: 0 };
+    }
+    this.#fetched.count = this.#store.count - this.#fetched.after;
+    this.#ctx.log.debug(`history from ${from}: ${entries.length} after ${after}`);
   }
 
   #names(msg: Message, field: string): string[] {
@@ -765,11 +789,15 @@ export class MulticastNode {
       const count = this.#store.count;
       const matches = req.have <= count &&
         (req.have === 0 || this.#store.idAt(req.have) === req.last);
-      const from = matches ? req.have : 0;
-      this.#links.get(name)?.send({
-        ...base,
-        joiner: { from, history: this.#store.since(from), delivered },
-      });
+      const link = this.#links.get(name);
+      let after = matches ? req.have : 0;
+      for (let i = 0; i < 100_000; i++) {
+        const entries = this.#store.since(after, HISTORY_CHUNK);
+        link?.send({ t: "mc.history", after, entries });
+        if (entries.length < HISTORY_CHUNK) break;
+        after = entries[entries.length - 1].idx;
+      }
+      link?.send({ ...base, joiner: { from: count, delivered } });
       this.#pendingJoins.delete(name);
     }
     this.#group.install(inst);

@@ -115,7 +115,7 @@ function startGenerator(
   let made = 0;
   const id = setInterval(() => {
     if (node.congested) return;
-    credit = Math.min(credit + rate / 100, Math.max(1, rate));
+    credit = Math.min(credit + rate / 100, Math.max(1, rate / 50));
     while (credit >= 1 && (limit === 0 || made < limit)) {
       credit--;
       made++;
