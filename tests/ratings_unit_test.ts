@@ -8,10 +8,12 @@ import {
   leq,
   type LogRecord,
   merge,
+  normalize,
   parseVectorTs,
   RatingsState,
   ReplicaStore,
   stableOrder,
+  total,
   UpdateLog,
 } from "../mod/ratings/mod.ts";
 import { parseCsvLine, parseMoviesCsv, readDatasetDir } from "../mod/ratings/dataset.ts";
@@ -248,4 +250,108 @@ Deno.test("request readers refuse bad ratings, unknown kinds and malformed recor
   assert.throws(() => parseRatingsCommand(1, "explode", []), /unknown command "explode"/);
   assert.throws(() => parseRatingsCommand(1, "create", ["1"]), /missing RATING/);
   assert.throws(() => parseRatingsCommand(1, "get", ["abc"]), /MOVIE must be a positive integer/);
+});
+
+Deno.test("simulated replicas exchanging records in random orders reach the same table", () => {
+  const names = ["rm1", "rm2", "rm3"];
+  for (let seed = 1; seed <= 20; seed++) {
+    let x = seed * 7919;
+    const rand = () => {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      return x / 0x7fffffff;
+    };
+    const rms = names.map((name) => ({
+      name,
+      log: new UpdateLog(),
+      replicaTs: {} as Record<string, number>,
+      valueTs: {} as Record<string, number>,
+      state: RatingsState.fromDataset({
+        movies: [1, 2, 3].map((id) => ({ id, title: `M${id} (2000)`, genres: "Drama" })),
+        ratings: [{ user: 1, movie: 1, rating: 3, time: 0 }],
+      }),
+      applied: [] as LogRecord[],
+    }));
+    const clients = [{} as Record<string, number>, {} as Record<string, number>];
+    type Rm = (typeof rms)[number];
+    const applyStable = (rm: Rm) => {
+      for (const r of rm.log.stable(rm.valueTs)) {
+        assert.ok(dependenciesMet(r, rm.valueTs), "applied only when its dependencies are");
+        rm.state.write(r.op.user, r.op.movie, r.op.rating, r.op.time, total(r.op.prev), r.uid);
+        rm.valueTs[r.origin] = r.ts[r.origin];
+        rm.applied.push(r);
+      }
+    };
+    let uid = 0;
+    for (let step = 0; step < 60; step++) {
+      if (rand() < 0.5) {
+        // a client updates through some RM that already has what the client saw
+        const c = Math.floor(rand() * clients.length);
+        const able = rms.filter((rm) => leq(clients[c], rm.valueTs));
+        if (able.length === 0) continue;
+        const rm = able[Math.floor(rand() * able.length)];
+        const seq = (rm.replicaTs[rm.name] ?? 0) + 1;
+        rm.replicaTs[rm.name] = seq;
+        const r: LogRecord = {
+          origin: rm.name,
+          ts: { ...rm.valueTs, [rm.name]: seq },
+          uid: `u${String(++uid).padStart(3, "0")}`,
+          op: {
+            kind: "update",
+            user: 1,
+            movie: 1 + Math.floor(rand() * 3),
+            rating: rand() < 0.2 ? null : 0.5 + Math.floor(rand() * 10) * 0.5,
+            time: step,
+            prev: { ...clients[c] },
+          },
+        };
+        rm.log.append(r);
+        applyStable(rm);
+        clients[c] = merge(clients[c], r.ts);
+      } else {
+        // gossip from a to b, possibly only part of what b lacks, in shuffled order
+        const a = rms[Math.floor(rand() * 3)];
+        const b = rms[Math.floor(rand() * 3)];
+        if (a === b) continue;
+        const missing = a.log.missingFor(b.replicaTs).filter(() => rand() < 0.7);
+        missing.sort(() => rand() - 0.5);
+        b.log.merge(missing, b.replicaTs);
+        applyStable(b);
+      }
+    }
+    for (let round = 0; round < 4; round++) {
+      for (const a of rms) {
+        for (const b of rms) {
+          if (a === b) continue;
+          b.log.merge(a.log.missingFor(b.replicaTs), b.replicaTs);
+          applyStable(b);
+        }
+      }
+    }
+    const dump = (rm: Rm) =>
+      JSON.stringify([[1, 2, 3].map((m) => rm.state.rating(1, m)), normalize(rm.valueTs)]);
+    assert.equal(dump(rms[0]), dump(rms[1]), `seed ${seed}`);
+    assert.equal(dump(rms[1]), dump(rms[2]), `seed ${seed}`);
+    assert.equal(rms[0].applied.length, uid, "every update applied everywhere");
+    // the winner of each cell is the write with the largest (total of prev, uid): a client's
+    // later update always beats its earlier one, whatever order the replicas saw them in
+    for (const movie of [1, 2, 3]) {
+      const writes = rms[0].applied.filter((r) => r.op.movie === movie);
+      if (writes.length === 0) continue;
+      const best = writes.reduce((a, b) =>
+        total(b.op.prev) > total(a.op.prev) ||
+          (total(b.op.prev) === total(a.op.prev) && b.uid > a.uid)
+          ? b
+          : a
+      );
+      assert.equal(rms[0].state.rating(1, movie), best.op.rating);
+      for (const w of writes) {
+        if (w !== best && leq(w.ts, best.op.prev)) {
+          assert.ok(total(best.op.prev) > total(w.op.prev), "causally later wins");
+        }
+      }
+    }
+    // GC: once everyone knows everyone's timestamp, the logs empty
+    for (const rm of rms) rm.log.collect(rm.valueTs, rms.map((o) => o.replicaTs));
+    assert.ok(rms.every((rm) => rm.log.size === 0));
+  }
 });
