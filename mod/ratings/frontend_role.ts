@@ -30,7 +30,7 @@ import {
 } from "../wire/mod.ts";
 import { PeerLink } from "./peer_link.ts";
 import { fieldMovie, fieldQuery, fieldTs, fieldUser, type RmStatus } from "./protocol.ts";
-import { merge, mergeInto, normalize, parseVectorTs, type VectorTs } from "./vector_ts.ts";
+import { merge, mergeInto, parseVectorTs, type VectorTs } from "./vector_ts.ts";
 
 interface Rm {
   name: string;
@@ -321,12 +321,6 @@ function relayed(err: unknown): unknown {
   if (!(err instanceof RemoteError)) return err;
   const { t: _t, rid: _rid, code, message, ...details } = err.frame;
   return new ProtocolError(String(code), String(message ?? err.message), details);
-}
-
-/** Normalised copy of a timestamp for printing. */
-export function showTs(ts: VectorTs): string {
-  const n = normalize(ts);
-  return Object.keys(n).length ? Object.entries(n).map(([k, v]) => `${k}:${v}`).join(" ") : "0";
 }
 
 /** The `frontend` role. */

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { entryOf, leq, total, type VectorTs } from "./vector_ts.ts";
+import { entryOf, total, type VectorTs } from "./vector_ts.ts";
 
 /** The kinds of update operation. */
 export type UpdateKind = "create" | "update" | "delete";
@@ -196,9 +196,4 @@ export class UpdateLog {
     }
     return removed;
   }
-}
-
-/** Whether every entry of `ts` is at most `bound` (helper for tests and status). */
-export function coveredBy(ts: VectorTs, bound: VectorTs): boolean {
-  return leq(ts, bound);
 }
