@@ -109,6 +109,7 @@ function nextRequest(): Message {
 
 // ── 1. throughput ──
 const latencies: number[] = [];
+const updateLatencies: number[] = [];
 let done = 0;
 let errors = 0;
 let measuring = false;
@@ -132,9 +133,11 @@ async function worker(link: PeerLink): Promise<void> {
         measuring = true;
         measuredStart = performance.now();
         latencies.length = 0;
+        updateLatencies.length = 0;
         done = 0;
       }
       latencies.push(performance.now() - start);
+      if (msg.t === "ratings.update") updateLatencies.push(performance.now() - start);
       done++;
     } catch {
       errors++;
@@ -144,6 +147,7 @@ async function worker(link: PeerLink): Promise<void> {
 await Promise.all(links.flatMap((link) => Array.from({ length: WINDOW }, () => worker(link))));
 const elapsed = (performance.now() - measuredStart) / 1000;
 latencies.sort((a, b) => a - b);
+updateLatencies.sort((a, b) => a - b);
 const rps = done / elapsed;
 const concurrency = CONNECTIONS * WINDOW;
 emit("throughput_90q_10u", Math.round(rps), "req/s", {
@@ -156,6 +160,10 @@ emit("throughput_90q_10u", Math.round(rps), "req/s", {
 });
 emit("latency_p50", round(quantile(latencies, 0.5)), "ms", { in_flight: concurrency });
 emit("latency_p99", round(quantile(latencies, 0.99)), "ms", { in_flight: concurrency });
+emit("update_latency_p50", round(quantile(updateLatencies, 0.5)), "ms", {
+  note: "commit + push to f-1 = 1 peer before the ack",
+});
+emit("update_latency_p99", round(quantile(updateLatencies, 0.99)), "ms");
 // a lighter load: one pipelined connection with 8 in flight
 {
   const light: number[] = [];
