@@ -174,11 +174,18 @@ Deno.test("10,000 acknowledged publications survive kill -9 of the broker (twice
     const b1 = cluster.node("b1");
     const d2 = cluster.node("d2");
     const steps: Array<[number, () => Promise<unknown>]> = [
-      [1500, () => b1.kill("SIGKILL")],
+      [1500, async () => {
+        await linked(cluster, "d1");
+        await b1.kill("SIGKILL");
+      }],
       [3000, () => b1.start()],
       [4500, () => d2.kill("SIGKILL")],
       [6000, () => d2.start()],
-      [7000, () => b1.kill("SIGKILL")],
+      [7000, async () => {
+        await linked(cluster, "d1");
+        await linked(cluster, "d2");
+        await b1.kill("SIGKILL");
+      }],
       [8000, () => b1.start()],
     ];
     const window = 200;
@@ -203,6 +210,9 @@ Deno.test("10,000 acknowledged publications survive kill -9 of the broker (twice
     publishing = false;
     assert.equal(acked.length, total);
     await Promise.all(receivers);
+    if (Deno.env.get("MOM_DEBUG")) {
+      for (const n of cluster.nodes) console.error(`== ${n.name}\n${n.stderr.slice(-3000)}`);
+    }
     for (const [user, list] of receivedBy) {
       assert.equal(new Set(list).size, list.length, `user ${user} got duplicates`);
       const got = new Set(list);

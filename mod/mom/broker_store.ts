@@ -178,13 +178,35 @@ export class BrokerStore {
     this.#upDaemon.run(d.name, d.epoch, d.seen, d.dseq, d.acked);
   }
 
-  /** Writes one tick's work in one transaction. */
+  /** Delivery numbers reserved per daemon (see `setReserved`). */
+  reservations(): Map<string, number> {
+    const rows = this.#db.prepare("SELECT key, value FROM meta WHERE key LIKE 'reserved:%'")
+      .all() as Array<{ key: string; value: string }>;
+    return new Map(rows.map((r) => [r.key.slice("reserved:".length), Number(r.value)]));
+  }
+
+  /** Stores that delivery numbers up to `dseq` may be in use for `daemon`. */
+  setReserved(daemon: string, dseq: number): void {
+    this.#db.prepare(
+      "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+    ).run(`reserved:${daemon}`, String(dseq));
+  }
+
+  /** Stored deliveries per daemon. */
+  backlogs(): Map<string, number> {
+    const rows = this.#db.prepare("SELECT daemon, COUNT(*) AS n FROM outbox GROUP BY daemon")
+      .all() as Array<{ daemon: string; n: number }>;
+    return new Map(rows.map((r) => [r.daemon, Number(r.n)]));
+  }
+
+  /** Writes one tick's work in one transaction; returns the deliveries deleted per daemon. */
   commit(
     rows: OutboxRow[],
     daemons: DaemonRow[],
     acks: Array<[string, number]>,
     newTopics: string[],
-  ): void {
+  ): Map<string, number> {
+    const deleted = new Map<string, number>();
     this.#tx(() => {
       if (rows.length > 0) {
         this.#insOutbox.run(rows.map((r) => [
@@ -197,11 +219,14 @@ export class BrokerStore {
           r.users.length === 1 ? String(r.users[0]) : r.users.join(","),
         ]));
       }
-      for (const [daemon, dseq] of acks) this.#delOutbox.run(daemon, dseq);
+      for (const [daemon, dseq] of acks) {
+        deleted.set(daemon, Number(this.#delOutbox.run(daemon, dseq).changes));
+      }
       for (const d of daemons) this.saveDaemon(d);
       const now = Date.now();
       for (const t of newTopics) this.#insTopic.run(t, now);
     });
+    return deleted;
   }
 
   /** Reads up to `limit` stored deliveries for `daemon` after `after`. */

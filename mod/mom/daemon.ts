@@ -89,6 +89,8 @@ export class MomDaemon {
   #brokerEpoch: string;
   #out: PendingPublish[] = [];
   #in: Delivery[] = [];
+  readonly #seenFrom: Map<string, number>;
+  #seenPending = new Map<string, number>();
   #takes = 0;
   #flushes: Array<{ session: PeerSession; msg: Message }> = [];
   readonly #tick = new Tick(() => this.#flush());
@@ -115,6 +117,7 @@ export class MomDaemon {
     this.#lastDseq = Number(store.meta("last_dseq") ?? 0);
     this.#lastDseqCommitted = this.#lastDseq;
     this.#brokerEpoch = store.meta("broker_epoch") ?? "";
+    this.#seenFrom = store.seenFrom();
   }
 
   /** Whether the broker link is up and attached. */
@@ -365,12 +368,16 @@ export class MomDaemon {
     const positions: Record<string, number> = {};
     if (out.length > 0) positions.last_seq = out[out.length - 1].entry.seq;
     if (dseq !== this.#lastDseqCommitted) positions.last_dseq = dseq;
+    const seen = this.#seenPending;
+    this.#seenPending = new Map();
     this.#store.commit(
       out.map((p) => p.entry),
       incoming,
       ack > this.#pubAcked ? ack : 0,
       positions,
+      seen,
     );
+    for (const [k, v] of seen) this.#seenFrom.set(k, v);
     if (ack > this.#pubAcked) this.#pubAcked = ack;
     const events = this.#ctx.events;
     const name = this.#ctx.name;
@@ -429,7 +436,11 @@ export class MomDaemon {
           if (this.#link !== link || !this.#attached) return;
           if (this.#pubSent >= this.#pubCommitted) return;
           const rows = this.#store.outbox(this.#pubSent, PUMP_CHUNK);
-          if (rows.length === 0) return;
+          if (rows.length === 0) {
+            // nothing stored after `pubSent` (acknowledged, or a numbering gap): caught up
+            this.#pubSent = Math.max(this.#pubSent, this.#pubCommitted);
+            return;
+          }
           let blocked = false;
           for (const e of rows) {
             this.#pubSent = e.seq;
@@ -442,7 +453,7 @@ export class MomDaemon {
       } finally {
         this.#pumping = false;
         if (this.#link === link && this.#attached && this.#pubSent < this.#pubCommitted) {
-          this.#pump();
+          queueMicrotask(() => this.#pump());
         }
       }
     })();
@@ -462,9 +473,20 @@ export class MomDaemon {
       const topic = fieldString(msg, "topic");
       const payload = fieldBytes(msg, "payload");
       const from = fieldInt(msg, "from");
+      this.#lastDseq = dseq;
+      this.#schedule();
+      // a publication resent after a broker crash comes again with a new dseq: drop it by
+      // (publishing daemon, seq), which only ever grows per publishing daemon
+      const colon = id.lastIndexOf(":");
+      const publisher = id.slice(0, colon);
+      const seq = Number(id.slice(colon + 1));
+      if (colon > 0 && Number.isSafeInteger(seq)) {
+        const last = this.#seenPending.get(publisher) ?? this.#seenFrom.get(publisher) ?? 0;
+        if (seq <= last) return;
+        this.#seenPending.set(publisher, seq);
+      }
       const local = users.filter((u) => this.#users.has(u));
       if (local.length > 0) this.#in.push({ users: local, id, topic, payload, from });
-      this.#lastDseq = dseq;
       this.#schedule();
     } else if (msg.t === "puback") {
       const seq = fieldInt(msg, "seq", { min: 0 });
@@ -535,7 +557,7 @@ export class MomDaemon {
           );
         }
         await pause(backoff * (0.5 + Math.random()), signal);
-        backoff = Math.min(backoff * 2, 1_000);
+        backoff = Math.min(backoff * 2, 500);
         continue;
       }
       await Promise.race([closed, aborted(signal)]);

@@ -62,6 +62,7 @@ export class DaemonStore {
   #insMsg: BatchInsert;
   #insRef: BatchInsert;
   #gc: StatementSync;
+  #upSeen: StatementSync;
   #nextN: number;
   #selIn: StatementSync;
   #delIn: StatementSync;
@@ -87,6 +88,8 @@ export class DaemonStore {
         CREATE TABLE IF NOT EXISTS inbox(
           user INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(user, n)) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS inbox_n ON inbox(n);
+        CREATE TABLE IF NOT EXISTS seen_from(daemon TEXT PRIMARY KEY, seq INTEGER NOT NULL)
+          WITHOUT ROWID;
         PRAGMA user_version = ${SCHEMA_VERSION};
       `);
     } else if (version !== SCHEMA_VERSION) {
@@ -103,6 +106,9 @@ export class DaemonStore {
     } else {
       this.epoch = crypto.randomUUID();
       this.#setMeta.run("epoch", this.epoch);
+      // a new incarnation numbers its publications after any earlier one's (µs clock), so
+      // receivers that dedupe by (daemon, seq) never mistake them for old ones
+      this.#setMeta.run("seq_reserved", String(Date.now() * 1000));
     }
     this.#insOut = new BatchInsert(db, "INSERT INTO outbox(seq, user, topic, payload)", 4);
     this.#delOut = db.prepare("DELETE FROM outbox WHERE seq<=?");
@@ -116,6 +122,10 @@ export class DaemonStore {
         "FROM inbox r JOIN inbox_msg m ON m.n = r.n WHERE r.user=? AND r.n>? ORDER BY r.n LIMIT ?",
     );
     this.#delIn = db.prepare("DELETE FROM inbox WHERE user=? AND n<=?");
+    this.#upSeen = db.prepare(
+      "INSERT INTO seen_from(daemon, seq) VALUES (?, ?) " +
+        "ON CONFLICT(daemon) DO UPDATE SET seq=excluded.seq",
+    );
     this.#gc = db.prepare(
       "DELETE FROM inbox_msg WHERE n < coalesce((SELECT MIN(n) FROM inbox), ?)",
     );
@@ -177,6 +187,7 @@ export class DaemonStore {
     incoming: Delivery[],
     pubAcked: number,
     positions: Record<string, number>,
+    seenFrom: Map<string, number> = new Map(),
   ): void {
     if (incoming.length > 0) {
       // inbox positions are never reused, even after every message was taken
@@ -198,7 +209,16 @@ export class DaemonStore {
       }
       if (pubAcked > 0) this.#delOut.run(pubAcked);
       for (const [k, v] of Object.entries(positions)) this.#setMeta.run(k, String(v));
+      for (const [daemon, seq] of seenFrom) this.#upSeen.run(daemon, seq);
     });
+  }
+
+  /** Highest publication seq stored per publishing daemon. */
+  seenFrom(): Map<string, number> {
+    const rows = this.#db.prepare("SELECT daemon, seq FROM seen_from").all() as Array<
+      { daemon: string; seq: number }
+    >;
+    return new Map(rows.map((r) => [r.daemon, Number(r.seq)]));
   }
 
   /** Reads up to `limit` outbox entries after `after`. */
