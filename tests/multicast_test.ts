@@ -341,3 +341,47 @@ Deno.test("multicast: a name outside the peers file's multicast nodes exits 2", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("multicast: a paused member is excluded, notices, and rejoins; all histories end identical", async () => {
+  const names = ["m1", "m2", "m3"];
+  await using cluster = await LocalCluster.start({
+    nodes: names.map((name) => ({
+      name,
+      role: "multicast",
+      args: [...FAST, "--generate", "30", "--generate-limit", "90", "--quiet"],
+    })),
+  });
+  const [m1, m2, m3] = cluster.nodes;
+  await waitOrExplain(cluster, () => delivered(m1).length > 30, {
+    timeoutMs: 10_000,
+    what: "30 deliveries",
+  });
+  Deno.kill(m3.pid!, "SIGSTOP");
+  try {
+    await waitForView([m1, m2], ["m1", "m2"]);
+  } finally {
+    Deno.kill(m3.pid!, "SIGCONT");
+  }
+  await m3.waitForEvent("mc.excluded", { timeoutMs: 10_000 });
+  await waitOrExplain(
+    cluster,
+    () =>
+      m3.events().some((e) =>
+        e.ev === "view.changed" && Number(e.view) > 2 && (e.members as string[]).length === 3
+      ),
+    { timeoutMs: 15_000, what: "m3 back in a view of 3" },
+  );
+  await waitOrExplain(cluster, async () => {
+    const s = await Promise.all(cluster.nodes.map((n) => n.ctl("status")));
+    return s.every((x) => x.held === 0 && x.delivered === s[0].delivered && x.outbox === 0) &&
+      [m1, m2, m3].every((n) => sentIds(n).length === 90);
+  }, { timeoutMs: 20_000, what: "quiet, equal histories" });
+  const histories = await Promise.all(
+    cluster.nodes.map(async (n) =>
+      ((await n.ctl("history", ["100000"])).entries as Message[]).map((e) => String(e.id))
+    ),
+  );
+  for (const h of histories) assert.deepEqual(h, histories[0]);
+  // Everything the two that stayed sent is there; m3 lost at most what it sent while out.
+  for (const id of [...sentIds(m1), ...sentIds(m2)]) assert.ok(histories[0].includes(id), id);
+});

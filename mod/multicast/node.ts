@@ -116,6 +116,7 @@ export class MulticastNode {
   #discarded = 0;
   #closed = false;
   #fetched: { after: number; count: number } | undefined;
+  #lastTimerAt = performance.now();
   #encoder = new TextEncoder();
 
   constructor(ctx: RoleContext, members: NodeEntry[], options: MulticastNodeOptions = {}) {
@@ -440,6 +441,15 @@ export class MulticastNode {
       this.#becomeJoining(`${from} installed view ${view} without this node`);
       return;
     }
+    if (
+      this.#state === "member" && mine && state === "member" && members.includes(from) &&
+      !members.includes(this.name) && !mine.members.includes(from) &&
+      this.#outranks(members, mine.members)
+    ) {
+      // Two disjoint groups (a partition healed): the smaller one dissolves and joins.
+      this.#becomeJoining(`${from} is in a larger group (${members.join(", ")})`);
+      return;
+    }
     if (this.#state === "member" && mine && view === mine.id) {
       this.#group.observe(from, { lamport, recv });
       this.#schedule();
@@ -624,11 +634,33 @@ export class MulticastNode {
     return best;
   }
 
+  /** Whether group `a` wins over disjoint group `b`: more members, then the first in file order. */
+  #outranks(a: string[], b: string[]): boolean {
+    if (a.length !== b.length) return a.length > b.length;
+    return Math.min(...a.map((n) => this.#order.get(n)!)) <
+      Math.min(...b.map((n) => this.#order.get(n)!));
+  }
+
   #onTimer(): void {
     if (this.#closed) return;
     // Data stamped before now must leave before a heartbeat carrying the current clock.
     if (this.#state === "member") this.#tick();
     const now = performance.now();
+    const gap = now - this.#lastTimerAt;
+    this.#lastTimerAt = now;
+    if (gap > this.#opts.failTimeoutMs / 2) {
+      // This process was stalled (paused, swapped, a long GC): silence measured while it did
+      // not run proves nothing, so every peer gets a fresh timeout before suspicion.
+      this.#ctx.log.warn(`timer stalled for ${Math.round(gap)} ms; restarting failure timeouts`);
+      for (const name of this.#order.keys()) {
+        if (name !== this.name) {
+          this.#lastHeard.set(name, Math.max(this.#lastHeard.get(name) ?? -Infinity, now));
+        }
+      }
+      if (this.#change) {
+        this.#change.deadline = Math.max(this.#change.deadline, now + this.#opts.flushTimeoutMs);
+      }
+    }
     const view = this.#group.view;
     const hb: Message = {
       t: "mc.hb",
