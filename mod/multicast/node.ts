@@ -441,6 +441,16 @@ export class MulticastNode {
       this.#becomeJoining(`${from} installed view ${view} without this node`);
       return;
     }
+    const acc = this.#accepted;
+    if (
+      this.#state === "flushing" && acc && from === acc.coord && from !== this.name &&
+      state === "member" && view >= acc.num
+    ) {
+      // The coordinator installed the view but its install never reached this node (the link
+      // dropped in between; frames on one link are FIFO, so it is lost, not late).
+      this.#becomeJoining(`missed the install of view ${view}`);
+      return;
+    }
     if (
       this.#state === "member" && mine && state === "member" && members.includes(from) &&
       !members.includes(this.name) && !mine.members.includes(from) &&
