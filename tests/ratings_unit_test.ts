@@ -222,7 +222,9 @@ Deno.test("ReplicaStore persists cells, log and timestamps and reloads them", as
     assert.equal(loaded.state.rating(99, data.movies[0].id), 4.5);
     assert.deepEqual(loaded.log, [r]);
     assert.deepEqual(loaded.meta.get("value"), { rm1: 1 });
-    assert.ok(loaded.executed.has("x"));
+    assert.ok(store.hasExecuted("x"));
+    assert.ok(!store.hasExecuted("y"));
+    assert.equal(store.executedCount(), 1);
     assert.deepEqual(await store.checksum(), sum1);
     store.close();
   } finally {

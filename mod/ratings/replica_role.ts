@@ -59,6 +59,9 @@ import {
   type VectorTs,
 } from "./vector_ts.ts";
 
+/** Executed update ids kept in memory; older ones are found in the executed table. */
+const RECENT_IDS = 100_000;
+
 interface Peer {
   name: string;
   hostname: string;
@@ -90,7 +93,8 @@ class Replica {
   #store!: ReplicaStore;
   #state!: RatingsState;
   #log = new UpdateLog();
-  #executed = new Set<string>();
+  /** Recently executed update ids (bounded); older ones are looked up in SQLite. */
+  #recent = new Set<string>();
   #uidTs = new Map<string, VectorTs>();
   #valueTs: VectorTs = {};
   #replicaTs: VectorTs = {};
@@ -218,7 +222,6 @@ class Replica {
   #restore(): void {
     const stored = this.#store.load();
     this.#state = stored.state;
-    this.#executed = stored.executed;
     this.#valueTs = stored.meta.get("value") ?? {};
     this.#replicaTs = stored.meta.get("replica") ?? {};
     this.#gcFloor = stored.meta.get("gc_floor") ?? {};
@@ -341,7 +344,21 @@ class Replica {
   }
 
   #duplicate(uid: string): VectorTs | undefined {
-    return this.#uidTs.get(uid) ?? (this.#executed.has(uid) ? { ...this.#valueTs } : undefined);
+    return this.#uidTs.get(uid) ?? (this.#isExecuted(uid) ? { ...this.#valueTs } : undefined);
+  }
+
+  #isExecuted(uid: string): boolean {
+    return this.#recent.has(uid) || this.#store.hasExecuted(uid);
+  }
+
+  /** Records `uid` as executed (memory, bounded, and SQLite at the next commit). */
+  #markExecuted(uid: string): void {
+    if (this.#recent.has(uid)) return;
+    this.#recent.add(uid);
+    this.#store.executedAdded(uid);
+    if (this.#recent.size > RECENT_IDS) {
+      this.#recent.delete(this.#recent.values().next().value!);
+    }
   }
 
   #knownMovie(msg: Message): number {
@@ -519,10 +536,7 @@ class Replica {
     );
     if (cell) this.#store.cellChanged(cell);
     this.#valueTs[r.origin] = seqOf(r);
-    if (!this.#executed.has(r.uid)) {
-      this.#executed.add(r.uid);
-      this.#store.executedAdded(r.uid);
-    }
+    this.#markExecuted(r.uid);
     this.#applied++;
     this.#ctx.events.emit("rm.update", {
       id: r.uid,
@@ -776,7 +790,7 @@ class Replica {
           from: this.#self,
           value_ts: this.#valueTs,
           cells,
-          executed: [...this.#executed],
+          executed: [...this.#recent],
         },
         10_000,
         { patient: true },
@@ -815,10 +829,7 @@ class Replica {
       }
     }
     for (const uid of executed) {
-      if (typeof uid === "string" && !this.#executed.has(uid)) {
-        this.#executed.add(uid);
-        this.#store.executedAdded(uid);
-      }
+      if (typeof uid === "string") this.#markExecuted(uid);
     }
     mergeInto(this.#valueTs, valueTs);
     mergeInto(this.#replicaTs, this.#valueTs);
@@ -855,7 +866,7 @@ class Replica {
       value_ts: normalize(this.#valueTs),
       replica_ts: normalize(this.#replicaTs),
       log_size: this.#log.size,
-      executed: this.#executed.size,
+      executed: this.#store.executedCount(),
       applied: this.#applied,
       in_flight: this.#inFlight,
       waiting_queries: this.#waiters.length,

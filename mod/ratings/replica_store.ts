@@ -22,8 +22,6 @@ export interface StoredReplica {
   state: RatingsState;
   /** Log records, in (origin, seq) order. */
   log: LogRecord[];
-  /** Executed update ids. */
-  executed: Set<string>;
   /** Saved timestamps (`value`, `replica`, `table.<rm>`). */
   meta: Map<string, VectorTs>;
 }
@@ -36,11 +34,12 @@ export class ReplicaStore {
   #insertLog: StatementSync;
   #deleteLog: StatementSync;
   #insertExecuted: StatementSync;
+  #hasExecuted: StatementSync;
   #putMeta: StatementSync;
   #dirtyCells = new Map<string, Cell>();
   #newLog: LogRecord[] = [];
   #goneLog: LogRecord[] = [];
-  #newExecuted: string[] = [];
+  #newExecuted = new Set<string>();
   #meta = new Map<string, VectorTs>();
   #closed = false;
 
@@ -80,6 +79,7 @@ export class ReplicaStore {
     );
     this.#deleteLog = this.#db.prepare("DELETE FROM log WHERE origin = ? AND seq = ?");
     this.#insertExecuted = this.#db.prepare("INSERT OR IGNORE INTO executed(uid) VALUES (?)");
+    this.#hasExecuted = this.#db.prepare("SELECT 1 AS x FROM executed WHERE uid = ?");
     this.#putMeta = this.#db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES (?,?)");
   }
 
@@ -135,15 +135,11 @@ export class ReplicaStore {
     }
     const log = this.#db.prepare("SELECT record FROM log ORDER BY origin, seq").all()
       .map((row) => JSON.parse(String(row.record)) as LogRecord);
-    const executed = new Set<string>();
-    for (const row of this.#db.prepare("SELECT uid FROM executed").all()) {
-      executed.add(String(row.uid));
-    }
     const meta = new Map<string, VectorTs>();
     for (const row of this.#db.prepare("SELECT key, value FROM meta").all()) {
       meta.set(String(row.key), JSON.parse(String(row.value)));
     }
-    return { state, log, executed, meta };
+    return { state, log, meta };
   }
 
   /** Queues a changed cell. */
@@ -163,7 +159,18 @@ export class ReplicaStore {
 
   /** Queues an executed update id. */
   executedAdded(uid: string): void {
-    this.#newExecuted.push(uid);
+    this.#newExecuted.add(uid);
+  }
+
+  /** Whether `uid` is in the executed table (or queued for it). */
+  hasExecuted(uid: string): boolean {
+    return this.#newExecuted.has(uid) || this.#hasExecuted.get(uid) !== undefined;
+  }
+
+  /** How many executed ids are stored. */
+  executedCount(): number {
+    const row = this.#db.prepare("SELECT count(*) AS n FROM executed").get() as { n: number };
+    return Number(row.n) + this.#newExecuted.size;
   }
 
   /** Queues a timestamp to save under `key`. */
@@ -174,7 +181,7 @@ export class ReplicaStore {
   /** Whether anything waits to be written. */
   get dirty(): boolean {
     return this.#dirtyCells.size > 0 || this.#newLog.length > 0 || this.#goneLog.length > 0 ||
-      this.#newExecuted.length > 0 || this.#meta.size > 0;
+      this.#newExecuted.size > 0 || this.#meta.size > 0;
   }
 
   /** Writes everything queued in one transaction. */
@@ -197,7 +204,7 @@ export class ReplicaStore {
     this.#dirtyCells.clear();
     this.#newLog = [];
     this.#goneLog = [];
-    this.#newExecuted = [];
+    this.#newExecuted.clear();
     this.#meta.clear();
   }
 
