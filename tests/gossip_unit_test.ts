@@ -301,3 +301,12 @@ Deno.test("GossipNode stop rules: counter k=1 stops at the first duplicate and s
   assert.ok(counter.messagesPerNodeUntilQuiet < coin.messagesPerNodeUntilQuiet);
   assert.ok(counter.learnedByRumor < coin.learnedByRumor, "a shorter-lived rumor reaches fewer");
 });
+
+Deno.test("simulate() with SWIM: every node joins through s0, and every live node is covered after crashes", () => {
+  const r = simulate({ nodes: 200, swim: true, crash: 0.1, loss: 0.05, seed: 2 });
+  assert.equal(r.swim, true);
+  assert.ok(r.joinRounds !== undefined && r.joinRounds > 0, "joined");
+  assert.equal(r.crashed, 20);
+  assert.ok(r.roundsToFullCoverage !== null);
+  assert.equal(r.coverageByRound.at(-1), 180);
+});

@@ -47,7 +47,7 @@ export function formatSimulation(r: SimulationResult): string[] {
       (r.loss * 100).toFixed(0)
     }% seed=${r.seed} anti-entropy ${
       r.antiEntropyEvery > 0 ? `every ~${r.antiEntropyEvery} rounds` : "off"
-    }`,
+    }${r.swim ? `; SWIM on, all joined through s0 in ${r.joinRounds ?? "—"} rounds` : ""}`,
     `rounds to full coverage${
       r.crashed > 0 ? ` of the ${r.nodes - r.crashed} live nodes (${r.crashed} crashed)` : ""
     }: ${verdict}`,
@@ -90,17 +90,19 @@ export const gossipSimCommand: CommandDefinition = {
       )
       .option("--crash <fraction>", "share of nodes crashed before the write (0 ≤ f < 1)", "0")
       .option("--max-rounds <n>", "give up after this many rounds", "500")
+      .option("--swim", "run SWIM membership too (per-node member tables; N ≤ 2000)")
       .option("--bytes", "measure frame bytes per node per round (slower)")
       .option("--json", "print the result as one JSON line instead of text")
       .action((opts: Record<string, string | boolean | undefined>) => {
         const result = simulate({
-          nodes: num(String(opts.nodes), "--nodes", 2, 100_000),
+          nodes: num(String(opts.nodes), "--nodes", 2, opts.swim ? 2_000 : 100_000),
           fanout: num(String(opts.fanout), "--fanout", 1, 100),
           k: num(String(opts.k), "--k", 1, 1_000),
           stopRule: stopRule(String(opts.stopRule)),
           loss: num(String(opts.loss), "--loss", 0, 0.99, false),
           seed: num(String(opts.seed), "--seed", 0, 2 ** 32 - 1),
           antiEntropyEvery: num(String(opts.antiEntropyEvery), "--anti-entropy-every", 0, 1_000),
+          swim: opts.swim === true,
           crash: num(String(opts.crash), "--crash", 0, 0.99, false),
           maxRounds: num(String(opts.maxRounds), "--max-rounds", 1, 100_000),
           measureBytes: opts.bytes === true,

@@ -29,6 +29,12 @@ export interface SimulationOptions {
   maxRounds?: number;
   /** Share of nodes (never the writer) crashed before the write; they get nothing. @default {0} */
   crash?: number;
+  /**
+   * Run SWIM too: every node keeps its own member table, joins through node s0 before the
+   * write, and probes (one probe every 2 rounds). Costs O(N²) memory: meant for N ≤ 2,000.
+   * @default {false}
+   */
+  swim?: boolean;
   /** Measure frame bytes (slower). @default {false} */
   measureBytes?: boolean;
   /** Cancels the run between rounds. */
@@ -46,6 +52,10 @@ export interface SimulationResult {
   antiEntropyEvery: number;
   /** Nodes crashed before the write. */
   crashed: number;
+  /** Whether SWIM membership ran. */
+  swim: boolean;
+  /** With SWIM: rounds until every node knew of every other (before the write). */
+  joinRounds?: number;
   /** First round after which every live node knew the rumor; null if it never happened. */
   roundsToFullCoverage: number | null;
   /** log2 N + ln N, the expected rounds of push gossip (fanout 1). */
@@ -70,6 +80,11 @@ export interface SimulationResult {
 
 const ROUND_MS = 1000;
 
+function knownMembers(node: GossipNode): number {
+  const c = node.memberCounts();
+  return c.alive + c.suspect + c.dead;
+}
+
 /** Runs one simulation; the same options give the same result. */
 export function simulate(options: SimulationOptions): SimulationResult {
   const n = options.nodes;
@@ -87,6 +102,7 @@ export function simulate(options: SimulationOptions): SimulationResult {
     measureBytes: options.measureBytes,
   });
   const peers: PeerRef[] = Array.from({ length: n }, (_, i) => ({ name: `s${i}`, addr: `s${i}` }));
+  const swim = options.swim ?? false;
   let covered = 1;
   let byRumor = 0;
   const nodes = peers.map((p) => {
@@ -100,8 +116,14 @@ export function simulate(options: SimulationOptions): SimulationResult {
       stopRule: options.stopRule,
       gossipIntervalMs: ROUND_MS,
       antiEntropyIntervalMs: aeEvery > 0 ? aeEvery * ROUND_MS : Number.MAX_SAFE_INTEGER,
-      probeIntervalMs: 0,
-      staticPeers: peers,
+      ...(swim
+        ? {
+          seeds: p.name === "s0" ? [] : ["s0"],
+          probeIntervalMs: 2 * ROUND_MS,
+          probeTimeoutMs: ROUND_MS / 2,
+          suspectTimeoutMs: 6 * ROUND_MS,
+        }
+        : { probeIntervalMs: 0, staticPeers: peers }),
       emit: (ev, fields) => {
         if (ev !== "rumor.learned") return;
         covered++;
@@ -112,6 +134,22 @@ export function simulate(options: SimulationOptions): SimulationResult {
     return node;
   });
   for (const node of nodes) node.start(0);
+  // with SWIM, everyone first joins through s0 and learns the whole membership
+  let start = 0;
+  let joinRounds: number | undefined;
+  if (swim) {
+    for (let round = 1; round <= maxRounds && !options.signal?.aborted; round++) {
+      start = round * ROUND_MS;
+      for (const node of nodes) node.tick(start);
+      net.deliver(start);
+      if (round % 2 === 0 && nodes.every((x) => knownMembers(x) === n)) {
+        joinRounds = round;
+        break;
+      }
+    }
+  }
+  const sentBefore = net.stats.sent;
+  const bytesBefore = net.stats.bytes;
   // crash a seeded random share of the nodes (never the writer, s0)
   const crashed = Math.min(n - 1, Math.round((options.crash ?? 0) * n));
   const down = new Set<number>();
@@ -127,15 +165,15 @@ export function simulate(options: SimulationOptions): SimulationResult {
   let quiet: number | null = null;
   const rumorSent = () => nodes.reduce((s, x) => s + (x.stats.sent["g.rumor"] ?? 0), 0);
   for (let round = 1; round <= maxRounds && !options.signal?.aborted; round++) {
-    const now = round * ROUND_MS;
+    const now = start + round * ROUND_MS;
     for (let i = 0; i < n; i++) if (!down.has(i)) nodes[i].tick(now);
     net.deliver(now);
     coverage.push(covered);
     if (full === null && covered === live) {
       full = round;
-      sentAtFull = net.stats.sent;
+      sentAtFull = net.stats.sent - sentBefore;
       rumorsAtFull = rumorSent();
-      bytesAtFull = net.stats.bytes;
+      bytesAtFull = net.stats.bytes - bytesBefore;
     }
     if (quiet === null && nodes.every((x, i) => down.has(i) || x.hotCount === 0)) quiet = round;
     if (full !== null && quiet !== null) break;
@@ -149,12 +187,14 @@ export function simulate(options: SimulationOptions): SimulationResult {
     seed,
     antiEntropyEvery: aeEvery,
     crashed,
+    swim,
+    ...(joinRounds === undefined ? {} : { joinRounds }),
     roundsToFullCoverage: full,
     theoreticalRounds: Math.log2(n) + Math.log(n),
     coverageByRound: coverage,
-    messagesPerNode: (full === null ? net.stats.sent : sentAtFull) / live,
+    messagesPerNode: (full === null ? net.stats.sent - sentBefore : sentAtFull) / live,
     rumorMessagesPerNode: (full === null ? rumorSent() : rumorsAtFull) / live,
-    messagesPerNodeUntilQuiet: net.stats.sent / live,
+    messagesPerNodeUntilQuiet: (net.stats.sent - sentBefore) / live,
     quietRound: quiet,
     learnedByRumor: byRumor,
     elapsedMs: performance.now() - t0,
