@@ -100,7 +100,7 @@ Deno.test("multicast: kill -9 of a member while all send; survivors agree, resum
     nodes: names.map((name) => ({
       name,
       role: "multicast",
-      args: [...FAST, "--generate", "40", "--generate-limit", "160", "--quiet"],
+      args: [...FAST, "--generate", "80", "--generate-limit", "160", "--quiet"],
     })),
   });
   const [m1, m2, m3, m4] = cluster.nodes;

@@ -361,6 +361,8 @@ export class MulticastNode {
       );
     }
     this.#lastHeard.set(name, performance.now());
+    const link = this.#links.get(name);
+    if (link && !link.connected) link.nudge();
     if (this.#suspected.delete(name)) this.#ctx.log.info(`${name} is heard from again`);
     return name;
   }
@@ -776,7 +778,9 @@ export class MulticastNode {
     }
     const suspects = view.members.filter((m) => this.#isSuspected(m, now));
     const joins = new Map(
-      [...this.#pendingJoins].filter(([n]) => !this.#isSuspected(n, now)),
+      [...this.#pendingJoins].filter(([n]) =>
+        !this.#isSuspected(n, now) && this.#links.get(n)?.connected === true
+      ),
     );
     if (suspects.length === 0 && joins.size === 0) return;
     const survivors = view.members.filter((m) => !suspects.includes(m) && !joins.has(m));

@@ -75,6 +75,11 @@ export class PeerLink {
     }
   }
 
+  /** Ends a redial backoff now (the peer was just heard from, so it is probably up). */
+  nudge(): void {
+    this.#wake?.();
+  }
+
   /** Resolves once queued bytes are below the connection's high-water mark. */
   async drained(): Promise<void> {
     await this.#client?.conn.drained();
