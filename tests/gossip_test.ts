@@ -391,12 +391,10 @@ Deno.test("gossip: --generate spreads random words as a Poisson process", async 
 });
 
 Deno.test("gossip: the prompt (stdin a terminal) runs spread, get, members and quit", async () => {
-  const hasScript = await new Deno.Command("sh", {
-    args: ["-c", "command -v script"],
-    stdout: "null",
-  })
-    .output().then((o) => o.success, () => false);
-  if (!hasScript) return; // util-linux `script` provides the terminal; without it there is none
+  // util-linux `script` provides the pseudo-terminal; elsewhere there is none to test with
+  const hasScript = await new Deno.Command("script", { args: ["--version"], stdout: "piped" })
+    .output().then((o) => new TextDecoder().decode(o.stdout).includes("util-linux"), () => false);
+  if (!hasScript) return;
   const argv = peerdArgv(["--role", "gossip", "--name", "solo", "--listen", "127.0.0.1:0"]);
   const quoted = argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
   const child = new Deno.Command("script", {
