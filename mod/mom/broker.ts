@@ -73,6 +73,8 @@ export class Broker {
   #published: Array<{ id: string; topic: string; to: number }> = [];
   readonly #tick = new Tick(() => this.#flush());
   #closed = false;
+  #sentEarly = 0;
+  #sentStored = 0;
   /** Publications accepted (not counting resent duplicates). */
   messagesIn = 0;
   /** Deliveries sent to daemons (one per daemon per publication). */
@@ -225,6 +227,8 @@ export class Broker {
       daemons_connected: [...this.#daemons.values()].filter((d) => d.session).map((d) => d.name),
       messages_in: this.messagesIn,
       messages_out: this.messagesOut,
+      sent_early: this.#sentEarly,
+      sent_from_disk: this.#sentStored,
       backlog,
       daemons,
     };
@@ -416,6 +420,7 @@ export class Broker {
             this.#store.setReserved(dest.name, dest.reserved);
           }
           this.#sendRow(dest, row, false);
+          this.#sentEarly++;
         }
       }
     }
@@ -542,6 +547,7 @@ export class Broker {
           for (const row of rows) {
             dest.sent = row.dseq;
             this.messagesOut++;
+            this.#sentStored++;
             if (
               !session.send({
                 t: "deliver",

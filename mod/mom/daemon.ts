@@ -99,6 +99,8 @@ export class MomDaemon {
   #closed = false;
   #linkTask: Promise<void> | undefined;
   #linkAbort = new AbortController();
+  #sentEarly = 0;
+  #sentStored = 0;
   /** Publications accepted from local applications. */
   published = 0;
   /** Deliveries stored into local inboxes (one per user). */
@@ -213,6 +215,7 @@ export class MomDaemon {
         ) {
           this.#pubSent = seq;
           this.#linkSend(pubFrame(entry));
+          this.#sentEarly++;
         }
         this.published++;
         this.#schedule();
@@ -272,6 +275,8 @@ export class MomDaemon {
       outbox: this.#store.outboxSize() + this.#out.length,
       published: this.published,
       delivered: this.delivered,
+      sent_early: this.#sentEarly,
+      sent_from_disk: this.#sentStored,
       last_seq: this.#lastSeq,
       acked_seq: this.#pubAcked,
       last_dseq: this.#lastDseqCommitted,
@@ -444,6 +449,7 @@ export class MomDaemon {
           let blocked = false;
           for (const e of rows) {
             this.#pubSent = e.seq;
+            this.#sentStored++;
             if (!link.send(pubFrame(e))) blocked = true;
           }
           if (blocked) await link.conn.drained();
