@@ -86,7 +86,7 @@ Deno.test("a client's update is visible to its next query through either FE, als
   const read = await runPeerd([
     "ratings",
     "--fe",
-    fe2,
+    `127.0.0.1:1,${fe2}`, // the first front end is unreachable: the client moves on
     "--user",
     "7",
     "--session",

@@ -9,7 +9,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { ConfigError, loadPeersFile, parseHostPort } from "../config/mod.ts";
+import { ConfigError, type HostPort, loadPeersFile, parseHostPort } from "../config/mod.ts";
 import type { CommandDefinition } from "../process/mod.ts";
 import {
   ConnectionClosedError,
@@ -176,15 +176,27 @@ export function formatReply(reply: Message): string[] {
   return [JSON.stringify(reply)];
 }
 
-/** A connection to a front end that retries a request once per reconnect (same uid). */
+/**
+ * A connection to a front end. A request that loses its connection is sent again with the
+ * same update id (so it is applied once); when a front end cannot be reached the next one
+ * of the list is tried — the client's timestamp travels with it, so it never reads older
+ * data there.
+ */
 export class RatingsClient implements AsyncDisposable {
-  readonly address: { hostname: string; port: number };
+  readonly addresses: HostPort[];
+  #current = 0;
   #client: RpcClient | undefined;
   #secret?: string;
 
-  constructor(address: { hostname: string; port: number }, secret?: string) {
-    this.address = address;
+  constructor(address: HostPort | HostPort[], secret?: string) {
+    this.addresses = Array.isArray(address) ? address : [address];
+    if (this.addresses.length === 0) throw new Error("RatingsClient needs a front end address");
     this.#secret = secret;
+  }
+
+  /** The front end currently used. */
+  get address(): HostPort {
+    return this.addresses[this.#current];
   }
 
   /** Sends `msg` with the session's timestamp; merges the reply's timestamp into it. */
@@ -195,23 +207,32 @@ export class RatingsClient implements AsyncDisposable {
       request.time ??= Math.floor(Date.now() / 1000);
     }
     let lastErr: unknown;
-    for (let attempt = 0; attempt < 3; attempt++) {
+    let unreachable = 0;
+    const n = this.addresses.length;
+    for (let attempt = 0; attempt < 3 * n && unreachable < n; attempt++) {
+      let connected = this.#client !== undefined;
       try {
-        this.#client ??= await RpcClient.connect(this.address, {
-          role: "client",
-          name: `user-${session.user}`,
-          secret: this.#secret,
-          timeoutMs: 3_000,
-        });
+        if (!this.#client) {
+          this.#client = await RpcClient.connect(this.address, {
+            role: "client",
+            name: `user-${session.user}`,
+            secret: this.#secret,
+            timeoutMs: 3_000,
+          });
+          connected = true;
+        }
         const reply = await this.#client.request(request, { timeoutMs });
         session.learn(reply.ts);
         return reply;
       } catch (err) {
-        if (err instanceof RemoteError) throw err;
+        if (err instanceof RemoteError || err instanceof ProtocolError) throw err;
         lastErr = err;
         await this.#client?.close();
         this.#client = undefined;
-        if (!(err instanceof ConnectionClosedError) && !(err instanceof WireError)) break;
+        if (!connected || !(err instanceof ConnectionClosedError || err instanceof WireError)) {
+          unreachable++;
+          this.#current = (this.#current + 1) % n;
+        }
       }
     }
     throw lastErr;
@@ -232,8 +253,8 @@ function defaultFe(peers?: string): string {
   const path = peers ?? "peers.json";
   try {
     const cluster = loadPeersFile(path);
-    const fe = cluster.nodes.find((n) => n.role === "frontend");
-    if (fe) return `${fe.hostname}:${fe.port}`;
+    const fes = cluster.nodes.filter((n) => n.role === "frontend");
+    if (fes.length) return fes.map((n) => `${n.hostname}:${n.port}`).join(",");
   } catch (err) {
     if (peers) throw err;
   }
@@ -320,8 +341,8 @@ export const ratingsCommand: CommandDefinition = {
       .argument("[command]", "average, create, get, update, delete or all")
       .argument("[args...]", "MOVIE and RATING as the command needs")
       .option(
-        "--fe <host:port>",
-        "front end (default: first frontend in peers.json, else 127.0.0.1:7711)",
+        "--fe <host:port,...>",
+        "front ends, tried in order (default: the frontends in peers.json, else 127.0.0.1:7711)",
       )
       .option("--peers <file>", "peers file to find a front end in")
       .option("--user <id>", "your user id")
@@ -355,10 +376,8 @@ async function runRatings(
       throw new ClientUsageError(`--user must be a positive integer user id, got "${userText}"`);
     }
     const user = Number(userText);
-    const fe = parseHostPort(
-      String(opts.fe ?? defaultFe(opts.peers as string | undefined)),
-      "--fe",
-    );
+    const fe = String(opts.fe ?? defaultFe(opts.peers as string | undefined)).split(",")
+      .map((a) => parseHostPort(a.trim(), "--fe"));
     if (command !== undefined) msg = parseRatingsCommand(user, command, args);
     else if (!opts.menu && !Deno.stdin.isTerminal()) {
       throw new ClientUsageError(
@@ -392,9 +411,9 @@ async function runRatings(
       console.error(`peerd ratings: ${err.code}: ${err.message}`);
     } else {
       console.error(
-        `peerd ratings: Cannot reach front end ${client.address.hostname}:${client.address.port}: ${
-          err instanceof Error ? err.message : String(err)
-        }`,
+        `peerd ratings: Cannot reach front end ${
+          client.addresses.map((a) => `${a.hostname}:${a.port}`).join(", ")
+        }: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
     return 1;
