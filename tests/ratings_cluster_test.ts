@@ -572,6 +572,22 @@ Deno.test("ratings-gen writes a deterministic dataset; a bad --dataset exits 2 n
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /movies\.csv: cannot read: no such file/);
     await Deno.writeTextFile(`${dir}/a/ratings.csv`, "userId,movieId,rating,timestamp\n1,1,9,0\n");
+    await Deno.writeTextFile(
+      `${dir}/nofe.json`,
+      JSON.stringify({ nodes: [{ name: "fe9", host: "127.0.0.1", port: 1, role: "frontend" }] }),
+    );
+    const lonely = await runPeerd([
+      "--role",
+      "frontend",
+      "--name",
+      "fe9",
+      "--peers",
+      `${dir}/nofe.json`,
+      "--listen",
+      "127.0.0.1:0",
+    ]);
+    assert.equal(lonely.code, 2);
+    assert.match(lonely.stderr, /nofe\.json: no nodes with role "replica"/);
     const noFe = await runPeerd([
       "ratings",
       "--fe",
