@@ -108,7 +108,9 @@ export class MulticastNode {
   #change: ViewChange | undefined;
   #outbox: string[] = [];
   #outgoing: ChatMessage[] = [];
-  #tickTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Runs `#tick` as a macrotask: after the frames already read, without setTimeout's clamp. */
+  readonly #tickChannel = new MessageChannel();
+  #tickScheduled = false;
   #hbTimer: ReturnType<typeof setInterval> | undefined;
   #lastJoinAt = 0;
   #suspected = new Set<string>();
@@ -133,6 +135,10 @@ export class MulticastNode {
     };
     Deno.mkdirSync(ctx.dataDir, { recursive: true });
     this.#store = new HistoryStore(`${ctx.dataDir}/multicast.db`);
+    this.#tickChannel.port1.onmessage = () => {
+      this.#tickScheduled = false;
+      if (!this.#closed) this.#tick();
+    };
     this.#group = new TotalOrderGroup(ctx.name, { ownSeq: this.#store.reservedSeq });
   }
 
@@ -268,7 +274,8 @@ export class MulticastNode {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#hbTimer);
-    clearTimeout(this.#tickTimer);
+    this.#tickChannel.port1.close();
+    this.#tickChannel.port2.close();
     if (this.#state === "member") this.#tick();
     for (const link of this.#links.values()) link.send({ t: "mc.leave" });
     this.#abort.abort();
@@ -289,11 +296,9 @@ export class MulticastNode {
   }
 
   #schedule(): void {
-    if (this.#tickTimer !== undefined || this.#closed) return;
-    this.#tickTimer = setTimeout(() => {
-      this.#tickTimer = undefined;
-      this.#tick();
-    }, 0);
+    if (this.#tickScheduled || this.#closed) return;
+    this.#tickScheduled = true;
+    this.#tickChannel.port2.postMessage(null);
   }
 
   /** One batch: data out, one ack out, deliveries stored, emitted and printed. */
