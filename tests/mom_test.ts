@@ -429,3 +429,60 @@ Deno.test("peerd mom: one-shot commands, a stdin script with S/P/R/E, usage erro
   assert.equal(unreachable.code, 1);
   assert.match(unreachable.stderr, /Cannot connect to daemon/);
 });
+
+Deno.test("a daemon with --socket serves applications over a Unix socket too; a huge frame length is refused", async () => {
+  const sockDir = await Deno.makeTempDir();
+  const socket = `${sockDir}/d1.sock`;
+  try {
+    await using cluster = await LocalCluster.start({
+      nodes: [
+        { name: "b1", role: "broker" },
+        { name: "d1", role: "daemon", args: ["--socket", socket] },
+      ],
+    });
+    await linked(cluster, "d1");
+    const viaSocket = await MomClient.connect({ path: socket });
+    const viaTcp = await MomClient.connect(addr(cluster.node("d1").port));
+    try {
+      const a = await viaSocket.create();
+      const b = await viaTcp.create();
+      await b.subscribe("unix/+");
+      const id = await a.publish("unix/x", "over the socket");
+      const got = await b.receive({ timeout: 10_000 });
+      assert.equal(got?.id, id);
+      const cli = await runPeerd([
+        "mom",
+        "--daemon",
+        socket,
+        "--user",
+        String(a.id),
+        "publish",
+        "unix/y",
+        "cli",
+      ]);
+      assert.equal(cli.code, 0, cli.stderr);
+      // a length header of 4 GiB - 1: refused before any buffer is allocated
+      const conn = await Deno.connect(addr(cluster.node("d1").port));
+      try {
+        await conn.write(new Uint8Array([0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
+        const buf = new Uint8Array(4096);
+        let text = "";
+        for (let i = 0; i < 50; i++) {
+          const n = await conn.read(buf);
+          if (n === null) break;
+          text += new TextDecoder().decode(buf.subarray(0, n));
+        }
+        assert.match(text, /frame_too_large/);
+      } finally {
+        conn.close();
+      }
+      assert.equal((await b.receive({ timeout: 10_000 }))?.topic, "unix/y");
+      assert.equal((await cluster.node("d1").ctl("status")).link, "up");
+    } finally {
+      await viaSocket.close();
+      await viaTcp.close();
+    }
+  } finally {
+    await Deno.remove(sockDir, { recursive: true }).catch(() => {});
+  }
+});
