@@ -17,7 +17,7 @@ import { MomClient, MomError, type MomMessage, type MomUser } from "./client.ts"
 
 const decoder = new TextDecoder();
 
-/** Default daemon address when neither `--daemon` nor `PEERD_MOM_DAEMON` is given. */
+/** Default daemon address when neither `--daemon` nor `PEERD_DAEMON` is given. */
 export const DEFAULT_DAEMON = "127.0.0.1:7411";
 
 class CliUsage extends Error {}
@@ -189,7 +189,7 @@ async function readLines(onLine: (line: string) => Promise<boolean>, prompt: () 
 async function momAction(command: string[], opts: MomOptions): Promise<void> {
   let client: MomClient | undefined;
   try {
-    const address = parseAddress(opts.daemon ?? Deno.env.get("PEERD_MOM_DAEMON") ?? DEFAULT_DAEMON);
+    const address = parseAddress(opts.daemon ?? DEFAULT_DAEMON);
     let user: number | undefined;
     if (opts.user !== undefined) {
       user = Number(opts.user);
@@ -266,7 +266,7 @@ export const momCommand: CommandDefinition = {
       .argument("[command...]", "the command and its arguments")
       .option(
         "--daemon <address>",
-        `the daemon (host:port or socket path) (default ${DEFAULT_DAEMON}, env PEERD_MOM_DAEMON)`,
+        `the daemon, host:port or a socket path (default ${DEFAULT_DAEMON})`,
       )
       .option("--user <id>", "the user to act as")
       .option("--timeout <seconds>", "receive: how long to wait")
