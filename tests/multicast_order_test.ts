@@ -34,6 +34,8 @@ class SimGroup {
   readonly queues = new Map<string, Frame[]>();
   readonly pending = new Map<string, ChatMessage[]>();
   readonly alive = new Set<string>();
+  /** Nodes stuck in a flush: they neither tick nor read (frames wait, like the buffer). */
+  readonly frozen = new Set<string>();
   replies = new Map<string, string>();
 
   constructor(readonly names: string[], readonly random: () => number) {
@@ -57,6 +59,7 @@ class SimGroup {
 
   /** One node's tick: data out, ack out, deliveries (each may trigger a causal reply). */
   tick(name: string): void {
+    if (this.frozen.has(name)) return;
     const g = this.nodes.get(name)!;
     const members = g.view!.members.filter((m) => m !== name);
     const out = this.pending.get(name)!.splice(0);
@@ -77,9 +80,8 @@ class SimGroup {
 
   /** Delivers the head frame of a random non-empty queue; false when all are empty. */
   step(): boolean {
-    const busy = [...this.queues].filter(([k, q]) =>
-      q.length > 0 && this.alive.has(k.split(">")[1])
-    );
+    const ready = (to: string) => this.alive.has(to) && !this.frozen.has(to);
+    const busy = [...this.queues].filter(([k, q]) => q.length > 0 && ready(k.split(">")[1]));
     if (busy.length === 0) return false;
     const [key, q] = busy[Math.floor(this.random() * busy.length)];
     const [from, to] = key.split(">");
@@ -119,14 +121,23 @@ class SimGroup {
   }
 
   /** The survivors' view change: flush reports merged by the coordinator, then installed. */
-  /** Returns how many messages survivors adopted from each other's reports. */
-  viewChange(id: number): number {
+  /**
+   * Returns how many messages survivors adopted from each other's reports. With
+   * `installAt`, only those nodes get the install (the coordinator died while sending it);
+   * the others stay frozen in the flush.
+   */
+  viewChange(id: number, installAt?: string[]): number {
     const members = this.names.filter((n) => this.alive.has(n));
     for (const n of members) this.tick(n); // stamped data leaves in the old view
     const reports = new Map(members.map((n) => [n, this.nodes.get(n)!.flushReport()]));
     const inst = mergeFlushes({ id, members }, reports);
     let adopted = 0;
     for (const n of members) {
+      if (installAt && !installAt.includes(n)) {
+        this.frozen.add(n);
+        continue;
+      }
+      this.frozen.delete(n);
       const g = this.nodes.get(n)!;
       adopted += inst.msgs.filter((m) => m.seq >= g.nextSeqOf(m.from)).length;
       g.install(inst);
@@ -211,6 +222,38 @@ Deno.test("TotalOrderGroup survivors of a crash agree on the dead member's messa
   }
   // The flush mattered: some survivors lacked messages of the dead that others held.
   assert.ok(adoptedTotal > 0);
+});
+
+Deno.test("TotalOrderGroup survivors agree when the coordinator dies while sending the install", () => {
+  for (let seed = 300; seed < 340; seed++) {
+    const random = rng(seed);
+    const sim = new SimGroup(["a", "b", "c", "d"], random);
+    runRandom(sim, 50);
+    sim.crash("d");
+    for (let i = 0; i < 100; i++) {
+      for (const n of sim.alive) sim.tick(n);
+      sim.step();
+    }
+    // a coordinates view 2 of a, b, c; its install reaches a and b, then a dies.
+    sim.viewChange(2, ["a", "b"]);
+    for (let i = 0; i < 200; i++) {
+      for (const n of sim.alive) sim.tick(n);
+      sim.step();
+    }
+    const aDelivered = sim.delivered.get("a")!.map((m) => m.id);
+    sim.crash("a");
+    for (let i = 0; i < 200; i++) {
+      for (const n of sim.alive) sim.tick(n);
+      sim.step();
+    }
+    sim.viewChange(3); // b coordinates view 3 of b, c; c was still frozen in view 2's flush
+    runRandom(sim, 20);
+    sim.drain();
+    const b = sim.delivered.get("b")!.map((m) => m.id);
+    const c = sim.delivered.get("c")!.map((m) => m.id);
+    assert.deepEqual(c, b, `seed ${seed}`);
+    assert.deepEqual(b.slice(0, aDelivered.length), aDelivered, `seed ${seed}`);
+  }
 });
 
 Deno.test("TotalOrderGroup.receive() refuses forged, duplicate, out-of-order and stale messages", () => {

@@ -84,6 +84,7 @@ export class TotalOrderGroup {
   #lastSeen = new Map<string, number>();
   #recvOf = new Map<string, Map<string, number>>();
   #needAck = false;
+  #credited: ChatMessage[] = [];
 
   constructor(self: string, options: { ownSeq?: number } = {}) {
     this.self = self;
@@ -244,11 +245,18 @@ export class TotalOrderGroup {
     return Object.fromEntries(this.#deliveredSeq);
   }
 
-  /** What this node reports in a view-change flush. */
+  /**
+   * What this node reports in a view-change flush: everything it holds, plus the union of
+   * the last installation (whose messages it may have delivered on the install's credit
+   * while a member that never got that install lacks them).
+   */
   flushReport(): FlushReport {
+    const hold = this.#hold.slice();
+    const ids = new Set(hold.map((m) => m.id));
+    for (const m of this.#credited) if (!ids.has(m.id)) hold.push(m);
     return {
       clock: this.#clock,
-      hold: this.#hold.slice(),
+      hold,
       nextSeq: Object.fromEntries(this.#nextSeq),
       ownSeq: this.#ownSeq,
     };
@@ -295,9 +303,11 @@ export class TotalOrderGroup {
     this.#lastSeen = new Map();
     this.#recvOf = new Map();
     this.#needAck = false;
+    this.#credited = [];
   }
 
   #adopt(inst: Installation): void {
+    this.#credited = inst.msgs.slice();
     this.#view = { id: inst.view.id, members: inst.view.members.slice() };
     this.#members = new Set(inst.view.members);
     for (const [from, next] of Object.entries(inst.nextSeq)) {
