@@ -271,13 +271,15 @@ Deno.test("multicast: non-members, forged and duplicate ids, bad fields and garb
   assert.ok(delivered(m1).every((e) => e.body !== "evil"));
 });
 
-Deno.test("multicast: ctl send/history/view/status, usage errors, and SIGTERM exits 0", async () => {
+Deno.test("multicast: ctl send/history/view/status, usage errors, and SIGTERM exits 0 (with a secret)", async () => {
   await using cluster = await LocalCluster.start({
     nodes: ["m1", "m2"].map((name) => ({ name, role: "multicast", args: FAST })),
+    secret: "chat-secret",
   });
+  const env = { PEERD_SECRET: "chat-secret" };
   const [m1, m2] = cluster.nodes;
   await waitForView(cluster.nodes, ["m1", "m2"]);
-  const sent = await runPeerd(["ctl", m1.address, "send", "hello", "world", "--compact"]);
+  const sent = await runPeerd(["ctl", m1.address, "send", "hello", "world", "--compact"], { env });
   assert.equal(sent.code, 0, sent.stderr);
   const { id, lamport } = JSON.parse(sent.stdout);
   assert.equal(id, "m1:1");
@@ -288,7 +290,7 @@ Deno.test("multicast: ctl send/history/view/status, usage errors, and SIGTERM ex
   });
   const sentEv = m1.events().find((e) => e.ev === "mc.sent");
   assert.deepEqual([sentEv?.id, sentEv?.lamport], [id, lamport]);
-  const history = await runPeerd(["ctl", m2.address, "history", "5", "--compact"]);
+  const history = await runPeerd(["ctl", m2.address, "history", "5", "--compact"], { env });
   assert.equal(history.code, 0, history.stderr);
   const entries = JSON.parse(history.stdout).entries;
   assert.deepEqual(entries.map((e: Message) => [e.idx, e.id, e.body]), [[
@@ -302,10 +304,10 @@ Deno.test("multicast: ctl send/history/view/status, usage errors, and SIGTERM ex
   const status = await m2.ctl("status");
   assert.equal(status.delivered, 1);
   assert.equal(status.state, "member");
-  const empty = await runPeerd(["ctl", m1.address, "send"]);
+  const empty = await runPeerd(["ctl", m1.address, "send"], { env });
   assert.equal(empty.code, 1);
   assert.match(empty.stderr, /usage: send <text>/);
-  const badN = await runPeerd(["ctl", m1.address, "history", "lots"]);
+  const badN = await runPeerd(["ctl", m1.address, "history", "lots"], { env });
   assert.equal(badN.code, 1);
   assert.match(badN.stderr, /n must be an integer/);
   // The history survives a restart (SQLite), and SIGTERM is a clean exit.
@@ -316,6 +318,9 @@ Deno.test("multicast: ctl send/history/view/status, usage errors, and SIGTERM ex
   await waitForView([m2], ["m1", "m2"]);
   const again = await m2.ctl("history");
   assert.deepEqual((again.entries as Message[]).map((e) => e.id), ["m1:1"]);
+  const noSecret = await runPeerd(["ctl", m1.address, "status"]);
+  assert.equal(noSecret.code, 1);
+  assert.match(noSecret.stderr, /needs a cluster secret/);
   const code = await m1.stop();
   assert.equal(code.code, 0);
 });
