@@ -10,6 +10,7 @@ import {
   merge,
   normalize,
   parseVectorTs,
+  RatingsSession,
   RatingsState,
   ReplicaStore,
   stableOrder,
@@ -355,5 +356,23 @@ Deno.test("simulated replicas exchanging records in random orders reach the same
     // GC: once everyone knows everyone's timestamp, the logs empty
     for (const rm of rms) rm.log.collect(rm.valueTs, rms.map((o) => o.replicaTs));
     assert.ok(rms.every((rm) => rm.log.size === 0));
+  }
+});
+
+Deno.test("RatingsSession.save() keeps every user's timestamp when clients save at once", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/session.json`;
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) => new RatingsSession(path, i + 1, { rm1: i + 1 }).save()),
+    );
+    for (let i = 0; i < 8; i++) {
+      assert.deepEqual((await RatingsSession.open(path, i + 1)).prev, { rm1: i + 1 });
+    }
+    // a stale session never lowers what the file holds
+    await new RatingsSession(path, 3, { rm2: 1 }).save();
+    assert.deepEqual((await RatingsSession.open(path, 3)).prev, { rm1: 3, rm2: 1 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -68,18 +68,29 @@ export class RatingsSession {
     if (parsed) this.prev = merge(this.prev, parsed);
   }
 
-  /** Writes the session file atomically (other users' entries are kept). */
+  /**
+   * Writes the session file atomically, keeping other users' entries; an exclusive lock on
+   * `FILE.lock` serialises concurrent clients, and a user's timestamp is merged, never lowered.
+   */
   async save(): Promise<void> {
-    let users: Record<string, unknown> = {};
+    using lock = await Deno.open(`${this.path}.lock`, { create: true, write: true });
+    await lock.lock(true);
     try {
-      users = JSON.parse(await Deno.readTextFile(this.path)).users ?? {};
-    } catch {
-      // new file
+      let users: Record<string, unknown> = {};
+      try {
+        users = JSON.parse(await Deno.readTextFile(this.path)).users ?? {};
+      } catch {
+        // new file
+      }
+      const stored = parseVectorTs(users[String(this.user)]) ?? {};
+      this.prev = merge(stored, this.prev);
+      users[String(this.user)] = this.prev;
+      const tmp = `${this.path}.${Deno.pid}.tmp`;
+      await Deno.writeTextFile(tmp, JSON.stringify({ users }, null, 2) + "\n");
+      await Deno.rename(tmp, this.path);
+    } finally {
+      await lock.unlock();
     }
-    users[String(this.user)] = this.prev;
-    const tmp = `${this.path}.${Deno.pid}.tmp`;
-    await Deno.writeTextFile(tmp, JSON.stringify({ users }, null, 2) + "\n");
-    await Deno.rename(tmp, this.path);
   }
 }
 
