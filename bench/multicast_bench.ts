@@ -59,7 +59,7 @@ async function deliveredCounts(cluster: LocalCluster): Promise<number[]> {
 }
 
 async function throughput(n: number): Promise<number> {
-  await using cluster = await startGroup(n, 20_000);
+  await using cluster = await startGroup(n, 50_000);
   await pause(WARMUP_MS);
   const t1 = performance.now();
   const c1 = await deliveredCounts(cluster);
