@@ -532,6 +532,68 @@ Deno.test("a replica that is behind fetches the missing updates at once for a qu
   );
 });
 
+Deno.test("an RM that lost its disk comes back under its name and never reuses a sequence number", async () => {
+  await using cluster = await LocalCluster.start({
+    nodes: nodes().filter((n) => n.role === "replica"),
+  });
+  const movie = (i: number) => MOVIES[150 + i];
+  const ask = async (name: string, msg: Message) => {
+    const c = await RpcClient.connect(addr(cluster, name));
+    try {
+      return await c.request(msg);
+    } finally {
+      await c.close();
+    }
+  };
+  let prev: Record<string, number> = {};
+  for (let i = 0; i < 5; i++) {
+    const cur = await ask("rm2", { t: "ratings.query", q: "get", user: 40, movie: movie(i), prev });
+    const up = await ask("rm2", {
+      t: "ratings.update",
+      kind: cur.rating === null ? "create" : "update",
+      user: 40,
+      movie: movie(i),
+      rating: 4,
+      prev: cur.ts,
+      f: 2,
+    });
+    prev = up.ts as Record<string, number>;
+  }
+  assert.equal(prev.rm2, 5);
+  await converged(cluster);
+  await waitUntil(async () => (await statuses(cluster)).every((st) => st.log_size === 0), {
+    what: "logs collected",
+  });
+  const rm2 = cluster.node("rm2");
+  await rm2.kill("SIGKILL");
+  await Deno.remove(rm2.dataDir, { recursive: true });
+  await rm2.start();
+  // a client with no timestamp updates through the RM with the empty disk at once
+  const again = await ask("rm2", {
+    t: "ratings.update",
+    kind: "update",
+    user: 40,
+    movie: movie(0),
+    rating: 1,
+    prev: {},
+  });
+  assert.equal((again.ts as Record<string, number>).rm2, 6, "sequence continues after 5");
+  const all = await converged(cluster);
+  assert.equal(all[1].ratings, all[0].ratings);
+  for (let i = 1; i < 5; i++) {
+    const r = await ask("rm2", { t: "ratings.query", q: "get", user: 40, movie: movie(i), prev });
+    assert.equal(r.rating, 4);
+  }
+  const r0 = await ask("rm1", {
+    t: "ratings.query",
+    q: "get",
+    user: 40,
+    movie: movie(0),
+    prev: again.ts,
+  });
+  assert.equal(r0.rating, 1);
+});
+
 Deno.test("ratings-gen writes a deterministic dataset; a bad --dataset exits 2 naming the file", async () => {
   const dir = await Deno.makeTempDir();
   try {

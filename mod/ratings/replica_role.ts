@@ -52,6 +52,7 @@ import {
   aheadOf,
   entryOf,
   leq,
+  merge,
   mergeInto,
   normalize,
   parseVectorTs,
@@ -110,6 +111,8 @@ class Replica {
   #status: RmStatus = "ACTIVE";
   #draining = false;
   #stopping = false;
+  /** Resolves once the first gossip exchange with every peer has finished (or failed). */
+  #startup: Promise<void> = Promise.resolve();
   #applied = 0;
   #tasks = new Set<Promise<unknown>>();
   #advertised = "";
@@ -187,7 +190,10 @@ class Replica {
           value_ts: normalize(this.#valueTs),
         });
         ctx.events.emit("rm.status", { status: this.#status });
-        this.#gossipRound();
+        this.#startup = this.#withTimeout(
+          Promise.allSettled([...this.#peers.values()].map((p) => this.#exchange(p))),
+          2_000,
+        );
         await aborted(ctx.signal);
       } finally {
         this.#stopping = true;
@@ -304,7 +310,10 @@ class Replica {
     this.#track(
       (async () => {
         try {
-          await this.#waitFor(op.prev);
+          // Never reuse a sequence number a peer has seen from this RM (say it lost its disk):
+          // first hear from the peers, then wait until our own old records are back.
+          await this.#startup;
+          await this.#waitFor(merge(op.prev, { [this.#self]: this.#ownFloor() }));
           const again = this.#duplicate(uid);
           if (again) {
             session.reply(msg, this.#updated(op, uid, title, again, true));
@@ -341,6 +350,13 @@ class Replica {
       duplicate,
       st: this.#status,
     };
+  }
+
+  /** The highest sequence number of this RM that any peer has reported holding. */
+  #ownFloor(): number {
+    let floor = 0;
+    for (const ts of this.#table.values()) floor = Math.max(floor, entryOf(ts, this.#self));
+    return floor;
   }
 
   #duplicate(uid: string): VectorTs | undefined {
