@@ -390,3 +390,30 @@ Deno.test("multicast: a paused member is excluded, notices, and rejoins; all his
   // Everything the two that stayed sent is there; m3 lost at most what it sent while out.
   for (const id of [...sentIds(m1), ...sentIds(m2)]) assert.ok(histories[0].includes(id), id);
 });
+
+Deno.test("multicast: kill -9 of the coordinator; the next member takes over and survivors agree", async () => {
+  const names = ["m1", "m2", "m3"];
+  await using cluster = await LocalCluster.start({
+    nodes: names.map((name) => ({
+      name,
+      role: "multicast",
+      args: [...FAST, "--generate", "80", "--generate-limit", "120", "--quiet"],
+    })),
+  });
+  const [m1, m2, m3] = cluster.nodes;
+  await waitOrExplain(cluster, () => delivered(m2).length >= 40, {
+    timeoutMs: 10_000,
+    what: "40 deliveries",
+  });
+  await m1.kill("SIGKILL");
+  await waitForView([m2, m3], ["m2", "m3"]);
+  assert.equal((await m2.ctl("view")).coordinator, "m2");
+  await waitOrExplain(cluster, async () => {
+    if (![m2, m3].every((n) => sentIds(n).length === 120)) return false;
+    const s = await Promise.all([m2, m3].map((n) => n.ctl("status")));
+    return s.every((x) => x.held === 0) && s[0].delivered === s[1].delivered &&
+      [m2, m3].every((n) => sentIds(n).every((id) => ids(m2).includes(id)));
+  }, { timeoutMs: 20_000, what: "survivors to finish" });
+  assert.deepEqual(ids(m3), ids(m2));
+  assertSenderFifo(ids(m2));
+});
