@@ -6,7 +6,7 @@
  * `flush()` per batch, at most 20,000 published-but-not-received, like peers-bench);
  * publish → receive latency p50/p99 (one message in flight, 1 ms pause); broker CPU µs
  * per delivery; broker memory under a slow subscriber (a daemon connection that stops
- * reading while 100,000 messages are published: RSS before/after and the backlog kept in
+ * reading while 4×n messages are published: RSS by quarter and the backlog kept in
  * SQLite).
  *
  * `deno run -A bench/mom_bench.ts [--n 100000]` prints one JSON line per figure.
@@ -174,14 +174,12 @@ async function slowSubscriber(cluster: LocalCluster, n: number) {
   });
   const publisher = await pubClient.create();
   const rss0 = rssKiB(brokerPid);
-  let peak = rss0;
-  let half = rss0;
+  const quarters: number[] = [];
   for (let sent = 0; sent < n;) {
     const end = Math.min(n, sent + 1_000);
     for (; sent < end; sent++) publisher.publishNoWait("slow/x", PAYLOAD);
     await publisher.flush();
-    if (sent % 10_000 === 0) peak = Math.max(peak, rssKiB(brokerPid));
-    if (sent === Math.floor(n / 2 / 1_000) * 1_000) half = peak;
+    if (sent % Math.floor(n / 4) === 0) quarters.push(rssKiB(brokerPid));
   }
   let backlog = 0;
   for (let i = 0; i < 400; i++) {
@@ -190,10 +188,9 @@ async function slowSubscriber(cluster: LocalCluster, n: number) {
     if (backlog >= n) break;
     await new Promise((r) => setTimeout(r, 25));
   }
-  peak = Math.max(peak, rssKiB(brokerPid));
   conn.close();
   await pubClient.close();
-  return { rss0, half, peak, backlog };
+  return { rss0, quarters, backlog };
 }
 
 const cluster = await LocalCluster.start({
@@ -220,13 +217,13 @@ try {
   const lat = await latency(cluster, 2_000);
   emit("latency_p50", percentile(lat, 0.5), "µs", { samples: lat.length });
   emit("latency_p99", percentile(lat, 0.99), "µs", { samples: lat.length });
-  const slow = await slowSubscriber(cluster, 2 * N);
-  emit("slow_subscriber_broker_rss_growth_second_half", (slow.peak - slow.half) / 1024, "MiB", {
+  const slow = await slowSubscriber(cluster, 4 * N);
+  const q = slow.quarters.map((k) => Math.round(k / 102.4) / 10);
+  emit("slow_subscriber_broker_rss_growth_last_quarter", q[q.length - 1] - q[q.length - 2], "MiB", {
     rss_before_mib: Math.round(slow.rss0 / 102.4) / 10,
-    rss_at_half_mib: Math.round(slow.half / 102.4) / 10,
-    rss_peak_mib: Math.round(slow.peak / 102.4) / 10,
+    rss_by_quarter_mib: q,
     backlog_in_sqlite: slow.backlog,
-    payload_mib: Math.round((slow.backlog * 100) / 1024 / 102.4) / 10,
+    backlog_payload_mib: Math.round((slow.backlog * 100) / 1024 / 102.4) / 10,
   });
 } finally {
   await cluster.stop();
