@@ -3,12 +3,12 @@
  * last-writer-wins version that wrote it, a per-user index and per-movie aggregates, so
  * every query is answered from memory. Pure, no I/O.
  *
- * Convergence: every write to a cell carries a version `(vsum, vuid)` — the total of the
- * client's timestamp when it asked, then the update's id. A write wins only over a
- * smaller version, so RMs that apply the same writes in any order end with the same
- * table. The version grows along every causal chain (a client that saw update A asks
- * with a timestamp whose total exceeds A's), so a later update of the same client always
- * wins over its earlier one; truly concurrent updates are ordered by id.
+ * Convergence: every write to a cell carries a version `(vsum, vtag)` — the total of the
+ * update record's vector timestamp, then `origin/uid`. A write wins only over a smaller
+ * version, so RMs that apply the same records in any order end with the same table. The
+ * version grows along every causal chain (a record depends on everything its origin had
+ * applied, so an update made after another was applied — by any client — has a larger
+ * total); truly concurrent updates are ordered by origin, then id.
  *
  * @module
  */
@@ -24,9 +24,9 @@ export interface Cell {
   rating: number | null;
   /** Unix seconds. */
   time: number;
-  /** Version: total of the writer's timestamp (0 for the initial dataset). */
+  /** Version: total of the writing record's timestamp (0 for the initial dataset). */
   vsum: number;
-  /** Version: the writer's update id ("" for the initial dataset). */
+  /** Version tie-break: `origin/uid` of the writing record ("" for the initial dataset). */
   vuid: string;
 }
 

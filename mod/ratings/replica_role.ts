@@ -87,6 +87,14 @@ interface PushJob {
   resolve(copies: number): void;
 }
 
+/**
+ * The last-writer-wins tie-break of a record: its origin (records of one origin never tie on
+ * the timestamp total), then its update id.
+ */
+function versionTag(r: LogRecord): string {
+  return `${r.origin}/${r.uid}`;
+}
+
 /** The replica manager of one process. */
 class Replica {
   readonly #ctx: RoleContext;
@@ -547,8 +555,8 @@ class Replica {
       r.op.movie,
       r.op.rating,
       r.op.time,
-      total(r.op.prev),
-      r.uid,
+      total(r.ts),
+      versionTag(r),
     );
     if (cell) this.#store.cellChanged(cell);
     this.#valueTs[r.origin] = seqOf(r);
