@@ -304,6 +304,12 @@ Deno.test("multicast: ctl send/history/view/status, usage errors, and SIGTERM ex
   const status = await m2.ctl("status");
   assert.equal(status.delivered, 1);
   assert.equal(status.state, "member");
+  // generate <rate> [limit] starts the generator at run time (the original asked for it).
+  assert.deepEqual((await m2.ctl("generate", ["200", "10"])).rate, 200);
+  await waitUntil(() => delivered(m1).filter((e) => e.from === "m2").length === 10, {
+    what: "10 generated messages from m2",
+  });
+  assert.equal(delivered(m1).find((e) => e.from === "m2")?.body, "m2 says #1");
   const empty = await runPeerd(["ctl", m1.address, "send"], { env });
   assert.equal(empty.code, 1);
   assert.match(empty.stderr, /usage: send <text>/);
@@ -317,7 +323,10 @@ Deno.test("multicast: ctl send/history/view/status, usage errors, and SIGTERM ex
   await m2.start();
   await waitForView([m2], ["m1", "m2"]);
   const again = await m2.ctl("history");
-  assert.deepEqual((again.entries as Message[]).map((e) => e.id), ["m1:1"]);
+  assert.deepEqual(
+    (again.entries as Message[]).map((e) => e.id),
+    ["m1:1", ...Array.from({ length: 10 }, (_, i) => `m2:${i + 1}`)],
+  );
   const noSecret = await runPeerd(["ctl", m1.address, "status"]);
   assert.equal(noSecret.code, 1);
   assert.match(noSecret.stderr, /needs a cluster secret/);

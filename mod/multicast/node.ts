@@ -119,6 +119,8 @@ export class MulticastNode {
   #closed = false;
   #fetched: { after: number; count: number } | undefined;
   #lastTimerAt = performance.now();
+  #genTimer: ReturnType<typeof setInterval> | undefined;
+  #generated = 0;
   #encoder = new TextEncoder();
 
   constructor(ctx: RoleContext, members: NodeEntry[], options: MulticastNodeOptions = {}) {
@@ -193,6 +195,18 @@ export class MulticastNode {
           return { count: this.#store.count, entries: this.history(n) };
         },
         view: () => this.viewInfo(),
+        generate: (args) => {
+          const rate = Number(args[0] ?? "");
+          const limit = Number(args[1] ?? "0");
+          if (!Number.isFinite(rate) || rate < 0 || !Number.isInteger(limit) || limit < 0) {
+            throw new ProtocolError(
+              ErrorCode.BadField,
+              "Cannot generate: usage: generate <msgs/s> [limit]   (rate 0 stops)",
+            );
+          }
+          this.generate(rate, limit);
+          return { rate, limit };
+        },
       },
     });
     for (const peer of this.#peers) {
@@ -231,6 +245,36 @@ export class MulticastNode {
       return undefined;
     }
     return this.#stamp(body);
+  }
+
+  /**
+   * Sends generated messages (`<name> says #k`) at `rate` per second in 10 ms slices, up to
+   * `limit` (0: no limit), pausing while {@linkcode congested}. Rate 0 stops.
+   */
+  generate(rate: number, limit = 0): void {
+    clearInterval(this.#genTimer);
+    this.#genTimer = undefined;
+    if (rate <= 0 || this.#closed) return;
+    let credit = 0;
+    let made = 0;
+    this.#genTimer = setInterval(() => {
+      if (this.congested) return;
+      credit = Math.min(credit + rate / 100, Math.max(1, rate / 50));
+      while (credit >= 1 && (limit === 0 || made < limit)) {
+        credit--;
+        made++;
+        this.#generated++;
+        try {
+          this.send(`${this.name} says #${this.#generated}`);
+        } catch (err) {
+          this.#ctx.log.warn(`generator: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      if (limit > 0 && made >= limit) {
+        clearInterval(this.#genTimer);
+        this.#genTimer = undefined;
+      }
+    }, 10);
   }
 
   /** Whether sending should pause (a link has a lot of unwritten bytes). */
@@ -274,6 +318,7 @@ export class MulticastNode {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#hbTimer);
+    clearInterval(this.#genTimer);
     this.#tickChannel.port1.close();
     this.#tickChannel.port2.close();
     if (this.#state === "member") this.#tick();

@@ -87,12 +87,11 @@ export const multicastRole: RoleDefinition = {
     node.start();
     ctx.events.emit("ready", { listen: `${ctx.listen.hostname}:${node.port}` });
     ctx.log.info(`listening on ${ctx.listen.hostname}:${node.port}`);
-    const generator = rate > 0 ? startGenerator(node, rate, limit) : undefined;
+    if (rate > 0) node.generate(rate, limit);
     const prompt = ctx.interactive ? runPrompt(node, ctx.signal) : undefined;
     try {
       await aborted(ctx.signal);
     } finally {
-      if (generator !== undefined) clearInterval(generator);
       await node.close();
       await prompt?.catch(() => {});
       ctx.events.emit("stopped", {});
@@ -105,28 +104,10 @@ function kebab(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
-/** Sends generated messages at `rate` per second (in 10 ms slices), up to `limit` (0: none). */
-function startGenerator(
-  node: MulticastNode,
-  rate: number,
-  limit: number,
-): ReturnType<typeof setInterval> {
-  let credit = 0;
-  let made = 0;
-  const id = setInterval(() => {
-    if (node.congested) return;
-    credit = Math.min(credit + rate / 100, Math.max(1, rate / 50));
-    while (credit >= 1 && (limit === 0 || made < limit)) {
-      credit--;
-      made++;
-      node.send(`${node.name} says #${made}`);
-    }
-    if (limit > 0 && made >= limit) clearInterval(id);
-  }, 10);
-  return id;
-}
-
-/** The interactive prompt: `send <text>` (or plain text), `history [n]`, `view`, `status`. */
+/**
+ * The interactive prompt: `send <text>` (or plain text), `history [n]`, `view`, `status`,
+ * `generate <msgs/s> [limit]`.
+ */
 async function runPrompt(node: MulticastNode, signal: AbortSignal): Promise<void> {
   const decoder = new TextDecoderStream();
   const reader = Deno.stdin.readable.pipeThrough(decoder).getReader();
@@ -157,6 +138,14 @@ function promptLine(node: MulticastNode, line: string): void {
         return;
       }
       for (const e of node.history(n)) console.log(`${e.idx}. [${e.lamport}] ${e.from}: ${e.body}`);
+    } else if (cmd === "generate") {
+      const rate = Number(rest[0] ?? "");
+      const limit = Number(rest[1] ?? "0");
+      if (!Number.isFinite(rate) || rate < 0 || !Number.isInteger(limit) || limit < 0) {
+        console.error("usage: generate <msgs/s> [limit]   (0 stops)");
+        return;
+      }
+      node.generate(rate, limit);
     } else if (cmd === "view") {
       printJson(node.viewInfo(), false);
     } else if (cmd === "status") {
