@@ -51,15 +51,19 @@ async function waitOrExplain<T>(
   }
 }
 
-async function waitForView(nodes: ClusterNode[], members: string[], timeoutMs = 15_000) {
+async function waitForView(
+  nodes: ClusterNode[],
+  members: string[],
+  options: { timeoutMs?: number; from?: number[] } = {},
+) {
   await waitUntil(
     () =>
-      nodes.every((n) =>
-        n.events().some((e) =>
+      nodes.every((n, i) =>
+        n.events().slice(options.from?.[i] ?? 0).some((e) =>
           e.ev === "view.changed" && JSON.stringify(e.members) === JSON.stringify(members)
         )
       ),
-    { timeoutMs, what: `view ${members.join(",")}` },
+    { timeoutMs: options.timeoutMs ?? 15_000, what: `view ${members.join(",")}` },
   );
 }
 
@@ -108,7 +112,7 @@ Deno.test("multicast: kill -9 of a member while all send; survivors agree, resum
   await waitUntil(() => delivered(m1).length >= 60, { timeoutMs: 20_000, what: "60 deliveries" });
   assert.notEqual(await m3.kill("SIGKILL"), 0);
   const marks = survivors.map((n) => n.mark());
-  await waitForView(survivors, ["m1", "m2", "m4"]);
+  await waitForView(survivors, ["m1", "m2", "m4"], { from: marks });
   // Survivors finish: each delivers everything it sent, and nothing stays held back.
   await waitOrExplain(cluster, async () => {
     for (const n of survivors) {
@@ -136,9 +140,10 @@ Deno.test("multicast: kill -9 of a member while all send; survivors agree, resum
   assert.deepEqual(deadDelivered, deadSent.slice(0, deadDelivered.length));
 
   // Restart: it rejoins with a new view and the history from a live member.
-  const mark3 = m3.mark();
+  const rejoinMarks = cluster.nodes.map((n) => n.mark());
+  const mark3 = rejoinMarks[2];
   await m3.start();
-  await waitForView([m1, m2, m3, m4], ["m1", "m2", "m3", "m4"]);
+  await waitForView(cluster.nodes, ["m1", "m2", "m3", "m4"], { from: rejoinMarks });
   await m3.waitForEvent("mc.history.fetched", { from: mark3, timeoutMs: 10_000 });
   const reply = await m3.ctl("send", ["back", "from", "the", "dead"]);
   const helloId = String(reply.id ?? "");
@@ -320,8 +325,9 @@ Deno.test("multicast: ctl send/history/view/status, usage errors, and SIGTERM ex
   const stopped = await m2.stop();
   assert.equal(stopped.code, 0);
   assert.ok(stopped.ms < 5000, `took ${stopped.ms} ms`);
+  const restartMark = m2.mark();
   await m2.start();
-  await waitForView([m2], ["m1", "m2"]);
+  await waitForView([m2], ["m1", "m2"], { from: [restartMark] });
   const again = await m2.ctl("history");
   assert.deepEqual(
     (again.entries as Message[]).map((e) => e.id),
