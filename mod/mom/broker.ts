@@ -19,6 +19,7 @@ import {
   fieldBytes,
   fieldInt,
   fieldString,
+  type FrameServer,
   type Message,
   type PeerSession,
   ProtocolError,
@@ -26,6 +27,7 @@ import {
 import { BrokerStore, type DaemonRow, type OutboxRow } from "./broker_store.ts";
 import { MAX_PAYLOAD_BYTES, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
 import { Tick } from "./tick.ts";
+import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkPattern, checkTopic, isWildcard, TopicError, topicMatches } from "./topic.ts";
 
 interface DaemonState extends DaemonRow {
@@ -72,6 +74,7 @@ export class Broker {
   #pubbers = new Set<DaemonState>();
   #published: Array<{ id: string; topic: string; to: number }> = [];
   readonly #tick = new Tick(() => this.#flush());
+  readonly #idle: IdleCheckpoint;
   #closed = false;
   #sentEarly = 0;
   #sentStored = 0;
@@ -83,6 +86,7 @@ export class Broker {
   constructor(ctx: RoleContext, store: BrokerStore) {
     this.#ctx = ctx;
     this.#store = store;
+    this.#idle = new IdleCheckpoint(() => store.checkpoint());
     for (const u of store.users()) this.#users.set(u.id, u.daemon);
     for (const s of store.subs()) this.#indexSub(s.user, s.pattern, s.own === 1);
     for (const t of store.topics()) this.#topics.add(t);
@@ -240,6 +244,7 @@ export class Broker {
     this.#flush();
     this.#closed = true;
     this.#tick.close();
+    this.#idle.close();
   }
 
   #daemonOf(s: PeerSession): DaemonState {
@@ -478,6 +483,7 @@ export class Broker {
       acked: d.acked,
     }));
     const deleted = this.#store.commit(rows, saved, acks, newTopics);
+    this.#idle.wrote();
     for (const row of rows) this.#daemons.get(row.daemon)!.backlog++;
     for (const [name, n] of deleted) this.#daemons.get(name)!.backlog -= n;
     for (const d of dirty) {
@@ -637,11 +643,18 @@ export const brokerRole: RoleDefinition = {
     await Deno.mkdir(ctx.dataDir, { recursive: true });
     const store = new BrokerStore(`${ctx.dataDir}/broker.sqlite`);
     const broker = new Broker(ctx, store);
-    const server = startNodeServer(ctx, {
-      handlers: broker.handlers(),
-      ctl: { status: () => broker.status() },
-      onSessionClose: (s) => broker.sessionClosed(s),
-    });
+    let server: FrameServer;
+    try {
+      server = startNodeServer(ctx, {
+        handlers: broker.handlers(),
+        ctl: { status: () => broker.status() },
+        onSessionClose: (s) => broker.sessionClosed(s),
+      });
+    } catch (err) {
+      broker.close();
+      store.close();
+      throw err;
+    }
     try {
       ctx.events.emit("ready", { listen: `${ctx.listen.hostname}:${server.port}` });
       ctx.log.info(`broker listening on ${ctx.listen.hostname}:${server.port}`);

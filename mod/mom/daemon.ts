@@ -37,6 +37,7 @@ import {
 import { DaemonStore, type Delivery, type InboxEntry, type OutboxEntry } from "./daemon_store.ts";
 import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
 import { Tick } from "./tick.ts";
+import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkPattern, checkTopic, TopicError } from "./topic.ts";
 
 interface Waiter {
@@ -94,6 +95,7 @@ export class MomDaemon {
   #takes = 0;
   #flushes: Array<{ session: PeerSession; msg: Message }> = [];
   readonly #tick = new Tick(() => this.#flush());
+  readonly #idle: IdleCheckpoint;
   #link: RpcClient | undefined;
   #attached = false;
   #closed = false;
@@ -110,6 +112,7 @@ export class MomDaemon {
     this.#ctx = ctx;
     this.#store = store;
     this.#broker = broker;
+    this.#idle = new IdleCheckpoint(() => store.checkpoint());
     for (const u of store.users()) this.#users.add(u);
     // publications may reach the broker before they are committed here, so numbers up to
     // the reservation may be known to the broker: never reuse them after a restart
@@ -186,7 +189,7 @@ export class MomDaemon {
       },
       publish: (msg, s) => {
         const user = fieldInt(msg, "user", { min: 1 });
-        if (!this.#users.has(user)) return this.#localUser(msg).then(() => undefined as never);
+        if (!this.#users.has(user)) return this.#refuseUser(msg);
         let topic: string;
         try {
           topic = checkTopic(msg.topic);
@@ -228,7 +231,7 @@ export class MomDaemon {
       },
       receive: (msg, s) => {
         const user = fieldInt(msg, "user", { min: 1 });
-        if (!this.#users.has(user)) return this.#localUser(msg).then(() => undefined as never);
+        if (!this.#users.has(user)) return this.#refuseUser(msg);
         const after = fieldInt(msg, "after", { min: 0 });
         const max = Math.min(fieldInt(msg, "max", { min: 0 }), MAX_RECEIVE_BATCH);
         const wait = Math.min(fieldInt(msg, "wait", { min: 0 }), 3_600_000);
@@ -290,6 +293,7 @@ export class MomDaemon {
     this.#store.collect();
     this.#closed = true;
     this.#tick.close();
+    this.#idle.close();
     this.#linkAbort.abort();
     await this.#link?.close();
     await this.#linkTask;
@@ -297,6 +301,15 @@ export class MomDaemon {
       for (const w of set) clearTimeout(w.timer);
     }
     this.#waiters.clear();
+  }
+
+  /** Answers a request for a user that is not (yet) local with the right error. */
+  async #refuseUser(msg: Message): Promise<never> {
+    const user = await this.#localUser(msg);
+    throw new ProtocolError(
+      ErrorCode.Unavailable,
+      `Cannot ${msg.t} for user ${user}: it was attached meanwhile; try again`,
+    );
   }
 
   async #localUser(msg: Message): Promise<number> {
@@ -375,6 +388,7 @@ export class MomDaemon {
     if (dseq !== this.#lastDseqCommitted) positions.last_dseq = dseq;
     const seen = this.#seenPending;
     this.#seenPending = new Map();
+    this.#idle.wrote();
     this.#store.commit(
       out.map((p) => p.entry),
       incoming,
