@@ -82,6 +82,7 @@ interface PeerInfo {
 const MAX_BUFFERED_FRAMES = 10_000;
 const MAX_HISTORY_REPLY = 100_000;
 const HISTORY_CHUNK = 2_000;
+const DATA_FRAME_BYTES = 4 * 1024 * 1024;
 
 /**
  * A member of a total-order multicast group running over real TCP. `start()` listens and
@@ -351,8 +352,10 @@ export class MulticastNode {
     if (this.#state !== "member") return;
     const view = this.#group.view!;
     if (this.#outgoing.length > 0) {
-      const frame: Message = { t: "mc.data", view: view.id, msgs: this.#outgoing };
-      this.#toMembers(frame);
+      // Frames of at most ~DATA_FRAME_BYTES (long bodies must not make one over --max-frame).
+      for (const part of bySize(this.#outgoing)) {
+        this.#toMembers({ t: "mc.data", view: view.id, msgs: part });
+      }
       this.#outgoing = [];
     }
     const ack = this.#group.takeAck();
@@ -375,6 +378,7 @@ export class MulticastNode {
     if (lines.length > 0) writeAll(this.#encoder.encode(lines.join("")));
   }
 
+  /** Sends `frame` to every other view member. */
   #toMembers(frame: Message): void {
     for (const name of this.#group.view?.members ?? []) {
       if (name !== this.name) this.#links.get(name)?.send(frame);
@@ -387,7 +391,9 @@ export class MulticastNode {
     const pendingFrom = this.#outgoing[0]?.seq ?? Infinity;
     const again = this.#group.ownHeldAfter(this.#group.recvOf(link.name, this.name))
       .filter((m) => m.seq < pendingFrom);
-    if (again.length > 0) link.send({ t: "mc.data", view: view.id, msgs: again, resend: true });
+    for (const part of bySize(again)) {
+      link.send({ t: "mc.data", view: view.id, msgs: part, resend: true });
+    }
   }
 
   #onLinkReply(link: PeerLink, msg: Message): void {
@@ -889,9 +895,14 @@ export class MulticastNode {
       let after = matches ? req.have : 0;
       for (let i = 0; i < 100_000; i++) {
         const entries = this.#store.since(after, HISTORY_CHUNK);
-        link?.send({ t: "mc.history", after, entries });
+        for (const part of bySize(entries)) {
+          link?.send({ t: "mc.history", after, entries: part });
+          after = part[part.length - 1].idx;
+        }
         if (entries.length < HISTORY_CHUNK) break;
-        after = entries[entries.length - 1].idx;
+      }
+      if (after !== count) {
+        this.#ctx.log.warn(`history for ${name} stopped at ${after} of ${count}`);
       }
       link?.send({ ...base, joiner: { from: count, delivered } });
       this.#pendingJoins.delete(name);
@@ -950,6 +961,25 @@ export class MulticastNode {
     this.#buffered.clear();
     this.#lastJoinAt = 0;
   }
+}
+
+/** Splits messages into runs of at most ~DATA_FRAME_BYTES encoded (so no frame is too large). */
+function bySize<T extends ChatMessage>(msgs: T[]): T[][] {
+  const parts: T[][] = [];
+  let part: T[] = [];
+  let bytes = 0;
+  for (const m of msgs) {
+    const size = m.body.length * 3 + m.id.length + 64;
+    if (part.length > 0 && bytes + size > DATA_FRAME_BYTES) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(m);
+    bytes += size;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
 }
 
 function writeAll(bytes: Uint8Array): void {
