@@ -23,6 +23,8 @@ const argValue = (name: string, fallback: string) => {
   return i >= 0 ? args[i + 1] : fallback;
 };
 const N = Number(argValue("--n", "100000"));
+/** `--only slow` runs just the slow-subscriber figure. */
+const ONLY = argValue("--only", "");
 const PAYLOAD = new Uint8Array(100).fill(42);
 
 function emit(figure: string, value: number, unit: string, extra: Record<string, unknown> = {}) {
@@ -175,11 +177,16 @@ async function slowSubscriber(cluster: LocalCluster, n: number) {
   const publisher = await pubClient.create();
   const rss0 = rssKiB(brokerPid);
   const quarters: number[] = [];
+  const heaps: number[] = [];
   for (let sent = 0; sent < n;) {
     const end = Math.min(n, sent + 1_000);
     for (; sent < end; sent++) publisher.publishNoWait("slow/x", PAYLOAD);
     await publisher.flush();
-    if (sent % Math.floor(n / 4) === 0) quarters.push(rssKiB(brokerPid));
+    if (sent % Math.floor(n / 4) === 0) {
+      quarters.push(rssKiB(brokerPid));
+      const mem = (await b1.ctl("status")).memory_mib as Record<string, number>;
+      heaps.push(mem.heap_used);
+    }
   }
   let backlog = 0;
   for (let i = 0; i < 400; i++) {
@@ -190,7 +197,7 @@ async function slowSubscriber(cluster: LocalCluster, n: number) {
   }
   conn.close();
   await pubClient.close();
-  return { rss0, quarters, backlog };
+  return { rss0, quarters, heaps, backlog };
 }
 
 const cluster = await LocalCluster.start({
@@ -206,22 +213,25 @@ try {
       await new Promise((r) => setTimeout(r, 25));
     }
   }
-  const common = { n: N, size: 100, topology: "publisher on d1, subscribers on d2" };
-  const one = await fanout(cluster, 1, N, "fan1");
-  emit("fanout_1sub_delivered_per_s", one.total, "msg/s", common);
-  const four = await fanout(cluster, 4, N, "fan4");
-  emit("fanout_4subs_total_delivered_per_s", four.total, "msg/s", common);
-  emit("fanout_4subs_per_sub_min_per_s", four.perSubMin, "msg/s", common);
-  emit("broker_cpu_us_per_delivery_1sub", one.brokerUs, "µs");
-  emit("broker_cpu_us_per_delivery_4subs", four.brokerUs, "µs");
-  const lat = await latency(cluster, 2_000);
-  emit("latency_p50", percentile(lat, 0.5), "µs", { samples: lat.length });
-  emit("latency_p99", percentile(lat, 0.99), "µs", { samples: lat.length });
+  if (ONLY !== "slow") {
+    const common = { n: N, size: 100, topology: "publisher on d1, subscribers on d2" };
+    const one = await fanout(cluster, 1, N, "fan1");
+    emit("fanout_1sub_delivered_per_s", one.total, "msg/s", common);
+    const four = await fanout(cluster, 4, N, "fan4");
+    emit("fanout_4subs_total_delivered_per_s", four.total, "msg/s", common);
+    emit("fanout_4subs_per_sub_min_per_s", four.perSubMin, "msg/s", common);
+    emit("broker_cpu_us_per_delivery_1sub", one.brokerUs, "µs");
+    emit("broker_cpu_us_per_delivery_4subs", four.brokerUs, "µs");
+    const lat = await latency(cluster, 2_000);
+    emit("latency_p50", percentile(lat, 0.5), "µs", { samples: lat.length });
+    emit("latency_p99", percentile(lat, 0.99), "µs", { samples: lat.length });
+  }
   const slow = await slowSubscriber(cluster, 4 * N);
   const q = slow.quarters.map((k) => Math.round(k / 102.4) / 10);
   emit("slow_subscriber_broker_rss_growth_last_quarter", q[q.length - 1] - q[q.length - 2], "MiB", {
     rss_before_mib: Math.round(slow.rss0 / 102.4) / 10,
     rss_by_quarter_mib: q,
+    js_heap_used_by_quarter_mib: slow.heaps,
     backlog_in_sqlite: slow.backlog,
     backlog_payload_mib: Math.round((slow.backlog * 100) / 1024 / 102.4) / 10,
   });

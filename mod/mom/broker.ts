@@ -235,6 +235,7 @@ export class Broker {
       sent_from_disk: this.#sentStored,
       backlog,
       daemons,
+      memory_mib: memoryMiB(),
     };
   }
 
@@ -621,6 +622,12 @@ export class Broker {
     if (set?.size === 0) index.delete(pattern);
     this.#route.clear();
   }
+}
+
+function memoryMiB(): Record<string, number> {
+  const m = Deno.memoryUsage();
+  const mib = (n: number) => Math.round(n / 104_857.6) / 10;
+  return { rss: mib(m.rss), heap_used: mib(m.heapUsed), external: mib(m.external) };
 }
 
 /** Queued bytes to a daemon below which a delivery is sent before its commit. */
