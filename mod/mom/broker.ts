@@ -73,7 +73,7 @@ export class Broker {
   #newTopics: string[] = [];
   #pubbers = new Set<DaemonState>();
   #published: Array<{ id: string; topic: string; to: number }> = [];
-  readonly #tick = new Tick(() => this.#flush());
+  readonly #tick = new Tick(() => this.#flushOrDie());
   readonly #idle: IdleCheckpoint;
   #closed = false;
   #sentEarly = 0;
@@ -458,6 +458,21 @@ export class Broker {
   #schedule(): void {
     if (this.#closed) return;
     this.#tick.schedule();
+  }
+
+  /**
+   * A failed write leaves the in-memory streams ahead of the disk: stop at once (exit 1)
+   * and let the restart resend whatever was not acknowledged.
+   */
+  #flushOrDie(): void {
+    try {
+      this.#flush();
+    } catch (err) {
+      this.#ctx.log.error(
+        `Cannot write to the database: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      Deno.exit(1);
+    }
   }
 
   #flush(): void {

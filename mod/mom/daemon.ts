@@ -94,7 +94,7 @@ export class MomDaemon {
   #seenPending = new Map<string, number>();
   #takes = 0;
   #flushes: Array<{ session: PeerSession; msg: Message }> = [];
-  readonly #tick = new Tick(() => this.#flush());
+  readonly #tick = new Tick(() => this.#flushOrDie());
   readonly #idle: IdleCheckpoint;
   #link: RpcClient | undefined;
   #attached = false;
@@ -367,6 +367,21 @@ export class MomDaemon {
   #schedule(): void {
     if (this.#closed) return;
     this.#tick.schedule();
+  }
+
+  /**
+   * A failed write leaves the in-memory streams ahead of the disk: stop at once (exit 1)
+   * and let the restart resend whatever was not acknowledged.
+   */
+  #flushOrDie(): void {
+    try {
+      this.#flush();
+    } catch (err) {
+      this.#ctx.log.error(
+        `Cannot write to the database: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      Deno.exit(1);
+    }
   }
 
   #flush(): void {
