@@ -139,6 +139,18 @@ Deno.test("broker + 3 daemons, 6 users: each gets exactly its topics' publicatio
     }
     const delivered = cluster.node("d2").events().filter((e) => e.ev === "msg.delivered");
     assert(delivered.length > 0 && delivered.every((e) => typeof e.id === "string" && e.user));
+    // destroy unsubscribes from everything; the id is never reused
+    const gone = users[5];
+    await gone.destroy();
+    assert.equal(await errorCode(gone.publish("Park/North/Gate", "x")), "unknown_user");
+    const after = await cluster.node("b1").ctl("status");
+    assert.equal(after.users, 5);
+    assert.equal(after.subscriptions, (status.subscriptions as number) - 2);
+    const removed = cluster.node("b1").events().filter((e) =>
+      e.ev === "sub.removed" && e.user === gone.id
+    );
+    assert.equal(removed.length, 2);
+    assert.equal((await clients[0].create()).id, 7);
   } finally {
     for (const c of clients) await c.close();
   }
