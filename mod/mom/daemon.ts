@@ -236,7 +236,7 @@ export class MomDaemon {
         const max = Math.min(fieldInt(msg, "max", { min: 0 }), MAX_RECEIVE_BATCH);
         const wait = Math.min(fieldInt(msg, "wait", { min: 0 }), 3_600_000);
         const rows = this.#store.take(user, after, max);
-        if (after > 0 && ++this.#takes % 16 === 0) this.#store.collect();
+        if (after > 0 && ++this.#takes % 64 === 0) this.#store.collect();
         if (rows.length > 0 || wait === 0 || max === 0) {
           return { t: "messages", messages: rows.map(toWire) };
         }
