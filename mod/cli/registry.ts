@@ -10,6 +10,7 @@ import { demoRole } from "../demo/mod.ts";
 import { ctlCommand } from "../ctl/mod.ts";
 import { traceCommand } from "../events/mod.ts";
 // ── subsystem roles (one import line each) ──
+import { queueCtlCommand, queueRole } from "../queue/mod.ts";
 import { frontendRole, ratingsCommand, ratingsGenCommand, replicaRole } from "../ratings/mod.ts";
 import { multicastRole } from "../multicast/mod.ts";
 import { gossipRole, gossipSimCommand } from "../gossip/mod.ts";
@@ -20,6 +21,7 @@ export const ROLES: readonly RoleDefinition[] = [
   demoRole,
   echoRole,
   // ── subsystem roles (one entry line each) ──
+  queueRole,
   replicaRole,
   frontendRole,
   multicastRole,
@@ -33,6 +35,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   ctlCommand,
   traceCommand,
   // ── subsystem commands (one entry line each) ──
+  queueCtlCommand,
   ratingsCommand,
   ratingsGenCommand,
   gossipSimCommand,

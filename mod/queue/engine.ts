@@ -1,0 +1,1064 @@
+/**
+ * The queue engine: AMQP 0-9-1's model in one process. Exchanges (`direct`, `fanout`,
+ * `topic`, and the default exchange `""`), queues (durable, exclusive, auto-delete, max
+ * length), bindings, publish with `mandatory`, consumers with prefetch and manual or
+ * automatic acks, `get`, publisher confirms, and requeue (marked redelivered) of what a
+ * closing connection held unacknowledged. Any role can embed it; `--role queue` serves it.
+ *
+ * @module
+ */
+import { setImmediate } from "node:timers";
+import { ProtocolError } from "../wire/mod.ts";
+import { MAX_NAME_LENGTH, QueueErrorCode } from "./protocol.ts";
+import { QueueStore, type QueueStoreOptions } from "./store.ts";
+import { topicMatches } from "./topic.ts";
+
+/** Exchange types. */
+export type ExchangeType = "direct" | "fanout" | "topic";
+
+/** Options of {@linkcode QueueEngine.declareExchange}. */
+export interface ExchangeOptions {
+  /** Survives restarts. @default {true} */
+  durable?: boolean;
+  /** Deleted when its last binding goes. @default {false} */
+  autoDelete?: boolean;
+  /** Only check that it exists. @default {false} */
+  passive?: boolean;
+}
+
+/** Options of {@linkcode QueueEngine.declareQueue}. */
+export interface QueueOptions {
+  /** Survives restarts, with its persistent messages. @default {true} */
+  durable?: boolean;
+  /** Only this connection may use it; deleted when the connection closes. @default {false} */
+  exclusive?: boolean;
+  /** Deleted when its last consumer is cancelled. @default {false} */
+  autoDelete?: boolean;
+  /** Most ready messages; the oldest is dropped beyond it (0 = unbounded). @default {0} */
+  maxLength?: number;
+  /** Only check that it exists. @default {false} */
+  passive?: boolean;
+}
+
+/** Options of {@linkcode QueueEngine.publish}. */
+export interface PublishOptions {
+  /** Return the message (`returned`) when no queue takes it. @default {false} */
+  mandatory?: boolean;
+  /** Store it when a durable queue takes it (delivery mode 2). @default {false} */
+  persistent?: boolean;
+  /** Application properties (headers, content type, …), passed through untouched. */
+  props?: Record<string, unknown>;
+}
+
+/** Options of {@linkcode QueueEngine.consume}. */
+export interface ConsumeOptions {
+  /** Settle on delivery, no ack needed. @default {false} */
+  noAck?: boolean;
+  /** Most unacknowledged deliveries to this consumer (0 = unbounded); defaults to the connection's `qos`. */
+  prefetch?: number;
+  /** Consumer tag; generated when absent. */
+  tag?: string;
+}
+
+/** A message handed to a consumer or a `get`. */
+export interface Delivery {
+  /** The consumer's tag (`""` for `get`). */
+  consumerTag: string;
+  /** Connection-unique delivery tag, for ack/nack (0 when auto-acked). */
+  deliveryTag: number;
+  /** The queue it came from. */
+  queue: string;
+  /** Exchange it was published to. */
+  exchange: string;
+  /** Its routing key. */
+  routingKey: string;
+  /** The body. */
+  body: Uint8Array;
+  /** Whether it was delivered before and went back to the queue. */
+  redelivered: boolean;
+  /** Whether it was published persistent. */
+  persistent: boolean;
+  /** Application properties. */
+  props: Record<string, unknown>;
+}
+
+/** An unroutable mandatory message coming back to its publisher. */
+export interface Returned {
+  exchange: string;
+  routingKey: string;
+  body: Uint8Array;
+  props: Record<string, unknown>;
+  reason: string;
+}
+
+/** Where the engine sends a connection's asynchronous output (a socket, or in-process code). */
+export interface ConnectionSink {
+  /** A delivery to one of its consumers; return false when the sink is full (backpressure). */
+  deliver(d: Delivery): boolean;
+  /** A mandatory message nobody took. */
+  returned(r: Returned): void;
+  /** Every publish up to `seq` (confirm mode) is confirmed. */
+  confirmed(seq: number): void;
+  /** Publish `seq` failed. */
+  confirmFailed(seq: number, err: ProtocolError): void;
+  /** A consumer was cancelled by the server (its queue was deleted). */
+  cancelled(tag: string): void;
+}
+
+interface Message {
+  seq: number;
+  id: number; // store id, 0 when not stored
+  exchange: string;
+  key: string;
+  body: Uint8Array;
+  props: Record<string, unknown>;
+  persistent: boolean;
+  redelivered: boolean;
+}
+
+interface Exchange {
+  name: string;
+  type: ExchangeType;
+  durable: boolean;
+  autoDelete: boolean;
+  /** key (direct/topic) → queue names; fanout uses key "" for all. */
+  bindings: Map<string, Set<string>>;
+}
+
+interface Consumer {
+  tag: string;
+  queue: QueueState;
+  conn: EngineConnection;
+  noAck: boolean;
+  prefetch: number;
+  unacked: number;
+}
+
+interface Unacked {
+  tag: number;
+  msg: Message;
+  queue: QueueState;
+  consumer?: Consumer;
+}
+
+class QueueState {
+  readonly name: string;
+  readonly durable: boolean;
+  readonly exclusive: boolean;
+  readonly autoDelete: boolean;
+  readonly maxLength: number;
+  owner?: EngineConnection;
+  ready: Message[] = [];
+  head = 0;
+  unacked = 0;
+  consumers: Consumer[] = [];
+  rr = 0;
+  hadConsumer = false;
+  deleted = false;
+  /** (exchange, key) pairs this queue is bound with. */
+  bindings = new Set<string>();
+
+  constructor(name: string, o: Required<Omit<QueueOptions, "passive">>) {
+    this.name = name;
+    this.durable = o.durable;
+    this.exclusive = o.exclusive;
+    this.autoDelete = o.autoDelete;
+    this.maxLength = o.maxLength;
+  }
+
+  get depth(): number {
+    return this.ready.length - this.head;
+  }
+
+  push(m: Message): void {
+    this.ready.push(m);
+  }
+
+  shift(): Message | undefined {
+    if (this.head >= this.ready.length) return undefined;
+    const m = this.ready[this.head];
+    this.ready[this.head++] = undefined as unknown as Message;
+    if (this.head > 1024 && this.head * 2 > this.ready.length) {
+      this.ready = this.ready.slice(this.head);
+      this.head = 0;
+    }
+    return m;
+  }
+
+  /** Puts messages back in front, in their original order. */
+  requeueFront(msgs: Message[]): void {
+    const rest = this.ready.slice(this.head);
+    this.ready = [...msgs, ...rest].sort((a, b) => a.seq - b.seq);
+    this.head = 0;
+  }
+
+  clear(): Message[] {
+    const out = this.ready.slice(this.head);
+    this.ready = [];
+    this.head = 0;
+    return out;
+  }
+}
+
+/** One client of the engine (a TCP connection, or in-process code): its consumers, unacked deliveries, prefetch and confirm state. */
+export class EngineConnection {
+  /** Engine-unique id. */
+  readonly id: number;
+  /** A name for logs and events. */
+  readonly label: string;
+  /** @internal */
+  readonly sink: ConnectionSink;
+  /** @internal */
+  prefetch = 0;
+  /** @internal */
+  nextDeliveryTag = 1;
+  /** @internal */
+  readonly unacked = new Map<number, Unacked>();
+  /** @internal */
+  readonly consumers = new Map<string, Consumer>();
+  /** @internal */
+  confirmMode = false;
+  /** @internal */
+  publishSeq = 0;
+  /** @internal */
+  blocked = false;
+  /** @internal */
+  closed = false;
+
+  constructor(id: number, label: string, sink: ConnectionSink) {
+    this.id = id;
+    this.label = label;
+    this.sink = sink;
+  }
+}
+
+/** Options of {@linkcode QueueEngine}. */
+export interface QueueEngineOptions extends QueueStoreOptions {
+  /** SQLite file for durable state; in memory only when absent. */
+  path?: string;
+  /** Called for engine events (`q.declared`, `msg.redelivered`, `store.error`). */
+  onEvent?: (ev: string, fields: Record<string, unknown>) => void;
+}
+
+/** Counters for status. */
+export interface EngineStats {
+  published: number;
+  delivered: number;
+  acked: number;
+  redelivered: number;
+  returned: number;
+  commits: number;
+}
+
+/** Depth and consumers of one queue. */
+export interface QueueInfo {
+  name: string;
+  durable: boolean;
+  exclusive: boolean;
+  autoDelete: boolean;
+  maxLength: number;
+  messages: number;
+  unacked: number;
+  consumers: number;
+}
+
+const NAME_RE = /^[\w.:\-/@]*$/;
+
+function checkName(name: string, what: string): void {
+  if (name.length > MAX_NAME_LENGTH) {
+    throw new ProtocolError(
+      QueueErrorCode.AccessRefused,
+      `Cannot use ${what} name: longer than ${MAX_NAME_LENGTH}`,
+    );
+  }
+  if (!NAME_RE.test(name)) {
+    throw new ProtocolError(
+      QueueErrorCode.AccessRefused,
+      `Cannot use ${what} "${name.slice(0, 40)}": only letters, digits and - _ . : / @`,
+    );
+  }
+}
+
+/**
+ * The engine. All operations are synchronous and throw `ProtocolError` (codes in
+ * {@linkcode QueueErrorCode}); deliveries, returns and confirms go to each connection's
+ * {@linkcode ConnectionSink}. Persistent messages of durable queues are written in one
+ * SQLite transaction per event-loop tick, and confirms are sent after it commits.
+ * Messages are delivered round-robin among a queue's consumers with room under their
+ * prefetch; a consumer's connection that reports backpressure is skipped until
+ * {@linkcode resume}.
+ */
+export class QueueEngine {
+  readonly #store?: QueueStore;
+  readonly #onEvent: (ev: string, fields: Record<string, unknown>) => void;
+  readonly #exchanges = new Map<string, Exchange>();
+  readonly #queues = new Map<string, QueueState>();
+  readonly #connections = new Set<EngineConnection>();
+  readonly #confirmWaiting = new Set<EngineConnection>();
+  #commitWaiters: Array<() => void> = [];
+  #tickScheduled = false;
+  #nextConn = 1;
+  #nextSeq = 1;
+  #nextConsumer = 1;
+  #closed = false;
+  /** Counters. */
+  readonly stats: EngineStats = {
+    published: 0,
+    delivered: 0,
+    acked: 0,
+    redelivered: 0,
+    returned: 0,
+    commits: 0,
+  };
+
+  constructor(options: QueueEngineOptions = {}) {
+    this.#onEvent = options.onEvent ?? (() => {});
+    for (
+      const [name, type] of [["amq.direct", "direct"], ["amq.fanout", "fanout"], [
+        "amq.topic",
+        "topic",
+      ]] as const
+    ) {
+      this.#exchanges.set(name, {
+        name,
+        type,
+        durable: true,
+        autoDelete: false,
+        bindings: new Map(),
+      });
+    }
+    if (options.path) {
+      this.#store = QueueStore.open(options.path, options);
+      this.#recover(this.#store);
+    }
+  }
+
+  #recover(store: QueueStore): void {
+    for (const e of store.exchanges()) {
+      if (this.#exchanges.has(e.name)) continue;
+      this.#exchanges.set(e.name, {
+        name: e.name,
+        type: e.type as ExchangeType,
+        durable: true,
+        autoDelete: e.autoDelete,
+        bindings: new Map(),
+      });
+    }
+    for (const q of store.queues()) {
+      this.#queues.set(
+        q.name,
+        new QueueState(q.name, {
+          durable: true,
+          exclusive: false,
+          autoDelete: q.autoDelete,
+          maxLength: q.maxLength,
+        }),
+      );
+    }
+    for (const b of store.bindings()) {
+      const ex = this.#exchanges.get(b.exchange);
+      const q = this.#queues.get(b.queue);
+      if (ex && q) this.#addBinding(ex, q, b.key);
+    }
+    for (const m of store.messages()) {
+      const q = this.#queues.get(m.queue);
+      if (!q) continue;
+      let props: Record<string, unknown> = {};
+      try {
+        props = JSON.parse(m.props);
+      } catch {
+        // keep empty
+      }
+      q.push({
+        seq: this.#nextSeq++,
+        id: m.id,
+        exchange: m.exchange,
+        key: m.key,
+        body: m.body,
+        props,
+        persistent: true,
+        redelivered: m.redelivered,
+      });
+    }
+  }
+
+  /** Opens a connection whose output goes to `sink`. */
+  connect(label: string, sink: ConnectionSink): EngineConnection {
+    const conn = new EngineConnection(this.#nextConn++, label, sink);
+    this.#connections.add(conn);
+    return conn;
+  }
+
+  /**
+   * Closes `conn`: cancels its consumers, puts its unacknowledged deliveries back in
+   * their queues marked redelivered, and deletes its exclusive queues.
+   */
+  disconnect(conn: EngineConnection): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    this.#connections.delete(conn);
+    this.#confirmWaiting.delete(conn);
+    for (const c of [...conn.consumers.values()]) this.#removeConsumer(c, false);
+    const held = [...conn.unacked.values()];
+    for (const u of held) u.queue.unacked--;
+    this.#requeue(held, "disconnect");
+    conn.unacked.clear();
+    for (const q of [...this.#queues.values()]) {
+      if (q.exclusive && q.owner === conn) this.#deleteQueue(q);
+    }
+    for (const q of this.#queues.values()) {
+      if (q.autoDelete && q.hadConsumer && q.consumers.length === 0) this.#deleteQueue(q);
+    }
+  }
+
+  /** Declares (or checks) an exchange; returns whether it was created. */
+  declareExchange(name: string, type: string, options: ExchangeOptions = {}): boolean {
+    checkName(name, "exchange");
+    const existing = this.#exchanges.get(name);
+    if (options.passive) {
+      if (!existing) {
+        throw new ProtocolError(QueueErrorCode.NotFound, `Cannot find exchange "${name}"`);
+      }
+      return false;
+    }
+    if (name === "") {
+      throw new ProtocolError(
+        QueueErrorCode.AccessRefused,
+        `Cannot declare the default exchange`,
+      );
+    }
+    if (type !== "direct" && type !== "fanout" && type !== "topic") {
+      throw new ProtocolError(
+        QueueErrorCode.PreconditionFailed,
+        `Cannot declare exchange "${name}": unknown type "${type}" (direct, fanout, topic)`,
+      );
+    }
+    const durable = options.durable ?? true;
+    const autoDelete = options.autoDelete ?? false;
+    if (existing) {
+      if (existing.type !== type || existing.durable !== durable) {
+        throw new ProtocolError(
+          QueueErrorCode.PreconditionFailed,
+          `Cannot redeclare exchange "${name}" as ${type}${
+            durable ? " durable" : ""
+          }: it exists as ${existing.type}${existing.durable ? " durable" : ""}`,
+        );
+      }
+      return false;
+    }
+    if (name.startsWith("amq.")) {
+      throw new ProtocolError(
+        QueueErrorCode.AccessRefused,
+        `Cannot declare exchange "${name}": the amq. prefix is reserved`,
+      );
+    }
+    this.#exchanges.set(name, { name, type, durable, autoDelete, bindings: new Map() });
+    if (durable) this.#store?.putExchange({ name, type, autoDelete });
+    this.#onEvent("x.declared", { exchange: name, type, durable });
+    return true;
+  }
+
+  /** Deletes an exchange and its bindings. */
+  deleteExchange(name: string): void {
+    const ex = this.#exchange(name);
+    if (name === "" || name.startsWith("amq.")) {
+      throw new ProtocolError(QueueErrorCode.AccessRefused, `Cannot delete exchange "${name}"`);
+    }
+    for (const [key, queues] of ex.bindings) {
+      for (const qn of queues) this.#queues.get(qn)?.bindings.delete(`${name}\u0000${key}`);
+    }
+    this.#exchanges.delete(name);
+    if (ex.durable) this.#store?.deleteExchange(name);
+  }
+
+  /** Declares (or checks) a queue; `""` gets a generated name. */
+  declareQueue(
+    conn: EngineConnection | undefined,
+    name: string,
+    options: QueueOptions = {},
+  ): QueueInfo & { created: boolean } {
+    checkName(name, "queue");
+    const existing = name === "" ? undefined : this.#queues.get(name);
+    if (options.passive) {
+      if (!existing) {
+        throw new ProtocolError(QueueErrorCode.NotFound, `Cannot find queue "${name}"`);
+      }
+      this.#checkExclusive(existing, conn);
+      return { ...this.#info(existing), created: false };
+    }
+    const o = {
+      durable: options.durable ?? true,
+      exclusive: options.exclusive ?? false,
+      autoDelete: options.autoDelete ?? false,
+      maxLength: options.maxLength ?? 0,
+    };
+    if (!Number.isInteger(o.maxLength) || o.maxLength < 0) {
+      throw new ProtocolError(
+        QueueErrorCode.PreconditionFailed,
+        `Cannot declare queue "${name}": maxLength must be an integer ≥ 0`,
+      );
+    }
+    if (existing) {
+      this.#checkExclusive(existing, conn);
+      const diff = (["durable", "exclusive", "autoDelete", "maxLength"] as const).filter((k) =>
+        existing[k] !== o[k]
+      );
+      if (diff.length > 0) {
+        throw new ProtocolError(
+          QueueErrorCode.PreconditionFailed,
+          `Cannot redeclare queue "${name}" with other properties: ${
+            diff.map((k) => `${k} is ${existing[k]}, asked ${o[k]}`).join(", ")
+          }`,
+        );
+      }
+      return { ...this.#info(existing), created: false };
+    }
+    if (name.startsWith("amq.")) {
+      throw new ProtocolError(
+        QueueErrorCode.AccessRefused,
+        `Cannot declare queue "${name}": the amq. prefix is reserved`,
+      );
+    }
+    if (o.exclusive && !conn) {
+      throw new ProtocolError(
+        QueueErrorCode.PreconditionFailed,
+        `Cannot declare exclusive queue "${name}" without a connection`,
+      );
+    }
+    const qname = name === "" ? `amq.gen-${crypto.randomUUID()}` : name;
+    const q = new QueueState(qname, o);
+    if (o.exclusive) q.owner = conn;
+    this.#queues.set(qname, q);
+    if (o.durable && !o.exclusive) {
+      this.#store?.putQueue({ name: qname, autoDelete: o.autoDelete, maxLength: o.maxLength });
+    }
+    // every queue is bound to the default exchange by its name (implicitly)
+    this.#onEvent("q.declared", { queue: qname, ...o });
+    return { ...this.#info(q), created: true };
+  }
+
+  /** Deletes a queue; returns how many ready messages it held. */
+  deleteQueue(conn: EngineConnection | undefined, name: string): number {
+    const q = this.#queue(name, conn);
+    const n = q.depth;
+    this.#deleteQueue(q);
+    return n;
+  }
+
+  /** Drops every ready message of a queue; returns how many. */
+  purgeQueue(conn: EngineConnection | undefined, name: string): number {
+    const q = this.#queue(name, conn);
+    const msgs = q.clear();
+    if (q.durable) this.#store?.purgeQueue(q.name);
+    for (const m of msgs) if (m.id) this.#forget(m);
+    return msgs.length;
+  }
+
+  /** Binds queue to exchange with `key`. */
+  bindQueue(
+    conn: EngineConnection | undefined,
+    queue: string,
+    exchange: string,
+    key: string,
+  ): void {
+    const q = this.#queue(queue, conn);
+    if (exchange === "") {
+      throw new ProtocolError(
+        QueueErrorCode.AccessRefused,
+        `Cannot bind to the default exchange: it routes by queue name`,
+      );
+    }
+    const ex = this.#exchange(exchange);
+    if (!this.#addBinding(ex, q, key)) return;
+    if (ex.durable && q.durable && !q.exclusive) {
+      this.#store?.putBinding({ queue: q.name, exchange, key });
+    }
+  }
+
+  /** Removes a binding (no error when absent). */
+  unbindQueue(
+    conn: EngineConnection | undefined,
+    queue: string,
+    exchange: string,
+    key: string,
+  ): void {
+    const q = this.#queue(queue, conn);
+    const ex = this.#exchange(exchange);
+    const k = ex.type === "fanout" ? "" : key;
+    ex.bindings.get(k)?.delete(q.name);
+    if (ex.bindings.get(k)?.size === 0) ex.bindings.delete(k);
+    q.bindings.delete(`${exchange}\u0000${k}`);
+    this.#store?.deleteBinding({ queue: q.name, exchange, key: k });
+    if (ex.autoDelete && ex.bindings.size === 0) this.#deleteExchangeQuietly(ex);
+  }
+
+  /** Sets the prefetch that new consumers of `conn` get (0 = unbounded). */
+  qos(conn: EngineConnection, prefetch: number): void {
+    if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 65535) {
+      throw new ProtocolError(
+        QueueErrorCode.PreconditionFailed,
+        `Cannot set prefetch ${prefetch}: must be 0..65535`,
+      );
+    }
+    conn.prefetch = prefetch;
+    for (const c of conn.consumers.values()) {
+      c.prefetch = prefetch;
+      this.#dispatch(c.queue);
+    }
+  }
+
+  /** Puts `conn` in confirm mode: every later publish is numbered from 1 and confirmed. */
+  confirmSelect(conn: EngineConnection): void {
+    conn.confirmMode = true;
+  }
+
+  /**
+   * Routes a message. Returns the number of queues it went to. In confirm mode the
+   * publish gets the next sequence number, confirmed after the store commits (or failed
+   * through `confirmFailed` when it throws).
+   */
+  publish(
+    conn: EngineConnection | undefined,
+    exchange: string,
+    key: string,
+    body: Uint8Array,
+    options: PublishOptions = {},
+  ): number {
+    const seq = conn?.confirmMode ? ++conn.publishSeq : 0;
+    try {
+      return this.#publish(conn, exchange, key, body, options, seq);
+    } catch (err) {
+      if (seq && conn && err instanceof ProtocolError) {
+        conn.sink.confirmFailed(seq, err);
+        return 0;
+      }
+      throw err;
+    }
+  }
+
+  #publish(
+    conn: EngineConnection | undefined,
+    exchange: string,
+    key: string,
+    body: Uint8Array,
+    options: PublishOptions,
+    seq: number,
+  ): number {
+    const targets = this.#route(exchange, key);
+    this.stats.published++;
+    const persistent = options.persistent ?? false;
+    const props = options.props ?? {};
+    let propsJson: string | undefined;
+    let routed = 0;
+    for (const q of targets) {
+      routed++;
+      const m: Message = {
+        seq: this.#nextSeq++,
+        id: 0,
+        exchange,
+        key,
+        body,
+        props,
+        persistent,
+        redelivered: false,
+      };
+      if (persistent && q.durable && this.#store) {
+        propsJson ??= JSON.stringify(props);
+        m.id = this.#store.insert({
+          queue: q.name,
+          exchange,
+          key,
+          body,
+          props: propsJson,
+          redelivered: false,
+        });
+        this.#scheduleTick();
+      }
+      q.push(m);
+      if (q.maxLength > 0) {
+        while (q.depth > q.maxLength) {
+          const dropped = q.shift();
+          if (dropped?.id) this.#forget(dropped);
+        }
+      }
+      this.#dispatch(q);
+    }
+    if (routed === 0 && options.mandatory && conn) {
+      this.stats.returned++;
+      conn.sink.returned({ exchange, routingKey: key, body, props, reason: "NO_ROUTE" });
+    }
+    if (seq && conn) {
+      this.#confirmWaiting.add(conn);
+      this.#scheduleTick();
+    }
+    return routed;
+  }
+
+  #route(exchange: string, key: string): QueueState[] {
+    if (exchange === "") {
+      const q = this.#queues.get(key);
+      return q ? [q] : [];
+    }
+    const ex = this.#exchange(exchange);
+    if (ex.type === "fanout") return this.#named(ex.bindings.get(""));
+    if (ex.type === "direct") return this.#named(ex.bindings.get(key));
+    const out = new Set<QueueState>();
+    for (const [pattern, queues] of ex.bindings) {
+      if (topicMatches(pattern, key)) { for (const q of this.#named(queues)) out.add(q); }
+    }
+    return [...out];
+  }
+
+  #named(names: Set<string> | undefined): QueueState[] {
+    if (!names) return [];
+    const out: QueueState[] = [];
+    for (const n of names) {
+      const q = this.#queues.get(n);
+      if (q) out.push(q);
+    }
+    return out;
+  }
+
+  /** Starts a consumer on `queue`; returns its tag. */
+  consume(conn: EngineConnection, queue: string, options: ConsumeOptions = {}): string {
+    const q = this.#queue(queue, conn);
+    const tag = options.tag ?? `ctag-${conn.id}.${this.#nextConsumer++}`;
+    checkName(tag, "consumer tag");
+    if (conn.consumers.has(tag)) {
+      throw new ProtocolError(
+        QueueErrorCode.PreconditionFailed,
+        `Cannot consume with tag "${tag}": already in use on this connection`,
+      );
+    }
+    const prefetch = options.prefetch ?? conn.prefetch;
+    if (!Number.isInteger(prefetch) || prefetch < 0) {
+      throw new ProtocolError(QueueErrorCode.PreconditionFailed, `Cannot use prefetch ${prefetch}`);
+    }
+    const c: Consumer = {
+      tag,
+      queue: q,
+      conn,
+      noAck: options.noAck ?? false,
+      prefetch,
+      unacked: 0,
+    };
+    conn.consumers.set(tag, c);
+    q.consumers.push(c);
+    q.hadConsumer = true;
+    this.#dispatch(q);
+    return tag;
+  }
+
+  /** Cancels a consumer of `conn` (its unacked deliveries stay unacked). */
+  cancel(conn: EngineConnection, tag: string): void {
+    const c = conn.consumers.get(tag);
+    if (!c) {
+      throw new ProtocolError(QueueErrorCode.NotFound, `Cannot cancel consumer "${tag}": unknown`);
+    }
+    this.#removeConsumer(c, true);
+  }
+
+  #removeConsumer(c: Consumer, autoDelete: boolean): void {
+    c.conn.consumers.delete(c.tag);
+    const q = c.queue;
+    const i = q.consumers.indexOf(c);
+    if (i >= 0) q.consumers.splice(i, 1);
+    if (autoDelete && q.autoDelete && q.consumers.length === 0 && !q.deleted) this.#deleteQueue(q);
+  }
+
+  /** Acknowledges delivery `tag` (and every earlier one when `multiple`). */
+  ack(conn: EngineConnection, tag: number, multiple = false): void {
+    for (const u of this.#settle(conn, tag, multiple, "ack")) {
+      this.stats.acked++;
+      if (u.msg.id) this.#forget(u.msg);
+    }
+  }
+
+  /** Rejects delivery `tag` (every earlier one too when `multiple`): back to its queue, or dropped. */
+  nack(
+    conn: EngineConnection,
+    tag: number,
+    options: { multiple?: boolean; requeue?: boolean } = {},
+  ): void {
+    const settled = this.#settle(conn, tag, options.multiple ?? false, "nack");
+    if (options.requeue ?? true) this.#requeue(settled, "nack");
+    else for (const u of settled) if (u.msg.id) this.#forget(u.msg);
+  }
+
+  #settle(conn: EngineConnection, tag: number, multiple: boolean, what: string): Unacked[] {
+    const out: Unacked[] = [];
+    if (multiple) {
+      if (tag === 0) {
+        out.push(...conn.unacked.values());
+      } else {
+        if (!conn.unacked.has(tag)) throw this.#unknownTag(what, tag);
+        for (const [t, u] of conn.unacked) if (t <= tag) out.push(u);
+      }
+    } else {
+      const u = conn.unacked.get(tag);
+      if (!u) throw this.#unknownTag(what, tag);
+      out.push(u);
+    }
+    const touched = new Set<QueueState>();
+    for (const u of out) {
+      conn.unacked.delete(u.tag);
+      u.queue.unacked--;
+      if (u.consumer) u.consumer.unacked--;
+      touched.add(u.queue);
+    }
+    for (const q of touched) this.#dispatch(q);
+    return out;
+  }
+
+  #unknownTag(what: string, tag: number): ProtocolError {
+    return new ProtocolError(
+      QueueErrorCode.UnknownDeliveryTag,
+      `Cannot ${what} delivery tag ${tag}: unknown on this connection`,
+      { deliveryTag: tag },
+    );
+  }
+
+  #requeue(items: Unacked[], reason: string): void {
+    const byQueue = new Map<QueueState, Message[]>();
+    for (const u of items) {
+      if (u.queue.deleted) continue;
+      u.msg.redelivered = true;
+      if (u.msg.id) {
+        this.#store?.markRedelivered(u.msg.id);
+        this.#scheduleTick();
+      }
+      let list = byQueue.get(u.queue);
+      if (!list) byQueue.set(u.queue, list = []);
+      list.push(u.msg);
+    }
+    for (const [q, msgs] of byQueue) {
+      this.stats.redelivered += msgs.length;
+      q.requeueFront(msgs);
+      this.#onEvent("msg.redelivered", { queue: q.name, count: msgs.length, reason });
+      this.#dispatch(q);
+    }
+  }
+
+  /** Pulls one message (`null` when the queue is empty). */
+  get(conn: EngineConnection, queue: string, options: { noAck?: boolean } = {}): Delivery | null {
+    const q = this.#queue(queue, conn);
+    const m = q.shift();
+    if (!m) return null;
+    return this.#hand(conn, q, m, undefined, options.noAck ?? false);
+  }
+
+  #hand(
+    conn: EngineConnection,
+    q: QueueState,
+    m: Message,
+    c: Consumer | undefined,
+    noAck: boolean,
+  ): Delivery {
+    this.stats.delivered++;
+    let deliveryTag = 0;
+    if (noAck) {
+      if (m.id) this.#forget(m);
+    } else {
+      deliveryTag = conn.nextDeliveryTag++;
+      conn.unacked.set(deliveryTag, { tag: deliveryTag, msg: m, queue: q, consumer: c });
+      q.unacked++;
+      if (c) c.unacked++;
+    }
+    return {
+      consumerTag: c?.tag ?? "",
+      deliveryTag,
+      queue: q.name,
+      exchange: m.exchange,
+      routingKey: m.key,
+      body: m.body,
+      redelivered: m.redelivered,
+      persistent: m.persistent,
+      props: m.props,
+    };
+  }
+
+  #dispatching = new Set<QueueState>();
+
+  #dispatch(q: QueueState): void {
+    if (this.#dispatching.has(q) || q.deleted) return;
+    this.#dispatching.add(q);
+    try {
+      while (q.depth > 0 && q.consumers.length > 0) {
+        const n = q.consumers.length;
+        let chosen: Consumer | undefined;
+        for (let i = 0; i < n; i++) {
+          const c = q.consumers[(q.rr + i) % n];
+          if (c.conn.blocked) continue;
+          if (!c.noAck && c.prefetch > 0 && c.unacked >= c.prefetch) continue;
+          chosen = c;
+          q.rr = (q.rr + i + 1) % n;
+          break;
+        }
+        if (!chosen) break;
+        const m = q.shift()!;
+        const d = this.#hand(chosen.conn, q, m, chosen, chosen.noAck);
+        if (!chosen.conn.sink.deliver(d)) chosen.conn.blocked = true;
+      }
+    } finally {
+      this.#dispatching.delete(q);
+    }
+  }
+
+  /** Tells the engine that `conn` can take deliveries again after backpressure. */
+  resume(conn: EngineConnection): void {
+    if (!conn.blocked || conn.closed) return;
+    conn.blocked = false;
+    const queues = new Set<QueueState>();
+    for (const c of conn.consumers.values()) queues.add(c.queue);
+    for (const q of queues) this.#dispatch(q);
+  }
+
+  #forget(m: Message): void {
+    if (!m.id) return;
+    this.#store?.remove(m.id);
+    m.id = 0;
+    this.#scheduleTick();
+  }
+
+  #deleteQueue(q: QueueState): void {
+    if (q.deleted) return;
+    q.deleted = true;
+    this.#queues.delete(q.name);
+    for (const c of [...q.consumers]) {
+      c.conn.consumers.delete(c.tag);
+      c.conn.sink.cancelled(c.tag);
+    }
+    q.consumers = [];
+    for (const b of q.bindings) {
+      const [exName, key] = b.split("\u0000");
+      const ex = this.#exchanges.get(exName);
+      if (!ex) continue;
+      ex.bindings.get(key)?.delete(q.name);
+      if (ex.bindings.get(key)?.size === 0) ex.bindings.delete(key);
+      if (ex.autoDelete && ex.bindings.size === 0) this.#deleteExchangeQuietly(ex);
+    }
+    q.clear();
+    if (q.durable) this.#store?.deleteQueue(q.name);
+    this.#onEvent("q.deleted", { queue: q.name });
+  }
+
+  #deleteExchangeQuietly(ex: Exchange): void {
+    this.#exchanges.delete(ex.name);
+    if (ex.durable) this.#store?.deleteExchange(ex.name);
+  }
+
+  #addBinding(ex: Exchange, q: QueueState, key: string): boolean {
+    const k = ex.type === "fanout" ? "" : key;
+    const id = `${ex.name}\u0000${k}`;
+    if (q.bindings.has(id)) return false;
+    q.bindings.add(id);
+    let set = ex.bindings.get(k);
+    if (!set) ex.bindings.set(k, set = new Set());
+    set.add(q.name);
+    return true;
+  }
+
+  #exchange(name: string): Exchange {
+    const ex = this.#exchanges.get(name);
+    if (!ex) throw new ProtocolError(QueueErrorCode.NotFound, `Cannot find exchange "${name}"`);
+    return ex;
+  }
+
+  #queue(name: string, conn: EngineConnection | undefined): QueueState {
+    const q = this.#queues.get(name);
+    if (!q) throw new ProtocolError(QueueErrorCode.NotFound, `Cannot find queue "${name}"`);
+    this.#checkExclusive(q, conn);
+    return q;
+  }
+
+  #checkExclusive(q: QueueState, conn: EngineConnection | undefined): void {
+    if (q.exclusive && conn !== undefined && q.owner !== conn) {
+      throw new ProtocolError(
+        QueueErrorCode.ResourceLocked,
+        `Cannot use queue "${q.name}": exclusive to another connection`,
+      );
+    }
+  }
+
+  #info(q: QueueState): QueueInfo {
+    return {
+      name: q.name,
+      durable: q.durable,
+      exclusive: q.exclusive,
+      autoDelete: q.autoDelete,
+      maxLength: q.maxLength,
+      messages: q.depth,
+      unacked: q.unacked,
+      consumers: q.consumers.length,
+    };
+  }
+
+  /** Every queue with its depth, by name. */
+  queues(): QueueInfo[] {
+    return [...this.#queues.values()].map((q) => this.#info(q)).sort((a, b) =>
+      a.name < b.name ? -1 : 1
+    );
+  }
+
+  /** Every exchange. */
+  exchanges(): Array<{ name: string; type: ExchangeType; durable: boolean; bindings: number }> {
+    return [...this.#exchanges.values()].map((e) => ({
+      name: e.name,
+      type: e.type,
+      durable: e.durable,
+      bindings: [...e.bindings.values()].reduce((n, s) => n + s.size, 0),
+    }));
+  }
+
+  /** Open connections. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Resolves after the next store commit (at once when nothing is pending). */
+  committed(): Promise<void> {
+    if (!this.#tickScheduled) return Promise.resolve();
+    return new Promise((resolve) => this.#commitWaiters.push(resolve));
+  }
+
+  #scheduleTick(): void {
+    if (this.#tickScheduled || this.#closed) return;
+    this.#tickScheduled = true;
+    setImmediate(() => this.#tick());
+  }
+
+  #tick(): void {
+    this.#tickScheduled = false;
+    let failure: ProtocolError | undefined;
+    if (this.#store?.dirty) {
+      try {
+        this.#store.commit();
+        this.stats.commits++;
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        failure = new ProtocolError(QueueErrorCode.StoreFailed, `Cannot store: ${message}`);
+        this.#onEvent("store.error", { message });
+      }
+    }
+    const waiting = [...this.#confirmWaiting];
+    this.#confirmWaiting.clear();
+    for (const conn of waiting) {
+      if (conn.closed) continue;
+      if (failure) conn.sink.confirmFailed(conn.publishSeq, failure);
+      else conn.sink.confirmed(conn.publishSeq);
+    }
+    const waiters = this.#commitWaiters;
+    this.#commitWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Commits what is pending and closes the store (connections are dropped). Safe twice. */
+  close(): void {
+    if (this.#closed) return;
+    for (const conn of [...this.#connections]) this.disconnect(conn);
+    this.#closed = true;
+    this.#store?.close();
+    for (const w of this.#commitWaiters) w();
+    this.#commitWaiters = [];
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * The queue engine's SQLite store: declarations of durable exchanges, queues and
+ * bindings, and persistent messages of durable queues. Message inserts and deletes are
+ * batched into one transaction per event-loop tick ({@linkcode QueueStore.commit});
+ * publisher confirms are sent only after that commit.
+ *
+ * @module
+ */
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+
+const SCHEMA_VERSION = 1;
+
+/** A durable exchange as stored. */
+export interface StoredExchange {
+  name: string;
+  type: string;
+  autoDelete: boolean;
+}
+
+/** A durable queue as stored. */
+export interface StoredQueue {
+  name: string;
+  autoDelete: boolean;
+  maxLength: number;
+}
+
+/** A binding as stored. */
+export interface StoredBinding {
+  queue: string;
+  exchange: string;
+  key: string;
+}
+
+/** A persistent message as stored. */
+export interface StoredMessage {
+  id: number;
+  queue: string;
+  exchange: string;
+  key: string;
+  body: Uint8Array;
+  props: string;
+  redelivered: boolean;
+}
+
+/** Options of {@linkcode QueueStore.open}. */
+export interface QueueStoreOptions {
+  /** SQLite `synchronous`: NORMAL survives a process kill, FULL also a power loss. @default {"NORMAL"} */
+  synchronous?: "NORMAL" | "FULL";
+}
+
+/**
+ * One SQLite file per node (WAL mode, schema in `PRAGMA user_version`). Declarations are
+ * written at once (autocommit); messages go through {@linkcode insert}/{@linkcode remove}
+ * and are written by the next {@linkcode commit}. An insert removed before its commit is
+ * never written.
+ */
+export class QueueStore {
+  readonly #db: DatabaseSync;
+  readonly #insert: StatementSync;
+  readonly #delete: StatementSync;
+  readonly #redeliver: StatementSync;
+  #nextId = 1;
+  #inserts = new Map<number, StoredMessage>();
+  #deletes: number[] = [];
+  #redelivered: number[] = [];
+  #closed = false;
+
+  private constructor(db: DatabaseSync) {
+    this.#db = db;
+    this.#insert = db.prepare(
+      "INSERT INTO messages (id, queue, exchange, key, body, props, redelivered) VALUES (?,?,?,?,?,?,?)",
+    );
+    this.#delete = db.prepare("DELETE FROM messages WHERE id = ?");
+    this.#redeliver = db.prepare("UPDATE messages SET redelivered = 1 WHERE id = ?");
+    const row = db.prepare("SELECT MAX(id) AS m FROM messages").get() as { m: number | null };
+    this.#nextId = (row.m ?? 0) + 1;
+  }
+
+  /** Opens (creating) `path`; throws if the schema is from a newer version. */
+  static open(path: string, options: QueueStoreOptions = {}): QueueStore {
+    const db = new DatabaseSync(path);
+    try {
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec(`PRAGMA synchronous = ${options.synchronous ?? "NORMAL"}`);
+      const v = (db.prepare("PRAGMA user_version").get() as { user_version: number })
+        .user_version;
+      if (v > SCHEMA_VERSION) {
+        throw new Error(`Cannot open ${path}: schema version ${v} is newer than ${SCHEMA_VERSION}`);
+      }
+      if (v < 1) {
+        db.exec(`
+          CREATE TABLE IF NOT EXISTS exchanges (name TEXT PRIMARY KEY, type TEXT NOT NULL,
+            auto_delete INTEGER NOT NULL);
+          CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, auto_delete INTEGER NOT NULL,
+            max_length INTEGER NOT NULL);
+          CREATE TABLE IF NOT EXISTS bindings (queue TEXT NOT NULL, exchange TEXT NOT NULL,
+            key TEXT NOT NULL, PRIMARY KEY (queue, exchange, key));
+          CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, queue TEXT NOT NULL,
+            exchange TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL, props TEXT NOT NULL,
+            redelivered INTEGER NOT NULL);
+          PRAGMA user_version = ${SCHEMA_VERSION};
+        `);
+      }
+      return new QueueStore(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /** Durable exchanges. */
+  exchanges(): StoredExchange[] {
+    return (this.#db.prepare("SELECT name, type, auto_delete FROM exchanges").all() as Array<
+      { name: string; type: string; auto_delete: number }
+    >).map((r) => ({ name: r.name, type: r.type, autoDelete: r.auto_delete === 1 }));
+  }
+
+  /** Durable queues. */
+  queues(): StoredQueue[] {
+    return (this.#db.prepare("SELECT name, auto_delete, max_length FROM queues").all() as Array<
+      { name: string; auto_delete: number; max_length: number }
+    >).map((r) => ({ name: r.name, autoDelete: r.auto_delete === 1, maxLength: r.max_length }));
+  }
+
+  /** Bindings between durable queues and durable exchanges. */
+  bindings(): StoredBinding[] {
+    return this.#db.prepare("SELECT queue, exchange, key FROM bindings")
+      .all() as unknown as StoredBinding[];
+  }
+
+  /** Every stored message, oldest first. */
+  messages(): StoredMessage[] {
+    return (this.#db.prepare(
+      "SELECT id, queue, exchange, key, body, props, redelivered FROM messages ORDER BY id",
+    ).all() as Array<Record<string, unknown>>).map((r) => ({
+      id: Number(r.id),
+      queue: String(r.queue),
+      exchange: String(r.exchange),
+      key: String(r.key),
+      body: r.body as Uint8Array,
+      props: String(r.props),
+      redelivered: r.redelivered === 1,
+    }));
+  }
+
+  /** Stores a durable exchange now. */
+  putExchange(e: StoredExchange): void {
+    this.#db.prepare("INSERT OR REPLACE INTO exchanges (name, type, auto_delete) VALUES (?,?,?)")
+      .run(e.name, e.type, e.autoDelete ? 1 : 0);
+  }
+
+  /** Removes an exchange and its bindings now. */
+  deleteExchange(name: string): void {
+    this.#db.prepare("DELETE FROM exchanges WHERE name = ?").run(name);
+    this.#db.prepare("DELETE FROM bindings WHERE exchange = ?").run(name);
+  }
+
+  /** Stores a durable queue now. */
+  putQueue(q: StoredQueue): void {
+    this.#db.prepare("INSERT OR REPLACE INTO queues (name, auto_delete, max_length) VALUES (?,?,?)")
+      .run(q.name, q.autoDelete ? 1 : 0, q.maxLength);
+  }
+
+  /** Removes a queue, its bindings and its messages now (pending inserts included). */
+  deleteQueue(name: string): void {
+    this.purgeQueue(name);
+    this.#db.prepare("DELETE FROM queues WHERE name = ?").run(name);
+    this.#db.prepare("DELETE FROM bindings WHERE queue = ?").run(name);
+  }
+
+  /** Removes every message of a queue now (pending inserts included). */
+  purgeQueue(name: string): void {
+    for (const [id, m] of this.#inserts) if (m.queue === name) this.#inserts.delete(id);
+    this.#db.prepare("DELETE FROM messages WHERE queue = ?").run(name);
+  }
+
+  /** Stores a binding now. */
+  putBinding(b: StoredBinding): void {
+    this.#db.prepare("INSERT OR IGNORE INTO bindings (queue, exchange, key) VALUES (?,?,?)")
+      .run(b.queue, b.exchange, b.key);
+  }
+
+  /** Removes a binding now. */
+  deleteBinding(b: StoredBinding): void {
+    this.#db.prepare("DELETE FROM bindings WHERE queue = ? AND exchange = ? AND key = ?")
+      .run(b.queue, b.exchange, b.key);
+  }
+
+  /** Queues a message insert for the next commit; returns its id. */
+  insert(m: Omit<StoredMessage, "id">): number {
+    const id = this.#nextId++;
+    this.#inserts.set(id, { ...m, id });
+    return id;
+  }
+
+  /** Queues the delete of message `id` (cancels a pending insert). */
+  remove(id: number): void {
+    if (this.#inserts.delete(id)) return;
+    this.#deletes.push(id);
+  }
+
+  /** Queues marking message `id` redelivered. */
+  markRedelivered(id: number): void {
+    const pending = this.#inserts.get(id);
+    if (pending) pending.redelivered = true;
+    else this.#redelivered.push(id);
+  }
+
+  /** Whether a commit has work to do. */
+  get dirty(): boolean {
+    return this.#inserts.size > 0 || this.#deletes.length > 0 || this.#redelivered.length > 0;
+  }
+
+  /** Writes every pending insert, delete and update in one transaction. */
+  commit(): number {
+    if (!this.dirty || this.#closed) return 0;
+    const inserts = this.#inserts;
+    const deletes = this.#deletes;
+    const redelivered = this.#redelivered;
+    this.#inserts = new Map();
+    this.#deletes = [];
+    this.#redelivered = [];
+    this.#db.exec("BEGIN");
+    try {
+      for (const m of inserts.values()) {
+        this.#insert.run(m.id, m.queue, m.exchange, m.key, m.body, m.props, m.redelivered ? 1 : 0);
+      }
+      for (const id of deletes) this.#delete.run(id);
+      for (const id of redelivered) this.#redeliver.run(id);
+      this.#db.exec("COMMIT");
+    } catch (err) {
+      try {
+        this.#db.exec("ROLLBACK");
+      } catch {
+        // no transaction left
+      }
+      throw err;
+    }
+    return inserts.size + deletes.length + redelivered.length;
+  }
+
+  /** Commits what is pending and closes the database (safe twice). */
+  close(): void {
+    if (this.#closed) return;
+    try {
+      this.commit();
+    } finally {
+      this.#closed = true;
+      this.#db.close();
+    }
+  }
+}
