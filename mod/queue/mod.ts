@@ -37,3 +37,4 @@ export { MAX_NAME_LENGTH, QueueErrorCode, QueueFrame } from "./protocol.ts";
 export { topicMatches } from "./topic.ts";
 export { QueueStore } from "./store.ts";
 export { DEFAULT_QUEUE, queueCtlCommand } from "./cli.ts";
+export { LocalChannel } from "./local.ts";
