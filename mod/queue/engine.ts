@@ -768,10 +768,12 @@ export class QueueEngine {
 
   /** Acknowledges delivery `tag` (and every earlier one when `multiple`). */
   ack(conn: EngineConnection, tag: number, multiple = false): void {
-    for (const u of this.#settle(conn, tag, multiple, "ack")) {
+    const settled = this.#settle(conn, tag, multiple, "ack");
+    for (const u of settled) {
       this.stats.acked++;
       if (u.msg.id) this.#forget(u.msg);
     }
+    this.#dispatchAll(settled);
   }
 
   /** Rejects delivery `tag` (every earlier one too when `multiple`): back to its queue, or dropped. */
@@ -783,6 +785,12 @@ export class QueueEngine {
     const settled = this.#settle(conn, tag, options.multiple ?? false, "nack");
     if (options.requeue ?? true) this.#requeue(settled, "nack");
     else for (const u of settled) if (u.msg.id) this.#forget(u.msg);
+    this.#dispatchAll(settled);
+  }
+
+  #dispatchAll(items: Unacked[]): void {
+    if (items.length === 1) this.#dispatch(items[0].queue);
+    else for (const q of new Set(items.map((u) => u.queue))) this.#dispatch(q);
   }
 
   #settle(conn: EngineConnection, tag: number, multiple: boolean, what: string): Unacked[] {
@@ -799,14 +807,11 @@ export class QueueEngine {
       if (!u) throw this.#unknownTag(what, tag);
       out.push(u);
     }
-    const touched = new Set<QueueState>();
     for (const u of out) {
       conn.unacked.delete(u.tag);
       u.queue.unacked--;
       if (u.consumer) u.consumer.unacked--;
-      touched.add(u.queue);
     }
-    for (const q of touched) this.#dispatch(q);
     return out;
   }
 
