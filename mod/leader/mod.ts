@@ -19,3 +19,4 @@ export {
   LEADER_QUEUE,
   MAX_VALUE,
 } from "./protocol.ts";
+export { leaderDemo } from "./demo.ts";

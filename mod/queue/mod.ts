@@ -38,3 +38,4 @@ export { topicMatches } from "./topic.ts";
 export { QueueStore } from "./store.ts";
 export { DEFAULT_QUEUE, queueCtlCommand } from "./cli.ts";
 export { LocalChannel } from "./local.ts";
+export { queueDemo } from "./demo.ts";
