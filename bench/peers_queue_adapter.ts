@@ -77,17 +77,14 @@ export const queueAdapter = {
     "peerd queue (QueueClient): durable queue, persistent messages, confirms after the SQLite commit, manual acks",
   async connect(url: string, label: string): Promise<QueueConn> {
     const ch = await connectUrl(url, label);
-    let confirming = false;
+    let confirmReady: Promise<void> | undefined;
     return {
       async prepare(queue) {
         await ch.assertQueue(queue, { durable: true });
         await ch.purgeQueue(queue);
       },
       async publishConfirmed(queue, data) {
-        if (!confirming) {
-          confirming = true;
-          await ch.confirmSelect();
-        }
+        await (confirmReady ??= ch.confirmSelect());
         await ch.publishConfirmed("", queue, data, { persistent: true });
       },
       async consume(queue, prefetch, onMessage) {
