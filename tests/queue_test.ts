@@ -272,3 +272,45 @@ Deno.test("queue-ctl and ctl declare, publish, list and get; SIGTERM exits 0 and
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /usage: peerd queue-ctl bind/);
 });
+
+Deno.test("kill -9 in the middle of a confirmed publish stream: every confirmed message is back, once", async () => {
+  await using cluster = await queueNode();
+  const q1 = cluster.node("q1");
+  const confirmed = new Set<string>();
+  {
+    const ch = await QueueClient.connect(q1.address);
+    try {
+      await ch.assertQueue("stream", { durable: true });
+      await ch.confirmSelect();
+      const inFlight: Promise<void>[] = [];
+      let killed: Promise<number> | undefined;
+      for (let i = 0; i < 50_000 && !ch.closed; i++) {
+        const body = String(i);
+        inFlight.push(
+          ch.publishConfirmed("", "stream", body, { persistent: true }).then(
+            () => void confirmed.add(body),
+            () => {},
+          ),
+        );
+        if (inFlight.length >= 500) await inFlight.shift();
+        if (!killed && confirmed.size >= 5_000) killed = q1.kill("SIGKILL");
+      }
+      await Promise.all(inFlight);
+      await killed;
+    } finally {
+      await ch.close();
+    }
+  }
+  assert.ok(confirmed.size >= 5_000 && confirmed.size < 50_000, `confirmed ${confirmed.size}`);
+  await q1.start();
+  await using ch = await QueueClient.connect(q1.address);
+  const depth = (await ch.checkQueue("stream")).messageCount;
+  const seen: string[] = [];
+  await ch.consume("stream", (m) => seen.push(text(m)), { noAck: true });
+  await waitUntil(() => seen.length >= depth, { what: `${depth} recovered messages` });
+  await ch.sync();
+  assert.equal(new Set(seen).size, seen.length, "a message came back twice");
+  const recovered = new Set(seen);
+  const lost = [...confirmed].filter((body) => !recovered.has(body));
+  assert.deepEqual(lost, [], `${lost.length} confirmed messages lost`);
+});
