@@ -10,6 +10,7 @@ import { demoRole } from "../demo/mod.ts";
 import { ctlCommand } from "../ctl/mod.ts";
 import { traceCommand } from "../events/mod.ts";
 // ── subsystem roles (one import line each) ──
+import { ringRole } from "../ring/mod.ts";
 import { queueCtlCommand, queueRole } from "../queue/mod.ts";
 import { followerRole, leaderRole } from "../leader/mod.ts";
 import { frontendRole, ratingsCommand, ratingsGenCommand, replicaRole } from "../ratings/mod.ts";
@@ -22,6 +23,7 @@ export const ROLES: readonly RoleDefinition[] = [
   demoRole,
   echoRole,
   // ── subsystem roles (one entry line each) ──
+  ringRole,
   queueRole,
   leaderRole,
   followerRole,

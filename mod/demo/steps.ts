@@ -6,6 +6,9 @@
 import type { DemoStep } from "./step.ts";
 import { echoDemo } from "./echo_demo.ts";
 // ── subsystem demo steps (one import line each) ──
+import { queueDemo } from "../queue/mod.ts";
+import { leaderDemo } from "../leader/mod.ts";
+import { ringDemo } from "../ring/mod.ts";
 import { multicastDemo } from "../multicast/demo.ts";
 import { ratingsDemo } from "../ratings/mod.ts";
 import { momDemo } from "../mom/mod.ts";
@@ -15,6 +18,9 @@ import { gossipDemo } from "../gossip/mod.ts";
 export const DEMO_STEPS: readonly DemoStep[] = [
   echoDemo,
   // ── subsystem demo steps (one entry line each) ──
+  queueDemo,
+  leaderDemo,
+  ringDemo,
   multicastDemo,
   ratingsDemo,
   momDemo,

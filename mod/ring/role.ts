@@ -1,0 +1,199 @@
+/**
+ * The `ring` role: token ring mutual exclusion over the members of the peers file, in file
+ * order, with fencing numbers, crash recovery and a parked token when idle.
+ *
+ * @module
+ */
+import { ConfigError } from "../config/mod.ts";
+import type { CtlCommands } from "../ctl/mod.ts";
+import {
+  aborted,
+  type RoleContext,
+  type RoleDefinition,
+  roleMembers,
+  startNodeServer,
+} from "../process/mod.ts";
+import { ErrorCode, type PeerSession, ProtocolError } from "../wire/mod.ts";
+import { RingNode } from "./node.ts";
+
+/** Parses `lock` arguments: `[--timeout <s>]` or `[<s>]`; returns milliseconds or undefined. */
+export function parseLockArgs(args: readonly string[]): number | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--timeout") value = args[++i];
+    else if (a.startsWith("--timeout=")) value = a.slice("--timeout=".length);
+    else if (value === undefined && !a.startsWith("-")) value = a;
+    else {
+      throw new ProtocolError(ErrorCode.BadField, `Cannot lock: unexpected argument "${a}"`);
+    }
+  }
+  if (value === undefined) return undefined;
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86_400) {
+    throw new ProtocolError(
+      ErrorCode.BadField,
+      `Cannot lock: --timeout must be a positive number of seconds, got "${value}"`,
+    );
+  }
+  return seconds * 1000;
+}
+
+/** Parses `unlock` arguments: `[<fence>]`. */
+export function parseUnlockArgs(args: readonly string[]): number | undefined {
+  if (args.length === 0) return undefined;
+  const fence = Number(args[0]);
+  if (args.length > 1 || !Number.isSafeInteger(fence) || fence <= 0) {
+    throw new ProtocolError(
+      ErrorCode.BadField,
+      `Cannot unlock: expected [fence], got "${args.join(" ")}"`,
+    );
+  }
+  return fence;
+}
+
+/** The ctl commands of a ring node (also used by the prompt). */
+export function ringCommands(node: RingNode): CtlCommands {
+  return {
+    status: () => node.status(),
+    lock: async (args, session) => {
+      const timeoutMs = parseLockArgs(args);
+      return { ...(await node.lock({ timeoutMs, session })) };
+    },
+    unlock: (args) => ({ released: true, ...node.unlock(parseUnlockArgs(args)) }),
+    start: () => node.startToken(),
+  };
+}
+
+/** The ring role. */
+export const ringRole: RoleDefinition = {
+  name: "ring",
+  summary: "token ring mutual exclusion with fencing numbers that survives crashes",
+  peers: "required",
+  defaultPort: 7101,
+  options: [
+    {
+      flags: "--heartbeat-ms <ms>",
+      description: "heartbeat period per member link",
+      kind: "int",
+      default: 1000,
+    },
+    {
+      flags: "--fail-after <n>",
+      description: "missed heartbeats before a member is down",
+      kind: "int",
+      default: 3,
+    },
+    {
+      flags: "--pass-timeout-ms <ms>",
+      description: "how long a token pass waits for its acknowledgement",
+      kind: "int",
+      default: 2000,
+    },
+  ],
+  examples: [
+    "peerd --role ring --name n1 --peers machines.txt",
+    "peerd ctl 127.0.0.1:7101 lock --timeout 5",
+    "peerd ctl 127.0.0.1:7101 unlock",
+    "peerd ctl 127.0.0.1:7101 status",
+  ],
+  async run(ctx: RoleContext): Promise<number> {
+    const members = roleMembers(ctx);
+    if (!members.some((m) => m.name === ctx.name)) {
+      throw new ConfigError(
+        `${
+          ctx.cluster?.source ?? "peers file"
+        }: node "${ctx.name}" is not a ring member; members are ${
+          members.map((m) => m.name).join(", ") || "none"
+        }`,
+      );
+    }
+    const heartbeatMs = positive(ctx.options.heartbeatMs, "--heartbeat-ms", 1000);
+    const failAfter = positive(ctx.options.failAfter, "--fail-after", 3);
+    const passTimeoutMs = positive(ctx.options.passTimeoutMs, "--pass-timeout-ms", 2000);
+    const node = new RingNode({
+      self: ctx.name,
+      members,
+      events: ctx.events,
+      log: ctx.log,
+      signal: ctx.signal,
+      secret: ctx.secret,
+      maxFrame: ctx.maxFrame,
+      heartbeatMs,
+      failAfter,
+      passTimeoutMs,
+    });
+    const commands = ringCommands(node);
+    const server = startNodeServer(ctx, {
+      handlers: node.handlers(),
+      ctl: commands,
+      onSessionClose: (session: PeerSession) => node.sessionClosed(session),
+    });
+    try {
+      node.start();
+      ctx.events.emit("ready", {
+        listen: `${ctx.listen.hostname}:${server.port}`,
+        members: members.map((m) => m.name),
+      });
+      ctx.log.info(`ring member ${ctx.name} listening on ${ctx.listen.hostname}:${server.port}`);
+      const prompt = ctx.interactive ? runPrompt(node, ctx.signal) : undefined;
+      await aborted(ctx.signal);
+      await prompt?.catch(() => {});
+    } finally {
+      await node.close();
+      await server.close();
+      ctx.events.emit("stopped", {});
+    }
+    return 0;
+  },
+};
+
+function positive(value: unknown, flag: string, fallback: number): number {
+  const n = value === undefined ? fallback : Number(value);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new ConfigError(`${flag} must be a positive integer, got ${String(value)}`);
+  }
+  return n;
+}
+
+/** The interactive prompt (stdin a terminal): lock [s], unlock [fence], status, start, quit. */
+async function runPrompt(node: RingNode, signal: AbortSignal): Promise<void> {
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  const out = (s: string) => Deno.stdout.writeSync(enc.encode(s));
+  out("ring> commands: lock [timeout-s], unlock [fence], status, start, quit\nring> ");
+  const commands = ringCommands(node);
+  let buf = "";
+  const reader = Deno.stdin.readable.getReader();
+  signal.addEventListener("abort", () => reader.cancel().catch(() => {}), { once: true });
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done || signal.aborted) break;
+      buf += dec.decode(value, { stream: true });
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const [cmd, ...args] = buf.slice(0, nl).trim().split(/\s+/).filter(Boolean);
+        buf = buf.slice(nl + 1);
+        if (cmd === "quit" || cmd === "exit") return;
+        if (cmd) {
+          try {
+            const fn = Object.hasOwn(commands, cmd) ? commands[cmd] : undefined;
+            if (!fn) {
+              throw new Error(
+                `unknown command ${cmd}; commands are ${Object.keys(commands).join(", ")}`,
+              );
+            }
+            // The prompt has no session: a lock it waits for is only cancelled by its timeout.
+            out(JSON.stringify(await fn(args, undefined as never, { t: "ctl" })) + "\n");
+          } catch (err) {
+            out(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+          }
+        }
+        out("ring> ");
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
