@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ClusterNode, LocalCluster, pause } from "../mod/process/mod.ts";
+import { type ClusterNode, LocalCluster, pause } from "../mod/process/mod.ts";
 import { type Message, RpcClient } from "../mod/wire/mod.ts";
 
 const IDLE_WINDOW_MS = Number(Deno.env.get("RING_BENCH_IDLE_MS") ?? 10_000);
