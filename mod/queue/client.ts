@@ -320,8 +320,14 @@ export class QueueClient implements AsyncDisposable {
 
   /** Turns on publisher confirms for this connection. */
   async confirmSelect(): Promise<void> {
-    await this.request({ t: QueueFrame.ConfirmSelect });
+    // publishes sent after this frame are numbered by the server: count them from now
     this.#confirming = true;
+    try {
+      await this.request({ t: QueueFrame.ConfirmSelect });
+    } catch (err) {
+      this.#confirming = false;
+      throw err;
+    }
   }
 
   /**

@@ -103,6 +103,8 @@ export interface ConnectionSink {
   confirmFailed(seq: number, err: ProtocolError): void;
   /** A consumer was cancelled by the server (its queue was deleted). */
   cancelled(tag: string): void;
+  /** Whether deliveries can be written at all (false once the transport is gone). */
+  open?(): boolean;
 }
 
 interface Message {
@@ -893,7 +895,7 @@ export class QueueEngine {
         let chosen: Consumer | undefined;
         for (let i = 0; i < n; i++) {
           const c = q.consumers[(q.rr + i) % n];
-          if (c.conn.blocked) continue;
+          if (c.conn.blocked || c.conn.sink.open?.() === false) continue;
           if (!c.noAck && c.prefetch > 0 && c.unacked >= c.prefetch) continue;
           chosen = c;
           q.rr = (q.rr + i + 1) % n;

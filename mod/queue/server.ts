@@ -75,6 +75,7 @@ function sessionSink(session: PeerSession, onBlocked: () => void): ConnectionSin
     cancelled(tag) {
       session.send({ t: QueueFrame.Cancelled, tag });
     },
+    open: () => !session.conn.closed,
   };
 }
 
@@ -232,6 +233,7 @@ export function queueService(engine: QueueEngine): QueueService {
     onSession(session) {
       let conn: EngineConnection | undefined = undefined;
       const sink = sessionSink(session, () => {
+        if (session.conn.closed) return;
         session.conn.drained().then(() => {
           if (conn) engine.resume(conn);
         });
