@@ -131,7 +131,8 @@ Deno.test("RingState: wants heard while the token is away ride along when it arr
   assert.deepEqual(s.next(all, 0), { do: "pass", to: "n3" });
   const dead = new RingState(MEMBERS, "n1");
   dead.receiveToken(token(1, 0, ["n3"]));
-  assert.equal(dead.next((n) => n !== "n3", 0).do, "park", "a dead node's want is dropped");
+  assert.equal(dead.next((n) => n !== "n3", 0).do, "park", "an unreachable node's want waits");
+  assert.deepEqual(dead.next(all, 0), { do: "pass", to: "n3" }, "and is served once reachable");
 });
 
 Deno.test("parseToken() rejects malformed tokens with bad_field", () => {

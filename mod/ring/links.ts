@@ -125,6 +125,16 @@ export class PeerLinks {
     for (const link of this.#links.values()) if (link.up) this.send(link.name, msg);
   }
 
+  /** Redials `name` now if it is down (it just talked to us, so it is probably back). */
+  kick(name: string): void {
+    const link = this.#links.get(name);
+    if (!link || link.up || link.connecting || this.#closed) return;
+    clearTimeout(link.retry);
+    link.retry = undefined;
+    link.backoffMs = MIN_BACKOFF_MS;
+    void this.#connect(link);
+  }
+
   /** Declares `name` down now (closing its connection); it is redialled later. */
   drop(name: string): void {
     const link = this.#links.get(name);

@@ -82,6 +82,7 @@ export class RingNode {
   #checking = false;
   #checkAgain: string | undefined;
   #lastWant = 0;
+  #waitingSince = 0;
   #passes = 0;
   #regenerations = 0;
   #staleDiscards = 0;
@@ -248,6 +249,7 @@ export class RingNode {
 
   #member(msg: Message, session: PeerSession): string {
     const name = session.peer.name;
+    if (this.state.isMember(name) && name !== this.state.self) this.#links.kick(name);
     if (!this.state.isMember(name) || name === this.state.self) {
       this.#options.events.emit("ring.unknown_peer", { peer: name, t: msg.t });
       throw new ProtocolError(
@@ -283,7 +285,8 @@ export class RingNode {
         { current: refusal.current },
       );
     }
-    this.#visitTimes.push(performance.now());
+    this.#waitingSince = performance.now();
+    this.#visitTimes.push(this.#waitingSince);
     if (this.#visitTimes.length > 100_000) this.#visitTimes.splice(0, 50_000);
     this.#parked = false;
     queueMicrotask(() => this.#step());
@@ -480,15 +483,25 @@ export class RingNode {
     const s = this.state;
     // The first live member in ring order checks whether the token died with the peer.
     const coordinator = s.members.find((n) => n === s.self || this.#links.isUp(n));
-    if (coordinator === s.self && s.maxGen > 0) void this.#check("lost");
+    if (coordinator === s.self) void this.#check("lost");
     this.#step();
   }
 
   #tick(): void {
     const s = this.state;
+    const now = performance.now();
+    // A request that waits longer than failure detection takes without a token visit
+    // checks whether the token still exists (a query first: no effect when it does).
+    const staleAfter = (this.#options.heartbeatMs ?? 1_000) * ((this.#options.failAfter ?? 3) + 1);
+    if (s.queue.length === 0 || s.token) {
+      this.#waitingSince = now;
+    } else if (now - this.#waitingSince >= staleAfter && !this.#checking) {
+      this.#waitingSince = now;
+      void this.#check("lost");
+    }
     // Re-announce a long wait (a want may have missed the token while links changed).
     const every = this.#options.heartbeatMs ?? 1_000;
-    if (s.queue.length > 0 && !s.token && performance.now() - this.#lastWant >= every) {
+    if (s.queue.length > 0 && !s.token && now - this.#lastWant >= every) {
       this.#sendWant();
     }
   }

@@ -257,8 +257,9 @@ export class RingState {
   next(alive: (name: string) => boolean, now: number): NextStep {
     const token = this.token;
     if (!token || this.passing || this.grant) return { do: "nothing" };
-    token.want = token.want.filter((w) => w !== this.self && alive(w));
-    const others = token.want.length > 0;
+    // Wants of unreachable nodes stay (they are served once reachable) but do not count.
+    token.want = token.want.filter((w) => w !== this.self);
+    const others = token.want.some((w) => alive(w));
     if (this.queue.length > 0 && (this.#grantsThisVisit === 0 || !others)) {
       const request = this.queue.shift()!;
       const fence = nextFence(token);
