@@ -281,6 +281,10 @@ Deno.test("ring: bad input gets error frames and discard events, never a crash",
   const timedOut = await runPeerd(["ctl", n2.address, "lock", "0.3"]);
   assert.equal(timedOut.code, 1);
   assert.match(timedOut.stderr, /not acquired within 300 ms/);
+  // A client that gives up (ctl's own --timeout) takes its request away with it.
+  const gaveUp = await runPeerd(["ctl", n2.address, "lock", "--timeout", "0.3"]);
+  assert.equal(gaveUp.code, 1);
+  await n2.waitForEvent((e) => e.ev === "lock.cancelled" && e.reason === "client gone");
   await n1.ctl("unlock", [String(got.fence)]);
   const ok = await runPeerd(["ctl", n2.address, "lock", "--timeout=5", "--compact"]);
   assert.equal(ok.code, 0, ok.stderr);

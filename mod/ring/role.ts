@@ -5,15 +5,15 @@
  * @module
  */
 import { ConfigError } from "../config/mod.ts";
-import type { CtlCommands } from "../ctl/mod.ts";
+import { type CtlCommands, ctlHandler } from "../ctl/mod.ts";
+import { aborted, type RoleContext, type RoleDefinition, roleMembers } from "../process/mod.ts";
 import {
-  aborted,
-  type RoleContext,
-  type RoleDefinition,
-  roleMembers,
-  startNodeServer,
-} from "../process/mod.ts";
-import { ErrorCode, type PeerSession, ProtocolError } from "../wire/mod.ts";
+  ErrorCode,
+  FrameServer,
+  type Message,
+  type PeerSession,
+  ProtocolError,
+} from "../wire/mod.ts";
 import { RingNode } from "./node.ts";
 
 /** Parses `lock` arguments: `[--timeout <s>]` or `[<s>]`; returns milliseconds or undefined. */
@@ -124,11 +124,7 @@ export const ringRole: RoleDefinition = {
       passTimeoutMs,
     });
     const commands = ringCommands(node);
-    const server = startNodeServer(ctx, {
-      handlers: node.handlers(),
-      ctl: commands,
-      onSessionClose: (session: PeerSession) => node.sessionClosed(session),
-    });
+    const server = startRingServer(ctx, node, commands);
     try {
       node.start();
       ctx.events.emit("ready", {
@@ -147,6 +143,72 @@ export const ringRole: RoleDefinition = {
     return 0;
   },
 };
+
+/**
+ * The node's framed server. Like `startNodeServer`, except that `ctl lock` is answered in
+ * the background: the connection keeps being read while the request waits, so a client
+ * that goes away (ctl's own `--timeout`, Ctrl-C) is noticed and its request withdrawn
+ * instead of being granted to nobody.
+ */
+function startRingServer(ctx: RoleContext, node: RingNode, commands: CtlCommands): FrameServer {
+  const started = Date.now();
+  let server: FrameServer | undefined = undefined;
+  const ctl = ctlHandler({
+    ...commands,
+    status: () => ({
+      role: ctx.role,
+      name: ctx.name,
+      listen: `${ctx.listen.hostname}:${server?.port ?? ctx.listen.port}`,
+      uptime_s: Math.round((Date.now() - started) / 1000),
+      connections: server?.sessions.size ?? 0,
+      ...node.status(),
+    }),
+  });
+  const lockInBackground = (msg: Message, session: PeerSession): void => {
+    let timeoutMs: number | undefined;
+    try {
+      const raw = Array.isArray(msg.args) ? msg.args.map((a) => String(a)) : [];
+      timeoutMs = parseLockArgs(raw);
+    } catch (err) {
+      session.replyError(msg, err);
+      return;
+    }
+    node.lock({ timeoutMs, session }).then(
+      (result) => {
+        if (!session.reply(msg, { ...result, t: "ctl.ok", cmd: "lock" })) {
+          // Granted just as its client went away: give the lock back.
+          ctx.log.warn(`lock ${result.fence} granted to a closed connection; releasing it`);
+          node.unlock(result.fence);
+        }
+      },
+      (err) => session.replyError(msg, err),
+    );
+  };
+  server = new FrameServer({
+    listen: ctx.listen,
+    identity: { role: ctx.role, name: ctx.name },
+    secret: ctx.secret,
+    maxFrame: ctx.maxFrame,
+    handlers: {
+      ...node.handlers(),
+      ctl: (msg, session) => {
+        if (msg.cmd === "lock") return lockInBackground(msg, session);
+        return ctl(msg, session);
+      },
+    },
+    onSessionClose: (session) => node.sessionClosed(session),
+    onProblem: (what, detail) => {
+      ctx.log.warn(`${what} problem from ${detail.remote}: ${detail.code}: ${detail.message}`);
+      ctx.events.emit("wire.error", {
+        what,
+        remote: detail.remote,
+        code: detail.code,
+        message: detail.message.slice(0, 200),
+      });
+    },
+  });
+  return server;
+}
 
 function positive(value: unknown, flag: string, fallback: number): number {
   const n = value === undefined ? fallback : Number(value);
