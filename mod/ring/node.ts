@@ -177,7 +177,8 @@ export class RingNode {
       }
       this.#waiters.set(request.id, waiter);
     });
-    if (!this.state.token) this.#sendWant();
+    // While a pass is in flight the token already left with the old want list: announce.
+    if (!this.state.token || this.state.passing) this.#sendWant();
     this.#step();
     return result;
   }

@@ -248,6 +248,8 @@ export class RingState {
     if (from === this.self || !this.isMember(from)) return;
     if (this.token) {
       if (!this.token.want.includes(from)) this.token.want.push(from);
+      // A pass in flight already carries the old list: remember it for the next visit.
+      if (this.passing) this.heardWants.add(from);
     } else {
       this.heardWants.add(from);
     }
