@@ -28,6 +28,15 @@ async function waitMesh(cluster: LocalCluster): Promise<void> {
   }, { what: "every member up everywhere", timeoutMs: 15_000 });
 }
 
+/** When `name` was seen dead: the first `peer.down` about it after `since` (the process is gone by then). */
+function deathTime(cluster: LocalCluster, name: string, since: number): number {
+  const downs = cluster.allEvents().filter((e) =>
+    e.ev === "peer.down" && e.peer === name && e.ts >= since
+  );
+  assert.ok(downs.length > 0, `nobody saw ${name} go down`);
+  return downs[0].ts;
+}
+
 /** Lock intervals from events: [acquired ts, released ts or end], per node and fence. */
 function intervals(events: EventRecord[], end: Record<string, number> = {}) {
   const open = new Map<string, EventRecord>();
@@ -145,8 +154,8 @@ Deno.test("ring: kill -9 of a non-holder and then of the holder; one regeneratio
   const held = await n3.ctl("lock", ["--timeout", "10"]);
   const heldFence = Number(held.fence);
   const marks = cluster.nodes.map((n) => n.mark());
+  const killStart = Date.now();
   await n3.kill("SIGKILL");
-  const killedAt = Date.now();
   const after = await n4.ctl("lock", ["--timeout", "15"]);
   assert.ok(Number(after.fence) > heldFence, `fence ${after.fence} after ${heldFence}`);
   assert.ok(Number(after.gen) >= Math.floor(heldFence / FENCE_BASE) + 1);
@@ -154,7 +163,8 @@ Deno.test("ring: kill -9 of a non-holder and then of the holder; one regeneratio
   const since = cluster.nodes.flatMap((n, i) => n.events().slice(marks[i]));
   const regen = since.filter((e) => e.ev === "token.regenerated");
   assert.equal(regen.length, 1, `regenerations: ${JSON.stringify(regen)}`);
-  assert.ok(regen[0].ts >= killedAt - 50);
+  const killedAt = deathTime(cluster, "n3", killStart);
+  assert.ok(regen[0].ts >= killedAt, "regenerated only after the holder was seen dead");
 
   // Exactly one token afterwards, and the lock still moves.
   for (const n of [n1, n2]) {
@@ -302,5 +312,47 @@ Deno.test("ring: bad input gets error frames and discard events, never a crash",
     const { code, ms } = await n.stop();
     assert.equal(code, 0);
     assert.ok(ms < 5_000, `stop took ${ms} ms`);
+  }
+});
+
+Deno.test("ring: the holder crashes while every other node contends; still one lock at a time", async () => {
+  await using cluster = await LocalCluster.start({
+    nodes: ringNodes(5, ["--heartbeat-ms", "200"]),
+    peersFormat: "txt",
+  });
+  const nodes = cluster.nodes;
+  await nodes[0].waitForEvent("token.created", { timeoutMs: 10_000 });
+  await waitMesh(cluster);
+  const victim = cluster.node("n2");
+  const others = nodes.filter((n) => n !== victim);
+  const clients = await Promise.all(others.map((n) => ctlClient(n)));
+  let killedAt = 0;
+  try {
+    const held = await victim.ctl("lock", ["--timeout", "10"]);
+    const work = Promise.all(clients.map(async (c) => {
+      for (let i = 0; i < 6; i++) {
+        const got = await ctl(c, "lock", ["--timeout", "15"]);
+        await ctl(c, "unlock", [String(got.fence)]);
+      }
+    }));
+    // Everybody is waiting behind the victim's lock when it dies.
+    await waitUntil(async () => {
+      const s = await Promise.all(others.map((n) => n.ctl("status")));
+      return s.every((x) => Number(x.waiting) > 0);
+    }, { what: "all others waiting" });
+    const killStart = Date.now();
+    await victim.kill("SIGKILL");
+    await work;
+    killedAt = deathTime(cluster, "n2", killStart);
+    const all = cluster.allEvents();
+    const regen = all.filter((e) => e.ev === "token.regenerated");
+    assert.equal(regen.length, 1, JSON.stringify(regen));
+    const firstAfter = all.find((e) => e.ev === "lock.acquired" && e.ts > killedAt);
+    assert.ok(firstAfter && Number(firstAfter.fence) > Number(held.fence));
+    assertExclusive(intervals(all, { n2: killedAt }));
+    const statuses = await Promise.all(others.map((n) => n.ctl("status")));
+    assert.equal(statuses.filter((s) => s.token === true).length, 1);
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
   }
 });
