@@ -18,7 +18,7 @@ import {
   RemoteError,
 } from "../wire/mod.ts";
 import { LinkDownError, PeerLinks } from "./links.ts";
-import { parseToken, RingState, successorOf, type Token } from "./token.ts";
+import { MAX_GEN, parseToken, RingState, successorOf, type Token } from "./token.ts";
 
 /** Options of {@linkcode RingNode}. */
 export interface RingNodeOptions {
@@ -134,7 +134,7 @@ export class RingNode {
       },
       "ring.prepare": (msg, session) => {
         const from = this.#member(msg, session);
-        const ballot = fieldInt(msg, "ballot", { min: 1, max: Number.MAX_SAFE_INTEGER });
+        const ballot = fieldInt(msg, "ballot", { min: 1, max: MAX_GEN });
         const reply = this.state.prepare(ballot);
         this.#options.events.debug("token.ballot", { from, ballot, ...reply });
         return { t: "ring.prepare.ok", ...reply };
