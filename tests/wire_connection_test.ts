@@ -78,7 +78,9 @@ Deno.test("FrameServer + RpcClient: replies match rid, errors become RemoteError
       },
     },
   });
-  const client = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port }, { name: "c" });
+  const client = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port }, {
+    name: "c",
+  });
   try {
     assert.equal(client.server.role, "test");
     const replies = await Promise.all([
@@ -87,8 +89,14 @@ Deno.test("FrameServer + RpcClient: replies match rid, errors become RemoteError
     ]);
     assert.equal(replies[0].n, 1);
     assert.equal(replies[1].sum, 5);
-    await assert.rejects(client.request({ t: "fail" }), (e: unknown) => e instanceof RemoteError && e.code === "conflict");
-    await assert.rejects(client.request({ t: "nope" }), (e: unknown) => e instanceof RemoteError && e.code === "unknown_type");
+    await assert.rejects(
+      client.request({ t: "fail" }),
+      (e: unknown) => e instanceof RemoteError && e.code === "conflict",
+    );
+    await assert.rejects(
+      client.request({ t: "nope" }),
+      (e: unknown) => e instanceof RemoteError && e.code === "unknown_type",
+    );
     assert.equal((await client.request({ t: "add", a: 1, b: 1 })).sum, 2);
   } finally {
     await client.close();
