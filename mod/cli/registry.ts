@@ -10,6 +10,7 @@ import { demoRole } from "../demo/mod.ts";
 import { ctlCommand } from "../ctl/mod.ts";
 import { traceCommand } from "../events/mod.ts";
 // ── subsystem roles (one import line each) ──
+import { agencyRole, composeCommand, echoCheckCommand, lotteryGenCommand, lotteryServerRole } from "../lottery/mod.ts";
 import { ringRole } from "../ring/mod.ts";
 import { queueCtlCommand, queueRole } from "../queue/mod.ts";
 import { followerRole, leaderRole } from "../leader/mod.ts";
@@ -23,6 +24,8 @@ export const ROLES: readonly RoleDefinition[] = [
   demoRole,
   echoRole,
   // ── subsystem roles (one entry line each) ──
+  lotteryServerRole,
+  agencyRole,
   ringRole,
   queueRole,
   leaderRole,
@@ -40,6 +43,9 @@ export const COMMANDS: readonly CommandDefinition[] = [
   ctlCommand,
   traceCommand,
   // ── subsystem commands (one entry line each) ──
+  lotteryGenCommand,
+  composeCommand,
+  echoCheckCommand,
   queueCtlCommand,
   ratingsCommand,
   ratingsGenCommand,

@@ -6,6 +6,7 @@
 import type { DemoStep } from "./step.ts";
 import { echoDemo } from "./echo_demo.ts";
 // ── subsystem demo steps (one import line each) ──
+import { lotteryDemo } from "../lottery/mod.ts";
 import { queueDemo } from "../queue/mod.ts";
 import { leaderDemo } from "../leader/mod.ts";
 import { ringDemo } from "../ring/mod.ts";
@@ -18,6 +19,7 @@ import { gossipDemo } from "../gossip/mod.ts";
 export const DEMO_STEPS: readonly DemoStep[] = [
   echoDemo,
   // ── subsystem demo steps (one entry line each) ──
+  lotteryDemo,
   queueDemo,
   leaderDemo,
   ringDemo,

@@ -1,0 +1,280 @@
+/**
+ * `peerd --role agency`: validates its bets file, uploads it in batches of at most 8 KiB
+ * frames with several in flight, resumes after a server restart (batches carry their
+ * sequence number, so resending is safe), says done, then waits for its winners and
+ * prints them.
+ *
+ * @module
+ */
+import { parseHostPort } from "../config/mod.ts";
+import { ConfigError } from "../config/mod.ts";
+import { pause, type RoleContext, type RoleDefinition, UsageError } from "../process/mod.ts";
+import { FrameEncoder, RemoteError, RpcClient } from "../wire/mod.ts";
+import { type Bet, parseBetsCsv } from "./bet.ts";
+
+/** Largest frame an agency sends, as the course requires. */
+export const MAX_BATCH_FRAME_BYTES = 8 * 1024;
+
+const utf8 = new TextEncoder();
+
+/**
+ * Splits bets into batches whose `bets` frame stays within `maxFrameBytes` (header
+ * included) and holds at most `maxCount` bets.
+ */
+export function splitBatches(
+  agency: number,
+  bets: Bet[],
+  maxFrameBytes: number,
+  maxCount: number,
+): Bet[][] {
+  const encoder = new FrameEncoder();
+  const overhead =
+    encoder.encode({ t: "bets", agency, seq: 2 ** 31, bets: [], rid: 2 ** 31 }).length + 8;
+  const batches: Bet[][] = [];
+  let current: Bet[] = [];
+  let size = overhead;
+  for (const bet of bets) {
+    // array header + 4 string headers (≤ 2 bytes each for these lengths) + number (≤ 3)
+    const betBytes = 1 + 8 + 3 + utf8.encode(bet[0]).length + utf8.encode(bet[1]).length +
+      bet[2].length + bet[3].length;
+    if (current.length > 0 && (size + betBytes > maxFrameBytes || current.length >= maxCount)) {
+      batches.push(current);
+      current = [];
+      size = overhead;
+    }
+    current.push(bet);
+    size += betBytes;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+function agencyFromPath(path: string): number | undefined {
+  const m = /agency-?(\d+)\.csv$/i.exec(path);
+  return m ? Number(m[1]) : undefined;
+}
+
+class Uploader {
+  readonly #ctx: RoleContext;
+  readonly #server: { hostname: string; port: number };
+  #connectFailures = 0;
+  #failingSince = 0;
+
+  constructor(ctx: RoleContext, server: { hostname: string; port: number }) {
+    this.#ctx = ctx;
+    this.#server = server;
+  }
+
+  /** Connects, retrying with capped, jittered backoff until the signal aborts or 60 s of failures. */
+  async connect(): Promise<RpcClient> {
+    for (let attempt = 0; attempt < 1000; attempt++) {
+      if (this.#ctx.signal.aborted) throw new Error("stopped");
+      try {
+        const client = await RpcClient.connect(this.#server, {
+          role: "agency",
+          name: this.#ctx.name,
+          secret: this.#ctx.secret,
+          timeoutMs: 3_000,
+        });
+        this.#connectFailures = 0;
+        this.#failingSince = 0;
+        return client;
+      } catch (err) {
+        if (err instanceof RemoteError) throw err; // refused (unauthorized): no point retrying
+        this.#connectFailures++;
+        if (this.#failingSince === 0) this.#failingSince = performance.now();
+        if (this.#connectFailures === 1) {
+          this.#ctx.log.warn(
+            `Cannot reach ${this.#server.hostname}:${this.#server.port}: retrying`,
+          );
+        }
+        const delay = Math.min(2_000, 50 * 2 ** Math.min(this.#connectFailures, 6)) *
+          (0.5 + Math.random() / 2);
+        if (performance.now() - this.#failingSince > 60_000) {
+          throw new Error(
+            `Cannot reach the server at ${this.#server.hostname}:${this.#server.port} for a minute`,
+          );
+        }
+        await pause(delay, this.#ctx.signal);
+      }
+    }
+    throw new Error("Cannot reach the server");
+  }
+
+  /** Runs `work` on a connection, reconnecting and running it again when the connection breaks. */
+  async withRetry<T>(what: string, work: (client: RpcClient) => Promise<T>): Promise<T> {
+    for (let attempt = 0; attempt < 200; attempt++) {
+      const client = await this.connect();
+      try {
+        return await work(client);
+      } catch (err) {
+        if (err instanceof RemoteError || this.#ctx.signal.aborted) throw err;
+        this.#ctx.log.warn(
+          `${what}: connection lost (${
+            err instanceof Error ? err.message : String(err)
+          }); resuming`,
+        );
+        this.#ctx.events.emit("link.down", { what });
+      } finally {
+        await client.close();
+      }
+    }
+    throw new Error(`Cannot finish ${what}: too many reconnects`);
+  }
+}
+
+/** The agency role. */
+export const agencyRole: RoleDefinition = {
+  name: "agency",
+  summary: "lottery agency: uploads its bets file in batches, then prints its winners",
+  peers: "none",
+  options: [
+    {
+      flags: "--agency <n>",
+      description: "agency number (default: from the file name agency-N.csv)",
+      kind: "int",
+    },
+    {
+      flags: "--bets <file>",
+      description: "bets CSV: first_name,last_name,document,birthdate,number",
+    },
+    { flags: "--server <host:port>", description: "the lottery server", default: "127.0.0.1:7601" },
+    {
+      flags: "--batch-max <n>",
+      description: "most bets a batch (frames also stay ≤ 8 KiB)",
+      default: 1000,
+      kind: "int",
+    },
+    {
+      flags: "--in-flight <n>",
+      description: "batches sent before waiting for acknowledgements",
+      default: 8,
+      kind: "int",
+    },
+    {
+      flags: "--skip-invalid",
+      description: "report invalid lines and send the rest (default: exit 2)",
+      kind: "bool",
+    },
+  ],
+  examples: ["peerd --role agency --agency 1 --bets agency-1.csv --server 127.0.0.1:7601"],
+  async run(ctx) {
+    const o = ctx.options;
+    const path = o.bets as string | undefined;
+    if (!path) throw new UsageError("--bets <file> is required");
+    const agency = (o.agency as number | undefined) ?? agencyFromPath(path);
+    if (agency === undefined || agency < 1) {
+      throw new UsageError("--agency <n ≥ 1> is required (or name the file agency-N.csv)");
+    }
+    const server = parseHostPort(String(o.server), "--server");
+    const batchMax = Number(o.batchMax);
+    const inFlight = Number(o.inFlight);
+    if (batchMax < 1 || inFlight < 1) {
+      throw new UsageError("--batch-max and --in-flight must be ≥ 1");
+    }
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (err) {
+      throw new ConfigError(
+        `${path}: cannot read: ${
+          err instanceof Deno.errors.NotFound ? "no such file" : String(err)
+        }`,
+      );
+    }
+    const { bets, invalid } = parseBetsCsv(text);
+    for (const bad of invalid.slice(0, 50)) console.error(`${path}:${bad.line}: ${bad.reason}`);
+    if (invalid.length > 50) {
+      console.error(`${path}: … and ${invalid.length - 50} more invalid lines`);
+    }
+    if (invalid.length > 0 && !o.skipInvalid) {
+      throw new ConfigError(
+        `${path}: ${invalid.length} invalid lines; nothing sent (--skip-invalid sends the rest)`,
+      );
+    }
+    const batches = splitBatches(agency, bets, MAX_BATCH_FRAME_BYTES, batchMax);
+    const up = new Uploader(ctx, server);
+    const acked = new Set<number>();
+    const progress = Deno.stderr.isTerminal();
+    const t0 = performance.now();
+    ctx.events.emit("ready", {
+      agency,
+      bets: bets.length,
+      batches: batches.length,
+      invalid: invalid.length,
+    });
+    try {
+      await up.withRetry("upload", async (client) => {
+        const todo = batches.map((_, i) => i).filter((i) => !acked.has(i));
+        let next = 0;
+        const worker = async () => {
+          while (next < todo.length && !ctx.signal.aborted) {
+            const seq = todo[next++];
+            await client.request({ t: "bets", agency, seq, bets: batches[seq] }, {
+              timeoutMs: 30_000,
+            });
+            acked.add(seq);
+            if (progress) {
+              const pct = Math.floor((100 * acked.size) / batches.length);
+              const bar = "#".repeat(Math.floor(pct / 5)).padEnd(20, ".");
+              Deno.stderr.writeSync(
+                utf8.encode(
+                  `\ragency ${agency} [${bar}] ${pct}% ${acked.size}/${batches.length} batches`,
+                ),
+              );
+            }
+          }
+        };
+        const results = await Promise.allSettled(
+          Array.from({ length: Math.min(inFlight, todo.length) }, worker),
+        );
+        const failed = results.find((r) => r.status === "rejected");
+        if (failed) throw (failed as PromiseRejectedResult).reason;
+      });
+      if (progress) Deno.stderr.writeSync(utf8.encode("\n"));
+      if (ctx.signal.aborted) {
+        console.log(
+          `action: shutdown | result: success | enviados: ${acked.size}/${batches.length}`,
+        );
+        return 0;
+      }
+      const secs = (performance.now() - t0) / 1000;
+      console.log(
+        `action: apuestas_enviadas | result: success | cantidad: ${bets.length} | lotes: ${batches.length}`,
+      );
+      ctx.log.info(`sent ${bets.length} bets in ${batches.length} batches in ${secs.toFixed(2)} s`);
+      await up.withRetry("done", async (client) => {
+        try {
+          await client.request({ t: "done", agency, batches: batches.length });
+        } catch (err) {
+          if (!(err instanceof RemoteError && err.code === "already_done")) throw err;
+        }
+      });
+      const reply = await up.withRetry(
+        "winners",
+        (client) =>
+          client.request({ t: "winners", agency, wait: true }, {
+            timeoutMs: 24 * 3600_000,
+            signal: ctx.signal,
+          }),
+      );
+      const documents = (reply.documents as string[]) ?? [];
+      console.log(
+        `action: consulta_ganadores | result: success | cant_ganadores: ${documents.length}`,
+      );
+      for (const doc of documents) console.log(`ganador: ${doc}`);
+      ctx.events.emit("winners", { agency, count: documents.length, documents });
+      return 0;
+    } catch (err) {
+      if (ctx.signal.aborted) {
+        console.log("action: shutdown | result: success");
+        return 0;
+      }
+      if (err instanceof RemoteError) {
+        console.error(`peerd agency: the server refused: ${err.message}`);
+        return 1;
+      }
+      throw err;
+    }
+  },
+};

@@ -1,0 +1,21 @@
+/**
+ * The lottery: `--role lottery-server`, `--role agency`, and the commands `lottery-gen`,
+ * `compose`, `echo-check`.
+ *
+ * @module
+ */
+export {
+  type Bet,
+  betProblem,
+  DEFAULT_WINNING_NUMBER,
+  formatBetsCsv,
+  type InvalidLine,
+  parseBetsCsv,
+} from "./bet.ts";
+export { LotteryStore } from "./store.ts";
+export { LotteryServer, lotteryServerRole, MAX_BATCH_BETS } from "./server.ts";
+export { agencyRole, MAX_BATCH_FRAME_BYTES, splitBatches } from "./agency.ts";
+export { generateBets, lotteryGenCommand, seededRandom } from "./generate.ts";
+export { composeCommand, composeYaml } from "./compose.ts";
+export { echoCheckCommand } from "./echo_check.ts";
+export { lotteryDemo } from "./demo.ts";
