@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type ClusterNode, LocalCluster, runPeerd, waitUntil } from "./harness/mod.ts";
+import { type ClusterNode, LocalCluster, runPeerd } from "./harness/mod.ts";
 import { RemoteError, RpcClient } from "../mod/wire/mod.ts";
 import { FrameEncoder } from "../mod/wire/mod.ts";
 import {
