@@ -357,7 +357,7 @@ export class FastDecoder {
   #viewBuffer: ArrayBufferLike | undefined;
   #pos = 0;
   #end = 0;
-  #keyCache: Array<{ bytes: Uint8Array; value: string } | undefined> = new Array(KEY_CACHE_SIZE);
+  #keyCache: Array<string | undefined> = new Array(KEY_CACHE_SIZE);
   #reference = new ReferenceDecoder();
 
   /** Decodes exactly one value spanning all of `bytes`. */
@@ -558,21 +558,23 @@ export class FastDecoder {
         for (let i = start; i < start + n; i++) h = (h * 31 + b[i]) | 0;
         const slot = (h >>> 0) % KEY_CACHE_SIZE;
         const cached = this.#keyCache[slot];
-        if (cached && cached.bytes.length === n) {
+        if (cached !== undefined && cached.length === n) {
           let same = true;
           for (let i = 0; i < n; i++) {
-            if (cached.bytes[i] !== b[start + i]) {
+            if (cached.charCodeAt(i) !== b[start + i]) {
               same = false;
               break;
             }
           }
           if (same) {
             this.#pos += n;
-            return cached.value;
+            return cached;
           }
         }
         const value = this.#readString(n);
-        this.#keyCache[slot] = { bytes: b.slice(start, start + n), value };
+        // only ASCII strings are cached (their UTF-16 length equals their byte length), so the
+        // comparison above can work on char codes and a miss allocates nothing but the string
+        if (value.length === n) this.#keyCache[slot] = value;
         return value;
       }
     }
