@@ -85,7 +85,16 @@ try {
     const codes = await Promise.all(nodes.map((n) => n.exited(120_000)));
     const secs = (performance.now() - t1) / 1000;
     if (codes.some((c) => c !== 0)) throw new Error(`agency exit codes ${codes.join(",")}`);
+    if (Deno.args.includes("--cpu")) {
+      const stat = Deno.readTextFileSync(`/proc/${server.pid}/stat`).split(") ")[1].split(" ");
+      console.error(
+        `server cpu user ${Number(stat[11]) / 100}s sys ${Number(stat[12]) / 100}s, wall ${
+          secs.toFixed(2)
+        }s`,
+      );
+    }
     const status = await server.ctl("status");
+    if (Deno.args.includes("--cpu")) console.error(`transactions ${String(status.transactions)}`);
     if (status.bets !== total) throw new Error(`server stored ${String(status.bets)} of ${total}`);
     endToEnd.push(total / secs);
   }

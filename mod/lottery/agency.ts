@@ -17,6 +17,16 @@ export const MAX_BATCH_FRAME_BYTES = 8 * 1024;
 
 const utf8 = new TextEncoder();
 
+/** UTF-8 byte length of `s`, without encoding it. */
+function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80) n += c >= 0x800 && (c < 0xd800 || c > 0xdfff) ? 2 : 1;
+  }
+  return n;
+}
+
 /**
  * Splits bets into batches whose `bets` frame stays within `maxFrameBytes` (header
  * included) and holds at most `maxCount` bets.
@@ -35,7 +45,7 @@ export function splitBatches(
   let size = overhead;
   for (const bet of bets) {
     // array header + 4 string headers (≤ 2 bytes each for these lengths) + number (≤ 3)
-    const betBytes = 1 + 8 + 3 + utf8.encode(bet[0]).length + utf8.encode(bet[1]).length +
+    const betBytes = 1 + 8 + 3 + utf8Length(bet[0]) + utf8Length(bet[1]) +
       bet[2].length + bet[3].length;
     if (current.length > 0 && (size + betBytes > maxFrameBytes || current.length >= maxCount)) {
       batches.push(current);

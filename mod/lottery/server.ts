@@ -47,6 +47,7 @@ export class LotteryServer {
   #flushScheduled = false;
   #done: Set<number>;
   #waiting: Waiting[] = [];
+  #transactions = 0;
 
   constructor(ctx: RoleContext, store: LotteryStore, agencies: number, winning: number) {
     this.#ctx = ctx;
@@ -104,6 +105,7 @@ export class LotteryServer {
     const batch = this.#pending;
     if (batch.length === 0) return;
     this.#pending = [];
+    this.#transactions++;
     let fresh: boolean[];
     try {
       fresh = this.#store.storeBatches(batch);
@@ -184,6 +186,7 @@ export class LotteryServer {
       winners: this.#store.drawn() ? this.#store.winnerCount() : null,
       winning_number: this.#winning,
       pending_batches: this.#pending.length,
+      transactions: this.#transactions,
     };
   }
 
