@@ -34,7 +34,6 @@ export class LotteryStore {
       this.#db.exec(`
         CREATE TABLE bets (agency INTEGER NOT NULL, seq INTEGER NOT NULL, first_name TEXT NOT NULL,
           last_name TEXT NOT NULL, document TEXT NOT NULL, birthdate TEXT NOT NULL, number INTEGER NOT NULL);
-        CREATE INDEX bets_number ON bets(number, agency);
         CREATE TABLE batches (agency INTEGER NOT NULL, seq INTEGER NOT NULL, count INTEGER NOT NULL,
           PRIMARY KEY (agency, seq)) WITHOUT ROWID;
         CREATE TABLE agencies_done (agency INTEGER PRIMARY KEY, batches INTEGER NOT NULL, at REAL NOT NULL);
