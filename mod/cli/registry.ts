@@ -10,7 +10,13 @@ import { demoRole } from "../demo/mod.ts";
 import { ctlCommand } from "../ctl/mod.ts";
 import { traceCommand } from "../events/mod.ts";
 // ── subsystem roles (one import line each) ──
-import { agencyRole, composeCommand, echoCheckCommand, lotteryGenCommand, lotteryServerRole } from "../lottery/mod.ts";
+import {
+  agencyRole,
+  composeCommand,
+  echoCheckCommand,
+  lotteryGenCommand,
+  lotteryServerRole,
+} from "../lottery/mod.ts";
 import { ringRole } from "../ring/mod.ts";
 import { queueCtlCommand, queueRole } from "../queue/mod.ts";
 import { followerRole, leaderRole } from "../leader/mod.ts";
