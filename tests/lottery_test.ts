@@ -9,8 +9,9 @@ import {
   formatBetsCsv,
   generateBets,
   MAX_BATCH_FRAME_BYTES,
+  parseBetBatch,
   parseBetsCsv,
-  splitBatches,
+  splitCsvBatches,
 } from "../mod/lottery/mod.ts";
 import { writeAgencyFile } from "../mod/lottery/demo.ts";
 
@@ -244,6 +245,22 @@ Deno.test("lottery: bad input gets clear errors and disturbs nothing", async () 
     );
     assert.equal((await server.ctl("status")).bets, 0, "part of a bad batch was stored");
     await assert.rejects(
+      client.request({
+        t: "bets",
+        agency: 1,
+        seq: 901,
+        csv: "Ana,Pérez,123,1990-01-01,5\nAna,Pérez,12a,1990-01-01,5\n",
+      }),
+      (e: unknown) =>
+        e instanceof RemoteError && e.code === "bad_bet" && e.frame.index === 1 &&
+        /document "12a"/.test(e.message),
+    );
+    await assert.rejects(
+      client.request({ t: "bets", agency: 1, seq: 901, csv: 42 }),
+      (e: unknown) => e instanceof RemoteError && e.code === "bad_field",
+    );
+    assert.equal((await server.ctl("status")).bets, 0, "part of a bad CSV batch was stored");
+    await assert.rejects(
       client.request({ t: "bets", agency: 9, seq: 0, bets: [ok] }),
       (e: unknown) => e instanceof RemoteError && e.code === "unknown_agency",
     );
@@ -322,17 +339,53 @@ Deno.test("lottery: lottery-gen is deterministic, compose renders N = 0 and N = 
   assert.match(fail.stdout, /action: test_echo_server \| result: fail/);
 });
 
-Deno.test("splitBatches() keeps every bets frame within 8 KiB, including the longest names", () => {
+Deno.test("splitCsvBatches() keeps every bets frame within 8 KiB and every valid line exactly once", () => {
   const long: Bet = ["Á".repeat(100), "Ñ".repeat(100), "12345678901234567890", "1999-12-31", 9999];
   const bets = [...generateBets(1, 3000, 3), ...Array.from({ length: 50 }, () => long)];
-  const batches = splitBatches(1, bets, MAX_BATCH_FRAME_BYTES, 100_000);
+  const text = "\uFEFF" + formatBetsCsv(bets).replace(/\n/g, "\r\n") +
+    "\r\nbad,line\r\n" + formatBetsCsv(bets.slice(0, 10));
+  const { batches, invalid, valid } = splitCsvBatches(1, text, MAX_BATCH_FRAME_BYTES, 100_000);
+  assert.deepEqual(invalid, [{ line: 3052, reason: "expected 5 comma-separated fields, got 2" }]);
+  assert.equal(valid, bets.length + 10);
   const encoder = new FrameEncoder();
-  assert.equal(batches.flat().length, bets.length);
+  const back: Bet[] = [];
   for (const [seq, batch] of batches.entries()) {
-    const frame = encoder.encode({ t: "bets", agency: 1, seq, bets: batch, rid: 123456 });
+    const frame = encoder.encode({ t: "bets", agency: 1, seq, csv: batch.csv, rid: 2 ** 31 - 1 });
     assert.ok(frame.length <= MAX_BATCH_FRAME_BYTES, `batch ${seq}: ${frame.length} bytes`);
+    const parsed = parseBetBatch(batch.csv, 10_000);
+    assert.ok("bets" in parsed, `batch ${seq} does not parse`);
+    assert.equal(parsed.bets.length, batch.count);
+    back.push(...parsed.bets);
   }
-  assert.equal(splitBatches(1, bets, MAX_BATCH_FRAME_BYTES, 10).every((b) => b.length <= 10), true);
+  assert.deepEqual(back, [...bets, ...bets.slice(0, 10)]);
+  const small = splitCsvBatches(1, text, MAX_BATCH_FRAME_BYTES, 10).batches;
+  assert.ok(small.every((b) => b.count <= 10 && b.count > 0));
+});
+
+Deno.test("parseBetBatch() names the first bad line by index and refuses blank lines", () => {
+  assert.deepEqual(parseBetBatch("A,B,1,2020-01-01,7\nA,B,1,2020-13-01,7\n", 10), {
+    index: 1,
+    problem: 'birthdate "2020-13-01" is not a YYYY-MM-DD date',
+  });
+  assert.deepEqual(parseBetBatch("A,B,1,2020-01-01,7\n\nA,B,1,2020-01-01,7", 10), {
+    index: 1,
+    problem: "expected 5 comma-separated fields, got 1",
+  });
+  assert.deepEqual(parseBetBatch("A,B,1,2020-01-01,10000", 10), {
+    index: 0,
+    problem: 'number "10000" is not an integer 0..9999',
+  });
+  assert.deepEqual(parseBetBatch("A,B,x1,2020-01-01,1", 10), {
+    index: 0,
+    problem: 'document "x1" is not 1 to 20 digits',
+  });
+  assert.deepEqual(parseBetBatch("A,B,1,2020-01-01,1\nA,B,1,2020-01-01,2", 1), {
+    index: 1,
+    problem: "more than 1 bets in one batch",
+  });
+  assert.deepEqual(parseBetBatch(" Zoë , Ünal ,007, 2001-02-28 , 12 \r\n", 10), {
+    bets: [["Zoë", "Ünal", "007", "2001-02-28", 12]],
+  });
 });
 
 Deno.test("parseBetsCsv() reads CRLF/LF with accents and names bad lines", () => {

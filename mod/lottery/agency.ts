@@ -10,53 +10,79 @@ import { parseHostPort } from "../config/mod.ts";
 import { ConfigError } from "../config/mod.ts";
 import { pause, type RoleContext, type RoleDefinition, UsageError } from "../process/mod.ts";
 import { FrameEncoder, RemoteError, RpcClient } from "../wire/mod.ts";
-import { type Bet, parseBetsCsv } from "./bet.ts";
+import { betLineProblem, forEachCsvLine, type InvalidLine } from "./bet.ts";
 
 /** Largest frame an agency sends, as the course requires. */
 export const MAX_BATCH_FRAME_BYTES = 8 * 1024;
 
 const utf8 = new TextEncoder();
 
-/** UTF-8 byte length of `s`, without encoding it. */
-function utf8Length(s: string): number {
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
+/** UTF-8 byte length of `s[start, end)`, without encoding it. */
+function utf8Length(s: string, start: number, end: number): number {
+  let n = end - start;
+  for (let i = start; i < end; i++) {
     const c = s.charCodeAt(i);
     if (c >= 0x80) n += c >= 0x800 && (c < 0xd800 || c > 0xdfff) ? 2 : 1;
   }
   return n;
 }
 
+/** A batch as an agency sends it: CSV lines of valid bets, and how many. */
+export interface CsvBatch {
+  csv: string;
+  count: number;
+}
+
 /**
- * Splits bets into batches whose `bets` frame stays within `maxFrameBytes` (header
- * included) and holds at most `maxCount` bets.
+ * Validates an agency file and cuts its valid lines into batches whose `bets` frame
+ * (`{t, agency, seq, csv, rid}`, header included) stays within `maxFrameBytes` and holds at
+ * most `maxCount` bets. A batch is a slice of `text` (no copy) of consecutive valid lines;
+ * a blank or invalid line ends the batch before it.
  */
-export function splitBatches(
+export function splitCsvBatches(
   agency: number,
-  bets: Bet[],
+  text: string,
   maxFrameBytes: number,
   maxCount: number,
-): Bet[][] {
+): { batches: CsvBatch[]; invalid: InvalidLine[]; valid: number } {
   const encoder = new FrameEncoder();
+  // str16 header for the csv (3 bytes) instead of the empty fixstr (1), and some slack
   const overhead =
-    encoder.encode({ t: "bets", agency, seq: 2 ** 31, bets: [], rid: 2 ** 31 }).length + 8;
-  const batches: Bet[][] = [];
-  let current: Bet[] = [];
+    encoder.encode({ t: "bets", agency, seq: 2 ** 31, csv: "", rid: 2 ** 31 }).length + 2 + 8;
+  const batches: CsvBatch[] = [];
+  const invalid: InvalidLine[] = [];
+  let valid = 0;
+  let batchStart = -1;
+  let batchEnd = 0;
+  let count = 0;
   let size = overhead;
-  for (const bet of bets) {
-    // array header + 4 string headers (≤ 2 bytes each for these lengths) + number (≤ 3)
-    const betBytes = 1 + 8 + 3 + utf8Length(bet[0]) + utf8Length(bet[1]) +
-      bet[2].length + bet[3].length;
-    if (current.length > 0 && (size + betBytes > maxFrameBytes || current.length >= maxCount)) {
-      batches.push(current);
-      current = [];
-      size = overhead;
+  let lastLine = 0;
+  const close = () => {
+    if (count > 0) batches.push({ csv: text.slice(batchStart, batchEnd), count });
+    batchStart = -1;
+    count = 0;
+    size = overhead;
+  };
+  forEachCsvLine(text, (lineNo, start, end) => {
+    const problem = betLineProblem(text, start, end);
+    if (problem !== undefined) {
+      invalid.push({ line: lineNo, reason: problem });
+      close();
+      lastLine = lineNo;
+      return;
     }
-    current.push(bet);
-    size += betBytes;
-  }
-  if (current.length > 0) batches.push(current);
-  return batches;
+    if (lineNo !== lastLine + 1) close(); // a blank line lies between
+    lastLine = lineNo;
+    valid++;
+    const bytes = utf8Length(text, start, end) + 1;
+    if (count > 0 && (size + bytes > maxFrameBytes || count >= maxCount)) close();
+    if (batchStart < 0) batchStart = start;
+    batchEnd = end;
+    count++;
+    size += bytes;
+  });
+  close();
+  return { batches, invalid, valid };
 }
 
 function agencyFromPath(path: string): number | undefined {
@@ -192,7 +218,12 @@ export const agencyRole: RoleDefinition = {
         }`,
       );
     }
-    const { bets, invalid } = parseBetsCsv(text);
+    const { batches, invalid, valid } = splitCsvBatches(
+      agency,
+      text,
+      MAX_BATCH_FRAME_BYTES,
+      batchMax,
+    );
     for (const bad of invalid.slice(0, 50)) console.error(`${path}:${bad.line}: ${bad.reason}`);
     if (invalid.length > 50) {
       console.error(`${path}: … and ${invalid.length - 50} more invalid lines`);
@@ -202,14 +233,13 @@ export const agencyRole: RoleDefinition = {
         `${path}: ${invalid.length} invalid lines; nothing sent (--skip-invalid sends the rest)`,
       );
     }
-    const batches = splitBatches(agency, bets, MAX_BATCH_FRAME_BYTES, batchMax);
     const up = new Uploader(ctx, server);
     const acked = new Set<number>();
     const progress = Deno.stderr.isTerminal();
     const t0 = performance.now();
     ctx.events.emit("ready", {
       agency,
-      bets: bets.length,
+      bets: valid,
       batches: batches.length,
       invalid: invalid.length,
     });
@@ -220,7 +250,7 @@ export const agencyRole: RoleDefinition = {
         const worker = async () => {
           while (next < todo.length && !ctx.signal.aborted) {
             const seq = todo[next++];
-            await client.request({ t: "bets", agency, seq, bets: batches[seq] }, {
+            await client.request({ t: "bets", agency, seq, csv: batches[seq].csv }, {
               timeoutMs: 30_000,
             });
             acked.add(seq);
@@ -250,9 +280,9 @@ export const agencyRole: RoleDefinition = {
       }
       const secs = (performance.now() - t0) / 1000;
       console.log(
-        `action: apuestas_enviadas | result: success | cantidad: ${bets.length} | lotes: ${batches.length}`,
+        `action: apuestas_enviadas | result: success | cantidad: ${valid} | lotes: ${batches.length}`,
       );
-      ctx.log.info(`sent ${bets.length} bets in ${batches.length} batches in ${secs.toFixed(2)} s`);
+      ctx.log.info(`sent ${valid} bets in ${batches.length} batches in ${secs.toFixed(2)} s`);
       await up.withRetry("done", async (client) => {
         try {
           await client.request({ t: "done", agency, batches: batches.length });

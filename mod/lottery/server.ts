@@ -25,7 +25,7 @@ import {
   type PeerSession,
   ProtocolError,
 } from "../wire/mod.ts";
-import { type Bet, betProblem, DEFAULT_WINNING_NUMBER } from "./bet.ts";
+import { type Bet, betProblem, DEFAULT_WINNING_NUMBER, parseBetBatch } from "./bet.ts";
 import { LotteryStore, type PendingBatch } from "./store.ts";
 
 /** Most bets accepted in one batch. */
@@ -58,15 +58,39 @@ export class LotteryServer {
     if (!store.drawn() && this.#done.size >= agencies) this.#draw();
   }
 
-  /** Handler of `{t:"bets", agency, seq, bets}`. */
+  /**
+   * Handler of `{t:"bets", agency, seq, csv}` (the batch as CSV lines, as agencies send it)
+   * or `{t:"bets", agency, seq, bets}` (an array of `[first, last, document, birthdate,
+   * number]`). Every bet is validated again; a bad one rejects the whole batch.
+   */
   bets(msg: Message, session: PeerSession): Message | undefined {
     const agency = this.#agency(msg);
     const seq = fieldInt(msg, "seq", { min: 0, max: 2 ** 31 });
-    const bets = fieldArray(msg, "bets");
-    if (bets.length === 0 || bets.length > MAX_BATCH_BETS) {
+    let bets: Bet[];
+    if (typeof msg.csv === "string") {
+      const parsed = parseBetBatch(msg.csv, MAX_BATCH_BETS);
+      if ("problem" in parsed) throw badBet(seq, parsed.index, parsed.problem);
+      bets = parsed.bets;
+    } else if (msg.csv !== undefined) {
+      throw new ProtocolError("bad_field", "Field 'csv' must be a string of CSV lines");
+    } else {
+      const raw = fieldArray(msg, "bets");
+      if (raw.length > MAX_BATCH_BETS) {
+        throw new ProtocolError(
+          "bad_batch",
+          `Cannot store batch ${seq}: it must hold 1..${MAX_BATCH_BETS} bets, got ${raw.length}`,
+        );
+      }
+      for (let i = 0; i < raw.length; i++) {
+        const problem = betProblem(raw[i]);
+        if (problem) throw badBet(seq, i, problem);
+      }
+      bets = raw as Bet[];
+    }
+    if (bets.length === 0) {
       throw new ProtocolError(
         "bad_batch",
-        `Cannot store batch ${seq}: it must hold 1..${MAX_BATCH_BETS} bets, got ${bets.length}`,
+        `Cannot store batch ${seq}: it must hold 1..${MAX_BATCH_BETS} bets, got 0`,
       );
     }
     if (this.#done.has(agency)) {
@@ -78,20 +102,7 @@ export class LotteryServer {
         `Cannot store batch ${seq}: agency ${agency} already said done`,
       );
     }
-    for (let i = 0; i < bets.length; i++) {
-      const problem = betProblem(bets[i]);
-      if (problem) {
-        throw new ProtocolError(
-          "bad_bet",
-          `Cannot store batch ${seq}: bet ${i}: ${problem}; nothing of the batch was stored`,
-          {
-            index: i,
-            seq,
-          },
-        );
-      }
-    }
-    this.#pending.push({ agency, seq, bets: bets as Bet[], session, request: msg });
+    this.#pending.push({ agency, seq, bets, session, request: msg });
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(() => this.flush());
@@ -218,6 +229,14 @@ export class LotteryServer {
     }
     return agency;
   }
+}
+
+function badBet(seq: number, index: number, problem: string): ProtocolError {
+  return new ProtocolError(
+    "bad_bet",
+    `Cannot store batch ${seq}: bet ${index}: ${problem}; nothing of the batch was stored`,
+    { index, seq },
+  );
 }
 
 /** The lottery server role. */

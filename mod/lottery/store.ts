@@ -74,8 +74,10 @@ export class LotteryStore {
           continue;
         }
         this.#insertBatch.run(b.agency, b.seq, b.bets.length);
-        for (const [first, last, doc, birth, number] of b.bets) {
-          this.#insertBet.run(b.agency, b.seq, first, last, doc, birth, number);
+        const bets = b.bets;
+        for (let i = 0; i < bets.length; i++) {
+          const bet = bets[i];
+          this.#insertBet.run(b.agency, b.seq, bet[0], bet[1], bet[2], bet[3], bet[4]);
         }
         fresh.push(true);
       }
