@@ -99,3 +99,85 @@ Deno.test("FastDecoder rejects truncated input, trailing bytes, 0xc1 and __proto
     /Insufficient data/,
   );
 });
+
+Deno.test("FastDecoder reads repeated key layouts (shape readers) exactly like the reference", () => {
+  const dec = new FastDecoder();
+  const odd = ['q"uote', "back\\slash", "line\u2028sep", "é", "0", "12", "", "constructor"];
+  const layouts: string[][] = [
+    ["t", "d"],
+    ["d", "t"], // same keys, other order: another layout
+    ["t", "rid"],
+    ["t", "x"],
+    ["t", "y"],
+    ["t", "z"],
+    ["t", "w"], // five layouts of two keys: more than are tried first
+    odd,
+    ["t", "rid", "user", "topic", "payload", "id"],
+  ];
+  const rand = seeded(11);
+  for (let i = 0; i < 4000; i++) {
+    const keys = layouts[rand() % layouts.length];
+    const value: Record<string, unknown> = {};
+    for (const k of keys) {
+      value[k] = rand() % 3 === 0 ? { t: "in", n: rand() % 100 } : rand() % 1000;
+    }
+    const bytes = referenceEncode(value);
+    const back = dec.decode(bytes) as Record<string, unknown>;
+    assert.deepEqual(back, referenceDecode(bytes), `case ${i}`);
+    assert.deepEqual(Object.keys(back), Object.keys(referenceDecode(bytes) as object));
+  }
+  // a layout seen before with a key repeated: the later value wins, as in the reference
+  const dup = new Uint8Array([0x82, 0xa1, 0x74, 0x01, 0xa1, 0x74, 0x02]);
+  assert.deepEqual(dec.decode(dup), { t: 2 });
+  assert.deepEqual(dec.decode(dup), { t: 2 });
+  // after a layout is learned, a truncated map of that layout is still a decode error
+  const full = referenceEncode({ t: "x", d: new Uint8Array(20) });
+  dec.decode(full);
+  for (let cut = 1; cut < full.length; cut++) {
+    assert.throws(() => dec.decode(full.subarray(0, cut)), MsgpackDecodeError, `cut at ${cut}`);
+  }
+  // and __proto__ where a learned layout has another key is refused
+  dec.decode(referenceEncode({ t: "x", a: 1 }));
+  const proto = new Uint8Array([
+    0x82,
+    0xa1,
+    0x74,
+    0xa1,
+    0x78,
+    0xa9,
+    ...new TextEncoder().encode("__proto__"),
+    0x01,
+  ]);
+  assert.throws(() => dec.decode(proto), /__proto__/);
+  assert.equal(
+    Object.getPrototypeOf(dec.decode(referenceEncode({ t: "x", a: 1 }))),
+    Object.prototype,
+  );
+});
+
+Deno.test("FastEncoder writes own enumerable keys only, and widens the map header past 15 keys", () => {
+  const enc = new FastEncoder();
+  const dec = new FastDecoder();
+  const bare = Object.assign(Object.create(null), { t: "n", a: 1 });
+  assert.deepEqual(referenceDecode(enc.encode(bare)), { t: "n", a: 1 });
+  const base = { inherited: 1 };
+  const child = Object.assign(Object.create(base), { t: "c", own: 2 });
+  assert.deepEqual(referenceDecode(enc.encode(child)), { t: "c", own: 2 });
+  class Point {
+    x = 1;
+    y = 2;
+    norm(): number {
+      return this.x + this.y;
+    }
+  }
+  assert.deepEqual(referenceDecode(enc.encode(new Point())), { x: 1, y: 2 });
+  for (const n of [15, 16, 17, 255, 65535, 65536, 70000]) {
+    const big: Record<string, unknown> = { t: "big" };
+    for (let i = 1; i < n; i++) big[`k${i}`] = i % 3 === 0 ? undefined : i;
+    const expected = Object.fromEntries(Object.entries(big).filter(([, v]) => v !== undefined));
+    const bytes = enc.encode(big).slice();
+    assert.deepEqual(referenceDecode(bytes), expected, `${n} keys`);
+    assert.deepEqual(bytes, referenceEncode(expected), `${n} keys: same bytes as the reference`);
+    assert.deepEqual(dec.decode(bytes), expected);
+  }
+});

@@ -164,6 +164,16 @@ export class FrameDecoder {
       return;
     }
     const pending = this.#end - this.#start;
+    if (
+      !this.#owned && chunk.buffer === this.#buf.buffer &&
+      chunk.byteOffset === this.#buf.byteOffset + this.#end
+    ) {
+      // the chunk continues the pushed bytes in the same memory (a connection reading into
+      // the rest of its slab): extend the view instead of copying a split frame
+      this.#buf = new Uint8Array(chunk.buffer, this.#buf.byteOffset, this.#end + chunk.length);
+      this.#end += chunk.length;
+      return;
+    }
     if (this.#owned && this.#end + chunk.length <= this.#buf.length) {
       this.#buf.set(chunk, this.#end);
       this.#end += chunk.length;
@@ -220,10 +230,9 @@ export class FrameDecoder {
         { cause },
       );
     }
-    if (
-      value === null || typeof value !== "object" || Array.isArray(value) ||
-      value instanceof Uint8Array
-    ) {
+    // the first byte says whether the value is a map (a plain object) or something else
+    const first = b[start];
+    if (!((first >= 0x80 && first <= 0x8f) || first === 0xde || first === 0xdf)) {
       throw new WireError(
         ErrorCode.NotAMap,
         "Cannot accept frame: payload is not a MessagePack map",

@@ -145,13 +145,7 @@ export class FastEncoder {
           this.#buf[this.#pos++] = 0xc0;
           return;
         }
-        if (value instanceof Uint8Array) return this.#writeBinary(value);
-        if (Array.isArray(value)) return this.#writeArray(value, depth);
-        if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date) {
-          throw new Unsupported();
-        }
-        if (value instanceof Map) return this.#writeMapEntries([...value.entries()], depth);
-        return this.#writeObject(value as Record<string, unknown>, depth);
+        return this.#writeObjectValue(value, depth);
       default:
         throw new Unsupported();
     }
@@ -296,16 +290,52 @@ export class FastEncoder {
     for (let i = 0; i < items.length; i++) this.#write(items[i], depth + 1);
   }
 
-  #writeObject(obj: Record<string, unknown>, depth: number): void {
-    const keys = Object.keys(obj);
+  #writeObjectValue(value: object, depth: number): void {
+    if (value instanceof Uint8Array) return this.#writeBinary(value);
+    const proto = Object.getPrototypeOf(value);
+    if (proto === Object.prototype || proto === null) {
+      return this.#writeObject(value as Record<string, unknown>, depth, true);
+    }
+    if (Array.isArray(value)) return this.#writeArray(value, depth);
+    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date) {
+      throw new Unsupported();
+    }
+    if (value instanceof Map) return this.#writeMapEntries([...value.entries()], depth);
+    return this.#writeObject(value as Record<string, unknown>, depth, false);
+  }
+
+  /** Writes `obj`'s own enumerable keys; `plain`: its prototype is Object.prototype or null. */
+  #writeObject(obj: Record<string, unknown>, depth: number, plain: boolean): void {
+    // one pass (for-in over own enumerable keys is the engine's fastest walk): reserve a
+    // one-byte fixmap header and widen it afterwards in the rare map of 16+ keys
+    this.#ensure(1);
+    const headerAt = this.#pos++;
     let count = 0;
-    for (let i = 0; i < keys.length; i++) if (obj[keys[i]] !== undefined) count++;
-    this.#writeLength(count, 0x80, 0xde, 0xdf);
-    for (let i = 0; i < keys.length; i++) {
-      const v = obj[keys[i]];
+    // for-in also walks inherited enumerable keys: only plain objects (nobody adds
+    // enumerable keys to Object.prototype) skip the own-key check
+    for (const key in obj) {
+      if (!plain && !Object.hasOwn(obj, key)) continue;
+      const v = obj[key];
       if (v === undefined) continue;
-      this.#writeString(keys[i]);
+      this.#writeString(key);
       this.#write(v, depth + 1);
+      count++;
+    }
+    if (count < 16) {
+      this.#buf[headerAt] = 0x80 | count;
+      return;
+    }
+    const extra = count < 0x10000 ? 2 : 4;
+    this.#ensure(extra);
+    const b = this.#buf;
+    b.copyWithin(headerAt + 1 + extra, headerAt + 1, this.#pos);
+    this.#pos += extra;
+    if (extra === 2) {
+      b[headerAt] = 0xde;
+      this.#view.setUint16(headerAt + 1, count);
+    } else {
+      b[headerAt] = 0xdf;
+      this.#view.setUint32(headerAt + 1, count);
     }
   }
 
@@ -333,6 +363,9 @@ export class FastEncoder {
   }
 }
 
+/** The one-character ASCII strings, by code: one-letter keys (`t`) are in every frame. */
+const ASCII_CHARS: string[] = Array.from({ length: 128 }, (_, c) => String.fromCharCode(c));
+
 /** Thrown for bytes that are not valid MessagePack. */
 export class MsgpackDecodeError extends Error {
   constructor(message: string) {
@@ -354,11 +387,15 @@ const KEY_CACHE_MAX_LEN = 16;
 export class FastDecoder {
   #bytes: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
   #view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
-  #viewBuffer: ArrayBufferLike | undefined;
+  #viewBuffer: ArrayBufferLike = new ArrayBuffer(0);
+  /** The last input array and its byteOffset: frames of one read come from the same array. */
+  #lastInput: Uint8Array | undefined;
+  #lastOffset = 0;
   #pos = 0;
   #end = 0;
   #keyCache: Array<string | undefined> = new Array(KEY_CACHE_SIZE);
   #reference = new ReferenceDecoder();
+  #valueDepth = 0;
 
   /** Decodes exactly one value spanning all of `bytes`. */
   decode(bytes: Uint8Array): unknown {
@@ -367,13 +404,19 @@ export class FastDecoder {
 
   /** Decodes exactly one value spanning `bytes[start..end)` (no subarray needed). */
   decodeRange(bytes: Uint8Array, start: number, end: number): unknown {
-    if (bytes.buffer !== this.#viewBuffer) {
-      this.#view = new DataView(bytes.buffer);
-      this.#bytes = new Uint8Array(bytes.buffer);
-      this.#viewBuffer = bytes.buffer;
+    if (bytes !== this.#lastInput) {
+      // typed array getters (buffer, byteOffset) cost; look them up once per input array
+      const buffer = bytes.buffer;
+      if (buffer !== this.#viewBuffer) {
+        this.#view = new DataView(buffer);
+        this.#bytes = new Uint8Array(buffer);
+        this.#viewBuffer = buffer;
+      }
+      this.#lastInput = bytes;
+      this.#lastOffset = bytes.byteOffset;
     }
-    this.#pos = bytes.byteOffset + start;
-    this.#end = bytes.byteOffset + end;
+    this.#pos = this.#lastOffset + start;
+    this.#end = this.#lastOffset + end;
     let value: unknown;
     try {
       value = this.#read(0);
@@ -524,7 +567,7 @@ export class FastDecoder {
     this.#need(n);
     const start = this.#pos;
     this.#pos += n;
-    return this.#bytes.subarray(start, start + n);
+    return new Uint8Array(this.#viewBuffer, start, n); // a view, cheaper than subarray()
   }
 
   #readString(n: number): string {
@@ -550,6 +593,10 @@ export class FastDecoder {
     const c = b[this.#pos];
     if (c >= 0xa0 && c < 0xc0) {
       const n = c & 0x1f;
+      if (n === 1 && this.#pos + 1 < this.#end && b[this.#pos + 1] < 0x80) {
+        this.#pos += 2;
+        return ASCII_CHARS[b[this.#pos - 1]];
+      }
       if (n <= KEY_CACHE_MAX_LEN) {
         this.#pos++;
         this.#need(n);
@@ -593,12 +640,95 @@ export class FastDecoder {
 
   #readMap(n: number, depth: number): Record<string, unknown> {
     if (n * 2 > this.#end - this.#pos) throw new MsgpackDecodeError("Insufficient data");
+    if (n === 0 || n > SHAPE_MAX_KEYS) return this.#readMapByKey(n, depth, false);
+    // Try the key layouts seen before with n keys, most recent first: a layout's reader is
+    // one object literal that reads each value after checking its key, so the object gets
+    // its final layout at once (see compileShape). A different key rewinds and tries on.
+    const list = shapesByCount[n];
+    const start = this.#pos;
+    const outer = this.#valueDepth;
+    this.#valueDepth = depth + 1;
+    try {
+      for (let s = 0; s < list.length; s++) {
+        try {
+          const out = list[s].read(this.#nextValue);
+          if (s > 0) list.unshift(list.splice(s, 1)[0]);
+          return out;
+        } catch (err) {
+          if (err !== SHAPE_MISS) throw err;
+          this.#pos = start;
+        }
+      }
+    } finally {
+      this.#valueDepth = outer;
+    }
+    return this.#readMapByKey(n, depth, true);
+  }
+
+  /** Reads the next key, which must be `expected`, and its value (for shape readers). */
+  #nextValue = (expected: string): unknown => {
+    if (this.#readKey() !== expected) throw SHAPE_MISS;
+    return this.#read(this.#valueDepth);
+  };
+
+  #readMapByKey(n: number, depth: number, learn: boolean): Record<string, unknown> {
     const out: Record<string, unknown> = {};
+    const keys: string[] = [];
     for (let i = 0; i < n; i++) {
       const key = this.#readKey();
       if (key === "__proto__") throw new MsgpackDecodeError("The key __proto__ is not allowed");
       out[key] = this.#read(depth + 1);
+      keys.push(key);
     }
+    if (learn) learnShape(keys);
     return out;
   }
+}
+
+/** Maps with at most this many keys are read through a shape. */
+const SHAPE_MAX_KEYS = 16;
+/** Layouts tried per key count, most recently used first. */
+const SHAPES_PER_COUNT = 4;
+/** Readers compiled in all (per process); past it, new layouts are read key by key. */
+const MAX_COMPILED_SHAPES = 256;
+/** Thrown by a shape reader when a key differs from its layout. */
+const SHAPE_MISS = Symbol("shape miss");
+
+/** A map key layout and its reader. */
+interface Shape {
+  read(next: (key: string) => unknown): Record<string, unknown>;
+}
+
+/** The layouts tried first, by key count; shared by every decoder of the process. */
+const shapesByCount: Shape[][] = Array.from({ length: SHAPE_MAX_KEYS + 1 }, () => []);
+/** Every compiled reader, by the JSON of its keys. */
+const compiledShapes = new Map<string, Shape>();
+
+/** Puts the reader of `keys` first among the layouts of its key count (compiling it once). */
+function learnShape(keys: string[]): void {
+  const id = JSON.stringify(keys);
+  let shape = compiledShapes.get(id);
+  if (shape === undefined) {
+    if (compiledShapes.size >= MAX_COMPILED_SHAPES || new Set(keys).size !== keys.length) return;
+    shape = compileShape(keys);
+    compiledShapes.set(id, shape);
+  }
+  const list = shapesByCount[keys.length];
+  list.unshift(shape);
+  if (list.length > SHAPES_PER_COUNT) list.pop();
+}
+
+/**
+ * Compiles the reader of one key layout: `return {"t": next("t"), "d": next("d")}`. The
+ * object literal creates the object with its final layout at once instead of adding keys
+ * one at a time through a keyed store (measured: 75 → ~55 ns per 100-byte frame).
+ * Property names are JSON string literals, which are valid JS string literals; the
+ * layout never holds `__proto__` (refused before a layout is learned) or a key twice.
+ */
+function compileShape(keys: string[]): Shape {
+  const body = keys.map((key) => {
+    const name = JSON.stringify(key);
+    return `${name}: next(${name})`;
+  }).join(", ");
+  return { read: new Function("next", `return { ${body} };`) as Shape["read"] };
 }
