@@ -153,6 +153,23 @@ export class FrameDecoder {
     return !this.#owned && this.#end > this.#start;
   }
 
+  /**
+   * Copies the undecoded bytes (part of a frame, in a chunk the caller pushed) to the start
+   * of `target` and continues from there, so that the caller can read the rest of the
+   * frame into `target` right after them. `target` must be fresh memory, at least
+   * `buffered` long. Returns the number of bytes moved.
+   */
+  relocate(target: Uint8Array): number {
+    const pending = this.#end - this.#start;
+    if (pending > target.length) throw new RangeError("relocate: target too small");
+    target.set(this.#buf.subarray(this.#start, this.#end));
+    this.#buf = target.subarray(0, pending);
+    this.#start = 0;
+    this.#end = pending;
+    this.#owned = false;
+    return pending;
+  }
+
   /** Adds received bytes. */
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return;

@@ -148,6 +148,11 @@ export class FrameConnection implements AsyncDisposable {
       if (this.#slab.length - this.#slabPos < READ_SLAB_MIN_ROOM) {
         this.#slab = new Uint8Array(READ_SLAB_BYTES);
         this.#slabPos = 0;
+        // a frame cut by the end of the old slab: move its head to the new one, so the
+        // rest is read right after it (no copy of whole reads to join them)
+        if (this.#decoder.holdsInput && this.#decoder.buffered <= READ_SLAB_BYTES / 4) {
+          this.#slabPos = this.#decoder.relocate(this.#slab);
+        }
       }
       const room = this.#slab.subarray(this.#slabPos);
       let n: number | null;

@@ -318,7 +318,13 @@ export class FastEncoder {
       const v = obj[key];
       if (v === undefined) continue;
       this.#writeString(key);
-      this.#write(v, depth + 1);
+      // the common value types without the general dispatch
+      if (typeof v === "string") this.#writeString(v);
+      else if (typeof v === "number" && (v >>> 0) === v && v < 0x80) {
+        this.#ensure(1);
+        this.#buf[this.#pos++] = v;
+      } else if (v instanceof Uint8Array) this.#writeBinary(v);
+      else this.#write(v, depth + 1);
       count++;
     }
     if (count < 16) {
