@@ -3,6 +3,7 @@ import {
   type ByteStream,
   FrameConnection,
   FrameDecoder,
+  FrameEncoder,
   FrameServer,
   type Message,
   ProtocolError,
@@ -122,4 +123,53 @@ Deno.test("FrameServer refuses a client whose first frame is not hello", async (
     conn.close();
     await server.close();
   }
+});
+
+Deno.test("FrameConnection.read() keeps every frame intact across read-buffer boundaries", async () => {
+  // frames of many sizes (up to 200 KiB, near the 256 KiB read buffer), read in pieces that
+  // fill the buffer to its end and in small pieces, every message kept until the end: a
+  // binary field is a view of the read buffer, so a later read must never overwrite it
+  let seed = 5;
+  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+  const encoder = new FrameEncoder();
+  const sent: Message[] = [];
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const size = i % 500 === 7 ? 150_000 + rand() % 50_000 : rand() % 3000;
+    const d = new Uint8Array(size);
+    for (let j = 0; j < size; j += 97) d[j] = (i + j) & 0xff;
+    const msg = { t: "m", i, d };
+    sent.push(msg);
+    parts.push(encoder.encode(msg).slice());
+  }
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  let off = 0;
+  let turn = 0;
+  const stream: ByteStream = {
+    read(p: Uint8Array): Promise<number | null> {
+      if (off >= all.length) return Promise.resolve(null);
+      const want = turn++ % 3 === 0 ? 1 + rand() % 5000 : p.length; // small, or fill it all
+      const n = Math.min(want, p.length, all.length - off);
+      p.set(all.subarray(off, off + n));
+      off += n;
+      return Promise.resolve(n);
+    },
+    write: (p: Uint8Array) => Promise.resolve(p.length),
+    close() {},
+  };
+  const conn = new FrameConnection(stream);
+  const got: Message[] = [];
+  for (let i = 0; i < 10_000; i++) {
+    const msg = conn.readBuffered() ?? await conn.read();
+    if (msg === null) break;
+    got.push(msg);
+  }
+  conn.close();
+  assert.equal(got.length, sent.length);
+  for (let i = 0; i < sent.length; i++) assert.deepEqual(got[i], sent[i], `frame ${i}`);
 });
