@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { seededRandom } from "../mod/random/mod.ts";
 import {
   type Ack,
   type ChatMessage,
@@ -7,18 +8,6 @@ import {
   mergeFlushes,
   TotalOrderGroup,
 } from "../mod/multicast/mod.ts";
-
-/** A deterministic PRNG (mulberry32) so every failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Frame =
   | { kind: "data"; view: number; msgs: ChatMessage[] }
@@ -175,7 +164,7 @@ function runRandom(sim: SimGroup, sends: number): void {
 
 Deno.test("TotalOrderGroup delivers one identical, sender-FIFO, causal order under random interleavings", () => {
   for (let seed = 1; seed <= 40; seed++) {
-    const sim = new SimGroup(["a", "b", "c", "d"].slice(0, 2 + (seed % 3)), rng(seed));
+    const sim = new SimGroup(["a", "b", "c", "d"].slice(0, 2 + (seed % 3)), seededRandom(seed));
     runRandom(sim, 120);
     sim.drain();
     const seqs = [...sim.delivered.values()];
@@ -199,7 +188,7 @@ Deno.test("TotalOrderGroup delivers one identical, sender-FIFO, causal order und
 Deno.test("TotalOrderGroup survivors of a crash agree on the dead member's messages after a flush", () => {
   let adoptedTotal = 0;
   for (let seed = 100; seed < 160; seed++) {
-    const random = rng(seed);
+    const random = seededRandom(seed);
     const sim = new SimGroup(["a", "b", "c", "d"], random);
     runRandom(sim, 60);
     const victim = ["a", "b", "c", "d"][seed % 4];
@@ -226,7 +215,7 @@ Deno.test("TotalOrderGroup survivors of a crash agree on the dead member's messa
 
 Deno.test("TotalOrderGroup survivors agree when the coordinator dies while sending the install", () => {
   for (let seed = 300; seed < 340; seed++) {
-    const random = rng(seed);
+    const random = seededRandom(seed);
     const sim = new SimGroup(["a", "b", "c", "d"], random);
     runRandom(sim, 50);
     sim.crash("d");

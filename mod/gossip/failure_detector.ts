@@ -9,7 +9,7 @@
 import { GossipType, MemberState } from "./constants.ts";
 import type { Member, MemberTable } from "./membership.ts";
 import type { AckMessage, GossipMessage, PingMessage, PingReqMessage } from "./messages.ts";
-import { type RandomSource, sampleDistinct, shuffle } from "./random.ts";
+import { type RandomSource, sampleDistinct, shuffle } from "../random/mod.ts";
 
 /** Options of {@linkcode FailureDetector}. */
 export interface FailureDetectorOptions {

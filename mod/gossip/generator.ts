@@ -5,7 +5,7 @@
  * @module
  */
 import { pause } from "../process/mod.ts";
-import type { RandomSource } from "./random.ts";
+import type { RandomSource } from "../random/mod.ts";
 import { WORDS } from "./words.ts";
 
 /** The gap before the next event of a Poisson process with mean gap `meanMs`. */

@@ -7,7 +7,7 @@
  */
 import { FrameEncoder } from "../wire/mod.ts";
 import type { GossipMessage } from "./messages.ts";
-import type { RandomSource } from "./random.ts";
+import type { RandomSource } from "../random/mod.ts";
 import type { GossipTransport } from "./transport.ts";
 
 /** Something that takes delivered messages. */

@@ -32,7 +32,7 @@ export {
   type StopRule,
   type ValueView,
 } from "./node.ts";
-export { type RandomSource, sampleDistinct, seededRandom, shuffle } from "./random.ts";
+export { type RandomSource, sampleDistinct, seededRandom, shuffle } from "../random/mod.ts";
 export {
   type MessageSink,
   type NetworkStats,

@@ -25,7 +25,7 @@ import type {
   GossipMessage,
   RumorMessage,
 } from "./messages.ts";
-import { type RandomSource, sampleDistinct } from "./random.ts";
+import { type RandomSource, sampleDistinct } from "../random/mod.ts";
 import { FailureDetector } from "./failure_detector.ts";
 import { type Entry, VersionedStore } from "./store.ts";
 import type { GossipTransport } from "./transport.ts";

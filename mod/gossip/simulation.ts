@@ -7,7 +7,7 @@
  */
 import { VirtualNetwork } from "./memory_network.ts";
 import { GossipNode, type PeerRef, type StopRule } from "./node.ts";
-import { seededRandom } from "./random.ts";
+import { seededRandom } from "../random/mod.ts";
 
 /** Options of {@linkcode simulate}. */
 export interface SimulationOptions {

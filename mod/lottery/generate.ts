@@ -7,6 +7,7 @@
 import type { Command } from "commander";
 import type { CommandDefinition } from "../process/mod.ts";
 import { type Bet, formatBetsCsv } from "./bet.ts";
+import { seededRandom } from "../random/mod.ts";
 
 const FIRST = [
   "Santiago",
@@ -52,18 +53,6 @@ const LAST = [
   "Núñez",
   "Peña",
 ];
-
-/** A small deterministic PRNG (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Generates `count` bets for `agency` from `seed`. */
 export function generateBets(agency: number, count: number, seed: number): Bet[] {

@@ -18,7 +18,7 @@ export {
 export { LotteryStore } from "./store.ts";
 export { LotteryServer, lotteryServerRole, MAX_BATCH_BETS } from "./server.ts";
 export { agencyRole, type CsvBatch, MAX_BATCH_FRAME_BYTES, splitCsvBatches } from "./agency.ts";
-export { generateBets, lotteryGenCommand, seededRandom } from "./generate.ts";
+export { generateBets, lotteryGenCommand } from "./generate.ts";
 export { composeCommand, composeYaml } from "./compose.ts";
 export { echoCheckCommand } from "./echo_check.ts";
 export { lotteryDemo } from "./demo.ts";

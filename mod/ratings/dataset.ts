@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { seededRandom } from "../random/mod.ts";
 
 /** One movie. */
 export interface Movie {
@@ -59,18 +60,6 @@ export const RATING_MAX = 5.0;
 /** Whether `r` is a valid rating: 0.5..5.0 in 0.5 steps. */
 export function isValidRating(r: number): boolean {
   return Number.isFinite(r) && r >= RATING_MIN && r <= RATING_MAX && Number.isInteger(r * 2);
-}
-
-/** A small fast seeded PRNG (mulberry32) returning floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const GENRES = [

@@ -1,6 +1,7 @@
 /**
- * Seeded pseudo-random numbers (mulberry32) and sampling helpers, so a simulation with the
- * same seed makes the same choices.
+ * Seeded pseudo-random numbers (mulberry32) and sampling helpers, shared by the gossip
+ * simulation, the lottery and ratings generators and the tests: the same seed makes the
+ * same choices.
  *
  * @module
  */
@@ -10,7 +11,7 @@ export type RandomSource = () => number;
 
 /** A seeded generator (mulberry32): the same seed gives the same sequence. */
 export function seededRandom(seed: number): RandomSource {
-  let a = (seed >>> 0) || 0x9e3779b9;
+  let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
