@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { type PromptCommand, runCommandPrompt } from "../process/mod.ts";
 import { ErrorCode, ProtocolError } from "../wire/mod.ts";
 import { GossipInputError, type GossipNode } from "./node.ts";
 
@@ -57,43 +58,11 @@ export function gossipCommands(node: GossipNode, extra: () => Record<string, unk
 export type GossipCommands = ReturnType<typeof gossipCommands>;
 
 /** Reads commands from stdin (a terminal) until `quit`, end of input or the signal. */
-export async function runPrompt(
-  signal: AbortSignal,
-  commands: GossipCommands,
-): Promise<void> {
-  const enc = new TextEncoder();
-  const dec = new TextDecoder();
-  const out = (s: string) => Deno.stdout.writeSync(enc.encode(s));
-  out("gossip> commands: spread <key> <value>, get <key>, members, status, quit\ngossip> ");
-  let buf = "";
-  const reader = Deno.stdin.readable.getReader();
-  signal.addEventListener("abort", () => reader.cancel().catch(() => {}), { once: true });
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done || signal.aborted) break;
-      buf += dec.decode(value, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const words = buf.slice(0, nl).trim().split(/\s+/).filter(Boolean);
-        buf = buf.slice(nl + 1);
-        const [cmd, ...args] = words;
-        if (!cmd) {
-          out("gossip> ");
-          continue;
-        }
-        if (cmd === "quit" || cmd === "exit") return;
-        const fn = (commands as Record<string, (a: string[]) => Record<string, unknown>>)[cmd];
-        try {
-          if (!fn) throw new Error(`unknown command ${cmd}`);
-          out(JSON.stringify(fn(args)) + "\n");
-        } catch (err) {
-          out(`error: ${err instanceof Error ? err.message : String(err)}\n`);
-        }
-        out("gossip> ");
-      }
-    }
-  } finally {
-    reader.releaseLock();
-  }
+export function runPrompt(signal: AbortSignal, commands: GossipCommands): Promise<void> {
+  return runCommandPrompt({
+    name: "gossip",
+    help: "commands: spread <key> <value>, get <key>, members, status, quit",
+    commands: commands as Record<string, PromptCommand>,
+    signal,
+  });
 }

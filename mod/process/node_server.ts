@@ -49,15 +49,25 @@ export function startNodeServer(ctx: RoleContext, options: NodeServerOptions): F
     handlers: { ...options.handlers, ctl: ctlHandler(commands) },
     onSession: options.onSession,
     onSessionClose: options.onSessionClose,
-    onProblem: (what, detail) => {
-      ctx.log.warn(`${what} problem from ${detail.remote}: ${detail.code}: ${detail.message}`);
-      ctx.events.emit("wire.error", {
-        what,
-        remote: detail.remote,
-        code: detail.code,
-        message: detail.message.slice(0, 200),
-      });
-    },
+    onProblem: reportWireProblem(ctx),
   });
   return server;
+}
+
+/**
+ * The `onProblem` of a role's `FrameServer`: a bad frame or handshake is logged as a
+ * warning and emitted as a `wire.error` event.
+ */
+export function reportWireProblem(
+  ctx: RoleContext,
+): NonNullable<FrameServerOptions["onProblem"]> {
+  return (what, detail) => {
+    ctx.log.warn(`${what} problem from ${detail.remote}: ${detail.code}: ${detail.message}`);
+    ctx.events.emit("wire.error", {
+      what,
+      remote: detail.remote,
+      code: detail.code,
+      message: detail.message.slice(0, 200),
+    });
+  };
 }

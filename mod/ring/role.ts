@@ -6,7 +6,15 @@
  */
 import { ConfigError } from "../config/mod.ts";
 import { type CtlCommands, ctlHandler } from "../ctl/mod.ts";
-import { aborted, type RoleContext, type RoleDefinition, roleMembers } from "../process/mod.ts";
+import {
+  aborted,
+  type PromptCommand,
+  reportWireProblem,
+  type RoleContext,
+  type RoleDefinition,
+  roleMembers,
+  runCommandPrompt,
+} from "../process/mod.ts";
 import {
   ErrorCode,
   FrameServer,
@@ -197,15 +205,7 @@ function startRingServer(ctx: RoleContext, node: RingNode, commands: CtlCommands
       },
     },
     onSessionClose: (session) => node.sessionClosed(session),
-    onProblem: (what, detail) => {
-      ctx.log.warn(`${what} problem from ${detail.remote}: ${detail.code}: ${detail.message}`);
-      ctx.events.emit("wire.error", {
-        what,
-        remote: detail.remote,
-        code: detail.code,
-        message: detail.message.slice(0, 200),
-      });
-    },
+    onProblem: reportWireProblem(ctx),
   });
   return server;
 }
@@ -219,43 +219,17 @@ function positive(value: unknown, flag: string, fallback: number): number {
 }
 
 /** The interactive prompt (stdin a terminal): lock [s], unlock [fence], status, start, quit. */
-async function runPrompt(node: RingNode, signal: AbortSignal): Promise<void> {
-  const enc = new TextEncoder();
-  const dec = new TextDecoder();
-  const out = (s: string) => Deno.stdout.writeSync(enc.encode(s));
-  out("ring> commands: lock [timeout-s], unlock [fence], status, start, quit\nring> ");
-  const commands = ringCommands(node);
-  let buf = "";
-  const reader = Deno.stdin.readable.getReader();
-  signal.addEventListener("abort", () => reader.cancel().catch(() => {}), { once: true });
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done || signal.aborted) break;
-      buf += dec.decode(value, { stream: true });
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const [cmd, ...args] = buf.slice(0, nl).trim().split(/\s+/).filter(Boolean);
-        buf = buf.slice(nl + 1);
-        if (cmd === "quit" || cmd === "exit") return;
-        if (cmd) {
-          try {
-            const fn = Object.hasOwn(commands, cmd) ? commands[cmd] : undefined;
-            if (!fn) {
-              throw new Error(
-                `unknown command ${cmd}; commands are ${Object.keys(commands).join(", ")}`,
-              );
-            }
-            // The prompt has no session: a lock it waits for is only cancelled by its timeout.
-            out(JSON.stringify(await fn(args, undefined as never, { t: "ctl" })) + "\n");
-          } catch (err) {
-            out(`error: ${err instanceof Error ? err.message : String(err)}\n`);
-          }
-        }
-        out("ring> ");
-      }
-    }
-  } finally {
-    reader.releaseLock();
+function runPrompt(node: RingNode, signal: AbortSignal): Promise<void> {
+  const ctlCommands = ringCommands(node);
+  const commands: Record<string, PromptCommand> = {};
+  for (const [name, fn] of Object.entries(ctlCommands)) {
+    // The prompt has no session: a lock it waits for is only cancelled by its timeout.
+    commands[name] = (args) => fn(args, undefined as never, { t: "ctl" });
   }
+  return runCommandPrompt({
+    name: "ring",
+    help: "commands: lock [timeout-s], unlock [fence], status, start, quit",
+    commands,
+    signal,
+  });
 }
