@@ -74,6 +74,7 @@ export class Broker {
   #pubbers = new Set<DaemonState>();
   #published: Array<{ id: string; topic: string; to: number }> = [];
   readonly #tick = new Tick(() => this.#flushOrDie());
+  #lazyTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #idle: IdleCheckpoint;
   #closed = false;
   #sentEarly = 0;
@@ -192,7 +193,9 @@ export class Broker {
           d.acked = dseq;
           d.dirty = true;
           this.#acks.set(d.name, dseq);
-          this.#schedule();
+          // deleting acknowledged deliveries is not urgent: it rides along with the next
+          // commit (or a lazy one), off the path of the next message
+          this.#scheduleLazy();
         }
         return undefined;
       },
@@ -212,6 +215,7 @@ export class Broker {
 
   /** Status fields for `ctl status`. */
   status(): Record<string, unknown> {
+    this.#flushOrDie(); // deferred deletions first, so the backlog below is exact
     const backlog: Record<string, number> = {};
     const daemons: Record<string, unknown> = {};
     for (const d of this.#daemons.values()) {
@@ -244,6 +248,7 @@ export class Broker {
     if (this.#closed) return;
     this.#flush();
     this.#closed = true;
+    clearTimeout(this.#lazyTimer);
     this.#tick.close();
     this.#idle.close();
   }
@@ -460,6 +465,15 @@ export class Broker {
     this.#tick.schedule();
   }
 
+  /** Asks for a commit soon, but not this tick: for work that may wait (deletions). */
+  #scheduleLazy(): void {
+    if (this.#lazyTimer !== undefined || this.#closed) return;
+    this.#lazyTimer = setTimeout(() => {
+      this.#lazyTimer = undefined;
+      this.#schedule();
+    }, LAZY_COMMIT_MS);
+  }
+
   /**
    * A failed write leaves the in-memory streams ahead of the disk: stop at once (exit 1)
    * and let the restart resend whatever was not acknowledged.
@@ -644,6 +658,9 @@ function memoryMiB(): Record<string, number> {
   const mib = (n: number) => Math.round(n / 104_857.6) / 10;
   return { rss: mib(m.rss), heap_used: mib(m.heapUsed), external: mib(m.external) };
 }
+
+/** How long deletions of acknowledged deliveries may wait for a commit. */
+const LAZY_COMMIT_MS = 50;
 
 /** Queued bytes to a daemon below which a delivery is sent before its commit. */
 const EARLY_SEND_LIMIT = 256 * 1024;

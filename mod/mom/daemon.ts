@@ -93,6 +93,9 @@ export class MomDaemon {
   readonly #seenFrom: Map<string, number>;
   #seenPending = new Map<string, number>();
   #takes = 0;
+  /** Inbox acknowledgements (user → position) waiting for the next commit. */
+  #ackPending = new Map<number, number>();
+  #lazyTimer: ReturnType<typeof setTimeout> | undefined;
   #flushes: Array<{ session: PeerSession; msg: Message }> = [];
   readonly #tick = new Tick(() => this.#flushOrDie());
   readonly #idle: IdleCheckpoint;
@@ -235,11 +238,18 @@ export class MomDaemon {
         const after = fieldInt(msg, "after", { min: 0 });
         const max = Math.min(fieldInt(msg, "max", { min: 0 }), MAX_RECEIVE_BATCH);
         const wait = Math.min(fieldInt(msg, "wait", { min: 0 }), 3_600_000);
-        const rows = this.#store.take(user, after, max);
-        if (after > 0 && ++this.#takes % 64 === 0) this.#store.collect();
-        if (rows.length > 0 || wait === 0 || max === 0) {
+        if (after > (this.#ackPending.get(user) ?? 0)) {
+          this.#ackPending.set(user, after);
+          this.#takes++;
+        }
+        const rows = this.#store.select(user, after, max);
+        if (rows.length > 0) {
+          // an acknowledgement is on disk before the user is handed anything after it
+          this.#commitAck(user);
           return { t: "messages", messages: rows.map(toWire) };
         }
+        if (this.#ackPending.size > 0) this.#scheduleLazy();
+        if (wait === 0 || max === 0) return { t: "messages", messages: [] };
         const waiter: Waiter = {
           session: s,
           msg,
@@ -270,12 +280,13 @@ export class MomDaemon {
 
   /** Status fields for `ctl status`. */
   status(): Record<string, unknown> {
+    this.#flushOrDie(); // deferred deletions first, so the sizes below are exact
     return {
       broker: `${this.#broker.hostname}:${this.#broker.port}`,
       link: this.#attached ? "up" : "down",
       users: [...this.#users],
       inbox: this.#store.inboxSizes(),
-      outbox: this.#store.outboxSize() + this.#out.length,
+      outbox: this.#store.outboxSize(this.#pubAcked) + this.#out.length,
       published: this.published,
       delivered: this.delivered,
       sent_early: this.#sentEarly,
@@ -289,9 +300,10 @@ export class MomDaemon {
   /** Stops the link, writes what is pending, answers waiting receives. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#takes = COLLECT_EVERY;
     this.#flush();
-    this.#store.collect();
     this.#closed = true;
+    clearTimeout(this.#lazyTimer);
     this.#tick.close();
     this.#idle.close();
     this.#linkAbort.abort();
@@ -393,23 +405,29 @@ export class MomDaemon {
     const dseq = this.#lastDseq;
     if (
       out.length === 0 && incoming.length === 0 && flushes.length === 0 &&
-      ack <= this.#pubAcked && dseq === this.#lastDseqCommitted
+      ack <= this.#pubAcked && dseq === this.#lastDseqCommitted && this.#ackPending.size === 0
     ) return;
     this.#out = [];
     this.#in = [];
     this.#flushes = [];
+    const inboxAcks = this.#ackPending;
+    this.#ackPending = new Map();
+    const collect = this.#takes >= COLLECT_EVERY;
+    if (collect) this.#takes = 0;
     const positions: Record<string, number> = {};
     if (out.length > 0) positions.last_seq = out[out.length - 1].entry.seq;
     if (dseq !== this.#lastDseqCommitted) positions.last_dseq = dseq;
     const seen = this.#seenPending;
     this.#seenPending = new Map();
     this.#idle.wrote();
-    this.#store.commit(
+    const firstN = this.#store.commit(
       out.map((p) => p.entry),
       incoming,
       ack > this.#pubAcked ? ack : 0,
       positions,
       seen,
+      inboxAcks,
+      collect,
     );
     for (const [k, v] of seen) this.#seenFrom.set(k, v);
     if (ack > this.#pubAcked) this.#pubAcked = ack;
@@ -436,17 +454,51 @@ export class MomDaemon {
       this.#lastDseqCommitted = dseq;
       if (this.#attached) this.#linkSend({ t: "dack", dseq });
     }
-    for (const u of woken) this.#wakeUser(u);
+    for (const u of woken) this.#wakeUser(u, incoming, firstN);
     if (this.#attached && this.#pubSent < this.#pubCommitted) this.#pump();
   }
 
-  #wakeUser(user: number): void {
+  /**
+   * Answers `user`'s waiting receives with the deliveries just committed (`incoming`, the
+   * first at inbox position `firstN`). A receive waits only when the inbox had nothing after
+   * its position, and every commit wakes the waiting receives of its recipients, so these
+   * are exactly the entries it is waiting for: no read back from the database.
+   */
+  #wakeUser(user: number, incoming: Delivery[], firstN: number): void {
     const set = this.#waiters.get(user);
     if (!set || set.size === 0) return;
+    const mine: InboxEntry[] = [];
+    for (let i = 0; i < incoming.length; i++) {
+      const e = incoming[i];
+      if (!e.users.includes(user)) continue;
+      mine.push({ seq: firstN + i, id: e.id, topic: e.topic, payload: e.payload, from: e.from });
+    }
     for (const w of [...set]) {
-      const rows = this.#store.take(user, w.after, w.max);
+      const rows = mine.filter((r) => r.seq > w.after).slice(0, w.max);
       if (rows.length > 0) this.#answer(w, rows);
     }
+  }
+
+  /** Commits `user`'s pending inbox acknowledgement now (it precedes handing out more). */
+  #commitAck(user: number): void {
+    const upTo = this.#ackPending.get(user);
+    if (upTo === undefined) return;
+    this.#ackPending.delete(user);
+    this.#store.ack(user, upTo);
+    this.#idle.wrote();
+    if (this.#takes >= COLLECT_EVERY) {
+      this.#takes = 0;
+      this.#store.collect();
+    }
+  }
+
+  /** Asks for a commit soon, but not this tick: for work that may wait (deletions). */
+  #scheduleLazy(): void {
+    if (this.#lazyTimer !== undefined || this.#closed) return;
+    this.#lazyTimer = setTimeout(() => {
+      this.#lazyTimer = undefined;
+      this.#schedule();
+    }, LAZY_COMMIT_MS);
   }
 
   #linkSend(msg: Message): boolean {
@@ -526,8 +578,10 @@ export class MomDaemon {
     } else if (msg.t === "puback") {
       const seq = fieldInt(msg, "seq", { min: 0 });
       if (seq > this.#pubAckPending) {
+        // deleting acknowledged publications is not urgent: it rides along with the next
+        // commit (or a lazy one), off the path of the next message
         this.#pubAckPending = seq;
-        this.#schedule();
+        this.#scheduleLazy();
       }
     }
   }
@@ -616,6 +670,11 @@ export class MomDaemon {
 
 /** Publication numbers reserved on disk at a time (skipped after a restart). */
 const SEQ_RESERVATION = 100_000;
+
+/** How long deletions (acknowledged outbox and inbox entries) may wait for a commit. */
+const LAZY_COMMIT_MS = 50;
+/** Acknowledgements after which fully taken messages are garbage-collected. */
+const COLLECT_EVERY = 64;
 
 /** Queued bytes on the broker link below which a publication is sent before its commit. */
 const EARLY_SEND_LIMIT = 256 * 1024;

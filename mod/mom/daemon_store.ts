@@ -187,8 +187,11 @@ export class DaemonStore {
   }
 
   /**
-   * Writes one tick's work in one transaction: new publications, deliveries into inboxes
-   * , the outbox acknowledged up to `pubAcked`, and positions.
+   * Writes one tick's work in one transaction: new publications, deliveries into inboxes,
+   * the outbox acknowledged up to `pubAcked`, inbox entries users acknowledged
+   * (`inboxAcks`: user → position), positions, and (with `collect`) the garbage collection
+   * of messages every user has taken. Returns the inbox position given to the first of
+   * `incoming` (the others follow in order), or 0 when there is none.
    */
   commit(
     outgoing: OutboxEntry[],
@@ -196,7 +199,10 @@ export class DaemonStore {
     pubAcked: number,
     positions: Record<string, number>,
     seenFrom: Map<string, number> = new Map(),
-  ): void {
+    inboxAcks: Map<number, number> = new Map(),
+    collect = false,
+  ): number {
+    const first = incoming.length > 0 ? this.#nextN : 0;
     if (incoming.length > 0) {
       // inbox positions are never reused, even after every message was taken
       positions.inbox_n = this.#nextN + incoming.length - 1;
@@ -216,9 +222,12 @@ export class DaemonStore {
         this.#insRef.run(refs);
       }
       if (pubAcked > 0) this.#delOut.run(pubAcked);
+      for (const [user, upTo] of inboxAcks) this.#delIn.run(user, upTo);
+      if (collect) this.#gc.run(this.#nextN);
       for (const [k, v] of Object.entries(positions)) this.#setMeta.run(k, String(v));
       for (const [daemon, seq] of seenFrom) this.#upSeen.run(daemon, seq);
     });
+    return first;
   }
 
   /** Highest publication seq stored per publishing daemon. */
@@ -241,18 +250,24 @@ export class DaemonStore {
     }));
   }
 
-  /** Number of publications waiting for the broker. */
-  outboxSize(): number {
+  /** Number of stored publications after `after` (not yet acknowledged by the broker). */
+  outboxSize(after = 0): number {
     return Number(
-      (this.#db.prepare("SELECT COUNT(*) AS n FROM outbox").get() as { n: number }).n,
+      (this.#db.prepare("SELECT COUNT(*) AS n FROM outbox WHERE seq>?").get(after) as {
+        n: number;
+      }).n,
     );
   }
 
-  /** Deletes `user`'s inbox entries up to `upTo` and reads up to `limit` after it. */
-  take(user: number, upTo: number, limit: number): InboxEntry[] {
+  /** Deletes `user`'s inbox entries up to `upTo` (its acknowledgement). */
+  ack(user: number, upTo: number): void {
     if (upTo > 0) this.#delIn.run(user, upTo);
+  }
+
+  /** Reads up to `limit` of `user`'s inbox entries after position `after`. */
+  select(user: number, after: number, limit: number): InboxEntry[] {
     if (limit <= 0) return [];
-    return (this.#selIn.all(user, upTo, limit) as Array<
+    return (this.#selIn.all(user, after, limit) as Array<
       { n: number; id: string; topic: string; payload: Uint8Array; sender: number }
     >).map((r) => ({
       seq: Number(r.n),
