@@ -93,6 +93,8 @@ export class MomDaemon {
   readonly #seenFrom: Map<string, number>;
   #seenPending = new Map<string, number>();
   #takes = 0;
+  /** Per user whose receives keep up: the inbox entries committed since (see RecentInbox). */
+  readonly #recent = new Map<number, RecentInbox>();
   /** Inbox acknowledgements (user → position) waiting for the next commit. */
   #ackPending = new Map<number, number>();
   #lazyTimer: ReturnType<typeof setTimeout> | undefined;
@@ -185,6 +187,7 @@ export class MomDaemon {
         const reply = await this.#brokerRequest({ t: "user.destroy", user });
         this.#store.removeUser(user);
         this.#users.delete(user);
+        this.#recent.delete(user);
         for (const w of this.#waiters.get(user) ?? []) this.#answer(w, []);
         this.#waiters.delete(user);
         this.#ctx.events.emit("user.destroyed", { user });
@@ -242,7 +245,13 @@ export class MomDaemon {
           this.#ackPending.set(user, after);
           this.#takes++;
         }
-        const rows = this.#store.select(user, after, max);
+        let rows = this.#recentAfter(user, after, max);
+        if (rows === undefined) {
+          rows = this.#store.select(user, after, max);
+          // nothing stored after `after`: from here on, what is committed for this user is
+          // also kept in memory, and its next receives need no read back
+          if (rows.length === 0) this.#recent.set(user, { from: after + 1, entries: [], head: 0 });
+        }
         if (rows.length > 0) {
           // an acknowledgement is on disk before the user is handed anything after it
           this.#commitAck(user);
@@ -454,6 +463,7 @@ export class MomDaemon {
       this.#lastDseqCommitted = dseq;
       if (this.#attached) this.#linkSend({ t: "dack", dseq });
     }
+    if (this.#recent.size > 0) this.#remember(incoming, firstN);
     for (const u of woken) this.#wakeUser(u, incoming, firstN);
     if (this.#attached && this.#pubSent < this.#pubCommitted) this.#pump();
   }
@@ -476,6 +486,43 @@ export class MomDaemon {
     for (const w of [...set]) {
       const rows = mine.filter((r) => r.seq > w.after).slice(0, w.max);
       if (rows.length > 0) this.#answer(w, rows);
+    }
+  }
+
+  /**
+   * `user`'s inbox entries after `after` (up to `max`) from memory, or undefined when memory
+   * does not hold all of them. Drops the entries up to `after` (acknowledged).
+   */
+  #recentAfter(user: number, after: number, max: number): InboxEntry[] | undefined {
+    const recent = this.#recent.get(user);
+    if (recent === undefined || after + 1 < recent.from) return undefined;
+    const entries = recent.entries;
+    let head = recent.head;
+    while (head < entries.length && entries[head].seq <= after) head++;
+    if (head > 1024 && head * 2 > entries.length) {
+      recent.entries = entries.slice(head);
+      head = 0;
+    }
+    recent.head = head;
+    return recent.entries.slice(head, head + max);
+  }
+
+  /** Adds just-committed deliveries to the in-memory inboxes of the users that have one. */
+  #remember(incoming: Delivery[], firstN: number): void {
+    for (let i = 0; i < incoming.length; i++) {
+      const e = incoming[i];
+      let entry: InboxEntry | undefined;
+      for (const user of e.users) {
+        const recent = this.#recent.get(user);
+        if (recent === undefined) continue;
+        if (recent.entries.length - recent.head >= RECENT_MAX) {
+          // a user that does not keep up reads from the database again
+          this.#recent.delete(user);
+          continue;
+        }
+        entry ??= { seq: firstN + i, id: e.id, topic: e.topic, payload: e.payload, from: e.from };
+        recent.entries.push(entry);
+      }
     }
   }
 
@@ -670,6 +717,20 @@ export class MomDaemon {
 
 /** Publication numbers reserved on disk at a time (skipped after a restart). */
 const SEQ_RESERVATION = 100_000;
+
+/**
+ * A user's inbox entries committed since its receives last found nothing stored: complete
+ * for every position ≥ `from`, so a receive after `from - 1` or later needs no read back.
+ */
+interface RecentInbox {
+  from: number;
+  entries: InboxEntry[];
+  /** Index of the first entry not yet acknowledged. */
+  head: number;
+}
+
+/** Unacknowledged entries kept in memory per user at most (past it, reads go to SQLite). */
+const RECENT_MAX = 10_000;
 
 /** How long deletions (acknowledged outbox and inbox entries) may wait for a commit. */
 const LAZY_COMMIT_MS = 50;
