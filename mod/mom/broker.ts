@@ -41,6 +41,8 @@ interface DaemonState extends DaemonRow {
   reserved: number;
   /** Stored deliveries not yet acknowledged (the backlog). */
   backlog: number;
+  /** Highest seq acknowledged to the daemon on the current session. */
+  pubackSent: number;
   session?: PeerSession;
   pumping: boolean;
   dirty: boolean;
@@ -75,6 +77,8 @@ export class Broker {
   #published: Array<{ id: string; topic: string; to: number }> = [];
   readonly #tick = new Tick(() => this.#flushOrDie());
   #lazyTimer: ReturnType<typeof setTimeout> | undefined;
+  #lazyPubacks = new Set<DaemonState>();
+  #pubackTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #idle: IdleCheckpoint;
   #closed = false;
   #sentEarly = 0;
@@ -103,6 +107,7 @@ export class Broker {
         sent: d.acked,
         reserved: r,
         backlog: backlogs.get(d.name) ?? 0,
+        pubackSent: 0,
         pumping: false,
         dirty: false,
       });
@@ -249,6 +254,7 @@ export class Broker {
     this.#flush();
     this.#closed = true;
     clearTimeout(this.#lazyTimer);
+    clearTimeout(this.#pubackTimer);
     this.#tick.close();
     this.#idle.close();
   }
@@ -305,6 +311,7 @@ export class Broker {
         sent: 0,
         reserved: 0,
         backlog: 0,
+        pubackSent: 0,
         pumping: false,
         dirty: true,
       };
@@ -332,6 +339,7 @@ export class Broker {
       old.conn.close();
     }
     d.sent = d.acked;
+    d.pubackSent = d.seen; // attach.ok tells the daemon `seen`
     this.#saveDaemonNow(d);
     this.#ctx.events.emit("link.up", { daemon: name, backlog: d.backlog });
     queueMicrotask(() => this.#pump(d));
@@ -452,6 +460,7 @@ export class Broker {
         sent: 0,
         reserved: 0,
         backlog: 0,
+        pubackSent: 0,
         pumping: false,
         dirty: true,
       };
@@ -521,14 +530,18 @@ export class Broker {
       d.seen = d.seenPending;
       d.committed = d.dseq;
     }
+    // a puback only lets the daemon delete its outbox: one per ACK_EVERY publications, or
+    // ACK_LAZY_MS after the last, saves a frame (and a wake-up of the daemon) per message
     for (const d of pubbers) {
-      if (d.session) {
-        try {
-          d.session.send({ t: "puback", seq: d.seen });
-        } catch {
-          // the link went away; the daemon resends
-        }
-      }
+      if (d.seen - d.pubackSent >= ACK_EVERY) this.#sendPuback(d);
+      else this.#lazyPubacks.add(d);
+    }
+    if (this.#lazyPubacks.size > 0 && this.#pubackTimer === undefined) {
+      this.#pubackTimer = setTimeout(() => {
+        this.#pubackTimer = undefined;
+        for (const d of this.#lazyPubacks) this.#sendPuback(d);
+        this.#lazyPubacks.clear();
+      }, ACK_LAZY_MS);
     }
     const events = this.#ctx.events;
     for (const p of published) events.emit("msg.published", p);
@@ -540,6 +553,16 @@ export class Broker {
         continue;
       }
       this.#sendRow(dest, row, true);
+    }
+  }
+
+  #sendPuback(d: DaemonState): void {
+    if (!d.session || d.seen <= d.pubackSent) return;
+    try {
+      d.session.send({ t: "puback", seq: d.seen });
+      d.pubackSent = d.seen;
+    } catch {
+      // the link went away; the daemon learns `seen` when it attaches again
     }
   }
 
@@ -658,6 +681,11 @@ function memoryMiB(): Record<string, number> {
   const mib = (n: number) => Math.round(n / 104_857.6) / 10;
   return { rss: mib(m.rss), heap_used: mib(m.heapUsed), external: mib(m.external) };
 }
+
+/** Publications after which a `puback` goes out at once (else after ACK_LAZY_MS). */
+const ACK_EVERY = 1_000;
+/** How long a `puback` may wait. */
+const ACK_LAZY_MS = 20;
 
 /** How long deletions of acknowledged deliveries may wait for a commit. */
 const LAZY_COMMIT_MS = 50;
