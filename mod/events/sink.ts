@@ -80,6 +80,8 @@ export class EventSink {
 
   /** Emits event `ev` with `fields`. */
   emit(ev: string, fields: Record<string, unknown> = {}): void {
+    // nobody listening: no record to build (hot paths emit per message)
+    if (this.#listeners.length === 0 && (this.#closed || (!this.#file && !this.#stdout))) return;
     const ts = Math.round((performance.timeOrigin + performance.now()) * 1000) / 1000;
     const event: EventRecord = { ts, node: this.node, role: this.role, ev, ...fields };
     for (const listener of this.#listeners) listener(event);
