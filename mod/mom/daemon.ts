@@ -425,7 +425,7 @@ export class MomDaemon {
     this.#flushes = [];
     const inboxAcks = this.#ackPending;
     this.#ackPending = new Map();
-    const collect = this.#takes >= COLLECT_EVERY;
+    const collect = this.#takes >= COLLECT_EVERY ? this.#users : undefined;
     if (collect) this.#takes = 0;
     const positions: Record<string, number> = {};
     if (out.length > 0) positions.last_seq = out[out.length - 1].entry.seq;
@@ -555,7 +555,7 @@ export class MomDaemon {
     this.#idle.wrote();
     if (this.#takes >= COLLECT_EVERY) {
       this.#takes = 0;
-      this.#store.collect();
+      this.#store.collect(this.#users);
     }
   }
 
