@@ -498,3 +498,43 @@ Deno.test("a daemon with --socket serves applications over a Unix socket too; a 
     await Deno.remove(sockDir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("a subscriber that falls behind the daemon's in-memory inbox reads the rest from SQLite, in order, once", async () => {
+  await using cluster = await momCluster(1);
+  await linked(cluster, "d1");
+  const client = await MomClient.connect(addr(cluster.node("d1").port));
+  try {
+    const pub = await client.create();
+    const sub = await client.create();
+    await sub.subscribe("big/#");
+    // an empty receive: from here on the daemon keeps this user's deliveries in memory too
+    assert.deepEqual(await sub.receiveBatch({ timeout: 0 }), []);
+    // 12 MiB of payload, over the 8 MiB the daemon keeps in memory for one user
+    const payload = new Uint8Array(128 * 1024);
+    for (let i = 0; i < 96; i++) {
+      payload[0] = i;
+      pub.publishNoWait("big/blob", payload);
+    }
+    await pub.flush();
+    const d1 = cluster.node("d1");
+    const stored = await waitUntil(async () => {
+      const s = await d1.ctl("status");
+      return (s.inbox as Record<string, number>)[String(sub.id)] === 96 ? s : undefined;
+    }, { timeoutMs: 15_000, what: "96 deliveries stored" });
+    assert.ok(
+      (stored.inbox_memory_bytes as number) <= 8 * 1024 * 1024,
+      `in-memory inbox holds ${String(stored.inbox_memory_bytes)} bytes`,
+    );
+    const got: MomMessage[] = [];
+    const deadline = performance.now() + 20_000;
+    while (got.length < 96 && performance.now() < deadline) {
+      got.push(...await sub.receiveBatch({ timeout: 500, max: 7 }));
+    }
+    assert.deepEqual(got.map((m) => m.payload[0]), Array.from({ length: 96 }, (_, i) => i));
+    assert.ok(got.every((m) => m.payload.length === 128 * 1024));
+    // caught up: nothing more, nothing twice
+    assert.deepEqual(await sub.receiveBatch({ timeout: 300 }), []);
+  } finally {
+    await client.close();
+  }
+});

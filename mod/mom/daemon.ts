@@ -95,6 +95,7 @@ export class MomDaemon {
   #takes = 0;
   /** Per user whose receives keep up: the inbox entries committed since (see RecentInbox). */
   readonly #recent = new Map<number, RecentInbox>();
+  #recentBytes = 0;
   /** Inbox acknowledgements (user → position) waiting for the next commit. */
   #ackPending = new Map<number, number>();
   #lazyTimer: ReturnType<typeof setTimeout> | undefined;
@@ -190,7 +191,7 @@ export class MomDaemon {
         const reply = await this.#brokerRequest({ t: "user.destroy", user });
         this.#store.removeUser(user);
         this.#users.delete(user);
-        this.#recent.delete(user);
+        this.#dropRecent(user);
         for (const w of this.#waiters.get(user) ?? []) this.#answer(w, []);
         this.#waiters.delete(user);
         this.#ctx.events.emit("user.destroyed", { user });
@@ -253,7 +254,10 @@ export class MomDaemon {
           rows = this.#store.select(user, after, max);
           // nothing stored after `after`: from here on, what is committed for this user is
           // also kept in memory, and its next receives need no read back
-          if (rows.length === 0) this.#recent.set(user, { from: after + 1, entries: [], head: 0 });
+          if (rows.length === 0) {
+            this.#dropRecent(user);
+            this.#recent.set(user, { from: after + 1, entries: [], head: 0, bytes: 0 });
+          }
         }
         if (rows.length > 0) {
           // an acknowledgement is on disk before the user is handed anything after it
@@ -298,6 +302,7 @@ export class MomDaemon {
       link: this.#attached ? "up" : "down",
       users: [...this.#users],
       inbox: this.#store.inboxSizes(),
+      inbox_memory_bytes: this.#recentBytes,
       outbox: this.#store.outboxSize(this.#pubAcked) + this.#out.length,
       published: this.published,
       delivered: this.delivered,
@@ -510,7 +515,12 @@ export class MomDaemon {
     if (recent === undefined || after + 1 < recent.from) return undefined;
     const entries = recent.entries;
     let head = recent.head;
-    while (head < entries.length && entries[head].seq <= after) head++;
+    let freed = 0;
+    while (head < entries.length && entries[head].seq <= after) {
+      freed += entryBytes(entries[head++]);
+    }
+    recent.bytes -= freed;
+    this.#recentBytes -= freed;
     if (head > 1024 && head * 2 > entries.length) {
       recent.entries = entries.slice(head);
       head = 0;
@@ -524,18 +534,33 @@ export class MomDaemon {
     for (let i = 0; i < incoming.length; i++) {
       const e = incoming[i];
       let entry: InboxEntry | undefined;
+      let bytes = 0;
       for (const user of e.users) {
         const recent = this.#recent.get(user);
         if (recent === undefined) continue;
-        if (recent.entries.length - recent.head >= RECENT_MAX) {
+        entry ??= { seq: firstN + i, id: e.id, topic: e.topic, payload: e.payload, from: e.from };
+        bytes ||= entryBytes(entry);
+        if (
+          recent.entries.length - recent.head >= RECENT_MAX_ENTRIES ||
+          recent.bytes + bytes > RECENT_MAX_BYTES ||
+          this.#recentBytes + bytes > RECENT_MAX_TOTAL_BYTES
+        ) {
           // a user that does not keep up reads from the database again
-          this.#recent.delete(user);
+          this.#dropRecent(user);
           continue;
         }
-        entry ??= { seq: firstN + i, id: e.id, topic: e.topic, payload: e.payload, from: e.from };
         recent.entries.push(entry);
+        recent.bytes += bytes;
+        this.#recentBytes += bytes;
       }
     }
+  }
+
+  #dropRecent(user: number): void {
+    const recent = this.#recent.get(user);
+    if (recent === undefined) return;
+    this.#recentBytes -= recent.bytes;
+    this.#recent.delete(user);
   }
 
   /** Acknowledges the deliveries committed so far to the broker. */
@@ -748,10 +773,21 @@ interface RecentInbox {
   entries: InboxEntry[];
   /** Index of the first entry not yet acknowledged. */
   head: number;
+  /** Approximate bytes of the entries from `head` on. */
+  bytes: number;
 }
 
 /** Unacknowledged entries kept in memory per user at most (past it, reads go to SQLite). */
-const RECENT_MAX = 10_000;
+const RECENT_MAX_ENTRIES = 50_000;
+/** Bytes of unacknowledged entries kept in memory per user at most. */
+const RECENT_MAX_BYTES = 8 * 1024 * 1024;
+/** Bytes kept in memory over all users at most. */
+const RECENT_MAX_TOTAL_BYTES = 64 * 1024 * 1024;
+
+/** Memory an in-memory inbox entry is counted for. */
+function entryBytes(e: InboxEntry): number {
+  return e.payload.length + e.topic.length + e.id.length + 64;
+}
 
 /** Deliveries after which a `dack` goes out at once (else after ACK_LAZY_MS). */
 const ACK_EVERY = 1_000;
