@@ -6,6 +6,7 @@
  * @module
  */
 import type { DemoStep } from "../demo/step.ts";
+import { pause } from "../process/mod.ts";
 import { MomClient, type MomMessage, type MomUser } from "./client.ts";
 
 async function receiveAll(user: MomUser, want: number, timeoutMs: number): Promise<MomMessage[]> {
@@ -71,7 +72,14 @@ export const momDemo: DemoStep = {
           }`,
         );
       }
-      const status = await broker.ctl("status");
+      // daemons acknowledge deliveries in batches (1,000 or 20 ms): wait until they have
+      let status = await broker.ctl("status");
+      for (let i = 0; i < 50; i++) {
+        const backlog = Object.values(status.backlog as Record<string, number>);
+        if (backlog.every((n) => n === 0)) break;
+        await pause(20);
+        status = await broker.ctl("status");
+      }
       return [
         `broker ${broker.name} on ${broker.address}, daemons ${
           daemons.map((d) => `${d.name}@${d.address}`).join(" ")
