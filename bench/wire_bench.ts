@@ -254,6 +254,8 @@ if (args.includes("--sink")) {
       figure: "codec_vs_ceiling",
       vs_plain_64KiB: Number((c / b).toFixed(3)),
       vs_plain_per_frame: Number((c / s).toFixed(3)),
+      // each repetition's codec run against the plain run right after it
+      vs_plain_64KiB_by_rep: codec.map((x, i) => Number((x / batched[i]).toFixed(3))),
       target: ">= 0.5 of the plain-write ceiling",
     }));
     await echoFigures();
