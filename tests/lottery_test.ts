@@ -363,29 +363,36 @@ Deno.test("splitCsvBatches() keeps every bets frame within 8 KiB and every valid
 });
 
 Deno.test("parseBetBatch() names the first bad line by index and refuses blank lines", () => {
-  assert.deepEqual(parseBetBatch("A,B,1,2020-01-01,7\nA,B,1,2020-13-01,7\n", 10), {
-    index: 1,
-    problem: 'birthdate "2020-13-01" is not a YYYY-MM-DD date',
-  });
-  assert.deepEqual(parseBetBatch("A,B,1,2020-01-01,7\n\nA,B,1,2020-01-01,7", 10), {
-    index: 1,
-    problem: "expected 5 comma-separated fields, got 1",
-  });
-  assert.deepEqual(parseBetBatch("A,B,1,2020-01-01,10000", 10), {
-    index: 0,
-    problem: 'number "10000" is not an integer 0..9999',
-  });
-  assert.deepEqual(parseBetBatch("A,B,x1,2020-01-01,1", 10), {
-    index: 0,
-    problem: 'document "x1" is not 1 to 20 digits',
-  });
-  assert.deepEqual(parseBetBatch("A,B,1,2020-01-01,1\nA,B,1,2020-01-01,2", 1), {
-    index: 1,
-    problem: "more than 1 bets in one batch",
-  });
-  assert.deepEqual(parseBetBatch(" Zoë , Ünal ,007, 2001-02-28 , 12 \r\n", 10), {
-    bets: [["Zoë", "Ünal", "007", "2001-02-28", 12]],
-  });
+  const cases: Array<[string, number, unknown]> = [
+    [
+      "A,B,1,2020-01-01,7\nA,B,1,2020-13-01,7\n",
+      10,
+      { index: 1, problem: 'birthdate "2020-13-01" is not a YYYY-MM-DD date' },
+    ],
+    [
+      "A,B,1,2020-01-01,7\n\nA,B,1,2020-01-01,7",
+      10,
+      { index: 1, problem: "expected 5 comma-separated fields, got 1" },
+    ],
+    ["A,B,1,2020-01-01,10000", 10, {
+      index: 0,
+      problem: 'number "10000" is not an integer 0..9999',
+    }],
+    ["A,B,x1,2020-01-01,1", 10, { index: 0, problem: 'document "x1" is not 1 to 20 digits' }],
+    [
+      "A,B,1,2020-01-01,1\nA,B,1,2020-01-01,2",
+      1,
+      { index: 1, problem: "more than 1 bets in one batch" },
+    ],
+    [
+      " Zoë , Ünal ,007, 2001-02-28 , 12 \r\n",
+      10,
+      { bets: [["Zoë", "Ünal", "007", "2001-02-28", 12]] },
+    ],
+  ];
+  for (const [csv, max, expected] of cases) {
+    assert.deepEqual(parseBetBatch(csv, max), expected, JSON.stringify(csv));
+  }
 });
 
 Deno.test("parseBetsCsv() reads CRLF/LF with accents and names bad lines", () => {

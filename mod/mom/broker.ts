@@ -76,7 +76,6 @@ export class Broker {
   #pubbers = new Set<DaemonState>();
   #published: Array<{ id: string; topic: string; to: number }> = [];
   readonly #tick = new Tick(() => this.#flushOrDie());
-  #lazyTimer: ReturnType<typeof setTimeout> | undefined;
   #lazyPubacks = new Set<DaemonState>();
   #pubackTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #idle: IdleCheckpoint;
@@ -200,7 +199,7 @@ export class Broker {
           this.#acks.set(d.name, dseq);
           // deleting acknowledged deliveries is not urgent: it rides along with the next
           // commit (or a lazy one), off the path of the next message
-          this.#scheduleLazy();
+          this.#tick.scheduleWithin(LAZY_COMMIT_MS);
         }
         return undefined;
       },
@@ -253,7 +252,6 @@ export class Broker {
     if (this.#closed) return;
     this.#flush();
     this.#closed = true;
-    clearTimeout(this.#lazyTimer);
     clearTimeout(this.#pubackTimer);
     this.#tick.close();
     this.#idle.close();
@@ -472,15 +470,6 @@ export class Broker {
   #schedule(): void {
     if (this.#closed) return;
     this.#tick.schedule();
-  }
-
-  /** Asks for a commit soon, but not this tick: for work that may wait (deletions). */
-  #scheduleLazy(): void {
-    if (this.#lazyTimer !== undefined || this.#closed) return;
-    this.#lazyTimer = setTimeout(() => {
-      this.#lazyTimer = undefined;
-      this.#schedule();
-    }, LAZY_COMMIT_MS);
   }
 
   /**

@@ -98,7 +98,6 @@ export class MomDaemon {
   #recentBytes = 0;
   /** Inbox acknowledgements (user → position) waiting for the next commit. */
   #ackPending = new Map<number, number>();
-  #lazyTimer: ReturnType<typeof setTimeout> | undefined;
   /** Highest dseq acknowledged to the broker on the current link. */
   #dackSent = 0;
   #dackTimer: ReturnType<typeof setTimeout> | undefined;
@@ -264,7 +263,7 @@ export class MomDaemon {
           this.#commitAck(user);
           return { t: "messages", messages: rows.map(toWire) };
         }
-        if (this.#ackPending.size > 0) this.#scheduleLazy();
+        if (this.#ackPending.size > 0) this.#tick.scheduleWithin(LAZY_COMMIT_MS);
         if (wait === 0 || max === 0) return { t: "messages", messages: [] };
         const waiter: Waiter = {
           session: s,
@@ -320,7 +319,6 @@ export class MomDaemon {
     this.#takes = COLLECT_EVERY;
     this.#flush();
     this.#closed = true;
-    clearTimeout(this.#lazyTimer);
     clearTimeout(this.#dackTimer);
     this.#tick.close();
     this.#idle.close();
@@ -584,15 +582,6 @@ export class MomDaemon {
     }
   }
 
-  /** Asks for a commit soon, but not this tick: for work that may wait (deletions). */
-  #scheduleLazy(): void {
-    if (this.#lazyTimer !== undefined || this.#closed) return;
-    this.#lazyTimer = setTimeout(() => {
-      this.#lazyTimer = undefined;
-      this.#schedule();
-    }, LAZY_COMMIT_MS);
-  }
-
   #linkSend(msg: Message): boolean {
     try {
       return this.#link?.send(msg) ?? false;
@@ -673,7 +662,7 @@ export class MomDaemon {
         // deleting acknowledged publications is not urgent: it rides along with the next
         // commit (or a lazy one), off the path of the next message
         this.#pubAckPending = seq;
-        this.#scheduleLazy();
+        this.#tick.scheduleWithin(LAZY_COMMIT_MS);
       }
     }
   }

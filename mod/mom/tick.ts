@@ -12,6 +12,7 @@ export class Tick implements Disposable {
   readonly #fn: () => void;
   #scheduled = false;
   #closed = false;
+  #later: ReturnType<typeof setTimeout> | undefined;
 
   constructor(fn: () => void) {
     this.#fn = fn;
@@ -27,9 +28,23 @@ export class Tick implements Disposable {
     });
   }
 
+  /**
+   * Asks for one run within `ms` (for work that may wait, such as deletions): it rides along
+   * with an earlier `schedule()` run if there is one.
+   */
+  scheduleWithin(ms: number): void {
+    if (this.#later !== undefined || this.#closed) return;
+    this.#later = setTimeout(() => {
+      this.#later = undefined;
+      this.schedule();
+    }, ms);
+  }
+
   /** Stops scheduling. Safe to call twice. */
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#later);
+    this.#later = undefined;
   }
 
   [Symbol.dispose](): void {
