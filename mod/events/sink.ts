@@ -78,10 +78,15 @@ export class EventSink {
     };
   }
 
+  /** Whether an emitted event goes anywhere (hot paths may skip building their fields). */
+  get active(): boolean {
+    return this.#listeners.length > 0 || (!this.#closed && (!!this.#file || this.#stdout));
+  }
+
   /** Emits event `ev` with `fields`. */
   emit(ev: string, fields: Record<string, unknown> = {}): void {
     // nobody listening: no record to build (hot paths emit per message)
-    if (this.#listeners.length === 0 && (this.#closed || (!this.#file && !this.#stdout))) return;
+    if (!this.active) return;
     const ts = Math.round((performance.timeOrigin + performance.now()) * 1000) / 1000;
     const event: EventRecord = { ts, node: this.node, role: this.role, ev, ...fields };
     for (const listener of this.#listeners) listener(event);

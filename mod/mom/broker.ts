@@ -39,8 +39,6 @@ interface DaemonState extends DaemonRow {
   sent: number;
   /** Highest dseq that may have been sent before its commit. */
   reserved: number;
-  /** Stored deliveries not yet acknowledged (the backlog). */
-  backlog: number;
   /** Highest seq acknowledged to the daemon on the current session. */
   pubackSent: number;
   session?: PeerSession;
@@ -95,7 +93,6 @@ export class Broker {
     for (const s of store.subs()) this.#indexSub(s.user, s.pattern, s.own === 1);
     for (const t of store.topics()) this.#topics.add(t);
     const reserved = store.reservations();
-    const backlogs = store.backlogs();
     for (const d of store.daemons()) {
       const r = reserved.get(d.name) ?? 0;
       this.#daemons.set(d.name, {
@@ -105,7 +102,6 @@ export class Broker {
         committed: d.dseq,
         sent: d.acked,
         reserved: r,
-        backlog: backlogs.get(d.name) ?? 0,
         pubackSent: 0,
         pumping: false,
         dirty: false,
@@ -223,10 +219,10 @@ export class Broker {
     const backlog: Record<string, number> = {};
     const daemons: Record<string, unknown> = {};
     for (const d of this.#daemons.values()) {
-      backlog[d.name] = d.backlog;
+      backlog[d.name] = this.#store.backlog(d.name, d.acked);
       daemons[d.name] = {
         connected: d.session !== undefined,
-        backlog: d.backlog,
+        backlog: backlog[d.name],
         seen: d.seen,
         dseq: d.committed,
         acked: d.acked,
@@ -308,7 +304,6 @@ export class Broker {
         committed: 0,
         sent: 0,
         reserved: 0,
-        backlog: 0,
         pubackSent: 0,
         pumping: false,
         dirty: true,
@@ -339,16 +334,17 @@ export class Broker {
     d.sent = d.acked;
     d.pubackSent = d.seen; // attach.ok tells the daemon `seen`
     this.#saveDaemonNow(d);
-    this.#ctx.events.emit("link.up", { daemon: name, backlog: d.backlog });
+    this.#ctx.events.emit("link.up", {
+      daemon: name,
+      backlog: this.#store.backlog(name, d.acked),
+    });
     queueMicrotask(() => this.#pump(d));
     return { t: "attach.ok", broker: this.#store.epoch, seen: d.seen, acked: d.acked };
   }
 
   #saveDaemonNow(d: DaemonState): void {
     if (this.#rows.length === 0) {
-      for (const [name, n] of this.#store.commit([], [d], this.#takeAcks(), [])) {
-        this.#daemons.get(name)!.backlog -= n;
-      }
+      this.#store.commit([], [d], this.#takeAcks(), []);
       d.dirty = false;
     } else {
       this.#schedule();
@@ -457,7 +453,6 @@ export class Broker {
         committed: 0,
         sent: 0,
         reserved: 0,
-        backlog: 0,
         pubackSent: 0,
         pumping: false,
         dirty: true,
@@ -510,10 +505,8 @@ export class Broker {
       dseq: d.dseq,
       acked: d.acked,
     }));
-    const deleted = this.#store.commit(rows, saved, acks, newTopics);
+    this.#store.commit(rows, saved, acks, newTopics);
     this.#idle.wrote();
-    for (const row of rows) this.#daemons.get(row.daemon)!.backlog++;
-    for (const [name, n] of deleted) this.#daemons.get(name)!.backlog -= n;
     for (const d of dirty) {
       d.dirty = false;
       d.seen = d.seenPending;

@@ -1,14 +1,23 @@
 /**
  * The broker's SQLite file: catalogue (users, subscriptions, topics), per-daemon stream
  * state (dedupe of publications, delivery sequence, acknowledged point) and the outbox of
- * deliveries not yet acknowledged by their daemon. WAL mode, `PRAGMA user_version` = 1.
+ * deliveries not yet acknowledged by their daemon, one segment row per daemon per commit
+ * (see `segment.ts`). WAL mode, `PRAGMA user_version` = 2 (a version 1 file, one row per
+ * delivery, is converted when opened).
  *
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { BatchInsert } from "./batch_insert.ts";
+import { chunkSegments, decodeSegment, encodeSegment } from "./segment.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
+
+const OUTBOX_SEG_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS outbox_seg(
+    id INTEGER PRIMARY KEY, daemon TEXT NOT NULL, first INTEGER NOT NULL,
+    last INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL);
+  CREATE INDEX IF NOT EXISTS outbox_seg_daemon ON outbox_seg(daemon, first);
+`;
 
 /** WAL pages after which a commit checkpoints by itself (64 MiB of 4 KiB pages). */
 const WAL_AUTOCHECKPOINT_PAGES = 16_384;
@@ -50,8 +59,8 @@ export class BrokerStore {
   readonly #db: DatabaseSync;
   readonly epoch: string;
   #closed = false;
-  #insOutbox: BatchInsert;
-  #selOutbox: StatementSync;
+  #insSeg: StatementSync;
+  #selSeg: StatementSync;
   #delOutbox: StatementSync;
   #upDaemon: StatementSync;
   #insTopic: StatementSync;
@@ -81,12 +90,11 @@ export class BrokerStore {
         CREATE TABLE IF NOT EXISTS daemons(
           name TEXT PRIMARY KEY, epoch TEXT NOT NULL, seen INTEGER NOT NULL,
           dseq INTEGER NOT NULL, acked INTEGER NOT NULL) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS outbox(
-          daemon TEXT NOT NULL, dseq INTEGER NOT NULL, id TEXT NOT NULL, topic TEXT NOT NULL,
-          payload BLOB NOT NULL, sender INTEGER NOT NULL, users TEXT NOT NULL,
-          PRIMARY KEY(daemon, dseq)) WITHOUT ROWID;
+        ${OUTBOX_SEG_SCHEMA}
         PRAGMA user_version = ${SCHEMA_VERSION};
       `);
+    } else if (version === 1) {
+      this.#migrateFrom1();
     } else if (version !== SCHEMA_VERSION) {
       db.close();
       throw new Error(`Cannot open ${path}: schema version ${version}, expected ${SCHEMA_VERSION}`);
@@ -100,16 +108,16 @@ export class BrokerStore {
       this.epoch = crypto.randomUUID();
       db.prepare("INSERT INTO meta(key, value) VALUES ('epoch', ?)").run(this.epoch);
     }
-    this.#insOutbox = new BatchInsert(
-      db,
-      "INSERT INTO outbox(daemon, dseq, id, topic, payload, sender, users)",
-      7,
+    this.#insSeg = db.prepare(
+      "INSERT INTO outbox_seg(daemon, first, last, n, data) VALUES (?, ?, ?, ?, ?)",
     );
-    this.#selOutbox = db.prepare(
-      "SELECT dseq, id, topic, payload, sender, users FROM outbox WHERE daemon=? AND dseq>? " +
-        "ORDER BY dseq LIMIT ?",
+    // the segment holding `after + 1` and the ones after it (first and last both grow)
+    this.#selSeg = db.prepare(
+      "SELECT first, last, n, data FROM outbox_seg WHERE daemon=? AND first >= " +
+        "COALESCE((SELECT MAX(first) FROM outbox_seg WHERE daemon=? AND first <= ?), 0) " +
+        "ORDER BY first LIMIT ?",
     );
-    this.#delOutbox = db.prepare("DELETE FROM outbox WHERE daemon=? AND dseq<=?");
+    this.#delOutbox = db.prepare("DELETE FROM outbox_seg WHERE daemon=? AND last<=?");
     this.#upDaemon = db.prepare(
       "INSERT INTO daemons(name, epoch, seen, dseq, acked) VALUES (?,?,?,?,?) " +
         "ON CONFLICT(name) DO UPDATE SET epoch=excluded.epoch, seen=excluded.seen, " +
@@ -200,62 +208,127 @@ export class BrokerStore {
     ).run(`reserved:${daemon}`, String(dseq));
   }
 
-  /** Stored deliveries per daemon. */
-  backlogs(): Map<string, number> {
-    const rows = this.#db.prepare("SELECT daemon, COUNT(*) AS n FROM outbox GROUP BY daemon")
-      .all() as Array<{ daemon: string; n: number }>;
-    return new Map(rows.map((r) => [r.daemon, Number(r.n)]));
+  /** Stored deliveries to `daemon` after `acked` (its backlog). */
+  backlog(daemon: string, acked: number): number {
+    const segs = this.#db.prepare(
+      "SELECT first, last, n, data FROM outbox_seg WHERE daemon=? AND last>? ORDER BY first",
+    ).all(daemon, acked) as Array<{ first: number; last: number; n: number; data: Uint8Array }>;
+    let count = 0;
+    for (const seg of segs) {
+      if (Number(seg.first) > acked) count += Number(seg.n);
+      else count += decodeSegment(seg.data).filter((t) => Number(t[0]) > acked).length;
+    }
+    return count;
   }
 
-  /** Writes one tick's work in one transaction; returns the deliveries deleted per daemon. */
+  /**
+   * Writes one tick's work in one transaction: the new deliveries (one segment per daemon),
+   * deletions of acknowledged ones (`acks`: daemon → dseq), daemon states and new topics.
+   */
   commit(
     rows: OutboxRow[],
     daemons: DaemonRow[],
     acks: Array<[string, number]>,
     newTopics: string[],
-  ): Map<string, number> {
-    const deleted = new Map<string, number>();
+  ): void {
     this.#tx(() => {
       if (rows.length > 0) {
-        this.#insOutbox.run(rows.map((r) => [
-          r.daemon,
-          r.dseq,
-          r.id,
-          r.topic,
-          r.payload,
-          r.from,
-          r.users.length === 1 ? String(r.users[0]) : r.users.join(","),
-        ]));
+        const byDaemon = new Map<string, OutboxRow[]>();
+        for (const r of rows) {
+          const list = byDaemon.get(r.daemon);
+          if (list) list.push(r);
+          else byDaemon.set(r.daemon, [r]);
+        }
+        for (const [daemon, list] of byDaemon) this.#insertSegments(daemon, list);
       }
-      for (const [daemon, dseq] of acks) {
-        deleted.set(daemon, Number(this.#delOutbox.run(daemon, dseq).changes));
-      }
+      for (const [daemon, dseq] of acks) this.#delOutbox.run(daemon, dseq);
       for (const d of daemons) this.saveDaemon(d);
       const now = Date.now();
       for (const t of newTopics) this.#insTopic.run(t, now);
     });
-    return deleted;
   }
 
-  /** Reads up to `limit` stored deliveries for `daemon` after `after`. */
+  /**
+   * Reads stored deliveries for `daemon` after `after`, in dseq order: at least `limit` when
+   * there are that many (whole segments are read, so a few more may come).
+   */
   outbox(daemon: string, after: number, limit: number): OutboxRow[] {
-    const rows = this.#selOutbox.all(daemon, after, limit) as Array<{
-      dseq: number;
-      id: string;
-      topic: string;
-      payload: Uint8Array;
-      sender: number;
-      users: string;
-    }>;
-    return rows.map((r) => ({
-      daemon,
-      dseq: Number(r.dseq),
-      id: r.id,
-      topic: r.topic,
-      payload: r.payload,
-      from: Number(r.sender),
-      users: r.users.split(",").map(Number),
-    }));
+    const out: OutboxRow[] = [];
+    let from = after;
+    for (let round = 0; round < 1_000_000 && out.length < limit; round++) {
+      const segs = this.#selSeg.all(daemon, daemon, from + 1, 16) as Array<
+        { first: number; last: number; n: number; data: Uint8Array }
+      >;
+      let progressed = false;
+      for (const seg of segs) {
+        if (Number(seg.last) <= from) continue;
+        progressed = true;
+        for (const t of decodeSegment(seg.data)) {
+          const dseq = Number(t[0]);
+          if (dseq <= after) continue;
+          out.push({
+            daemon,
+            dseq,
+            id: String(t[1]),
+            topic: String(t[2]),
+            payload: t[3] as Uint8Array,
+            from: Number(t[4]),
+            users: (t[5] as unknown[]).map(Number),
+          });
+        }
+        from = Number(seg.last);
+      }
+      if (!progressed) break;
+    }
+    return out;
+  }
+
+  #insertSegments(daemon: string, rows: OutboxRow[]): void {
+    for (const chunk of chunkSegments(rows)) {
+      const data = encodeSegment(
+        chunk.map((r) => [r.dseq, r.id, r.topic, r.payload, r.from, r.users]),
+      );
+      this.#insSeg.run(daemon, chunk[0].dseq, chunk[chunk.length - 1].dseq, chunk.length, data);
+    }
+  }
+
+  /** Converts a version 1 file (one outbox row per delivery) to segments. */
+  #migrateFrom1(): void {
+    const db = this.#db;
+    this.#tx(() => {
+      db.exec(OUTBOX_SEG_SCHEMA);
+      this.#insSeg = db.prepare(
+        "INSERT INTO outbox_seg(daemon, first, last, n, data) VALUES (?, ?, ?, ?, ?)",
+      );
+      const old = db.prepare(
+        "SELECT daemon, dseq, id, topic, payload, sender, users FROM outbox ORDER BY daemon, dseq",
+      ).all() as Array<{
+        daemon: string;
+        dseq: number;
+        id: string;
+        topic: string;
+        payload: Uint8Array;
+        sender: number;
+        users: string;
+      }>;
+      const byDaemon = new Map<string, OutboxRow[]>();
+      for (const r of old) {
+        const row: OutboxRow = {
+          daemon: r.daemon,
+          dseq: Number(r.dseq),
+          id: r.id,
+          topic: r.topic,
+          payload: r.payload,
+          from: Number(r.sender),
+          users: r.users.split(",").map(Number),
+        };
+        const list = byDaemon.get(r.daemon);
+        if (list) list.push(row);
+        else byDaemon.set(r.daemon, [row]);
+      }
+      for (const [daemon, list] of byDaemon) this.#insertSegments(daemon, list);
+      db.exec(`DROP TABLE outbox; PRAGMA user_version = ${SCHEMA_VERSION};`);
+    });
   }
 
   /** Copies the WAL into the database file and truncates it (call when idle). */

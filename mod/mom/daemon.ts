@@ -111,6 +111,7 @@ export class MomDaemon {
   #linkAbort = new AbortController();
   #sentEarly = 0;
   #sentStored = 0;
+  #lastPublisher = "\u0000";
   /** Publications accepted from local applications. */
   published = 0;
   /** Deliveries stored into local inboxes (one per user). */
@@ -261,7 +262,7 @@ export class MomDaemon {
         if (rows.length > 0) {
           // an acknowledgement is on disk before the user is handed anything after it
           this.#commitAck(user);
-          return { t: "messages", messages: rows.map(toWire) };
+          return { t: "messages", messages: rows };
         }
         if (this.#ackPending.size > 0) this.#tick.scheduleWithin(LAZY_COMMIT_MS);
         if (wait === 0 || max === 0) return { t: "messages", messages: [] };
@@ -389,7 +390,7 @@ export class MomDaemon {
   #answer(w: Waiter, rows: InboxEntry[]): void {
     clearTimeout(w.timer);
     this.#waiters.get(w.user)?.delete(w);
-    w.session.reply(w.msg, { t: "messages", messages: rows.map(toWire) });
+    w.session.reply(w.msg, { t: "messages", messages: rows });
   }
 
   #schedule(): void {
@@ -449,21 +450,33 @@ export class MomDaemon {
     if (ack > this.#pubAcked) this.#pubAcked = ack;
     const events = this.#ctx.events;
     const name = this.#ctx.name;
+    const tell = events.active;
     for (const p of out) {
-      const id = `${name}:${p.entry.seq}`;
       if (p.rid !== undefined) {
+        const id = `${name}:${p.entry.seq}`;
         p.session.reply({ rid: p.rid, t: "published" }, { t: "published", id });
       }
-      events.emit("msg.published", { id, topic: p.entry.topic, user: p.entry.user });
+      if (tell) {
+        events.emit("msg.published", {
+          id: `${name}:${p.entry.seq}`,
+          topic: p.entry.topic,
+          user: p.entry.user,
+        });
+      }
     }
     if (out.length > 0) this.#pubCommitted = out[out.length - 1].entry.seq;
     for (const f of flushes) f.session.reply(f.msg, { t: "flushed" });
+    // the inbox entries just committed, as receives hand them out (one object per message,
+    // shared by its recipients)
+    const entries: InboxEntry[] = new Array(incoming.length);
     const woken = new Set<number>();
-    for (const e of incoming) {
+    for (let i = 0; i < incoming.length; i++) {
+      const e = incoming[i];
+      entries[i] = { seq: firstN + i, id: e.id, topic: e.topic, payload: e.payload, from: e.from };
+      this.delivered += e.users.length;
       for (const user of e.users) {
-        this.delivered++;
-        events.emit("msg.delivered", { id: e.id, user, topic: e.topic });
-        woken.add(user);
+        if (tell) events.emit("msg.delivered", { id: e.id, user, topic: e.topic });
+        if (this.#waiters.has(user)) woken.add(user);
       }
     }
     if (dseq !== this.#lastDseqCommitted) {
@@ -478,28 +491,28 @@ export class MomDaemon {
         }, ACK_LAZY_MS);
       }
     }
-    if (this.#recent.size > 0) this.#remember(incoming, firstN);
-    for (const u of woken) this.#wakeUser(u, incoming, firstN);
+    if (this.#recent.size > 0) this.#remember(incoming, entries);
+    for (const u of woken) this.#wakeUser(u, incoming, entries);
     if (this.#attached && this.#pubSent < this.#pubCommitted) this.#pump();
   }
 
   /**
-   * Answers `user`'s waiting receives with the deliveries just committed (`incoming`, the
-   * first at inbox position `firstN`). A receive waits only when the inbox had nothing after
-   * its position, and every commit wakes the waiting receives of its recipients, so these
-   * are exactly the entries it is waiting for: no read back from the database.
+   * Answers `user`'s waiting receives with the deliveries just committed (`incoming`, their
+   * inbox entries `entries`). A receive waits only when the inbox had nothing after its
+   * position, and every commit wakes the waiting receives of its recipients, so these are
+   * exactly the entries it is waiting for: no read back from the database.
    */
-  #wakeUser(user: number, incoming: Delivery[], firstN: number): void {
+  #wakeUser(user: number, incoming: Delivery[], entries: InboxEntry[]): void {
     const set = this.#waiters.get(user);
     if (!set || set.size === 0) return;
-    const mine: InboxEntry[] = [];
-    for (let i = 0; i < incoming.length; i++) {
-      const e = incoming[i];
-      if (!e.users.includes(user)) continue;
-      mine.push({ seq: firstN + i, id: e.id, topic: e.topic, payload: e.payload, from: e.from });
+    let mine: InboxEntry[] = entries;
+    if (!incoming.every((e) => e.users.length === 1 && e.users[0] === user)) {
+      mine = entries.filter((_, i) => incoming[i].users.includes(user));
     }
     for (const w of [...set]) {
-      const rows = mine.filter((r) => r.seq > w.after).slice(0, w.max);
+      const rows = mine.length > 0 && mine[0].seq > w.after && mine.length <= w.max
+        ? mine
+        : mine.filter((r) => r.seq > w.after).slice(0, w.max);
       if (rows.length > 0) this.#answer(w, rows);
     }
   }
@@ -528,15 +541,14 @@ export class MomDaemon {
   }
 
   /** Adds just-committed deliveries to the in-memory inboxes of the users that have one. */
-  #remember(incoming: Delivery[], firstN: number): void {
+  #remember(incoming: Delivery[], entries: InboxEntry[]): void {
     for (let i = 0; i < incoming.length; i++) {
       const e = incoming[i];
-      let entry: InboxEntry | undefined;
+      const entry = entries[i];
       let bytes = 0;
       for (const user of e.users) {
         const recent = this.#recent.get(user);
         if (recent === undefined) continue;
-        entry ??= { seq: firstN + i, id: e.id, topic: e.topic, payload: e.payload, from: e.from };
         bytes ||= entryBytes(entry);
         if (
           recent.entries.length - recent.head >= RECENT_MAX_ENTRIES ||
@@ -636,7 +648,6 @@ export class MomDaemon {
         }
         return;
       }
-      const users = Array.isArray(msg.users) ? msg.users.map(Number) : [];
       const id = fieldString(msg, "id");
       const topic = fieldString(msg, "topic");
       const payload = fieldBytes(msg, "payload");
@@ -645,15 +656,17 @@ export class MomDaemon {
       this.#schedule();
       // a publication resent after a broker crash comes again with a new dseq: drop it by
       // (publishing daemon, seq), which only ever grows per publishing daemon
-      const colon = id.lastIndexOf(":");
-      const publisher = id.slice(0, colon);
-      const seq = Number(id.slice(colon + 1));
-      if (colon > 0 && Number.isSafeInteger(seq)) {
+      const publisher = this.#publisherOf(id);
+      const seq = publisher === undefined ? NaN : idSeq(id, publisher.length + 1);
+      if (publisher !== undefined && Number.isSafeInteger(seq)) {
         const last = this.#seenPending.get(publisher) ?? this.#seenFrom.get(publisher) ?? 0;
         if (seq <= last) return;
         this.#seenPending.set(publisher, seq);
       }
-      const local = users.filter((u) => this.#users.has(u));
+      const users = Array.isArray(msg.users) ? msg.users as unknown[] : [];
+      const local = users.length === 1 && this.#users.has(users[0] as number)
+        ? users as number[]
+        : users.map(Number).filter((u) => this.#users.has(u));
       if (local.length > 0) this.#in.push({ users: local, id, topic, payload, from });
       this.#schedule();
     } else if (msg.t === "puback") {
@@ -665,6 +678,17 @@ export class MomDaemon {
         this.#tick.scheduleWithin(LAZY_COMMIT_MS);
       }
     }
+  }
+
+  /** The publishing daemon of message id `<daemon>:<seq>` (the last one is cached). */
+  #publisherOf(id: string): string | undefined {
+    const last = this.#lastPublisher;
+    if (id.length > last.length && id.charCodeAt(last.length) === 58 && id.startsWith(last)) {
+      return last;
+    }
+    const colon = id.lastIndexOf(":");
+    if (colon <= 0 || !Number.isSafeInteger(idSeq(id, colon + 1))) return undefined;
+    return this.#lastPublisher = id.slice(0, colon);
   }
 
   async #linkLoop(): Promise<void> {
@@ -791,12 +815,20 @@ const COLLECT_EVERY = 64;
 /** Queued bytes on the broker link below which a publication is sent before its commit. */
 const EARLY_SEND_LIMIT = 256 * 1024;
 
-function pubFrame(e: OutboxEntry): Message {
-  return { t: "pub", seq: e.seq, user: e.user, topic: e.topic, payload: e.payload };
+/** The seq of message id `<daemon>:<seq>` whose digits start at `at` (NaN when not digits). */
+function idSeq(id: string, at: number): number {
+  if (at >= id.length || id.length - at > 16) return NaN;
+  let n = 0;
+  for (let i = at; i < id.length; i++) {
+    const c = id.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return NaN;
+    n = n * 10 + c;
+  }
+  return n;
 }
 
-function toWire(e: InboxEntry): Record<string, unknown> {
-  return { seq: e.seq, id: e.id, topic: e.topic, payload: e.payload, from: e.from };
+function pubFrame(e: OutboxEntry): Message {
+  return { t: "pub", seq: e.seq, user: e.user, topic: e.topic, payload: e.payload };
 }
 
 /** The `daemon` role. */

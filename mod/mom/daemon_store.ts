@@ -1,15 +1,29 @@
 /**
  * The daemon's SQLite file: local users, the outbox of publications not yet acknowledged
- * by the broker, the inbox of received publications not yet taken by their user, and the
- * stream positions (epoch, last delivery seq stored, next publication seq). WAL mode,
- * `PRAGMA user_version` = 1.
+ * by the broker, the inbox of received publications not yet taken by their users, what
+ * each user has taken, and the stream positions (epoch, last delivery seq stored, next
+ * publication seq). The outbox and the inbox are stored as segments, one row per commit
+ * (see `segment.ts`). WAL mode, `PRAGMA user_version` = 2 (a version 1 file, one row per
+ * message, is converted when opened).
  *
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { BatchInsert } from "./batch_insert.ts";
+import { chunkSegments, decodeSegment, encodeSegment } from "./segment.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
+
+/** Tables of version 2 besides those version 1 already had (meta, users, seen_from). */
+const SEGMENT_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS outbox_seg(
+    first INTEGER PRIMARY KEY, last INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL);
+  CREATE TABLE IF NOT EXISTS inbox_seg(
+    first INTEGER PRIMARY KEY, last INTEGER NOT NULL, users TEXT NOT NULL, data BLOB NOT NULL);
+  CREATE TABLE IF NOT EXISTS taken(user INTEGER PRIMARY KEY, upto INTEGER NOT NULL);
+`;
+
+/** Inbox segments one `collect()` looks at, at most. */
+const COLLECT_SEGMENTS = 256;
 
 /** WAL pages after which a commit checkpoints by itself (64 MiB of 4 KiB pages). */
 const WAL_AUTOCHECKPOINT_PAGES = 16_384;
@@ -59,18 +73,17 @@ export class DaemonStore {
   readonly #db: DatabaseSync;
   readonly epoch: string;
   #closed = false;
-  #insOut: BatchInsert;
-  #delOut: StatementSync;
-  #selOut: StatementSync;
-  #insMsg: BatchInsert;
-  #insRef: BatchInsert;
-  #gc: StatementSync;
-  #minIn: StatementSync;
-  #upSeen: StatementSync;
+  #insOut!: StatementSync;
+  #delOut!: StatementSync;
+  #selOut!: StatementSync;
+  #insIn!: StatementSync;
+  #selIn!: StatementSync;
+  #upTaken!: StatementSync;
+  #upSeen!: StatementSync;
+  #setMeta!: StatementSync;
+  /** Inbox position up to which each local user has taken its entries. */
+  readonly #taken = new Map<number, number>();
   #nextN: number;
-  #selIn: StatementSync;
-  #delIn: StatementSync;
-  #setMeta: StatementSync;
 
   constructor(path: string) {
     this.#db = new DatabaseSync(path);
@@ -88,26 +101,18 @@ export class DaemonStore {
       db.exec(`
         CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS outbox(
-          seq INTEGER PRIMARY KEY, user INTEGER NOT NULL, topic TEXT NOT NULL,
-          payload BLOB NOT NULL);
-        CREATE TABLE IF NOT EXISTS inbox_msg(
-          n INTEGER PRIMARY KEY, id TEXT NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
-          sender INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS inbox(
-          user INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY(user, n)) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS seen_from(daemon TEXT PRIMARY KEY, seq INTEGER NOT NULL)
           WITHOUT ROWID;
+        ${SEGMENT_SCHEMA}
         PRAGMA user_version = ${SCHEMA_VERSION};
       `);
+    } else if (version === 1) {
+      this.#migrateFrom1();
     } else if (version !== SCHEMA_VERSION) {
       db.close();
       throw new Error(`Cannot open ${path}: schema version ${version}, expected ${SCHEMA_VERSION}`);
     }
-    this.#setMeta = db.prepare(
-      "INSERT INTO meta(key, value) VALUES (?, ?) " +
-        "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-    );
+    this.#prepare();
     const epoch = this.meta("epoch");
     if (epoch) {
       this.epoch = epoch;
@@ -118,29 +123,43 @@ export class DaemonStore {
       // receivers that dedupe by (daemon, seq) never mistake them for old ones
       this.#setMeta.run("seq_reserved", String(Date.now() * 1000));
     }
-    this.#insOut = new BatchInsert(db, "INSERT INTO outbox(seq, user, topic, payload)", 4);
-    this.#delOut = db.prepare("DELETE FROM outbox WHERE seq<=?");
+    const maxN = db.prepare("SELECT MAX(last) AS m FROM inbox_seg").get() as { m: number | null };
+    this.#nextN = Math.max(Number(maxN.m ?? 0), Number(this.meta("inbox_n") ?? 0)) + 1;
+    for (
+      const r of db.prepare("SELECT user, upto FROM taken").all() as Array<
+        { user: number; upto: number }
+      >
+    ) this.#taken.set(Number(r.user), Number(r.upto));
+  }
+
+  #prepare(): void {
+    const db = this.#db;
+    this.#setMeta = db.prepare(
+      "INSERT INTO meta(key, value) VALUES (?, ?) " +
+        "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+    );
+    this.#insOut = db.prepare("INSERT INTO outbox_seg(first, last, n, data) VALUES (?, ?, ?, ?)");
+    this.#delOut = db.prepare("DELETE FROM outbox_seg WHERE first<=? AND last<=?");
+    // the segment holding `after + 1` and the ones after it (first and last both grow)
+    const from = (table: string) =>
+      `first >= COALESCE((SELECT MAX(first) FROM ${table} WHERE first <= ?), 0)`;
     this.#selOut = db.prepare(
-      "SELECT seq, user, topic, payload FROM outbox WHERE seq>? ORDER BY seq LIMIT ?",
+      `SELECT first, last, data FROM outbox_seg WHERE ${from("outbox_seg")} ORDER BY first LIMIT ?`,
     );
-    this.#insMsg = new BatchInsert(db, "INSERT INTO inbox_msg(n, id, topic, payload, sender)", 5);
-    this.#insRef = new BatchInsert(db, "INSERT INTO inbox(user, n)", 2);
+    this.#insIn = db.prepare("INSERT INTO inbox_seg(first, last, users, data) VALUES (?, ?, ?, ?)");
     this.#selIn = db.prepare(
-      "SELECT m.n AS n, m.id AS id, m.topic AS topic, m.payload AS payload, m.sender AS sender " +
-        "FROM inbox r JOIN inbox_msg m ON m.n = r.n WHERE r.user=? AND r.n>? ORDER BY r.n LIMIT ?",
+      `SELECT first, last, users, data FROM inbox_seg WHERE ${
+        from("inbox_seg")
+      } ORDER BY first LIMIT ?`,
     );
-    this.#delIn = db.prepare("DELETE FROM inbox WHERE user=? AND n<=?");
+    this.#upTaken = db.prepare(
+      "INSERT INTO taken(user, upto) VALUES (?, ?) " +
+        "ON CONFLICT(user) DO UPDATE SET upto=MAX(upto, excluded.upto)",
+    );
     this.#upSeen = db.prepare(
       "INSERT INTO seen_from(daemon, seq) VALUES (?, ?) " +
         "ON CONFLICT(daemon) DO UPDATE SET seq=excluded.seq",
     );
-    // (an index on inbox(n) cost a B-tree update per reference; the oldest untaken position
-    // is found per user instead, through the primary key)
-    db.exec("DROP INDEX IF EXISTS inbox_n");
-    this.#minIn = db.prepare("SELECT MIN(n) AS m FROM inbox WHERE user=?");
-    this.#gc = db.prepare("DELETE FROM inbox_msg WHERE n < ?");
-    const maxN = db.prepare("SELECT MAX(n) AS m FROM inbox_msg").get() as { m: number | null };
-    this.#nextN = Math.max(Number(maxN.m ?? 0), Number(this.meta("inbox_n") ?? 0)) + 1;
   }
 
   /** Reads a meta value. */
@@ -161,7 +180,9 @@ export class DaemonStore {
   /** The highest publication seq ever assigned (0 when none). */
   lastSeq(): number {
     const m = Number(this.meta("last_seq") ?? 0);
-    const row = this.#db.prepare("SELECT MAX(seq) AS m FROM outbox").get() as { m: number | null };
+    const row = this.#db.prepare("SELECT MAX(last) AS m FROM outbox_seg").get() as {
+      m: number | null;
+    };
     return Math.max(m, Number(row.m ?? 0));
   }
 
@@ -171,20 +192,27 @@ export class DaemonStore {
       .map((r) => Number(r.id));
   }
 
-  /** Adds a local user. */
+  /** Adds a local user: it takes the inbox entries stored from now on. */
   addUser(id: number): void {
-    this.#db.prepare("INSERT OR IGNORE INTO users(id, created_ms) VALUES (?, ?)").run(
-      id,
-      Date.now(),
-    );
+    this.#tx(() => {
+      this.#db.prepare("INSERT OR IGNORE INTO users(id, created_ms) VALUES (?, ?)").run(
+        id,
+        Date.now(),
+      );
+      if (!this.#taken.has(id)) {
+        this.#taken.set(id, this.#nextN - 1);
+        this.#upTaken.run(id, this.#nextN - 1);
+      }
+    });
   }
 
   /** Removes a local user and its inbox. */
   removeUser(id: number): void {
     this.#tx(() => {
       this.#db.prepare("DELETE FROM users WHERE id=?").run(id);
-      this.#db.prepare("DELETE FROM inbox WHERE user=?").run(id);
+      this.#db.prepare("DELETE FROM taken WHERE user=?").run(id);
     });
+    this.#taken.delete(id);
     this.collect(this.users());
   }
 
@@ -192,8 +220,9 @@ export class DaemonStore {
    * Writes one tick's work in one transaction: new publications, deliveries into inboxes,
    * the outbox acknowledged up to `pubAcked`, inbox entries users acknowledged
    * (`inboxAcks`: user → position), positions, and (with `collect`) the garbage collection
-   * of messages every one of `collect` (the local users) has taken. Returns the inbox position given to the first of
-   * `incoming` (the others follow in order), or 0 when there is none.
+   * of messages every one of `collect` (the local users) has taken. Returns the inbox
+   * position given to the first of `incoming` (the others follow in order), or 0 when there
+   * is none.
    */
   commit(
     outgoing: OutboxEntry[],
@@ -210,25 +239,31 @@ export class DaemonStore {
       positions.inbox_n = this.#nextN + incoming.length - 1;
     }
     this.#tx(() => {
-      if (outgoing.length > 0) {
-        this.#insOut.run(outgoing.map((e) => [e.seq, e.user, e.topic, e.payload]));
+      for (const chunk of chunkSegments(outgoing)) {
+        const data = encodeSegment(chunk.map((e) => [e.seq, e.user, e.topic, e.payload]));
+        this.#insOut.run(chunk[0].seq, chunk[chunk.length - 1].seq, chunk.length, data);
       }
       if (incoming.length > 0) {
-        const refs: number[][] = [];
-        const msgs = incoming.map((e) => {
-          const n = this.#nextN++;
-          for (const u of e.users) refs.push([u, n]);
-          return [n, e.id, e.topic, e.payload, e.from];
-        });
-        this.#insMsg.run(msgs);
-        this.#insRef.run(refs);
+        let n = this.#nextN;
+        for (const chunk of chunkSegments(incoming)) {
+          const users = new Set<number>();
+          const data = encodeSegment(chunk.map((e) => {
+            for (const u of e.users) users.add(u);
+            return [n++, e.id, e.topic, e.payload, e.from, e.users];
+          }));
+          this.#insIn.run(n - chunk.length, n - 1, [...users].join(","), data);
+        }
       }
-      if (pubAcked > 0) this.#delOut.run(pubAcked);
-      for (const [user, upTo] of inboxAcks) this.#delIn.run(user, upTo);
-      if (collect) this.#gc.run(this.#oldestUntaken(collect));
+      if (pubAcked > 0) this.#delOut.run(pubAcked, pubAcked);
+      for (const [user, upTo] of inboxAcks) {
+        this.#upTaken.run(user, upTo);
+        this.#noteTaken(user, upTo);
+      }
       for (const [k, v] of Object.entries(positions)) this.#setMeta.run(k, String(v));
       for (const [daemon, seq] of seenFrom) this.#upSeen.run(daemon, seq);
+      if (collect) this.#collect(collect);
     });
+    this.#nextN += incoming.length;
     return first;
   }
 
@@ -240,67 +275,86 @@ export class DaemonStore {
     return new Map(rows.map((r) => [r.daemon, Number(r.seq)]));
   }
 
-  /** Reads up to `limit` outbox entries after `after`. */
+  /**
+   * Reads stored outbox entries after `after`, in seq order: at least `limit` when there
+   * are that many (whole segments are read, so a few more may come).
+   */
   outbox(after: number, limit: number): OutboxEntry[] {
-    return (this.#selOut.all(after, limit) as Array<
-      { seq: number; user: number; topic: string; payload: Uint8Array }
-    >).map((r) => ({
-      seq: Number(r.seq),
-      user: Number(r.user),
-      topic: r.topic,
-      payload: r.payload,
-    }));
+    const out: OutboxEntry[] = [];
+    this.#scan(this.#selOut, after, () => out.length >= limit, (t) => {
+      const seq = Number(t[0]);
+      if (seq > after) {
+        out.push({
+          seq,
+          user: Number(t[1]),
+          topic: String(t[2]),
+          payload: t[3] as Uint8Array,
+        });
+      }
+    });
+    return out;
   }
 
   /** Number of stored publications after `after` (not yet acknowledged by the broker). */
   outboxSize(after = 0): number {
-    return Number(
-      (this.#db.prepare("SELECT COUNT(*) AS n FROM outbox WHERE seq>?").get(after) as {
-        n: number;
-      }).n,
-    );
+    let count = 0;
+    const segs = this.#db.prepare(
+      "SELECT first, n, data FROM outbox_seg WHERE last>? ORDER BY first",
+    ).all(after) as Array<{ first: number; n: number; data: Uint8Array }>;
+    for (const seg of segs) {
+      if (Number(seg.first) > after) count += Number(seg.n);
+      else count += decodeSegment(seg.data).filter((t) => Number(t[0]) > after).length;
+    }
+    return count;
   }
 
-  /** Deletes `user`'s inbox entries up to `upTo` (its acknowledgement). */
+  /** Records that `user` took its inbox entries up to `upTo` (its acknowledgement). */
   ack(user: number, upTo: number): void {
-    if (upTo > 0) this.#delIn.run(user, upTo);
+    if (upTo <= (this.#taken.get(user) ?? 0)) return;
+    this.#upTaken.run(user, upTo);
+    this.#noteTaken(user, upTo);
   }
 
   /** Reads up to `limit` of `user`'s inbox entries after position `after`. */
   select(user: number, after: number, limit: number): InboxEntry[] {
     if (limit <= 0) return [];
-    return (this.#selIn.all(user, after, limit) as Array<
-      { n: number; id: string; topic: string; payload: Uint8Array; sender: number }
-    >).map((r) => ({
-      seq: Number(r.n),
-      id: r.id,
-      topic: r.topic,
-      payload: r.payload,
-      from: Number(r.sender),
-    }));
+    const from = Math.max(after, this.#taken.get(user) ?? 0);
+    const out: InboxEntry[] = [];
+    const mine = String(user);
+    this.#scan(this.#selIn, from, () => out.length >= limit, (t) => {
+      const n = Number(t[0]);
+      if (n <= from || out.length >= limit || !(t[5] as unknown[]).includes(user)) return;
+      out.push({
+        seq: n,
+        id: String(t[1]),
+        topic: String(t[2]),
+        payload: t[3] as Uint8Array,
+        from: Number(t[4]),
+      });
+    }, (users) => users.split(",").includes(mine));
+    return out;
   }
 
-  /** Deletes stored messages older than every user's (`users`) oldest untaken one. */
+  /** Deletes stored messages every one of `users` (the local users) has taken. */
   collect(users: Iterable<number>): void {
-    this.#gc.run(this.#oldestUntaken(users));
+    this.#tx(() => this.#collect(users));
   }
 
-  #oldestUntaken(users: Iterable<number>): number {
-    let oldest = this.#nextN;
-    for (const user of users) {
-      const m = (this.#minIn.get(user) as { m: number | null }).m;
-      if (m !== null && Number(m) < oldest) oldest = Number(m);
-    }
-    return oldest;
-  }
-
-  /** Inbox sizes by user. */
+  /** Inbox sizes by user (entries not yet taken). */
   inboxSizes(): Record<string, number> {
+    const counts = new Map<number, number>();
+    let oldest = this.#nextN;
+    for (const upTo of this.#taken.values()) oldest = Math.min(oldest, upTo);
+    this.#scan(this.#selIn, oldest, () => false, (t) => {
+      const n = Number(t[0]);
+      for (const u of t[5] as unknown[]) {
+        const user = Number(u);
+        const upTo = this.#taken.get(user);
+        if (upTo !== undefined && n > upTo) counts.set(user, (counts.get(user) ?? 0) + 1);
+      }
+    });
     const out: Record<string, number> = {};
-    for (
-      const r of this.#db.prepare("SELECT user, COUNT(*) AS n FROM inbox GROUP BY user")
-        .all() as Array<{ user: number; n: number }>
-    ) out[String(r.user)] = Number(r.n);
+    for (const [user, n] of counts) out[String(user)] = n;
     return out;
   }
 
@@ -314,6 +368,137 @@ export class DaemonStore {
     if (this.#closed) return;
     this.#closed = true;
     this.#db.close();
+  }
+
+  #noteTaken(user: number, upTo: number): void {
+    if (upTo > (this.#taken.get(user) ?? 0)) this.#taken.set(user, upTo);
+  }
+
+  /**
+   * Visits the tuples of the segments of `select` (a segment query) after position
+   * `after`, in order, until `done()`; `wanted(users)` may skip a segment by its users
+   * column without decoding it.
+   */
+  #scan(
+    select: StatementSync,
+    after: number,
+    done: () => boolean,
+    visit: (t: unknown[]) => void,
+    wanted?: (users: string) => boolean,
+  ): void {
+    let from = after;
+    for (let round = 0; round < 1_000_000 && !done(); round++) {
+      const segs = select.all(from + 1, 16) as Array<
+        { first: number; last: number; users?: string; data: Uint8Array }
+      >;
+      let progressed = false;
+      for (const seg of segs) {
+        const last = Number(seg.last);
+        if (last <= from) continue;
+        progressed = true;
+        if (wanted === undefined || wanted(seg.users ?? "")) {
+          for (const t of decodeSegment(seg.data)) {
+            visit(t);
+            if (done()) return;
+          }
+        }
+        from = last;
+        if (done()) return;
+      }
+      if (!progressed) return;
+    }
+  }
+
+  /**
+   * Deletes the oldest inbox segments whose entries every recipient still local has taken,
+   * up to the first one with an entry still waiting (at most COLLECT_SEGMENTS per call).
+   */
+  #collect(users: Iterable<number>): void {
+    const local = new Set(users);
+    const segs = this.#db.prepare(
+      "SELECT first, last, users FROM inbox_seg ORDER BY first LIMIT ?",
+    ).all(COLLECT_SEGMENTS) as Array<{ first: number; last: number; users: string }>;
+    const waiting = (user: number, n: number) =>
+      local.has(user) && n > (this.#taken.get(user) ?? Infinity);
+    let upTo = 0;
+    for (const seg of segs) {
+      const last = Number(seg.last);
+      if (seg.users.split(",").some((u) => waiting(Number(u), last))) {
+        // some recipient has not taken the whole segment: look at its entries
+        const row = this.#db.prepare("SELECT data FROM inbox_seg WHERE first=?").get(
+          seg.first,
+        ) as { data: Uint8Array };
+        const pending = decodeSegment(row.data).some((t) =>
+          (t[5] as unknown[]).some((u) => waiting(Number(u), Number(t[0])))
+        );
+        if (pending) break;
+      }
+      upTo = last;
+    }
+    if (upTo > 0) this.#db.prepare("DELETE FROM inbox_seg WHERE first<=?").run(upTo);
+  }
+
+  /** Converts a version 1 file (one row per message) to segments. */
+  #migrateFrom1(): void {
+    const db = this.#db;
+    this.#tx(() => {
+      db.exec(SEGMENT_SCHEMA);
+      this.#prepare();
+      const out = (db.prepare("SELECT seq, user, topic, payload FROM outbox ORDER BY seq")
+        .all() as Array<{ seq: number; user: number; topic: string; payload: Uint8Array }>)
+        .map((r) => [Number(r.seq), Number(r.user), r.topic, r.payload]);
+      for (const chunk of chunkSegments(out)) {
+        this.#insOut.run(
+          chunk[0][0] as number,
+          chunk[chunk.length - 1][0] as number,
+          chunk.length,
+          encodeSegment(chunk),
+        );
+      }
+      const msgs = (db.prepare(
+        "SELECT m.n AS n, m.id AS id, m.topic AS topic, m.payload AS payload, " +
+          "m.sender AS sender, group_concat(r.user) AS users " +
+          "FROM inbox_msg m JOIN inbox r ON r.n = m.n GROUP BY m.n ORDER BY m.n",
+      ).all() as Array<
+        { n: number; id: string; topic: string; payload: Uint8Array; sender: number; users: string }
+      >).map((r) => [
+        Number(r.n),
+        r.id,
+        r.topic,
+        r.payload,
+        Number(r.sender),
+        r.users.split(",").map(Number),
+      ]);
+      for (const chunk of chunkSegments(msgs)) {
+        const users = new Set<number>();
+        for (const t of chunk) for (const u of t[5] as number[]) users.add(u);
+        this.#insIn.run(
+          chunk[0][0] as number,
+          chunk[chunk.length - 1][0] as number,
+          [...users].join(","),
+          encodeSegment(chunk),
+        );
+      }
+      // what a user has taken: everything before its oldest remaining entry
+      const maxN = db.prepare("SELECT MAX(n) AS m FROM inbox_msg").get() as { m: number | null };
+      const metaN = db.prepare("SELECT value FROM meta WHERE key='inbox_n'").get() as
+        | { value: string }
+        | undefined;
+      const lastN = Math.max(Number(maxN.m ?? 0), Number(metaN?.value ?? 0));
+      for (
+        const r of db.prepare(
+          "SELECT u.id AS user, (SELECT MIN(n) FROM inbox WHERE inbox.user = u.id) AS oldest " +
+            "FROM users u",
+        ).all() as Array<{ user: number; oldest: number | null }>
+      ) {
+        this.#upTaken.run(Number(r.user), r.oldest === null ? lastN : Number(r.oldest) - 1);
+      }
+      this.#setMeta.run("inbox_n", String(lastN));
+      db.exec(
+        `DROP TABLE outbox; DROP TABLE inbox_msg; DROP TABLE inbox; ` +
+          `PRAGMA user_version = ${SCHEMA_VERSION};`,
+      );
+    });
   }
 
   #tx(fn: () => void): void {
