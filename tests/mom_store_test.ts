@@ -29,6 +29,7 @@ Deno.test("daemon store: the outbox in segments is read after a point, counted a
         user: 1,
         topic: "a/b",
         payload: bytes(`p${from + i}`),
+        local: i % 2 === 0,
       }));
     store.commit(out(1, 3), [], 0, { last_seq: 3 });
     store.commit(out(4, 4), [], 0, { last_seq: 4 });
@@ -42,6 +43,7 @@ Deno.test("daemon store: the outbox in segments is read after a point, counted a
     const all = store.outbox(0, 1_000_000);
     assert.equal(all.length, 4 + big);
     assert.ok(all.every((e, i) => e.seq === i + 1 && text(e.payload) === `p${i + 1}`));
+    assert.deepEqual(all.slice(0, 5).map((e) => e.local), [true, false, true, true, true]);
     // acknowledged up to 2: the first segment stays (3 is not acknowledged), reads skip 1..2
     store.commit([], [], 2, {});
     assert.equal(store.outboxSize(2), 2 + big);
@@ -127,10 +129,12 @@ Deno.test("daemon store: a version 1 file (a row per message) is converted with 
     db.close();
     const store = new DaemonStore(path);
     assert.equal(store.epoch, "e1");
-    assert.deepEqual(store.outbox(0, 10).map((e) => [e.seq, e.user, e.topic]), [
-      [6, 1, "a"],
-      [7, 2, "b"],
+    assert.deepEqual(store.outbox(0, 10).map((e) => [e.seq, e.user, e.topic, e.local]), [
+      [6, 1, "a", false],
+      [7, 2, "b", false],
     ]);
+    // subscriptions were not kept by version 1: not synced until the broker lists them
+    assert.equal(store.meta("subs_synced"), undefined);
     assert.deepEqual(store.select(1, 0, 10).map((e) => [e.seq, e.id, e.from]), [
       [10, "p:10", 5],
       [11, "p:11", 5],

@@ -538,3 +538,72 @@ Deno.test("a subscriber that falls behind the daemon's in-memory inbox reads the
     await client.close();
   }
 });
+
+Deno.test("users of one daemon get each other's publications from the daemon itself: with the broker down, after a restart, and after an upgrade that had no local subscriptions", async () => {
+  await using cluster = await momCluster(2);
+  const b1 = cluster.node("b1");
+  const d1 = cluster.node("d1");
+  await linked(cluster, "d1");
+  await linked(cluster, "d2");
+  let client = await MomClient.connect(addr(d1.port));
+  const remote = await MomClient.connect(addr(cluster.node("d2").port));
+  try {
+    const [pub, sub, gone] = [await client.create(), await client.create(), await client.create()];
+    const far = await remote.create();
+    await sub.subscribe("Local/+");
+    await gone.subscribe("Local/#");
+    await gone.unsubscribe("Local/#");
+    await far.subscribe("Local/x");
+    await pub.publish("Local/x", "one");
+    assert.deepEqual((await drain(sub, (g) => g.length >= 1, 5_000)).map((m) => m.id), [
+      `d1:${(await d1.ctl("status")).last_seq}`,
+    ]);
+    assert.equal((await drain(far, (g) => g.length >= 1, 5_000)).length, 1);
+    assert.deepEqual(await gone.receiveBatch({ timeout: 200 }), []);
+    // the broker routed it to d2 only
+    const b = await b1.ctl("status");
+    assert.equal(b.messages_out, 1);
+
+    // broker down, daemon restarted: the local subscriptions are the daemon's own
+    await b1.kill("SIGKILL");
+    await client.close();
+    await d1.kill("SIGKILL");
+    await d1.start();
+    client = await MomClient.connect(addr(d1.port));
+    const pub2 = client.user(pub.id);
+    const sub2 = client.user(sub.id);
+    await pub2.publish("Local/y", "two");
+    const got = await drain(sub2, (g) => g.length >= 1, 5_000);
+    assert.deepEqual(got.map((m) => decoder.decode(m.payload)), ["two"]);
+    assert.equal((await d1.ctl("status")).link, "down");
+
+    // a data directory from before local subscriptions were kept: publications go through
+    // the broker until the daemon has synced them, then stay local; nothing is lost either way
+    await client.close();
+    await d1.stop();
+    {
+      const { DatabaseSync } = await import("node:sqlite");
+      const db = new DatabaseSync(`${d1.dataDir}/daemon.sqlite`);
+      db.exec("DELETE FROM subs; DELETE FROM meta WHERE key='subs_synced';");
+      db.close();
+    }
+    await d1.start();
+    client = await MomClient.connect(addr(d1.port));
+    const pub3 = client.user(pub.id);
+    const sub3 = client.user(sub.id);
+    await pub3.publish("Local/z", "three"); // broker down: waits in the outbox
+    await b1.start();
+    await linked(cluster, "d1");
+    await waitUntil(async () => (await d1.ctl("status")).local_subscriptions === 1, {
+      timeoutMs: 10_000,
+      what: "local subscriptions synced",
+    });
+    await pub3.publish("Local/z", "four");
+    const rest = await drain(sub3, (g) => g.length >= 2, 10_000);
+    assert.deepEqual(rest.map((m) => decoder.decode(m.payload)), ["three", "four"]);
+    assert.deepEqual(await sub3.receiveBatch({ timeout: 300 }), []);
+  } finally {
+    await client.close();
+    await remote.close();
+  }
+});

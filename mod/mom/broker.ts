@@ -28,7 +28,8 @@ import { BrokerStore, type DaemonRow, type OutboxRow } from "./broker_store.ts";
 import { MAX_PAYLOAD_BYTES, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
 import { Tick } from "./tick.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
-import { checkPattern, checkTopic, isWildcard, TopicError, topicMatches } from "./topic.ts";
+import { checkPattern, checkTopic, TopicError } from "./topic.ts";
+import { SubscriptionIndex } from "./subscriptions.ts";
 
 interface DaemonState extends DaemonRow {
   /** Seen including the tick not yet committed. */
@@ -62,9 +63,7 @@ export class Broker {
   readonly #store: BrokerStore;
   readonly #ctx: RoleContext;
   readonly #users = new Map<number, string>();
-  readonly #subs = new Map<number, Map<string, boolean>>();
-  readonly #exact = new Map<string, Set<number>>();
-  readonly #wild = new Map<string, Set<number>>();
+  readonly #subs = new SubscriptionIndex();
   readonly #route = new Map<string, Recipient[]>();
   readonly #topics = new Set<string>();
   readonly #daemons = new Map<string, DaemonState>();
@@ -90,7 +89,7 @@ export class Broker {
     this.#store = store;
     this.#idle = new IdleCheckpoint(() => store.checkpoint());
     for (const u of store.users()) this.#users.set(u.id, u.daemon);
-    for (const s of store.subs()) this.#indexSub(s.user, s.pattern, s.own === 1);
+    for (const s of store.subs()) this.#subs.add(s.user, s.pattern, s.own === 1);
     for (const t of store.topics()) this.#topics.add(t);
     const reserved = store.reservations();
     for (const d of store.daemons()) {
@@ -122,7 +121,13 @@ export class Broker {
       },
       "user.attach": (msg, s) => {
         const user = this.#ownUser(msg, s);
-        return { t: "user.attached", user, subs: [...(this.#subs.get(user)?.keys() ?? [])] };
+        const subs = this.#subs.of(user);
+        return {
+          t: "user.attached",
+          user,
+          subs: subs.map(([p]) => p),
+          own: subs.filter(([, own]) => own).map(([p]) => p),
+        };
       },
       "user.where": (msg) => {
         const user = fieldInt(msg, "user", { min: 1 });
@@ -137,12 +142,10 @@ export class Broker {
       },
       "user.destroy": (msg, s) => {
         const user = this.#ownUser(msg, s);
-        const patterns = [...(this.#subs.get(user)?.keys() ?? [])];
         this.#store.destroyUser(user);
-        for (const p of patterns) {
-          this.#unindexSub(user, p);
-          this.#ctx.events.emit("sub.removed", { user, topic: p });
-        }
+        const patterns = this.#subs.removeUser(user);
+        this.#route.clear();
+        for (const p of patterns) this.#ctx.events.emit("sub.removed", { user, topic: p });
         this.#users.delete(user);
         this.#ctx.events.emit("user.destroyed", { user });
         return { t: "ok", removed: patterns.length };
@@ -156,7 +159,7 @@ export class Broker {
           badTopic(err);
         }
         const own = fieldBool(msg, "own", false);
-        if (this.#subs.get(user)?.has(pattern)) {
+        if (this.#subs.has(user, pattern)) {
           throw new ProtocolError(
             MomErrorCode.AlreadySubscribed,
             `Cannot subscribe user ${user} to "${pattern}": already subscribed`,
@@ -164,23 +167,30 @@ export class Broker {
         }
         this.#store.addSub(user, pattern, own);
         this.#topics.add(pattern);
-        this.#indexSub(user, pattern, own);
+        this.#subs.add(user, pattern, own);
+        this.#route.clear();
         this.#ctx.events.emit("sub.added", { user, topic: pattern, own });
         return { t: "ok" };
       },
       "sub.remove": (msg, s) => {
         const user = this.#ownUser(msg, s);
         const pattern = fieldString(msg, "topic", { maxLength: 1024 });
-        if (!this.#subs.get(user)?.has(pattern)) {
+        if (!this.#subs.has(user, pattern)) {
           throw new ProtocolError(
             MomErrorCode.NotSubscribed,
             `Cannot unsubscribe user ${user} from "${pattern}": not subscribed`,
           );
         }
         this.#store.removeSub(user, pattern);
-        this.#unindexSub(user, pattern);
+        this.#subs.remove(user, pattern);
+        this.#route.clear();
         this.#ctx.events.emit("sub.removed", { user, topic: pattern });
         return { t: "ok" };
+      },
+      "stream.state": (_msg, s) => {
+        // what this broker has taken from the daemon and assigned to it so far
+        const d = this.#daemonOf(s);
+        return { t: "stream.state", seen: d.seenPending, dseq: d.dseq };
       },
       pub: (msg, s) => {
         this.#pub(msg, s);
@@ -231,7 +241,7 @@ export class Broker {
     return {
       users: this.#users.size,
       topics: this.#topics.size,
-      subscriptions: [...this.#subs.values()].reduce((n, m) => n + m.size, 0),
+      subscriptions: this.#subs.size,
       daemons_connected: [...this.#daemons.values()].filter((d) => d.session).map((d) => d.name),
       messages_in: this.messagesIn,
       messages_out: this.messagesOut,
@@ -393,12 +403,14 @@ export class Broker {
       this.#newTopics.push(topic);
     }
     const recipients = this.#recipients(topic);
+    // `local`: the publishing daemon delivered to its own users itself
+    const skip = msg.local === true ? d.name : undefined;
     let to = 0;
     let byDaemon: Map<string, number[]> | undefined;
     let single: string | undefined;
     let singleUsers: number[] | undefined;
     for (const r of recipients) {
-      if (r.user === from && !r.own) continue;
+      if ((r.user === from && !r.own) || r.daemon === skip) continue;
       to++;
       if (single === undefined) {
         single = r.daemon;
@@ -614,47 +626,18 @@ export class Broker {
     })();
   }
 
+  /** The users `topic` reaches, with their daemons (cached per topic). */
   #recipients(topic: string): Recipient[] {
     const cached = this.#route.get(topic);
     if (cached) return cached;
     const out: Recipient[] = [];
-    const add = (user: number, pattern: string) => {
-      const daemon = this.#users.get(user);
-      if (daemon === undefined) return;
-      if (out.some((r) => r.user === user)) {
-        if (this.#subs.get(user)?.get(pattern)) out.find((r) => r.user === user)!.own = true;
-        return;
-      }
-      out.push({ user, own: this.#subs.get(user)?.get(pattern) ?? false, daemon });
-    };
-    for (const u of this.#exact.get(topic) ?? []) add(u, topic);
-    for (const [pattern, users] of this.#wild) {
-      if (topicMatches(pattern, topic)) { for (const u of users) add(u, pattern); }
+    for (const m of this.#subs.match(topic)) {
+      const daemon = this.#users.get(m.user);
+      if (daemon !== undefined) out.push({ user: m.user, own: m.own, daemon });
     }
     if (this.#route.size > 10_000) this.#route.clear();
     this.#route.set(topic, out);
     return out;
-  }
-
-  #indexSub(user: number, pattern: string, own: boolean): void {
-    let m = this.#subs.get(user);
-    if (!m) this.#subs.set(user, m = new Map());
-    m.set(pattern, own);
-    const index = isWildcard(pattern) ? this.#wild : this.#exact;
-    let set = index.get(pattern);
-    if (!set) index.set(pattern, set = new Set());
-    set.add(user);
-    this.#route.clear();
-  }
-
-  #unindexSub(user: number, pattern: string): void {
-    this.#subs.get(user)?.delete(pattern);
-    if (this.#subs.get(user)?.size === 0) this.#subs.delete(user);
-    const index = isWildcard(pattern) ? this.#wild : this.#exact;
-    const set = index.get(pattern);
-    set?.delete(user);
-    if (set?.size === 0) index.delete(pattern);
-    this.#route.clear();
   }
 }
 

@@ -11,6 +11,10 @@
  * delivery is recognised and stored once. An inbox entry is deleted only when the
  * application acknowledges it (the `after` of its next `receive`).
  *
+ * The daemon keeps its own users' subscriptions too (the broker confirmed each one): a
+ * publication by a local user goes into the inboxes of the local users it reaches in the
+ * same commit as its outbox entry, and the broker routes it to the other daemons only.
+ *
  * @module
  */
 import { ConfigError, type HostPort, parseHostPort } from "../config/mod.ts";
@@ -39,6 +43,7 @@ import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, MomErrorCode, PUMP_CHUNK } from "
 import { Tick } from "./tick.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkPattern, checkTopic, TopicError } from "./topic.ts";
+import { SubscriptionIndex } from "./subscriptions.ts";
 
 interface Waiter {
   session: PeerSession;
@@ -77,6 +82,10 @@ export class MomDaemon {
   readonly #store: DaemonStore;
   readonly #broker: HostPort;
   readonly #users = new Set<number>();
+  /** The local users' subscriptions: their publications to each other stay on this daemon. */
+  readonly #subs = new SubscriptionIndex();
+  /** Whether `#subs` matches the broker's catalogue (false after an upgrade, until synced). */
+  #subsSynced: boolean;
   readonly #waiters = new Map<number, Set<Waiter>>();
   #lastSeq: number;
   #seqReserved: number;
@@ -102,6 +111,8 @@ export class MomDaemon {
   #dackSent = 0;
   #dackTimer: ReturnType<typeof setTimeout> | undefined;
   #flushes: Array<{ session: PeerSession; msg: Message }> = [];
+  /** Publications and flushes held while local subscriptions are being synced. */
+  #held: Array<PendingPublish | { session: PeerSession; msg: Message }> | undefined;
   readonly #tick = new Tick(() => this.#flushOrDie());
   readonly #idle: IdleCheckpoint;
   #link: RpcClient | undefined;
@@ -123,6 +134,8 @@ export class MomDaemon {
     this.#broker = broker;
     this.#idle = new IdleCheckpoint(() => store.checkpoint());
     for (const u of store.users()) this.#users.add(u);
+    for (const sub of store.subs()) this.#subs.add(sub.user, sub.pattern, sub.own);
+    this.#subsSynced = store.meta("subs_synced") === "1";
     // publications may reach the broker before they are committed here, so numbers up to
     // the reservation may be known to the broker: never reuse them after a restart
     this.#lastSeq = Math.max(store.lastSeq(), Number(store.meta("seq_reserved") ?? 0));
@@ -164,6 +177,7 @@ export class MomDaemon {
         const reply = await this.#brokerRequest({ t: "user.attach", user });
         this.#store.addUser(user);
         this.#users.add(user);
+        this.#mirrorSubs(user, reply);
         return { t: "attached", user, subs: reply.subs ?? [] };
       },
       subscribe: async (msg) => {
@@ -176,6 +190,8 @@ export class MomDaemon {
         }
         const own = fieldBool(msg, "own", false);
         await this.#brokerRequest({ t: "sub.add", user, topic, own });
+        this.#store.addSub(user, topic, own);
+        this.#subs.add(user, topic, own);
         this.#ctx.events.emit("sub.added", { user, topic, own });
         return { t: "ok" };
       },
@@ -183,6 +199,8 @@ export class MomDaemon {
         const user = await this.#localUser(msg);
         const topic = fieldString(msg, "topic", { maxLength: 1024 });
         await this.#brokerRequest({ t: "sub.remove", user, topic });
+        this.#store.removeSub(user, topic);
+        this.#subs.remove(user, topic);
         this.#ctx.events.emit("sub.removed", { user, topic });
         return { t: "ok" };
       },
@@ -191,6 +209,7 @@ export class MomDaemon {
         const reply = await this.#brokerRequest({ t: "user.destroy", user });
         this.#store.removeUser(user);
         this.#users.delete(user);
+        this.#subs.removeUser(user);
         this.#dropRecent(user);
         for (const w of this.#waiters.get(user) ?? []) this.#answer(w, []);
         this.#waiters.delete(user);
@@ -218,23 +237,21 @@ export class MomDaemon {
           this.#seqReserved = seq + SEQ_RESERVATION;
           this.#store.setMeta({ seq_reserved: this.#seqReserved });
         }
-        const entry = { seq, user, topic, payload };
-        this.#out.push({ entry, session: s, rid: msg.rid });
-        // overlap the broker hop with the local commit (the app is answered after the commit)
-        const link = this.#link;
-        if (
-          this.#attached && link && !this.#pumping && this.#pubSent === seq - 1 &&
-          link.conn.pendingBytes < EARLY_SEND_LIMIT
-        ) {
-          this.#pubSent = seq;
-          this.#linkSend(pubFrame(entry));
-          this.#sentEarly++;
-        }
+        const pending = {
+          entry: { seq, user, topic, payload, local: false },
+          session: s,
+          rid: msg.rid,
+        };
         this.published++;
-        this.#schedule();
+        if (this.#held) this.#held.push(pending);
+        else this.#accept(pending);
         return undefined;
       },
       flush: (msg, s) => {
+        if (this.#held) {
+          this.#held.push({ session: s, msg });
+          return undefined;
+        }
         this.#flushes.push({ session: s, msg });
         this.#schedule();
         return undefined;
@@ -282,6 +299,91 @@ export class MomDaemon {
     };
   }
 
+  /** Queues a publication for the next commit and sends it to the broker when it can. */
+  #accept(p: PendingPublish): void {
+    const entry = p.entry;
+    // local subscribers get it in the same commit as the outbox entry; the broker routes
+    // it to the other daemons only
+    entry.local = this.#subsSynced;
+    this.#out.push(p);
+    if (entry.local) this.#deliverLocally(entry);
+    // overlap the broker hop with the local commit (the app is answered after the commit)
+    const link = this.#link;
+    if (
+      this.#attached && link && !this.#pumping && this.#pubSent === entry.seq - 1 &&
+      link.conn.pendingBytes < EARLY_SEND_LIMIT
+    ) {
+      this.#pubSent = entry.seq;
+      this.#linkSend(pubFrame(entry));
+      this.#sentEarly++;
+    }
+    this.#schedule();
+  }
+
+  /** Puts a local publication into the inboxes of the local users it reaches. */
+  #deliverLocally(entry: OutboxEntry): void {
+    const matches = this.#subs.match(entry.topic);
+    if (matches.length === 0) return;
+    let users: number[] | undefined;
+    for (const m of matches) {
+      if ((m.user === entry.user && !m.own) || !this.#users.has(m.user)) continue;
+      (users ??= []).push(m.user);
+    }
+    if (users === undefined) return;
+    this.#in.push({
+      users,
+      id: `${this.#ctx.name}:${entry.seq}`,
+      topic: entry.topic,
+      payload: entry.payload,
+      from: entry.user,
+    });
+  }
+
+  /** Stores `user`'s subscriptions as a `user.attached` reply from the broker lists them. */
+  #mirrorSubs(user: number, reply: Message): void {
+    const patterns = Array.isArray(reply.subs) ? reply.subs.map(String) : [];
+    const own = new Set(Array.isArray(reply.own) ? reply.own.map(String) : []);
+    this.#store.replaceSubs(user, patterns, own);
+    this.#subs.removeUser(user);
+    for (const p of patterns) this.#subs.add(user, p, own.has(p));
+  }
+
+  /**
+   * Makes the local subscriptions match the broker's (a data directory from before they were
+   * kept here). Until then this daemon's publications reach its own users through the
+   * broker; to keep each publisher's order, new publications (and flushes) are held until
+   * the broker has routed, and this daemon has received, every earlier one.
+   */
+  async #syncSubs(link: RpcClient): Promise<void> {
+    if (this.#subsSynced || this.#held) return;
+    this.#held = [];
+    try {
+      for (const user of [...this.#users]) {
+        const reply = await this.#brokerRequest({ t: "user.attach", user });
+        if (this.#users.has(user)) this.#mirrorSubs(user, reply);
+      }
+      const barrier = this.#lastSeq;
+      for (let round = 0; round < SYNC_ROUNDS && this.#link === link; round++) {
+        const state = await this.#brokerRequest({ t: "stream.state" });
+        if (Number(state.seen) >= barrier && this.#lastDseq >= Number(state.dseq)) {
+          this.#store.setMeta({ subs_synced: 1 });
+          this.#subsSynced = true;
+          this.#ctx.log.info("local subscriptions synced with the broker");
+          return;
+        }
+        await pause(SYNC_PAUSE_MS);
+      }
+    } finally {
+      const held = this.#held;
+      this.#held = undefined;
+      for (const h of held) {
+        if ("entry" in h) this.#accept(h);
+        else this.#flushes.push(h);
+      }
+      this.#schedule();
+    }
+  }
+
   /** Forgets the waiting receives of a closed connection. */
   sessionClosed(s: PeerSession): void {
     for (const set of this.#waiters.values()) {
@@ -301,6 +403,8 @@ export class MomDaemon {
       broker: `${this.#broker.hostname}:${this.#broker.port}`,
       link: this.#attached ? "up" : "down",
       users: [...this.#users],
+      local_subscriptions: this.#subs.size,
+      local_delivery: this.#subsSynced,
       inbox: this.#store.inboxSizes(),
       inbox_memory_bytes: this.#recentBytes,
       outbox: this.#store.outboxSize(this.#pubAcked) + this.#out.length,
@@ -741,6 +845,11 @@ export class MomDaemon {
         for (const m of early.splice(0)) this.#safeBrokerMessage(m);
         this.#schedule();
         this.#pump();
+        if (!this.#subsSynced) {
+          this.#syncSubs(c).catch((err) =>
+            ctx.log.warn(`Cannot sync local subscriptions yet: ${String(err)}`)
+          );
+        }
       } catch (err) {
         await client?.close();
         if (signal.aborted) return;
@@ -773,6 +882,11 @@ export class MomDaemon {
     }
   }
 }
+
+/** Checks of the broker's stream state while syncing subscriptions (then retried next link). */
+const SYNC_ROUNDS = 500;
+/** Pause between those checks. */
+const SYNC_PAUSE_MS = 20;
 
 /** Publication numbers reserved on disk at a time (skipped after a restart). */
 const SEQ_RESERVATION = 100_000;
@@ -828,7 +942,9 @@ function idSeq(id: string, at: number): number {
 }
 
 function pubFrame(e: OutboxEntry): Message {
-  return { t: "pub", seq: e.seq, user: e.user, topic: e.topic, payload: e.payload };
+  return e.local
+    ? { t: "pub", seq: e.seq, user: e.user, topic: e.topic, payload: e.payload, local: true }
+    : { t: "pub", seq: e.seq, user: e.user, topic: e.topic, payload: e.payload };
 }
 
 /** The `daemon` role. */

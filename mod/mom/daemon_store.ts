@@ -20,6 +20,9 @@ const SEGMENT_SCHEMA = `
   CREATE TABLE IF NOT EXISTS inbox_seg(
     first INTEGER PRIMARY KEY, last INTEGER NOT NULL, users TEXT NOT NULL, data BLOB NOT NULL);
   CREATE TABLE IF NOT EXISTS taken(user INTEGER PRIMARY KEY, upto INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS subs(
+    user INTEGER NOT NULL, pattern TEXT NOT NULL, own INTEGER NOT NULL,
+    PRIMARY KEY(user, pattern)) WITHOUT ROWID;
 `;
 
 /** Inbox segments one `collect()` looks at, at most. */
@@ -38,6 +41,8 @@ export interface OutboxEntry {
   topic: string;
   /** Payload. */
   payload: Uint8Array;
+  /** Whether this daemon delivered it to its own users (the broker then skips them). */
+  local: boolean;
 }
 
 /** A received publication, stored once for all its local recipients. */
@@ -104,6 +109,7 @@ export class DaemonStore {
         CREATE TABLE IF NOT EXISTS seen_from(daemon TEXT PRIMARY KEY, seq INTEGER NOT NULL)
           WITHOUT ROWID;
         ${SEGMENT_SCHEMA}
+        INSERT INTO meta(key, value) VALUES ('subs_synced', '1');
         PRAGMA user_version = ${SCHEMA_VERSION};
       `);
     } else if (version === 1) {
@@ -206,14 +212,44 @@ export class DaemonStore {
     });
   }
 
-  /** Removes a local user and its inbox. */
+  /** Removes a local user, its subscriptions and its inbox. */
   removeUser(id: number): void {
     this.#tx(() => {
       this.#db.prepare("DELETE FROM users WHERE id=?").run(id);
       this.#db.prepare("DELETE FROM taken WHERE user=?").run(id);
+      this.#db.prepare("DELETE FROM subs WHERE user=?").run(id);
     });
     this.#taken.delete(id);
     this.collect(this.users());
+  }
+
+  /** The local users' subscriptions (as the broker confirmed them). */
+  subs(): Array<{ user: number; pattern: string; own: boolean }> {
+    return (this.#db.prepare("SELECT user, pattern, own FROM subs").all() as Array<
+      { user: number; pattern: string; own: number }
+    >).map((r) => ({ user: Number(r.user), pattern: r.pattern, own: r.own === 1 }));
+  }
+
+  /** Stores a subscription of a local user. */
+  addSub(user: number, pattern: string, own: boolean): void {
+    this.#db.prepare("INSERT OR REPLACE INTO subs(user, pattern, own) VALUES (?, ?, ?)").run(
+      user,
+      pattern,
+      own ? 1 : 0,
+    );
+  }
+
+  /** Removes a subscription of a local user. */
+  removeSub(user: number, pattern: string): void {
+    this.#db.prepare("DELETE FROM subs WHERE user=? AND pattern=?").run(user, pattern);
+  }
+
+  /** Replaces `user`'s subscriptions (`own`: the patterns that deliver its own publications). */
+  replaceSubs(user: number, patterns: string[], own: Set<string>): void {
+    this.#tx(() => {
+      this.#db.prepare("DELETE FROM subs WHERE user=?").run(user);
+      for (const p of patterns) this.addSub(user, p, own.has(p));
+    });
   }
 
   /**
@@ -240,7 +276,9 @@ export class DaemonStore {
     }
     this.#tx(() => {
       for (const chunk of chunkSegments(outgoing)) {
-        const data = encodeSegment(chunk.map((e) => [e.seq, e.user, e.topic, e.payload]));
+        const data = encodeSegment(
+          chunk.map((e) => [e.seq, e.user, e.topic, e.payload, e.local ? 1 : 0]),
+        );
         this.#insOut.run(chunk[0].seq, chunk[chunk.length - 1].seq, chunk.length, data);
       }
       if (incoming.length > 0) {
@@ -289,6 +327,7 @@ export class DaemonStore {
           user: Number(t[1]),
           topic: String(t[2]),
           payload: t[3] as Uint8Array,
+          local: t[4] === 1,
         });
       }
     });
@@ -446,7 +485,7 @@ export class DaemonStore {
       this.#prepare();
       const out = (db.prepare("SELECT seq, user, topic, payload FROM outbox ORDER BY seq")
         .all() as Array<{ seq: number; user: number; topic: string; payload: Uint8Array }>)
-        .map((r) => [Number(r.seq), Number(r.user), r.topic, r.payload]);
+        .map((r) => [Number(r.seq), Number(r.user), r.topic, r.payload, 0]);
       for (const chunk of chunkSegments(out)) {
         this.#insOut.run(
           chunk[0][0] as number,

@@ -13,9 +13,11 @@
  * - `destroy {user}` → `ok {}`
  *
  * Daemon → broker: `attach {epoch, acked}` → `attach.ok {epoch, seen}`; `user.create`,
- * `user.attach`, `user.where`, `user.destroy`, `sub.add`, `sub.remove` (requests);
- * `pub {seq, user, topic, payload}` (stream, acknowledged by `puback {seq}`, cumulative);
- * `dack {dseq}` (cumulative acknowledgement of deliveries).
+ * `user.attach` (→ `user.attached {subs, own}`), `user.where`, `user.destroy`, `sub.add`,
+ * `sub.remove`, `stream.state` (→ `{seen, dseq}`) (requests);
+ * `pub {seq, user, topic, payload, local?}` (stream, acknowledged by `puback {seq}`,
+ * cumulative; `local`: the daemon delivered it to its own users, the broker routes it to the
+ * other daemons only); `dack {dseq}` (cumulative acknowledgement of deliveries).
  *
  * Broker → daemon: `deliver {dseq, id, topic, payload, from, users}` (stream),
  * `puback {seq}`.
