@@ -145,7 +145,14 @@ Deno.test("daemon store: a version 1 file (a row per message) is converted with 
     assert.deepEqual(store.seenFrom(), new Map([["p", 11]]));
     // positions continue after the old ones
     assert.equal(store.commit([], [delivery(1, [3])], 0, {}), 13);
+    // positions reserved for hand-outs before their commit are never given again
+    store.setMeta({ inbox_reserved: 500 });
     store.close();
+    const again = new DaemonStore(path);
+    assert.equal(again.nextPosition, 501);
+    assert.equal(again.commit([], [delivery(2, [3])], 0, {}), 501);
+    assert.deepEqual(again.select(3, 0, 10).map((e) => e.seq), [13, 501]);
+    again.close();
   });
 });
 

@@ -130,7 +130,12 @@ export class DaemonStore {
       this.#setMeta.run("seq_reserved", String(Date.now() * 1000));
     }
     const maxN = db.prepare("SELECT MAX(last) AS m FROM inbox_seg").get() as { m: number | null };
-    this.#nextN = Math.max(Number(maxN.m ?? 0), Number(this.meta("inbox_n") ?? 0)) + 1;
+    // positions up to `inbox_reserved` may have been handed out before their commit
+    this.#nextN = Math.max(
+      Number(maxN.m ?? 0),
+      Number(this.meta("inbox_n") ?? 0),
+      Number(this.meta("inbox_reserved") ?? 0),
+    ) + 1;
     for (
       const r of db.prepare("SELECT user, upto FROM taken").all() as Array<
         { user: number; upto: number }
@@ -166,6 +171,11 @@ export class DaemonStore {
       "INSERT INTO seen_from(daemon, seq) VALUES (?, ?) " +
         "ON CONFLICT(daemon) DO UPDATE SET seq=excluded.seq",
     );
+  }
+
+  /** The inbox position the next commit gives to its first delivery. */
+  get nextPosition(): number {
+    return this.#nextN;
   }
 
   /** Reads a meta value. */

@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import { setImmediate } from "node:timers";
+import { EventSink, Logger } from "../mod/events/sink.ts";
+import { MomDaemon } from "../mod/mom/daemon.ts";
+import { DaemonStore } from "../mod/mom/daemon_store.ts";
+import type { RoleContext } from "../mod/process/mod.ts";
+import type { Message, PeerSession } from "../mod/wire/mod.ts";
+
+/** A session that records the replies it is given. */
+function recordingSession(): { session: PeerSession; replies: Message[] } {
+  const replies: Message[] = [];
+  const session = {
+    data: {},
+    reply: (_req: Message, reply: Message) => {
+      replies.push(reply);
+      return true;
+    },
+    send: () => true,
+  } as unknown as PeerSession;
+  return { session, replies };
+}
+
+const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+Deno.test("daemon (in process): a receive that waits while a publication is uncommitted gets it before a later one, never skips it", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "peerd-mom-daemon-" });
+  const store = new DaemonStore(`${dir}/daemon.sqlite`);
+  const controller = new AbortController();
+  const ctx = {
+    role: "daemon",
+    name: "d1",
+    listen: { hostname: "127.0.0.1", port: 0 },
+    dataDir: dir,
+    maxFrame: 1 << 20,
+    logLevel: "error",
+    events: new EventSink({ node: "d1", role: "daemon" }),
+    log: new Logger({ node: "d1", role: "daemon", level: "error" }),
+    signal: controller.signal,
+    options: {},
+    interactive: false,
+  } as RoleContext;
+  // users 1 (publisher) and 2 (subscriber), as the broker confirmed them earlier
+  store.addUser(1);
+  store.addUser(2);
+  store.addSub(2, "T/+", false);
+  const daemon = new MomDaemon(ctx, store, { hostname: "127.0.0.1", port: 1 });
+  try {
+    const h = daemon.handlers();
+    const pub = recordingSession();
+    const sub = recordingSession();
+    const publish = (n: number) =>
+      h.publish({ t: "publish", user: 1, topic: "T/x", payload: new Uint8Array([n]) }, pub.session);
+    const receive = (after: number) =>
+      h.receive({ t: "receive", rid: 1, user: 2, after, max: 100, wait: 5_000 }, sub.session);
+
+    // low load: a receive waiting before the publication is answered at once, before the commit
+    assert.equal(receive(0), undefined);
+    publish(1);
+    assert.equal(sub.replies.length, 1);
+    const first = sub.replies[0].messages as Array<{ seq: number; payload: Uint8Array }>;
+    assert.deepEqual(first.map((m) => m.payload[0]), [1]);
+    await nextTick();
+
+    // publication 2 is queued (uncommitted) while the subscriber's next receive is on its
+    // way; 3 comes after the receive waits: the receive must not be answered with 3 alone
+    publish(2);
+    assert.equal(receive(first[0].seq), undefined);
+    publish(3);
+    assert.equal(sub.replies.length, 1, "answered with a later publication, skipping one");
+    await nextTick();
+    assert.equal(sub.replies.length, 2);
+    const second = sub.replies[1].messages as Array<{ seq: number; payload: Uint8Array }>;
+    assert.deepEqual(second.map((m) => m.payload[0]), [2, 3]);
+    assert.ok(second[0].seq > first[0].seq && second[1].seq > second[0].seq);
+    // the publisher's acknowledgements came with the commits; nothing left unstored
+    assert.equal(daemon.status().outbox, 3);
+  } finally {
+    await daemon.close();
+    store.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
