@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { setImmediate } from "node:timers";
 import { EventSink, Logger } from "../mod/events/sink.ts";
-import { MomDaemon } from "../mod/mom/daemon.ts";
+import { MomDaemon, pubsFrames } from "../mod/mom/daemon.ts";
 import { DaemonStore } from "../mod/mom/daemon_store.ts";
 import type { RoleContext } from "../mod/process/mod.ts";
 import type { Message, PeerSession } from "../mod/wire/mod.ts";
@@ -79,4 +79,28 @@ Deno.test("daemon (in process): a receive that waits while a publication is unco
     store.close();
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("pubsFrames(): runs of consecutive seqs with one local flag, bounded in count and bytes", () => {
+  const e = (seq: number, local = true, size = 10) => ({
+    seq,
+    user: 1,
+    topic: "a",
+    payload: new Uint8Array(size),
+    local,
+  });
+  const frames = pubsFrames([e(1), e(2), e(3), e(5), e(6, false), e(7, false)]);
+  assert.deepEqual(
+    frames.map((f) => [f.seq, (f.users as number[]).length, f.local ?? false]),
+    [[1, 3, true], [5, 1, true], [6, 2, false]],
+  );
+  assert.deepEqual(pubsFrames([]), []);
+  // 2,500 small ones: frames of at most 1,000; two of 700 KiB: one frame each
+  assert.deepEqual(
+    pubsFrames(Array.from({ length: 2_500 }, (_, i) => e(i + 1))).map((f) =>
+      (f.users as number[]).length
+    ),
+    [1_000, 1_000, 500],
+  );
+  assert.equal(pubsFrames([e(1, true, 700 * 1024), e(2, true, 700 * 1024)]).length, 2);
 });

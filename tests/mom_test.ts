@@ -366,6 +366,27 @@ Deno.test("bad input gets clear errors and loses nothing: topics, users, other d
     } finally {
       await sneaky.close();
     }
+    // an attached daemon's malformed pubs frames are refused whole, with the reason
+    const rogue = await RpcClient.connect(addr(cluster.node("b1").port), {
+      role: "daemon",
+      name: "dx",
+    });
+    try {
+      await rogue.request({ t: "attach", epoch: "rogue", acked: 0 });
+      const one = new Uint8Array([1]);
+      for (
+        const bad of [
+          { users: [a.id, a.id], topics: ["ok/topic"], payloads: [one] },
+          { users: [a.id], topics: ["ok/topic"], payloads: ["text"] },
+          { users: [0], topics: ["ok/topic"], payloads: [one] },
+          { users: "1", topics: [], payloads: [] },
+        ]
+      ) {
+        await assert.rejects(rogue.request({ t: "pubs", seq: 1, ...bad }), /bad_field/);
+      }
+    } finally {
+      await rogue.close();
+    }
     // nothing lost, everyone still served
     const id = await a.publish("ok/topic", "still works");
     const got = await b.receive({ timeout: 10_000 });

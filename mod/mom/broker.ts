@@ -196,6 +196,10 @@ export class Broker {
         this.#pub(msg, s);
         return undefined;
       },
+      pubs: (msg, s) => {
+        this.#pubs(msg, s);
+        return undefined;
+      },
       dack: (msg, s) => {
         const d = this.#daemonOf(s);
         const dseq = fieldInt(msg, "dseq", { min: 0 });
@@ -370,20 +374,66 @@ export class Broker {
   #pub(msg: Message, s: PeerSession): void {
     const d = this.#daemonOf(s);
     const seq = fieldInt(msg, "seq", { min: 1 });
+    const from = fieldInt(msg, "user", { min: 1 });
+    const payload = fieldBytes(msg, "payload");
+    this.#routeOne(d, seq, from, msg.topic, payload, msg.local === true);
+  }
+
+  /**
+   * `pubs {seq, users, topics, payloads, local?}`: publications `seq`, `seq + 1`, … of one
+   * daemon in one frame (the columns are parallel arrays).
+   */
+  #pubs(msg: Message, s: PeerSession): void {
+    const d = this.#daemonOf(s);
+    const seq = fieldInt(msg, "seq", { min: 1 });
+    const { users, topics, payloads } = msg;
+    if (
+      !Array.isArray(users) || !Array.isArray(topics) || !Array.isArray(payloads) ||
+      users.length !== topics.length || users.length !== payloads.length ||
+      users.length > MAX_PUBS_PER_FRAME
+    ) {
+      throw new ProtocolError(
+        ErrorCode.BadField,
+        `Cannot take pubs: users, topics and payloads must be arrays of one length (at most ${MAX_PUBS_PER_FRAME})`,
+      );
+    }
+    for (let i = 0; i < users.length; i++) {
+      const from = users[i];
+      const payload = payloads[i];
+      if (!Number.isSafeInteger(from) || (from as number) < 1 || !(payload instanceof Uint8Array)) {
+        throw new ProtocolError(
+          ErrorCode.BadField,
+          `Cannot take pubs: publication ${seq + i} needs a user id and payload bytes`,
+        );
+      }
+    }
+    const local = msg.local === true;
+    for (let i = 0; i < users.length; i++) {
+      this.#routeOne(d, seq + i, users[i] as number, topics[i], payloads[i] as Uint8Array, local);
+    }
+  }
+
+  /** Routes one publication of daemon `d` (once: a resent one is recognised by its seq). */
+  #routeOne(
+    d: DaemonState,
+    seq: number,
+    from: number,
+    rawTopic: unknown,
+    payload: Uint8Array,
+    local: boolean,
+  ): void {
     if (seq <= d.seenPending) {
       this.#pubbers.add(d);
       this.#schedule();
       return;
     }
-    const from = fieldInt(msg, "user", { min: 1 });
-    const payload = fieldBytes(msg, "payload");
     d.seenPending = seq;
     d.dirty = true;
     this.#pubbers.add(d);
     this.#schedule();
     let topic: string;
     try {
-      topic = checkTopic(msg.topic);
+      topic = checkTopic(rawTopic);
     } catch (err) {
       // acknowledged by the daemon already; it cannot be routed, so it is dropped loudly
       this.#ctx.events.emit("msg.dropped", {
@@ -404,7 +454,7 @@ export class Broker {
     }
     const recipients = this.#recipients(topic);
     // `local`: the publishing daemon delivered to its own users itself
-    const skip = msg.local === true ? d.name : undefined;
+    const skip = local ? d.name : undefined;
     let to = 0;
     let byDaemon: Map<string, number[]> | undefined;
     let single: string | undefined;
@@ -646,6 +696,9 @@ function memoryMiB(): Record<string, number> {
   const mib = (n: number) => Math.round(n / 104_857.6) / 10;
   return { rss: mib(m.rss), heap_used: mib(m.heapUsed), external: mib(m.external) };
 }
+
+/** Publications one `pubs` frame may carry at most. */
+export const MAX_PUBS_PER_FRAME = 4_096;
 
 /** Publications after which a `puback` goes out at once (else after ACK_LAZY_MS). */
 const ACK_EVERY = 1_000;

@@ -40,6 +40,21 @@ export interface MomMessage {
   seq: number;
 }
 
+/** A decoded message of a `messages` reply as a MomMessage (as is when it has that shape). */
+function asMomMessage(m: Record<string, unknown>): MomMessage {
+  if (
+    typeof m.id === "string" && typeof m.topic === "string" && m.payload instanceof Uint8Array &&
+    typeof m.from === "number" && typeof m.seq === "number"
+  ) return m as unknown as MomMessage;
+  return {
+    id: String(m.id),
+    topic: String(m.topic),
+    payload: m.payload instanceof Uint8Array ? m.payload : toBytes(String(m.payload)),
+    from: Number(m.from),
+    seq: Number(m.seq),
+  };
+}
+
 /** An error reply from the daemon or broker (`code` as in `MomErrorCode` or `ErrorCode`). */
 export class MomError extends Error {
   /** The error code. */
@@ -301,15 +316,7 @@ export class MomUser {
         wait: Math.round(wait),
       }, { timeoutMs: wait + 15_000, retry: true, signal: options.signal });
       const messages = Array.isArray(reply.messages) ? reply.messages as Message[] : [];
-      for (const m of messages) {
-        this.#buffer.push({
-          id: String(m.id),
-          topic: String(m.topic),
-          payload: m.payload instanceof Uint8Array ? m.payload : toBytes(String(m.payload)),
-          from: Number(m.from),
-          seq: Number(m.seq),
-        });
-      }
+      for (const m of messages) this.#buffer.push(asMomMessage(m));
       if (this.#buffer.length > 0) return this.#take(max);
       if (performance.now() >= deadline) return [];
     }

@@ -26,6 +26,8 @@ import {
   startNodeServer,
 } from "../process/mod.ts";
 import {
+  ENCODED,
+  encodeValue,
   ErrorCode,
   fieldBool,
   fieldBytes,
@@ -34,6 +36,7 @@ import {
   type FrameServer,
   type Message,
   type PeerSession,
+  type PreEncoded,
   ProtocolError,
   RemoteError,
   RpcClient,
@@ -128,6 +131,8 @@ export class MomDaemon {
   #linkAbort = new AbortController();
   #sentEarly = 0;
   #sentStored = 0;
+  /** Publications to send to the broker before their commit (at the end of this turn). */
+  #early: OutboxEntry[] = [];
   #lastPublisher = "\u0000";
   /** Publications accepted from local applications. */
   published = 0;
@@ -321,10 +326,18 @@ export class MomDaemon {
       link.conn.pendingBytes < EARLY_SEND_LIMIT
     ) {
       this.#pubSent = entry.seq;
-      this.#linkSend(pubFrame(entry));
+      // the publications of this turn of the event loop go out together, in one frame
+      if (this.#early.length === 0) queueMicrotask(() => this.#sendEarly());
+      this.#early.push(entry);
       this.#sentEarly++;
     }
     this.#schedule();
+  }
+
+  #sendEarly(): void {
+    const early = this.#early;
+    this.#early = [];
+    for (const frame of pubsFrames(early)) this.#linkSend(frame);
   }
 
   /** Puts a local publication into the inboxes of the local users it reaches. */
@@ -616,7 +629,9 @@ export class MomDaemon {
     const woken = new Set<number>();
     for (let i = 0; i < incoming.length; i++) {
       const e = incoming[i];
-      entries[i] = { seq: firstN + i, id: e.id, topic: e.topic, payload: e.payload, from: e.from };
+      entries[i] = e.users.length > 1
+        ? new SharedEntry(firstN + i, e.id, e.topic, e.payload, e.from)
+        : { seq: firstN + i, id: e.id, topic: e.topic, payload: e.payload, from: e.from };
       this.delivered += e.users.length;
       for (const user of e.users) {
         if (tell) events.emit("msg.delivered", { id: e.id, user, topic: e.topic });
@@ -765,11 +780,11 @@ export class MomDaemon {
             return;
           }
           let blocked = false;
-          for (const e of rows) {
-            this.#pubSent = e.seq;
-            this.#sentStored++;
-            if (!link.send(pubFrame(e))) blocked = true;
+          for (const frame of pubsFrames(rows)) {
+            if (!link.send(frame)) blocked = true;
           }
+          this.#pubSent = rows[rows.length - 1].seq;
+          this.#sentStored += rows.length;
           if (blocked) await link.conn.drained();
         }
       } catch (err) {
@@ -954,6 +969,29 @@ interface RecentInbox {
   bytes: number;
 }
 
+/** An inbox entry several local users receive: encoded once for all their replies. */
+class SharedEntry implements InboxEntry, PreEncoded {
+  #bytes: Uint8Array | undefined;
+  constructor(
+    readonly seq: number,
+    readonly id: string,
+    readonly topic: string,
+    readonly payload: Uint8Array,
+    readonly from: number,
+  ) {}
+
+  [ENCODED](): Uint8Array {
+    this.#bytes ??= encodeValue({
+      seq: this.seq,
+      id: this.id,
+      topic: this.topic,
+      payload: this.payload,
+      from: this.from,
+    });
+    return this.#bytes;
+  }
+}
+
 /** Unacknowledged entries kept in memory per user at most (past it, reads go to SQLite). */
 const RECENT_MAX_ENTRIES = 50_000;
 /** Bytes of unacknowledged entries kept in memory per user at most. */
@@ -991,10 +1029,44 @@ function idSeq(id: string, at: number): number {
   return n;
 }
 
-function pubFrame(e: OutboxEntry): Message {
-  return e.local
-    ? { t: "pub", seq: e.seq, user: e.user, topic: e.topic, payload: e.payload, local: true }
-    : { t: "pub", seq: e.seq, user: e.user, topic: e.topic, payload: e.payload };
+/** Payload bytes one `pubs` frame carries at most (a larger publication goes alone). */
+const PUBS_FRAME_BYTES = 1024 * 1024;
+/** Publications one `pubs` frame carries at most (as the broker accepts). */
+const PUBS_FRAME_MAX = 1_000;
+
+/**
+ * `pubs` frames for `entries` (in seq order): runs of consecutive seqs with the same
+ * `local`, bounded in count and payload bytes.
+ */
+export function pubsFrames(entries: readonly OutboxEntry[]): Message[] {
+  const frames: Message[] = [];
+  let i = 0;
+  while (i < entries.length) {
+    const first = entries[i];
+    const users: number[] = [];
+    const topics: string[] = [];
+    const payloads: Uint8Array[] = [];
+    let bytes = 0;
+    let j = i;
+    for (; j < entries.length; j++) {
+      const e = entries[j];
+      if (
+        j > i && (e.seq !== first.seq + (j - i) || e.local !== first.local ||
+          j - i >= PUBS_FRAME_MAX || bytes + e.payload.length > PUBS_FRAME_BYTES)
+      ) break;
+      users.push(e.user);
+      topics.push(e.topic);
+      payloads.push(e.payload);
+      bytes += e.payload.length;
+    }
+    frames.push(
+      first.local
+        ? { t: "pubs", seq: first.seq, users, topics, payloads, local: true }
+        : { t: "pubs", seq: first.seq, users, topics, payloads },
+    );
+    i = j;
+  }
+  return frames;
 }
 
 /** The `daemon` role. */

@@ -17,7 +17,9 @@
  * `sub.remove`, `stream.state` (→ `{seen, dseq}`) (requests);
  * `pub {seq, user, topic, payload, local?}` (stream, acknowledged by `puback {seq}`,
  * cumulative; `local`: the daemon delivered it to its own users, the broker routes it to the
- * other daemons only); `dack {dseq}` (cumulative acknowledgement of deliveries).
+ * other daemons only); `pubs {seq, users, topics, payloads, local?}` (publications `seq`,
+ * `seq + 1`, … in one frame, parallel arrays; what a daemon sends); `dack {dseq}`
+ * (cumulative acknowledgement of deliveries).
  *
  * Broker → daemon: `deliver {dseq, id, topic, payload, from, users}` (stream),
  * `puback {seq}`.

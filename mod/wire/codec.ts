@@ -9,6 +9,13 @@ import { DEFAULT_MAX_FRAME, ErrorCode, FRAME_HEADER_BYTES } from "./constants.ts
 import { WireError } from "./errors.ts";
 import { FastDecoder, FastEncoder } from "./msgpack_fast.ts";
 
+const valueEncoder = new FastEncoder();
+
+/** The MessagePack encoding of `value`, in a new array (for `PreEncoded` objects). */
+export function encodeValue(value: unknown): Uint8Array {
+  return valueEncoder.encode(value).slice();
+}
+
 /** A decoded frame: a MessagePack map whose `t` names the message type. */
 export interface Message {
   /** The message type. */

@@ -19,10 +19,12 @@ export * from "./constants.ts";
 export {
   ByteBuffer,
   type CodecOptions,
+  encodeValue,
   FrameDecoder,
   FrameEncoder,
   type Message,
 } from "./codec.ts";
+export { ENCODED, type PreEncoded } from "./msgpack_fast.ts";
 export { type ByteStream, FrameConnection, type FrameConnectionOptions } from "./connection.ts";
 export {
   ConnectionClosedError,

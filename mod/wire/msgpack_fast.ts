@@ -17,6 +17,20 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 const utf8Encoder = new TextEncoder();
 
 /**
+ * An object with a method under this key is written as the MessagePack bytes that method
+ * returns: a value encoded once and copied into every frame that carries it (a message
+ * delivered to many receivers). Symbol keys are not fields, so decoding gives back the
+ * object's own string keys as usual.
+ */
+export const ENCODED: unique symbol = Symbol.for("peerd.wire.encoded");
+
+/** An object written as bytes encoded beforehand (see {@linkcode ENCODED}). */
+export interface PreEncoded {
+  /** The MessagePack encoding of the object. */
+  [ENCODED](): Uint8Array;
+}
+
+/**
  * Encodes values into a growable buffer. `encode()` returns a view of the internal buffer,
  * valid until the next call.
  */
@@ -297,6 +311,8 @@ export class FastEncoder {
       return this.#writeObject(value as Record<string, unknown>, depth, true);
     }
     if (Array.isArray(value)) return this.#writeArray(value, depth);
+    const encoded = (value as Partial<PreEncoded>)[ENCODED];
+    if (encoded !== undefined) return this.appendRaw(encoded.call(value));
     if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date) {
       throw new Unsupported();
     }
