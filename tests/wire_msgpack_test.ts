@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { decode as referenceDecode, encode as referenceEncode } from "@msgpack/msgpack";
-import { FastDecoder, FastEncoder, MsgpackDecodeError } from "../mod/wire/msgpack_fast.ts";
+import {
+  ENCODED,
+  FastDecoder,
+  FastEncoder,
+  MsgpackDecodeError,
+  type PreEncoded,
+} from "../mod/wire/msgpack_fast.ts";
+import { encodeValue, FrameDecoder, FrameEncoder, type Message } from "../mod/wire/codec.ts";
 
 function randomValue(rand: () => number, depth: number): unknown {
   const kind = rand() % (depth > 3 ? 8 : 10);
@@ -180,4 +187,26 @@ Deno.test("FastEncoder writes own enumerable keys only, and widens the map heade
     assert.deepEqual(bytes, referenceEncode(expected), `${n} keys: same bytes as the reference`);
     assert.deepEqual(dec.decode(bytes), expected);
   }
+});
+
+Deno.test("a PreEncoded object is written as its bytes, wherever it appears, and decodes as the plain value", () => {
+  let calls = 0;
+  const plain = { seq: 7, id: "d1:7", payload: new Uint8Array([1, 2, 3]) };
+  const bytes = encodeValue(plain);
+  // class instances (a plain object's symbol keys are not looked at), as the daemon's
+  // shared inbox entries are
+  class Entry implements PreEncoded {
+    [ENCODED](): Uint8Array {
+      calls++;
+      return bytes;
+    }
+  }
+  const frame = { t: "messages", messages: [new Entry(), new Entry(), plain] };
+  const enc = new FrameEncoder();
+  const dec = new FrameDecoder();
+  dec.push(enc.encode(frame as unknown as Message));
+  const got = dec.next() as Message;
+  assert.equal(calls, 2);
+  assert.deepEqual(got.messages, [plain, plain, plain]);
+  assert.deepEqual(referenceDecode(bytes), plain);
 });
