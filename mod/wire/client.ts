@@ -123,24 +123,38 @@ export class RpcClient implements AsyncDisposable {
         reject(new ConnectionClosedError(`Cannot send ${msg.t}: connection closed`));
         return;
       }
-      const timeout = AbortSignal.timeout(options.timeoutMs ?? 30_000);
-      const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
-      const onAbort = () => {
-        this.#pending.delete(rid);
-        reject(
-          options.signal?.aborted
-            ? options.signal.reason
-            : new ProtocolError(ErrorCode.Timeout, `Cannot get a reply to ${msg.t}: timed out`),
-        );
+      // one plain timer per request, cleared with the reply (an AbortSignal.timeout would
+      // stay armed until it fires, one per request ever made)
+      const signal = options.signal;
+      const settle = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
       };
-      signal.addEventListener("abort", onAbort, { once: true });
+      const onAbort = () => {
+        settle();
+        this.#pending.delete(rid);
+        reject(signal!.reason);
+      };
+      const timer = setTimeout(() => {
+        settle();
+        this.#pending.delete(rid);
+        reject(new ProtocolError(ErrorCode.Timeout, `Cannot get a reply to ${msg.t}: timed out`));
+      }, options.timeoutMs ?? 30_000);
+      Deno.unrefTimer(timer); // as AbortSignal.timeout: a timeout alone keeps nobody alive
+      if (signal) {
+        if (signal.aborted) {
+          onAbort();
+          return;
+        }
+        signal.addEventListener("abort", onAbort, { once: true });
+      }
       this.#pending.set(rid, {
         resolve: (m) => {
-          signal.removeEventListener("abort", onAbort);
+          settle();
           resolve(m);
         },
         reject: (e) => {
-          signal.removeEventListener("abort", onAbort);
+          settle();
           reject(e);
         },
       });
