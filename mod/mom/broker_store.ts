@@ -210,13 +210,16 @@ export class BrokerStore {
 
   /** Stored deliveries to `daemon` after `acked` (its backlog). */
   backlog(daemon: string, acked: number): number {
-    const segs = this.#db.prepare(
-      "SELECT first, last, n, data FROM outbox_seg WHERE daemon=? AND last>? ORDER BY first",
-    ).all(daemon, acked) as Array<{ first: number; last: number; n: number; data: Uint8Array }>;
-    let count = 0;
-    for (const seg of segs) {
-      if (Number(seg.first) > acked) count += Number(seg.n);
-      else count += decodeSegment(seg.data).filter((t) => Number(t[0]) > acked).length;
+    // whole segments count by their `n`; only one partly acknowledged is read
+    const row = this.#db.prepare(
+      "SELECT COALESCE(SUM(n), 0) AS n FROM outbox_seg WHERE daemon=? AND first>?",
+    ).get(daemon, acked) as { n: number };
+    let count = Number(row.n);
+    const partial = this.#db.prepare(
+      "SELECT data FROM outbox_seg WHERE daemon=? AND first<=? AND last>?",
+    ).all(daemon, acked, acked) as Array<{ data: Uint8Array }>;
+    for (const seg of partial) {
+      count += decodeSegment(seg.data).filter((t) => Number(t[0]) > acked).length;
     }
     return count;
   }

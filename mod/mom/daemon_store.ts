@@ -346,13 +346,16 @@ export class DaemonStore {
 
   /** Number of stored publications after `after` (not yet acknowledged by the broker). */
   outboxSize(after = 0): number {
-    let count = 0;
-    const segs = this.#db.prepare(
-      "SELECT first, n, data FROM outbox_seg WHERE last>? ORDER BY first",
-    ).all(after) as Array<{ first: number; n: number; data: Uint8Array }>;
-    for (const seg of segs) {
-      if (Number(seg.first) > after) count += Number(seg.n);
-      else count += decodeSegment(seg.data).filter((t) => Number(t[0]) > after).length;
+    // whole segments count by their `n`; only one partly acknowledged is read
+    const row = this.#db.prepare(
+      "SELECT COALESCE(SUM(n), 0) AS n FROM outbox_seg WHERE first>?",
+    ).get(after) as { n: number };
+    let count = Number(row.n);
+    const partial = this.#db.prepare(
+      "SELECT data FROM outbox_seg WHERE first<=? AND last>?",
+    ).all(after, after) as Array<{ data: Uint8Array }>;
+    for (const seg of partial) {
+      count += decodeSegment(seg.data).filter((t) => Number(t[0]) > after).length;
     }
     return count;
   }
