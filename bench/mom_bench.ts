@@ -7,7 +7,7 @@
  * Figures: delivered/s with 1 publisher and 1 and 4 subscribers (batches of 1,000 and a
  * `flush()` per batch, at most 20,000 published-but-not-received, like peers-bench);
  * publish → receive latency p50/p99 (one message in flight, 1 ms pause); broker CPU µs
- * per delivery; broker memory under a slow subscriber (a daemon connection that stops
+ * per delivery, and the daemons' (both, summed); broker memory under a slow subscriber (a daemon connection that stops
  * reading while 4×n messages are published: RSS by eighth, its growth over the second
  * half, and the backlog kept in SQLite).
  *
@@ -56,7 +56,7 @@ async function fanout(
   n: number,
   topic: string,
   subDaemon: "d1" | "d2",
-): Promise<{ total: number; perSubMin: number; brokerUs: number }> {
+): Promise<{ total: number; perSubMin: number; brokerUs: number; daemonsUs: number }> {
   const d1 = cluster.node("d1");
   const d2 = cluster.node(subDaemon);
   const pubClient = await MomClient.connect({ hostname: "127.0.0.1", port: d1.port });
@@ -109,11 +109,15 @@ async function fanout(
   base = warm;
   while (minReceived() < warm) await new Promise((r) => setTimeout(r, 5));
   const brokerPid = cluster.node("b1").pid!;
+  const daemonPids = [cluster.node("d1").pid!, cluster.node("d2").pid!];
+  const daemons = () => daemonPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
   const cpu0 = cpuSeconds(brokerPid);
+  const daemons0 = daemons();
   const t0 = performance.now();
   await publish(n);
   await Promise.all(loops);
   const cpu1 = cpuSeconds(brokerPid);
+  const daemons1 = daemons();
   const tEnd = Math.max(...lastAt);
   const perSub = lastAt.map((t) => n / ((t - t0) / 1000));
   await publisher.destroy();
@@ -125,6 +129,7 @@ async function fanout(
     total: (subs * n) / ((tEnd - t0) / 1000),
     perSubMin: Math.min(...perSub),
     brokerUs: ((cpu1 - cpu0) * 1e6) / (subs * n),
+    daemonsUs: ((daemons1 - daemons0) * 1e6) / (subs * n),
   };
 }
 
@@ -245,6 +250,8 @@ if (ONLY !== "slow") {
       emit("fanout_4subs_per_sub_min_per_s", four.perSubMin, "msg/s", common);
       emit("broker_cpu_us_per_delivery_1sub", one.brokerUs, "µs", { topology });
       emit("broker_cpu_us_per_delivery_4subs", four.brokerUs, "µs", { topology });
+      emit("daemons_cpu_us_per_delivery_1sub", one.daemonsUs, "µs", { topology });
+      emit("daemons_cpu_us_per_delivery_4subs", four.daemonsUs, "µs", { topology });
       const lat = await latency(cluster, 2_000, subDaemon);
       emit("latency_p50", percentile(lat, 0.5), "µs", { samples: lat.length, topology });
       emit("latency_p99", percentile(lat, 0.99), "µs", { samples: lat.length, topology });
