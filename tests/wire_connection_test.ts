@@ -31,12 +31,26 @@ class RecordingStream implements ByteStream {
   close(): void {}
 }
 
-Deno.test("FrameConnection.send() writes a frame to an idle connection at once and coalesces what is queued meanwhile into one write", async () => {
+Deno.test("FrameConnection.send() coalesces frames queued in one tick into one write", async () => {
   const stream = new RecordingStream();
   const conn = new FrameConnection(stream);
   for (let i = 0; i < 500; i++) conn.send({ t: "m", i });
   await conn.flush();
-  assert.equal(stream.writes.length, 2);
+  assert.equal(stream.writes.length, 1);
+  const decoder = new FrameDecoder();
+  decoder.push(stream.writes[0]);
+  let n = 0;
+  while (decoder.next()) n++;
+  assert.equal(n, 500);
+  conn.close();
+});
+
+Deno.test("FrameConnection.send(msg, urgent) writes at once on an idle connection; what follows in that tick goes in the next write", async () => {
+  const stream = new RecordingStream();
+  const conn = new FrameConnection(stream);
+  conn.send({ t: "now" }, true);
+  for (let i = 0; i < 10; i++) conn.send({ t: "m", i }, i === 5); // in flight: not at once
+  await conn.flush();
   const counts = stream.writes.map((bytes) => {
     const decoder = new FrameDecoder();
     decoder.push(bytes);
@@ -44,7 +58,7 @@ Deno.test("FrameConnection.send() writes a frame to an idle connection at once a
     while (decoder.next()) n++;
     return n;
   });
-  assert.deepEqual(counts, [1, 499]);
+  assert.deepEqual(counts, [1, 10]);
   conn.close();
 });
 

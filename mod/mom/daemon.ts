@@ -108,6 +108,8 @@ export class MomDaemon {
   #inLast = new Map<number, number>();
   /** Deliveries in the last commit (a measure of load). */
   #lastCommitIn = 0;
+  /** When the last commit ran (`performance.now()`). */
+  #lastCommitAt = -Infinity;
   readonly #seenFrom: Map<string, number>;
   #seenPending = new Map<string, number>();
   #takes = 0;
@@ -340,6 +342,12 @@ export class MomDaemon {
     for (const frame of pubsFrames(early)) this.#linkSend(frame);
   }
 
+  /** Low load: the last commit was small and a while ago (see EARLY_HANDOUT_MAX). */
+  #quiet(): boolean {
+    return this.#lastCommitIn <= EARLY_HANDOUT_MAX &&
+      performance.now() - this.#lastCommitAt >= EARLY_HANDOUT_QUIET_MS;
+  }
+
   /** Puts a local publication into the inboxes of the local users it reaches. */
   #deliverLocally(entry: OutboxEntry): void {
     const matches = this.#subs.match(entry.topic);
@@ -369,7 +377,7 @@ export class MomDaemon {
       const before = this.#inLast.get(user);
       this.#inLast.set(user, seq);
       const set = this.#waiters.get(user);
-      if (set === undefined || set.size === 0 || this.#lastCommitIn > EARLY_HANDOUT_MAX) continue;
+      if (set === undefined || set.size === 0 || !this.#quiet()) continue;
       for (const w of [...set]) {
         if ((before !== undefined && w.after < before) || seq <= w.after) continue;
         if (inbox === undefined) {
@@ -385,7 +393,7 @@ export class MomDaemon {
             from: delivery.from,
           };
         }
-        this.#answer(w, [inbox]);
+        this.#answer(w, [inbox], true);
       }
     }
   }
@@ -542,10 +550,10 @@ export class MomDaemon {
     }
   }
 
-  #answer(w: Waiter, rows: InboxEntry[]): void {
+  #answer(w: Waiter, rows: InboxEntry[], urgent = false): void {
     clearTimeout(w.timer);
     this.#waiters.get(w.user)?.delete(w);
-    w.session.reply(w.msg, { t: "messages", messages: rows });
+    w.session.reply(w.msg, { t: "messages", messages: rows }, urgent);
   }
 
   #schedule(): void {
@@ -583,6 +591,7 @@ export class MomDaemon {
     this.#in = [];
     if (this.#inLast.size > 0) this.#inLast = new Map();
     this.#lastCommitIn = incoming.length;
+    this.#lastCommitAt = performance.now();
     this.#flushes = [];
     const inboxAcks = this.#ackPending;
     this.#ackPending = new Map();
@@ -947,8 +956,13 @@ const SYNC_ROUNDS = 500;
 /** Pause between those checks. */
 const SYNC_PAUSE_MS = 20;
 
-/** Deliveries in the last commit up to which local ones are handed out before their commit. */
+/**
+ * Local publications are handed to waiting receives before their commit when the last commit
+ * carried at most this many deliveries and ran EARLY_HANDOUT_QUIET_MS ago or more.
+ */
 const EARLY_HANDOUT_MAX = 4;
+/** See EARLY_HANDOUT_MAX. */
+const EARLY_HANDOUT_QUIET_MS = 0.5;
 
 /** Inbox positions reserved on disk at a time for early hand-outs (skipped after a restart). */
 const INBOX_RESERVATION = 100_000;

@@ -1,7 +1,6 @@
 /**
- * A framed connection over any byte stream (`Deno.Conn`): a frame to an idle connection is
- * written at once, frames queued meanwhile are coalesced into the next write, with one write
- * in flight; frames in are decoded incrementally.
+ * A framed connection over any byte stream (`Deno.Conn`): frames out are coalesced into
+ * one write per tick with one write in flight; frames in are decoded incrementally.
  *
  * @module
  */
@@ -31,9 +30,8 @@ const READ_SLAB_MIN_ROOM = 16 * 1024;
 /**
  * A connection that carries frames.
  *
- * Sending: `send()` encodes at once and queues; on an idle connection the write starts at
- * once, and everything queued while a write is in flight goes out in the next one (at most
- * one write in flight). `send()` returns
+ * Sending: `send()` encodes at once and queues; everything queued in one tick goes out in
+ * one write on the next microtask, with at most one write in flight. `send()` returns
  * false once more than `highWaterMark` bytes wait; `drained()` resolves when they have
  * gone below it again, so a producer can await it (backpressure, not unbounded memory).
  *
@@ -51,6 +49,7 @@ export class FrameConnection implements AsyncDisposable {
   #out = new FastEncoder();
   #inFlight = 0;
   #writing = false;
+  #scheduled = false;
   #slab = new Uint8Array(READ_SLAB_BYTES);
   #slabPos = 0;
   #eof = false;
@@ -84,9 +83,10 @@ export class FrameConnection implements AsyncDisposable {
   /**
    * Queues `msg`. Returns false when the queue is above the high-water mark (the frame is
    * still queued). Throws `ConnectionClosedError` on a closed connection and `WireError`
-   * for a frame over the limit.
+   * for a frame over the limit. `urgent`: on an idle connection, write it now rather than
+   * with the rest of this turn's frames (what a waiting peer needs at once, at low load).
    */
-  send(msg: Message): boolean {
+  send(msg: Message, urgent = false): boolean {
     if (this.#closed) throw new ConnectionClosedError(`Cannot send ${msg.t}: connection closed`);
     try {
       this.#out.appendFrame(msg, this.#maxFrame);
@@ -97,7 +97,8 @@ export class FrameConnection implements AsyncDisposable {
         `Cannot send ${msg.t}: ${err.message} exceeds the limit of ${this.#maxFrame}`,
       );
     }
-    this.#schedule();
+    if (urgent && !this.#writing && !this.#scheduled) void this.#writeLoop();
+    else this.#schedule();
     return this.pendingBytes < this.#highWater;
   }
 
@@ -219,10 +220,12 @@ export class FrameConnection implements AsyncDisposable {
   }
 
   #schedule(): void {
-    if (this.#writing) return;
-    // an idle connection writes at once (the frame does not wait for the rest of this turn);
-    // what is queued while that write is in flight goes out together after it
-    void this.#writeLoop();
+    if (this.#writing || this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      void this.#writeLoop();
+    });
   }
 
   async #writeLoop(): Promise<void> {

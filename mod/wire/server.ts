@@ -30,10 +30,13 @@ export class PeerSession {
     this.remote = remote;
   }
 
-  /** Sends `msg`; returns false if the connection is closed or above its high-water mark. */
-  send(msg: Message): boolean {
+  /**
+   * Sends `msg`; returns false if the connection is closed or above its high-water mark.
+   * `urgent`: written at once on an idle connection (see `FrameConnection.send`).
+   */
+  send(msg: Message, urgent = false): boolean {
     try {
-      return this.conn.send(msg);
+      return this.conn.send(msg, urgent);
     } catch (err) {
       if (err instanceof ConnectionClosedError) return false;
       throw err;
@@ -41,9 +44,9 @@ export class PeerSession {
   }
 
   /** Sends `reply` as the answer to `request` (copies its `rid`). */
-  reply(request: Message, reply: Message): boolean {
+  reply(request: Message, reply: Message, urgent = false): boolean {
     if (request.rid !== undefined) reply.rid = request.rid;
-    return this.send(reply);
+    return this.send(reply, urgent);
   }
 
   /** Sends an error frame answering `request`. */
