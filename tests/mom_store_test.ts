@@ -16,6 +16,16 @@ function withDir(fn: (dir: string) => void): void {
   }
 }
 
+/** Writes a database file from SQL (an older schema's file, as a former version left it). */
+function writeDatabase(path: string, sql: string): void {
+  const db = new DatabaseSync(path);
+  try {
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
+}
+
 function delivery(n: number, users: number[]): Delivery {
   return { users, id: `p:${n}`, topic: `t/${n}`, payload: bytes(`m${n}`), from: 9 };
 }
@@ -107,8 +117,9 @@ Deno.test("daemon store: each user reads only its inbox entries, takes them, and
 Deno.test("daemon store: a version 1 file (a row per message) is converted with nothing lost", () => {
   withDir((dir) => {
     const path = `${dir}/d.sqlite`;
-    const db = new DatabaseSync(path);
-    db.exec(`
+    writeDatabase(
+      path,
+      `
       CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE users(id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL);
       CREATE TABLE outbox(seq INTEGER PRIMARY KEY, user INTEGER NOT NULL, topic TEXT NOT NULL,
@@ -125,8 +136,8 @@ Deno.test("daemon store: a version 1 file (a row per message) is converted with 
       INSERT INTO inbox VALUES (1, 10), (1, 11), (2, 11);
       INSERT INTO seen_from VALUES ('p', 11);
       PRAGMA user_version = 1;
-    `);
-    db.close();
+    `,
+    );
     const store = new DaemonStore(path);
     assert.equal(store.epoch, "e1");
     assert.deepEqual(store.outbox(0, 10).map((e) => [e.seq, e.user, e.topic, e.local]), [
@@ -159,8 +170,9 @@ Deno.test("daemon store: a version 1 file (a row per message) is converted with 
 Deno.test("broker store: deliveries per daemon in segments, read after a point, backlog, ack, version 1 file converted", () => {
   withDir((dir) => {
     const path = `${dir}/b.sqlite`;
-    const db = new DatabaseSync(path);
-    db.exec(`
+    writeDatabase(
+      path,
+      `
       CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE users(id INTEGER PRIMARY KEY AUTOINCREMENT, daemon TEXT NOT NULL,
         created_ms INTEGER NOT NULL);
@@ -176,8 +188,8 @@ Deno.test("broker store: deliveries per daemon in segments, read after a point, 
       INSERT INTO outbox VALUES ('d1', 1, 'x:1', 't', x'01', 4, '1'),
         ('d1', 2, 'x:2', 't', x'02', 4, '1,2'), ('d2', 1, 'x:1', 't', x'01', 4, '3');
       PRAGMA user_version = 1;
-    `);
-    db.close();
+    `,
+    );
     const store = new BrokerStore(path);
     assert.equal(store.epoch, "b1");
     assert.deepEqual(store.outbox("d1", 0, 10).map((r) => [r.dseq, r.id, r.users]), [
