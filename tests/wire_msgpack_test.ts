@@ -210,3 +210,26 @@ Deno.test("a PreEncoded object is written as its bytes, wherever it appears, and
   assert.deepEqual(got.messages, [plain, plain, plain]);
   assert.deepEqual(referenceDecode(bytes), plain);
 });
+
+Deno.test("short strings decode right when the same length repeats: equal, differing at either end, non-ASCII", () => {
+  const values = [
+    "peersbench.fanout.123",
+    "peersbench.fanout.123",
+    "xeersbench.fanout.123", // differs at the start only
+    "peersbench.fanout.124", // differs at the end only
+    "peersbench.fanout.124",
+    "péersbench.fanout.12", // same byte length, not ASCII
+    "peersbench.fanout.124",
+    "",
+    "a",
+    "b",
+    "x".repeat(31),
+    "y".repeat(31),
+  ];
+  const decoder = new FastDecoder();
+  // one value at a time, then all in one array (as a batch of messages comes)
+  for (const v of values) assert.equal(decoder.decode(referenceEncode(v)), v);
+  assert.deepEqual(decoder.decode(referenceEncode(values)), values);
+  const maps = values.map((topic, seq) => ({ seq, topic, id: `d1:${1795388805123456 + seq}` }));
+  assert.deepEqual(decoder.decode(referenceEncode(maps)), maps);
+});

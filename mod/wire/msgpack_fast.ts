@@ -397,6 +397,8 @@ export class MsgpackDecodeError extends Error {
 }
 
 const KEY_CACHE_SIZE = 4096;
+/** Strings shorter than this (bytes) are built in place and remembered by length. */
+const SHORT_STRING_MAX = 32;
 const KEY_CACHE_MAX_LEN = 16;
 
 /**
@@ -416,6 +418,9 @@ export class FastDecoder {
   #pos = 0;
   #end = 0;
   #keyCache: Array<string | undefined> = new Array(KEY_CACHE_SIZE);
+  /** The last ASCII string decoded of each short byte length (see `#readString`). */
+  #lastByLength: Array<string | undefined> = new Array(SHORT_STRING_MAX);
+  #codes: number[] = [];
   #reference = new ReferenceDecoder();
   #valueDepth = 0;
 
@@ -597,13 +602,25 @@ export class FastDecoder {
     const b = this.#bytes;
     const start = this.#pos;
     this.#pos += n;
-    if (n < 24) {
-      let s = "";
-      for (let i = start; i < start + n; i++) {
-        const c = b[i];
-        if (c >= 0x80) return utf8Decoder.decode(b.subarray(start, start + n));
-        s += String.fromCharCode(c);
+    if (n < SHORT_STRING_MAX) {
+      // the same short string again (a topic in every message of a batch): compared from its
+      // end, since strings that differ (ids, counters) mostly differ there
+      const last = this.#lastByLength[n];
+      if (last !== undefined) {
+        let i = n - 1;
+        while (i >= 0 && last.charCodeAt(i) === b[start + i]) i--;
+        if (i < 0) return last;
       }
+      // one string from the codes (concatenating char by char made a string per char)
+      const codes = this.#codes;
+      codes.length = n;
+      for (let i = 0; i < n; i++) {
+        const c = b[start + i];
+        if (c >= 0x80) return utf8Decoder.decode(b.subarray(start, start + n));
+        codes[i] = c;
+      }
+      const s = String.fromCharCode.apply(null, codes);
+      this.#lastByLength[n] = s;
       return s;
     }
     return utf8Decoder.decode(b.subarray(start, start + n));
