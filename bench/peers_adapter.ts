@@ -2,9 +2,11 @@
  * peers-bench adapter for peerd's MOM (`/work/shared/peers-bench/adapters/types.ts`):
  * every connection is an application of the daemon at the URL (`tcp://host:port` of a
  * `peerd --role daemon`), with its own user, going through the daemon and the broker as
- * applications do. Publications are durable (daemon outbox, broker outbox, daemon inbox,
- * all SQLite) and delivered exactly once; `flush()` resolves when the daemon has stored
- * everything published before it.
+ * applications do. Publications are durable and delivered exactly once: the daemon commits
+ * each to its SQLite outbox, together with the inboxes of its own subscribed users (all the
+ * harness's connections share one daemon); subscribers on other daemons would get it through
+ * the broker's SQLite outbox and their daemon's inbox. `flush()` resolves when the daemon has
+ * stored everything published before it.
  *
  * ```sh
  * PEERS_ADAPTER_peerd=/work/main/bench/peers_adapter.ts PEERS_PROJECT_CONFIG=/work/main/deno.json \
