@@ -47,12 +47,6 @@ interface DaemonState extends DaemonRow {
   dirty: boolean;
 }
 
-interface Recipient {
-  user: number;
-  own: boolean;
-  daemon: string;
-}
-
 function badTopic(err: unknown): never {
   if (err instanceof TopicError) throw new ProtocolError(MomErrorCode.BadTopic, err.message);
   throw err;
@@ -64,7 +58,6 @@ export class Broker {
   readonly #ctx: RoleContext;
   readonly #users = new Map<number, string>();
   readonly #subs = new SubscriptionIndex();
-  readonly #route = new Map<string, Recipient[]>();
   readonly #topics = new Set<string>();
   readonly #daemons = new Map<string, DaemonState>();
   #rows: OutboxRow[] = [];
@@ -144,7 +137,6 @@ export class Broker {
         const user = this.#ownUser(msg, s);
         this.#store.destroyUser(user);
         const patterns = this.#subs.removeUser(user);
-        this.#route.clear();
         for (const p of patterns) this.#ctx.events.emit("sub.removed", { user, topic: p });
         this.#users.delete(user);
         this.#ctx.events.emit("user.destroyed", { user });
@@ -168,7 +160,6 @@ export class Broker {
         this.#store.addSub(user, pattern, own);
         this.#topics.add(pattern);
         this.#subs.add(user, pattern, own);
-        this.#route.clear();
         this.#ctx.events.emit("sub.added", { user, topic: pattern, own });
         return { t: "ok" };
       },
@@ -183,7 +174,6 @@ export class Broker {
         }
         this.#store.removeSub(user, pattern);
         this.#subs.remove(user, pattern);
-        this.#route.clear();
         this.#ctx.events.emit("sub.removed", { user, topic: pattern });
         return { t: "ok" };
       },
@@ -452,26 +442,26 @@ export class Broker {
       this.#topics.add(topic);
       this.#newTopics.push(topic);
     }
-    const recipients = this.#recipients(topic);
     // `local`: the publishing daemon delivered to its own users itself
     const skip = local ? d.name : undefined;
     let to = 0;
     let byDaemon: Map<string, number[]> | undefined;
     let single: string | undefined;
     let singleUsers: number[] | undefined;
-    for (const r of recipients) {
-      if ((r.user === from && !r.own) || r.daemon === skip) continue;
+    for (const r of this.#subs.match(topic)) {
+      const daemon = this.#users.get(r.user);
+      if (daemon === undefined || (r.user === from && !r.own) || daemon === skip) continue;
       to++;
       if (single === undefined) {
-        single = r.daemon;
+        single = daemon;
         singleUsers = [r.user];
-      } else if (single === r.daemon && !byDaemon) {
+      } else if (single === daemon && !byDaemon) {
         singleUsers!.push(r.user);
       } else {
         if (!byDaemon) byDaemon = new Map([[single, singleUsers!]]);
-        const list = byDaemon.get(r.daemon);
+        const list = byDaemon.get(daemon);
         if (list) list.push(r.user);
-        else byDaemon.set(r.daemon, [r.user]);
+        else byDaemon.set(daemon, [r.user]);
       }
     }
     if (single !== undefined && !byDaemon) byDaemon = new Map([[single, singleUsers!]]);
@@ -674,20 +664,6 @@ export class Broker {
         }
       }
     })();
-  }
-
-  /** The users `topic` reaches, with their daemons (cached per topic). */
-  #recipients(topic: string): Recipient[] {
-    const cached = this.#route.get(topic);
-    if (cached) return cached;
-    const out: Recipient[] = [];
-    for (const m of this.#subs.match(topic)) {
-      const daemon = this.#users.get(m.user);
-      if (daemon !== undefined) out.push({ user: m.user, own: m.own, daemon });
-    }
-    if (this.#route.size > 10_000) this.#route.clear();
-    this.#route.set(topic, out);
-    return out;
   }
 }
 

@@ -8,7 +8,13 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { chunkSegments, decodeSegment, encodeSegment } from "./segment.ts";
+import {
+  chunkSegments,
+  countAfter,
+  encodeSegment,
+  scanSegments,
+  type StoredSegment,
+} from "./segment.ts";
 
 const SCHEMA_VERSION = 2;
 
@@ -113,7 +119,7 @@ export class BrokerStore {
     );
     // the segment holding `after + 1` and the ones after it (first and last both grow)
     this.#selSeg = db.prepare(
-      "SELECT first, last, n, data FROM outbox_seg WHERE daemon=? AND first >= " +
+      "SELECT last, data FROM outbox_seg WHERE daemon=? AND first >= " +
         "COALESCE((SELECT MAX(first) FROM outbox_seg WHERE daemon=? AND first <= ?), 0) " +
         "ORDER BY first LIMIT ?",
     );
@@ -211,17 +217,13 @@ export class BrokerStore {
   /** Stored deliveries to `daemon` after `acked` (its backlog). */
   backlog(daemon: string, acked: number): number {
     // whole segments count by their `n`; only one partly acknowledged is read
-    const row = this.#db.prepare(
+    const whole = this.#db.prepare(
       "SELECT COALESCE(SUM(n), 0) AS n FROM outbox_seg WHERE daemon=? AND first>?",
     ).get(daemon, acked) as { n: number };
-    let count = Number(row.n);
     const partial = this.#db.prepare(
-      "SELECT data FROM outbox_seg WHERE daemon=? AND first<=? AND last>?",
-    ).all(daemon, acked, acked) as Array<{ data: Uint8Array }>;
-    for (const seg of partial) {
-      count += decodeSegment(seg.data).filter((t) => Number(t[0]) > acked).length;
-    }
-    return count;
+      "SELECT last, data FROM outbox_seg WHERE daemon=? AND first<=? AND last>?",
+    ).all(daemon, acked, acked) as unknown as StoredSegment[];
+    return countAfter(Number(whole.n), partial, acked);
   }
 
   /**
@@ -252,37 +254,25 @@ export class BrokerStore {
   }
 
   /**
-   * Reads stored deliveries for `daemon` after `after`, in dseq order: at least `limit` when
-   * there are that many (whole segments are read, so a few more may come).
+   * Reads stored deliveries for `daemon` after `after`, in dseq order, at most `limit`.
    */
   outbox(daemon: string, after: number, limit: number): OutboxRow[] {
     const out: OutboxRow[] = [];
-    let from = after;
-    for (let round = 0; round < 1_000_000 && out.length < limit; round++) {
-      const segs = this.#selSeg.all(daemon, daemon, from + 1, 16) as Array<
-        { first: number; last: number; n: number; data: Uint8Array }
-      >;
-      let progressed = false;
-      for (const seg of segs) {
-        if (Number(seg.last) <= from) continue;
-        progressed = true;
-        for (const t of decodeSegment(seg.data)) {
-          const dseq = Number(t[0]);
-          if (dseq <= after) continue;
-          out.push({
-            daemon,
-            dseq,
-            id: String(t[1]),
-            topic: String(t[2]),
-            payload: t[3] as Uint8Array,
-            from: Number(t[4]),
-            users: (t[5] as unknown[]).map(Number),
-          });
-        }
-        from = Number(seg.last);
-      }
-      if (!progressed) break;
-    }
+    const read = (from: number) =>
+      this.#selSeg.all(daemon, daemon, from, 16) as unknown as StoredSegment[];
+    scanSegments(read, after, () => out.length >= limit, (t) => {
+      const dseq = Number(t[0]);
+      if (dseq <= after) return;
+      out.push({
+        daemon,
+        dseq,
+        id: String(t[1]),
+        topic: String(t[2]),
+        payload: t[3] as Uint8Array,
+        from: Number(t[4]),
+        users: (t[5] as unknown[]).map(Number),
+      });
+    });
     return out;
   }
 

@@ -135,7 +135,6 @@ export class MomDaemon {
   #sentStored = 0;
   /** Publications to send to the broker before their commit (at the end of this turn). */
   #early: OutboxEntry[] = [];
-  #lastPublisher = "\u0000";
   /** Publications accepted from local applications. */
   published = 0;
   /** Deliveries stored into local inboxes (one per user). */
@@ -365,21 +364,21 @@ export class MomDaemon {
       payload: entry.payload,
       from: entry.user,
     };
-    this.#in.push(delivery);
     // at low load a waiting receive gets it now, before the commit: the publisher is
     // acknowledged only after the commit, so a crash in between loses nothing acknowledged,
     // and the position is reserved on disk so that it is never given to another message
     // (under load, one answer per commit carries more messages for less work)
-    const seq = this.#store.nextPosition + this.#in.length - 1;
+    const before = this.#quiet() ? users.map((u) => this.#inLast.get(u)) : undefined;
+    const seq = this.#queueDelivery(delivery);
+    if (before === undefined) return;
     let inbox: InboxEntry | undefined;
-    for (const user of users) {
-      // the user's last entry in this commit before this one (its waiter must have it)
-      const before = this.#inLast.get(user);
-      this.#inLast.set(user, seq);
-      const set = this.#waiters.get(user);
-      if (set === undefined || set.size === 0 || !this.#quiet()) continue;
+    for (let k = 0; k < users.length; k++) {
+      const set = this.#waiters.get(users[k]);
+      if (set === undefined || set.size === 0) continue;
+      // the user's last entry in this commit before this one: its waiter must have it
+      const previous = before[k];
       for (const w of [...set]) {
-        if ((before !== undefined && w.after < before) || seq <= w.after) continue;
+        if ((previous !== undefined && w.after < previous) || seq <= w.after) continue;
         if (inbox === undefined) {
           if (seq > this.#inboxReserved) {
             this.#inboxReserved = seq + INBOX_RESERVATION;
@@ -396,6 +395,14 @@ export class MomDaemon {
         this.#answer(w, [inbox], true);
       }
     }
+  }
+
+  /** Queues a delivery for the next commit; returns the inbox position it will have. */
+  #queueDelivery(delivery: Delivery): number {
+    this.#in.push(delivery);
+    const position = this.#store.nextPosition + this.#in.length - 1;
+    for (const u of delivery.users) this.#inLast.set(u, position);
+    return position;
   }
 
   /** Stores `user`'s subscriptions as a `user.attached` reply from the broker lists them. */
@@ -824,9 +831,10 @@ export class MomDaemon {
       this.#schedule();
       // a publication resent after a broker crash comes again with a new dseq: drop it by
       // (publishing daemon, seq), which only ever grows per publishing daemon
-      const publisher = this.#publisherOf(id);
-      const seq = publisher === undefined ? NaN : idSeq(id, publisher.length + 1);
-      if (publisher !== undefined && Number.isSafeInteger(seq)) {
+      const colon = id.lastIndexOf(":");
+      const publisher = id.slice(0, colon);
+      const seq = Number(id.slice(colon + 1));
+      if (colon > 0 && Number.isSafeInteger(seq)) {
         const last = this.#seenPending.get(publisher) ?? this.#seenFrom.get(publisher) ?? 0;
         if (seq <= last) return;
         this.#seenPending.set(publisher, seq);
@@ -835,11 +843,7 @@ export class MomDaemon {
       const local = users.length === 1 && this.#users.has(users[0] as number)
         ? users as number[]
         : users.map(Number).filter((u) => this.#users.has(u));
-      if (local.length > 0) {
-        this.#in.push({ users: local, id, topic, payload, from });
-        const position = this.#store.nextPosition + this.#in.length - 1;
-        for (const u of local) this.#inLast.set(u, position);
-      }
+      if (local.length > 0) this.#queueDelivery({ users: local, id, topic, payload, from });
       this.#schedule();
     } else if (msg.t === "puback") {
       const seq = fieldInt(msg, "seq", { min: 0 });
@@ -850,17 +854,6 @@ export class MomDaemon {
         this.#tick.scheduleWithin(LAZY_COMMIT_MS);
       }
     }
-  }
-
-  /** The publishing daemon of message id `<daemon>:<seq>` (the last one is cached). */
-  #publisherOf(id: string): string | undefined {
-    const last = this.#lastPublisher;
-    if (id.length > last.length && id.charCodeAt(last.length) === 58 && id.startsWith(last)) {
-      return last;
-    }
-    const colon = id.lastIndexOf(":");
-    if (colon <= 0 || !Number.isSafeInteger(idSeq(id, colon + 1))) return undefined;
-    return this.#lastPublisher = id.slice(0, colon);
   }
 
   async #linkLoop(): Promise<void> {
@@ -1030,18 +1023,6 @@ const COLLECT_EVERY = 64;
 
 /** Queued bytes on the broker link below which a publication is sent before its commit. */
 const EARLY_SEND_LIMIT = 256 * 1024;
-
-/** The seq of message id `<daemon>:<seq>` whose digits start at `at` (NaN when not digits). */
-function idSeq(id: string, at: number): number {
-  if (at >= id.length || id.length - at > 16) return NaN;
-  let n = 0;
-  for (let i = at; i < id.length; i++) {
-    const c = id.charCodeAt(i) - 48;
-    if (c < 0 || c > 9) return NaN;
-    n = n * 10 + c;
-  }
-  return n;
-}
 
 /** Payload bytes one `pubs` frame carries at most (a larger publication goes alone). */
 const PUBS_FRAME_BYTES = 1024 * 1024;

@@ -9,7 +9,14 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { chunkSegments, decodeSegment, encodeSegment } from "./segment.ts";
+import {
+  chunkSegments,
+  countAfter,
+  decodeSegment,
+  encodeSegment,
+  scanSegments,
+  type StoredSegment,
+} from "./segment.ts";
 
 const SCHEMA_VERSION = 2;
 
@@ -83,6 +90,9 @@ export class DaemonStore {
   #selOut!: StatementSync;
   #insIn!: StatementSync;
   #selIn!: StatementSync;
+  #oldestIn!: StatementSync;
+  #inData!: StatementSync;
+  #delIn!: StatementSync;
   #upTaken!: StatementSync;
   #upSeen!: StatementSync;
   #setMeta!: StatementSync;
@@ -155,14 +165,17 @@ export class DaemonStore {
     const from = (table: string) =>
       `first >= COALESCE((SELECT MAX(first) FROM ${table} WHERE first <= ?), 0)`;
     this.#selOut = db.prepare(
-      `SELECT first, last, data FROM outbox_seg WHERE ${from("outbox_seg")} ORDER BY first LIMIT ?`,
+      `SELECT last, data FROM outbox_seg WHERE ${from("outbox_seg")} ORDER BY first LIMIT ?`,
     );
     this.#insIn = db.prepare("INSERT INTO inbox_seg(first, last, users, data) VALUES (?, ?, ?, ?)");
     this.#selIn = db.prepare(
-      `SELECT first, last, users, data FROM inbox_seg WHERE ${
-        from("inbox_seg")
-      } ORDER BY first LIMIT ?`,
+      `SELECT last, users, data FROM inbox_seg WHERE ${from("inbox_seg")} ORDER BY first LIMIT ?`,
     );
+    this.#oldestIn = db.prepare(
+      "SELECT first, last, users FROM inbox_seg ORDER BY first LIMIT ?",
+    );
+    this.#inData = db.prepare("SELECT data FROM inbox_seg WHERE first=?");
+    this.#delIn = db.prepare("DELETE FROM inbox_seg WHERE first<=?");
     this.#upTaken = db.prepare(
       "INSERT INTO taken(user, upto) VALUES (?, ?) " +
         "ON CONFLICT(user) DO UPDATE SET upto=MAX(upto, excluded.upto)",
@@ -324,8 +337,7 @@ export class DaemonStore {
   }
 
   /**
-   * Reads stored outbox entries after `after`, in seq order: at least `limit` when there
-   * are that many (whole segments are read, so a few more may come).
+   * Reads stored outbox entries after `after`, in seq order, at most `limit`.
    */
   outbox(after: number, limit: number): OutboxEntry[] {
     const out: OutboxEntry[] = [];
@@ -347,17 +359,13 @@ export class DaemonStore {
   /** Number of stored publications after `after` (not yet acknowledged by the broker). */
   outboxSize(after = 0): number {
     // whole segments count by their `n`; only one partly acknowledged is read
-    const row = this.#db.prepare(
+    const whole = this.#db.prepare(
       "SELECT COALESCE(SUM(n), 0) AS n FROM outbox_seg WHERE first>?",
     ).get(after) as { n: number };
-    let count = Number(row.n);
     const partial = this.#db.prepare(
-      "SELECT data FROM outbox_seg WHERE first<=? AND last>?",
-    ).all(after, after) as Array<{ data: Uint8Array }>;
-    for (const seg of partial) {
-      count += decodeSegment(seg.data).filter((t) => Number(t[0]) > after).length;
-    }
-    return count;
+      "SELECT last, data FROM outbox_seg WHERE first<=? AND last>?",
+    ).all(after, after) as unknown as StoredSegment[];
+    return countAfter(Number(whole.n), partial, after);
   }
 
   /** Records that `user` took its inbox entries up to `upTo` (its acknowledgement). */
@@ -426,11 +434,7 @@ export class DaemonStore {
     if (upTo > (this.#taken.get(user) ?? 0)) this.#taken.set(user, upTo);
   }
 
-  /**
-   * Visits the tuples of the segments of `select` (a segment query) after position
-   * `after`, in order, until `done()`; `wanted(users)` may skip a segment by its users
-   * column without decoding it.
-   */
+  /** Visits stored tuples after `after` through a segment query (see `scanSegments`). */
   #scan(
     select: StatementSync,
     after: number,
@@ -438,27 +442,8 @@ export class DaemonStore {
     visit: (t: unknown[]) => void,
     wanted?: (users: string) => boolean,
   ): void {
-    let from = after;
-    for (let round = 0; round < 1_000_000 && !done(); round++) {
-      const segs = select.all(from + 1, 16) as Array<
-        { first: number; last: number; users?: string; data: Uint8Array }
-      >;
-      let progressed = false;
-      for (const seg of segs) {
-        const last = Number(seg.last);
-        if (last <= from) continue;
-        progressed = true;
-        if (wanted === undefined || wanted(seg.users ?? "")) {
-          for (const t of decodeSegment(seg.data)) {
-            visit(t);
-            if (done()) return;
-          }
-        }
-        from = last;
-        if (done()) return;
-      }
-      if (!progressed) return;
-    }
+    const read = (from: number) => select.all(from, 16) as unknown as StoredSegment[];
+    scanSegments(read, after, done, visit, wanted);
   }
 
   /**
@@ -467,9 +452,9 @@ export class DaemonStore {
    */
   #collect(users: Iterable<number>): void {
     const local = new Set(users);
-    const segs = this.#db.prepare(
-      "SELECT first, last, users FROM inbox_seg ORDER BY first LIMIT ?",
-    ).all(COLLECT_SEGMENTS) as Array<{ first: number; last: number; users: string }>;
+    const segs = this.#oldestIn.all(COLLECT_SEGMENTS) as Array<
+      { first: number; last: number; users: string }
+    >;
     const waiting = (user: number, n: number) =>
       local.has(user) && n > (this.#taken.get(user) ?? Infinity);
     let upTo = 0;
@@ -477,9 +462,7 @@ export class DaemonStore {
       const last = Number(seg.last);
       if (seg.users.split(",").some((u) => waiting(Number(u), last))) {
         // some recipient has not taken the whole segment: look at its entries
-        const row = this.#db.prepare("SELECT data FROM inbox_seg WHERE first=?").get(
-          seg.first,
-        ) as { data: Uint8Array };
+        const row = this.#inData.get(seg.first) as { data: Uint8Array };
         const pending = decodeSegment(row.data).some((t) =>
           (t[5] as unknown[]).some((u) => waiting(Number(u), Number(t[0])))
         );
@@ -487,7 +470,7 @@ export class DaemonStore {
       }
       upTo = last;
     }
-    if (upTo > 0) this.#db.prepare("DELETE FROM inbox_seg WHERE first<=?").run(upTo);
+    if (upTo > 0) this.#delIn.run(upTo);
   }
 
   /** Converts a version 1 file (one row per message) to segments. */

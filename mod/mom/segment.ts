@@ -6,20 +6,17 @@
  *
  * @module
  */
-import { FastDecoder, FastEncoder } from "../wire/msgpack_fast.ts";
+import { encodeValue } from "../wire/codec.ts";
+import { FastDecoder } from "../wire/msgpack_fast.ts";
 
-const encoder = new FastEncoder();
 const decoder = new FastDecoder();
 
 /** Rows per stored segment at most (a commit with more writes several). */
 export const SEGMENT_MAX_ROWS = 4_096;
 
-/**
- * Encodes `rows` (tuples of MessagePack-able values) for a BLOB column. The result is a
- * view of a shared buffer: bind it before the next call.
- */
+/** Encodes `rows` (tuples of MessagePack-able values) for a BLOB column. */
 export function encodeSegment(rows: readonly unknown[][]): Uint8Array {
-  return encoder.encode(rows);
+  return encodeValue(rows);
 }
 
 /** Decodes a stored segment; throws when the blob is not an array of tuples. */
@@ -40,4 +37,59 @@ export function chunkSegments<T>(rows: readonly T[]): T[][] {
     out.push(rows.slice(i, i + SEGMENT_MAX_ROWS));
   }
   return out;
+}
+
+/** A stored segment as the readers select it (`users`: the daemon inbox's recipients column). */
+export interface StoredSegment {
+  /** Position (seq) of the segment's last tuple. */
+  last: number | bigint;
+  /** Recipients of the segment's tuples, comma-separated (daemon inbox only). */
+  users?: string;
+  /** The encoded tuples. */
+  data: Uint8Array;
+}
+
+/**
+ * Visits, in order, the tuples of the segments after position `after` until `done()`.
+ * `read(from)` returns up to a few segments in order, starting with the one holding `from`
+ * if any; `wanted(users)` may skip a segment by its users column without decoding it.
+ * Tuples at or before `after` in the first segment are visited too: the caller filters.
+ */
+export function scanSegments(
+  read: (from: number) => StoredSegment[],
+  after: number,
+  done: () => boolean,
+  visit: (tuple: unknown[]) => void,
+  wanted?: (users: string) => boolean,
+): void {
+  let from = after;
+  for (let round = 0; round < 1_000_000 && !done(); round++) {
+    let progressed = false;
+    for (const seg of read(from + 1)) {
+      const last = Number(seg.last);
+      if (last <= from) continue;
+      progressed = true;
+      if (wanted === undefined || wanted(seg.users ?? "")) {
+        for (const t of decodeSegment(seg.data)) {
+          visit(t);
+          if (done()) return;
+        }
+      }
+      from = last;
+      if (done()) return;
+    }
+    if (!progressed) return;
+  }
+}
+
+/**
+ * Entries after `after` in stored segments: `whole` (the sum of `n` of the segments that
+ * start after it) plus those of `partial` (the segments that hold it) whose seq is after it.
+ */
+export function countAfter(whole: number, partial: StoredSegment[], after: number): number {
+  let count = whole;
+  for (const seg of partial) {
+    count += decodeSegment(seg.data).filter((t) => Number(t[0]) > after).length;
+  }
+  return count;
 }

@@ -18,9 +18,9 @@ const utf8Encoder = new TextEncoder();
 
 /**
  * An object (a class instance: plain objects are written key by key) with a method under
- * this key is written as the MessagePack bytes that method returns: a value encoded once and copied into every frame that carries it (a message
- * delivered to many receivers). Symbol keys are not fields, so decoding gives back the
- * object's own string keys as usual.
+ * this key is written as the MessagePack bytes that method returns: a value encoded once
+ * and copied into every frame that carries it (a message delivered to many receivers).
+ * Symbol keys are not fields, so decoding gives back the object's own string keys as usual.
  */
 export const ENCODED: unique symbol = Symbol.for("peerd.wire.encoded");
 
