@@ -5,7 +5,13 @@
  * @module
  */
 import { Command, CommanderError, Option } from "commander";
-import { ConfigError, findNode, loadPeersFile, parseHostPort } from "../config/mod.ts";
+import {
+  ConfigError,
+  findNode,
+  loadPeersFile,
+  loadTlsFiles,
+  parseHostPort,
+} from "../config/mod.ts";
 import { EventSink, isLogLevel, Logger, type LogLevel } from "../events/mod.ts";
 import {
   installShutdownSignals,
@@ -26,7 +32,10 @@ const COMMON_HELP = `Common options (every role; each also reads PEERD_<OPTION>,
   --listen <host:port>   where to listen (default: the node's address in the peers file)
   --data <dir>           data directory (default ./data/<name>)
   --events <file|->      write events as JSON Lines (- for stdout)
-  --secret <s>           cluster secret (HMAC challenge on every connection)
+  --secret <s>           cluster secret (both ends of every connection prove it)
+  --tls-cert <file>      serve and dial TLS with this certificate (PEM)
+  --tls-key <file>       the certificate's private key (PEM)
+  --tls-ca <file>        CA that peers' certificates must chain to (mutual TLS)
   --log-level <level>    debug|info|warn|error (default info)
   --max-frame <size>     largest frame accepted (default 16MiB)`;
 
@@ -80,6 +89,9 @@ function buildRoleCommand(role: RoleDefinition): Command {
     .option("--data <dir>", "data directory (default ./data/<name>)")
     .option("--events <file>", "write events as JSON Lines to a file, or - for stdout")
     .option("--secret <secret>", "cluster secret")
+    .option("--tls-cert <file>", "TLS certificate (PEM) for this node's port and its links")
+    .option("--tls-key <file>", "private key of --tls-cert (PEM)")
+    .option("--tls-ca <file>", "CA (PEM) peers' certificates must chain to; makes TLS mutual")
     .addOption(
       new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"])
         .default("info"),
@@ -170,6 +182,7 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
       self,
       dataDir: (o.data as string | undefined) ?? `./data/${name}`,
       secret: (o.secret as string | undefined) ?? cluster?.secret,
+      tls: loadTlsFiles(o, { node: true }),
       maxFrame: o.maxFrame as number,
       logLevel: logLevel as LogLevel,
       events,

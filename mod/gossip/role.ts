@@ -12,6 +12,7 @@ import {
   roleMembers,
   startNodeServer,
   UsageError,
+  linkSecurity,
 } from "../process/mod.ts";
 import { ErrorCode, type Message, type PeerSession, ProtocolError } from "../wire/mod.ts";
 import { DEFAULT_MAX_VALUE_BYTES, GossipType } from "./constants.ts";
@@ -206,7 +207,7 @@ export const gossipRole: RoleDefinition = {
     const { neighbours, seeds } = resolvePeers(ctx, s);
     const transport = new TcpTransport({
       name: ctx.name,
-      secret: ctx.secret,
+      security: linkSecurity(ctx),
       maxFrame: ctx.maxFrame,
       log: ctx.log,
     });

@@ -13,6 +13,7 @@ import {
   type RoleContext,
   type RoleDefinition,
   startNodeServer,
+  linkSecurity,
 } from "../process/mod.ts";
 import {
   LocalChannel,
@@ -173,7 +174,7 @@ export const leaderRole: RoleDefinition = {
         channel = await QueueClient.connect(parseHostPort(remote, "--queue"), {
           name: ctx.name,
           role: "leader",
-          secret: ctx.secret,
+          ...linkSecurity(ctx),
         });
       } catch (err) {
         await server.close();

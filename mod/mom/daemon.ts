@@ -24,6 +24,7 @@ import {
   type RoleContext,
   type RoleDefinition,
   startNodeServer,
+  linkSecurity,
 } from "../process/mod.ts";
 import {
   ENCODED,
@@ -868,7 +869,7 @@ export class MomDaemon {
         client = await RpcClient.connect(this.#broker, {
           role: "daemon",
           name: ctx.name,
-          secret: ctx.secret,
+          ...linkSecurity(ctx),
           maxFrame: ctx.maxFrame,
           signal,
           timeoutMs: 3_000,

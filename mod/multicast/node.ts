@@ -6,7 +6,7 @@
  * @module
  */
 import type { NodeEntry } from "../config/mod.ts";
-import { type RoleContext, startNodeServer } from "../process/mod.ts";
+import { linkSecurity, type RoleContext, startNodeServer } from "../process/mod.ts";
 import {
   ErrorCode,
   fieldArray,
@@ -216,7 +216,7 @@ export class MulticastNode {
         new PeerLink(peer, {
           self: ctx.name,
           role: ctx.role,
-          secret: ctx.secret,
+          security: linkSecurity(ctx),
           maxFrame: ctx.maxFrame,
           signal: this.#abort.signal,
           onConnect: (link) => this.#onLinkUp(link),

@@ -5,7 +5,7 @@
  * @module
  */
 import { type CtlCommands, ctlHandler } from "../ctl/mod.ts";
-import { FrameServer, type FrameServerOptions } from "../wire/mod.ts";
+import { FrameServer, type FrameServerOptions, type LinkSecurity } from "../wire/mod.ts";
 import type { RoleContext } from "./role.ts";
 
 /** Options of {@linkcode startNodeServer}. */
@@ -45,6 +45,7 @@ export function startNodeServer(ctx: RoleContext, options: NodeServerOptions): F
     listen: options.listen ?? ctx.listen,
     identity: { role: ctx.role, name: ctx.name },
     secret: ctx.secret,
+    tls: ctx.tls,
     maxFrame: ctx.maxFrame,
     handlers: { ...options.handlers, ctl: ctlHandler(commands) },
     onSession: options.onSession,
@@ -70,4 +71,13 @@ export function reportWireProblem(
       message: detail.message.slice(0, 200),
     });
   };
+}
+
+/**
+ * The security of a node's outgoing links: its secret and TLS, and refusals (an impostor
+ * server, a failed TLS verification) reported as `wire.error` events. Spread it into the
+ * options of every `dial`/`RpcClient.connect` a role makes.
+ */
+export function linkSecurity(ctx: RoleContext): LinkSecurity {
+  return { secret: ctx.secret, tls: ctx.tls, onProblem: reportWireProblem(ctx) };
 }

@@ -18,6 +18,7 @@ import {
   type RoleDefinition,
   roleMembers,
   startNodeServer,
+  linkSecurity,
 } from "../process/mod.ts";
 import {
   ConnectionClosedError,
@@ -84,7 +85,7 @@ class FrontEnd {
       link: new PeerLink(n.hostname, n.port, {
         role: "frontend",
         name: ctx.name,
-        secret: ctx.secret,
+        security: linkSecurity(ctx),
         maxFrame: ctx.maxFrame,
         timeoutMs: this.#timeoutMs,
       }),

@@ -14,6 +14,7 @@ import {
   ProtocolError,
   RemoteError,
   WireError,
+  type LinkSecurity,
 } from "../wire/mod.ts";
 
 /** Options of {@linkcode PeerLink}. */
@@ -22,8 +23,8 @@ export interface PeerLinkOptions {
   role: string;
   /** Our name in the hello. */
   name: string;
-  /** Cluster secret. */
-  secret?: string;
+  /** Cluster secret, TLS, refusal reports. */
+  security?: LinkSecurity;
   /** Largest frame. */
   maxFrame?: number;
   /** Default request timeout. @default {5000} */
@@ -147,7 +148,7 @@ export class PeerLink {
         const { conn } = await dial({ hostname: this.hostname, port: this.port }, {
           role: this.#options.role,
           name: this.#options.name,
-          secret: this.#options.secret,
+          ...this.#options.security,
           maxFrame: this.#options.maxFrame,
           timeoutMs: 2_000,
         });

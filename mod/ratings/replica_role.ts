@@ -21,6 +21,7 @@ import {
   type RoleDefinition,
   roleMembers,
   startNodeServer,
+  linkSecurity,
 } from "../process/mod.ts";
 import {
   ErrorCode,
@@ -263,7 +264,7 @@ class Replica {
       link: new PeerLink(hostname, port, {
         role: "replica",
         name: this.#self,
-        secret: this.#ctx.secret,
+        security: linkSecurity(this.#ctx),
         maxFrame: this.#ctx.maxFrame,
         timeoutMs: 3_000,
       }),

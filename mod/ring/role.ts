@@ -14,6 +14,7 @@ import {
   type RoleDefinition,
   roleMembers,
   runCommandPrompt,
+  linkSecurity,
 } from "../process/mod.ts";
 import {
   ErrorCode,
@@ -125,7 +126,7 @@ export const ringRole: RoleDefinition = {
       events: ctx.events,
       log: ctx.log,
       signal: ctx.signal,
-      secret: ctx.secret,
+      security: linkSecurity(ctx),
       maxFrame: ctx.maxFrame,
       heartbeatMs,
       failAfter,
@@ -196,6 +197,7 @@ function startRingServer(ctx: RoleContext, node: RingNode, commands: CtlCommands
     listen: ctx.listen,
     identity: { role: ctx.role, name: ctx.name },
     secret: ctx.secret,
+    tls: ctx.tls,
     maxFrame: ctx.maxFrame,
     handlers: {
       ...node.handlers(),

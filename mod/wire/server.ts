@@ -9,6 +9,7 @@ import { FrameConnection } from "./connection.ts";
 import { DEFAULT_MAX_FRAME, ErrorCode } from "./constants.ts";
 import { ConnectionClosedError, errorFrame, ProtocolError, WireError } from "./errors.ts";
 import { acceptHandshake, type PeerIdentity } from "./handshake.ts";
+import { type TlsConfig, TlsListener } from "./tls.ts";
 
 /** One accepted, authenticated connection. */
 export class PeerSession {
@@ -85,6 +86,8 @@ export interface FrameServerOptions {
   onProblem?: (what: string, detail: { remote: string; code: string; message: string }) => void;
   /** Bad frames tolerated on one connection before it is closed. @default {16} */
   maxBadFrames?: number;
+  /** Serve TLS (TCP only): a certificate and key; with `caCerts`, mutual TLS. */
+  tls?: TlsConfig;
 }
 
 /**
@@ -93,7 +96,7 @@ export interface FrameServerOptions {
  * never stops the others. `close()` stops accepting and closes every session.
  */
 export class FrameServer implements AsyncDisposable {
-  readonly #listener: Deno.Listener;
+  readonly #listener: Deno.Listener | TlsListener;
   readonly #options: FrameServerOptions;
   readonly #sessions = new Set<PeerSession>();
   readonly #connections = new Set<FrameConnection>();
@@ -106,6 +109,9 @@ export class FrameServer implements AsyncDisposable {
     this.#options = options;
     this.#listener = "path" in options.listen
       ? Deno.listen({ transport: "unix", path: options.listen.path })
+      : options.tls
+      ? new TlsListener(options.listen, options.tls, (remote, message) =>
+        options.onProblem?.("tls", { remote, code: "tls", message }))
       : Deno.listen({
         hostname: options.listen.hostname,
         port: options.listen.port,
