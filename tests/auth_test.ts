@@ -313,8 +313,7 @@ Deno.test("a real node refuses a wrong secret, a missing one, a replayed proof a
     c4.close();
   }
   await waitUntil(
-    () =>
-      e1.events().filter((e) => e.ev === "wire.error" && e.code === "unauthorized").length >= 3,
+    () => e1.events().filter((e) => e.ev === "wire.error" && e.code === "unauthorized").length >= 3,
     { what: "wire.error events for the refusals" },
   );
 });
@@ -428,7 +427,11 @@ Deno.test("authTranscript() separates directions, nonces, names and roles", () =
   const variants = [
     authTranscript("server", base),
     authTranscript("client", base),
-    authTranscript("server", { ...base, clientNonce: base.serverNonce, serverNonce: base.clientNonce }),
+    authTranscript("server", {
+      ...base,
+      clientNonce: base.serverNonce,
+      serverNonce: base.clientNonce,
+    }),
     authTranscript("server", { ...base, client: { role: "daemo", name: "nd1" } }),
     authTranscript("server", { ...base, client: base.server, server: base.client }),
   ];

@@ -46,7 +46,16 @@ async function makeCertificates(dir: string): Promise<void> {
     "keyUsage=critical,keyCertSign",
   ]);
   for (const who of ["node", "client"]) {
-    await openssl(dir, ["req", ...ec, "-keyout", `${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=${who}`]);
+    await openssl(dir, [
+      "req",
+      ...ec,
+      "-keyout",
+      `${who}.key`,
+      "-out",
+      `${who}.csr`,
+      "-subj",
+      `/CN=${who}`,
+    ]);
     await Deno.writeTextFile(
       `${dir}/${who}.ext`,
       "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n",

@@ -7,12 +7,12 @@
 import { ConfigError, type NodeEntry, parseHostPort } from "../config/mod.ts";
 import {
   aborted,
+  linkSecurity,
   type RoleContext,
   type RoleDefinition,
   roleMembers,
   startNodeServer,
   UsageError,
-  linkSecurity,
 } from "../process/mod.ts";
 import { ErrorCode, type Message, type PeerSession, ProtocolError } from "../wire/mod.ts";
 import { DEFAULT_MAX_VALUE_BYTES, GossipType } from "./constants.ts";

@@ -8,7 +8,12 @@
  */
 import { parseHostPort } from "../config/mod.ts";
 import type { Logger } from "../events/mod.ts";
-import { DEFAULT_HIGH_WATER_MARK, type LinkSecurity, type Message, RpcClient } from "../wire/mod.ts";
+import {
+  DEFAULT_HIGH_WATER_MARK,
+  type LinkSecurity,
+  type Message,
+  RpcClient,
+} from "../wire/mod.ts";
 import type { GossipMessage } from "./messages.ts";
 import type { GossipTransport } from "./transport.ts";
 

@@ -7,7 +7,13 @@
  * @module
  */
 import { parseHostPort } from "../config/mod.ts";
-import { aborted, linkSecurity, type RoleContext, type RoleDefinition, startNodeServer } from "../process/mod.ts";
+import {
+  aborted,
+  linkSecurity,
+  type RoleContext,
+  type RoleDefinition,
+  startNodeServer,
+} from "../process/mod.ts";
 import { QueueClient, type QueueMessage } from "../queue/mod.ts";
 import {
   declareExchanges,

@@ -9,11 +9,11 @@
  */
 import { parseHostPort } from "../config/mod.ts";
 import {
+  linkSecurity,
   peerdCommand,
   type RoleContext,
   type RoleDefinition,
   startNodeServer,
-  linkSecurity,
 } from "../process/mod.ts";
 import {
   LocalChannel,

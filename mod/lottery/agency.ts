@@ -8,7 +8,13 @@
  */
 import { parseHostPort } from "../config/mod.ts";
 import { ConfigError } from "../config/mod.ts";
-import { linkSecurity, pause, type RoleContext, type RoleDefinition, UsageError } from "../process/mod.ts";
+import {
+  linkSecurity,
+  pause,
+  type RoleContext,
+  type RoleDefinition,
+  UsageError,
+} from "../process/mod.ts";
 import { FrameEncoder, RemoteError, RpcClient } from "../wire/mod.ts";
 import { betLineProblem, forEachCsvLine, type InvalidLine } from "./bet.ts";
 

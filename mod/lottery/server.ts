@@ -27,6 +27,7 @@ import {
 } from "../wire/mod.ts";
 import { type Bet, betProblem, DEFAULT_WINNING_NUMBER, parseBetBatch } from "./bet.ts";
 import { LotteryStore, type PendingBatch } from "./store.ts";
+import { prepareDataDir } from "../storage/mod.ts";
 
 /** Most bets accepted in one batch. */
 export const MAX_BATCH_BETS = 10_000;
@@ -272,7 +273,7 @@ export const lotteryServerRole: RoleDefinition = {
     if (!Number.isInteger(winning) || winning < 0 || winning > 9999) {
       throw new UsageError("--winning-number must be an integer 0..9999");
     }
-    await Deno.mkdir(ctx.dataDir, { recursive: true });
+    prepareDataDir(ctx.dataDir);
     const store = new LotteryStore(`${ctx.dataDir}/lottery.db`);
     try {
       const lottery = new LotteryServer(ctx, store, agencies, winning);

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { openSqlite } from "../storage/mod.ts";
 import type { Bet } from "./bet.ts";
 
 const SCHEMA_VERSION = 1;
@@ -25,8 +26,7 @@ export class LotteryStore {
   #closed = false;
 
   constructor(path: string) {
-    this.#db = new DatabaseSync(path);
-    this.#db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000");
+    this.#db = openSqlite(path);
     const version = Number(
       (this.#db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
     );

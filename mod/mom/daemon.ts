@@ -20,11 +20,11 @@
 import { ConfigError, type HostPort, parseHostPort } from "../config/mod.ts";
 import {
   aborted,
+  linkSecurity,
   pause,
   type RoleContext,
   type RoleDefinition,
   startNodeServer,
-  linkSecurity,
 } from "../process/mod.ts";
 import {
   ENCODED,
@@ -48,6 +48,7 @@ import { Tick } from "./tick.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkPattern, checkTopic, TopicError } from "./topic.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";
+import { prepareDataDir, StorageError } from "../storage/mod.ts";
 
 interface Waiter {
   session: PeerSession;
@@ -125,7 +126,7 @@ export class MomDaemon {
   #flushes: Array<{ session: PeerSession; msg: Message }> = [];
   /** Publications and flushes held while local subscriptions are being synced. */
   #held: Array<PendingPublish | { session: PeerSession; msg: Message }> | undefined;
-  readonly #tick = new Tick(() => this.#flushOrDie());
+  readonly #tick = new Tick(() => this.#flushOrFail());
   readonly #idle: IdleCheckpoint;
   #link: RpcClient | undefined;
   #attached = false;
@@ -140,6 +141,11 @@ export class MomDaemon {
   published = 0;
   /** Deliveries stored into local inboxes (one per user). */
   delivered = 0;
+
+  #storeFailed = false;
+  #onFailed: (err: StorageError) => void = () => {};
+  /** Resolves when a write to the database failed: the daemon stopped acknowledging. */
+  readonly failed: Promise<StorageError> = new Promise((resolve) => this.#onFailed = resolve);
 
   constructor(ctx: RoleContext, store: DaemonStore, broker: HostPort) {
     this.#ctx = ctx;
@@ -465,7 +471,7 @@ export class MomDaemon {
 
   /** Status fields for `ctl status`. */
   status(): Record<string, unknown> {
-    this.#flushOrDie(); // deferred deletions first, so the sizes below are exact
+    this.#flushOrFail(); // deferred deletions first, so the sizes below are exact
     return {
       broker: `${this.#broker.hostname}:${this.#broker.port}`,
       link: this.#attached ? "up" : "down",
@@ -489,7 +495,7 @@ export class MomDaemon {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#takes = COLLECT_EVERY;
-    this.#flush();
+    if (!this.#storeFailed) this.#flush();
     this.#closed = true;
     clearTimeout(this.#dackTimer);
     this.#tick.close();
@@ -570,22 +576,28 @@ export class MomDaemon {
   }
 
   /**
-   * A failed write leaves the in-memory streams ahead of the disk: stop at once (exit 1)
-   * and let the restart resend whatever was not acknowledged.
+   * A failed write leaves the in-memory streams ahead of the disk: stop writing and
+   * acknowledging at once, emit `store.failed`, and resolve {@linkcode failed} so the role
+   * exits 1; the restart resends whatever was not acknowledged.
    */
-  #flushOrDie(): void {
+  #flushOrFail(): void {
     try {
       this.#flush();
     } catch (err) {
-      this.#ctx.log.error(
+      if (this.#storeFailed) return;
+      this.#storeFailed = true;
+      const failure = new StorageError(
         `Cannot write to the database: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
       );
-      Deno.exit(1);
+      this.#ctx.events.emit("store.failed", { code: failure.code, message: failure.message });
+      this.#ctx.log.error(failure.message);
+      this.#onFailed(failure);
     }
   }
 
   #flush(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#storeFailed) return;
     const out = this.#out;
     const incoming = this.#in;
     const flushes = this.#flushes;
@@ -1081,7 +1093,7 @@ export const daemonRole: RoleDefinition = {
   ],
   async run(ctx: RoleContext): Promise<number> {
     const broker = brokerAddress(ctx);
-    await Deno.mkdir(ctx.dataDir, { recursive: true });
+    prepareDataDir(ctx.dataDir);
     const store = new DaemonStore(`${ctx.dataDir}/daemon.sqlite`);
     const daemon = new MomDaemon(ctx, store, broker);
     const servers: FrameServer[] = [];
@@ -1108,7 +1120,8 @@ export const daemonRole: RoleDefinition = {
         broker: `${broker.hostname}:${broker.port}`,
       });
       ctx.log.info(`daemon listening on ${ctx.listen.hostname}:${servers[0].port}`);
-      await aborted(ctx.signal);
+      const failure = await Promise.race([aborted(ctx.signal), daemon.failed]);
+      if (failure) throw failure;
     } finally {
       await Promise.all(servers.map((s) => s.close()));
       await daemon.close();

@@ -33,6 +33,7 @@ import {
   TotalOrderGroup,
   type View,
 } from "./total_order.ts";
+import { prepareDataDir } from "../storage/mod.ts";
 
 /** Timing and output options of a {@linkcode MulticastNode}. */
 export interface MulticastNodeOptions {
@@ -136,7 +137,7 @@ export class MulticastNode {
       quiet: options.quiet ?? false,
       maxOutbox: options.maxOutbox ?? 100_000,
     };
-    Deno.mkdirSync(ctx.dataDir, { recursive: true });
+    prepareDataDir(ctx.dataDir);
     this.#store = new HistoryStore(`${ctx.dataDir}/multicast.db`);
     this.#tickChannel.port1.onmessage = () => {
       this.#tickScheduled = false;

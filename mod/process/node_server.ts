@@ -57,12 +57,18 @@ export function startNodeServer(ctx: RoleContext, options: NodeServerOptions): F
 
 /**
  * The `onProblem` of a role's `FrameServer`: a bad frame or handshake is logged as a
- * warning and emitted as a `wire.error` event.
+ * warning and emitted as a `wire.error` event; a failed database write (`store`) is
+ * logged as an error and emitted as `store.failed`.
  */
 export function reportWireProblem(
   ctx: RoleContext,
 ): NonNullable<FrameServerOptions["onProblem"]> {
   return (what, detail) => {
+    if (what === "store") {
+      ctx.log.error(detail.message);
+      ctx.events.emit("store.failed", { code: detail.code, message: detail.message.slice(0, 300) });
+      return;
+    }
     ctx.log.warn(`${what} problem from ${detail.remote}: ${detail.code}: ${detail.message}`);
     ctx.events.emit("wire.error", {
       what,

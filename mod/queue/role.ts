@@ -8,10 +8,11 @@ import { aborted, type RoleContext, type RoleDefinition, startNodeServer } from 
 import { queueCtlCommands, queueStatus } from "./ctl.ts";
 import { QueueEngine } from "./engine.ts";
 import { queueService } from "./server.ts";
+import { prepareDataDir } from "../storage/mod.ts";
 
 /** Opens the engine under `ctx.dataDir`, events going to `ctx.events`. */
 export async function openEngine(ctx: RoleContext, sync = "normal"): Promise<QueueEngine> {
-  await Deno.mkdir(ctx.dataDir, { recursive: true });
+  prepareDataDir(ctx.dataDir);
   return new QueueEngine({
     path: `${ctx.dataDir}/queue.db`,
     synchronous: sync === "full" ? "FULL" : "NORMAL",

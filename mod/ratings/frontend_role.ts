@@ -13,12 +13,12 @@
 import { ConfigError } from "../config/mod.ts";
 import {
   aborted,
+  linkSecurity,
   pause,
   type RoleContext,
   type RoleDefinition,
   roleMembers,
   startNodeServer,
-  linkSecurity,
 } from "../process/mod.ts";
 import {
   ConnectionClosedError,

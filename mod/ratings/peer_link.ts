@@ -10,11 +10,11 @@ import {
   dial,
   ErrorCode,
   type FrameConnection,
+  type LinkSecurity,
   type Message,
   ProtocolError,
   RemoteError,
   WireError,
-  type LinkSecurity,
 } from "../wire/mod.ts";
 
 /** Options of {@linkcode PeerLink}. */

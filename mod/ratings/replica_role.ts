@@ -17,11 +17,11 @@
 import { ConfigError } from "../config/mod.ts";
 import {
   aborted,
+  linkSecurity,
   type RoleContext,
   type RoleDefinition,
   roleMembers,
   startNodeServer,
-  linkSecurity,
 } from "../process/mod.ts";
 import {
   ErrorCode,
@@ -60,6 +60,7 @@ import {
   total,
   type VectorTs,
 } from "./vector_ts.ts";
+import { prepareDataDir } from "../storage/mod.ts";
 
 /** Executed update ids kept in memory; older ones are found in the executed table. */
 const RECENT_IDS = 100_000;
@@ -137,7 +138,7 @@ class Replica {
 
   async run(): Promise<number> {
     const ctx = this.#ctx;
-    await Deno.mkdir(ctx.dataDir, { recursive: true });
+    prepareDataDir(ctx.dataDir);
     this.#store = new ReplicaStore(`${ctx.dataDir}/replica.db`);
     try {
       if (!this.#store.initialised) {

@@ -8,13 +8,13 @@ import { ConfigError } from "../config/mod.ts";
 import { type CtlCommands, ctlHandler } from "../ctl/mod.ts";
 import {
   aborted,
+  linkSecurity,
   type PromptCommand,
   reportWireProblem,
   type RoleContext,
   type RoleDefinition,
   roleMembers,
   runCommandPrompt,
-  linkSecurity,
 } from "../process/mod.ts";
 import {
   ErrorCode,

@@ -11,6 +11,12 @@ import { ConnectionClosedError, errorFrame, ProtocolError, WireError } from "./e
 import { acceptHandshake, type PeerIdentity } from "./handshake.ts";
 import { type TlsConfig, TlsListener } from "./tls.ts";
 
+/** Whether a handler's error is a failed database write (node:sqlite, or a StorageError). */
+function isStoreFailure(err: unknown): boolean {
+  return err instanceof Error &&
+    ((err as { code?: unknown }).code === "ERR_SQLITE_ERROR" || err.name === "StorageError");
+}
+
 /** One accepted, authenticated connection. */
 export class PeerSession {
   /** Server-unique id of this connection. */
@@ -110,8 +116,11 @@ export class FrameServer implements AsyncDisposable {
     this.#listener = "path" in options.listen
       ? Deno.listen({ transport: "unix", path: options.listen.path })
       : options.tls
-      ? new TlsListener(options.listen, options.tls, (remote, message) =>
-        options.onProblem?.("tls", { remote, code: "tls", message }))
+      ? new TlsListener(
+        options.listen,
+        options.tls,
+        (remote, message) => options.onProblem?.("tls", { remote, code: "tls", message }),
+      )
       : Deno.listen({
         hostname: options.listen.hostname,
         port: options.listen.port,
@@ -258,6 +267,11 @@ export class FrameServer implements AsyncDisposable {
       } catch (err) {
         if (err instanceof ProtocolError || err instanceof WireError) {
           session.replyError(msg, err);
+        } else if (isStoreFailure(err)) {
+          // the database refused the write: say so, never an ok for data not stored
+          const message = `Cannot store ${String(msg.t).slice(0, 40)}: ${(err as Error).message}`;
+          o.onProblem?.("store", { remote: session.remote, code: "store_failed", message });
+          session.replyError(msg, new ProtocolError("store_failed", message));
         } else {
           o.onProblem?.("handler", {
             remote: session.remote,
