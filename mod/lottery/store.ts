@@ -5,7 +5,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { openSqlite } from "../storage/mod.ts";
+import { openSqlite, rollback } from "../storage/mod.ts";
 import type { Bet } from "./bet.ts";
 
 const SCHEMA_VERSION = 1;
@@ -83,7 +83,7 @@ export class LotteryStore {
       }
       this.#db.exec("COMMIT");
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      rollback(this.#db);
       throw err;
     }
     return fresh;
@@ -137,7 +137,7 @@ export class LotteryStore {
       this.#db.prepare("INSERT INTO meta (key, value) VALUES ('drawn', ?)").run(String(winning));
       this.#db.exec("COMMIT");
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      rollback(this.#db);
       throw err;
     }
     return this.winnerCount();

@@ -8,7 +8,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { openSqlite } from "../storage/mod.ts";
+import { openSqlite, rollback } from "../storage/mod.ts";
 import {
   chunkSegments,
   countAfter,
@@ -342,7 +342,7 @@ export class BrokerStore {
       fn();
       this.#db.exec("COMMIT");
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      rollback(this.#db);
       throw err;
     }
   }

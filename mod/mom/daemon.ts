@@ -48,7 +48,7 @@ import { Tick } from "./tick.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkPattern, checkTopic, TopicError } from "./topic.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";
-import { prepareDataDir, StorageError } from "../storage/mod.ts";
+import { prepareDataDir, StorageError, STORE_FAILED } from "../storage/mod.ts";
 
 interface Waiter {
   session: PeerSession;
@@ -623,15 +623,29 @@ export class MomDaemon {
     const seen = this.#seenPending;
     this.#seenPending = new Map();
     this.#idle.wrote();
-    const firstN = this.#store.commit(
-      out.map((p) => p.entry),
-      incoming,
-      ack > this.#pubAcked ? ack : 0,
-      positions,
-      seen,
-      inboxAcks,
-      collect,
-    );
+    let firstN: number;
+    try {
+      firstN = this.#store.commit(
+        out.map((p) => p.entry),
+        incoming,
+        ack > this.#pubAcked ? ack : 0,
+        positions,
+        seen,
+        inboxAcks,
+        collect,
+      );
+    } catch (err) {
+      // nothing of this batch is stored: its publishers and flushers hear so at once
+      const refusal = new ProtocolError(
+        STORE_FAILED,
+        `Cannot store the publication: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      for (const p of out) {
+        if (p.rid !== undefined) p.session.replyError({ rid: p.rid, t: "publish" }, refusal);
+      }
+      for (const f of flushes) f.session.replyError(f.msg, refusal);
+      throw err;
+    }
     for (const [k, v] of seen) this.#seenFrom.set(k, v);
     if (ack > this.#pubAcked) this.#pubAcked = ack;
     const events = this.#ctx.events;

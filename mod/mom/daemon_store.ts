@@ -9,7 +9,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { openSqlite } from "../storage/mod.ts";
+import { openSqlite, rollback } from "../storage/mod.ts";
 import {
   chunkSegments,
   countAfter,
@@ -542,7 +542,7 @@ export class DaemonStore {
       fn();
       this.#db.exec("COMMIT");
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      rollback(this.#db);
       throw err;
     }
   }

@@ -6,7 +6,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { openSqlite } from "../storage/mod.ts";
+import { openSqlite, rollback } from "../storage/mod.ts";
 import type { ChatMessage } from "./message.ts";
 
 const SCHEMA_VERSION = 1;
@@ -104,7 +104,7 @@ export class HistoryStore {
       this.#db.exec("COMMIT");
       this.#count = idx;
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      rollback(this.#db);
       throw err;
     }
     return out;

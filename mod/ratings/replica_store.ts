@@ -7,7 +7,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { openSqlite } from "../storage/mod.ts";
+import { openSqlite, rollback } from "../storage/mod.ts";
 import type { Dataset } from "./dataset.ts";
 import { type Cell, RatingsState } from "./ratings_state.ts";
 import type { LogRecord } from "./update_log.ts";
@@ -105,7 +105,7 @@ export class ReplicaStore {
       this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       this.#db.exec("COMMIT");
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      rollback(this.#db);
       throw err;
     }
   }
@@ -198,7 +198,7 @@ export class ReplicaStore {
       for (const [k, v] of this.#meta) this.#putMeta.run(k, JSON.stringify(v));
       this.#db.exec("COMMIT");
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      rollback(this.#db);
       throw err;
     }
     this.#dirtyCells.clear();

@@ -14,6 +14,7 @@ export {
   openSqlite,
   type OpenSqliteOptions,
   prepareDataDir,
+  rollback,
   StorageError,
   STORE_FAILED,
 } from "./sqlite.ts";

@@ -135,3 +135,16 @@ export function isStorageFailure(err: unknown): boolean {
   return err instanceof StorageError ||
     (err instanceof Error && (err as { code?: unknown }).code === "ERR_SQLITE_ERROR");
 }
+
+/**
+ * Rolls back the open transaction after a failed write, keeping the write's own error:
+ * when SQLite already ended the transaction (a full disk, an I/O error), the ROLLBACK's
+ * "no transaction is active" would otherwise hide why.
+ */
+export function rollback(db: DatabaseSync): void {
+  try {
+    db.exec("ROLLBACK");
+  } catch {
+    // no transaction left
+  }
+}
