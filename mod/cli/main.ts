@@ -21,6 +21,7 @@ import {
 } from "../process/mod.ts";
 import { DEFAULT_MAX_FRAME } from "../wire/mod.ts";
 import { addEnvToOptions, parseSizeOption, toCommanderOption } from "./options.ts";
+import { checkNodeKeys, nodeOptionValues } from "./node_options.ts";
 import { COMMANDS, ROLES } from "./registry.ts";
 
 /** The version printed by `--version`. */
@@ -110,6 +111,18 @@ function buildRoleCommand(role: RoleDefinition): Command {
   return cmd;
 }
 
+/** Refuses (exit 2, naming `where`) a listen host that does not resolve to an address of this machine. */
+function checkListenHost(hostname: string, where: string): void {
+  try {
+    Deno.listen({ hostname, port: 0 }).close();
+  } catch (err) {
+    const why = err instanceof Deno.errors.AddrNotAvailable
+      ? "not an address of this machine"
+      : `cannot resolve or bind it (${err instanceof Error ? err.message : String(err)})`;
+    throw new ConfigError(`${where}: cannot listen on "${hostname}": ${why}`);
+  }
+}
+
 async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
   const cmd = buildRoleCommand(role);
   try {
@@ -143,12 +156,24 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
       );
     }
     const self = cluster && name && role.peers !== "none" ? findNode(cluster, name) : undefined;
+    if (cluster) checkNodeKeys(cluster, role, ROLES);
+    if (self && cluster) {
+      Object.assign(o, nodeOptionValues(role, self, cluster, (a) => cmd.getOptionValueSource(a)));
+    }
     name ??= role.name;
     const listen = o.listen
       ? parseHostPort(String(o.listen), "--listen", { allowZero: true })
       : self
       ? { hostname: self.hostname, port: self.port }
       : { hostname: "127.0.0.1", port: role.defaultPort ?? 0 };
+    checkListenHost(
+      listen.hostname,
+      o.listen
+        ? `--listen ${String(o.listen)}`
+        : self && cluster
+        ? `${cluster.source}: node "${self.name}" host`
+        : "listen address",
+    );
     const logLevel = String(o.logLevel);
     if (!isLogLevel(logLevel)) {
       throw new UsageError(`--log-level must be debug, info, warn or error`);
