@@ -11,6 +11,7 @@ import {
   loadPeersFile,
   loadTlsFiles,
   parseHostPort,
+  type TlsFileOptions,
 } from "../config/mod.ts";
 import { EventSink, isLogLevel, Logger, type LogLevel } from "../events/mod.ts";
 import {
@@ -208,6 +209,7 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
       dataDir: (o.data as string | undefined) ?? `./data/${name}`,
       secret: (o.secret as string | undefined) ?? cluster?.secret,
       tls: loadTlsFiles(o, { node: true }),
+      tlsFiles: { tlsCert: o.tlsCert, tlsKey: o.tlsKey, tlsCa: o.tlsCa } as TlsFileOptions,
       maxFrame: o.maxFrame as number,
       logLevel: logLevel as LogLevel,
       events,

@@ -260,6 +260,10 @@ export const leaderRole: RoleDefinition = {
           ];
           const env: Record<string, string> = {};
           if (ctx.secret) env.PEERD_SECRET = ctx.secret;
+          const tls = ctx.tlsFiles ?? {};
+          if (tls.tlsCert) env.PEERD_TLS_CERT = tls.tlsCert;
+          if (tls.tlsKey) env.PEERD_TLS_KEY = tls.tlsKey;
+          if (tls.tlsCa) env.PEERD_TLS_CA = tls.tlsCa;
           const child = peerdCommand(args, {
             stdin: "null",
             stdout: "piped",

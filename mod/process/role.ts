@@ -5,7 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import type { ClusterConfig, HostPort, NodeEntry } from "../config/mod.ts";
+import type { ClusterConfig, HostPort, NodeEntry, TlsFileOptions } from "../config/mod.ts";
 import type { EventSink, Logger, LogLevel } from "../events/mod.ts";
 import type { TlsConfig } from "../wire/mod.ts";
 
@@ -41,6 +41,8 @@ export interface RoleContext {
   secret?: string;
   /** TLS for the node's port and its outgoing links (`--tls-cert/--tls-key/--tls-ca`), if any. */
   tls?: TlsConfig;
+  /** The `--tls-*` paths behind `tls`, for processes the role starts itself. */
+  tlsFiles?: TlsFileOptions;
   /** Largest frame accepted. */
   maxFrame: number;
   /** Log level. */
