@@ -216,6 +216,49 @@ Deno.test("ring nodes with the secret never list a node without it as alive, and
   assert.deepEqual(s4.alive, ["n4"]);
 });
 
+Deno.test("gossip nodes with the secret never list a node without it as a member, though it seeds and is seeded", async () => {
+  const secret = ["--secret", "gossip-s3cret"];
+  const fast = ["--gossip-interval", "50", "--probe-interval", "250", "--probe-timeout", "100"];
+  await using cluster = await LocalCluster.start({
+    nodes: [
+      { name: "g1", role: "gossip", args: [...fast, ...secret, "--seeds", "g4"], deferred: true },
+      { name: "g2", role: "gossip", args: [...fast, ...secret, "--seeds", "g1"], deferred: true },
+      { name: "g3", role: "gossip", args: [...fast, ...secret, "--seeds", "g1"], deferred: true },
+      { name: "g4", role: "gossip", args: [...fast, "--seeds", "g1"] },
+    ],
+  });
+  // g4 first, so that g1's join reaches it (and is refused), then the others
+  for (const n of ["g1", "g2", "g3"]) await cluster.node(n).start();
+  const good = ["g1", "g2", "g3"].map((n) => cluster.node(n));
+  const g4 = cluster.node("g4");
+  const members = async (name: string) =>
+    (await ctlRequest({ hostname: "127.0.0.1", port: cluster.node(name).port }, "members", [], {
+      secret: "gossip-s3cret",
+      timeoutMs: 5_000,
+    })).members as Array<{ name: string; state: string }>;
+  await waitUntil(async () => {
+    for (const n of good) {
+      const alive = (await members(n.name)).filter((m) => m.state === "alive").map((m) => m.name);
+      if (alive.sort().join() !== "g1,g2,g3") return false;
+    }
+    return true;
+  }, { timeoutMs: 20_000, intervalMs: 100, what: "g1..g3 to see each other alive" });
+  // g1 dialled its seed g4 and refused it; g4's join at g1 was refused
+  const g1 = cluster.node("g1");
+  await g1.waitForEvent(
+    (e) => e.ev === "wire.error" && e.code === "impostor" && e.remote === g4.address,
+  );
+  await g1.waitForEvent(
+    (e) => e.ev === "wire.error" && e.what === "handshake" && e.code === "unauthorized",
+  );
+  for (const n of good) {
+    const list = await members(n.name);
+    assert(!list.some((m) => m.name === "g4"), `${n.name} lists g4: ${JSON.stringify(list)}`);
+  }
+  const own = await ctlRequest({ hostname: "127.0.0.1", port: g4.port }, "members", []);
+  assert.deepEqual((own.members as Array<{ name: string }>).map((m) => m.name), ["g4"]);
+});
+
 /** Opens a raw framed connection to `port` (no handshake). */
 async function raw(port: number): Promise<FrameConnection> {
   return new FrameConnection(await Deno.connect({ hostname: "127.0.0.1", port }));
