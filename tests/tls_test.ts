@@ -317,3 +317,36 @@ Deno.test("the recording proxy does see plaintext payloads without TLS (the chec
     await proxy.close();
   }
 });
+
+Deno.test("a TLS dial to a server that accepts TCP and never answers TLS ends with the dial's timeout", async () => {
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted: Deno.Conn[] = [];
+  const loop = (async () => {
+    for (;;) {
+      try {
+        accepted.push(await silent.accept());
+      } catch {
+        return;
+      }
+    }
+  })();
+  try {
+    // the dial must end by itself (its 300 ms timeout); the 30 s guard only keeps a
+    // regression from hanging the suite
+    let guard: ReturnType<typeof setTimeout> | undefined;
+    const dial = RpcClient.connect({ hostname: "127.0.0.1", port: silent.addr.port }, {
+      tls: {},
+      timeoutMs: 300,
+    });
+    const outcome = await Promise.race([
+      dial.then(() => "connected", () => "refused"),
+      new Promise<string>((resolve) => guard = setTimeout(() => resolve("hung"), 30_000)),
+    ]);
+    clearTimeout(guard);
+    assert.equal(outcome, "refused");
+  } finally {
+    silent.close();
+    await loop;
+    for (const c of accepted) c.close();
+  }
+});

@@ -15,6 +15,7 @@
  */
 import * as nodeTls from "node:tls";
 import type { Buffer } from "node:buffer";
+import { HANDSHAKE_TIMEOUT_MS } from "./constants.ts";
 
 /** What a node or client needs for TLS; PEM texts, not paths. */
 export interface TlsConfig {
@@ -41,34 +42,36 @@ export async function connectTls(
     options.cert = tls.cert;
     options.key = tls.key;
   }
-  const pending = Deno.connectTls(options as Deno.ConnectTlsOptions & Deno.TlsCertifiedKeyPem);
-  let conn: Deno.TlsConn;
-  if (signal) {
-    let onAbort = () => {};
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
-      if (signal.aborted) onAbort();
-      else signal.addEventListener("abort", onAbort, { once: true });
-    });
+  // connecting and the TLS handshake both end when `signal` aborts (a server that accepts
+  // TCP but never answers TLS must not hold the dial forever)
+  const opened = (async () => {
+    const conn = await Deno.connectTls(
+      options as Deno.ConnectTlsOptions & Deno.TlsCertifiedKeyPem,
+    );
     try {
-      conn = await Promise.race([pending, aborted]);
+      // fail here, with the TLS reason, rather than on the first frame
+      await conn.handshake();
     } catch (err) {
-      pending.then((c) => c.close(), () => {});
+      conn.close();
       throw err;
-    } finally {
-      signal.removeEventListener("abort", onAbort);
     }
-  } else {
-    conn = await pending;
-  }
+    return conn;
+  })();
+  if (!signal) return await opened;
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
   try {
-    // fail here, with the TLS reason, rather than on the first frame
-    await conn.handshake();
+    return await Promise.race([opened, aborted]);
   } catch (err) {
-    conn.close();
+    opened.then((c) => c.close(), () => {});
     throw err;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
   }
-  return conn;
 }
 
 const READ_HIGH_WATER = 1024 * 1024;
@@ -201,6 +204,7 @@ export class TlsListener {
     this.#server = nodeTls.createServer({
       cert: tls.cert,
       key: tls.key,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       ...(mutual ? { ca: tls.caCerts, requestCert: true, rejectUnauthorized: true } : {}),
     }, (socket) => {
       if (this.#closed) {
