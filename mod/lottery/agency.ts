@@ -188,6 +188,11 @@ export const agencyRole: RoleDefinition = {
       kind: "int",
     },
     {
+      flags: "--round <n>",
+      description: "the round to upload to (default: the server's current round, asked once)",
+      kind: "int",
+    },
+    {
       flags: "--skip-invalid",
       description: "report invalid lines and send the rest (default: exit 2)",
       kind: "bool",
@@ -208,6 +213,8 @@ export const agencyRole: RoleDefinition = {
     if (batchMax < 1 || inFlight < 1) {
       throw new UsageError("--batch-max and --in-flight must be ≥ 1");
     }
+    let round = o.round as number | undefined;
+    if (round !== undefined && round < 1) throw new UsageError(`--round must be ≥ 1, got ${round}`);
     let text: string;
     try {
       text = await Deno.readTextFile(path);
@@ -244,13 +251,20 @@ export const agencyRole: RoleDefinition = {
       invalid: invalid.length,
     });
     try {
+      if (round === undefined) {
+        // pinned once, so a reconnect after the server opened another round cannot move
+        // this file's bets into it
+        const info = await up.withRetry("round", (client) => client.request({ t: "round" }));
+        round = Number(info.round);
+        ctx.events.emit("round", { agency, round, drawn: info.drawn === true });
+      }
       await up.withRetry("upload", async (client) => {
         const todo = batches.map((_, i) => i).filter((i) => !acked.has(i));
         let next = 0;
         const worker = async () => {
           while (next < todo.length && !ctx.signal.aborted) {
             const seq = todo[next++];
-            await client.request({ t: "bets", agency, seq, csv: batches[seq].csv }, {
+            await client.request({ t: "bets", agency, seq, round, csv: batches[seq].csv }, {
               timeoutMs: 30_000,
             });
             acked.add(seq);
@@ -285,7 +299,7 @@ export const agencyRole: RoleDefinition = {
       ctx.log.info(`sent ${valid} bets in ${batches.length} batches in ${secs.toFixed(2)} s`);
       await up.withRetry("done", async (client) => {
         try {
-          await client.request({ t: "done", agency, batches: batches.length });
+          await client.request({ t: "done", agency, round, batches: batches.length });
         } catch (err) {
           if (!(err instanceof RemoteError && err.code === "already_done")) throw err;
         }
@@ -293,7 +307,7 @@ export const agencyRole: RoleDefinition = {
       const reply = await up.withRetry(
         "winners",
         (client) =>
-          client.request({ t: "winners", agency, wait: true }, {
+          client.request({ t: "winners", agency, round, wait: true }, {
             timeoutMs: 24 * 3600_000,
             signal: ctx.signal,
           }),
@@ -312,6 +326,7 @@ export const agencyRole: RoleDefinition = {
       }
       if (err instanceof RemoteError) {
         console.error(`peerd agency: the server refused: ${err.message}`);
+        ctx.events.emit("refused", { agency, round, code: err.code, message: err.message });
         return 1;
       }
       throw err;
