@@ -146,8 +146,10 @@ export class LotteryServer {
       const closed = round < this.#round.round || this.#round.drawn;
       if (closed || this.#done.has(agency)) {
         // a resend of what is stored is still acknowledged: that makes resuming idempotent
-        if (this.#store.compareBatch(round, agency, seq, bets) === "same") {
-          return { t: "bets.ok", agency, seq, round, count, duplicate: true };
+        const stored = this.#store.compareBatch(round, agency, seq, bets);
+        if (stored === "same") return { t: "bets.ok", agency, seq, round, count, duplicate: true };
+        if (stored !== undefined && !closed) {
+          throw conflictError({ round, agency, seq, bets }, stored);
         }
         if (closed) {
           throw new ProtocolError(
