@@ -136,7 +136,7 @@ export class LotteryServer {
    * whole batch. Without `round`, the current round.
    */
   bets(msg: Message, session: PeerSession): Message | undefined {
-    let count = batchSize(msg);
+    let count = -1; // known once parsed; counted from the frame only for a refusal before that
     try {
       const agency = this.#agency(msg);
       const seq = fieldInt(msg, "seq", { min: 0, max: 2 ** 31 });
@@ -173,7 +173,7 @@ export class LotteryServer {
       }
       return undefined;
     } catch (err) {
-      if (err instanceof ProtocolError) this.#logRefused(count, err);
+      if (err instanceof ProtocolError) this.#logRefused(count < 0 ? batchSize(msg) : count, err);
       throw err;
     }
   }
@@ -341,7 +341,7 @@ export class LotteryServer {
         { round, current: this.#round.round },
       );
     }
-    if (this.#store.round(round) === undefined) {
+    if (round !== this.#round.round && this.#store.round(round) === undefined) {
       throw new ProtocolError("unknown_round", `Cannot use round ${round}: no such round`, {
         round,
       });
