@@ -162,9 +162,7 @@ for (const agencies of [3, 5]) {
     assert.ok(sorteo > 0, server.stdout);
     assert.equal(lines.filter((l) => l === "action: sorteo | result: success").length, 1);
     const received = lines.flatMap((l, i) => l.startsWith("action: apuesta_recibida") ? [i] : []);
-    const answered = lines.flatMap((l, i) =>
-      l.startsWith("action: consulta_ganadores") ? [i] : []
-    );
+    const answered = lines.flatMap((l, i) => l.startsWith("action: consulta_ganadores") ? [i] : []);
     assert.ok(received.length > 0 && received.every((i) => i < sorteo), "a bet after the sorteo");
     assert.equal(answered.length, agencies);
     assert.ok(answered.every((i) => i > sorteo), "winners answered before the sorteo");

@@ -329,7 +329,9 @@ Deno.test("lottery: a bad bet, an unknown agency and a closed round each log a f
   } finally {
     await client.close();
   }
-  const fails = server.stdout.match(/^action: apuesta_recibida \| result: fail \| cantidad: (\d+)$/gm);
+  const fails = server.stdout.match(
+    /^action: apuesta_recibida \| result: fail \| cantidad: (\d+)$/gm,
+  );
   // bad bet (3 lines), unknown agency, round not open, conflict, draw_done, draw_done again
   assert.deepEqual(fails?.map((l) => Number(l.split(": ").pop())), [3, 2, 2, 2, 2, 2]);
   assert.match(server.stdout, /action: nueva_ronda \| result: success \| ronda: 2/);

@@ -473,7 +473,9 @@ export const lotteryServerRole: RoleDefinition = {
         try {
           lottery.startRound(round);
         } catch (err) {
-          if (err instanceof ProtocolError) throw new UsageError(`--round ${round}: ${err.message}`);
+          if (err instanceof ProtocolError) {
+            throw new UsageError(`--round ${round}: ${err.message}`);
+          }
           throw err;
         }
       }
@@ -490,7 +492,10 @@ export const lotteryServerRole: RoleDefinition = {
           "new-round": (args) => {
             const next = args[0] === undefined ? undefined : Number(args[0]);
             if (next !== undefined && !(Number.isInteger(next) && next >= 1)) {
-              throw new ProtocolError("bad_field", `Cannot open round ${args[0]}: not a number ≥ 1`);
+              throw new ProtocolError(
+                "bad_field",
+                `Cannot open round ${args[0]}: not a number ≥ 1`,
+              );
             }
             return { round: lottery.startRound(next).round };
           },

@@ -229,7 +229,16 @@ export class LotteryStore {
         let firstRowid = 0;
         for (let i = 0; i < bets.length; i++) {
           const bet = bets[i];
-          const r = this.#insertBet.run(b.round, b.agency, b.seq, bet[0], bet[1], bet[2], bet[3], bet[4]);
+          const r = this.#insertBet.run(
+            b.round,
+            b.agency,
+            b.seq,
+            bet[0],
+            bet[1],
+            bet[2],
+            bet[3],
+            bet[4],
+          );
           if (i === 0) firstRowid = Number(r.lastInsertRowid);
         }
         this.#insertBatch.run(b.round, b.agency, b.seq, bets.length, firstRowid);
