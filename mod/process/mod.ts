@@ -21,6 +21,7 @@ export { type NodeServerOptions, reportWireProblem, startNodeServer } from "./no
 export { type CommandPromptOptions, type PromptCommand, runCommandPrompt } from "./prompt.ts";
 export { aborted, installShutdownSignals, SHUTDOWN_BOUND_MS } from "./lifecycle.ts";
 export { isCompiledBinary, peerdArgv, peerdCommand } from "./spawn.ts";
+export type { DemoContext, DemoStep } from "./demo_step.ts";
 export {
   ClusterNode,
   freePort,
