@@ -8,12 +8,12 @@
  *
  * @module
  */
-import { setImmediate } from "node:timers";
 import {
   aborted,
   type RoleContext,
   type RoleDefinition,
   startNodeServer,
+  Tick,
   UsageError,
 } from "../process/mod.ts";
 import {
@@ -64,7 +64,8 @@ export class LotteryServer {
   readonly #agencies: number;
   readonly #winning: number;
   #pending: Pending[] = [];
-  #flushScheduled = false;
+  /** Stores the batches of one turn in one transaction. */
+  readonly #flushTick = new Tick(() => this.flush());
   #round: RoundInfo;
   #done: Set<number>;
   #waiting: Waiting[] = [];
@@ -167,10 +168,7 @@ export class LotteryServer {
         );
       }
       this.#pending.push({ round, agency, seq, bets, session, request: msg });
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(() => this.flush());
-      }
+      this.#flushTick.schedule();
       return undefined;
     } catch (err) {
       if (err instanceof ProtocolError) this.#logRefused(count < 0 ? batchSize(msg) : count, err);
@@ -180,7 +178,6 @@ export class LotteryServer {
 
   /** Stores every pending batch in one transaction and acknowledges them. */
   flush(): void {
-    this.#flushScheduled = false;
     const batch = this.#pending;
     if (batch.length === 0) return;
     this.#pending = [];
@@ -226,6 +223,12 @@ export class LotteryServer {
         duplicate: outcome.kind === "duplicate",
       });
     });
+  }
+
+  /** Stores what is pending and stops scheduling. Safe to call twice. */
+  close(): void {
+    this.flush();
+    this.#flushTick.close();
   }
 
   /** Handler of `{t:"done", agency, round?, batches?}`. */
@@ -514,6 +517,7 @@ export const lotteryServerRole: RoleDefinition = {
         lottery.flush(); // finish the batches in progress before closing
       } finally {
         await server.close();
+        lottery.close();
       }
       console.log("action: shutdown | result: success");
     } finally {

@@ -30,3 +30,4 @@ export {
   type NodeSpec,
   pause,
 } from "./cluster.ts";
+export { Tick } from "./tick.ts";

@@ -21,6 +21,7 @@ import {
   type RoleDefinition,
   roleMembers,
   startNodeServer,
+  Tick,
 } from "../process/mod.ts";
 import {
   ErrorCode,
@@ -83,9 +84,11 @@ class Replica {
   #peers = new Map<string, Peer>();
   #waiters: Waiter[] = [];
   #commitWaiters: Array<() => void> = [];
-  #commitTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Commits what changed in one turn in one transaction. */
+  readonly #commitTick = new Tick(() => this.#commitNow());
   #pushJobs: PushJob[] = [];
-  #pushTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Pushes the records of one turn's updates to peers together. */
+  readonly #pushTick = new Tick(() => this.#track(this.#pushRound()));
   #inFlight = 0;
   #status: RmStatus = "ACTIVE";
   #draining = false;
@@ -195,8 +198,8 @@ class Replica {
         );
         await this.#withTimeout(Promise.allSettled([...this.#tasks]), 1_000);
         await server.close();
-        clearTimeout(this.#commitTimer);
-        clearTimeout(this.#pushTimer);
+        this.#commitTick.close();
+        this.#pushTick.close();
         for (const job of this.#pushJobs.splice(0)) job.resolve(0);
         this.#commitNow();
         await Promise.all([...this.#peers.values()].map((p) => p.link.close()));
@@ -411,11 +414,7 @@ class Replica {
   // ── commit and push ──
 
   #scheduleCommit(): void {
-    if (this.#commitTimer !== undefined) return;
-    this.#commitTimer = setTimeout(() => {
-      this.#commitTimer = undefined;
-      this.#commitNow();
-    }, 0);
+    this.#commitTick.schedule();
   }
 
   #commitNow(): void {
@@ -439,12 +438,7 @@ class Replica {
   #replicate(record: LogRecord, need: number): Promise<number> {
     return new Promise((resolve) => {
       this.#pushJobs.push({ records: [record], need, resolve });
-      if (this.#pushTimer === undefined) {
-        this.#pushTimer = setTimeout(() => {
-          this.#pushTimer = undefined;
-          this.#track(this.#pushRound());
-        }, 0);
-      }
+      this.#pushTick.schedule();
     });
   }
 
