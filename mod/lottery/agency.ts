@@ -8,8 +8,8 @@
  */
 import { parseHostPort } from "../config/mod.ts";
 import { ConfigError } from "../config/mod.ts";
-import { pause, type RoleContext, type RoleDefinition, UsageError } from "../process/mod.ts";
-import { FrameEncoder, RemoteError, RpcClient } from "../wire/mod.ts";
+import { type RoleContext, type RoleDefinition, UsageError } from "../process/mod.ts";
+import { Backoff, FrameEncoder, RemoteError, RpcClient, sleep } from "../wire/mod.ts";
 import { betLineProblem, forEachCsvLine, type InvalidLine } from "./bet.ts";
 
 /** Largest frame an agency sends, as the course requires. */
@@ -93,7 +93,7 @@ function agencyFromPath(path: string): number | undefined {
 class Uploader {
   readonly #ctx: RoleContext;
   readonly #server: { hostname: string; port: number };
-  #connectFailures = 0;
+  readonly #backoff = new Backoff({ initialMs: 100, maxMs: 2_000, jitter: 0.25 });
   #failingSince = 0;
 
   constructor(ctx: RoleContext, server: { hostname: string; port: number }) {
@@ -112,26 +112,23 @@ class Uploader {
           secret: this.#ctx.secret,
           timeoutMs: 3_000,
         });
-        this.#connectFailures = 0;
+        this.#backoff.reset();
         this.#failingSince = 0;
         return client;
       } catch (err) {
         if (err instanceof RemoteError) throw err; // refused (unauthorized): no point retrying
-        this.#connectFailures++;
-        if (this.#failingSince === 0) this.#failingSince = performance.now();
-        if (this.#connectFailures === 1) {
+        if (this.#failingSince === 0) {
+          this.#failingSince = performance.now();
           this.#ctx.log.warn(
             `Cannot reach ${this.#server.hostname}:${this.#server.port}: retrying`,
           );
         }
-        const delay = Math.min(2_000, 50 * 2 ** Math.min(this.#connectFailures, 6)) *
-          (0.5 + Math.random() / 2);
         if (performance.now() - this.#failingSince > 60_000) {
           throw new Error(
             `Cannot reach the server at ${this.#server.hostname}:${this.#server.port} for a minute`,
           );
         }
-        await pause(delay, this.#ctx.signal);
+        await sleep(this.#backoff.next(), this.#ctx.signal);
       }
     }
     throw new Error("Cannot reach the server");

@@ -50,3 +50,4 @@ export {
 } from "./client.ts";
 export { type FrameHandler, FrameServer, type FrameServerOptions, PeerSession } from "./server.ts";
 export * from "./fields.ts";
+export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
