@@ -5,7 +5,14 @@
  * @module
  */
 import { Command, CommanderError, Option } from "commander";
-import { ConfigError, findNode, loadPeersFile, parseHostPort } from "../config/mod.ts";
+import {
+  ConfigError,
+  findNode,
+  loadPeersFile,
+  loadTlsFiles,
+  parseHostPort,
+  type TlsFileOptions,
+} from "../config/mod.ts";
 import { EventSink, isLogLevel, Logger, type LogLevel } from "../events/mod.ts";
 import {
   installShutdownSignals,
@@ -15,6 +22,7 @@ import {
 } from "../process/mod.ts";
 import { DEFAULT_MAX_FRAME } from "../wire/mod.ts";
 import { addEnvToOptions, parseSizeOption, toCommanderOption } from "./options.ts";
+import { checkNodeKeys, nodeOptionValues } from "./node_options.ts";
 import { COMMANDS, ROLES } from "./registry.ts";
 
 /** The version printed by `--version`. */
@@ -26,7 +34,10 @@ const COMMON_HELP = `Common options (every role; each also reads PEERD_<OPTION>,
   --listen <host:port>   where to listen (default: the node's address in the peers file)
   --data <dir>           data directory (default ./data/<name>)
   --events <file|->      write events as JSON Lines (- for stdout)
-  --secret <s>           cluster secret (HMAC challenge on every connection)
+  --secret <s>           cluster secret (both ends of every connection prove it)
+  --tls-cert <file>      serve and dial TLS with this certificate (PEM)
+  --tls-key <file>       the certificate's private key (PEM)
+  --tls-ca <file>        CA that peers' certificates must chain to (mutual TLS)
   --log-level <level>    debug|info|warn|error (default info)
   --max-frame <size>     largest frame accepted (default 16MiB)`;
 
@@ -80,6 +91,9 @@ function buildRoleCommand(role: RoleDefinition): Command {
     .option("--data <dir>", "data directory (default ./data/<name>)")
     .option("--events <file>", "write events as JSON Lines to a file, or - for stdout")
     .option("--secret <secret>", "cluster secret")
+    .option("--tls-cert <file>", "TLS certificate (PEM) for this node's port and its links")
+    .option("--tls-key <file>", "private key of --tls-cert (PEM)")
+    .option("--tls-ca <file>", "CA (PEM) peers' certificates must chain to; makes TLS mutual")
     .addOption(
       new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"])
         .default("info"),
@@ -96,6 +110,18 @@ function buildRoleCommand(role: RoleDefinition): Command {
     cmd.addHelpText("after", `\nExamples:\n${role.examples.map((e) => `  ${e}`).join("\n")}\n`);
   }
   return cmd;
+}
+
+/** Refuses (exit 2, naming `where`) a listen host that does not resolve to an address of this machine. */
+function checkListenHost(hostname: string, where: string): void {
+  try {
+    Deno.listen({ hostname, port: 0 }).close();
+  } catch (err) {
+    const why = err instanceof Deno.errors.AddrNotAvailable
+      ? "not an address of this machine"
+      : `cannot resolve or bind it (${err instanceof Error ? err.message : String(err)})`;
+    throw new ConfigError(`${where}: cannot listen on "${hostname}": ${why}`);
+  }
 }
 
 async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
@@ -131,12 +157,24 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
       );
     }
     const self = cluster && name && role.peers !== "none" ? findNode(cluster, name) : undefined;
+    if (cluster) checkNodeKeys(cluster, role, ROLES);
+    if (self && cluster) {
+      Object.assign(o, nodeOptionValues(role, self, cluster, (a) => cmd.getOptionValueSource(a)));
+    }
     name ??= role.name;
     const listen = o.listen
       ? parseHostPort(String(o.listen), "--listen", { allowZero: true })
       : self
       ? { hostname: self.hostname, port: self.port }
       : { hostname: "127.0.0.1", port: role.defaultPort ?? 0 };
+    checkListenHost(
+      listen.hostname,
+      o.listen
+        ? `--listen ${String(o.listen)}`
+        : self && cluster
+        ? `${cluster.source}: node "${self.name}" host`
+        : "listen address",
+    );
     const logLevel = String(o.logLevel);
     if (!isLogLevel(logLevel)) {
       throw new UsageError(`--log-level must be debug, info, warn or error`);
@@ -170,6 +208,8 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
       self,
       dataDir: (o.data as string | undefined) ?? `./data/${name}`,
       secret: (o.secret as string | undefined) ?? cluster?.secret,
+      tls: loadTlsFiles(o, { node: true }),
+      tlsFiles: { tlsCert: o.tlsCert, tlsKey: o.tlsKey, tlsCa: o.tlsCa } as TlsFileOptions,
       maxFrame: o.maxFrame as number,
       logLevel: logLevel as LogLevel,
       events,

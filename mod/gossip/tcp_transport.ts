@@ -8,7 +8,12 @@
  */
 import { parseHostPort } from "../config/mod.ts";
 import type { Logger } from "../events/mod.ts";
-import { DEFAULT_HIGH_WATER_MARK, type Message, RpcClient } from "../wire/mod.ts";
+import {
+  DEFAULT_HIGH_WATER_MARK,
+  type LinkSecurity,
+  type Message,
+  RpcClient,
+} from "../wire/mod.ts";
 import type { GossipMessage } from "./messages.ts";
 import type { GossipTransport } from "./transport.ts";
 
@@ -16,8 +21,8 @@ import type { GossipTransport } from "./transport.ts";
 export interface TcpTransportOptions {
   /** This node's name (sent in hello). */
   name: string;
-  /** Cluster secret. */
-  secret?: string;
+  /** Cluster secret, TLS, refusal reports. */
+  security?: LinkSecurity;
   /** Largest frame. */
   maxFrame?: number;
   /** Logs connection trouble at debug level. */
@@ -129,7 +134,7 @@ export class TcpTransport implements GossipTransport, AsyncDisposable {
       client = await RpcClient.connect(hp, {
         role: "gossip",
         name: this.#o.name,
-        secret: this.#o.secret,
+        ...this.#o.security,
         maxFrame: this.#o.maxFrame,
         timeoutMs: this.#o.connectTimeoutMs ?? 2_000,
       });

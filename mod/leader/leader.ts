@@ -9,6 +9,7 @@
  */
 import { parseHostPort } from "../config/mod.ts";
 import {
+  linkSecurity,
   peerdCommand,
   type RoleContext,
   type RoleDefinition,
@@ -175,7 +176,7 @@ export const leaderRole: RoleDefinition = {
         channel = await QueueClient.connect(parseHostPort(remote, "--queue"), {
           name: ctx.name,
           role: "leader",
-          secret: ctx.secret,
+          ...linkSecurity(ctx),
         });
       } catch (err) {
         await server.close();
@@ -261,6 +262,10 @@ export const leaderRole: RoleDefinition = {
           ];
           const env: Record<string, string> = {};
           if (ctx.secret) env.PEERD_SECRET = ctx.secret;
+          const tls = ctx.tlsFiles ?? {};
+          if (tls.tlsCert) env.PEERD_TLS_CERT = tls.tlsCert;
+          if (tls.tlsKey) env.PEERD_TLS_KEY = tls.tlsKey;
+          if (tls.tlsCa) env.PEERD_TLS_CA = tls.tlsCa;
           const child = peerdCommand(args, {
             stdin: "null",
             stdout: "piped",

@@ -8,7 +8,7 @@
  */
 import { parseHostPort } from "../config/mod.ts";
 import { ConfigError } from "../config/mod.ts";
-import { type RoleContext, type RoleDefinition, UsageError } from "../process/mod.ts";
+import { linkSecurity, type RoleContext, type RoleDefinition, UsageError } from "../process/mod.ts";
 import { Backoff, FrameEncoder, RemoteError, RpcClient, sleep } from "../wire/mod.ts";
 import { betLineProblem, forEachCsvLine, type InvalidLine } from "./bet.ts";
 
@@ -109,7 +109,7 @@ class Uploader {
         const client = await RpcClient.connect(this.#server, {
           role: "agency",
           name: this.#ctx.name,
-          secret: this.#ctx.secret,
+          ...linkSecurity(this.#ctx),
           timeoutMs: 3_000,
         });
         this.#backoff.reset();

@@ -39,6 +39,7 @@ import {
   type RoundInfo,
   type StoreOutcome,
 } from "./store.ts";
+import { prepareDataDir } from "../storage/mod.ts";
 
 /** Most bets accepted in one batch. */
 export const MAX_BATCH_BETS = 10_000;
@@ -468,7 +469,7 @@ export const lotteryServerRole: RoleDefinition = {
     }
     const round = ctx.options.round as number | undefined;
     if (round !== undefined && round < 1) throw new UsageError(`--round must be ≥ 1, got ${round}`);
-    await Deno.mkdir(ctx.dataDir, { recursive: true });
+    prepareDataDir(ctx.dataDir);
     const store = new LotteryStore(`${ctx.dataDir}/lottery.db`);
     try {
       const lottery = new LotteryServer(ctx, store, agencies, winning);

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { openSqlite, rollback } from "../storage/mod.ts";
 import type { Bet } from "./bet.ts";
 
 const SCHEMA_VERSION = 2;
@@ -97,11 +98,8 @@ export class LotteryStore {
   #closed = false;
 
   constructor(path: string) {
-    this.#db = new DatabaseSync(path);
+    this.#db = openSqlite(path);
     try {
-      this.#db.exec(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000",
-      );
       const version = Number(
         (this.#db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
       );
@@ -336,7 +334,7 @@ export class LotteryStore {
       work();
       this.#db.exec("COMMIT");
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      rollback(this.#db);
       throw err;
     }
   }

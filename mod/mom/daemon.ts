@@ -20,6 +20,7 @@
 import { ConfigError, type HostPort, parseHostPort } from "../config/mod.ts";
 import {
   aborted,
+  linkSecurity,
   pause,
   type RoleContext,
   type RoleDefinition,
@@ -47,6 +48,7 @@ import { Tick } from "../process/mod.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkPattern, checkTopic, TopicError } from "./topic.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";
+import { prepareDataDir, StorageError, STORE_FAILED } from "../storage/mod.ts";
 
 interface Waiter {
   session: PeerSession;
@@ -124,7 +126,7 @@ export class MomDaemon {
   #flushes: Array<{ session: PeerSession; msg: Message }> = [];
   /** Publications and flushes held while local subscriptions are being synced. */
   #held: Array<PendingPublish | { session: PeerSession; msg: Message }> | undefined;
-  readonly #tick = new Tick(() => this.#flushOrDie());
+  readonly #tick = new Tick(() => this.#flushOrFail());
   readonly #idle: IdleCheckpoint;
   #link: RpcClient | undefined;
   #attached = false;
@@ -139,6 +141,11 @@ export class MomDaemon {
   published = 0;
   /** Deliveries stored into local inboxes (one per user). */
   delivered = 0;
+
+  #storeFailed = false;
+  #onFailed: (err: StorageError) => void = () => {};
+  /** Resolves when a write to the database failed: the daemon stopped acknowledging. */
+  readonly failed: Promise<StorageError> = new Promise((resolve) => this.#onFailed = resolve);
 
   constructor(ctx: RoleContext, store: DaemonStore, broker: HostPort) {
     this.#ctx = ctx;
@@ -464,7 +471,7 @@ export class MomDaemon {
 
   /** Status fields for `ctl status`. */
   status(): Record<string, unknown> {
-    this.#flushOrDie(); // deferred deletions first, so the sizes below are exact
+    this.#flushOrFail(); // deferred deletions first, so the sizes below are exact
     return {
       broker: `${this.#broker.hostname}:${this.#broker.port}`,
       link: this.#attached ? "up" : "down",
@@ -488,7 +495,7 @@ export class MomDaemon {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#takes = COLLECT_EVERY;
-    this.#flush();
+    if (!this.#storeFailed) this.#flush();
     this.#closed = true;
     clearTimeout(this.#dackTimer);
     this.#tick.close();
@@ -569,22 +576,28 @@ export class MomDaemon {
   }
 
   /**
-   * A failed write leaves the in-memory streams ahead of the disk: stop at once (exit 1)
-   * and let the restart resend whatever was not acknowledged.
+   * A failed write leaves the in-memory streams ahead of the disk: stop writing and
+   * acknowledging at once, emit `store.failed`, and resolve {@linkcode failed} so the role
+   * exits 1; the restart resends whatever was not acknowledged.
    */
-  #flushOrDie(): void {
+  #flushOrFail(): void {
     try {
       this.#flush();
     } catch (err) {
-      this.#ctx.log.error(
+      if (this.#storeFailed) return;
+      this.#storeFailed = true;
+      const failure = new StorageError(
         `Cannot write to the database: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
       );
-      Deno.exit(1);
+      this.#ctx.events.emit("store.failed", { code: failure.code, message: failure.message });
+      this.#ctx.log.error(failure.message);
+      this.#onFailed(failure);
     }
   }
 
   #flush(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#storeFailed) return;
     const out = this.#out;
     const incoming = this.#in;
     const flushes = this.#flushes;
@@ -610,15 +623,29 @@ export class MomDaemon {
     const seen = this.#seenPending;
     this.#seenPending = new Map();
     this.#idle.wrote();
-    const firstN = this.#store.commit(
-      out.map((p) => p.entry),
-      incoming,
-      ack > this.#pubAcked ? ack : 0,
-      positions,
-      seen,
-      inboxAcks,
-      collect,
-    );
+    let firstN: number;
+    try {
+      firstN = this.#store.commit(
+        out.map((p) => p.entry),
+        incoming,
+        ack > this.#pubAcked ? ack : 0,
+        positions,
+        seen,
+        inboxAcks,
+        collect,
+      );
+    } catch (err) {
+      // nothing of this batch is stored: its publishers and flushers hear so at once
+      const refusal = new ProtocolError(
+        STORE_FAILED,
+        `Cannot store the publication: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      for (const p of out) {
+        if (p.rid !== undefined) p.session.replyError({ rid: p.rid, t: "publish" }, refusal);
+      }
+      for (const f of flushes) f.session.replyError(f.msg, refusal);
+      throw err;
+    }
     for (const [k, v] of seen) this.#seenFrom.set(k, v);
     if (ack > this.#pubAcked) this.#pubAcked = ack;
     const events = this.#ctx.events;
@@ -868,7 +895,7 @@ export class MomDaemon {
         client = await RpcClient.connect(this.#broker, {
           role: "daemon",
           name: ctx.name,
-          secret: ctx.secret,
+          ...linkSecurity(ctx),
           maxFrame: ctx.maxFrame,
           signal,
           timeoutMs: 3_000,
@@ -1080,7 +1107,7 @@ export const daemonRole: RoleDefinition = {
   ],
   async run(ctx: RoleContext): Promise<number> {
     const broker = brokerAddress(ctx);
-    await Deno.mkdir(ctx.dataDir, { recursive: true });
+    prepareDataDir(ctx.dataDir);
     const store = new DaemonStore(`${ctx.dataDir}/daemon.sqlite`);
     const daemon = new MomDaemon(ctx, store, broker);
     const servers: FrameServer[] = [];
@@ -1107,7 +1134,8 @@ export const daemonRole: RoleDefinition = {
         broker: `${broker.hostname}:${broker.port}`,
       });
       ctx.log.info(`daemon listening on ${ctx.listen.hostname}:${servers[0].port}`);
-      await aborted(ctx.signal);
+      const failure = await Promise.race([aborted(ctx.signal), daemon.failed]);
+      if (failure) throw failure;
     } finally {
       await Promise.all(servers.map((s) => s.close()));
       await daemon.close();

@@ -17,7 +17,12 @@ export {
   type RoleOption,
   UsageError,
 } from "./role.ts";
-export { type NodeServerOptions, reportWireProblem, startNodeServer } from "./node_server.ts";
+export {
+  linkSecurity,
+  type NodeServerOptions,
+  reportWireProblem,
+  startNodeServer,
+} from "./node_server.ts";
 export { type CommandPromptOptions, type PromptCommand, runCommandPrompt } from "./prompt.ts";
 export { aborted, installShutdownSignals, SHUTDOWN_BOUND_MS } from "./lifecycle.ts";
 export { isCompiledBinary, peerdArgv, peerdCommand } from "./spawn.ts";

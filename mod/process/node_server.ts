@@ -5,7 +5,7 @@
  * @module
  */
 import { type CtlCommands, ctlHandler } from "../ctl/mod.ts";
-import { FrameServer, type FrameServerOptions } from "../wire/mod.ts";
+import { FrameServer, type FrameServerOptions, type LinkSecurity } from "../wire/mod.ts";
 import type { RoleContext } from "./role.ts";
 
 /** Options of {@linkcode startNodeServer}. */
@@ -45,6 +45,7 @@ export function startNodeServer(ctx: RoleContext, options: NodeServerOptions): F
     listen: options.listen ?? ctx.listen,
     identity: { role: ctx.role, name: ctx.name },
     secret: ctx.secret,
+    tls: ctx.tls,
     maxFrame: ctx.maxFrame,
     handlers: { ...options.handlers, ctl: ctlHandler(commands) },
     onSession: options.onSession,
@@ -56,12 +57,18 @@ export function startNodeServer(ctx: RoleContext, options: NodeServerOptions): F
 
 /**
  * The `onProblem` of a role's `FrameServer`: a bad frame or handshake is logged as a
- * warning and emitted as a `wire.error` event.
+ * warning and emitted as a `wire.error` event; a failed database write (`store`) is
+ * logged as an error and emitted as `store.failed`.
  */
 export function reportWireProblem(
   ctx: RoleContext,
 ): NonNullable<FrameServerOptions["onProblem"]> {
   return (what, detail) => {
+    if (what === "store") {
+      ctx.log.error(detail.message);
+      ctx.events.emit("store.failed", { code: detail.code, message: detail.message.slice(0, 300) });
+      return;
+    }
     ctx.log.warn(`${what} problem from ${detail.remote}: ${detail.code}: ${detail.message}`);
     ctx.events.emit("wire.error", {
       what,
@@ -70,4 +77,13 @@ export function reportWireProblem(
       message: detail.message.slice(0, 200),
     });
   };
+}
+
+/**
+ * The security of a node's outgoing links: its secret and TLS, and refusals (an impostor
+ * server, a failed TLS verification) reported as `wire.error` events. Spread it into the
+ * options of every `dial`/`RpcClient.connect` a role makes.
+ */
+export function linkSecurity(ctx: RoleContext): LinkSecurity {
+  return { secret: ctx.secret, tls: ctx.tls, onProblem: reportWireProblem(ctx) };
 }

@@ -5,8 +5,9 @@
  * @module
  */
 import type { Command } from "commander";
-import type { ClusterConfig, HostPort, NodeEntry } from "../config/mod.ts";
+import type { ClusterConfig, HostPort, NodeEntry, TlsFileOptions } from "../config/mod.ts";
 import type { EventSink, Logger, LogLevel } from "../events/mod.ts";
+import type { TlsConfig } from "../wire/mod.ts";
 
 /** One role-specific command-line option. Every option also reads `PEERD_<OPTION>`. */
 export interface RoleOption {
@@ -38,6 +39,10 @@ export interface RoleContext {
   dataDir: string;
   /** Cluster secret, if any. */
   secret?: string;
+  /** TLS for the node's port and its outgoing links (`--tls-cert/--tls-key/--tls-ca`), if any. */
+  tls?: TlsConfig;
+  /** The `--tls-*` paths behind `tls`, for processes the role starts itself. */
+  tlsFiles?: TlsFileOptions;
   /** Largest frame accepted. */
   maxFrame: number;
   /** Log level. */

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { parseHostPort } from "../config/mod.ts";
+import { loadTlsFiles, parseHostPort, type TlsFileOptions } from "../config/mod.ts";
 import { printJson } from "../ctl/mod.ts";
 import type { CommandDefinition } from "../process/mod.ts";
 import { RemoteError } from "../wire/mod.ts";
@@ -19,7 +19,7 @@ const decoder = new TextDecoder();
 /** Default queue server address. */
 export const DEFAULT_QUEUE = "127.0.0.1:7501";
 
-interface QueueCtlOptions {
+interface QueueCtlOptions extends TlsFileOptions {
   queue: string;
   secret?: string;
   transient?: boolean;
@@ -166,6 +166,9 @@ export const queueCtlCommand: CommandDefinition = {
       .argument("[args...]", "its arguments")
       .option("--queue <host:port>", "queue server", Deno.env.get("PEERD_QUEUE") ?? DEFAULT_QUEUE)
       .option("--secret <secret>", "cluster secret", Deno.env.get("PEERD_SECRET"))
+      .option("--tls-ca <file>", "dial TLS, verifying the server against this CA (PEM)")
+      .option("--tls-cert <file>", "client certificate (PEM) for mutual TLS")
+      .option("--tls-key <file>", "private key of --tls-cert (PEM)")
       .option("--transient", "declare: not durable; publish: not persistent")
       .option("--exclusive", "declare: exclusive to this connection")
       .option("--auto-delete", "declare: delete when the last consumer goes")
@@ -179,7 +182,11 @@ export const queueCtlCommand: CommandDefinition = {
         let ch: QueueClient | undefined;
         try {
           const address = parseHostPort(o.queue, "--queue");
-          ch = await QueueClient.connect(address, { name: "queue-ctl", secret: o.secret });
+          ch = await QueueClient.connect(address, {
+            name: "queue-ctl",
+            secret: o.secret,
+            tls: loadTlsFiles(o, { node: false }),
+          });
           await run(ch, cmd, args, o);
           Deno.exitCode = 0;
         } catch (err) {

@@ -13,6 +13,7 @@
 import { ConfigError } from "../config/mod.ts";
 import {
   aborted,
+  linkSecurity,
   type RoleContext,
   type RoleDefinition,
   roleMembers,
@@ -85,7 +86,7 @@ class FrontEnd {
       link: new PeerLink(n.hostname, n.port, {
         role: "frontend",
         name: ctx.name,
-        secret: ctx.secret,
+        security: linkSecurity(ctx),
         maxFrame: ctx.maxFrame,
         timeoutMs: this.#timeoutMs,
       }),

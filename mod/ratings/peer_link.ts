@@ -11,6 +11,7 @@ import {
   dial,
   ErrorCode,
   type FrameConnection,
+  type LinkSecurity,
   type Message,
   ProtocolError,
   RemoteError,
@@ -23,8 +24,8 @@ export interface PeerLinkOptions {
   role: string;
   /** Our name in the hello. */
   name: string;
-  /** Cluster secret. */
-  secret?: string;
+  /** Cluster secret, TLS, refusal reports. */
+  security?: LinkSecurity;
   /** Largest frame. */
   maxFrame?: number;
   /** Default request timeout. @default {5000} */
@@ -148,7 +149,7 @@ export class PeerLink {
         const { conn } = await dial({ hostname: this.hostname, port: this.port }, {
           role: this.#options.role,
           name: this.#options.name,
-          secret: this.#options.secret,
+          ...this.#options.security,
           maxFrame: this.#options.maxFrame,
           timeoutMs: 2_000,
         });

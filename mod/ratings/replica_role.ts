@@ -17,6 +17,7 @@
 import { ConfigError } from "../config/mod.ts";
 import {
   aborted,
+  linkSecurity,
   type RoleContext,
   type RoleDefinition,
   roleMembers,
@@ -49,6 +50,7 @@ import { ReplicaManager } from "./replica_manager.ts";
 import { ReplicaStore } from "./replica_store.ts";
 import { isCovered, type LogRecord, type RatingOp } from "./update_log.ts";
 import { merge, mergeInto, normalize, parseVectorTs, type VectorTs } from "./vector_ts.ts";
+import { prepareDataDir } from "../storage/mod.ts";
 
 interface Peer {
   name: string;
@@ -109,7 +111,7 @@ class Replica {
 
   async run(): Promise<number> {
     const ctx = this.#ctx;
-    await Deno.mkdir(ctx.dataDir, { recursive: true });
+    prepareDataDir(ctx.dataDir);
     this.#store = new ReplicaStore(`${ctx.dataDir}/replica.db`);
     try {
       if (!this.#store.initialised) {
@@ -224,7 +226,7 @@ class Replica {
       link: new PeerLink(hostname, port, {
         role: "replica",
         name: this.#self,
-        secret: this.#ctx.secret,
+        security: linkSecurity(this.#ctx),
         maxFrame: this.#ctx.maxFrame,
         timeoutMs: 3_000,
       }),

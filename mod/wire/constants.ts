@@ -4,8 +4,12 @@
  * @module
  */
 
-/** Version of the frame protocol carried in `hello` and `welcome`. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Version of the frame protocol carried in `hello` and `welcome`. v2: with a cluster
+ * secret both ends prove it (the hello carries the client's nonce; docs/wire.md). A node
+ * without a secret still accepts v1 hellos.
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** Bytes of the big-endian unsigned length that precedes every frame payload. */
 export const FRAME_HEADER_BYTES = 4;
@@ -19,7 +23,7 @@ export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 /** How long a peer has to complete the hello (and auth) exchange. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 
-/** Bytes of the random nonce a server sends when a cluster secret is set. */
+/** Bytes of the random nonce each side sends when a cluster secret is set. */
 export const AUTH_NONCE_BYTES = 32;
 
 /** Error codes carried in `{t:"error", code}` frames. */
@@ -39,6 +43,8 @@ export const ErrorCode = {
   Unavailable: "unavailable",
   Timeout: "timeout",
   Internal: "internal",
+  /** A client refused a server that could not prove the cluster secret. */
+  Impostor: "impostor",
 } as const;
 
 /** One of the error codes in {@linkcode ErrorCode}, or a role's own code. */

@@ -36,18 +36,23 @@ export {
 export {
   acceptHandshake,
   authProof,
+  type AuthTranscript,
+  authTranscript,
   type HandshakeOptions,
   offerHandshake,
   type PeerIdentity,
+  type ProofDirection,
 } from "./handshake.ts";
 export {
   dial,
   type DialAddress,
   type DialOptions,
   dialRaw,
+  type LinkSecurity,
   type RequestOptions,
   RpcClient,
 } from "./client.ts";
+export { connectTls, type TlsConfig, TlsListener, type TlsRefusal } from "./tls.ts";
 export { type FrameHandler, FrameServer, type FrameServerOptions, PeerSession } from "./server.ts";
 export * from "./fields.ts";
 export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";

@@ -9,6 +9,13 @@ import { FrameConnection } from "./connection.ts";
 import { DEFAULT_MAX_FRAME, ErrorCode } from "./constants.ts";
 import { ConnectionClosedError, errorFrame, ProtocolError, WireError } from "./errors.ts";
 import { acceptHandshake, type PeerIdentity } from "./handshake.ts";
+import { type TlsConfig, TlsListener } from "./tls.ts";
+
+/** Whether a handler's error is a failed database write (node:sqlite, or a StorageError). */
+function isStoreFailure(err: unknown): boolean {
+  return err instanceof Error &&
+    ((err as { code?: unknown }).code === "ERR_SQLITE_ERROR" || err.name === "StorageError");
+}
 
 /** One accepted, authenticated connection. */
 export class PeerSession {
@@ -85,6 +92,8 @@ export interface FrameServerOptions {
   onProblem?: (what: string, detail: { remote: string; code: string; message: string }) => void;
   /** Bad frames tolerated on one connection before it is closed. @default {16} */
   maxBadFrames?: number;
+  /** Serve TLS (TCP only): a certificate and key; with `caCerts`, mutual TLS. */
+  tls?: TlsConfig;
 }
 
 /**
@@ -93,7 +102,7 @@ export interface FrameServerOptions {
  * never stops the others. `close()` stops accepting and closes every session.
  */
 export class FrameServer implements AsyncDisposable {
-  readonly #listener: Deno.Listener;
+  readonly #listener: Deno.Listener | TlsListener;
   readonly #options: FrameServerOptions;
   readonly #sessions = new Set<PeerSession>();
   readonly #connections = new Set<FrameConnection>();
@@ -106,6 +115,12 @@ export class FrameServer implements AsyncDisposable {
     this.#options = options;
     this.#listener = "path" in options.listen
       ? Deno.listen({ transport: "unix", path: options.listen.path })
+      : options.tls
+      ? new TlsListener(
+        options.listen,
+        options.tls,
+        (remote, message) => options.onProblem?.("tls", { remote, code: "tls", message }),
+      )
       : Deno.listen({
         hostname: options.listen.hostname,
         port: options.listen.port,
@@ -252,6 +267,11 @@ export class FrameServer implements AsyncDisposable {
       } catch (err) {
         if (err instanceof ProtocolError || err instanceof WireError) {
           session.replyError(msg, err);
+        } else if (isStoreFailure(err)) {
+          // the database refused the write: say so, never an ok for data not stored
+          const message = `Cannot store ${String(msg.t).slice(0, 40)}: ${(err as Error).message}`;
+          o.onProblem?.("store", { remote: session.remote, code: "store_failed", message });
+          session.replyError(msg, new ProtocolError("store_failed", message));
         } else {
           o.onProblem?.("handler", {
             remote: session.remote,
