@@ -13,7 +13,7 @@ import {
   type RoleDefinition,
   UsageError,
 } from "../process/mod.ts";
-import type { DemoContext } from "./step.ts";
+import type { DemoContext } from "../process/mod.ts";
 import { DEMO_STEPS } from "./steps.ts";
 
 /** The demo role. */

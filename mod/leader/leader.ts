@@ -14,6 +14,7 @@ import {
   type RoleContext,
   type RoleDefinition,
   startNodeServer,
+  UsageError,
 } from "../process/mod.ts";
 import {
   LocalChannel,
@@ -135,9 +136,10 @@ export const leaderRole: RoleDefinition = {
   async run(ctx: RoleContext): Promise<number> {
     const spawn = ctx.options.spawn as number | undefined;
     const n = spawn ?? (ctx.options.followers as number | undefined);
-    if (!n || n < 1 || n > 1000) {
-      ctx.log.error("--spawn N or --followers N (1..1000) is required");
-      return 2;
+    if (n === undefined) throw new UsageError("--spawn N or --followers N (1..1000) is required");
+    if (!Number.isInteger(n) || n < 1 || n > 1000) {
+      const flag = spawn !== undefined ? "--spawn" : "--followers";
+      throw new UsageError(`${flag} must be 1..1000, got ${n}`);
     }
     const turnTimeout = Number(ctx.options.turnTimeout ?? 3000);
     const startTimeout = Number(ctx.options.startTimeout ?? 30000);

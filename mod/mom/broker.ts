@@ -26,7 +26,7 @@ import {
 } from "../wire/mod.ts";
 import { BrokerStore, type DaemonRow, type OutboxRow } from "./broker_store.ts";
 import { MAX_PAYLOAD_BYTES, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
-import { Tick } from "./tick.ts";
+import { Tick } from "../process/mod.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkPattern, checkTopic, TopicError } from "./topic.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";

@@ -44,7 +44,7 @@ import {
 } from "../wire/mod.ts";
 import { DaemonStore, type Delivery, type InboxEntry, type OutboxEntry } from "./daemon_store.ts";
 import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
-import { Tick } from "./tick.ts";
+import { Tick } from "../process/mod.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkPattern, checkTopic, TopicError } from "./topic.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";

@@ -172,9 +172,12 @@ export class ClusterNode {
     if (options.waitReady === false || readyEvent === null) return;
     const timeoutMs = this.#cluster.options.readyTimeoutMs ?? 20_000;
     const exited = this.#status.then((s) => s);
-    const ready = this.waitForEvent(readyEvent, { timeoutMs, from: mark }).then(() => undefined);
+    const gaveUp = new AbortController();
+    const ready = this.waitForEvent(readyEvent, { timeoutMs, from: mark, signal: gaveUp.signal })
+      .then(() => undefined);
     const first = await Promise.race([ready, exited]);
     if (first !== undefined) {
+      gaveUp.abort(); // it exited: stop polling for a ready event that cannot come
       await ready.catch(() => {});
       throw new Error(
         `Cannot start ${this.name}: exited with code ${

@@ -26,6 +26,7 @@ export {
 export { type CommandPromptOptions, type PromptCommand, runCommandPrompt } from "./prompt.ts";
 export { aborted, installShutdownSignals, SHUTDOWN_BOUND_MS } from "./lifecycle.ts";
 export { isCompiledBinary, peerdArgv, peerdCommand } from "./spawn.ts";
+export type { DemoContext, DemoStep } from "./demo_step.ts";
 export {
   ClusterNode,
   freePort,
@@ -34,3 +35,4 @@ export {
   type NodeSpec,
   pause,
 } from "./cluster.ts";
+export { Tick } from "./tick.ts";

@@ -14,13 +14,13 @@ import { ConfigError } from "../config/mod.ts";
 import {
   aborted,
   linkSecurity,
-  pause,
   type RoleContext,
   type RoleDefinition,
   roleMembers,
   startNodeServer,
 } from "../process/mod.ts";
 import {
+  Backoff,
   ConnectionClosedError,
   ErrorCode,
   fieldString,
@@ -28,6 +28,7 @@ import {
   type PeerSession,
   ProtocolError,
   RemoteError,
+  sleep,
 } from "../wire/mod.ts";
 import { PeerLink } from "./peer_link.ts";
 import { fieldMovie, fieldQuery, fieldTs, fieldUser, type RmStatus } from "./protocol.ts";
@@ -173,11 +174,12 @@ class FrontEnd {
     const tried: string[] = [];
     let lastErr: unknown;
     let deadline = 0;
+    const backoff = new Backoff({ initialMs: 50, maxMs: 400 });
     for (let round = 0; round < 50; round++) {
       if (round === 1) deadline = performance.now() + this.#timeoutMs;
       if (round > 0) {
         if (performance.now() + 50 > deadline || this.#ctx.signal.aborted) break;
-        await pause(Math.min(400, 25 * 2 ** round), this.#ctx.signal);
+        await sleep(backoff.next(), this.#ctx.signal);
       }
       const result = await this.#tryAll(msg, kind, tried, (err) => lastErr = err);
       if (result) return result;

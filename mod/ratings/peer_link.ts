@@ -6,6 +6,7 @@
  * @module
  */
 import {
+  Backoff,
   ConnectionClosedError,
   dial,
   ErrorCode,
@@ -54,7 +55,7 @@ export class PeerLink {
   #nextRid = 1;
   #sweep: ReturnType<typeof setInterval> | undefined;
   #closed = false;
-  #backoffMs = 0;
+  readonly #backoff = new Backoff({ initialMs: 100, maxMs: 2_000, jitter: 0.25 });
   #nextAttempt = 0;
   #readers = new Set<Promise<void>>();
   /** A coarse clock for deadlines, refreshed by the sweep (every 50 ms) while requests wait. */
@@ -157,15 +158,14 @@ export class PeerLink {
           throw new ConnectionClosedError("Cannot send: link closed");
         }
         this.#conn = conn;
-        this.#backoffMs = 0;
+        this.#backoff.reset();
         const reader = this.#read(conn);
         this.#readers.add(reader);
         reader.finally(() => this.#readers.delete(reader));
         this.#options.onState?.(true);
         return conn;
       } catch (err) {
-        this.#backoffMs = Math.min(2_000, Math.max(100, this.#backoffMs * 2));
-        this.#nextAttempt = performance.now() + this.#backoffMs * (0.75 + Math.random() * 0.5);
+        this.#nextAttempt = performance.now() + this.#backoff.next();
         throw err;
       } finally {
         this.#connecting = undefined;

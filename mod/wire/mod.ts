@@ -55,3 +55,4 @@ export {
 export { connectTls, type TlsConfig, TlsListener, type TlsRefusal } from "./tls.ts";
 export { type FrameHandler, FrameServer, type FrameServerOptions, PeerSession } from "./server.ts";
 export * from "./fields.ts";
+export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
