@@ -350,3 +350,53 @@ Deno.test("a TLS dial to a server that accepts TCP and never answers TLS ends wi
     for (const c of accepted) c.close();
   }
 });
+
+Deno.test("a token ring over mutual TLS: every node sees the others alive and a lock is granted; a plaintext member is never alive", async () => {
+  if (!(await haveOpenssl())) {
+    console.log("skipped: openssl is not installed");
+    return;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "peerd-auth-tls-" });
+  try {
+    await makeCertificates(dir);
+    const read = (f: string) => Deno.readTextFileSync(`${dir}/${f}`);
+    const tlsArgs = [
+      "--tls-cert",
+      `${dir}/node.crt`,
+      "--tls-key",
+      `${dir}/node.key`,
+      "--tls-ca",
+      `${dir}/ca.crt`,
+    ];
+    await using cluster = await LocalCluster.start({
+      nodes: [
+        { name: "n1", role: "ring", args: tlsArgs },
+        { name: "n2", role: "ring", args: tlsArgs },
+        { name: "n3", role: "ring", args: tlsArgs },
+        // a member that serves plaintext: the others' TLS dials to it fail
+        { name: "n4", role: "ring" },
+      ],
+      secret: "ring-tls",
+      tls: { caCerts: [read("ca.crt")], cert: read("client.crt"), key: read("client.key") },
+    });
+    const tlsNodes = ["n1", "n2", "n3"].map((n) => cluster.node(n));
+    await waitUntil(async () => {
+      for (const n of tlsNodes) {
+        const alive = (await n.ctl("status")).alive as string[];
+        if (alive.slice().sort().join() !== "n1,n2,n3") return false;
+      }
+      return true;
+    }, { timeoutMs: 20_000, what: "n1..n3 alive to each other over TLS" });
+    const lock = await cluster.node("n2").ctl("lock", ["5"], { timeoutMs: 20_000 });
+    assert.equal(lock.t, "ctl.ok");
+    await cluster.node("n2").ctl("unlock");
+    await cluster.node("n1").waitForEvent((e) =>
+      e.ev === "wire.error" && e.what === "tls" && e.remote === cluster.node("n4").address
+    );
+    for (const n of tlsNodes) {
+      assert(!((await n.ctl("status")).alive as string[]).includes("n4"));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
