@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { type ClusterNode, LocalCluster, runPeerd, waitUntil } from "./harness/mod.ts";
 import { MomClient, MomError } from "../mod/mom/mod.ts";
 import { QueueClient } from "../mod/queue/mod.ts";
+import { RatingsClient, RatingsSession } from "../mod/ratings/mod.ts";
 import { RemoteError } from "../mod/wire/mod.ts";
 
 const IS_ROOT = Deno.uid() === 0;
@@ -183,5 +184,41 @@ Deno.test("a queue whose disk fails at run time answers store_failed and emits s
   } finally {
     await undoReadOnly(wal);
     await client.close();
+  }
+});
+
+Deno.test("a replica whose disk fails at run time refuses the update with store_failed, emits store.failed and exits 1 with one line", async () => {
+  if (!IS_ROOT) {
+    console.log("skipped: making an open database unwritable needs chattr +i (root)");
+    return;
+  }
+  await using cluster = await LocalCluster.start({
+    nodes: [{ name: "rm1", role: "replica" }, { name: "fe1", role: "frontend" }],
+  });
+  const rm1 = cluster.node("rm1");
+  const fe = new RatingsClient({ hostname: "127.0.0.1", port: cluster.node("fe1").port });
+  const session = new RatingsSession(`${cluster.dir}/s.json`, 4);
+  const wal = `${rm1.dataDir}/replica.db-wal`;
+  try {
+    await waitUntil(async () => {
+      const st = await cluster.node("fe1").ctl("status");
+      return (st.rms as Array<{ status: string }>).every((r) => r.status === "ACTIVE");
+    }, { what: "fe1 sees rm1 ACTIVE" });
+    const update = (movie: number) =>
+      fe.send(session, { t: "ratings.update", kind: "create", user: 4, movie, rating: 3 }, 5_000);
+    const first = await update(1);
+    assert.equal(first.t, "ratings.updated", JSON.stringify(first));
+    assert(await makeReadOnly(wal), "chattr +i on the WAL");
+    const refused = await update(2).then(() => undefined, (err) => err);
+    assert(refused instanceof Error, "the update must not be acknowledged");
+    const code = await rm1.exited(15_000);
+    assert.equal(code, 1);
+    const failed = rm1.events().filter((e) => e.ev === "store.failed");
+    assert.equal(failed.length, 1);
+    assert.match(rm1.stderr, /^peerd: Cannot write .*replica\.db/m);
+    assert(!/\bat .*\.ts:\d+/.test(rm1.stderr), "a stack trace");
+  } finally {
+    await undoReadOnly(wal);
+    await fe.close();
   }
 });

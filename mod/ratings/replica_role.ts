@@ -50,7 +50,7 @@ import { ReplicaManager } from "./replica_manager.ts";
 import { ReplicaStore } from "./replica_store.ts";
 import { isCovered, type LogRecord, type RatingOp } from "./update_log.ts";
 import { merge, mergeInto, normalize, parseVectorTs, type VectorTs } from "./vector_ts.ts";
-import { prepareDataDir } from "../storage/mod.ts";
+import { prepareDataDir, StorageError, STORE_FAILED } from "../storage/mod.ts";
 
 interface Peer {
   name: string;
@@ -85,7 +85,11 @@ class Replica {
   #rm!: ReplicaManager;
   #peers = new Map<string, Peer>();
   #waiters: Waiter[] = [];
-  #commitWaiters: Array<() => void> = [];
+  #commitWaiters: Array<{ resolve(): void; reject(err: unknown): void }> = [];
+  /** Set when a commit failed: nothing more is acknowledged and the role exits 1. */
+  #storeFailure: StorageError | undefined;
+  #onStoreFailed: (err: StorageError) => void = () => {};
+  readonly #storeFailed: Promise<StorageError> = new Promise((r) => this.#onStoreFailed = r);
   /** Commits what changed in one turn in one transaction. */
   readonly #commitTick = new Tick(() => this.#commitNow());
   #pushJobs: PushJob[] = [];
@@ -182,7 +186,8 @@ class Replica {
           Promise.allSettled([...this.#peers.values()].map((p) => this.#exchange(p))),
           2_000,
         );
-        await aborted(ctx.signal);
+        const failure = await Promise.race([aborted(ctx.signal), this.#storeFailed]);
+        if (failure) throw failure;
       } finally {
         this.#stopping = true;
         clearInterval(gossipTimer);
@@ -207,7 +212,11 @@ class Replica {
         await Promise.all([...this.#peers.values()].map((p) => p.link.close()));
       }
     } finally {
-      this.#store.close();
+      try {
+        this.#store.close();
+      } catch (err) {
+        if (!this.#storeFailure) throw err; // else already reported: keep that error
+      }
     }
     ctx.events.emit("stopped", { applied: this.#rm.applied, log_size: this.#rm.logSize });
     return 0;
@@ -419,21 +428,39 @@ class Replica {
     this.#commitTick.schedule();
   }
 
+  /**
+   * Commits what changed. A failed commit (disk full, I/O error) stops acknowledging: the
+   * waiting updates are answered `store_failed`, `store.failed` is emitted, and the role
+   * exits 1 (memory is ahead of the disk; peers resend after the restart).
+   */
   #commitNow(): void {
+    if (this.#storeFailure) return;
     try {
       this.#store.flush();
     } catch (err) {
-      this.#ctx.log.error(`Cannot write ${this.#store.path}: ${(err as Error).message}`);
-      throw err;
+      const failure = new StorageError(
+        `Cannot write ${this.#store.path}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+      this.#storeFailure = failure;
+      this.#ctx.log.error(failure.message);
+      this.#ctx.events.emit("store.failed", { code: failure.code, message: failure.message });
+      const refusal = new ProtocolError(STORE_FAILED, failure.message);
+      for (const w of this.#commitWaiters.splice(0)) w.reject(refusal);
+      this.#onStoreFailed(failure);
+      return;
     }
-    for (const resolve of this.#commitWaiters.splice(0)) resolve();
+    for (const w of this.#commitWaiters.splice(0)) w.resolve();
   }
 
   /** Resolves after everything changed so far is committed to SQLite. */
   #commit(): Promise<void> {
+    if (this.#storeFailure) {
+      return Promise.reject(new ProtocolError(STORE_FAILED, this.#storeFailure.message));
+    }
     if (!this.#store.dirty) return Promise.resolve();
     this.#scheduleCommit();
-    return new Promise((resolve) => this.#commitWaiters.push(resolve));
+    return new Promise((resolve, reject) => this.#commitWaiters.push({ resolve, reject }));
   }
 
   /** Pushes `record` to `need` peers (batched per tick); resolves with how many have it. */
