@@ -212,11 +212,7 @@ class Replica {
         await Promise.all([...this.#peers.values()].map((p) => p.link.close()));
       }
     } finally {
-      try {
-        this.#store.close();
-      } catch (err) {
-        if (!this.#storeFailure) throw err; // else already reported: keep that error
-      }
+      this.#closeStore();
     }
     ctx.events.emit("stopped", { applied: this.#rm.applied, log_size: this.#rm.logSize });
     return 0;
@@ -426,6 +422,15 @@ class Replica {
 
   #scheduleCommit(): void {
     this.#commitTick.schedule();
+  }
+
+  /** Closes the store; after a failed commit its second failure is not news. */
+  #closeStore(): void {
+    try {
+      this.#store.close();
+    } catch (err) {
+      if (!this.#storeFailure) throw err;
+    }
   }
 
   /**
