@@ -34,6 +34,16 @@ export interface DialOptions
 /** What every outgoing link of a node carries: the secret, TLS, and where to report refusals. */
 export type LinkSecurity = Pick<DialOptions, "secret" | "tls" | "onProblem">;
 
+/** Socket error codes that mean "not reachable", not "TLS refused". */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+]);
+
 function remoteOf(address: DialAddress): string {
   return "path" in address ? address.path : `${address.hostname}:${address.port}`;
 }
@@ -52,7 +62,9 @@ export async function dialRaw(
     try {
       conn = await connectTls(address, options.tls, signal);
     } catch (err) {
-      if (err instanceof Deno.errors.ConnectionRefused || signal.aborted) throw err;
+      // unreachable is not a TLS failure: only those are reported and turned unauthorized
+      const code = String((err as { code?: unknown }).code ?? "");
+      if (signal.aborted || UNREACHABLE.has(code)) throw err;
       const message = `Cannot open TLS to ${remoteOf(address)}: ${
         err instanceof Error ? err.message : String(err)
       }`;

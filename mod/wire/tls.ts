@@ -1,15 +1,19 @@
 /**
  * Optional TLS for every link (`--tls-cert`, `--tls-key`, `--tls-ca`).
  *
- * Clients dial with `Deno.connectTls`: the server's certificate must chain to the CA
- * (`caCerts`, else the system roots) and name the dialled host (an IP SAN for an address);
- * a client certificate is presented when one is configured.
+ * Both ends use Deno's `node:tls` (rustls underneath), adapted to the `Deno.Conn` subset
+ * the frame code reads and writes:
  *
- * Servers listen with Deno's `node:tls` server (rustls underneath), because `Deno.listenTls`
- * cannot ask for client certificates: with a CA the server requires a client certificate
- * that chains to it (mutual TLS) and the handshake fails for any other client; without a
- * CA it only proves itself to clients. A plaintext client fails the TLS handshake and never
- * reaches the frame protocol.
+ * - servers: `Deno.listenTls` cannot ask for client certificates; with a CA the server
+ *   requires a client certificate that chains to it (mutual TLS) and the handshake fails for
+ *   any other client; without a CA it only proves itself to clients. A plaintext client
+ *   fails the TLS handshake and never reaches the frame protocol.
+ * - clients: the server's certificate must chain to the CA (`caCerts`, else the system
+ *   roots) and name the dialled host (an IP SAN for an address); a client certificate is
+ *   presented when one is configured. `Deno.connectTls` would do the same checks, but its
+ *   connection has no `setNoDelay` (and `Deno.startTls` takes no client certificate), so
+ *   Nagle's algorithm held the first frame after the handshake for a delayed ACK: ~40 ms on
+ *   every new link.
  *
  * @module
  */
@@ -27,51 +31,47 @@ export interface TlsConfig {
   caCerts?: string[];
 }
 
-/** Opens a TLS connection to `hostname:port`, verifying the server by `tls`. */
+/** Whether `host` is an IP address literal (no SNI name is sent for those). */
+function isIpLiteral(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
+}
+
+/**
+ * Opens a TLS connection to `hostname:port`, verifying the server by `tls` (chain to the
+ * CA, or the system roots; the certificate must name `hostname`). Resolves once the TLS
+ * handshake is done; `signal` aborts connecting and the handshake.
+ */
 export async function connectTls(
   address: { hostname: string; port: number },
   tls: TlsConfig,
   signal?: AbortSignal,
-): Promise<Deno.TlsConn> {
-  const options: Deno.ConnectTlsOptions & Partial<Deno.TlsCertifiedKeyPem> = {
-    hostname: address.hostname,
+): Promise<Deno.Conn> {
+  if (signal?.aborted) throw signal.reason;
+  const socket = nodeTls.connect({
+    host: address.hostname,
     port: address.port,
-    ...(tls.caCerts?.length ? { caCerts: tls.caCerts } : {}),
-  };
-  if (tls.cert && tls.key) {
-    options.cert = tls.cert;
-    options.key = tls.key;
-  }
-  // connecting and the TLS handshake both end when `signal` aborts (a server that accepts
-  // TCP but never answers TLS must not hold the dial forever)
-  const opened = (async () => {
-    const conn = await Deno.connectTls(
-      options as Deno.ConnectTlsOptions & Deno.TlsCertifiedKeyPem,
-    );
-    try {
-      // fail here, with the TLS reason, rather than on the first frame
-      await conn.handshake();
-    } catch (err) {
-      conn.close();
-      throw err;
-    }
-    return conn;
-  })();
-  if (!signal) return await opened;
-  let onAbort = () => {};
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
+    ...(isIpLiteral(address.hostname) ? {} : { servername: address.hostname }),
+    ...(tls.caCerts?.length ? { ca: tls.caCerts } : {}),
+    ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
   });
+  // no Nagle from the first byte (see TlsListener)
+  socket.setNoDelay(true);
+  let onAbort = () => {};
   try {
-    return await Promise.race([opened, aborted]);
+    await new Promise<void>((resolve, reject) => {
+      onAbort = () => reject(signal!.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      socket.once("secureConnect", () => resolve());
+      socket.once("error", reject);
+    });
   } catch (err) {
-    opened.then((c) => c.close(), () => {});
+    socket.on("error", () => {}); // late errors of a socket given up
+    socket.destroy();
     throw err;
   } finally {
-    signal.removeEventListener("abort", onAbort);
+    signal?.removeEventListener("abort", onAbort);
   }
+  return new TlsSocketConn(socket) as unknown as Deno.Conn;
 }
 
 const READ_HIGH_WATER = 1024 * 1024;
@@ -216,6 +216,11 @@ export class TlsListener {
       this.#waiter = undefined;
       if (w) w.resolve(conn);
       else this.#queue.push(conn);
+    });
+    // no Nagle from the first byte: the TLS handshake's small flights would otherwise wait
+    // for delayed ACKs (~40 ms per connection)
+    this.#server.on("connection", (socket: { setNoDelay(on: boolean): void }) => {
+      socket.setNoDelay(true);
     });
     this.#server.on("tlsClientError", (err: Error, socket: nodeTls.TLSSocket) => {
       onRefused?.(`${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`, err.message);
