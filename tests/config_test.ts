@@ -6,6 +6,7 @@ import {
   ConfigError,
   findNode,
   loadPeersFile,
+  loadTlsFiles,
   parseHostPort,
   parseMachinesText,
   parsePeersJson,
@@ -252,5 +253,42 @@ Deno.test("nodeOptionValues() applies a node's role options from peers.json unle
   for (const file of ["peers.json", "machines.txt"]) {
     const cluster = loadPeersFile(file);
     for (const role of ROLES) checkNodeKeys(cluster, role, ROLES);
+  }
+});
+
+Deno.test("loadTlsFiles() reads PEM files and names the option of each problem", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "peerd-auth-config-" });
+  try {
+    const pem = (kind: string) => `-----BEGIN ${kind}-----\nAAAA\n-----END ${kind}-----\n`;
+    Deno.writeTextFileSync(`${dir}/c.pem`, pem("CERTIFICATE"));
+    Deno.writeTextFileSync(`${dir}/k.pem`, pem("PRIVATE KEY"));
+    Deno.writeTextFileSync(`${dir}/junk.pem`, "not a pem");
+    assert.equal(loadTlsFiles({}, { node: true }), undefined);
+    const tls = loadTlsFiles(
+      { tlsCert: `${dir}/c.pem`, tlsKey: `${dir}/k.pem`, tlsCa: `${dir}/c.pem` },
+      { node: true },
+    );
+    assert.equal(tls?.caCerts?.length, 1);
+    assert.match(tls?.key ?? "", /PRIVATE KEY/);
+    assert.throws(() => loadTlsFiles({ tlsCert: `${dir}/c.pem` }, { node: true }), /go together/);
+    assert.throws(
+      () => loadTlsFiles({ tlsCa: `${dir}/c.pem` }, { node: true }),
+      /--tls-ca needs --tls-cert and --tls-key on a node/,
+    );
+    assert.equal(loadTlsFiles({ tlsCa: `${dir}/c.pem` }, { node: false })?.caCerts?.length, 1);
+    assert.throws(
+      () => loadTlsFiles({ tlsCa: `${dir}/nope.pem` }, { node: false }),
+      /--tls-ca .*nope\.pem: cannot read/,
+    );
+    assert.throws(
+      () => loadTlsFiles({ tlsCa: `${dir}/junk.pem` }, { node: false }),
+      /--tls-ca .*junk\.pem: not a PEM file/,
+    );
+    assert.throws(
+      () => loadTlsFiles({ tlsCert: `${dir}/c.pem`, tlsKey: `${dir}/c.pem` }, { node: true }),
+      /--tls-key .*: not a PEM file/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -26,7 +26,7 @@ export interface LoadedTls {
   caCerts?: string[];
 }
 
-function readPem(path: string, option: string, want: RegExp): string {
+function readPem(path: string, option: string, want: RegExp, what: string): string {
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
@@ -36,7 +36,7 @@ function readPem(path: string, option: string, want: RegExp): string {
     );
   }
   if (!want.test(text)) {
-    throw new ConfigError(`${option} ${path}: not a PEM file with a ${want.source.slice(11)}`);
+    throw new ConfigError(`${option} ${path}: not a PEM file with ${what}`);
   }
   return text;
 }
@@ -57,8 +57,14 @@ export function loadTlsFiles(o: TlsFileOptions, options: { node: boolean }): Loa
     );
   }
   const tls: LoadedTls = {};
-  if (o.tlsCert) tls.cert = readPem(o.tlsCert, "--tls-cert", /-----BEGIN CERTIFICATE-----/);
-  if (o.tlsKey) tls.key = readPem(o.tlsKey, "--tls-key", /-----BEGIN [A-Z ]*PRIVATE KEY-----/);
-  if (o.tlsCa) tls.caCerts = [readPem(o.tlsCa, "--tls-ca", /-----BEGIN CERTIFICATE-----/)];
+  if (o.tlsCert) {
+    tls.cert = readPem(o.tlsCert, "--tls-cert", /-----BEGIN CERTIFICATE-----/, "a certificate");
+  }
+  if (o.tlsKey) {
+    tls.key = readPem(o.tlsKey, "--tls-key", /-----BEGIN [A-Z ]*PRIVATE KEY-----/, "a private key");
+  }
+  if (o.tlsCa) {
+    tls.caCerts = [readPem(o.tlsCa, "--tls-ca", /-----BEGIN CERTIFICATE-----/, "a CA certificate")];
+  }
   return tls;
 }

@@ -82,8 +82,27 @@ export function reportWireProblem(
 /**
  * The security of a node's outgoing links: its secret and TLS, and refusals (an impostor
  * server, a failed TLS verification) reported as `wire.error` events. Spread it into the
- * options of every `dial`/`RpcClient.connect` a role makes.
+ * options of every `dial`/`RpcClient.connect` a role makes. The same refusal of the same
+ * peer is reported once per {@linkcode LINK_REPORT_QUIET_MS}, not on every redial.
  */
 export function linkSecurity(ctx: RoleContext): LinkSecurity {
-  return { secret: ctx.secret, tls: ctx.tls, onProblem: reportWireProblem(ctx) };
+  const report = reportWireProblem(ctx);
+  // a link redials every second or so: one report per peer and problem per quiet period
+  const last = new Map<string, number>();
+  return {
+    secret: ctx.secret,
+    tls: ctx.tls,
+    onProblem: (what, detail) => {
+      const key = `${what} ${detail.remote} ${detail.code}`;
+      const now = performance.now();
+      const at = last.get(key);
+      if (at !== undefined && now - at < LINK_REPORT_QUIET_MS) return;
+      if (last.size > 1_000) last.clear();
+      last.set(key, now);
+      report(what, detail);
+    },
+  };
 }
+
+/** How long the same refusal of the same peer goes unreported again on a node's links. */
+export const LINK_REPORT_QUIET_MS = 10_000;
