@@ -210,6 +210,22 @@ Deno.test("broker and daemons over mutual TLS with a secret: payloads never cros
       assert.equal(JSON.parse(ok.stdout).role, "daemon");
       const plain = await runPeerd(["ctl", d1.address, "status", "--secret", "tls-s3cret"]);
       assert.equal(plain.code, 1);
+      // so does the mom command
+      const mom = await runPeerd([
+        "mom",
+        "--daemon",
+        d1.address,
+        "--secret",
+        "tls-s3cret",
+        "--tls-ca",
+        `${dir}/ca.crt`,
+        "--tls-cert",
+        `${dir}/client.crt`,
+        "--tls-key",
+        `${dir}/client.key`,
+        "create",
+      ]);
+      assert.equal(mom.code, 0, mom.stderr);
       // a node started with half the TLS options is a usage error naming them
       const half = await runPeerd([
         "--role",
