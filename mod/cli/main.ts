@@ -20,7 +20,7 @@ import {
   type RoleDefinition,
   UsageError,
 } from "../process/mod.ts";
-import { DEFAULT_MAX_FRAME } from "../wire/mod.ts";
+import { DEFAULT_MAX_FRAME, loadNodeTls } from "../wire/mod.ts";
 import { addEnvToOptions, parseSizeOption, toCommanderOption } from "./options.ts";
 import { checkNodeKeys, nodeOptionValues } from "./node_options.ts";
 import { COMMANDS, ROLES } from "./registry.ts";
@@ -224,6 +224,7 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
   }
   const removeSignals = installShutdownSignals(controller, ctx.log);
   try {
+    if (ctx.tls) await loadNodeTls();
     return (await role.run(ctx)) ?? 0;
   } catch (err) {
     if (err instanceof ConfigError || err instanceof UsageError) return fail(err.message, 2);

@@ -52,7 +52,7 @@ export {
   type RequestOptions,
   RpcClient,
 } from "./client.ts";
-export { connectTls, type TlsConfig, TlsListener, type TlsRefusal } from "./tls.ts";
+export { connectTls, loadNodeTls, type TlsConfig, TlsListener, type TlsRefusal } from "./tls.ts";
 export { type FrameHandler, FrameServer, type FrameServerOptions, PeerSession } from "./server.ts";
 export * from "./fields.ts";
 export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";

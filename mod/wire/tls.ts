@@ -17,7 +17,7 @@
  *
  * @module
  */
-import * as nodeTls from "node:tls";
+import type * as NodeTls from "node:tls";
 import type { Buffer } from "node:buffer";
 import { HANDSHAKE_TIMEOUT_MS } from "./constants.ts";
 
@@ -29,6 +29,17 @@ export interface TlsConfig {
   key?: string;
   /** CA certificates (PEM) that peers' certificates must chain to; makes servers mutual. */
   caCerts?: string[];
+}
+
+let nodeTls: typeof NodeTls | undefined;
+
+/**
+ * Loads `node:tls` (tens of milliseconds at start, so only processes that use TLS pay it).
+ * `connectTls` calls it itself; a {@linkcode TlsListener} needs it done first (the CLI does
+ * it for a node started with `--tls-*`).
+ */
+export async function loadNodeTls(): Promise<void> {
+  nodeTls ??= await import("node:tls");
 }
 
 /** Whether `host` is an IP address literal (no SNI name is sent for those). */
@@ -47,7 +58,8 @@ export async function connectTls(
   signal?: AbortSignal,
 ): Promise<Deno.Conn> {
   if (signal?.aborted) throw signal.reason;
-  const socket = nodeTls.connect({
+  await loadNodeTls();
+  const socket = nodeTls!.connect({
     host: address.hostname,
     port: address.port,
     ...(isIpLiteral(address.hostname) ? {} : { servername: address.hostname }),
@@ -80,7 +92,7 @@ const READ_HIGH_WATER = 1024 * 1024;
 class TlsSocketConn {
   readonly remoteAddr: Deno.NetAddr;
   readonly localAddr: Deno.NetAddr;
-  #socket: nodeTls.TLSSocket;
+  #socket: NodeTls.TLSSocket;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
   #ended = false;
@@ -89,7 +101,7 @@ class TlsSocketConn {
   #drainWaiter: (() => void) | undefined;
   #closed = false;
 
-  constructor(socket: nodeTls.TLSSocket) {
+  constructor(socket: NodeTls.TLSSocket) {
     this.#socket = socket;
     this.remoteAddr = {
       transport: "tcp",
@@ -185,7 +197,7 @@ export type TlsRefusal = (remote: string, message: string) => void;
  * client certificate that chains to it).
  */
 export class TlsListener {
-  readonly #server: nodeTls.Server;
+  readonly #server: NodeTls.Server;
   readonly #queue: TlsSocketConn[] = [];
   #waiter: { resolve(c: TlsSocketConn): void; reject(e: unknown): void } | undefined;
   #closed = false;
@@ -199,6 +211,9 @@ export class TlsListener {
   ) {
     if (!tls.cert || !tls.key) {
       throw new TypeError("Cannot listen with TLS: a certificate and its key are needed");
+    }
+    if (!nodeTls) {
+      throw new TypeError("Cannot listen with TLS: node:tls is not loaded (await loadNodeTls())");
     }
     const mutual = (tls.caCerts?.length ?? 0) > 0;
     this.#server = nodeTls.createServer({
@@ -222,7 +237,7 @@ export class TlsListener {
     this.#server.on("connection", (socket: { setNoDelay(on: boolean): void }) => {
       socket.setNoDelay(true);
     });
-    this.#server.on("tlsClientError", (err: Error, socket: nodeTls.TLSSocket) => {
+    this.#server.on("tlsClientError", (err: Error, socket: NodeTls.TLSSocket) => {
       onRefused?.(`${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`, err.message);
       socket.destroy();
     });
