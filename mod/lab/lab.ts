@@ -543,6 +543,37 @@ export class Lab implements AsyncDisposable {
     );
   }
 
+  /**
+   * Waits for `node`'s process to end by itself (a client such as an agency); resolves with
+   * its exit code (undefined when this process did not start it, e.g. after `Lab.attach`).
+   * Rejects after `timeoutMs`.
+   */
+  async exited(node: string, options: { timeoutMs?: number } = {}): Promise<number | undefined> {
+    const n = this.#node(node);
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const running = this.#running.get(node);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${node} did not exit within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    try {
+      if (running?.status) {
+        const status = await Promise.race([running.status, timeout]);
+        this.#running.delete(node);
+        return status.code;
+      }
+      if (n.pid !== undefined && !await waitGone(n.pid, timeoutMs)) {
+        throw new Error(`${node} did not exit within ${timeoutMs} ms`);
+      }
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Sends `signal` to `node`'s process (checked to be the one the lab started). */
   #signal(node: string, signal: Deno.Signal): boolean {
     const n = this.#node(node);

@@ -34,6 +34,7 @@ import {
   fieldInt,
   fieldString,
   type FrameServer,
+  heartbeat,
   type Message,
   type PeerSession,
   type PreEncoded,
@@ -942,10 +943,9 @@ export class MomDaemon {
 
   /**
    * While the link is up, asks the broker for its stream state every LINK_HEARTBEAT_MS; no
-   * answer within LINK_SILENCE_MS closes the link (the loop then reconnects). A partition
-   * drops packets silently — TCP neither errs nor delivers for many minutes, retransmitting
-   * with growing back-off — so without this the daemon would report `link: up` throughout
-   * and resume only at TCP's next retransmission after the heal. Resolves with
+   * answer within LINK_SILENCE_MS closes the link (the loop then reconnects): a partition
+   * leaves TCP silent, not broken, so without this the daemon would report `link: up`
+   * throughout and resume only at TCP's next retransmission after the heal. Resolves with
    * `"heartbeat"` when it closed the link, undefined otherwise.
    */
   async #heartbeat(
@@ -955,27 +955,18 @@ export class MomDaemon {
   ): Promise<string | undefined> {
     const stop = new AbortController();
     closed.then(() => stop.abort());
-    const both = AbortSignal.any([signal, stop.signal]);
     try {
-      while (!both.aborted) {
-        await pause(LINK_HEARTBEAT_MS, both);
-        if (both.aborted) return undefined;
-        try {
-          await client.request({ t: "stream.state" }, {
-            timeoutMs: LINK_SILENCE_MS,
-            signal: both,
-          });
-        } catch (err) {
-          if (both.aborted) return undefined;
-          if (err instanceof RemoteError) continue; // it answered: the link is alive
-          this.#ctx.log.warn(
-            `broker ${this.#broker.hostname}:${this.#broker.port} silent for ${LINK_SILENCE_MS} ms: reconnecting`,
-          );
-          await client.close();
-          return "heartbeat";
-        }
-      }
-      return undefined;
+      const how = await heartbeat(client, {
+        probe: { t: "stream.state" },
+        intervalMs: LINK_HEARTBEAT_MS,
+        silenceMs: LINK_SILENCE_MS,
+        signal: AbortSignal.any([signal, stop.signal]),
+      });
+      if (how !== "silent") return undefined;
+      this.#ctx.log.warn(
+        `broker ${this.#broker.hostname}:${this.#broker.port} silent for ${LINK_SILENCE_MS} ms: reconnecting`,
+      );
+      return "heartbeat";
     } finally {
       stop.abort();
     }
