@@ -187,6 +187,7 @@ export class Lab implements AsyncDisposable {
   ) {
     this.#state = state;
     this.#ownsDir = options.ownsDir;
+    LIVE.add(this);
     this.#detached = options.detached;
     this.#readyTimeoutMs = options.readyTimeoutMs;
   }
@@ -259,6 +260,14 @@ export class Lab implements AsyncDisposable {
       throw err;
     }
     return lab;
+  }
+
+  /**
+   * The labs this process brought up or attached and has not taken down yet, oldest first:
+   * a test harness downs them after a test that timed out or forgot to.
+   */
+  static live(): Lab[] {
+    return [...LIVE];
   }
 
   /** A lab that is up in folder `dir` (from its state file), e.g. for `peerd lab partition`. */
@@ -753,6 +762,7 @@ export class Lab implements AsyncDisposable {
     if (s.bridge && await deleteLink(s.bridge)) report.links++;
     for (const running of this.#running.values()) await running.status;
     this.#running.clear();
+    LIVE.delete(this);
     try {
       Deno.removeSync(statePath(s.dir));
     } catch {
@@ -769,6 +779,8 @@ export class Lab implements AsyncDisposable {
     await this.down();
   }
 }
+
+const LIVE = new Set<Lab>();
 
 async function takenNetns(prefix: string): Promise<string[]> {
   return (await listNetns()).filter((ns) => ns.startsWith(`peerd-${prefix}-`));
