@@ -105,6 +105,8 @@ export interface LabUpOptions {
   role?: string;
   /** Extra arguments for every node started from a peers file. */
   args?: string[];
+  /** Extra arguments for the peers-file nodes of a role (`{"lottery-server": ["--agencies", "5"]}`). */
+  roleArgs?: Record<string, string[]>;
   /** Cluster secret written to the peers file. */
   secret?: string;
   /** How long each node may take to be ready. @default {30000} */
@@ -800,12 +802,26 @@ function specsFromConfig(config: ClusterConfig, options: LabUpOptions): LabNodeS
     if (!role) {
       throw new LabUsageError(`Cannot start ${n.name}: ${path} gives it no role (pass --role)`);
     }
+    // an entry's own "args" (an array of strings) are extra arguments for that node
+    const { args: entryArgs, ...rest } = n.options;
+    if (
+      entryArgs !== undefined &&
+      (!Array.isArray(entryArgs) || entryArgs.some((a) => typeof a !== "string"))
+    ) {
+      throw new LabUsageError(
+        `Cannot start ${n.name}: ${path}: "args" must be an array of strings`,
+      );
+    }
     return {
       name: n.name,
       role,
       port: n.port,
-      args: options.args,
-      entry: { ...n.options, ...(n.neighbours ? { neighbours: n.neighbours } : {}) },
+      args: [
+        ...(options.args ?? []),
+        ...(options.roleArgs?.[role] ?? []),
+        ...(entryArgs as string[] ?? []),
+      ],
+      entry: { ...rest, ...(n.neighbours ? { neighbours: n.neighbours } : {}) },
     };
   });
 }
