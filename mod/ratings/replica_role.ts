@@ -510,7 +510,7 @@ class Replica {
           push: true,
         },
         1_500,
-        { patient: true },
+        { patient: true, resetOnTimeout: true },
       );
       const ts = parseVectorTs(reply.ts) ?? {};
       this.#receive(peer.name, ts, readRecords(reply));
@@ -547,13 +547,17 @@ class Replica {
           return;
         }
         const records = this.#rm.recordsFor(known, GOSSIP_BATCH);
-        const reply = await peer.link.request({
-          t: "rm.gossip",
-          from: this.#self,
-          addr: this.#advertised,
-          ts: this.#rm.replicaTs,
-          records,
-        }, 3_000);
+        const reply = await peer.link.request(
+          {
+            t: "rm.gossip",
+            from: this.#self,
+            addr: this.#advertised,
+            ts: this.#rm.replicaTs,
+            records,
+          },
+          3_000,
+          { resetOnTimeout: true },
+        );
         const ts = parseVectorTs(reply.ts) ?? {};
         const got = this.#receive(peer.name, ts, readRecords(reply));
         if (reply.snapshot_needed === true) {

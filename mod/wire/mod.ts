@@ -56,3 +56,9 @@ export { connectTls, loadNodeTls, type TlsConfig, TlsListener, type TlsRefusal }
 export { type FrameHandler, FrameServer, type FrameServerOptions, PeerSession } from "./server.ts";
 export * from "./fields.ts";
 export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
+export {
+  heartbeat,
+  HEARTBEAT_INTERVAL_MS,
+  HEARTBEAT_SILENCE_MS,
+  type HeartbeatOptions,
+} from "./heartbeat.ts";
