@@ -5,7 +5,7 @@
  * (ej7), each agency's own winners with 3 and 5 agencies in parallel (ej8).
  */
 import assert from "node:assert/strict";
-import { type ClusterNode, LocalCluster, runPeerd, waitUntil } from "./harness/mod.ts";
+import { type ClusterNode, LocalCluster, runPeerd } from "./harness/mod.ts";
 import { type Bet, DEFAULT_WINNING_NUMBER, parseBetsCsv } from "../mod/lottery/mod.ts";
 
 function winnersOf(stdout: string): string[] {
@@ -66,8 +66,9 @@ Deno.test("course ej4: SIGTERM exits 0 for a server without agencies, a server d
   await server.start();
   const agencies = addAgencies(cluster, server, files, ["--batch-max", "50"]);
   await Promise.all(agencies.map((a) => a.start()));
-  await waitUntil(async () => Number((await server.ctl("status")).bets) > 0, {
-    what: "the first stored batch",
+  // agency 1 itself is uploading (so it has its signal handlers): one of its batches is stored
+  await server.waitForEvent((e) => e.ev === "batch.stored" && e.agency === 1, {
+    timeoutMs: 30_000,
   });
   // an agency in the middle of its upload
   assert.equal(await agencies[0].kill("SIGTERM"), 0, agencies[0].stderr);

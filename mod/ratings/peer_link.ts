@@ -15,6 +15,7 @@ import {
   type Message,
   ProtocolError,
   RemoteError,
+  sleep,
   WireError,
 } from "../wire/mod.ts";
 
@@ -93,7 +94,8 @@ export class PeerLink {
     if (!this.up && options.patient) {
       // wait out a reconnect backoff (bounded by the timeout) instead of failing at once
       const wait = this.#nextAttempt - performance.now();
-      if (wait > 0 && wait < timeoutMs) await new Promise((r) => setTimeout(r, wait));
+      // (a timer may fire a fraction of a millisecond early: wait one more)
+      if (wait > 0 && wait < timeoutMs) await sleep(Math.ceil(wait) + 1);
     }
     const conn = this.up ? this.#conn! : await this.#connect();
     return new Promise<Message>((resolve, reject) => {
