@@ -1,0 +1,147 @@
+/**
+ * Server-Sent Events streams with a bounded buffer each: what a client has not taken yet
+ * is held up to a byte limit; past it the client is dropped (its stream errors, its
+ * connection closes), so a slow client never slows the node or grows its memory.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+
+/** Default bytes held for one client before it is dropped. @default {1048576} */
+export const SSE_BUFFER_BYTES = 1024 * 1024;
+
+/** Options of {@linkcode SseStream}. */
+export interface SseStreamOptions {
+  /** Bytes held for the client before it is dropped. @default {SSE_BUFFER_BYTES} */
+  maxBufferBytes?: number;
+  /** Called once when the stream ends (client gone, dropped, or closed). */
+  onClose?: (why: "dropped" | "cancelled" | "closed") => void;
+}
+
+/** One client's event stream: `send` never blocks; `body` is the response body. */
+export class SseStream {
+  /** The response body. */
+  readonly body: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #done = false;
+  #onClose?: (why: "dropped" | "cancelled" | "closed") => void;
+
+  constructor(options: SseStreamOptions = {}) {
+    this.#onClose = options.onClose;
+    const max = options.maxBufferBytes ?? SSE_BUFFER_BYTES;
+    this.body = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.#controller = controller;
+        },
+        cancel: () => this.#end("cancelled"),
+      },
+      { highWaterMark: max, size: (chunk) => chunk.byteLength },
+    );
+  }
+
+  /** Whether the stream has ended. */
+  get closed(): boolean {
+    return this.#done;
+  }
+
+  /** Queues one event (`data` is sent as JSON unless a string); drops a client that is behind. */
+  send(data: unknown, options: { event?: string; id?: number } = {}): boolean {
+    if (this.#done) return false;
+    const text = typeof data === "string" ? data : JSON.stringify(data, jsonReplacer);
+    let frame = "";
+    if (options.event) frame += `event: ${options.event}\n`;
+    if (options.id !== undefined) frame += `id: ${options.id}\n`;
+    for (const line of text.split("\n")) frame += `data: ${line}\n`;
+    return this.#enqueue(frame + "\n");
+  }
+
+  /** Queues an SSE comment (a keep-alive). */
+  comment(text: string): boolean {
+    return this.#done ? false : this.#enqueue(`: ${text.replace(/\n/g, " ")}\n\n`);
+  }
+
+  /** Ends the stream normally (what is queued is still delivered). */
+  close(): void {
+    if (this.#done) return;
+    try {
+      this.#controller.close();
+    } catch {
+      // already errored
+    }
+    this.#end("closed");
+  }
+
+  /** Ends the stream at once, dropping what is queued (server shutdown). */
+  abort(): void {
+    if (this.#done) return;
+    try {
+      this.#controller.error(new Error("server closing"));
+    } catch {
+      // gone
+    }
+    this.#end("closed");
+  }
+
+  #enqueue(frame: string): boolean {
+    if ((this.#controller.desiredSize ?? 0) <= 0) {
+      this.#drop();
+      return false;
+    }
+    this.#controller.enqueue(encoder.encode(frame));
+    return true;
+  }
+
+  #drop(): void {
+    try {
+      this.#controller.error(new Error("Cannot keep up: SSE client dropped"));
+    } catch {
+      // gone
+    }
+    this.#end("dropped");
+  }
+
+  #end(why: "dropped" | "cancelled" | "closed"): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#onClose?.(why);
+  }
+}
+
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === "bigint") return Number(value);
+  if (value instanceof Uint8Array) return { bytes: value.length };
+  if (value instanceof Map) return Object.fromEntries(value);
+  if (value instanceof Set) return [...value];
+  return value;
+}
+
+/** Reads an SSE response body: yields `{event, id, data}` per event (a parser for clients and tests). */
+export async function* readSse(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<{ event: string; id?: string; data: string }> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let event = "message";
+      let id: string | undefined;
+      const data: string[] = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "event") event = value;
+        else if (field === "id") id = value;
+        else if (field === "data") data.push(value);
+      }
+      if (data.length) yield { event, id, data: data.join("\n") };
+    }
+  }
+}
