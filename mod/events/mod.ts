@@ -16,4 +16,4 @@ export {
   Logger,
   type LogLevel,
 } from "./sink.ts";
-export { formatTraceLine, readEventFiles, traceCommand } from "./trace.ts";
+export { formatTraceLine, readEventFiles, spaceTimeSvg, traceCommand } from "./trace.ts";

@@ -153,12 +153,12 @@ export class NodeHttpServer implements AsyncDisposable {
     }
     const prefix = url.searchParams.get("ev") ?? "";
     let unsubscribe = () => {};
-    let keepAlive: ReturnType<typeof setInterval> | undefined;
+    const timer: { keepAlive?: ReturnType<typeof setInterval> } = {};
     const stream = new SseStream({
       maxBufferBytes: this.#options.sseBufferBytes ?? SSE_BUFFER_BYTES,
       onClose: (why) => {
         unsubscribe();
-        clearInterval(keepAlive);
+        clearInterval(timer.keepAlive);
         this.#streams.delete(stream);
         if (why === "dropped") this.#options.onSseDrop?.();
       },
@@ -170,10 +170,12 @@ export class NodeHttpServer implements AsyncDisposable {
       if (prefix && !event.ev.startsWith(prefix)) return;
       stream.send(event, { id: ++id });
     });
-    keepAlive = setInterval(
-      () => stream.comment("keep-alive"),
-      (this.#options.keepAliveS ?? 15) * 1000,
-    );
+    if (!stream.closed) {
+      timer.keepAlive = setInterval(
+        () => stream.comment("keep-alive"),
+        (this.#options.keepAliveS ?? 15) * 1000,
+      );
+    }
     return new Response(stream.body, {
       headers: {
         "content-type": "text/event-stream; charset=utf-8",
