@@ -77,26 +77,43 @@ export class ClusterWatch {
   constructor(cluster: ClusterConfig, options: ClusterWatchOptions) {
     this.cluster = cluster;
     this.#options = options;
-    for (const n of cluster.nodes) {
+    this.add(cluster.nodes, { source: cluster.source });
+  }
+
+  /**
+   * Starts watching more nodes (a demo adds each step's cluster as it starts); names
+   * already watched are skipped. `secret` and `token` override the watch's own for them.
+   */
+  add(
+    nodes: readonly NodeEntry[],
+    options: { secret?: string; token?: string; source?: string } = {},
+  ): void {
+    const auth = {
+      secret: options.secret ?? this.#options.secret,
+      token: options.token ?? this.#options.token,
+    };
+    for (const n of nodes) {
+      if (this.#nodes.has(n.name) || this.#options.signal.aborted) continue;
       const http = typeof n.options.http === "string"
-        ? formatAddr(parseHttpListen(n.options.http, `${cluster.source}: node ${n.name}: http`))
+        ? formatAddr(
+          parseHttpListen(n.options.http, `${options.source ?? "peers"}: node ${n.name}: http`),
+        )
         : undefined;
-      this.#nodes.set(n.name, {
+      const view: NodeView = {
         name: n.name,
         role: n.role ?? "",
         address: `${n.hostname}:${n.port}`,
         http,
         up: false,
         error: "not polled yet",
-        at: 0,
+        at: Date.now(),
         streaming: false,
-      });
+      };
+      this.#nodes.set(n.name, view);
       this.#events.set(n.name, []);
-    }
-    for (const n of cluster.nodes) {
-      this.#tasks.push(this.#poll(n));
-      const view = this.#nodes.get(n.name)!;
-      if (view.http) this.#tasks.push(this.#stream(n, view.http));
+      this.#publish({ type: "node", node: { ...view } });
+      this.#tasks.push(this.#poll(n, auth));
+      if (http) this.#tasks.push(this.#stream(n, http, auth));
     }
   }
 
@@ -140,7 +157,7 @@ export class ClusterWatch {
     this.#publish({ type: "node", node: { ...view } });
   }
 
-  async #poll(n: NodeEntry): Promise<void> {
+  async #poll(n: NodeEntry, auth: Auth): Promise<void> {
     const { signal } = this.#options;
     const interval = this.#options.intervalMs ?? 1000;
     const view = this.#nodes.get(n.name)!;
@@ -151,12 +168,12 @@ export class ClusterWatch {
         try {
           let status: Record<string, unknown>;
           if (view.http) {
-            status = await this.#httpStatus(view.http);
+            status = await this.#httpStatus(view.http, auth);
           } else {
             client ??= await RpcClient.connect({ hostname: n.hostname, port: n.port }, {
               role: "console",
               name: "console",
-              secret: this.#options.secret,
+              secret: auth.secret,
               timeoutMs: Math.min(interval * 2, 3_000),
               signal,
             });
@@ -173,7 +190,7 @@ export class ClusterWatch {
             client ??= await RpcClient.connect({ hostname: n.hostname, port: n.port }, {
               role: "console",
               name: "console",
-              secret: this.#options.secret,
+              secret: auth.secret,
               timeoutMs: 3_000,
               signal,
             });
@@ -198,9 +215,9 @@ export class ClusterWatch {
     }
   }
 
-  async #httpStatus(http: string): Promise<Record<string, unknown>> {
+  async #httpStatus(http: string, auth: Auth): Promise<Record<string, unknown>> {
     const res = await fetch(`http://${http}/status`, {
-      headers: this.#headers(),
+      headers: headers(auth),
       signal: AbortSignal.any([this.#options.signal, AbortSignal.timeout(3_000)]),
     });
     if (!res.ok) {
@@ -210,18 +227,14 @@ export class ClusterWatch {
     return await res.json();
   }
 
-  #headers(): Record<string, string> {
-    return this.#options.token ? { authorization: `Bearer ${this.#options.token}` } : {};
-  }
-
-  async #stream(n: NodeEntry, http: string): Promise<void> {
+  async #stream(n: NodeEntry, http: string, auth: Auth): Promise<void> {
     const { signal } = this.#options;
     const keep = this.#options.keepEvents ?? 400;
     const kept = this.#events.get(n.name)!;
     let backoff = 200;
     for (let i = 0; !signal.aborted && i < Number.MAX_SAFE_INTEGER; i++) {
       try {
-        const res = await fetch(`http://${http}/events`, { headers: this.#headers(), signal });
+        const res = await fetch(`http://${http}/events`, { headers: headers(auth), signal });
         if (!res.ok || !res.body) {
           await res.body?.cancel();
           throw new Error(`http /events: ${res.status}`);
@@ -248,6 +261,15 @@ export class ClusterWatch {
       backoff = Math.min(backoff * 2, 2_000);
     }
   }
+}
+
+interface Auth {
+  secret?: string;
+  token?: string;
+}
+
+function headers(auth: Auth): Record<string, string> {
+  return auth.token ? { authorization: `Bearer ${auth.token}` } : {};
 }
 
 function stripReply(reply: Record<string, unknown>): Record<string, unknown> {
