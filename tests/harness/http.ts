@@ -9,8 +9,10 @@ import type { NodeSpec } from "../../mod/process/mod.ts";
 
 /** `count` distinct free ports on 127.0.0.1 (all bound at once, then released). */
 export function freePorts(count: number): number[] {
-  const listeners = Array.from({ length: count }, () =>
-    Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+  const listeners = Array.from(
+    { length: count },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
   try {
     return listeners.map((l) => (l.addr as Deno.NetAddr).port);
   } finally {
