@@ -273,6 +273,7 @@ Deno.test("NodeHttpServer /events streams events; past maxSseClients it answers 
   });
   const controllers: AbortController[] = [];
   const readers: Array<AsyncGenerator<{ data: string }>> = [];
+  source.emit("mc.sent", { id: "m0:1" }); // before any client: only replayed when asked
   try {
     for (let i = 0; i < 20; i++) {
       const c = new AbortController();
@@ -289,6 +290,8 @@ Deno.test("NodeHttpServer /events streams events; past maxSseClients it answers 
     source.emit("other.event");
     source.emit("mc.delivered", { id: "m1:1" });
     for (const r of readers) {
+      const hello = await r.next();
+      assert.match(hello.value!.data, /"epoch":"\d+"/);
       const first = await r.next();
       assert.equal(JSON.parse(first.value!.data).id, "m1:1");
     }
@@ -296,6 +299,42 @@ Deno.test("NodeHttpServer /events streams events; past maxSseClients it answers 
     for (const r of readers) await r.return(undefined);
     for (const c of controllers) c.abort();
   }
+});
+
+Deno.test("NodeHttpServer /events?replay=N sends recent events first; after=ID skips seen ones", async () => {
+  const source = fakeSource();
+  await using server = new NodeHttpServer(source, {
+    hostname: "127.0.0.1",
+    port: 0,
+    replayEvents: 3,
+  });
+  for (let i = 1; i <= 5; i++) source.emit("e", { i });
+  const read = async (query: string, count: number) => {
+    const c = new AbortController();
+    const res = await fetch(`http://${server.address}/events?${query}`, { signal: c.signal });
+    const got: Array<{ event: string; id?: string; data: string }> = [];
+    const reader = readSse(res.body!);
+    try {
+      for (let k = 0; k < count; k++) got.push((await reader.next()).value!);
+    } finally {
+      await reader.return(undefined);
+      c.abort();
+    }
+    return got;
+  };
+  const all = await read("replay=10", 4);
+  const epoch = JSON.parse(all[0].data).epoch;
+  assert.deepEqual(all.slice(1).map((e) => [e.id, JSON.parse(e.data).i]), [
+    ["3", 3],
+    ["4", 4],
+    ["5", 5],
+  ]);
+  const later = read(`replay=10&epoch=${epoch}&after=4`, 3);
+  await waitFor(() => server.sseClients === 1);
+  source.emit("e", { i: 6 });
+  assert.deepEqual((await later).slice(1).map((e) => e.id), ["5", "6"]);
+  const otherEpoch = await read("replay=2&epoch=1&after=5", 3);
+  assert.deepEqual(otherEpoch.slice(1).map((e) => e.id), ["5", "6"]);
 });
 
 Deno.test("NodeHttpServer drops a slow /events client; the sender and other clients go on", async () => {
@@ -319,6 +358,7 @@ Deno.test("NodeHttpServer drops a slow /events client; the sender and other clie
     const fastCount = (async () => {
       let n = 0;
       for await (const e of readSse(res.body!)) {
+        if (e.event === "hello") continue;
         n++;
         if (JSON.parse(e.data).ev === "after") return n;
       }

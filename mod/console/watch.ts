@@ -232,9 +232,16 @@ export class ClusterWatch {
     const keep = this.#options.keepEvents ?? 400;
     const kept = this.#events.get(n.name)!;
     let backoff = 200;
+    // what was seen of this node's events: a reconnect to the same process skips them
+    let epoch = "";
+    let lastId = 0;
     for (let i = 0; !signal.aborted && i < Number.MAX_SAFE_INTEGER; i++) {
       try {
-        const res = await fetch(`http://${http}/events`, { headers: headers(auth), signal });
+        const query = `replay=${keep}` + (epoch ? `&epoch=${epoch}&after=${lastId}` : "");
+        const res = await fetch(`http://${http}/events?${query}`, {
+          headers: headers(auth),
+          signal,
+        });
         if (!res.ok || !res.body) {
           await res.body?.cancel();
           throw new Error(`http /events: ${res.status}`);
@@ -242,12 +249,21 @@ export class ClusterWatch {
         this.#nodes.get(n.name)!.streaming = true;
         backoff = 200;
         for await (const msg of readSse(res.body)) {
-          let event: EventRecord;
+          let data: Record<string, unknown>;
           try {
-            event = JSON.parse(msg.data);
+            data = JSON.parse(msg.data);
           } catch {
             continue;
           }
+          if (msg.event === "hello") {
+            if (data.epoch !== epoch) {
+              epoch = String(data.epoch);
+              lastId = 0;
+            }
+            continue;
+          }
+          if (msg.id !== undefined) lastId = Number(msg.id);
+          const event = data as EventRecord;
           kept.push(event);
           if (kept.length > keep) kept.splice(0, kept.length - keep);
           this.#publish({ type: "event", event });

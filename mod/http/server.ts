@@ -37,6 +37,8 @@ export interface NodeHttpServerOptions {
   sseBufferBytes?: number;
   /** Seconds between keep-alive comments on `/events`. @default {15} */
   keepAliveS?: number;
+  /** Recent events kept to replay to a new `/events` client that asks (`?replay=N`). @default {256} */
+  replayEvents?: number;
   /** Called for each request served (path, status code): metrics. */
   onRequest?: (path: string, code: number) => void;
   /** Called when an `/events` client is dropped for being slow. */
@@ -70,11 +72,20 @@ export class NodeHttpServer implements AsyncDisposable {
   readonly #source: NodeHttpSource;
   readonly #options: NodeHttpServerOptions;
   readonly #streams = new Set<SseStream>();
+  readonly #epoch = String(Date.now());
+  readonly #recent: Array<{ id: number; event: EventRecord }> = [];
+  readonly #unsubscribe: () => void;
+  #seq = 0;
   #closed: Promise<void> | undefined;
 
   constructor(source: NodeHttpSource, options: NodeHttpServerOptions) {
     this.#source = source;
     this.#options = options;
+    const keep = options.replayEvents ?? 256;
+    this.#unsubscribe = source.subscribe((event) => {
+      this.#recent.push({ id: ++this.#seq, event });
+      if (this.#recent.length > keep) this.#recent.shift();
+    });
     this.#server = Deno.serve({
       hostname: options.hostname,
       port: options.port,
@@ -152,6 +163,11 @@ export class NodeHttpServer implements AsyncDisposable {
       return text("too many /events clients\n", 503, { "retry-after": "5" });
     }
     const prefix = url.searchParams.get("ev") ?? "";
+    const replay = Math.max(0, Math.min(Number(url.searchParams.get("replay")) || 0, 100_000));
+    // ids count this process's events; after=ID with this process's epoch skips those seen
+    const after = url.searchParams.get("epoch") === this.#epoch
+      ? Number(url.searchParams.get("after")) || 0
+      : 0;
     let unsubscribe = () => {};
     const timer: { keepAlive?: ReturnType<typeof setInterval> } = {};
     const stream = new SseStream({
@@ -164,11 +180,17 @@ export class NodeHttpServer implements AsyncDisposable {
       },
     });
     this.#streams.add(stream);
-    let id = 0;
-    stream.comment("peerd events");
+    stream.send({ epoch: this.#epoch, seq: this.#seq }, { event: "hello" });
+    const wanted = (e: EventRecord) => !prefix || e.ev.startsWith(prefix);
+    if (replay > 0) {
+      for (const r of this.#recent.slice(-replay)) {
+        if (r.id > after && wanted(r.event)) stream.send(r.event, { id: r.id });
+      }
+    }
+    let id = this.#seq;
     unsubscribe = this.#source.subscribe((event) => {
-      if (prefix && !event.ev.startsWith(prefix)) return;
-      stream.send(event, { id: ++id });
+      id++;
+      if (wanted(event)) stream.send(event, { id });
     });
     if (!stream.closed) {
       timer.keepAlive = setInterval(
@@ -188,6 +210,7 @@ export class NodeHttpServer implements AsyncDisposable {
   /** Ends every `/events` stream and stops the server. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      this.#unsubscribe();
       for (const s of [...this.#streams]) s.abort();
       await this.#server.shutdown();
     })();
