@@ -77,6 +77,7 @@ export const demoRole: RoleDefinition = {
     let failed = 0;
     const kept: LocalCluster[] = [];
     let web: DemoConsole | undefined;
+    let stepsDone = false;
     if (ctx.options.console) {
       web = await startDemoConsole(String(ctx.options.consoleListen), ctx.signal);
       console.log(`peerd demo: console on ${web.url} (open it in a browser)`);
@@ -126,7 +127,8 @@ export const demoRole: RoleDefinition = {
           else for (const cluster of clusters) await cluster.stop();
         }
       }
-      if (web && !ctx.signal.aborted) {
+      stepsDone = !ctx.signal.aborted;
+      if (web && stepsDone) {
         console.log(
           `\npeerd demo: ${
             steps.length - failed
@@ -142,7 +144,8 @@ export const demoRole: RoleDefinition = {
     }
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     console.log(`\npeerd demo: ${steps.length - failed} of ${steps.length} steps ok in ${secs} s`);
-    return failed === 0 && !ctx.signal.aborted ? 0 : 1;
+    // with --console, Ctrl-C after the steps is how the demo ends
+    return failed === 0 && (stepsDone && web ? true : !ctx.signal.aborted) ? 0 : 1;
   },
 };
 

@@ -12,7 +12,8 @@
 
 const MARGIN_LEFT = 90;
 const MARGIN_RIGHT = 30;
-const MARGIN_TOP = 40;
+const MARGIN_TOP = 60;
+const ORDER_ROW = 14;
 const LANE_GAP = 70;
 
 /** @param {unknown} v */
@@ -53,7 +54,8 @@ export function layoutSpaceTime(events, options = {}) {
     );
   }
   const names = options.nodes ? [...options.nodes] : [];
-  for (const e of shown) if (!names.includes(str(e.node))) names.push(str(e.node));
+  const more = [...new Set(shown.map((e) => str(e.node)))].filter((n) => !names.includes(n));
+  names.push(...more.sort((a, b) => a.localeCompare(b, undefined, { numeric: true })));
   const lanes = names.map((name, i) => ({ node: name, y: MARGIN_TOP + i * LANE_GAP }));
   const laneY = new Map(lanes.map((l) => [l.node, l.y]));
   const t0 = shown.length ? Number(shown[0].ts) : 0;
@@ -139,7 +141,7 @@ export function layoutSpaceTime(events, options = {}) {
   const sameOrder = sameOrderOf(Object.values(orders));
   return {
     width,
-    height: MARGIN_TOP + MAX(lanes.length - 1, 0) * LANE_GAP + 50,
+    height: MARGIN_TOP + MAX(lanes.length - 1, 0) * LANE_GAP + 60 + lanes.length * ORDER_ROW,
     axis,
     t0,
     t1,
@@ -274,6 +276,36 @@ export function renderSpaceTimeSvg(layout, options = {}) {
       }</text></g>`,
     );
   }
+  // the delivery orders side by side: one row of colours per node, identical rows = one order
+  const top = (layout.lanes.at(-1)?.y ?? MARGIN_TOP) + 44;
+  const cell = MIN(
+    12,
+    MAX(
+      2,
+      Math.floor(
+        (width - MARGIN_LEFT - MARGIN_RIGHT) / MAX(
+          1,
+          ...Object.values(layout.orders).map((o) => o.length),
+        ),
+      ),
+    ),
+  );
+  out.push(`<text x="10" y="${top - 6}" fill="#333">delivery order</text>`);
+  layout.lanes.forEach((lane, i) => {
+    const y = top + i * ORDER_ROW;
+    const order = layout.orders[lane.node] ?? [];
+    out.push(
+      `<g class="order" data-node="${esc(lane.node)}"><text x="10" y="${y + 9}" font-size="10">${
+        esc(lane.node)
+      }</text>${
+        order.map((id, k) =>
+          `<rect x="${MARGIN_LEFT + k * cell}" y="${y}" width="${
+            MAX(1, cell - 1)
+          }" height="10" fill="${colourOf(id)}"><title>#${k + 1} ${esc(id)}</title></rect>`
+        ).join("")
+      }</g>`,
+    );
+  });
   out.push(`</svg>`);
   return out.join("\n");
 }
