@@ -248,7 +248,7 @@ export class ClusterWatch {
         }
         this.#nodes.get(n.name)!.streaming = true;
         backoff = 200;
-        for await (const msg of readSse(res.body)) {
+        for await (const msg of readSse(res.body, signal)) {
           let data: Record<string, unknown>;
           try {
             data = JSON.parse(msg.data);
