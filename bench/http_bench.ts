@@ -1,6 +1,6 @@
 /**
  * What `--http` and an attached console cost a role: the same benchmark with HTTP off,
- * then on with `peerd console`'s watcher attached (status polled every second, every
+ * then on with `peerd console` attached (its own process: status polled every second, every
  * node's `/events` streamed), alternating in one run, REPS times each. Figures: ring
  * grants per second with every node contending (each grant is three events on the SSE
  * stream), ring acquire p50 under contention, queue persistent publishes confirmed per
@@ -10,9 +10,7 @@
  *
  * @module
  */
-import { loadPeersFile } from "../mod/config/mod.ts";
-import { startConsole } from "../mod/console/mod.ts";
-import { LocalCluster, type NodeSpec } from "../mod/process/mod.ts";
+import { LocalCluster, type NodeSpec, peerdCommand } from "../mod/process/mod.ts";
 import { QueueClient } from "../mod/queue/mod.ts";
 import { RpcClient } from "../mod/wire/mod.ts";
 
@@ -69,22 +67,30 @@ async function withCluster<T>(
   }));
   await using cluster = await LocalCluster.start({ nodes: specs });
   if (!http) return await work(cluster);
-  const stop = new AbortController();
-  const web = await startConsole(loadPeersFile(cluster.peersPath), {
-    listen: { hostname: "127.0.0.1", port: 0 },
-    intervalMs: 1000,
-    signal: stop.signal,
-  });
+  // the console as a user runs it: its own process, polling and streaming every node
+  const [port] = freePorts(1);
+  const web = peerdCommand(
+    ["console", "--peers", cluster.peersPath, "--listen", `127.0.0.1:${port}`],
+    { stdin: "null", stdout: "null", stderr: "null" },
+  ).spawn();
   try {
-    // attached: every node polled and streaming before the measurement starts
-    for (let i = 0; i < 200; i++) {
-      const s = web.watch.snapshot();
-      if (s.nodes.every((n) => n.up && n.streaming)) break;
-      await new Promise((r) => setTimeout(r, 50));
+    let attached = false;
+    for (let i = 0; i < 400 && !attached; i++) {
+      try {
+        const snap = await fetch(`http://127.0.0.1:${port}/api/snapshot`).then((r) => r.json());
+        attached = snap.nodes.every((n: { up: boolean; streaming: boolean }) =>
+          n.up && n.streaming
+        );
+      } catch {
+        // not listening yet
+      }
+      if (!attached) await new Promise((r) => setTimeout(r, 50));
     }
+    if (!attached) throw new Error("Cannot attach the console to the cluster within 20 s");
     return await work(cluster);
   } finally {
-    await web.close();
+    web.kill("SIGTERM");
+    await web.status;
   }
 }
 

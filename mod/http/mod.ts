@@ -23,7 +23,13 @@ export {
 export { type RoleMetrics, roleMetrics, ROLES_WITH_METRICS } from "./role_metrics.ts";
 export { processMetrics } from "./process_metrics.ts";
 export { type Readiness, type ReadinessRule, readinessRule } from "./readiness.ts";
-export { readSse, SSE_BUFFER_BYTES, SseStream, type SseStreamOptions } from "./sse.ts";
+export {
+  readSse,
+  SSE_BUFFER_BYTES,
+  SSE_FLUSH_MS,
+  SseStream,
+  type SseStreamOptions,
+} from "./sse.ts";
 export { bearerMatches, HTTP_TOKEN_CONTEXT, httpToken } from "./token.ts";
 export { NodeHttpServer, type NodeHttpServerOptions, type NodeHttpSource } from "./server.ts";
 export { type NodeHttp, type NodeHttpOptions, startNodeHttp } from "./node_http.ts";
