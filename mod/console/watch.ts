@@ -73,6 +73,8 @@ export class ClusterWatch {
   readonly #events = new Map<string, EventRecord[]>();
   readonly #listeners = new Set<(u: WatchUpdate) => void>();
   readonly #tasks: Promise<void>[] = [];
+  /** Per node: ends the poller's wait, so a lost event stream is checked at once. */
+  readonly #wake = new Map<string, () => void>();
 
   constructor(cluster: ClusterConfig, options: ClusterWatchOptions) {
     this.cluster = cluster;
@@ -208,7 +210,12 @@ export class ClusterWatch {
             this.#update(n.name, { up: false, error: message });
           }
         }
-        await pause(Math.max(0, interval - (performance.now() - t0)), signal);
+        const early = new AbortController();
+        this.#wake.set(n.name, () => early.abort());
+        await pause(
+          Math.max(0, interval - (performance.now() - t0)),
+          AbortSignal.any([signal, early.signal]),
+        );
       }
     } finally {
       await client?.close().catch(() => {});
@@ -273,6 +280,7 @@ export class ClusterWatch {
       }
       this.#nodes.get(n.name)!.streaming = false;
       if (signal.aborted) break;
+      this.#wake.get(n.name)?.(); // the stream ended: is the node still there?
       await pause(backoff, signal);
       backoff = Math.min(backoff * 2, 2_000);
     }

@@ -190,10 +190,11 @@ export async function* readSse(
       const { value, done } = await reader.read();
       if (done) return;
       buffer += decoder.decode(value, { stream: true });
+      let start = 0;
       let end: number;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
+      while ((end = buffer.indexOf("\n\n", start)) >= 0) {
+        const block = buffer.slice(start, end);
+        start = end + 2;
         let event = "message";
         let id: string | undefined;
         const data: string[] = [];
@@ -208,6 +209,7 @@ export async function* readSse(
         }
         if (data.length) yield { event, id, data: data.join("\n") };
       }
+      buffer = buffer.slice(start);
     }
   } finally {
     signal?.removeEventListener("abort", onAbort);
