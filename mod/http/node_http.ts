@@ -123,10 +123,8 @@ export async function startNodeHttp(ctx: RoleContext, options: NodeHttpOptions):
         s = undefined;
       }
       statusUp.set({}, s !== undefined);
-      if (s) {
-        role.status(s);
-        connections.set({}, s.connections);
-      }
+      role.status(s ?? {});
+      if (s) connections.set({}, s.connections);
       const r = !readyEvent ? false : s === undefined ? false : rule ? rule(s).ready : true;
       readyGauge.set({}, r);
       uptime.set({}, Math.round((Date.now() - started) / 100) / 10);

@@ -14,7 +14,7 @@ import type { MetricRegistry } from "./metrics.ts";
 export interface RoleMetrics {
   /** Called with every event of the node. */
   event(e: EventRecord): void;
-  /** Called with the node's status (the `ctl status` JSON) before each render. */
+  /** Called with the node's status (the `ctl status` JSON, `{}` if unknown) before each render. */
   status(s: Record<string, unknown>): void;
 }
 
@@ -475,11 +475,16 @@ export const ROLES_WITH_METRICS: readonly string[] = Object.keys(TABLES);
 export function roleMetrics(registry: MetricRegistry, role: string): RoleMetrics {
   const events = registry.counter("peerd_events_total", "events emitted, by name");
   const table = Object.hasOwn(TABLES, role) ? TABLES[role](registry, role) : undefined;
+  // counted here per name (no label key built per event), copied at scrape time
+  const counts = new Map<string, number>();
   return {
     event: (e) => {
-      events.inc({ ev: e.ev });
+      counts.set(e.ev, (counts.get(e.ev) ?? 0) + 1);
       table?.event(e);
     },
-    status: (s) => table?.status(s),
+    status: (s) => {
+      for (const [ev, n] of counts) events.set({ ev }, n);
+      table?.status(s);
+    },
   };
 }

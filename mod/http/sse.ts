@@ -70,11 +70,12 @@ export class SseStream {
   /** Queues one event (`data` is sent as JSON unless a string); drops a client that is behind. */
   send(data: unknown, options: { event?: string; id?: number } = {}): boolean {
     if (this.#done) return false;
-    const text = typeof data === "string" ? data : JSON.stringify(data, jsonReplacer);
+    const text = typeof data === "string" ? data : toJson(data);
     let frame = "";
     if (options.event) frame += `event: ${options.event}\n`;
     if (options.id !== undefined) frame += `id: ${options.id}\n`;
-    for (const line of text.split("\n")) frame += `data: ${line}\n`;
+    if (!text.includes("\n")) frame += `data: ${text}\n`;
+    else for (const line of text.split("\n")) frame += `data: ${line}\n`;
     return this.#enqueue(frame + "\n");
   }
 
@@ -161,6 +162,30 @@ export class SseStream {
     this.#pending = [];
     this.#onClose?.(why);
   }
+}
+
+/**
+ * JSON of an event as the events file writes it (bigint as a number, bytes as their
+ * length, maps and sets as objects and arrays); the replacer, which is slow, only when a
+ * top-level field needs it (events are flat).
+ */
+function toJson(data: unknown): string {
+  if (data && typeof data === "object" && !Array.isArray(data)) {
+    for (const k in data) {
+      const v = (data as Record<string, unknown>)[k];
+      if (
+        typeof v === "bigint" || v instanceof Uint8Array || v instanceof Map || v instanceof Set
+      ) {
+        return JSON.stringify(data, jsonReplacer);
+      }
+    }
+    try {
+      return JSON.stringify(data);
+    } catch {
+      // a bigint deeper down
+    }
+  }
+  return JSON.stringify(data, jsonReplacer);
 }
 
 function jsonReplacer(_key: string, value: unknown): unknown {
