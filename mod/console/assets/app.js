@@ -2,7 +2,7 @@
 // then node changes and events as they happen) and redraws at most a few times a second.
 // Plain JavaScript and SVG; the multicast diagram is drawn by spacetime.js, the same
 // module `peerd trace --svg` uses.
-import { layoutSpaceTime, renderSpaceTimeSvg } from "/spacetime.js";
+import { layoutSpaceTime, renderSpaceTimeSvg } from "./spacetime.js";
 
 const KEEP_EVENTS = 500;
 const state = {
