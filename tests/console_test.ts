@@ -273,16 +273,17 @@ Deno.test("console server: snapshot API, stream, 404, and a node without HTTP po
   try {
     const snap = await waitUntil(async () => {
       const s = await fetch(`${web.url}api/snapshot`).then((r) => r.json());
-      return s.nodes.every((n: { up: boolean }) => n.up) ? s : undefined;
-    }, { what: "both nodes up in the console", timeoutMs: 15_000 });
+      // up, and the node's recent past replayed once its stream connected: its ready event
+      const replayed = s.events.some((e: EventRecord) => e.node === "m1" && e.ev === "ready");
+      return s.nodes.every((n: { up: boolean }) => n.up) && replayed ? s : undefined;
+    }, { what: "both nodes up in the console, m1's past replayed", timeoutMs: 15_000 });
     assert.equal(snap.cluster, "test");
     const e1 = snap.nodes.find((n: { name: string }) => n.name === "e1");
     assert.equal(e1.http, undefined);
     assert.equal(e1.status.role, "echo");
     const m1 = snap.nodes.find((n: { name: string }) => n.name === "m1");
     assert.equal(m1.http, specs[0].http);
-    // the node's recent past was replayed: its ready event is there
-    assert.ok(snap.events.some((e: EventRecord) => e.node === "m1" && e.ev === "ready"));
+    assert.equal(snap.nodes.find((n: { name: string }) => n.name === "m1").streaming, true);
     const nf = await fetch(`${web.url}nope`);
     assert.equal(nf.status, 404);
     await nf.body?.cancel();
