@@ -45,6 +45,7 @@ export const CHROMIUM_ARGS = [
   "--disable-background-networking",
   "--disable-component-update",
   "--disable-sync",
+  "--disable-dev-shm-usage",
 ];
 
 /** Whether an executable exists at `path`. */
