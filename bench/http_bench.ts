@@ -6,7 +6,7 @@
  * stream), ring acquire p50 under contention, queue persistent publishes confirmed per
  * second, and queue fan-out deliveries per second; each with the on/off ratio.
  *
- * Run: `deno run -A bench/http_bench.ts [--reps 3]` (or `deno task bench http`).
+ * Run: `deno run -A bench/http_bench.ts [--reps 3] [--only ring|queue]` (or `deno task bench http`).
  *
  * @module
  */
@@ -23,6 +23,7 @@ const REPS = Number(argValue("--reps", "3"));
 const RING_MS = Number(argValue("--ring-ms", "4000"));
 const QUEUE_N = Number(argValue("--queue-n", "20000"));
 const FANOUT_N = Number(argValue("--fanout-n", "50000"));
+const ONLY = argValue("--only", ""); // "ring" or "queue": one of the two
 const BODY = new Uint8Array(100).fill(42);
 
 function median(xs: number[]): number {
@@ -207,10 +208,13 @@ async function main(): Promise<void> {
     const order = rep % 2 === 0 ? [false, true] : [true, false];
     for (const http of order) {
       const label = `rep ${rep + 1}/${REPS} http ${http ? "on" : "off"}`;
-      console.error(`http bench: ${label}: ring`);
-      const r = await withCluster(ring, http, ringContended);
-      put("ring_grants_per_s", http, r.grants);
-      put("ring_acquire_p50_ms", http, r.p50);
+      if (ONLY !== "queue") {
+        console.error(`http bench: ${label}: ring`);
+        const r = await withCluster(ring, http, ringContended);
+        put("ring_grants_per_s", http, r.grants);
+        put("ring_acquire_p50_ms", http, r.p50);
+      }
+      if (ONLY === "ring") continue;
       console.error(`http bench: ${label}: queue`);
       const q = await withCluster(queue, http, async (c) => ({
         confirmed: await queueConfirmed(c),

@@ -9,6 +9,7 @@
  * @module
  */
 export {
+  type EventListener,
   type EventRecord,
   EventSink,
   type EventSinkOptions,

@@ -19,8 +19,11 @@ export interface NodeHttpSource {
   readiness(): Promise<Readiness>;
   /** The metrics text (exposition format). */
   metrics(): Promise<string>;
-  /** Subscribes to the node's events; returns the unsubscribe function. */
-  subscribe(listener: (event: EventRecord) => void): () => void;
+  /**
+   * Subscribes to the node's events (with each one's JSON line, when the node already made
+   * it); returns the unsubscribe function.
+   */
+  subscribe(listener: (event: EventRecord, line?: string) => void): () => void;
 }
 
 /** Options of {@linkcode NodeHttpServer}. */
@@ -73,7 +76,7 @@ export class NodeHttpServer implements AsyncDisposable {
   readonly #options: NodeHttpServerOptions;
   readonly #streams = new Set<SseStream>();
   readonly #epoch = String(Date.now());
-  readonly #recent: Array<{ id: number; event: EventRecord }> = [];
+  readonly #recent: Array<{ id: number; event: EventRecord; line?: string }> = [];
   readonly #unsubscribe: () => void;
   #seq = 0;
   #closed: Promise<void> | undefined;
@@ -82,8 +85,8 @@ export class NodeHttpServer implements AsyncDisposable {
     this.#source = source;
     this.#options = options;
     const keep = options.replayEvents ?? 256;
-    this.#unsubscribe = source.subscribe((event) => {
-      this.#recent.push({ id: ++this.#seq, event });
+    this.#unsubscribe = source.subscribe((event, line) => {
+      this.#recent.push({ id: ++this.#seq, event, line });
       if (this.#recent.length > keep) this.#recent.shift();
     });
     this.#server = Deno.serve({
@@ -184,13 +187,13 @@ export class NodeHttpServer implements AsyncDisposable {
     const wanted = (e: EventRecord) => !prefix || e.ev.startsWith(prefix);
     if (replay > 0) {
       for (const r of this.#recent.slice(-replay)) {
-        if (r.id > after && wanted(r.event)) stream.send(r.event, { id: r.id });
+        if (r.id > after && wanted(r.event)) stream.send(r.line ?? r.event, { id: r.id });
       }
     }
     let id = this.#seq;
-    unsubscribe = this.#source.subscribe((event) => {
+    unsubscribe = this.#source.subscribe((event, line) => {
       id++;
-      if (wanted(event)) stream.send(event, { id });
+      if (wanted(event)) stream.send(line ?? event, { id });
     });
     if (!stream.closed) {
       timer.keepAlive = setInterval(
