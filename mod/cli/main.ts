@@ -21,6 +21,7 @@ import {
   UsageError,
 } from "../process/mod.ts";
 import { DEFAULT_MAX_FRAME, loadNodeTls } from "../wire/mod.ts";
+import { type NodeHttp, parseHttpListen, startNodeHttp } from "../http/mod.ts";
 import { addEnvToOptions, parseSizeOption, toCommanderOption } from "./options.ts";
 import { checkNodeKeys, nodeOptionValues } from "./node_options.ts";
 import { COMMANDS, ROLES } from "./registry.ts";
@@ -39,7 +40,8 @@ const COMMON_HELP = `Common options (every role; each also reads PEERD_<OPTION>,
   --tls-key <file>       the certificate's private key (PEM)
   --tls-ca <file>        CA that peers' certificates must chain to (mutual TLS)
   --log-level <level>    debug|info|warn|error (default info)
-  --max-frame <size>     largest frame accepted (default 16MiB)`;
+  --max-frame <size>     largest frame accepted (default 16MiB)
+  --http <host:port>     serve /healthz /readyz /status /metrics /events (off; host 127.0.0.1)`;
 
 function globalHelp(): string {
   const width =
@@ -104,6 +106,7 @@ function buildRoleCommand(role: RoleDefinition): Command {
         "16MiB",
       ),
     );
+  cmd.option("--http <host:port>", "HTTP endpoints: /healthz /readyz /status /metrics /events");
   for (const spec of role.options ?? []) cmd.addOption(toCommanderOption(spec));
   addEnvToOptions(cmd);
   if (role.examples?.length) {
@@ -223,8 +226,26 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
     throw err;
   }
   const removeSignals = installShutdownSignals(controller, ctx.log);
+  let http: NodeHttp | undefined;
   try {
     if (ctx.tls) await loadNodeTls();
+    const httpText = (o.http as string | undefined) ?? ctx.self?.options.http;
+    if (httpText !== undefined && httpText !== "" && httpText !== false) {
+      const listen = parseHttpListen(String(httpText));
+      try {
+        http = await startNodeHttp(ctx, { listen, readiness: role.readiness, version: VERSION });
+      } catch (err) {
+        if (err instanceof Deno.errors.AddrInUse) {
+          return fail(
+            `Cannot listen on ${listen.hostname}:${listen.port} (--http): address in use`,
+            1,
+          );
+        }
+        throw err;
+      }
+      ctx.exposeStatus = http.exposeStatus;
+      ctx.events.emit("http.listening", { address: http.address });
+    }
     return (await role.run(ctx)) ?? 0;
   } catch (err) {
     if (err instanceof ConfigError || err instanceof UsageError) return fail(err.message, 2);
@@ -234,6 +255,7 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
     ctx.log.debug(err instanceof Error ? err.stack ?? err.message : String(err));
     return fail(err instanceof Error ? err.message : String(err), 1);
   } finally {
+    await http?.close();
     removeSignals();
     ctx.events.close();
   }

@@ -25,6 +25,8 @@ import { multicastRole } from "../multicast/mod.ts";
 import { gossipRole, gossipSimCommand } from "../gossip/mod.ts";
 import { brokerRole, daemonRole, momCommand } from "../mom/mod.ts";
 import { labCommand } from "../lab/mod.ts";
+import { httpTokenCommand } from "../http/mod.ts";
+import { consoleCommand } from "../console/mod.ts";
 
 /** The roles, by `--role` name. */
 export const ROLES: readonly RoleDefinition[] = [
@@ -59,4 +61,6 @@ export const COMMANDS: readonly CommandDefinition[] = [
   gossipSimCommand,
   momCommand,
   labCommand,
+  httpTokenCommand,
+  consoleCommand,
 ];

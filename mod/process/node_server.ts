@@ -41,6 +41,11 @@ export function startNodeServer(ctx: RoleContext, options: NodeServerOptions): F
       ...(roleStatus ? await roleStatus(args, session, msg) : {}),
     }),
   };
+  if (!options.listen) {
+    ctx.exposeStatus?.(async () => ({
+      ...(await commands.status([], undefined as never, { t: "ctl", cmd: "status" })),
+    }));
+  }
   server = new FrameServer({
     listen: options.listen ?? ctx.listen,
     identity: { role: ctx.role, name: ctx.name },

@@ -57,6 +57,11 @@ export interface RoleContext {
   options: Record<string, unknown>;
   /** Whether stdin is a terminal (roles may offer a prompt). */
   interactive: boolean;
+  /**
+   * Set when `--http` is on: the node server gives the HTTP endpoints its `status` through
+   * it (a role with its own server may call it too; without it, HTTP asks the node's port).
+   */
+  exposeStatus?: (status: () => Promise<Record<string, unknown>>) => void;
 }
 
 /** A role: one long-running kind of node. */
@@ -73,6 +78,12 @@ export interface RoleDefinition {
   defaultPort?: number;
   /** Example lines for `--help`. */
   examples?: string[];
+  /**
+   * Whether a node is ready for its role (`GET /readyz`), judged from its status; when
+   * absent, a built-in rule for the role's name (mod/http/readiness.ts), else ready once
+   * its `ready` event is out and it answers status.
+   */
+  readiness?: (status: Record<string, unknown>) => { ready: boolean; reason?: string };
   /** Runs the role until `ctx.signal` aborts (or the work is done); returns the exit code. */
   run(ctx: RoleContext): Promise<number | void>;
 }
