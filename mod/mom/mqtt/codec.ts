@@ -17,7 +17,6 @@
  */
 import {
   type AckPacket,
-  type ConnackPacket,
   type ConnectPacket,
   type DisconnectPacket,
   MAX_REMAINING_LENGTH,

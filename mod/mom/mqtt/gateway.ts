@@ -19,7 +19,7 @@ import type { MomDaemon } from "../daemon.ts";
 import { MAX_PAYLOAD_BYTES } from "../protocol.ts";
 import { decodePacket, encodePacket, PacketReader } from "./codec.ts";
 import { DaemonPort, DaemonRequestError } from "./daemon_port.ts";
-import { MQTT_5, MqttProtocolError, type Packet, PacketType, Reason, type Will } from "./packet.ts";
+import { MqttProtocolError, type Packet, Reason, type Will } from "./packet.ts";
 import {
   type InboxMessage,
   type MomOperation,

@@ -1,0 +1,378 @@
+/**
+ * MQTT on the MOM daemons with clients nobody here wrote: Debian's mosquitto_pub and
+ * mosquitto_sub, mqtt.js (npm) and paho (python3-paho-mqtt), unmodified, across a broker
+ * and two daemons, real processes on 127.0.0.1.
+ */
+import assert from "node:assert/strict";
+import mqtt from "mqtt";
+import { freePort, LocalCluster, waitUntil } from "./harness/mod.ts";
+import { MomClient } from "../mod/mom/mod.ts";
+
+const decoder = new TextDecoder();
+
+function haveBinary(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+const HAVE_MOSQUITTO_CLIENTS = haveBinary("/usr/bin/mosquitto_pub") &&
+  haveBinary("/usr/bin/mosquitto_sub");
+
+/** A broker and two daemons, each daemon with an MQTT port. */
+async function mqttCluster(extra: { secret?: string } = {}) {
+  const ports = [freePort(), freePort()];
+  const cluster = await LocalCluster.start({
+    nodes: [
+      { name: "b1", role: "broker" },
+      { name: "d1", role: "daemon", args: ["--mqtt", `127.0.0.1:${ports[0]}`] },
+      { name: "d2", role: "daemon", args: ["--mqtt", `127.0.0.1:${ports[1]}`] },
+    ],
+    ...extra,
+  });
+  for (const d of ["d1", "d2"]) {
+    await waitUntil(async () => (await cluster.node(d).ctl("status")).link === "up", {
+      timeoutMs: 15_000,
+      what: `${d} link up`,
+    });
+  }
+  return { cluster, d1: ports[0], d2: ports[1] };
+}
+
+/** Waits until daemon `node` has made `n` more MOM subscriptions since `mark`. */
+async function subscribed(cluster: LocalCluster, node: string, mark: number, n = 1) {
+  await waitUntil(
+    () => cluster.node(node).events().slice(mark).filter((e) => e.ev === "sub.added").length >= n,
+    { timeoutMs: 10_000, what: `${n} subscriptions on ${node}` },
+  );
+}
+
+/** Runs a mosquitto client to completion. */
+async function mosquitto(cmd: string, args: string[], timeoutMs = 15_000) {
+  const child = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped", stdin: "null" })
+    .spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  try {
+    const out = await child.output();
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A started mosquitto_sub whose output is collected until it exits. */
+function mosquittoSub(args: string[], timeoutMs = 20_000) {
+  return mosquitto("mosquitto_sub", args, timeoutMs);
+}
+
+type Client = mqtt.MqttClient;
+
+async function connect(port: number, options: mqtt.IClientOptions): Promise<Client> {
+  return await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+    reconnectPeriod: 0,
+    connectTimeout: 5_000,
+    ...options,
+  });
+}
+
+/** Collects the messages a client receives. */
+function collect(client: Client) {
+  const got: Array<
+    {
+      topic: string;
+      payload: string;
+      qos: number;
+      retain: boolean;
+      dup: boolean;
+      properties?: unknown;
+    }
+  > = [];
+  client.on("message", (topic, payload, packet) => {
+    got.push({
+      topic,
+      payload: payload.toString(),
+      qos: packet.qos,
+      retain: packet.retain,
+      dup: packet.dup,
+      properties: packet.properties,
+    });
+  });
+  return got;
+}
+
+Deno.test("MQTT clients across two daemons: mosquitto_pub/sub and mqtt.js at QoS 0, 1, 2, wildcards, native users both ways", async () => {
+  const { cluster, d1, d2 } = await mqttCluster();
+  const clients: Client[] = [];
+  try {
+    if (!HAVE_MOSQUITTO_CLIENTS) {
+      console.log("skipped: mosquitto_pub/mosquitto_sub missing (Debian mosquitto-clients)");
+    } else {
+      // mosquitto_sub on d2, mosquitto_pub on d1
+      const mark = cluster.node("d2").mark();
+      const sub = mosquittoSub([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(d2),
+        "-i",
+        "msub",
+        "-q",
+        "2",
+        "-v",
+        "-C",
+        "4",
+        "-W",
+        "15",
+        "-t",
+        "Museum/+/Door0",
+        "-t",
+        "Museum/Hall/#",
+      ]);
+      await subscribed(cluster, "d2", mark, 2);
+      const sends: Array<[string, string, string]> = [
+        ["Museum/Doors/Door0", "open", "0"],
+        ["Museum/Doors/Door1", "not matched", "1"],
+        ["Museum/Hall", "hall itself", "1"],
+        ["Museum/Hall/Light/3", "on", "2"],
+        ["Museum/Gate/Door0", "gate", "2"],
+      ];
+      for (const [topic, msg, qos] of sends) {
+        const r = await mosquitto("mosquitto_pub", [
+          "-h",
+          "127.0.0.1",
+          "-p",
+          String(d1),
+          "-t",
+          topic,
+          "-m",
+          msg,
+          "-q",
+          qos,
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+      }
+      const out = await sub;
+      assert.equal(out.code, 0, out.stderr);
+      assert.deepEqual(out.stdout.trim().split("\n").sort(), [
+        "Museum/Doors/Door0 open",
+        "Museum/Gate/Door0 gate",
+        "Museum/Hall hall itself",
+        "Museum/Hall/Light/3 on",
+      ]);
+    }
+
+    // mqtt.js: 5.0 subscriber on d2 at QoS 2, 3.1.1 publisher on d1: delivered at min QoS
+    const sub5 = await connect(d2, { protocolVersion: 5, clientId: "js-sub", clean: true });
+    clients.push(sub5);
+    const got = collect(sub5);
+    const granted = await sub5.subscribeAsync("a/+", { qos: 2 });
+    assert.equal(granted[0].qos, 2);
+    const sub1 = await connect(d2, { protocolVersion: 4, clientId: "js-sub1", clean: true });
+    clients.push(sub1);
+    const got1 = collect(sub1);
+    assert.equal((await sub1.subscribeAsync("a/#", { qos: 1 }))[0].qos, 1);
+    const pub = await connect(d1, { protocolVersion: 4, clientId: "js-pub", clean: true });
+    clients.push(pub);
+    for (const qos of [0, 1, 2] as const) await pub.publishAsync("a/b", `q${qos}`, { qos });
+    await waitUntil(() => got.length >= 3 && got1.length >= 3, { what: "mqtt.js deliveries" });
+    assert.deepEqual(got.map((m) => [m.payload, m.qos]), [["q0", 0], ["q1", 1], ["q2", 2]]);
+    assert.deepEqual(got1.map((m) => [m.payload, m.qos]), [["q0", 0], ["q1", 1], ["q2", 1]]);
+
+    // a native MOM user on d1 gets MQTT publications; a native publication reaches MQTT
+    await using native = await MomClient.connect({
+      hostname: "127.0.0.1",
+      port: cluster.node("d1").port,
+    });
+    const user = await native.create();
+    await user.subscribe("a/#");
+    await pub.publishAsync("a/n", "from mqtt", { qos: 1 });
+    const m = await user.receive({ timeout: 10_000 });
+    assert.equal(m?.topic, "a/n");
+    assert.equal(decoder.decode(m!.payload), "from mqtt");
+    await user.publish("a/x", "from native");
+    await waitUntil(() => got.some((g) => g.payload === "from native"), { what: "native → MQTT" });
+    // native publications are exactly once: delivered at the subscription's QoS
+    assert.equal(got.find((g) => g.payload === "from native")!.qos, 2);
+    await user.destroy();
+
+    // v5 no-local: a client does not get its own publications on a no-local subscription
+    const self = await connect(d1, { protocolVersion: 5, clientId: "js-self", clean: true });
+    clients.push(self);
+    const mine = collect(self);
+    await self.subscribeAsync("nl/own", { qos: 1, nl: true });
+    await self.subscribeAsync("nl/all", { qos: 1 });
+    await self.publishAsync("nl/own", "hidden", { qos: 1 });
+    await self.publishAsync("nl/all", "seen", { qos: 1 });
+    await waitUntil(() => mine.length >= 1, { what: "own publication" });
+    await self.publishAsync("nl/all", "seen again", { qos: 1 });
+    await waitUntil(() => mine.length >= 2, { what: "second own publication" });
+    assert.deepEqual(mine.map((g) => g.payload), ["seen", "seen again"]);
+  } finally {
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await cluster.stop();
+  }
+});
+
+Deno.test("MQTT persistent sessions: queued QoS 1/2 messages survive a disconnect; redelivery after a reconnect; QoS 2 exactly once", async () => {
+  const { cluster, d1, d2 } = await mqttCluster();
+  const clients: Client[] = [];
+  try {
+    // a persistent subscriber subscribes, then goes away
+    const first = await connect(d2, { protocolVersion: 4, clientId: "keeper", clean: false });
+    await first.subscribeAsync("p/#", { qos: 2 });
+    await first.endAsync();
+    const pub = await connect(d1, { protocolVersion: 5, clientId: "p-pub", clean: true });
+    clients.push(pub);
+    for (let i = 0; i < 50; i++) {
+      await pub.publishAsync(`p/${i % 2 ? "one" : "two"}`, `m${i}`, {
+        qos: (1 + (i % 2)) as 1 | 2,
+      });
+    }
+    // it comes back: session present, everything queued delivered once, in order
+    const back = await mqtt.connectAsync(`mqtt://127.0.0.1:${d2}`, {
+      protocolVersion: 4,
+      clientId: "keeper",
+      clean: false,
+      reconnectPeriod: 0,
+      manualConnect: false,
+    });
+    clients.push(back);
+    const got = collect(back);
+    await waitUntil(() => got.length >= 50, { what: "queued messages" });
+    // in order per QoS (mqtt.js hands a QoS 2 message to the application at PUBREL)
+    for (const qos of [1, 2]) {
+      assert.deepEqual(
+        got.filter((g) => g.qos === qos).map((g) => g.payload),
+        Array.from({ length: 50 }, (_, i) => i).filter((i) => 1 + (i % 2) === qos).map((i) =>
+          `m${i}`
+        ),
+      );
+    }
+    assert.equal(got.length, 50);
+    const status = await cluster.node("d2").ctl("status");
+    const mq = status.mqtt as { sessions: number };
+    assert.equal(mq.sessions, 1);
+
+    // a clean session ends with its connection: the MOM user is destroyed
+    const mark = cluster.node("d1").mark();
+    const temp = await connect(d1, { protocolVersion: 5, clientId: "temp", clean: true });
+    await temp.endAsync();
+    await cluster.node("d1").waitForEvent("user.destroyed", { from: mark });
+  } finally {
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await cluster.stop();
+  }
+});
+
+Deno.test("MQTT retained messages are kept by the broker (any daemon's subscriber gets them; an empty payload clears); wills; keep alive", async () => {
+  const { cluster, d1, d2 } = await mqttCluster();
+  const clients: Client[] = [];
+  try {
+    const pub = await connect(d1, { protocolVersion: 5, clientId: "r-pub", clean: true });
+    clients.push(pub);
+    await pub.publishAsync("r/a", "first", { qos: 1, retain: true });
+    await pub.publishAsync("r/a", "last of a", { qos: 1, retain: true });
+    await pub.publishAsync("r/b", "b", { qos: 1, retain: true });
+    await pub.publishAsync("r/b", "", { qos: 1, retain: true }); // clears r/b
+    await pub.publishAsync("r/c", "c", { qos: 0, retain: true });
+    // the broker has routed them all once this native publication (after them) arrives
+    await using native = await MomClient.connect({
+      hostname: "127.0.0.1",
+      port: cluster.node("d2").port,
+    });
+    const watcher = await native.create();
+    await watcher.subscribe("r/marker");
+    await pub.publishAsync("r/marker", "after", { qos: 1 });
+    assert.equal((await watcher.receive({ timeout: 10_000 }))?.topic, "r/marker");
+    await watcher.destroy();
+
+    const sub = await connect(d2, { protocolVersion: 5, clientId: "r-sub", clean: true });
+    clients.push(sub);
+    const got = collect(sub);
+    await sub.subscribeAsync("r/+", { qos: 1 });
+    await waitUntil(() => got.length >= 2, { what: "retained messages" });
+    assert.deepEqual(
+      got.map((g) => [g.topic, g.payload, g.retain, g.qos]).sort(),
+      [["r/a", "last of a", true, 1], ["r/c", "c", true, 0]],
+    );
+    // a live publication with retain reaches current subscribers without the flag
+    await pub.publishAsync("r/a", "live", { qos: 1, retain: true });
+    await waitUntil(() => got.length >= 3, { what: "live publication" });
+    assert.deepEqual([got[2].payload, got[2].retain], ["live", false]);
+
+    // a will: sent when the connection ends without DISCONNECT, not after a DISCONNECT
+    const wsub = await connect(d2, { protocolVersion: 4, clientId: "w-sub", clean: true });
+    clients.push(wsub);
+    const wills = collect(wsub);
+    await wsub.subscribeAsync("w/#", { qos: 1 });
+    const polite = await connect(d1, {
+      protocolVersion: 4,
+      clientId: "polite",
+      will: {
+        topic: "w/polite",
+        payload: new TextEncoder().encode("gone") as never,
+        qos: 1,
+        retain: false,
+      },
+    });
+    await polite.endAsync();
+    const rude = await connect(d1, {
+      protocolVersion: 5,
+      clientId: "rude",
+      will: {
+        topic: "w/rude",
+        payload: new TextEncoder().encode("lost") as never,
+        qos: 1,
+        retain: false,
+      },
+    });
+    rude.stream.destroy(); // the connection breaks
+    await waitUntil(() => wills.length >= 1, { what: "the will" });
+    // a keep alive of 1 s with nothing sent: dropped after 1.5 s, will published
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port: d1 });
+    try {
+      const will = new TextEncoder().encode("w/silent");
+      const body = [
+        0,
+        4,
+        ...new TextEncoder().encode("MQTT"),
+        4,
+        0x0e,
+        0,
+        1, // will QoS 1, clean, keep alive 1
+        0,
+        6,
+        ...new TextEncoder().encode("silent"),
+        0,
+        will.length,
+        ...will,
+        0,
+        3,
+        ...new TextEncoder().encode("zzz"),
+      ];
+      await silent.write(Uint8Array.from([0x10, body.length, ...body]));
+      const buf = new Uint8Array(64);
+      const n = await silent.read(buf); // CONNACK
+      assert.deepEqual([...buf.subarray(0, n!)], [0x20, 2, 0, 0]);
+      const t0 = performance.now();
+      assert.equal(await silent.read(buf), null); // closed by the server
+      assert.ok(performance.now() - t0 >= 1_000, "dropped before 1.5 × keep alive");
+    } finally {
+      silent.close();
+    }
+    await waitUntil(() => wills.length >= 2, { what: "the silent client's will" });
+    assert.deepEqual(wills.map((w) => [w.topic, w.payload]).sort(), [
+      ["w/rude", "lost"],
+      ["w/silent", "zzz"],
+    ]);
+  } finally {
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await cluster.stop();
+  }
+});
