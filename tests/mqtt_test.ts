@@ -376,3 +376,67 @@ Deno.test("MQTT retained messages are kept by the broker (any daemon's subscribe
     await cluster.stop();
   }
 });
+
+Deno.test("MQTT across kill -9 of the broker, the subscriber's daemon and the publisher's daemon: every acknowledged QoS 1 publication received, QoS 2 exactly once", async () => {
+  const { cluster, d1, d2 } = await mqttCluster();
+  const clients: Client[] = [];
+  try {
+    const durable = { reconnectPeriod: 100, clean: false, protocolVersion: 4 as const };
+    const sub = await connect(d2, { ...durable, clientId: "k-sub" });
+    clients.push(sub);
+    const got = collect(sub);
+    await sub.subscribeAsync("k/#", { qos: 2 });
+    const p1 = await connect(d1, { ...durable, clientId: "k-pub1" });
+    const p2 = await connect(d1, { ...durable, clientId: "k-pub2" });
+    clients.push(p1, p2);
+    const N = 300;
+    const acked = { 1: new Set<number>(), 2: new Set<number>() };
+    const inflight = new Set<Promise<void>>();
+    const kills: Record<number, () => Promise<void>> = {
+      60: async () => {
+        await cluster.node("b1").kill("SIGKILL");
+        await cluster.node("b1").start();
+      },
+      140: async () => {
+        await cluster.node("d2").kill("SIGKILL");
+        await cluster.node("d2").start();
+      },
+      220: async () => {
+        await cluster.node("d1").kill("SIGKILL");
+        await cluster.node("d1").start();
+      },
+    };
+    for (let i = 0; i < N; i++) {
+      if (kills[i]) await kills[i]();
+      for (const [client, qos] of [[p1, 1], [p2, 2]] as const) {
+        const p: Promise<void> = client.publishAsync(`k/q${qos}`, `${i}`, { qos }).then(
+          () => void acked[qos].add(i),
+        ).finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+      while (inflight.size >= 20) await Promise.race(inflight);
+    }
+    await Promise.all(inflight);
+    assert.equal(acked[1].size, N);
+    assert.equal(acked[2].size, N);
+    const count = (qos: number) => {
+      const c = new Map<number, number>();
+      for (const g of got) {
+        if (g.topic === `k/q${qos}`) {
+          c.set(Number(g.payload), (c.get(Number(g.payload)) ?? 0) + 1);
+        }
+      }
+      return c;
+    };
+    await waitUntil(() => count(1).size >= N && count(2).size >= N, {
+      timeoutMs: 30_000,
+      what: "every acknowledged publication at the subscriber",
+    });
+    for (let i = 0; i < N; i++) assert.ok((count(1).get(i) ?? 0) >= 1, `QoS 1 #${i} lost`);
+    const twice = [...count(2)].filter(([, n]) => n !== 1);
+    assert.deepEqual(twice, [], "QoS 2 delivered other than exactly once");
+  } finally {
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await cluster.stop();
+  }
+});
