@@ -78,6 +78,11 @@ Deno.test("PacketReader.push() refuses a five-byte remaining length and a packet
     reasonOf(() => new PacketReader().push(hex("30 ff ff ff ff 01"))),
     Reason.MalformedPacket,
   );
+  // packets before bad framing in the same chunk come out first; the error follows
+  const r = new PacketReader();
+  assert.equal(r.push(hex("c0 00 30 ff ff ff ff 01")).length, 1);
+  assert.equal(r.error?.code, Reason.MalformedPacket);
+  assert.equal(reasonOf(() => r.push(new Uint8Array(0))), Reason.MalformedPacket);
   // the length alone says it is too large: refused before its body arrives
   const reader = new PacketReader({ maxPacketSize: 1024 });
   assert.equal(reasonOf(() => reader.push(hex("30 80 10"))), Reason.PacketTooLarge);

@@ -7,6 +7,16 @@ import assert from "node:assert/strict";
 import mqtt from "mqtt";
 import { freePort, LocalCluster, waitUntil } from "./harness/mod.ts";
 import { MomClient } from "../mod/mom/mod.ts";
+import {
+  decodePacket,
+  encodePacket,
+  MQTT_311,
+  MQTT_5,
+  type Packet,
+  PacketReader,
+  PacketType,
+  Reason,
+} from "../mod/mom/mqtt/mod.ts";
 
 const decoder = new TextDecoder();
 
@@ -435,6 +445,167 @@ Deno.test("MQTT across kill -9 of the broker, the subscriber's daemon and the pu
     for (let i = 0; i < N; i++) assert.ok((count(1).get(i) ?? 0) >= 1, `QoS 1 #${i} lost`);
     const twice = [...count(2)].filter(([, n]) => n !== 1);
     assert.deepEqual(twice, [], "QoS 2 delivered other than exactly once");
+  } finally {
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await cluster.stop();
+  }
+});
+
+/** A raw MQTT connection: write bytes, read what the server sends until it closes. */
+async function raw(
+  port: number | { port: number; level: number },
+  ...chunks: Uint8Array[]
+): Promise<Packet[] | "closed-silently"> {
+  const level = typeof port === "number" ? MQTT_5 : port.level;
+  if (typeof port !== "number") port = port.port;
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    for (const c of chunks) await conn.write(c);
+    const reader = new PacketReader();
+    const got: Packet[] = [];
+    const buf = new Uint8Array(65536);
+    for (let i = 0; i < 1000; i++) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      for (const r of reader.push(buf.subarray(0, n))) got.push(decodePacket(r, level));
+    }
+    return got.length === 0 ? "closed-silently" : got;
+  } finally {
+    conn.close();
+  }
+}
+
+const connect5 = (clientId: string) =>
+  encodePacket({
+    type: PacketType.Connect,
+    protocolName: "MQTT",
+    level: 5,
+    clean: true,
+    keepAlive: 0,
+    clientId,
+    properties: {},
+  }, MQTT_5);
+
+function codes(packets: Packet[] | "closed-silently", what = ""): Array<[number, number?]> {
+  assert.notEqual(packets, "closed-silently", what);
+  return (packets as Packet[]).map((p) =>
+    "code" in p
+      ? [p.type, p.code]
+      : "codes" in p
+      ? [p.type, ...p.codes] as [number, number]
+      : [p.type]
+  );
+}
+
+Deno.test("MQTT bad input: each packet the specification forbids is closed or refused as it says, and nothing acknowledged is lost", async () => {
+  const { cluster, d1, d2 } = await mqttCluster();
+  const clients: Client[] = [];
+  try {
+    const sub = await connect(d2, { protocolVersion: 5, clientId: "bad-sub", clean: true });
+    clients.push(sub);
+    const got = collect(sub);
+    await sub.subscribeAsync("ok/#", { qos: 1 });
+    const hex = (s: string) => Uint8Array.from(s.trim().split(/\s+/).map((h) => parseInt(h, 16)));
+    const text = (s: string) => new TextEncoder().encode(s);
+    // a packet before CONNECT: closed, nothing sent
+    assert.equal(await raw(d1, hex("c0 00")), "closed-silently");
+    // MQTT 3.1 ("MQIsdp", level 3): CONNACK return code 1
+    assert.deepEqual(
+      await raw(
+        { port: d1, level: MQTT_311 },
+        Uint8Array.from([0x10, 14, 0, 6, ...text("MQIsdp"), 3, 2, 0, 60, 0, 0]),
+      ),
+      [{ type: PacketType.Connack, sessionPresent: false, code: 1, properties: {} }],
+    );
+    // "MQTT" at level 6: CONNACK 0x84 (unsupported protocol version)
+    assert.deepEqual(
+      codes(await raw(d1, Uint8Array.from([0x10, 12, 0, 4, ...text("MQTT"), 6, 2, 0, 60, 0, 0]))),
+      [[PacketType.Connack, Reason.UnsupportedProtocolVersion]],
+    );
+    // a wrong protocol name at level 4: closed without a CONNACK
+    assert.equal(
+      await raw(d1, Uint8Array.from([0x10, 12, 0, 4, ...text("MQTX"), 4, 2, 0, 60, 0, 0])),
+      "closed-silently",
+    );
+    // a malformed CONNECT (reserved flag set): closed
+    assert.equal(
+      await raw(d1, Uint8Array.from([0x10, 12, 0, 4, ...text("MQTT"), 4, 3, 0, 60, 0, 0])),
+      "closed-silently",
+    );
+    const ok = [PacketType.Connack, 0] as [number, number];
+    // after CONNECT: a second CONNECT, a five-byte remaining length, a packet over the maximum,
+    // invalid UTF-8, a wildcard topic: DISCONNECT with the reason, then closed
+    const disconnects: Array<[string, Uint8Array, number]> = [
+      ["second CONNECT", connect5("x2"), Reason.ProtocolError],
+      ["five-byte length", hex("30 ff ff ff ff 01"), Reason.MalformedPacket],
+      ["over the maximum", hex("30 80 80 80 01"), Reason.PacketTooLarge],
+      ["invalid UTF-8", hex("30 05 00 02 c3 28 00"), Reason.MalformedPacket],
+      ["wildcard topic", hex("30 06 00 03 61 2f 2b 00"), Reason.TopicNameInvalid],
+      ["reserved type", hex("f0 00"), Reason.ProtocolError],
+    ];
+    for (const [what, bytes, code] of disconnects) {
+      assert.deepEqual(
+        codes(await raw(d1, connect5(`bad-${code}`), bytes), what),
+        [ok, [PacketType.Disconnect, code]],
+        what,
+      );
+    }
+    // misplaced wildcards in filters: refused in SUBACK (0x8F), the connection stays
+    const subscribe = encodePacket({
+      type: PacketType.Subscribe,
+      packetId: 1,
+      properties: {},
+      subscriptions: ["a/#/b", "a+/b", "ok/+"].map((filter) => ({
+        filter,
+        qos: 1 as const,
+        noLocal: false,
+        retainAsPublished: false,
+        retainHandling: 0 as const,
+      })),
+    }, MQTT_5);
+    const disconnect = encodePacket(
+      { type: PacketType.Disconnect, code: 0, properties: {} },
+      MQTT_5,
+    );
+    assert.deepEqual(codes(await raw(d1, connect5("subs"), subscribe, disconnect)), [
+      ok,
+      [PacketType.Suback, Reason.TopicFilterInvalid, Reason.TopicFilterInvalid, 1],
+    ]);
+    // a QoS 1 publication acknowledged just before a bad packet is delivered all the same
+    const publish = encodePacket({
+      type: PacketType.Publish,
+      dup: false,
+      qos: 1,
+      retain: false,
+      topic: "ok/kept",
+      packetId: 7,
+      properties: {},
+      payload: text("acknowledged"),
+    }, MQTT_5);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: d1 });
+    try {
+      await conn.write(connect5("ack-then-garbage"));
+      await conn.write(publish);
+      const reader = new PacketReader();
+      const seen: Packet[] = [];
+      const buf = new Uint8Array(4096);
+      while (seen.length < 2) {
+        const n = await conn.read(buf);
+        assert.notEqual(n, null);
+        for (const r of reader.push(buf.subarray(0, n!))) seen.push(decodePacket(r, MQTT_5));
+      }
+      assert.deepEqual(codes(seen), [ok, [PacketType.Puback, 0]]);
+      await conn.write(hex("30 ff ff ff ff 7f"));
+    } finally {
+      conn.close();
+    }
+    await waitUntil(() => got.some((g) => g.payload === "acknowledged"), { what: "kept message" });
+    // the daemons are undisturbed: a normal client still publishes and subscribes
+    const pub = await connect(d1, { protocolVersion: 4, clientId: "after", clean: true });
+    clients.push(pub);
+    await pub.publishAsync("ok/after", "still works", { qos: 1 });
+    await waitUntil(() => got.some((g) => g.payload === "still works"), { what: "after" });
+    assert.equal((await cluster.node("d1").ctl("status")).link, "up");
   } finally {
     await Promise.all(clients.map((c) => c.endAsync(true)));
     await cluster.stop();

@@ -67,6 +67,7 @@ export class PacketReader {
   readonly #max: number;
   #buf = new Uint8Array(0);
   #len = 0;
+  #error: MqttProtocolError | undefined;
 
   constructor(options: PacketReaderOptions = {}) {
     this.#max = options.maxPacketSize ?? MAX_REMAINING_LENGTH + 5;
@@ -77,10 +78,30 @@ export class PacketReader {
     return this.#len;
   }
 
-  /** Adds `chunk`; returns the whole packets now available, in order. */
+  /**
+   * Adds `chunk`; returns the whole packets now available, in order. Bad framing throws; when
+   * packets came before it in the same chunk they are returned first and the error is thrown
+   * by the next call (`push(new Uint8Array(0))` to get it).
+   */
   push(chunk: Uint8Array): RawPacket[] {
-    this.#append(chunk);
+    if (this.#error) throw this.#error;
     const out: RawPacket[] = [];
+    try {
+      this.#cut(chunk, out);
+    } catch (err) {
+      if (out.length === 0 || !(err instanceof MqttProtocolError)) throw err;
+      this.#error = err;
+    }
+    return out;
+  }
+
+  /** The framing error found after the packets last returned, if any. */
+  get error(): MqttProtocolError | undefined {
+    return this.#error;
+  }
+
+  #cut(chunk: Uint8Array, out: RawPacket[]): void {
+    this.#append(chunk);
     let at = 0;
     const buf = this.#buf;
     while (this.#len - at >= 2) {
@@ -116,7 +137,6 @@ export class PacketReader {
       this.#buf.copyWithin(0, at, this.#len);
       this.#len -= at;
     }
-    return out;
   }
 
   #append(chunk: Uint8Array): void {

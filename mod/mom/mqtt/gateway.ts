@@ -12,7 +12,7 @@
  * @module
  */
 import { ConfigError, type HostPort, parseHostPort } from "../../config/mod.ts";
-import type { RoleContext } from "../../process/mod.ts";
+import { pause, type RoleContext } from "../../process/mod.ts";
 import type { EventSink, Logger } from "../../events/mod.ts";
 import type { Message } from "../../wire/mod.ts";
 import type { MomDaemon } from "../daemon.ts";
@@ -56,6 +56,8 @@ const RECEIVE_WAIT_MS = 25_000;
 const HIGH_WATER = 1024 * 1024;
 /** How often keep alives, session expiries and wills are checked. */
 const SWEEP_MS = 250;
+/** How long a connection whose input was bad waits for its session to end. */
+const FAIL_WAIT_MS = 15_000;
 /** Deliveries one `receive` asks for at most. */
 const RECEIVE_BATCH = 1_000;
 
@@ -409,6 +411,11 @@ class MqttConnection {
   #ended: Promise<void> | undefined;
   #endResolve!: () => void;
   #drainWaiters: Array<() => void> = [];
+  /** A packet could not be read (the session is told, in order). */
+  #failed = false;
+  #sessionDoneResolve!: () => void;
+  /** Resolves when the session has said to close. */
+  readonly #sessionDone = new Promise<void>((resolve) => this.#sessionDoneResolve = resolve);
 
   constructor(gateway: MqttGateway, conn: Deno.TcpConn, config: SessionConfig, port: DaemonPort) {
     this.#gateway = gateway;
@@ -449,8 +456,13 @@ class MqttConnection {
           this.#apply(this.session.packet(packet, now));
           if (this.#closing) break;
         }
+        if (this.#reader.error && !this.#closing) this.#protocolError(this.#reader.error);
       }
     } finally {
+      if (this.#failed) {
+        // the session handles the bad packet after those before it (bounded wait)
+        await Promise.race([this.#sessionDone, pause(FAIL_WAIT_MS)]);
+      }
       this.#apply(this.session.connectionLost(Date.now()));
       await this.#flushed();
       this.#closeSocket();
@@ -468,6 +480,7 @@ class MqttConnection {
     const e = err instanceof MqttProtocolError
       ? err
       : new MqttProtocolError(Reason.UnspecifiedError, message);
+    this.#failed = true;
     this.#apply(this.session.fail(e, Date.now()));
     this.#closing = true;
   }
@@ -494,6 +507,7 @@ class MqttConnection {
     const level = this.session.level;
     for (const p of out.packets) this.#write(encodePacket(p, level));
     for (const op of out.operations) this.#execute(op);
+    if (out.close) this.#sessionDoneResolve();
     if (out.close && !this.#closing) {
       this.#closing = true;
       void this.#flushed().then(() => this.#closeSocket());

@@ -183,7 +183,7 @@ export class MqttSession {
   #clientMaxPacket = Infinity;
   #problemInfo = true;
   /** Packets waiting for a blocking operation (open, subscribe, unsubscribe). */
-  #queue: Packet[] = [];
+  #queue: Array<Packet | MqttProtocolError> = [];
   #blocked = false;
   #nextId = 1;
   #pending = new Map<number, (r: OperationResult, now: number) => void>();
@@ -326,8 +326,15 @@ export class MqttSession {
     return { will: this.#will, delayMs: this.#willAt ?? 0 };
   }
 
-  /** A packet that could not be read: v5 gets a DISCONNECT with its reason, then the end. */
+  /**
+   * A packet that could not be read: v5 gets a DISCONNECT with its reason, then the end. It
+   * is handled in order: after the packets before it that wait (for CONNACK, say).
+   */
   fail(err: MqttProtocolError, now: number): SessionOutput {
+    if (this.#phase === "opening" || (this.#blocked && this.#phase === "open")) {
+      this.#queue.push(err);
+      return this.take();
+    }
     this.#fail(err);
     this.#lost(now);
     return this.take();
@@ -397,7 +404,9 @@ export class MqttSession {
 
   #drain(now: number): void {
     while (!this.#blocked && this.#phase === "open" && this.#queue.length > 0) {
-      this.#handle(this.#queue.shift()!, now);
+      const next = this.#queue.shift()!;
+      if (next instanceof MqttProtocolError) throw next;
+      this.#handle(next, now);
     }
     if (this.#phase === "open") this.#pull();
   }
@@ -405,14 +414,17 @@ export class MqttSession {
   #connect(p: Packet): void {
     if (p.type !== PacketType.Connect) return;
     if (p.protocolName !== "MQTT") {
-      // 3.1 says "MQIsdp" (level 3): its return code 1 is the refusal it understands
-      this.#level = p.level === 3 ? MQTT_311 : MQTT_5;
-      this.#refuse(
-        p.level === 3
-          ? ConnectReturn311.UnacceptableProtocolVersion
-          : Reason.UnsupportedProtocolVersion,
-        `Unsupported protocol ${JSON.stringify(p.protocolName)} level ${p.level}`,
-      );
+      const reason = `Unsupported protocol ${JSON.stringify(p.protocolName)} level ${p.level}`;
+      if (p.protocolName === "MQIsdp" && p.level === 3) {
+        // MQTT 3.1: return code 1 is the refusal it understands
+        this.#level = MQTT_311;
+        this.#refuse(ConnectReturn311.UnacceptableProtocolVersion, reason);
+      } else if (p.level === MQTT_5) {
+        this.#refuse(Reason.UnsupportedProtocolVersion, reason);
+      } else {
+        // not MQTT as we know it: close without a CONNACK it could misread
+        throw new MqttProtocolError(Reason.UnsupportedProtocolVersion, reason);
+      }
       return;
     }
     if (p.level !== MQTT_311 && p.level !== MQTT_5) {
@@ -497,6 +509,7 @@ export class MqttSession {
 
   #opened(r: OperationResult, assigned: string | undefined, now: number): void {
     if (!r.ok) {
+      this.#queue = [];
       const v5 = this.#level === MQTT_5;
       const [c5, c3] = r.code === "not_authorized"
         ? [Reason.BadUserNameOrPassword, ConnectReturn311.BadUserNameOrPassword]
