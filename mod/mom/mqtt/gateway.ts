@@ -330,8 +330,11 @@ export class MqttGateway {
   stored(c: MqttConnection, op: MomOperation): void {
     const clientId = c.session.clientId;
     if (op.op === "released") this.#store.putReleased(clientId, op.packetId, op.seq);
-    else if (op.op === "completed") this.#store.completeReleased(clientId, op.packetId);
-    else if (op.op === "forget") {
+    else if (op.op === "completed") {
+      this.#store.completeReleased(clientId, op.packetId);
+      // records the inbox acknowledgement on disk covers are not needed any more
+      this.#store.pruneReleased(clientId, this.#daemon.store.takenBy(op.user) ?? 0);
+    } else if (op.op === "forget") {
       this.#daemon.store.deleteMeta(`${receivedPrefix(op.user)}${op.packetId}`);
     }
   }

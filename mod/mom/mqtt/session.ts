@@ -267,6 +267,8 @@ export class MqttSession {
         this.#queue.push(p);
       } else {
         this.#handle(p, now);
+        // an acknowledgement may have opened the window
+        if (this.#phase === "open") this.#pull();
       }
     } catch (err) {
       this.#fail(err);
@@ -753,7 +755,6 @@ export class MqttSession {
         return;
       }
       o.state = "released";
-      this.#released.add(o.seq);
       this.#op({ op: "released", user: this.#user, packetId: p.packetId, seq: o.seq });
       this.#send({ type: PacketType.Pubrel, packetId: p.packetId, code: 0, properties: {} });
       // the inbox entry is the client's now: acknowledge it in order
