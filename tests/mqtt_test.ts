@@ -611,3 +611,89 @@ Deno.test("MQTT bad input: each packet the specification forbids is closed or re
     await cluster.stop();
   }
 });
+
+Deno.test("MQTT 5 properties with paho (python3-paho-mqtt): CONNACK limits, subscription identifiers, shared subscriptions refused, publication properties forwarded across daemons", async () => {
+  let python = true;
+  try {
+    const check = await new Deno.Command("/usr/bin/python3", {
+      args: ["-c", "import paho.mqtt.client"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    python = check.code === 0;
+  } catch {
+    python = false;
+  }
+  if (!python) {
+    console.log("skipped: /usr/bin/python3 with paho missing (Debian python3-paho-mqtt)");
+    return;
+  }
+  const { cluster, d1, d2 } = await mqttCluster();
+  try {
+    const script = new URL("./clients/paho_v5.py", import.meta.url).pathname;
+    const run = await mosquitto("/usr/bin/python3", [script, String(d2), String(d1)], 30_000);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    const out = JSON.parse(run.stdout.trim().split("\n").pop()!);
+    assert.equal(out.connack.rc, 0);
+    assert.equal(out.connack.properties.ReceiveMaximum, 1024);
+    assert.equal(out.connack.properties.SharedSubscriptionAvailable, 0);
+    assert.equal(out.connack.properties.RetainAvailable, 1);
+    assert.deepEqual(out.suback, [1, Reason.SharedSubscriptionsNotSupported]);
+    const m = out.message;
+    assert.equal(m.topic, "p5/door");
+    assert.equal(m.payload, '{"open":true}');
+    assert.equal(m.qos, 1);
+    assert.equal(m.properties.ContentType, "application/json");
+    assert.equal(m.properties.ResponseTopic, "p5/reply");
+    assert.equal(m.properties.PayloadFormatIndicator, 1);
+    assert.equal(m.properties.MessageExpiryInterval, 120);
+    assert.deepEqual(m.properties.UserProperty, [["museum", "hall"], ["door", "0"]]);
+    assert.deepEqual(m.properties.SubscriptionIdentifier, [42]);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("MQTT authentication: the cluster secret as password, or the peers file's mqtt_users; refusals carry the right codes", async () => {
+  if (!HAVE_MOSQUITTO_CLIENTS) {
+    console.log("skipped: mosquitto_pub missing (Debian mosquitto-clients)");
+    return;
+  }
+  const { cluster, d1 } = await mqttCluster({ secret: "s3cret" });
+  try {
+    const pub = (args: string[]) =>
+      mosquitto("mosquitto_pub", [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(d1),
+        "-t",
+        "auth/t",
+        "-m",
+        "x",
+        "-q",
+        "1",
+        ...args,
+      ]);
+    // 3.1.1: return code 4 (bad user name or password); mosquitto_pub exits non-zero
+    const refused = await pub(["-u", "anyone", "-P", "wrong"]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /bad user name or password|not authori[sz]ed/i);
+    assert.equal((await pub(["-u", "anyone", "-P", "s3cret"])).code, 0);
+    // 5.0 through mqtt.js: CONNACK 0x86
+    await assert.rejects(
+      connect(d1, { protocolVersion: 5, clientId: "a5", username: "x", password: "nope" }),
+      (err: Error & { code?: number }) => err.code === Reason.BadUserNameOrPassword,
+    );
+    // users from the peers file replace the secret
+    const peers = JSON.parse(Deno.readTextFileSync(cluster.peersPath));
+    peers.mqtt_users = { alice: "wonderland" };
+    Deno.writeTextFileSync(cluster.peersPath, JSON.stringify(peers));
+    await cluster.node("d1").stop();
+    await cluster.node("d1").start();
+    assert.notEqual((await pub(["-u", "anyone", "-P", "s3cret"])).code, 0);
+    assert.equal((await pub(["-u", "alice", "-P", "wonderland"])).code, 0);
+  } finally {
+    await cluster.stop();
+  }
+});
