@@ -687,15 +687,8 @@ export function encodePacket(packet: Packet, level: number): Uint8Array {
       w.byte(packet.sessionPresent ? 1 : 0).byte(packet.code);
       props(packet.properties);
       return frame(0x20, w.concat());
-    case PacketType.Publish: {
-      const p = packet;
-      w.string(p.topic);
-      if (p.qos > 0) w.u16(p.packetId ?? 0);
-      props(p.properties);
-      w.bytes(p.payload);
-      const first = 0x30 | (p.dup ? 8 : 0) | (p.qos << 1) | (p.retain ? 1 : 0);
-      return frame(first, w.concat());
-    }
+    case PacketType.Publish:
+      return encodePublish(packet, v5);
     case PacketType.Puback:
     case PacketType.Pubrec:
     case PacketType.Pubrel:
@@ -752,4 +745,51 @@ export function encodePacket(packet: Packet, level: number): Uint8Array {
 export function publishSize(topic: string, payload: number, qos: number, props: number): number {
   const body = 2 + encoder.encode(topic).length + (qos > 0 ? 2 : 0) + props + payload;
   return 1 + encodeVarint(Math.min(body, MAX_REMAINING_LENGTH)).length + body;
+}
+
+/** Encoded topic names, reused (deliveries repeat a few topics). */
+const topicBytes = new Map<string, Uint8Array>();
+const TOPIC_CACHE_MAX = 4096;
+const NO_PROPERTIES = Uint8Array.of(0);
+
+/** PUBLISH, the hot path: one allocation, the topic's bytes cached. */
+function encodePublish(p: PublishPacket, v5: boolean): Uint8Array {
+  let topic = topicBytes.get(p.topic);
+  if (topic === undefined) {
+    topic = encoder.encode(p.topic);
+    if (topicBytes.size >= TOPIC_CACHE_MAX) topicBytes.clear();
+    topicBytes.set(p.topic, topic);
+  }
+  const props = !v5
+    ? undefined
+    : Object.keys(p.properties).length === 0
+    ? NO_PROPERTIES
+    : encodeProperties(p.properties);
+  const body = 2 + topic.length + (p.qos > 0 ? 2 : 0) + (props?.length ?? 0) + p.payload.length;
+  const lenBytes = body < 128 ? 1 : body < 16_384 ? 2 : body < 2_097_152 ? 3 : 4;
+  const out = new Uint8Array(1 + lenBytes + body);
+  out[0] = 0x30 | (p.dup ? 8 : 0) | (p.qos << 1) | (p.retain ? 1 : 0);
+  let at = 1;
+  let n = body;
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out[at++] = b;
+  } while (n > 0);
+  out[at++] = topic.length >> 8;
+  out[at++] = topic.length & 0xff;
+  out.set(topic, at);
+  at += topic.length;
+  if (p.qos > 0) {
+    const id = p.packetId ?? 0;
+    out[at++] = id >> 8;
+    out[at++] = id & 0xff;
+  }
+  if (props) {
+    out.set(props, at);
+    at += props.length;
+  }
+  out.set(p.payload, at);
+  return out;
 }

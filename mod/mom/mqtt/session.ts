@@ -159,6 +159,17 @@ interface Outgoing {
   settled: boolean;
 }
 
+/** What a session's subscriptions give a delivery on one topic. */
+interface TopicMatch {
+  /** Highest QoS of the matching subscriptions (−1: none matches). */
+  qos: number;
+  retainAsPublished: boolean;
+  identifiers?: number[];
+}
+
+/** Topics whose subscription match a session remembers. */
+const MATCH_CACHE_MAX = 1024;
+
 /** Packet ids of deliveries are their inbox position modulo this, plus 1. */
 const PACKET_ID_SPACE = 65_535;
 
@@ -188,6 +199,9 @@ export class MqttSession {
   #nextId = 1;
   #pending = new Map<number, (r: OperationResult, now: number) => void>();
   readonly #subs = new Map<string, SessionSubscription>();
+  /** `#match` results by topic (cleared when the subscriptions change). */
+  readonly #matches = new Map<string, TopicMatch>();
+  readonly #ownMatches = new Map<string, TopicMatch>();
   /** Unfinished deliveries by packet id, and the same in inbox order. */
   readonly #outById = new Map<number, Outgoing>();
   #outOrder: Outgoing[] = [];
@@ -833,6 +847,8 @@ export class MqttSession {
         (r) => {
           if (r.ok) {
             this.#subs.set(s.filter, sub);
+            this.#matches.clear();
+            this.#ownMatches.clear();
             codes.push(s.qos);
             const retained = s.retainHandling === 0 ||
               (s.retainHandling === 1 && existing === undefined);
@@ -875,6 +891,8 @@ export class MqttSession {
         (r) => {
           if (r.ok || r.code === "not_subscribed") {
             this.#subs.delete(filter);
+            this.#matches.clear();
+            this.#ownMatches.clear();
             codes.push(r.ok ? Reason.Success : Reason.NoSubscriptionExisted);
           } else codes.push(v5 ? Reason.UnspecifiedError : 0x80);
           next();
@@ -926,16 +944,11 @@ export class MqttSession {
         this.#track(o);
         continue;
       }
-      let qos = -1;
-      let identifiers: number[] | undefined;
-      let retainAsPublished = false;
-      for (const sub of this.#subs.values()) {
-        if (!filterMatches(sub.filter, m.topic)) continue;
-        if (sub.noLocal && m.from === this.#user && !m.retained) continue;
-        if (sub.qos > qos) qos = sub.qos;
-        if (sub.retainAsPublished) retainAsPublished = true;
-        if (sub.identifier !== undefined) (identifiers ??= []).push(sub.identifier);
-      }
+      const own = m.from === this.#user && !m.retained;
+      const match = this.#match(m.topic, own);
+      let qos = match.qos;
+      const identifiers = match.identifiers;
+      const retainAsPublished = match.retainAsPublished;
       if (qos < 0) {
         // no subscription matches any more (unsubscribed meanwhile): skip it
         this.#track(o);
@@ -971,6 +984,24 @@ export class MqttSession {
       this.#track(o);
     }
     this.#pull();
+  }
+
+  /** What the subscriptions say about a delivery on `topic` (cached per topic). */
+  #match(topic: string, own: boolean): TopicMatch {
+    const cache = own ? this.#ownMatches : this.#matches;
+    const hit = cache.get(topic);
+    if (hit !== undefined) return hit;
+    const m: TopicMatch = { qos: -1, retainAsPublished: false };
+    for (const sub of this.#subs.values()) {
+      if (!filterMatches(sub.filter, topic)) continue;
+      if (sub.noLocal && own) continue;
+      if (sub.qos > m.qos) m.qos = sub.qos;
+      if (sub.retainAsPublished) m.retainAsPublished = true;
+      if (sub.identifier !== undefined) (m.identifiers ??= []).push(sub.identifier);
+    }
+    if (cache.size >= MATCH_CACHE_MAX) cache.clear();
+    cache.set(topic, m);
+    return m;
   }
 
   #track(o: Outgoing): void {
