@@ -1,6 +1,10 @@
-/** peers-bench: its `mosquitto` adapter (mqtt.js, QoS 0), unchanged, named `peerdq0` (see peers_mqtt_adapters.ts). */
-// @ts-ignore: resolved by peers-bench's import map when run there
-import { adapter as mosquitto } from "/work/shared/peers-bench/adapters/mqtt.ts";
+/**
+ * peers-bench: its own `mosquitto` adapter (mqtt.js, QoS 0), loaded from the peers-bench
+ * folder and unchanged, under the name `peerdq0` (see `peers_mqtt_adapters.ts`).
+ *
+ * @module
+ */
+import { peersBenchAdapter } from "./peers_mqtt_adapters.ts";
 
-/** The same adapter, pointed at a peerd daemon's MQTT port. */
-export const adapter = { ...mosquitto, name: "peerdq0", defaultUrl: "mqtt://127.0.0.1:1883" };
+/** The `mosquitto` adapter, to be pointed at a peerd daemon's MQTT port. */
+export const adapter = await peersBenchAdapter("mqtt.ts", "peerdq0");

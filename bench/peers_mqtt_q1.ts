@@ -1,6 +1,10 @@
-/** peers-bench: its `mosquittop` adapter (mqtt.js, QoS 1, persistent sessions), unchanged, named `peerdq1`. */
-// @ts-ignore: resolved by peers-bench's import map when run there
-import { adapter as mosquittop } from "/work/shared/peers-bench/adapters/mqtt_qos1.ts";
+/**
+ * peers-bench: its own `mosquittop` adapter (mqtt.js, QoS 1, persistent sessions), loaded
+ * from the peers-bench folder and unchanged, under the name `peerdq1`.
+ *
+ * @module
+ */
+import { peersBenchAdapter } from "./peers_mqtt_adapters.ts";
 
-/** The same adapter, pointed at a peerd daemon's MQTT port. */
-export const adapter = { ...mosquittop, name: "peerdq1", defaultUrl: "mqtt://127.0.0.1:1883" };
+/** The `mosquittop` adapter, to be pointed at a peerd daemon's MQTT port. */
+export const adapter = await peersBenchAdapter("mqtt_qos1.ts", "peerdq1");

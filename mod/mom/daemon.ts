@@ -372,11 +372,14 @@ export class MomDaemon {
     // it to the other daemons only
     entry.local = this.#subsSynced;
     this.#out.push(p);
-    if (entry.local) this.#deliverLocally(entry);
+    // a publication with commit meta (MQTT QoS 2: its packet id) leaves only once committed:
+    // sent before and lost in a crash, its resend would be a second publication
+    const early = p.meta === undefined;
+    if (entry.local) this.#deliverLocally(entry, early);
     // overlap the broker hop with the local commit (the app is answered after the commit)
     const link = this.#link;
     if (
-      this.#attached && link && !this.#pumping && this.#pubSent === entry.seq - 1 &&
+      early && this.#attached && link && !this.#pumping && this.#pubSent === entry.seq - 1 &&
       link.conn.pendingBytes < EARLY_SEND_LIMIT
     ) {
       this.#pubSent = entry.seq;
@@ -401,7 +404,7 @@ export class MomDaemon {
   }
 
   /** Puts a local publication into the inboxes of the local users it reaches. */
-  #deliverLocally(entry: OutboxEntry): void {
+  #deliverLocally(entry: OutboxEntry, early: boolean): void {
     const matches = this.#subs.match(entry.topic);
     if (matches.length === 0) return;
     let users: number[] | undefined;
@@ -422,7 +425,7 @@ export class MomDaemon {
     // acknowledged only after the commit, so a crash in between loses nothing acknowledged,
     // and the position is reserved on disk so that it is never given to another message
     // (under load, one answer per commit carries more messages for less work)
-    const before = this.#quiet() ? users.map((u) => this.#inLast.get(u)) : undefined;
+    const before = early && this.#quiet() ? users.map((u) => this.#inLast.get(u)) : undefined;
     const seq = this.#queueDelivery(delivery);
     if (before === undefined) return;
     let inbox: InboxEntry | undefined;

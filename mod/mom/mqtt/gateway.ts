@@ -197,6 +197,18 @@ export class MqttGateway {
     this.#active.set(op.clientId, c);
     // a returning client cancels the will of its last connection
     this.#wills.delete(op.clientId);
+    try {
+      return await this.#openSession(op, handed);
+    } catch (err) {
+      if (this.#active.get(op.clientId) === c) this.#active.delete(op.clientId);
+      throw err;
+    }
+  }
+
+  async #openSession(
+    op: Extract<MomOperation, { op: "open" }>,
+    handed: number | undefined,
+  ): Promise<OpenedSession> {
     const stored = this.#store.session(op.clientId);
     const daemon = this.#daemon;
     if (stored && op.clean) await this.#destroy(stored.clientId, stored.user);
@@ -414,6 +426,9 @@ class MqttConnection {
   #ended: Promise<void> | undefined;
   #endResolve!: () => void;
   #drainWaiters: Array<() => void> = [];
+  #endStarted = false;
+  /** An `open` is being carried out. */
+  #opening = false;
   /** A packet could not be read (the session is told, in order). */
   #failed = false;
   #sessionDoneResolve!: () => void;
@@ -510,7 +525,13 @@ class MqttConnection {
     const level = this.session.level;
     for (const p of out.packets) this.#write(encodePacket(p, level));
     for (const op of out.operations) this.#execute(op);
-    if (out.close) this.#sessionDoneResolve();
+    if (out.close) {
+      this.#sessionDoneResolve();
+      // a session that never opened has nothing to end
+      if (!this.#endStarted && !this.#opening && !out.operations.some((o) => o.op === "end")) {
+        this.#endResolve();
+      }
+    }
     if (out.close && !this.#closing) {
       this.#closing = true;
       void this.#flushed().then(() => this.#closeSocket());
@@ -536,9 +557,15 @@ class MqttConnection {
     };
     switch (op.op) {
       case "open":
+        this.#opening = true;
         settle(
           op.id,
           g.open(this, op).then((s) => {
+            this.#opening = false;
+            if (this.session.closed) {
+              // the connection ended while its session was being opened: end it now
+              this.#startEnd({ op: "end", user: s.user, after: 0, expiry: op.expiry });
+            }
             g.events.emit("mqtt.connected", {
               client: op.clientId,
               user: s.user,
@@ -546,6 +573,9 @@ class MqttConnection {
               present: s.present,
             });
             return s;
+          }, (err) => {
+            this.#opening = false;
+            throw err;
           }),
         );
         return;
@@ -588,10 +618,17 @@ class MqttConnection {
         g.stored(this, op);
         return;
       case "end":
-        g.end(this, op).catch((err) => g.log.warn(`MQTT session end: ${String(err)}`))
-          .finally(() => this.#endResolve());
+        this.#startEnd(op);
         return;
     }
+  }
+
+  #startEnd(op: Extract<MomOperation, { op: "end" }>): void {
+    if (this.#endStarted) return;
+    this.#endStarted = true;
+    this.#gateway.end(this, op).catch((err) =>
+      this.#gateway.log.warn(`MQTT session end: ${String(err)}`)
+    ).finally(() => this.#endResolve());
   }
 
   async #receive(op: Extract<MomOperation, { op: "receive" }>): Promise<InboxMessage[]> {

@@ -249,6 +249,11 @@ export class MqttSession {
     return this.#cursor;
   }
 
+  /** Whether the session has ended (the connection is to close). */
+  get closed(): boolean {
+    return this.#phase === "closed";
+  }
+
   /** Whether the session is open (CONNACK sent). */
   get open(): boolean {
     return this.#phase === "open";
@@ -638,7 +643,8 @@ export class MqttSession {
       // a wildcard or an empty topic: the specification closes the connection
       throw new MqttProtocolError(Reason.TopicNameInvalid, (err as Error).message);
     }
-    if (p.qos > 0) {
+    // the receive maximum is MQTT 5's (a 3.1.1 client knows none: its packet ids bound it)
+    if (p.qos > 0 && v5) {
       if (this.#incoming >= this.#config.receiveMaximum && !this.#received.has(p.packetId!)) {
         throw new MqttProtocolError(
           Reason.ReceiveMaximumExceeded,
