@@ -33,7 +33,10 @@ import {
   type Will,
 } from "./packet.ts";
 
-/** One packet cut from the stream: its type, the low nibble of byte 1, its body. */
+/**
+ * One packet cut from the stream: its type, the low nibble of byte 1, its body (a view into
+ * the reader's buffer, valid until its next `push()`: decode it before).
+ */
 export interface RawPacket {
   type: number;
   flags: number;
@@ -66,6 +69,8 @@ export interface PacketReaderOptions {
 export class PacketReader {
   readonly #max: number;
   #buf = new Uint8Array(0);
+  /** Unread bytes are `#buf[#start, #len)`. */
+  #start = 0;
   #len = 0;
   #error: MqttProtocolError | undefined;
 
@@ -75,7 +80,7 @@ export class PacketReader {
 
   /** Bytes received but not yet part of a whole packet. */
   get buffered(): number {
-    return this.#len;
+    return this.#len - this.#start;
   }
 
   /**
@@ -102,7 +107,7 @@ export class PacketReader {
 
   #cut(chunk: Uint8Array, out: RawPacket[]): void {
     this.#append(chunk);
-    let at = 0;
+    let at = this.#start;
     const buf = this.#buf;
     while (this.#len - at >= 2) {
       let length = 0;
@@ -130,16 +135,19 @@ export class PacketReader {
         );
       }
       if (this.#len - at < total) break;
-      out.push({ type: buf[at] >> 4, flags: buf[at] & 0x0f, body: buf.slice(i, at + total) });
+      out.push({ type: buf[at] >> 4, flags: buf[at] & 0x0f, body: buf.subarray(i, at + total) });
       at += total;
     }
-    if (at > 0) {
-      this.#buf.copyWithin(0, at, this.#len);
-      this.#len -= at;
-    }
+    this.#start = at;
   }
 
   #append(chunk: Uint8Array): void {
+    // the bodies returned last time live before #start: compacting now is safe
+    if (this.#start > 0) {
+      this.#buf.copyWithin(0, this.#start, this.#len);
+      this.#len -= this.#start;
+      this.#start = 0;
+    }
     if (this.#len + chunk.length > this.#buf.length) {
       const next = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + chunk.length, 4096));
       next.set(this.#buf.subarray(0, this.#len));
@@ -205,7 +213,10 @@ class BodyReader {
   }
 
   string(what: string): string {
-    const raw = this.binary(what);
+    const n = this.u16(what);
+    this.#need(n, what);
+    const raw = this.bytes.subarray(this.at, this.at + n);
+    this.at += n;
     let s: string;
     try {
       s = utf8.decode(raw);
