@@ -274,6 +274,32 @@ Deno.test("MQTT persistent sessions: queued QoS 1/2 messages survive a disconnec
     const temp = await connect(d1, { protocolVersion: 5, clientId: "temp", clean: true });
     await temp.endAsync();
     await cluster.node("d1").waitForEvent("user.destroyed", { from: mark });
+
+    // v5 session expiry: kept for its interval after the disconnect, then destroyed
+    const expiring = await connect(d1, {
+      protocolVersion: 5,
+      clientId: "expiring",
+      clean: false,
+      properties: { sessionExpiryInterval: 1 },
+    });
+    await expiring.subscribeAsync("x/#", { qos: 1 });
+    const disconnectedAt = performance.now();
+    await expiring.endAsync();
+    const expired = await cluster.node("d1").waitForEvent(
+      (e) => e.ev === "mqtt.expired" && e.client === "expiring",
+      { from: mark },
+    );
+    assert.ok(performance.now() - disconnectedAt >= 900, "expired before its interval");
+    assert.ok(expired.user);
+
+    // a second connection with the same client id takes the session over (v5: 0x8E)
+    const one = await connect(d1, { protocolVersion: 5, clientId: "twin", clean: true });
+    const reason = new Promise<number | undefined>((resolve) =>
+      one.on("disconnect", (packet) => resolve(packet.reasonCode))
+    );
+    const two = await connect(d1, { protocolVersion: 5, clientId: "twin", clean: true });
+    clients.push(one, two);
+    assert.equal(await reason, Reason.SessionTakenOver);
   } finally {
     await Promise.all(clients.map((c) => c.endAsync(true)));
     await cluster.stop();
