@@ -717,6 +717,11 @@ Deno.test("MQTT authentication: the cluster secret as password, or the peers fil
     Deno.writeTextFileSync(cluster.peersPath, JSON.stringify(peers));
     await cluster.node("d1").stop();
     await cluster.node("d1").start();
+    // a new session needs a MOM user, and a new user the broker: wait for the link
+    await waitUntil(async () => (await cluster.node("d1").ctl("status")).link === "up", {
+      timeoutMs: 15_000,
+      what: "d1 link up again",
+    });
     assert.notEqual((await pub(["-u", "anyone", "-P", "s3cret"])).code, 0);
     assert.equal((await pub(["-u", "alice", "-P", "wonderland"])).code, 0);
   } finally {
