@@ -29,10 +29,7 @@ type Handler = (msg: Message, s: PeerSession) => Message | undefined | Promise<M
 export class DaemonPort {
   readonly #daemon: MomDaemon;
   readonly #handlers: Record<string, Handler>;
-  readonly #waiting = new Map<
-    number,
-    { resolve: (m: Message) => void; reject: (e: Error) => void }
-  >();
+  readonly #waiting = new Map<number, (err: Error | undefined, reply?: Message) => void>();
   readonly #session: PeerSession;
   #rid = 0;
   #closed = false;
@@ -41,12 +38,11 @@ export class DaemonPort {
     this.#daemon = daemon;
     this.#handlers = handlers;
     const reply = (req: Message, rep: Message) => {
-      const w = this.#waiting.get(req.rid as number);
-      if (w === undefined) return true;
+      const done = this.#waiting.get(req.rid as number);
+      if (done === undefined) return true;
       this.#waiting.delete(req.rid as number);
-      if (rep.t === "error") {
-        w.reject(new DaemonRequestError(String(rep.code), String(rep.message)));
-      } else w.resolve(rep);
+      if (rep.t === "error") done(new DaemonRequestError(String(rep.code), String(rep.message)));
+      else done(undefined, rep);
       return true;
     };
     this.#session = {
@@ -68,29 +64,45 @@ export class DaemonPort {
     fields: Record<string, unknown>,
     meta?: Record<string, number>,
   ): Promise<Message> {
-    if (this.#closed) return Promise.reject(new DaemonRequestError("closed", "Cannot ask: closed"));
+    return new Promise<Message>((resolve, reject) => {
+      this.call(t, fields, (err, reply) => err ? reject(err) : resolve(reply!), meta);
+    });
+  }
+
+  /**
+   * Sends request `t`; `done` is called once with the reply or the error (synchronously
+   * when the daemon answers at once, else when it replies: no promise in between, which
+   * is what a delivery's latency needs).
+   */
+  call(
+    t: string,
+    fields: Record<string, unknown>,
+    done: (err: Error | undefined, reply?: Message) => void,
+    meta?: Record<string, number>,
+  ): void {
+    if (this.#closed) return done(new DaemonRequestError("closed", "Cannot ask: closed"));
     const rid = ++this.#rid;
     const msg: Message = { t, rid, ...fields };
     if (meta !== undefined) (msg as unknown as Record<symbol, unknown>)[COMMIT_META] = meta;
     const handler = this.#handlers[t];
-    return new Promise<Message>((resolve, reject) => {
-      this.#waiting.set(rid, { resolve, reject });
-      let r: Message | undefined | Promise<Message>;
-      try {
-        r = handler(msg, this.#session);
-      } catch (err) {
-        this.#waiting.delete(rid);
-        reject(toError(err));
-        return;
-      }
-      if (r === undefined) return;
-      Promise.resolve(r).then((m) => {
-        this.#waiting.delete(rid);
-        resolve(m);
-      }, (err) => {
-        this.#waiting.delete(rid);
-        reject(toError(err));
-      });
+    this.#waiting.set(rid, done);
+    let r: Message | undefined | Promise<Message>;
+    try {
+      if (handler === undefined) throw new DaemonRequestError("bad_type", `No request ${t}`);
+      r = handler(msg, this.#session);
+    } catch (err) {
+      this.#waiting.delete(rid);
+      return done(toError(err));
+    }
+    if (r === undefined) return;
+    if (!(r instanceof Promise)) {
+      this.#waiting.delete(rid);
+      return done(undefined, r);
+    }
+    r.then((m) => {
+      if (this.#waiting.delete(rid)) done(undefined, m);
+    }, (err) => {
+      if (this.#waiting.delete(rid)) done(toError(err));
     });
   }
 
@@ -111,8 +123,9 @@ export class DaemonPort {
     if (this.#closed) return;
     this.#closed = true;
     this.#daemon.sessionClosed(this.#session);
-    for (const w of this.#waiting.values()) w.reject(new DaemonRequestError("closed", "closed"));
+    const waiting = [...this.#waiting.values()];
     this.#waiting.clear();
+    for (const done of waiting) done(new DaemonRequestError("closed", "closed"));
   }
 }
 

@@ -408,6 +408,27 @@ function metaField(
   return meta === undefined ? {} : { meta };
 }
 
+/** The session's view of a `messages` reply. */
+function inboxMessages(reply: Message): InboxMessage[] {
+  const rows = reply.messages as Array<
+    { seq: number; topic: string; payload: Uint8Array; from: number; meta?: Uint8Array }
+  >;
+  const out: InboxMessage[] = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    const m: InboxMessage = {
+      seq: r.seq,
+      topic: r.topic,
+      payload: r.payload,
+      from: r.from,
+      qos: 2,
+    };
+    if (r.meta !== undefined) decodeMeta(r.meta, m);
+    out[i] = m;
+  }
+  return out;
+}
+
 /** One client connection. */
 class MqttConnection {
   readonly #gateway: MqttGateway;
@@ -418,7 +439,6 @@ class MqttConnection {
   #queue: Uint8Array[] = [];
   #queued = 0;
   #writing = false;
-  #scheduled = false;
   #closing = false;
   #done = false;
   /** A receive held back while the socket is congested. */
@@ -602,7 +622,7 @@ class MqttConnection {
         const meta = op.received === undefined
           ? undefined
           : { [`${receivedPrefix(op.user)}${op.received}`]: 1 };
-        settle(op.id, this.port.request("publish", fields, meta));
+        this.#call(op.id, "publish", fields, meta);
         return;
       }
       case "receive":
@@ -610,7 +630,7 @@ class MqttConnection {
           this.#heldReceive = op;
           return;
         }
-        settle(op.id, this.#receive(op));
+        this.#receive(op);
         return;
       case "released":
       case "completed":
@@ -631,52 +651,59 @@ class MqttConnection {
     ).finally(() => this.#endResolve());
   }
 
-  async #receive(op: Extract<MomOperation, { op: "receive" }>): Promise<InboxMessage[]> {
-    let reply: Message;
-    try {
-      reply = await this.port.request("receive", {
-        user: op.user,
-        after: op.after,
-        from: op.from,
-        max: op.max,
-        wait: RECEIVE_WAIT_MS,
-      });
-    } catch (err) {
-      if (this.#closing || this.#gateway.closed) throw err;
-      // the daemon could not answer (user gone, restarting): ask again shortly
-      await new Promise((r) => setTimeout(r, 200));
-      return [];
-    }
-    const rows = reply.messages as Array<
-      { seq: number; topic: string; payload: Uint8Array; from: number; meta?: Uint8Array }
-    >;
-    const out: InboxMessage[] = new Array(rows.length);
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i];
-      const m: InboxMessage = {
-        seq: r.seq,
-        topic: r.topic,
-        payload: r.payload,
-        from: r.from,
-        qos: 2,
+  /**
+   * Asks the daemon and hands the answer to the session: at once when the daemon replies
+   * later (a waiting receive answered by a publication: no promise on a delivery's path),
+   * on the next microtask when it answers during the call (so operations stay in order).
+   */
+  #call(
+    id: number,
+    t: string,
+    fields: Record<string, unknown>,
+    meta?: Record<string, number>,
+    map: (reply: Message) => unknown = (r) => r,
+    retry = false,
+  ): void {
+    let sync = true;
+    this.port.call(t, fields, (err, reply) => {
+      const deliver = () => {
+        if (err === undefined) {
+          this.#result(id, { ok: true, value: map(reply!) });
+        } else if (retry && !this.#closing && !this.#gateway.closed) {
+          // the daemon could not answer (user gone, restarting): ask again shortly
+          setTimeout(() => this.#result(id, { ok: true, value: [] }), 200);
+        } else {
+          this.#result(id, {
+            ok: false,
+            code: err instanceof DaemonRequestError ? err.code : "internal",
+            message: err.message,
+          });
+        }
       };
-      if (r.meta !== undefined) decodeMeta(r.meta, m);
-      out[i] = m;
-    }
-    return out;
+      if (sync) queueMicrotask(deliver);
+      else deliver();
+    }, meta);
+    sync = false;
+  }
+
+  #receive(op: Extract<MomOperation, { op: "receive" }>): void {
+    this.#call(
+      op.id,
+      "receive",
+      { user: op.user, after: op.after, from: op.from, max: op.max, wait: RECEIVE_WAIT_MS },
+      undefined,
+      inboxMessages,
+      true,
+    );
   }
 
   #write(bytes: Uint8Array): void {
     if (this.#done) return;
     this.#queue.push(bytes);
     this.#queued += bytes.length;
-    if (!this.#scheduled && !this.#writing) {
-      this.#scheduled = true;
-      queueMicrotask(() => {
-        this.#scheduled = false;
-        void this.#writeLoop();
-      });
-    }
+    // an idle socket is written at once (a delivery's latency); while a write is in flight
+    // what comes meanwhile goes out together after it
+    if (!this.#writing) void this.#writeLoop();
   }
 
   async #writeLoop(): Promise<void> {
@@ -722,7 +749,7 @@ class MqttConnection {
   }
 
   #flushed(): Promise<void> {
-    if ((!this.#writing && !this.#scheduled && this.#queue.length === 0) || this.#done) {
+    if ((!this.#writing && this.#queue.length === 0) || this.#done) {
       return Promise.resolve();
     }
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
