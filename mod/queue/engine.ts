@@ -14,7 +14,9 @@ import { QueueStore, type QueueStoreOptions } from "./store.ts";
 import { topicMatches } from "./topic.ts";
 
 /** Exchange types. */
-export type ExchangeType = "direct" | "fanout" | "topic";
+export type ExchangeType = "direct" | "fanout" | "topic" | "headers";
+
+const EXCHANGE_TYPES: ReadonlySet<string> = new Set(["direct", "fanout", "topic", "headers"]);
 
 /** Options of {@linkcode QueueEngine.declareExchange}. */
 export interface ExchangeOptions {
@@ -24,6 +26,8 @@ export interface ExchangeOptions {
   autoDelete?: boolean;
   /** Only check that it exists. @default {false} */
   passive?: boolean;
+  /** Clients may not publish to it, only bind it (AMQP `internal`; not stored). @default {false} */
+  internal?: boolean;
 }
 
 /** Options of {@linkcode QueueEngine.declareQueue}. */
@@ -58,6 +62,8 @@ export interface ConsumeOptions {
   prefetch?: number;
   /** Consumer tag; generated when absent. */
   tag?: string;
+  /** The only consumer of its queue (AMQP `exclusive` consume). @default {false} */
+  exclusive?: boolean;
 }
 
 /** A message handed to a consumer or a `get`. */
@@ -123,6 +129,7 @@ interface Exchange {
   type: ExchangeType;
   durable: boolean;
   autoDelete: boolean;
+  internal: boolean;
   /** key (direct/topic) → queue names; fanout uses key "" for all. */
   bindings: Map<string, Set<string>>;
 }
@@ -149,7 +156,8 @@ class QueueState {
   readonly exclusive: boolean;
   readonly autoDelete: boolean;
   readonly maxLength: number;
-  owner?: EngineConnection;
+  owner?: object;
+  exclusiveConsumer = false;
   ready: Message[] = [];
   head = 0;
   unacked = 0;
@@ -226,11 +234,20 @@ export class EngineConnection {
   blocked = false;
   /** @internal */
   closed = false;
+  /** @internal Most unacknowledged deliveries over all consumers of this connection (0 = unbounded). */
+  sharedPrefetch = 0;
+  /**
+   * What owns this connection's exclusive queues: the connection itself, or an object
+   * several connections share (the AMQP connection of several channels), released with
+   * {@linkcode QueueEngine.releaseOwner}.
+   */
+  readonly owner: object;
 
-  constructor(id: number, label: string, sink: ConnectionSink) {
+  constructor(id: number, label: string, sink: ConnectionSink, owner?: object) {
     this.id = id;
     this.label = label;
     this.sink = sink;
+    this.owner = owner ?? this;
   }
 }
 
@@ -316,16 +333,20 @@ export class QueueEngine {
   constructor(options: QueueEngineOptions = {}) {
     this.#onEvent = options.onEvent ?? (() => {});
     for (
-      const [name, type] of [["amq.direct", "direct"], ["amq.fanout", "fanout"], [
-        "amq.topic",
-        "topic",
-      ]] as const
+      const [name, type] of [
+        ["amq.direct", "direct"],
+        ["amq.fanout", "fanout"],
+        ["amq.topic", "topic"],
+        ["amq.headers", "headers"],
+        ["amq.match", "headers"],
+      ] as const
     ) {
       this.#exchanges.set(name, {
         name,
         type,
         durable: true,
         autoDelete: false,
+        internal: false,
         bindings: new Map(),
       });
     }
@@ -343,6 +364,7 @@ export class QueueEngine {
         type: e.type as ExchangeType,
         durable: true,
         autoDelete: e.autoDelete,
+        internal: false,
         bindings: new Map(),
       });
     }
@@ -367,7 +389,7 @@ export class QueueEngine {
       if (!q) continue;
       let props: Record<string, unknown> = {};
       try {
-        props = JSON.parse(m.props);
+        props = JSON.parse(m.props, propsReviver);
       } catch {
         // keep empty
       }
@@ -384,9 +406,13 @@ export class QueueEngine {
     }
   }
 
-  /** Opens a connection whose output goes to `sink`. */
-  connect(label: string, sink: ConnectionSink): EngineConnection {
-    const conn = new EngineConnection(this.#nextConn++, label, sink);
+  /**
+   * Opens a connection whose output goes to `sink`. Connections given the same `owner`
+   * share exclusive queues (deleted by {@linkcode releaseOwner}); without one, a
+   * connection owns its exclusive queues alone and {@linkcode disconnect} deletes them.
+   */
+  connect(label: string, sink: ConnectionSink, options: { owner?: object } = {}): EngineConnection {
+    const conn = new EngineConnection(this.#nextConn++, label, sink, options.owner);
     this.#connections.add(conn);
     return conn;
   }
@@ -405,11 +431,16 @@ export class QueueEngine {
     for (const u of held) u.queue.unacked--;
     this.#requeue(held, "disconnect");
     conn.unacked.clear();
-    for (const q of [...this.#queues.values()]) {
-      if (q.exclusive && q.owner === conn) this.#deleteQueue(q);
-    }
+    if (conn.owner === conn) this.releaseOwner(conn);
     for (const q of this.#queues.values()) {
       if (q.autoDelete && q.hadConsumer && q.consumers.length === 0) this.#deleteQueue(q);
+    }
+  }
+
+  /** Deletes the exclusive queues of `owner` (its connections are gone). */
+  releaseOwner(owner: object): void {
+    for (const q of [...this.#queues.values()]) {
+      if (q.exclusive && q.owner === owner) this.#deleteQueue(q);
     }
   }
 
@@ -429,10 +460,10 @@ export class QueueEngine {
         `Cannot declare the default exchange`,
       );
     }
-    if (type !== "direct" && type !== "fanout" && type !== "topic") {
+    if (!EXCHANGE_TYPES.has(type)) {
       throw new ProtocolError(
-        QueueErrorCode.PreconditionFailed,
-        `Cannot declare exchange "${name}": unknown type "${type}" (direct, fanout, topic)`,
+        QueueErrorCode.CommandInvalid,
+        `Cannot declare exchange "${name}": unknown type "${type}" (direct, fanout, topic, headers)`,
       );
     }
     const durable = options.durable ?? true;
@@ -454,7 +485,14 @@ export class QueueEngine {
         `Cannot declare exchange "${name}": the amq. prefix is reserved`,
       );
     }
-    this.#exchanges.set(name, { name, type, durable, autoDelete, bindings: new Map() });
+    this.#exchanges.set(name, {
+      name,
+      type: type as ExchangeType,
+      durable,
+      autoDelete,
+      internal: options.internal ?? false,
+      bindings: new Map(),
+    });
     if (durable) this.#store?.putExchange({ name, type, autoDelete });
     this.#onEvent("x.declared", { exchange: name, type, durable });
     return true;
@@ -471,6 +509,18 @@ export class QueueEngine {
     }
     this.#exchanges.delete(name);
     if (ex.durable) this.#store?.deleteExchange(name);
+  }
+
+  /** Throws what a publish to `exchange` would: 404 when it does not exist, 403 when internal. */
+  assertPublishable(exchange: string): void {
+    if (exchange === "") return;
+    const ex = this.#exchange(exchange);
+    if (ex.internal) {
+      throw new ProtocolError(
+        QueueErrorCode.AccessRefused,
+        `Cannot publish to internal exchange "${exchange}"`,
+      );
+    }
   }
 
   /** Declares (or checks) a queue; `""` gets a generated name. */
@@ -529,7 +579,7 @@ export class QueueEngine {
     }
     const qname = name === "" ? `amq.gen-${crypto.randomUUID()}` : name;
     const q = new QueueState(qname, o);
-    if (o.exclusive) q.owner = conn;
+    if (o.exclusive) q.owner = conn!.owner;
     this.#queues.set(qname, q);
     if (o.durable && !o.exclusive) {
       this.#store?.putQueue({ name: qname, autoDelete: o.autoDelete, maxLength: o.maxLength });
@@ -573,7 +623,8 @@ export class QueueEngine {
     const ex = this.#exchange(exchange);
     if (!this.#addBinding(ex, q, key)) return;
     if (ex.durable && q.durable && !q.exclusive) {
-      this.#store?.putBinding({ queue: q.name, exchange, key });
+      const k = ex.type === "fanout" ? "" : ex.type === "headers" ? canonicalHeadersKey(key) : key;
+      this.#store?.putBinding({ queue: q.name, exchange, key: k });
     }
   }
 
@@ -586,7 +637,7 @@ export class QueueEngine {
   ): void {
     const q = this.#queue(queue, conn);
     const ex = this.#exchange(exchange);
-    const k = ex.type === "fanout" ? "" : key;
+    const k = ex.type === "fanout" ? "" : ex.type === "headers" ? canonicalHeadersKey(key) : key;
     ex.bindings.get(k)?.delete(q.name);
     if (ex.bindings.get(k)?.size === 0) ex.bindings.delete(k);
     q.bindings.delete(`${exchange}\u0000${k}`);
@@ -594,15 +645,30 @@ export class QueueEngine {
     if (ex.autoDelete && ex.bindings.size === 0) this.#deleteExchangeQuietly(ex);
   }
 
-  /** Sets the prefetch that new consumers of `conn` get (0 = unbounded). */
-  qos(conn: EngineConnection, prefetch: number): void {
+  /**
+   * Sets the prefetch that consumers of `conn` get (0 = unbounded). With `shared`, it
+   * limits the unacknowledged deliveries of all of `conn`'s consumers together instead
+   * (AMQP `basic.qos` with `global`, as RabbitMQ reads it: per channel). Without
+   * `shared`, existing consumers keep theirs unless `existing` is true.
+   */
+  qos(
+    conn: EngineConnection,
+    prefetch: number,
+    options: { shared?: boolean; existing?: boolean } = {},
+  ): void {
     if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 65535) {
       throw new ProtocolError(
         QueueErrorCode.PreconditionFailed,
         `Cannot set prefetch ${prefetch}: must be 0..65535`,
       );
     }
+    if (options.shared) {
+      conn.sharedPrefetch = prefetch;
+      for (const c of conn.consumers.values()) this.#dispatch(c.queue);
+      return;
+    }
     conn.prefetch = prefetch;
+    if (options.existing === false) return;
     for (const c of conn.consumers.values()) {
       c.prefetch = prefetch;
       this.#dispatch(c.queue);
@@ -646,10 +712,10 @@ export class QueueEngine {
     options: PublishOptions,
     seq: number,
   ): number {
-    const targets = this.#route(exchange, key);
+    const props = options.props ?? {};
+    const targets = this.#route(conn, exchange, key, props);
     this.stats.published++;
     const persistent = options.persistent ?? false;
-    const props = options.props ?? {};
     let propsJson: string | undefined;
     let routed = 0;
     for (const q of targets) {
@@ -665,7 +731,7 @@ export class QueueEngine {
         redelivered: false,
       };
       if (persistent && q.durable && this.#store) {
-        propsJson ??= JSON.stringify(props);
+        propsJson ??= JSON.stringify(props, propsReplacer);
         m.id = this.#store.insert({
           queue: q.name,
           exchange,
@@ -696,14 +762,36 @@ export class QueueEngine {
     return routed;
   }
 
-  #route(exchange: string, key: string): QueueState[] {
+  #route(
+    conn: EngineConnection | undefined,
+    exchange: string,
+    key: string,
+    props: Record<string, unknown>,
+  ): QueueState[] {
     if (exchange === "") {
       const q = this.#queues.get(key);
       return q ? [q] : [];
     }
     const ex = this.#exchange(exchange);
+    if (ex.internal && conn) {
+      throw new ProtocolError(
+        QueueErrorCode.AccessRefused,
+        `Cannot publish to internal exchange "${exchange}"`,
+      );
+    }
     if (ex.type === "fanout") return this.#named(ex.bindings.get(""));
     if (ex.type === "direct") return this.#named(ex.bindings.get(key));
+    if (ex.type === "headers") {
+      const headers = props.headers;
+      const h = typeof headers === "object" && headers !== null && !Array.isArray(headers)
+        ? headers as Record<string, unknown>
+        : {};
+      const out = new Set<QueueState>();
+      for (const [binding, queues] of ex.bindings) {
+        if (headersMatch(binding, h)) { for (const q of this.#named(queues)) out.add(q); }
+      }
+      return [...out];
+    }
     const out = new Set<QueueState>();
     for (const [pattern, queues] of ex.bindings) {
       if (topicMatches(pattern, key)) { for (const q of this.#named(queues)) out.add(q); }
@@ -724,8 +812,16 @@ export class QueueEngine {
   /** Starts a consumer on `queue`; returns its tag. */
   consume(conn: EngineConnection, queue: string, options: ConsumeOptions = {}): string {
     const q = this.#queue(queue, conn);
-    const tag = options.tag ?? `ctag-${conn.id}.${this.#nextConsumer++}`;
+    const tag = options.tag || `amq.ctag-${conn.id}.${this.#nextConsumer++}`;
     checkName(tag, "consumer tag");
+    if (q.exclusiveConsumer || (options.exclusive && q.consumers.length > 0)) {
+      throw new ProtocolError(
+        QueueErrorCode.AccessRefused,
+        `Cannot consume from queue "${q.name}" ${
+          q.exclusiveConsumer ? "" : "exclusively "
+        }: it has ${q.exclusiveConsumer ? "an exclusive consumer" : "consumers"}`,
+      );
+    }
     if (conn.consumers.has(tag)) {
       throw new ProtocolError(
         QueueErrorCode.PreconditionFailed,
@@ -746,6 +842,7 @@ export class QueueEngine {
     };
     conn.consumers.set(tag, c);
     q.consumers.push(c);
+    if (options.exclusive) q.exclusiveConsumer = true;
     q.hadConsumer = true;
     this.#dispatch(q);
     return tag;
@@ -765,6 +862,7 @@ export class QueueEngine {
     const q = c.queue;
     const i = q.consumers.indexOf(c);
     if (i >= 0) q.consumers.splice(i, 1);
+    if (q.consumers.length === 0) q.exclusiveConsumer = false;
     if (autoDelete && q.autoDelete && q.consumers.length === 0 && !q.deleted) this.#deleteQueue(q);
   }
 
@@ -897,6 +995,11 @@ export class QueueEngine {
           const c = q.consumers[(q.rr + i) % n];
           if (c.conn.blocked || c.conn.sink.open?.() === false) continue;
           if (!c.noAck && c.prefetch > 0 && c.unacked >= c.prefetch) continue;
+          if (
+            !c.noAck && c.conn.sharedPrefetch > 0 && c.conn.unacked.size >= c.conn.sharedPrefetch
+          ) {
+            continue;
+          }
           chosen = c;
           q.rr = (q.rr + i + 1) % n;
           break;
@@ -913,7 +1016,7 @@ export class QueueEngine {
 
   /** Tells the engine that `conn` can take deliveries again after backpressure. */
   resume(conn: EngineConnection): void {
-    if (!conn.blocked || conn.closed) return;
+    if (conn.closed) return;
     conn.blocked = false;
     const queues = new Set<QueueState>();
     for (const c of conn.consumers.values()) queues.add(c.queue);
@@ -955,6 +1058,7 @@ export class QueueEngine {
   }
 
   #addBinding(ex: Exchange, q: QueueState, key: string): boolean {
+    if (ex.type === "headers") key = canonicalHeadersKey(key);
     const k = ex.type === "fanout" ? "" : key;
     const id = `${ex.name}\u0000${k}`;
     if (q.bindings.has(id)) return false;
@@ -979,7 +1083,7 @@ export class QueueEngine {
   }
 
   #checkExclusive(q: QueueState, conn: EngineConnection | undefined): void {
-    if (q.exclusive && conn !== undefined && q.owner !== conn) {
+    if (q.exclusive && conn !== undefined && q.owner !== conn.owner) {
       throw new ProtocolError(
         QueueErrorCode.ResourceLocked,
         `Cannot use queue "${q.name}": exclusive to another connection`,
@@ -997,6 +1101,29 @@ export class QueueEngine {
       messages: q.depth,
       unacked: q.unacked,
       consumers: q.consumers.length,
+    };
+  }
+
+  /** One queue's depth and consumers (404 `not_found` when absent, 405 when exclusive to another). */
+  queueInfo(conn: EngineConnection | undefined, name: string): QueueInfo {
+    return this.#info(this.#queue(name, conn));
+  }
+
+  /** One exchange (undefined when absent; `""` is the default exchange). */
+  exchangeInfo(
+    name: string,
+  ):
+    | { name: string; type: ExchangeType; durable: boolean; internal: boolean; bindings: number }
+    | undefined {
+    if (name === "") return { name, type: "direct", durable: true, internal: false, bindings: 0 };
+    const e = this.#exchanges.get(name);
+    if (!e) return undefined;
+    return {
+      name,
+      type: e.type,
+      durable: e.durable,
+      internal: e.internal,
+      bindings: [...e.bindings.values()].reduce((n, s) => n + s.size, 0),
     };
   }
 
@@ -1068,4 +1195,79 @@ export class QueueEngine {
     for (const w of this.#commitWaiters) w();
     this.#commitWaiters = [];
   }
+}
+
+/** Stored props: byte arrays as `{$bytes: base64}`, bigints as strings. */
+function propsReplacer(_key: string, value: unknown): unknown {
+  if (value instanceof Uint8Array) {
+    let s = "";
+    for (let i = 0; i < value.length; i++) s += String.fromCharCode(value[i]);
+    return { $bytes: btoa(s) };
+  }
+  if (typeof value === "bigint") return value.toString();
+  return value;
+}
+
+function propsReviver(_key: string, value: unknown): unknown {
+  if (
+    typeof value === "object" && value !== null && !Array.isArray(value) &&
+    typeof (value as { $bytes?: unknown }).$bytes === "string" && Object.keys(value).length === 1
+  ) {
+    const s = atob((value as { $bytes: string }).$bytes);
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  }
+  return value;
+}
+
+/**
+ * A headers-exchange binding is stored under its arguments as canonical JSON (keys
+ * sorted): `{"x-match":"all"|"any", header: value, …}`. A key that is not such JSON
+ * (a binding made with a plain routing key) means "match all of nothing", i.e. everything.
+ */
+function canonicalHeadersKey(key: string): string {
+  const args = parseHeadersKey(key);
+  const sorted: Record<string, unknown> = {};
+  for (const k of Object.keys(args).sort()) sorted[k] = args[k];
+  return JSON.stringify(sorted);
+}
+
+const headersKeyCache = new Map<string, Record<string, unknown>>();
+
+function parseHeadersKey(key: string): Record<string, unknown> {
+  let args = headersKeyCache.get(key);
+  if (args) return args;
+  args = {};
+  try {
+    const v = JSON.parse(key);
+    if (typeof v === "object" && v !== null && !Array.isArray(v)) args = v;
+  } catch {
+    // a plain key: no arguments
+  }
+  if (headersKeyCache.size > 10_000) headersKeyCache.clear();
+  headersKeyCache.set(key, args!);
+  return args!;
+}
+
+/** Whether `headers` match a headers-exchange binding (x-match all, the default, or any). */
+export function headersMatch(bindingKey: string, headers: Record<string, unknown>): boolean {
+  const args = parseHeadersKey(bindingKey);
+  const any = args["x-match"] === "any";
+  let total = 0;
+  for (const [k, v] of Object.entries(args)) {
+    if (k.startsWith("x-")) continue;
+    total++;
+    const h = headers[k];
+    const ok = k in headers && (v === null || v === undefined || sameValue(h, v));
+    if (any && ok) return true;
+    if (!any && !ok) return false;
+  }
+  return any ? total === 0 : true;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a === "bigint" || typeof b === "bigint") return String(a) === String(b);
+  return JSON.stringify(a, propsReplacer) === JSON.stringify(b, propsReplacer);
 }
