@@ -285,7 +285,15 @@ export class AmqpSession {
       }
       for (;;) {
         if ((this.#phase as Phase) === "closed") return;
-        const f = this.#decoder.next();
+        let f;
+        try {
+          f = this.#decoder.next();
+        } catch (err) {
+          // the byte stream cannot be followed any more: say why, then close the socket
+          this.#connectionError(asAmqpError(err, undefined), now);
+          this.#finish();
+          return;
+        }
         if (!f) break;
         this.#frame(f.type, f.channel, f.payload, now);
       }
