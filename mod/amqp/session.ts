@@ -159,7 +159,9 @@ function asAmqpError(err: unknown, m: AmqpMethod | undefined): AmqpError {
   if (err instanceof ProtocolError) {
     return new AmqpError(
       ENGINE_CODES[err.code] ?? ReplyCode.InternalError,
-      err.message,
+      err.code === "unknown_delivery_tag"
+        ? `unknown delivery tag ${err.details?.deliveryTag}` // RabbitMQ's words
+        : err.message,
       m?.classId ?? 0,
       m?.methodId ?? 0,
     );
