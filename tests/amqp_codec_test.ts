@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import {
-  AmqpError,
+  type AmqpError,
   AmqpFrameDecoder,
   AmqpReader,
   AmqpTimestamp,

@@ -46,3 +46,4 @@ export {
 } from "./session.ts";
 export { AmqpListener, type AmqpListenerOptions } from "./listener.ts";
 export { amqpAuthenticator } from "./auth.ts";
+export { AmqpClient, type AmqpUrl, parseAmqpUrl } from "./client.ts";
