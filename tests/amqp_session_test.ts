@@ -36,7 +36,10 @@ class Peer {
   #headerSeen = false;
   raw: Uint8Array[] = [];
 
-  constructor(readonly engine: QueueEngine, options: { heartbeat?: number } = {}) {
+  constructor(
+    readonly engine: QueueEngine,
+    options: { heartbeat?: number; highWaterMark?: number } = {},
+  ) {
     this.session = new AmqpSession(engine, {
       wake: () => {},
       pendingBytes: () => 0,
@@ -44,6 +47,7 @@ class Peer {
     }, {
       authenticate: (u, p) => u === "guest" && p === "guest",
       heartbeat: options.heartbeat ?? 0,
+      highWaterMark: options.highWaterMark,
     });
   }
 
@@ -439,5 +443,29 @@ Deno.test(
     assert.equal(out[0].name, "connection.close");
     assert.equal(out[0].args!.replyCode, 540);
     assert.match(out[0].args!.replyText, /queue argument 'x-max-priority' is not supported/);
+  }),
+);
+
+Deno.test(
+  "AmqpSession: deliveries pause at the high-water mark and go on once the output is written",
+  withEngine((engine) => {
+    const p = new Peer(engine, { highWaterMark: 2_000 });
+    p.handshake();
+    p.openChannel(1);
+    p.method(1, 50, 10, { queue: "bulk", arguments: {} });
+    for (let i = 0; i < 100; i++) p.publish(1, "", "bulk", `message-${i}`);
+    p.read();
+    p.method(1, 60, 20, { queue: "bulk", consumerTag: "c", noAck: true, arguments: {} });
+    assert.equal(p.session.paused, true);
+    const first = p.read().filter((o) => o.name === "basic.deliver").length;
+    assert.ok(first > 0 && first < 100, `first burst ${first}`);
+    assert.equal(engine.queueInfo(undefined, "bulk").messages, 100 - first);
+    let total = first;
+    for (let i = 0; i < 100 && total < 100; i++) {
+      p.session.drained();
+      total += p.read().filter((o) => o.name === "basic.deliver").length;
+    }
+    assert.equal(total, 100);
+    assert.equal(engine.queueInfo(undefined, "bulk").messages, 0);
   }),
 );

@@ -35,8 +35,6 @@ class AmqpSocket {
   #scheduled = false;
   #ending = false;
   #closed = false;
-  #blocked = false;
-  readonly #highWater: number;
   readonly done: Promise<void>;
   #resolveClosed!: () => void;
   readonly #closedPromise = new Promise<void>((r) => this.#resolveClosed = r);
@@ -45,10 +43,8 @@ class AmqpSocket {
     engine: QueueEngine,
     conn: Deno.Conn,
     options: AmqpSessionOptions,
-    highWater: number,
   ) {
     this.#conn = conn;
-    this.#highWater = highWater;
     this.session = new AmqpSession(engine, {
       wake: () => this.#schedule(),
       pendingBytes: () => this.#pending,
@@ -78,7 +74,6 @@ class AmqpSocket {
         const bytes = this.session.takeOutput(performance.now());
         if (!bytes) break;
         this.#pending += bytes.length;
-        if (this.#pending > this.#highWater) this.#blocked = true;
         let at = 0;
         while (at < bytes.length) at += await this.#conn.write(bytes.subarray(at));
         this.#pending -= bytes.length;
@@ -93,10 +88,8 @@ class AmqpSocket {
       this.close();
       return;
     }
-    if (this.#blocked && this.#pending < this.#highWater / 2) {
-      this.#blocked = false;
-      this.session.drained();
-    }
+    // deliveries paused by backpressure go on (the session checks its own mark)
+    this.session.drained();
   }
 
   async #readLoop(): Promise<void> {
@@ -198,7 +191,7 @@ export class AmqpListener implements AsyncDisposable {
         ...this.#options,
         authenticate: auth,
         label: `amqp@${remote.hostname}:${remote.port}`,
-      }, this.#options.highWaterMark ?? 1024 * 1024);
+      });
       this.#sockets.add(s);
       s.done.finally(() => this.#sockets.delete(s));
     }

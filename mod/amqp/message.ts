@@ -40,14 +40,29 @@ export function engineProps(raw: Uint8Array): {
   if (raw.length === 3 && raw[0] === 0x10 && raw[1] === 0) {
     return { props: { deliveryMode: raw[2], [RAW_PROPS_KEY]: raw }, persistent: raw[2] === 2 };
   }
+  // clients send the same few property sets again and again: decode each once
+  let key: string | undefined;
+  if (raw.length <= 64) {
+    key = String.fromCharCode(...raw);
+    const hit = propsCache.get(key);
+    if (hit) return hit;
+  }
   const p = decodeProperties(raw);
   const props: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(p)) {
     props[k] = k === "headers" ? plainValue(v as FieldTable) : v;
   }
   props[RAW_PROPS_KEY] = raw;
-  return { props, persistent: p.deliveryMode === 2 };
+  const out = { props, persistent: p.deliveryMode === 2 };
+  if (key !== undefined) {
+    if (propsCache.size >= 256) propsCache.clear();
+    propsCache.set(key, out);
+  }
+  return out;
 }
+
+/** Decoded property sets by their raw bytes (shared, never mutated). */
+const propsCache = new Map<string, { props: Record<string, unknown>; persistent: boolean }>();
 
 const rawCache = new WeakMap<object, Uint8Array>();
 const EMPTY_PERSISTENT = encodeProperties({ deliveryMode: 2 });

@@ -201,6 +201,7 @@ export class AmqpSession {
   #lastSend: number;
   #deadline: number;
   #cancelNotify = false;
+  #paused = false;
   #closeCode = 0;
 
   constructor(engine: QueueEngine, transport: AmqpTransport, options: AmqpSessionOptions) {
@@ -347,8 +348,16 @@ export class AmqpSession {
     }
   }
 
-  /** The transport wrote its backlog: deliveries may go on. */
+  /** Whether deliveries wait for {@linkcode drained} (the output passed the high-water mark). */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** The transport wrote what it had: deliveries paused by backpressure go on. */
   drained(): void {
+    if (!this.#paused) return;
+    if (this.#out.length + this.#transport.pendingBytes() >= this.#o.highWaterMark / 2) return;
+    this.#paused = false;
     for (const ch of this.#channels.values()) {
       if (ch.state === "open" && ch.flow) this.#engine.resume(ch.conn);
     }
@@ -595,7 +604,10 @@ export class AmqpSession {
         const w = ch.hold ?? this.#out;
         this.#writeDeliver(w, ch.id, d);
         this.#transport.wake();
-        return this.#out.length + this.#transport.pendingBytes() < this.#o.highWaterMark;
+        const waiting = this.#out.length + (ch.hold?.length ?? 0) + this.#transport.pendingBytes();
+        if (waiting < this.#o.highWaterMark) return true;
+        this.#paused = true;
+        return false;
       },
       returned: (r: {
         exchange: string;

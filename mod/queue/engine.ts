@@ -731,7 +731,7 @@ export class QueueEngine {
         redelivered: false,
       };
       if (persistent && q.durable && this.#store) {
-        propsJson ??= JSON.stringify(props, propsReplacer);
+        propsJson ??= storedProps(props);
         m.id = this.#store.insert({
           queue: q.name,
           exchange,
@@ -1195,6 +1195,18 @@ export class QueueEngine {
     for (const w of this.#commitWaiters) w();
     this.#commitWaiters = [];
   }
+}
+
+const storedPropsCache = new WeakMap<object, string>();
+
+/** The stored (JSON) form of props, once per props object (AMQP publishers share theirs). */
+function storedProps(props: Record<string, unknown>): string {
+  let json = storedPropsCache.get(props);
+  if (json === undefined) {
+    json = JSON.stringify(props, propsReplacer);
+    storedPropsCache.set(props, json);
+  }
+  return json;
 }
 
 /** Stored props: byte arrays as `{$bytes: base64}`, bigints as strings. */
