@@ -180,11 +180,11 @@ Deno.test("amqplib against peerd's AMQP listener", async (t) => {
         const c6 = quiet(await amqp.connect(url), connErrors);
         const closed = new Promise((r) => c6.on("close", r));
         const ch7 = quiet(await c6.createChannel());
-        await rejection(ch7.assertQueue("ttl", { arguments: { "x-message-ttl": 1000 } }));
+        await rejection(ch7.assertQueue("prio", { arguments: { "x-max-priority": 10 } }));
         await closed;
         assert.match(
           String(connErrors[0]),
-          /540 .*NOT_IMPLEMENTED - queue argument 'x-message-ttl'/,
+          /540 .*NOT_IMPLEMENTED - queue argument 'x-max-priority'/,
         );
         // redeclaring with other properties is 406
         const ch6 = await channel();
@@ -286,6 +286,50 @@ Deno.test("amqplib against peerd's AMQP listener", async (t) => {
         await ch3.deleteQueue("doomed");
         await waitUntil(() => cancelled.length === 1, { what: "server cancel" });
         assert.equal(cancelled[0], null, "amqplib reports a server cancel as a null message");
+      },
+    );
+
+    await t.step(
+      "TTL and dead-lettering: the delayed-retry pattern; x-expires; per-message expiration",
+      async () => {
+        const ch = await channel();
+        await ch.assertExchange("retry.dlx", "direct", { durable: false });
+        // work → (reject) → wait (TTL 100 ms) → back to work
+        await ch.assertQueue("r.work", {
+          durable: false,
+          deadLetterExchange: "retry.dlx",
+          deadLetterRoutingKey: "wait",
+        });
+        await ch.assertQueue("r.wait", {
+          durable: false,
+          messageTtl: 100,
+          deadLetterExchange: "retry.dlx",
+          deadLetterRoutingKey: "work",
+        });
+        await ch.bindQueue("r.wait", "retry.dlx", "wait");
+        await ch.bindQueue("r.work", "retry.dlx", "work");
+        const seen: Array<{ body: string; at: number }> = [];
+        await ch.consume("r.work", (m) => {
+          if (!m) return;
+          seen.push({ body: m.content.toString(), at: performance.now() });
+          if (seen.length === 1) ch.reject(m, false);
+          else ch.ack(m);
+        });
+        ch.sendToQueue("r.work", Buffer.from("job"), { persistent: true, headers: { n: 1 } });
+        await waitUntil(() => seen.length === 2, { what: "the job back after its delay" });
+        assert.deepEqual(seen.map((s) => s.body), ["job", "job"]);
+        assert.ok(seen[1].at - seen[0].at >= 90, `came back after ${seen[1].at - seen[0].at} ms`);
+        // per-message expiration at the head of a queue nobody consumes
+        await ch.assertQueue("r.exp", { durable: false });
+        ch.sendToQueue("r.exp", Buffer.from("short"), { expiration: "20" });
+        await waitUntil(async () => (await ch.checkQueue("r.exp")).messageCount === 0, {
+          what: "expired message gone",
+        });
+        // a queue nobody uses goes away after x-expires
+        await ch.assertQueue("r.idle", { durable: false, expires: 50 });
+        await q1.waitForEvent((e) => e.ev === "q.expired" && e.queue === "r.idle");
+        const gone = await rejection(ch.checkQueue("r.idle"));
+        assert.match(gone.message, /404/);
       },
     );
 

@@ -21,6 +21,7 @@ import {
   decodeContentHeader,
   decodeMethod,
   type FieldTable,
+  type FieldValue,
   methodName,
   writeContent,
   writeMethodFrame,
@@ -134,10 +135,6 @@ const ENGINE_CODES: Record<string, number> = {
 };
 
 const QUEUE_ARGS_REFUSED = new Set([
-  "x-message-ttl",
-  "x-expires",
-  "x-dead-letter-exchange",
-  "x-dead-letter-routing-key",
   "x-max-length-bytes",
   "x-max-priority",
   "x-single-active-consumer",
@@ -845,10 +842,24 @@ export class AmqpSession {
     try {
       this.#engine.assertPublishable(p.exchange);
       const { props, persistent } = engineProps(p.raw!);
+      let expiration: number | undefined;
+      if (props.expiration !== undefined) {
+        const e = String(props.expiration);
+        if (!/^\d{1,15}$/.test(e)) {
+          throw new AmqpError(
+            ReplyCode.PreconditionFailed,
+            `invalid expiration '${e.slice(0, 40)}': must be a number of milliseconds`,
+            60,
+            40,
+          );
+        }
+        expiration = Number(e);
+      }
       this.#engine.publish(ch.conn, p.exchange, p.key, body, {
         mandatory: p.mandatory,
         persistent,
         props,
+        expiration,
       });
     } catch (err) {
       this.#fail(ch, asAmqpError(err, m));
@@ -944,6 +955,32 @@ export class AmqpSession {
       case "queue.declare": {
         const args = a.arguments as FieldTable;
         let maxLength = 0;
+        let messageTtl = 0;
+        let expires = 0;
+        let deadLetterExchange: string | undefined;
+        let deadLetterRoutingKey: string | undefined;
+        const int = (k: string, v: FieldValue, min: number): number => {
+          if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
+            throw new AmqpError(
+              ReplyCode.PreconditionFailed,
+              `invalid arg '${k}': must be an integer ≥ ${min}`,
+              50,
+              10,
+            );
+          }
+          return v;
+        };
+        const str = (k: string, v: FieldValue): string => {
+          if (typeof v !== "string") {
+            throw new AmqpError(
+              ReplyCode.PreconditionFailed,
+              `invalid arg '${k}': must be a string`,
+              50,
+              10,
+            );
+          }
+          return v;
+        };
         for (const [k, v] of Object.entries(args)) {
           if (QUEUE_ARGS_REFUSED.has(k)) {
             throw new AmqpError(
@@ -953,17 +990,12 @@ export class AmqpSession {
               10,
             );
           }
-          if (k === "x-max-length") {
-            if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
-              throw new AmqpError(
-                ReplyCode.PreconditionFailed,
-                `invalid arg 'x-max-length': must be a non-negative integer`,
-                50,
-                10,
-              );
-            }
-            maxLength = v;
-          } else if (k === "x-overflow" && v !== "drop-head") {
+          if (k === "x-max-length") maxLength = int(k, v, 0);
+          else if (k === "x-message-ttl") messageTtl = int(k, v, 0);
+          else if (k === "x-expires") expires = int(k, v, 1);
+          else if (k === "x-dead-letter-exchange") deadLetterExchange = str(k, v);
+          else if (k === "x-dead-letter-routing-key") deadLetterRoutingKey = str(k, v);
+          else if (k === "x-overflow" && v !== "drop-head") {
             throw new AmqpError(
               ReplyCode.NotImplemented,
               `x-overflow '${String(v)}' is not supported by peerd (only drop-head)`,
@@ -984,6 +1016,10 @@ export class AmqpSession {
           exclusive: a.exclusive === true,
           autoDelete: a.autoDelete === true,
           maxLength,
+          messageTtl,
+          expires,
+          deadLetterExchange,
+          deadLetterRoutingKey,
           passive: a.passive === true,
         });
         reply(11, {

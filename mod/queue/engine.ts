@@ -38,10 +38,30 @@ export interface QueueOptions {
   exclusive?: boolean;
   /** Deleted when its last consumer is cancelled. @default {false} */
   autoDelete?: boolean;
-  /** Most ready messages; the oldest is dropped beyond it (0 = unbounded). @default {0} */
+  /** Most ready messages; the oldest is dropped (or dead-lettered) beyond it (0 = unbounded). @default {0} */
   maxLength?: number;
   /** Only check that it exists. @default {false} */
   passive?: boolean;
+  /** A ready message expires this many ms after it entered (0 = never; AMQP `x-message-ttl`). @default {0} */
+  messageTtl?: number;
+  /** The queue is deleted after this many ms without consumers or declares or gets (0 = never; `x-expires`). @default {0} */
+  expires?: number;
+  /** Rejected, expired and dropped messages are republished here (`x-dead-letter-exchange`; `""` is the default exchange). */
+  deadLetterExchange?: string;
+  /** …with this routing key instead of their own (`x-dead-letter-routing-key`). */
+  deadLetterRoutingKey?: string;
+}
+
+/** The settings a queue is declared with (compared on redeclare). */
+interface QueueSettings {
+  durable: boolean;
+  exclusive: boolean;
+  autoDelete: boolean;
+  maxLength: number;
+  messageTtl: number;
+  expires: number;
+  deadLetterExchange: string | undefined;
+  deadLetterRoutingKey: string | undefined;
 }
 
 /** Options of {@linkcode QueueEngine.publish}. */
@@ -52,6 +72,8 @@ export interface PublishOptions {
   persistent?: boolean;
   /** Application properties (headers, content type, …), passed through untouched. */
   props?: Record<string, unknown>;
+  /** The message expires this many ms after it entered a queue (AMQP `expiration`). */
+  expiration?: number;
 }
 
 /** Options of {@linkcode QueueEngine.consume}. */
@@ -122,6 +144,8 @@ interface Message {
   props: Record<string, unknown>;
   persistent: boolean;
   redelivered: boolean;
+  /** Wall-clock ms when it expires (0 = never). */
+  expiresAt: number;
 }
 
 interface Exchange {
@@ -156,6 +180,14 @@ class QueueState {
   readonly exclusive: boolean;
   readonly autoDelete: boolean;
   readonly maxLength: number;
+  readonly messageTtl: number;
+  readonly expires: number;
+  readonly deadLetterExchange: string | undefined;
+  readonly deadLetterRoutingKey: string | undefined;
+  /** Whether messages can expire here (a TTL, or a message with its own expiration came). */
+  expiring: boolean;
+  /** Last declare, get or consumer change (for `expires`). */
+  lastUsed = 0;
   owner?: object;
   exclusiveConsumer = false;
   ready: Message[] = [];
@@ -168,12 +200,17 @@ class QueueState {
   /** (exchange, key) pairs this queue is bound with. */
   bindings = new Set<string>();
 
-  constructor(name: string, o: Required<Omit<QueueOptions, "passive">>) {
+  constructor(name: string, o: QueueSettings) {
     this.name = name;
     this.durable = o.durable;
     this.exclusive = o.exclusive;
     this.autoDelete = o.autoDelete;
     this.maxLength = o.maxLength;
+    this.messageTtl = o.messageTtl;
+    this.expires = o.expires;
+    this.deadLetterExchange = o.deadLetterExchange;
+    this.deadLetterRoutingKey = o.deadLetterRoutingKey;
+    this.expiring = o.messageTtl > 0;
   }
 
   get depth(): number {
@@ -257,6 +294,8 @@ export interface QueueEngineOptions extends QueueStoreOptions {
   path?: string;
   /** Called for engine events (`q.declared`, `msg.redelivered`, `store.error`). */
   onEvent?: (ev: string, fields: Record<string, unknown>) => void;
+  /** Wall clock for message TTLs and queue expiry, ms. @default {Date.now} */
+  now?: () => number;
 }
 
 /** Counters for status. */
@@ -267,6 +306,8 @@ export interface EngineStats {
   redelivered: number;
   returned: number;
   commits: number;
+  expired: number;
+  deadLettered: number;
 }
 
 /** Depth and consumers of one queue. */
@@ -310,6 +351,10 @@ function checkName(name: string, what: string): void {
 export class QueueEngine {
   readonly #store?: QueueStore;
   readonly #onEvent: (ev: string, fields: Record<string, unknown>) => void;
+  readonly #now: () => number;
+  #expiryTimer?: ReturnType<typeof setTimeout>;
+  #expiryAt = Infinity;
+  #deadLettering = 0;
   readonly #exchanges = new Map<string, Exchange>();
   readonly #queues = new Map<string, QueueState>();
   readonly #connections = new Set<EngineConnection>();
@@ -328,10 +373,13 @@ export class QueueEngine {
     redelivered: 0,
     returned: 0,
     commits: 0,
+    expired: 0,
+    deadLettered: 0,
   };
 
   constructor(options: QueueEngineOptions = {}) {
     this.#onEvent = options.onEvent ?? (() => {});
+    this.#now = options.now ?? Date.now;
     for (
       const [name, type] of [
         ["amq.direct", "direct"],
@@ -368,16 +416,30 @@ export class QueueEngine {
         bindings: new Map(),
       });
     }
+    const now = this.#now();
     for (const q of store.queues()) {
-      this.#queues.set(
-        q.name,
-        new QueueState(q.name, {
-          durable: true,
-          exclusive: false,
-          autoDelete: q.autoDelete,
-          maxLength: q.maxLength,
-        }),
-      );
+      let args: Record<string, unknown> = {};
+      try {
+        args = JSON.parse(q.args ?? "{}");
+      } catch {
+        // keep none
+      }
+      const state = new QueueState(q.name, {
+        durable: true,
+        exclusive: false,
+        autoDelete: q.autoDelete,
+        maxLength: q.maxLength,
+        messageTtl: Number(args.messageTtl ?? 0),
+        expires: Number(args.expires ?? 0),
+        deadLetterExchange: typeof args.deadLetterExchange === "string"
+          ? args.deadLetterExchange
+          : undefined,
+        deadLetterRoutingKey: typeof args.deadLetterRoutingKey === "string"
+          ? args.deadLetterRoutingKey
+          : undefined,
+      });
+      state.lastUsed = now;
+      this.#queues.set(q.name, state);
     }
     for (const b of store.bindings()) {
       const ex = this.#exchanges.get(b.exchange);
@@ -402,8 +464,11 @@ export class QueueEngine {
         props,
         persistent: true,
         redelivered: m.redelivered,
+        expiresAt: m.expiresAt ?? 0,
       });
+      if (m.expiresAt) q.expiring = true;
     }
+    this.#armExpiry(true);
   }
 
   /**
@@ -538,23 +603,38 @@ export class QueueEngine {
       this.#checkExclusive(existing, conn);
       return { ...this.#info(existing), created: false };
     }
-    const o = {
+    const o: QueueSettings = {
       durable: options.durable ?? true,
       exclusive: options.exclusive ?? false,
       autoDelete: options.autoDelete ?? false,
       maxLength: options.maxLength ?? 0,
+      messageTtl: options.messageTtl ?? 0,
+      expires: options.expires ?? 0,
+      deadLetterExchange: options.deadLetterExchange,
+      deadLetterRoutingKey: options.deadLetterRoutingKey,
     };
-    if (!Number.isInteger(o.maxLength) || o.maxLength < 0) {
-      throw new ProtocolError(
-        QueueErrorCode.PreconditionFailed,
-        `Cannot declare queue "${name}": maxLength must be an integer ≥ 0`,
-      );
+    for (const k of ["maxLength", "messageTtl", "expires"] as const) {
+      if (!Number.isInteger(o[k]) || o[k] < 0) {
+        throw new ProtocolError(
+          QueueErrorCode.PreconditionFailed,
+          `Cannot declare queue "${name}": ${k} must be an integer ≥ 0`,
+        );
+      }
     }
+    if (o.deadLetterExchange !== undefined) checkName(o.deadLetterExchange, "exchange");
     if (existing) {
       this.#checkExclusive(existing, conn);
-      const diff = (["durable", "exclusive", "autoDelete", "maxLength"] as const).filter((k) =>
-        existing[k] !== o[k]
-      );
+      existing.lastUsed = this.#now();
+      const diff = ([
+        "durable",
+        "exclusive",
+        "autoDelete",
+        "maxLength",
+        "messageTtl",
+        "expires",
+        "deadLetterExchange",
+        "deadLetterRoutingKey",
+      ] as const).filter((k) => existing[k] !== o[k]);
       if (diff.length > 0) {
         throw new ProtocolError(
           QueueErrorCode.PreconditionFailed,
@@ -580,12 +660,33 @@ export class QueueEngine {
     const qname = name === "" ? `amq.gen-${crypto.randomUUID()}` : name;
     const q = new QueueState(qname, o);
     if (o.exclusive) q.owner = conn!.owner;
+    q.lastUsed = this.#now();
     this.#queues.set(qname, q);
     if (o.durable && !o.exclusive) {
-      this.#store?.putQueue({ name: qname, autoDelete: o.autoDelete, maxLength: o.maxLength });
+      const args: Record<string, unknown> = {};
+      if (o.messageTtl) args.messageTtl = o.messageTtl;
+      if (o.expires) args.expires = o.expires;
+      if (o.deadLetterExchange !== undefined) args.deadLetterExchange = o.deadLetterExchange;
+      if (o.deadLetterRoutingKey !== undefined) args.deadLetterRoutingKey = o.deadLetterRoutingKey;
+      this.#store?.putQueue({
+        name: qname,
+        autoDelete: o.autoDelete,
+        maxLength: o.maxLength,
+        args: JSON.stringify(args),
+      });
     }
+    if (o.expires) this.#armExpiry(true);
     // every queue is bound to the default exchange by its name (implicitly)
-    this.#onEvent("q.declared", { queue: qname, ...o });
+    this.#onEvent("q.declared", {
+      queue: qname,
+      durable: o.durable,
+      exclusive: o.exclusive,
+      autoDelete: o.autoDelete,
+      maxLength: o.maxLength,
+      ...(o.messageTtl ? { messageTtl: o.messageTtl } : {}),
+      ...(o.expires ? { expires: o.expires } : {}),
+      ...(o.deadLetterExchange !== undefined ? { deadLetterExchange: o.deadLetterExchange } : {}),
+    });
     return { ...this.#info(q), created: true };
   }
 
@@ -718,8 +819,19 @@ export class QueueEngine {
     const persistent = options.persistent ?? false;
     let propsJson: string | undefined;
     let routed = 0;
+    let now = 0;
     for (const q of targets) {
       routed++;
+      let expiresAt = 0;
+      if (q.messageTtl > 0 || options.expiration !== undefined) {
+        now ||= this.#now();
+        if (q.messageTtl > 0) expiresAt = now + q.messageTtl;
+        if (options.expiration !== undefined) {
+          const e = now + Math.max(0, options.expiration);
+          if (!expiresAt || e < expiresAt) expiresAt = e;
+          q.expiring = true;
+        }
+      }
       const m: Message = {
         seq: this.#nextSeq++,
         id: 0,
@@ -729,6 +841,7 @@ export class QueueEngine {
         props,
         persistent,
         redelivered: false,
+        expiresAt,
       };
       if (persistent && q.durable && this.#store) {
         propsJson ??= storedProps(props);
@@ -739,6 +852,7 @@ export class QueueEngine {
           body,
           props: propsJson,
           redelivered: false,
+          expiresAt,
         });
         this.#scheduleTick();
       }
@@ -746,9 +860,10 @@ export class QueueEngine {
       if (q.maxLength > 0) {
         while (q.depth > q.maxLength) {
           const dropped = q.shift();
-          if (dropped?.id) this.#forget(dropped);
+          if (dropped) this.#deadLetter(q, dropped, "maxlen");
         }
       }
+      if (expiresAt && expiresAt < this.#expiryAt) this.#armExpiry(false, expiresAt);
       this.#dispatch(q);
     }
     if (routed === 0 && options.mandatory && conn) {
@@ -842,6 +957,7 @@ export class QueueEngine {
     };
     conn.consumers.set(tag, c);
     q.consumers.push(c);
+    q.lastUsed = this.#now();
     if (options.exclusive) q.exclusiveConsumer = true;
     q.hadConsumer = true;
     this.#dispatch(q);
@@ -862,7 +978,11 @@ export class QueueEngine {
     const q = c.queue;
     const i = q.consumers.indexOf(c);
     if (i >= 0) q.consumers.splice(i, 1);
-    if (q.consumers.length === 0) q.exclusiveConsumer = false;
+    if (q.consumers.length === 0) {
+      q.exclusiveConsumer = false;
+      q.lastUsed = this.#now();
+      if (q.expires > 0) this.#armExpiry(false, q.lastUsed + q.expires);
+    }
     if (autoDelete && q.autoDelete && q.consumers.length === 0 && !q.deleted) this.#deleteQueue(q);
   }
 
@@ -884,7 +1004,7 @@ export class QueueEngine {
   ): void {
     const settled = this.#settle(conn, tag, options.multiple ?? false, "nack");
     if (options.requeue ?? true) this.#requeue(settled, "nack");
-    else for (const u of settled) if (u.msg.id) this.#forget(u.msg);
+    else for (const u of settled) this.#deadLetter(u.queue, u.msg, "rejected");
     this.#dispatchAll(settled);
   }
 
@@ -947,6 +1067,8 @@ export class QueueEngine {
   /** Pulls one message (`null` when the queue is empty). */
   get(conn: EngineConnection, queue: string, options: { noAck?: boolean } = {}): Delivery | null {
     const q = this.#queue(queue, conn);
+    q.lastUsed = this.#now();
+    if (q.expiring) this.#expireHead(q, q.lastUsed);
     const m = q.shift();
     if (!m) return null;
     return this.#hand(conn, q, m, undefined, options.noAck ?? false);
@@ -988,6 +1110,7 @@ export class QueueEngine {
     if (this.#dispatching.has(q) || q.deleted) return;
     this.#dispatching.add(q);
     try {
+      if (q.expiring && q.depth > 0) this.#expireHead(q, this.#now());
       while (q.depth > 0 && q.consumers.length > 0) {
         const n = q.consumers.length;
         let chosen: Consumer | undefined;
@@ -1021,6 +1144,102 @@ export class QueueEngine {
     const queues = new Set<QueueState>();
     for (const c of conn.consumers.values()) queues.add(c.queue);
     for (const q of queues) this.#dispatch(q);
+  }
+
+  /** Drops (or dead-letters) the expired messages at the head of `q` (RabbitMQ expires at the head). */
+  #expireHead(q: QueueState, now: number): void {
+    while (q.head < q.ready.length) {
+      const m = q.ready[q.head];
+      if (!m.expiresAt || m.expiresAt > now) break;
+      q.shift();
+      this.stats.expired++;
+      this.#deadLetter(q, m, "expired");
+    }
+  }
+
+  /**
+   * A message leaves `q` for good (rejected without requeue, expired, dropped at max
+   * length): republished to the queue's dead-letter exchange when it has one, else dropped.
+   */
+  #deadLetter(q: QueueState, m: Message, reason: string): void {
+    if (m.id) this.#forget(m);
+    if (q.deadLetterExchange === undefined) return;
+    if (this.#deadLettering > 8) {
+      this.#onEvent("msg.dropped", { queue: q.name, reason: "dead-letter cycle" });
+      return;
+    }
+    this.#deadLettering++;
+    try {
+      const routed = this.#publish(
+        undefined,
+        q.deadLetterExchange,
+        q.deadLetterRoutingKey ?? m.key,
+        m.body,
+        { persistent: m.persistent, props: m.props },
+        0,
+      );
+      this.stats.deadLettered++;
+      this.#onEvent("msg.dead-lettered", {
+        queue: q.name,
+        reason,
+        exchange: q.deadLetterExchange,
+        routed,
+      });
+    } catch (err) {
+      // a missing dead-letter exchange drops the message, as RabbitMQ does
+      this.#onEvent("msg.dropped", {
+        queue: q.name,
+        reason: `dead-letter: ${err instanceof Error ? err.message : String(err)}`,
+      });
+    } finally {
+      this.#deadLettering--;
+    }
+  }
+
+  /** Sets the expiry timer to the earliest head expiry or queue expiry (`recompute`), or to `at`. */
+  #armExpiry(recompute: boolean, at = Infinity): void {
+    if (this.#closed) return;
+    let next = at;
+    if (recompute) {
+      for (const q of this.#queues.values()) {
+        if (q.expiring && q.depth > 0) {
+          for (let i = q.head; i < q.ready.length; i++) {
+            const e = q.ready[i].expiresAt;
+            if (e) {
+              if (e < next) next = e;
+              break;
+            }
+          }
+        }
+        if (q.expires > 0 && q.consumers.length === 0) {
+          next = Math.min(next, q.lastUsed + q.expires);
+        }
+      }
+    }
+    if (next === Infinity || (!recompute && next >= this.#expiryAt)) return;
+    if (this.#expiryTimer !== undefined) clearTimeout(this.#expiryTimer);
+    this.#expiryAt = next;
+    const delay = Math.min(Math.max(1, next - this.#now()), 2 ** 31 - 1);
+    this.#expiryTimer = setTimeout(() => this.#sweep(), delay);
+    Deno.unrefTimer(this.#expiryTimer as unknown as number);
+  }
+
+  #sweep(): void {
+    this.#expiryTimer = undefined;
+    this.#expiryAt = Infinity;
+    const now = this.#now();
+    for (const q of [...this.#queues.values()]) {
+      if (q.deleted) continue;
+      if (q.expiring && q.depth > 0) {
+        this.#expireHead(q, now);
+        this.#dispatch(q);
+      }
+      if (q.expires > 0 && q.consumers.length === 0 && now - q.lastUsed >= q.expires) {
+        this.#onEvent("q.expired", { queue: q.name, idle_ms: now - q.lastUsed });
+        this.#deleteQueue(q);
+      }
+    }
+    this.#armExpiry(true);
   }
 
   #forget(m: Message): void {
@@ -1106,7 +1325,9 @@ export class QueueEngine {
 
   /** One queue's depth and consumers (404 `not_found` when absent, 405 when exclusive to another). */
   queueInfo(conn: EngineConnection | undefined, name: string): QueueInfo {
-    return this.#info(this.#queue(name, conn));
+    const q = this.#queue(name, conn);
+    if (q.expiring) this.#expireHead(q, this.#now());
+    return this.#info(q);
   }
 
   /** One exchange (undefined when absent; `""` is the default exchange). */
@@ -1191,6 +1412,7 @@ export class QueueEngine {
     if (this.#closed) return;
     for (const conn of [...this.#connections]) this.disconnect(conn);
     this.#closed = true;
+    if (this.#expiryTimer !== undefined) clearTimeout(this.#expiryTimer);
     this.#store?.close();
     for (const w of this.#commitWaiters) w();
     this.#commitWaiters = [];
