@@ -1419,16 +1419,18 @@ export class QueueEngine {
   }
 }
 
-const storedPropsCache = new WeakMap<object, string>();
+let lastProps: Record<string, unknown> | undefined;
+let lastPropsJson = "";
 
-/** The stored (JSON) form of props, once per props object (AMQP publishers share theirs). */
+/**
+ * The stored (JSON) form of props. The last one is remembered: AMQP publishers send the
+ * same props object again and again (decoded once per distinct set of bytes).
+ */
 function storedProps(props: Record<string, unknown>): string {
-  let json = storedPropsCache.get(props);
-  if (json === undefined) {
-    json = JSON.stringify(props, propsReplacer);
-    storedPropsCache.set(props, json);
-  }
-  return json;
+  if (props === lastProps) return lastPropsJson;
+  lastPropsJson = JSON.stringify(props, propsReplacer);
+  lastProps = props;
+  return lastPropsJson;
 }
 
 /** Stored props: byte arrays as `{$bytes: base64}`, bigints as strings. */
