@@ -129,14 +129,15 @@ export class QueueStore {
 
   /** Durable queues. */
   queues(): StoredQueue[] {
-    return (this.#db.prepare("SELECT name, auto_delete, max_length, args FROM queues").all() as Array<
-      { name: string; auto_delete: number; max_length: number; args: string }
-    >).map((r) => ({
-      name: r.name,
-      autoDelete: r.auto_delete === 1,
-      maxLength: r.max_length,
-      args: r.args,
-    }));
+    return (this.#db.prepare("SELECT name, auto_delete, max_length, args FROM queues")
+      .all() as Array<
+        { name: string; auto_delete: number; max_length: number; args: string }
+      >).map((r) => ({
+        name: r.name,
+        autoDelete: r.auto_delete === 1,
+        maxLength: r.max_length,
+        args: r.args,
+      }));
   }
 
   /** Bindings between durable queues and durable exchanges. */
