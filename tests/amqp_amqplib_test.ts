@@ -423,6 +423,46 @@ Deno.test("amqplib against peerd's AMQP listener", async (t) => {
     });
 
     await t.step(
+      "bad input over TCP: answered as the specification says, other connections unharmed, nothing stored lost",
+      async () => {
+        const ch = quiet(await (await connect()).createConfirmChannel());
+        await ch.assertQueue("steady", { durable: true });
+        for (let i = 0; i < 50; i++) {
+          ch.sendToQueue("steady", Buffer.from(`k${i}`), { persistent: true });
+        }
+        await ch.waitForConfirms();
+        const readAll = async (conn: Deno.Conn) => {
+          const chunks: number[] = [];
+          const buf = new Uint8Array(4096);
+          for (;;) {
+            const n = await conn.read(buf).catch(() => null);
+            if (n === null) return new Uint8Array(chunks);
+            chunks.push(...buf.subarray(0, n));
+          }
+        };
+        // a wrong protocol header: the right one comes back, then the socket closes
+        const http = await Deno.connect({ hostname: "127.0.0.1", port });
+        await http.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert.deepEqual([...await readAll(http)], [0x41, 0x4d, 0x51, 0x50, 0, 0, 9, 1]);
+        http.close();
+        // garbage after a good header: connection.start, then connection.close 501, then EOF
+        const junk = await Deno.connect({ hostname: "127.0.0.1", port });
+        await junk.write(new Uint8Array([0x41, 0x4d, 0x51, 0x50, 0, 0, 9, 1]));
+        await junk.write(new TextEncoder().encode("\u0007garbage, not frames"));
+        const got = await readAll(junk);
+        junk.close();
+        assert.match(new TextDecoder().decode(got), /FRAME_ERROR - unknown frame type 7/);
+        // the other connection goes on, and every stored message is there
+        assert.equal((await ch.checkQueue("steady")).messageCount, 50);
+        ch.sendToQueue("steady", Buffer.from("after"), { persistent: true });
+        await ch.waitForConfirms();
+        assert.equal((await ch.checkQueue("steady")).messageCount, 51);
+        await ch.purgeQueue("steady");
+        assert.ok(q1.events().some((e) => e.ev === "amqp.error" && e.code === 501));
+      },
+    );
+
+    await t.step(
       "kill -9 with persistent confirmed messages, restart, reconnect: none lost",
       async () => {
         const c = await connect();
