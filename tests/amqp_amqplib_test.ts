@@ -420,6 +420,27 @@ Deno.test("amqplib against peerd's AMQP listener", async (t) => {
       assert.equal(am.properties.contentType, "text/csv");
       assert.equal(am.properties.deliveryMode, 2);
       assert.deepEqual(am.properties.headers, { n: "v" });
+      // queue arguments mean the same on both sides
+      await ch.assertQueue("bridge.ttl", {
+        durable: false,
+        messageTtl: 60_000,
+        deadLetterExchange: "",
+        deadLetterRoutingKey: "bridge",
+      });
+      await native.assertQueue("bridge.ttl", {
+        durable: false,
+        messageTtl: 60_000,
+        deadLetterExchange: "",
+        deadLetterRoutingKey: "bridge",
+      });
+      const other = await rejection(native.assertQueue("bridge.ttl", { durable: false }));
+      assert.match(other.message, /precondition_failed.*messageTtl/);
+      native.publish("", "bridge.ttl", "short-lived", { expiration: 1 });
+      await native.sync();
+      await waitUntil(async () => {
+        const m = await ch.get("bridge", { noAck: true });
+        return m && m.content.toString() === "short-lived";
+      }, { what: "the natively published message dead-lettered after its expiration" });
     });
 
     await t.step(
