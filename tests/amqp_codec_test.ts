@@ -147,7 +147,7 @@ Deno.test("properties round-trip and keep their raw bytes in the engine props", 
   assert.equal(persistent, true);
   assert.equal(props.contentType, "application/json");
   assert.deepEqual(props.headers, { retry: 2, ts: 5 });
-  assert.equal(rawProperties(props, true), raw, "the raw bytes go out as they came");
+  assert.deepEqual(rawProperties(props, true), raw, "the raw bytes go out as they came");
   // a natively published message gets properties built from its plain props
   const built = decodeProperties(
     rawProperties({ contentType: "text/plain", headers: { a: "b" } }, true),

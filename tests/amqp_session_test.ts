@@ -34,7 +34,6 @@ class Peer {
   now = 0;
   #decoder = new AmqpFrameDecoder(1 << 20);
   #headerSeen = false;
-  raw: Uint8Array[] = [];
 
   constructor(
     readonly engine: QueueEngine,
@@ -75,8 +74,9 @@ class Peer {
   /** Everything the server wrote since the last call, decoded. */
   read(): Out[] {
     const out: Out[] = [];
-    for (let b = this.session.takeOutput(); b; b = this.session.takeOutput()) {
-      this.raw.push(b);
+    for (let v = this.session.takeOutput(); v; v = this.session.takeOutput()) {
+      const b = v.slice(); // the view is valid until the next take but one
+
       this.#decoder.push(b);
       if (!this.#headerSeen && b[0] === 0x41) {
         this.#headerSeen = true;

@@ -347,14 +347,7 @@ export class AmqpReader {
   shortstr(): string {
     const n = this.u8();
     const at = this.#need(n);
-    // ASCII fast path
-    let s = "";
-    for (let i = at; i < at + n; i++) {
-      const c = this.#buf[i];
-      if (c > 0x7f) return utf8(this.#buf.subarray(at, at + n));
-      s += String.fromCharCode(c);
-    }
-    return s;
+    return shortString(this.#buf, at, n);
   }
 
   longstrBytes(): Uint8Array {
@@ -438,6 +431,38 @@ export class AmqpReader {
         );
     }
   }
+}
+
+// The last short string of each length, reused when the bytes match: exchange names,
+// routing keys and consumer tags repeat from one message to the next.
+const lastShort: string[] = new Array(256).fill("");
+const lastShortBytes: Uint8Array[] = Array.from({ length: 256 }, () => new Uint8Array(0));
+
+/** Decodes `n` bytes at `at` as a short string (cached per length when they repeat). */
+export function shortString(buf: Uint8Array, at: number, n: number): string {
+  const prev = lastShortBytes[n];
+  if (prev.length === n) {
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (prev[i] !== buf[at + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return lastShort[n];
+  }
+  let s = "";
+  for (let i = at; i < at + n; i++) {
+    const c = buf[i];
+    if (c > 0x7f) {
+      s = utf8(buf.subarray(at, at + n));
+      break;
+    }
+    s += String.fromCharCode(c);
+  }
+  lastShortBytes[n] = buf.slice(at, at + n);
+  lastShort[n] = s;
+  return s;
 }
 
 function utf8(b: Uint8Array): string {
@@ -884,12 +909,13 @@ export interface ContentHeader {
 
 /** Decodes a content header payload (the properties stay raw; decode them with decodeProperties). */
 export function decodeContentHeader(payload: Uint8Array): ContentHeader {
-  const r = new AmqpReader(payload);
-  const classId = r.u16();
-  r.u16(); // weight
-  const bodySize = r.u64();
-  if (r.remaining < 2) throw new AmqpError(ReplyCode.SyntaxError, "content header too short");
-  return { classId, bodySize, rawProperties: payload.subarray(r.pos) };
+  if (payload.length < 14) throw new AmqpError(ReplyCode.SyntaxError, "content header too short");
+  const p = payload;
+  const classId = (p[0] << 8) | p[1];
+  // weight (2 bytes), then the 64-bit body size
+  const hi = ((p[4] << 24) >>> 0) + (p[5] << 16) + (p[6] << 8) + p[7];
+  const lo = ((p[8] << 24) >>> 0) + (p[9] << 16) + (p[10] << 8) + p[11];
+  return { classId, bodySize: hi * 0x100000000 + lo, rawProperties: payload.subarray(12) };
 }
 
 /**

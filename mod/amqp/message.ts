@@ -31,22 +31,37 @@ export function plainValue(v: FieldValue): unknown {
   return out;
 }
 
-/** The engine props of a message published over AMQP with raw properties `raw`. */
-export function engineProps(raw: Uint8Array): {
+/**
+ * The engine props of a message published over AMQP with raw properties `view` (which
+ * may be a view of a read buffer: what is kept is copied).
+ */
+export function engineProps(view: Uint8Array): {
   props: Record<string, unknown>;
   persistent: boolean;
 } {
-  // The common case, amqplib's and pika's persistent publish with nothing else: no decode.
-  if (raw.length === 3 && raw[0] === 0x10 && raw[1] === 0) {
-    return { props: { deliveryMode: raw[2], [RAW_PROPS_KEY]: raw }, persistent: raw[2] === 2 };
-  }
   // clients send the same few property sets again and again: decode each once
-  let key: string | undefined;
-  if (raw.length <= 64) {
-    key = String.fromCharCode(...raw);
-    const hit = propsCache.get(key);
-    if (hit) return hit;
+  if (lastRaw.length === view.length && lastResult) {
+    let same = true;
+    for (let i = 0; i < view.length; i++) {
+      if (lastRaw[i] !== view[i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return lastResult;
   }
+  let key: string | undefined;
+  if (view.length <= 64) {
+    key = "";
+    for (let i = 0; i < view.length; i++) key += String.fromCharCode(view[i]);
+    const hit = propsCache.get(key);
+    if (hit) {
+      lastRaw = hit.props[RAW_PROPS_KEY] as Uint8Array;
+      lastResult = hit;
+      return hit;
+    }
+  }
+  const raw = view.slice();
   const p = decodeProperties(raw);
   const props: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(p)) {
@@ -57,9 +72,14 @@ export function engineProps(raw: Uint8Array): {
   if (key !== undefined) {
     if (propsCache.size >= 256) propsCache.clear();
     propsCache.set(key, out);
+    lastRaw = raw;
+    lastResult = out;
   }
   return out;
 }
+
+let lastRaw: Uint8Array = new Uint8Array(0);
+let lastResult: { props: Record<string, unknown>; persistent: boolean } | undefined;
 
 /** Decoded property sets by their raw bytes (shared, never mutated). */
 const propsCache = new Map<string, { props: Record<string, unknown>; persistent: boolean }>();

@@ -23,6 +23,7 @@ import {
   type FieldTable,
   type FieldValue,
   methodName,
+  shortString,
   writeContent,
   writeMethodFrame,
 } from "./codec.ts";
@@ -84,7 +85,9 @@ interface PendingContent {
   key: string;
   mandatory: boolean;
   bodySize: number;
-  raw?: Uint8Array;
+  /** The message's engine props (decoded from the content header; holds the raw bytes). */
+  props?: Record<string, unknown>;
+  persistent: boolean;
   parts: Uint8Array[];
   received: number;
 }
@@ -188,6 +191,7 @@ export class AmqpSession {
   readonly #channels = new Map<number, Channel>();
   readonly #owner = {};
   #out = new AmqpWriter(16 * 1024);
+  #spare = new AmqpWriter(16 * 1024);
   #phase: Phase = "header";
   #label: string;
   #user = "";
@@ -245,13 +249,19 @@ export class AmqpSession {
     return this.#closeCode;
   }
 
-  /** Takes the output written so far (undefined when there is none). */
+  /**
+   * Takes the output written so far (undefined when there is none). The bytes are a view
+   * that stays valid until the next call but one: write them before taking more (two
+   * buffers take turns, so nothing is copied).
+   */
   takeOutput(now?: number): Uint8Array | undefined {
     if (this.#out.length === 0) return undefined;
-    const bytes = this.#out.toBytes();
+    const w = this.#out;
+    this.#out = this.#spare;
     this.#out.reset();
+    this.#spare = w;
     if (now !== undefined) this.#lastSend = now;
-    return bytes;
+    return w.view();
   }
 
   /** Handles bytes from the client. */
@@ -521,7 +531,7 @@ export class AmqpSession {
     }
     if (type === FrameType.Header) {
       const p = ch.pending;
-      if (!p || p.raw) {
+      if (!p || p.props) {
         throw new AmqpError(
           ReplyCode.UnexpectedFrame,
           p
@@ -536,7 +546,10 @@ export class AmqpSession {
           `content header of class ${h.classId}, expected basic (60)`,
         );
       }
-      p.raw = h.rawProperties.slice();
+      // decoded now: the header's bytes are a view of the read buffer (copied on a cache miss)
+      const ep = engineProps(h.rawProperties);
+      p.props = ep.props;
+      p.persistent = ep.persistent;
       p.bodySize = h.bodySize;
       if (h.bodySize > this.#o.maxMessageBytes) {
         ch.pending = undefined;
@@ -556,7 +569,7 @@ export class AmqpSession {
     }
     // body
     const p = ch.pending;
-    if (!p || !p.raw) {
+    if (!p || !p.props) {
       throw new AmqpError(
         ReplyCode.UnexpectedFrame,
         `content body on channel ${ch.id} without a ${p ? "content header" : "'basic.publish'"}`,
@@ -803,12 +816,23 @@ export class AmqpSession {
   }
 
   #publishMethod(ch: Channel, payload: Uint8Array): void {
-    const r = new AmqpReader(payload, 4);
     try {
-      r.u16();
-      const exchange = r.shortstr();
-      const key = r.shortstr();
-      const bits = r.u8();
+      // ticket (2), exchange, routing key, bits: read in place (the hot path)
+      const p = payload;
+      let at = 6;
+      const exLen = p[at++];
+      if (at + exLen + 2 > p.length) {
+        throw new AmqpError(ReplyCode.SyntaxError, "basic.publish: truncated arguments");
+      }
+      const exchange = shortString(p, at, exLen);
+      at += exLen;
+      const keyLen = p[at++];
+      if (at + keyLen + 1 > p.length) {
+        throw new AmqpError(ReplyCode.SyntaxError, "basic.publish: truncated arguments");
+      }
+      const key = shortString(p, at, keyLen);
+      at += keyLen;
+      const bits = p[at];
       if (bits & 2) {
         throw new AmqpError(ReplyCode.NotImplemented, "immediate=true", 60, 40);
       }
@@ -817,6 +841,7 @@ export class AmqpSession {
         key,
         mandatory: (bits & 1) !== 0,
         bodySize: 0,
+        persistent: false,
         parts: [],
         received: 0,
       };
@@ -841,7 +866,8 @@ export class AmqpSession {
     const m = { classId: 60, methodId: 40, name: "basic.publish", args: {} };
     try {
       this.#engine.assertPublishable(p.exchange);
-      const { props, persistent } = engineProps(p.raw!);
+      const props = p.props!;
+      const persistent = p.persistent;
       let expiration: number | undefined;
       if (props.expiration !== undefined) {
         const e = String(props.expiration);

@@ -156,6 +156,8 @@ interface Exchange {
   internal: boolean;
   /** key (direct/topic) → queue names; fanout uses key "" for all. */
   bindings: Map<string, Set<string>>;
+  /** topic: routing key → the queue names its patterns match (cleared when bindings change). */
+  topicCache?: Map<string, string[]>;
 }
 
 interface Consumer {
@@ -190,6 +192,7 @@ class QueueState {
   lastUsed = 0;
   owner?: object;
   exclusiveConsumer = false;
+  dispatching = false;
   ready: Message[] = [];
   head = 0;
   unacked = 0;
@@ -741,6 +744,7 @@ export class QueueEngine {
     const k = ex.type === "fanout" ? "" : ex.type === "headers" ? canonicalHeadersKey(key) : key;
     ex.bindings.get(k)?.delete(q.name);
     if (ex.bindings.get(k)?.size === 0) ex.bindings.delete(k);
+    ex.topicCache?.clear();
     q.bindings.delete(`${exchange}\u0000${k}`);
     this.#store?.deleteBinding({ queue: q.name, exchange, key: k });
     if (ex.autoDelete && ex.bindings.size === 0) this.#deleteExchangeQuietly(ex);
@@ -907,11 +911,24 @@ export class QueueEngine {
       }
       return [...out];
     }
-    const out = new Set<QueueState>();
-    for (const [pattern, queues] of ex.bindings) {
-      if (topicMatches(pattern, key)) { for (const q of this.#named(queues)) out.add(q); }
+    // topic: the patterns a key matches are computed once per key until the bindings change
+    const cache = ex.topicCache ??= new Map();
+    let names = cache.get(key);
+    if (!names) {
+      const out = new Set<string>();
+      for (const [pattern, queues] of ex.bindings) {
+        if (topicMatches(pattern, key)) { for (const q of queues) out.add(q); }
+      }
+      names = [...out];
+      if (cache.size >= 4096) cache.clear();
+      cache.set(key, names);
     }
-    return [...out];
+    const targets: QueueState[] = [];
+    for (const n of names) {
+      const q = this.#queues.get(n);
+      if (q) targets.push(q);
+    }
+    return targets;
   }
 
   #named(names: Set<string> | undefined): QueueState[] {
@@ -1104,11 +1121,9 @@ export class QueueEngine {
     };
   }
 
-  #dispatching = new Set<QueueState>();
-
   #dispatch(q: QueueState): void {
-    if (this.#dispatching.has(q) || q.deleted) return;
-    this.#dispatching.add(q);
+    if (q.dispatching || q.deleted) return;
+    q.dispatching = true;
     try {
       if (q.expiring && q.depth > 0) this.#expireHead(q, this.#now());
       while (q.depth > 0 && q.consumers.length > 0) {
@@ -1133,7 +1148,7 @@ export class QueueEngine {
         if (!chosen.conn.sink.deliver(d)) chosen.conn.blocked = true;
       }
     } finally {
-      this.#dispatching.delete(q);
+      q.dispatching = false;
     }
   }
 
@@ -1264,6 +1279,7 @@ export class QueueEngine {
       if (!ex) continue;
       ex.bindings.get(key)?.delete(q.name);
       if (ex.bindings.get(key)?.size === 0) ex.bindings.delete(key);
+      ex.topicCache?.clear();
       if (ex.autoDelete && ex.bindings.size === 0) this.#deleteExchangeQuietly(ex);
     }
     q.clear();
@@ -1285,6 +1301,7 @@ export class QueueEngine {
     let set = ex.bindings.get(k);
     if (!set) ex.bindings.set(k, set = new Set());
     set.add(q.name);
+    ex.topicCache?.clear();
     return true;
   }
 
