@@ -526,6 +526,20 @@ Deno.test("amqplib against peerd's AMQP listener", async (t) => {
         });
       },
     );
+
+    await t.step(
+      "SIGTERM: clients get connection.close 320 CONNECTION_FORCED, the node exits 0",
+      async () => {
+        const c = quiet(await amqp.connect(url));
+        // amqplib reports CONNECTION_FORCED on "close" only (it is not fatal to it)
+        const closed = new Promise<unknown>((r) => c.on("close", r));
+        const { code } = await q1.stop();
+        const why = await closed;
+        assert.equal(code, 0);
+        assert.match(String(why), /320 .*CONNECTION_FORCED - broker shutdown/);
+        conns.splice(0);
+      },
+    );
   } finally {
     for (const c of conns) await c.close().catch(() => {});
   }

@@ -129,9 +129,10 @@ class AmqpSocket {
 }
 
 /**
- * Serves AMQP 0-9-1 over TCP on one engine. `close()` stops accepting, closes every
- * connection (their unacknowledged deliveries go back to their queues) and waits for
- * their loops; safe to call twice.
+ * Serves AMQP 0-9-1 over TCP on one engine. `close()` stops accepting, sends every
+ * connection `connection.close` 320 CONNECTION_FORCED (their unacknowledged deliveries go
+ * back to their queues), closes the sockets within 0.5 s and waits for their loops; safe
+ * to call twice.
  */
 export class AmqpListener implements AsyncDisposable {
   readonly #listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>;
@@ -209,6 +210,14 @@ export class AmqpListener implements AsyncDisposable {
     }
     await this.#accepting;
     const done = [...this.#sockets].map((s) => s.done);
+    // tell every client (320 CONNECTION_FORCED), give the closes a moment to go out
+    for (const s of this.#sockets) s.session.shutdown();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(done),
+      new Promise((resolve) => timer = setTimeout(resolve, 500)),
+    ]);
+    clearTimeout(timer);
     for (const s of this.#sockets) s.close();
     await Promise.all(done);
   }

@@ -370,6 +370,25 @@ export class AmqpSession {
     }
   }
 
+  /**
+   * The server is stopping: `connection.close` 320 CONNECTION_FORCED (as RabbitMQ sends, so
+   * clients reconnect), unacknowledged deliveries back to their queues, then the socket closes.
+   */
+  shutdown(reason = "broker shutdown"): void {
+    if (this.#phase === "closed") return;
+    if (this.#phase === "running") {
+      this.#send(0, 10, 50, {
+        replyCode: ReplyCode.ConnectionForced,
+        replyText: `CONNECTION_FORCED - ${reason}`,
+        classId: 0,
+        methodId: 0,
+      });
+      this.#closeCode = ReplyCode.ConnectionForced;
+      this.#onEvent("amqp.close", { conn: this.#label, code: 320, by: "server" });
+    }
+    this.#finish();
+  }
+
   /** The socket is gone: every channel's unacknowledged deliveries go back to their queues. */
   transportClosed(): void {
     if (this.#phase === "closed") return;
