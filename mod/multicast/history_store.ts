@@ -20,10 +20,36 @@ export interface HistoryEntry extends ChatMessage {
 }
 
 /**
+ * A node's delivered history as the protocol core uses it: {@linkcode HistoryStore} keeps it
+ * in SQLite, `MemoryHistory` in memory (tests, simulations). Methods may throw when the
+ * storage fails; the core turns that into an event and stops delivering.
+ */
+export interface HistoryLog {
+  /** Number of delivered messages stored (= index of the last one). */
+  readonly count: number;
+  /** The first own sequence number that is safe to use after a restart. */
+  readonly reservedSeq: number;
+  /** Makes sure own sequence numbers below `seq` are covered by the reservation. */
+  reserveSeq(seq: number): void;
+  /** Appends delivered messages atomically; returns them with their indexes. */
+  append(msgs: ChatMessage[]): HistoryEntry[];
+  /** Deletes entries after index `idx`. */
+  truncate(idx: number): void;
+  /** The id at index `idx`, if any. */
+  idAt(idx: number): string | undefined;
+  /** Entries after index `after`, at most `limit`, in order. */
+  since(after: number, limit?: number): HistoryEntry[];
+  /** The last `n` entries, oldest first. */
+  tail(n: number): HistoryEntry[];
+  /** The highest delivered sequence number per sender. */
+  lastSeqs(): Record<string, number>;
+}
+
+/**
  * A node's delivered history. Appends are one transaction per batch; `close()` is safe
  * to call twice.
  */
-export class HistoryStore {
+export class HistoryStore implements HistoryLog {
   readonly #db: DatabaseSync;
   readonly #insert: StatementSync;
   #count: number;
@@ -134,6 +160,13 @@ export class HistoryStore {
   /** The last `n` entries, oldest first. */
   tail(n: number): HistoryEntry[] {
     return this.since(Math.max(0, this.#count - n), n);
+  }
+
+  /** The highest delivered sequence number per sender. */
+  lastSeqs(): Record<string, number> {
+    const rows = this.#db.prepare("SELECT sender, MAX(seq) AS seq FROM history GROUP BY sender")
+      .all() as Array<{ sender: string; seq: number }>;
+    return Object.fromEntries(rows.map((r) => [String(r.sender), Number(r.seq)]));
   }
 
   /** Closes the database. Safe to call twice. */

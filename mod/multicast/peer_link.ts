@@ -7,6 +7,7 @@
  */
 import type { NodeEntry } from "../config/mod.ts";
 import { type Message, RpcClient } from "../wire/mod.ts";
+import type { MulticastTransport } from "./transport.ts";
 
 /** Options of {@linkcode PeerLink}. */
 export interface PeerLinkOptions {
@@ -151,5 +152,57 @@ export class PeerLink {
       this.#wake = undefined;
       backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
     }
+  }
+}
+
+/** Options of {@linkcode PeerLinks}. */
+export interface PeerLinksOptions extends Omit<PeerLinkOptions, "onConnect" | "onMessage"> {
+  /** Called (synchronously) each time the link to `name` (re)connects. */
+  onConnect?: (name: string) => void;
+  /** Frames a peer sends back on its link (error replies). */
+  onMessage?: (name: string, msg: Message) => void;
+}
+
+/**
+ * The TCP {@linkcode MulticastTransport}: one {@linkcode PeerLink} per other member.
+ * `close()` closes every link (safe to call twice).
+ */
+export class PeerLinks implements MulticastTransport {
+  readonly #links = new Map<string, PeerLink>();
+
+  constructor(peers: NodeEntry[], options: PeerLinksOptions) {
+    for (const peer of peers) {
+      this.#links.set(
+        peer.name,
+        new PeerLink(peer, {
+          ...options,
+          onConnect: (link) => options.onConnect?.(link.name),
+          onMessage: (link, msg) => options.onMessage?.(link.name, msg),
+        }),
+      );
+    }
+  }
+
+  send(to: string, frame: Message): boolean {
+    return this.#links.get(to)?.send(frame) ?? false;
+  }
+
+  connected(to: string): boolean {
+    return this.#links.get(to)?.connected ?? false;
+  }
+
+  pendingBytes(to: string): number {
+    return this.#links.get(to)?.pendingBytes ?? 0;
+  }
+
+  /** Ends `to`'s redial backoff (it was just heard from). */
+  nudge(to: string): void {
+    const link = this.#links.get(to);
+    if (link && !link.connected) link.nudge();
+  }
+
+  /** Closes every link. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#links.values()].map((l) => l.close()));
   }
 }

@@ -1,0 +1,811 @@
+/**
+ * The membership protocol of the multicast role (pure: frames and `now` in, frames out):
+ * joining and bootstrap, the coordinator-driven view change (propose → flush → install →
+ * installed → commit), history transfer to joiners, and exclusion.
+ *
+ * Primary partition: a coordinator proposes only a view of at least `quorum` members; the
+ * survivors it proposes to must all have installed the same base view as it has (a member
+ * with another history joins instead, through history transfer); a view is primary — its
+ * members deliver — only once `quorum` members have installed it. A member accepts
+ * proposals with growing numbers only and stops acking in the old view when it flushes, so
+ * everything a primary view delivered is held by a member of the next one and is in its
+ * flush.
+ *
+ * @module
+ */
+import {
+  ErrorCode,
+  fieldArray,
+  fieldInt,
+  fieldOptString,
+  type Message,
+  ProtocolError,
+} from "../wire/mod.ts";
+import type { HistoryLog } from "./history_store.ts";
+import {
+  type ChatMessage,
+  compareStamp,
+  DATA_FRAME_BYTES,
+  parseChatMessage,
+  parseCounters,
+} from "./message.ts";
+import type { SilenceDetector } from "./failure_detector.ts";
+import type { MemberHooks } from "./member.ts";
+import {
+  type FlushReport,
+  type Installation,
+  mergeFlushes,
+  type TotalOrderGroup,
+  type View,
+} from "./total_order.ts";
+import type { MulticastTransport } from "./transport.ts";
+
+const HISTORY_CHUNK = 2_000;
+
+/** A join request as the coordinator keeps it. */
+export interface JoinRequest {
+  /** Highest view the joiner has seen. */
+  known: number;
+  /** Its next own sequence number. */
+  ownSeq: number;
+  /** Its Lamport clock. */
+  clock: number;
+  /** How many messages it has delivered. */
+  have: number;
+  /** The id of its last delivered message. */
+  last?: string;
+  /** When the request arrived. */
+  at: number;
+}
+
+/** What this member last heard in a peer's heartbeat. */
+export interface PeerInfo {
+  view: number;
+  state: string;
+  coord: string;
+  members: string[];
+  primary: boolean;
+  delivered: number;
+  at: number;
+}
+
+interface ViewChange {
+  num: number;
+  base: number;
+  survivors: string[];
+  joiners: Map<string, JoinRequest>;
+  reports: Map<string, FlushReport>;
+  deadline: number;
+  askedAt: number;
+}
+
+interface PendingInstall {
+  num: number;
+  coord: string;
+  members: string[];
+  acks: Set<string>;
+  deadline: number;
+}
+
+/** How the view change calls back into the member. */
+export interface MemberCallbacks {
+  /** Sends what is batched in the current view (before the state changes). */
+  flush(): void;
+  /** The installed view was committed: it is primary now. */
+  committed(): void;
+  /** This member left its view to rejoin: drop undelivered outgoing state. */
+  excluded(): void;
+  /** A view was installed: replay frames buffered for it. */
+  replayBuffered(view: number): void;
+}
+
+/** Options of {@linkcode ViewChanges} (the member's parts it works on). */
+export interface ViewChangesOptions {
+  self: string;
+  order: Map<string, number>;
+  peers: string[];
+  quorum: number;
+  group: TotalOrderGroup;
+  store: HistoryLog;
+  transport: MulticastTransport;
+  hooks: MemberHooks;
+  fd: SilenceDetector;
+  failTimeoutMs: number;
+  flushTimeoutMs: number;
+  bootstrapMs: number;
+  startedAt: number;
+  member: MemberCallbacks;
+}
+
+/** The membership state machine of one member (see the module doc). */
+export class ViewChanges {
+  readonly #o: ViewChangesOptions;
+  readonly #peerInfo = new Map<string, PeerInfo>();
+  readonly #pendingJoins = new Map<string, JoinRequest>();
+  #state: "joining" | "flushing" | "installing" | "member" = "joining";
+  #accepted: { num: number; coord: string; members: string[] } | undefined;
+  #installing: PendingInstall | undefined;
+  #maxNum = 0;
+  #change: ViewChange | undefined;
+  #lastJoinAt = -Infinity;
+  #fetched: { after: number; count: number } | undefined;
+  #now = 0;
+  #noQuorumLogged = 0;
+
+  constructor(options: ViewChangesOptions) {
+    this.#o = options;
+    this.#now = options.startedAt;
+  }
+
+  /** The membership state. */
+  get state(): "joining" | "flushing" | "installing" | "member" {
+    return this.#state;
+  }
+
+  /** The coordinator: the first member of the view (peers-file order) not suspected. */
+  leader(): string | undefined {
+    const view = this.#o.group.view;
+    if (!view || this.#state === "joining") return undefined;
+    return view.members.find((m) => !this.#suspected(m));
+  }
+
+  /** This member's heartbeat frame (its view, state and the ordering core's clock). */
+  heartbeat(): Message {
+    const g = this.#o.group;
+    const view = this.#state === "joining" ? undefined : g.view;
+    return {
+      t: "mc.hb",
+      view: view?.id ?? 0,
+      state: this.#state,
+      primary: this.#state === "member",
+      coord: this.leader() ?? "",
+      members: view?.members ?? [],
+      delivered: this.#o.store.count,
+      ...g.heartbeat(),
+    };
+  }
+
+  /** This node was stalled: deadlines move on as well. */
+  stalled(now: number): void {
+    if (this.#change) {
+      this.#change.deadline = Math.max(this.#change.deadline, now + this.#o.flushTimeoutMs);
+    }
+    if (this.#installing) {
+      this.#installing.deadline = Math.max(
+        this.#installing.deadline,
+        now + this.#o.flushTimeoutMs,
+      );
+    }
+  }
+
+  /** `name` left politely. */
+  forget(name: string): void {
+    this.#peerInfo.delete(name);
+  }
+
+  /** Reads a list of member names, or throws `bad_field`. */
+  names(msg: Message, field: string): string[] {
+    const raw = fieldArray(msg, field);
+    const names: string[] = [];
+    for (const n of raw) {
+      if (typeof n !== "string" || !this.#o.order.has(n)) {
+        throw new ProtocolError(
+          ErrorCode.BadField,
+          `Cannot accept ${msg.t}: ${field} must list members of the peers file, got ${String(n)}`,
+        );
+      }
+      names.push(n);
+    }
+    return names;
+  }
+
+  /** Takes a membership frame (`mc.propose`, `mc.flush`, `mc.install`, …). */
+  receive(from: string, msg: Message, now: number): void {
+    this.#now = now;
+    switch (msg.t) {
+      case "mc.propose":
+        return this.#onPropose(msg, from);
+      case "mc.flush":
+        return this.#onFlush(msg, from);
+      case "mc.install":
+        return this.#onInstall(msg, from);
+      case "mc.installed":
+        return this.#onInstalled(msg, from);
+      case "mc.commit":
+        return this.#onCommit(msg, from);
+      case "mc.join":
+        return this.#onJoin(msg, from);
+      case "mc.history":
+        return this.#onHistory(msg, from);
+      default:
+        throw new ProtocolError(ErrorCode.UnknownType, `Cannot accept ${String(msg.t)}`);
+    }
+  }
+
+  /**
+   * Takes a peer's heartbeat. True when it made this member leave its view (the caller must
+   * not apply the heartbeat's clock to the view any more).
+   */
+  peerHeartbeat(from: string, info: PeerInfo): boolean {
+    this.#now = info.at;
+    this.#peerInfo.set(from, info);
+    const g = this.#o.group;
+    const self = this.#o.self;
+    const mine = this.#state === "joining" ? 0 : g.view?.id ?? 0;
+    const acc = this.#accepted;
+    if (this.#state !== "joining" && info.view > mine && info.state !== "joining") {
+      if (info.primary && info.members.includes(from) && !info.members.includes(self)) {
+        this.#becomeJoining(`${from} is in primary view ${info.view} without this node`);
+        return true;
+      }
+      if (acc && acc.num === info.view) {
+        if (from === acc.coord) {
+          // The coordinator installed the view but its install never reached this node (the
+          // link dropped in between; frames on one link are FIFO, so it is lost, not late).
+          this.#becomeJoining(`missed the install of view ${info.view}`);
+          return true;
+        }
+      } else if (info.primary && (!acc || acc.num < info.view)) {
+        this.#becomeJoining(`primary view ${info.view} was formed without this node`);
+        return true;
+      }
+    }
+    const inst = this.#installing;
+    if (
+      this.#state === "installing" && inst && from === inst.coord && info.primary &&
+      info.view === inst.num
+    ) {
+      this.#commit(); // the coordinator committed; its commit frame was lost
+    }
+    return false;
+  }
+
+  /** The periodic part: joining, bootstrap, starting and retrying view changes. */
+  onTimer(now: number): void {
+    this.#now = now;
+    if (this.#state === "joining" && !this.#change) this.#tryJoin();
+    else this.#maybeChangeView();
+  }
+
+  // ── joining ──
+
+  #suspected(name: string): boolean {
+    return name !== this.#o.self && this.#o.fd.suspected(name, this.#now);
+  }
+
+  #sorted(names: Iterable<string>): string[] {
+    const order = this.#o.order;
+    return [...new Set(names)].sort((a, b) => order.get(a)! - order.get(b)!);
+  }
+
+  #fresh(info: PeerInfo): boolean {
+    return this.#now - info.at <= this.#o.failTimeoutMs;
+  }
+
+  #knownView(): number {
+    let best = 0;
+    for (const info of this.#peerInfo.values()) {
+      if (info.state !== "joining" && this.#fresh(info)) best = Math.max(best, info.view);
+    }
+    return best;
+  }
+
+  /** Among fresh joining nodes (and this one): the one with the longest history forms. */
+  #bootstrapLeader(): string | undefined {
+    const o = this.#o;
+    let best = o.self;
+    let bestCount = o.store.count;
+    for (const [name, info] of this.#peerInfo) {
+      if (info.state !== "joining" || !this.#fresh(info) || this.#suspected(name)) continue;
+      const better = info.delivered > bestCount ||
+        (info.delivered === bestCount && o.order.get(name)! < o.order.get(best)!);
+      if (better) {
+        best = name;
+        bestCount = info.delivered;
+      }
+    }
+    return best;
+  }
+
+  #sendJoin(target: string, known: number): void {
+    if (this.#now - this.#lastJoinAt < Math.max(300, this.#o.failTimeoutMs / 3)) return;
+    this.#lastJoinAt = this.#now;
+    const count = this.#o.store.count;
+    this.#o.transport.send(target, {
+      t: "mc.join",
+      known,
+      ownSeq: this.#o.group.ownSeq,
+      clock: this.#o.group.clock,
+      have: count,
+      last: count > 0 ? this.#o.store.idAt(count) : undefined,
+    });
+  }
+
+  #tryJoin(): void {
+    const o = this.#o;
+    let target: string | undefined;
+    let best = 0;
+    for (const [name, info] of this.#peerInfo) {
+      if (info.state === "joining" || !this.#fresh(info)) continue;
+      if (info.view > best || (info.view === best && info.primary)) {
+        best = info.view;
+        target = info.coord || name;
+      }
+    }
+    if (target !== undefined && best > 0) {
+      this.#sendJoin(target, best);
+      return;
+    }
+    // No group anywhere: the joining node with the longest history (then first in file
+    // order) forms one, with the others joining it, once a quorum asks.
+    const reachable = (name: string) =>
+      this.#peerInfo.has(name) && !this.#suspected(name) && o.transport.connected(name);
+    const heardAll = o.peers.every(reachable);
+    if (!heardAll && this.#now - o.startedAt < o.bootstrapMs) return;
+    const leader = this.#bootstrapLeader();
+    if (leader === undefined) return;
+    if (leader !== o.self) {
+      this.#sendJoin(leader, 0);
+      return;
+    }
+    const joins = this.#liveJoins();
+    const asking = o.peers.filter((p) =>
+      reachable(p) && this.#peerInfo.get(p)?.state === "joining"
+    );
+    if (this.#now - o.startedAt < o.bootstrapMs && asking.some((p) => !joins.has(p))) return;
+    if (joins.size + 1 < o.quorum) {
+      this.#logNoQuorum(`forming a group needs ${o.quorum} members, ${joins.size + 1} ask`);
+      return;
+    }
+    this.#startChange([o.self], joins);
+  }
+
+  #liveJoins(): Map<string, JoinRequest> {
+    for (const [name, req] of this.#pendingJoins) {
+      if (this.#now - req.at > 4 * this.#o.failTimeoutMs) this.#pendingJoins.delete(name);
+    }
+    return new Map(
+      [...this.#pendingJoins].filter(([n]) =>
+        !this.#suspected(n) && this.#o.transport.connected(n)
+      ),
+    );
+  }
+
+  #onJoin(msg: Message, from: string): void {
+    const req: JoinRequest = {
+      known: fieldInt(msg, "known", { min: 0 }),
+      ownSeq: fieldInt(msg, "ownSeq", { min: 1 }),
+      clock: fieldInt(msg, "clock", { min: 0 }),
+      have: fieldInt(msg, "have", { min: 0 }),
+      last: fieldOptString(msg, "last"),
+      at: this.#now,
+    };
+    const bootstrapping = this.#state === "joining" && this.#knownView() === 0 &&
+      this.#bootstrapLeader() === this.#o.self;
+    if (!bootstrapping && (this.#state === "joining" || this.leader() !== this.#o.self)) {
+      throw new ProtocolError(
+        "not_coordinator",
+        `Cannot admit ${from}: ${this.#o.self} does not coordinate the group (${
+          this.leader() ?? "none"
+        } does)`,
+      );
+    }
+    const view = this.#o.group.view;
+    // A join sent before its sender saw the view that admitted it.
+    if (this.#state !== "joining" && view?.members.includes(from) && view.id > req.known) return;
+    this.#pendingJoins.set(from, req);
+    if (!bootstrapping) this.#maybeChangeView();
+  }
+
+  // ── coordinator ──
+
+  #logNoQuorum(why: string): void {
+    if (this.#now - this.#noQuorumLogged < 5_000) return;
+    this.#noQuorumLogged = this.#now;
+    this.#o.hooks.log.info(`no primary view possible: ${why}`);
+  }
+
+  #maybeChangeView(): void {
+    const o = this.#o;
+    const now = this.#now;
+    const change = this.#change;
+    if (change) {
+      if (now < change.deadline) {
+        if (now - change.askedAt >= 400) {
+          change.askedAt = now;
+          const members = this.#accepted?.members ?? [];
+          for (const s of change.survivors) {
+            if (!change.reports.has(s) && s !== o.self) {
+              o.transport.send(s, { t: "mc.propose", num: change.num, members, base: change.base });
+            }
+          }
+        }
+        return;
+      }
+      const silent = change.survivors.filter((s) => !change.reports.has(s));
+      o.hooks.log.warn(`view change ${change.num}: no flush from ${silent.join(", ")}; retrying`);
+      this.#change = undefined;
+      if (
+        !this.#startChange(change.survivors.filter((s) => change.reports.has(s)), change.joiners)
+      ) {
+        this.#stayAfterFailedChange();
+      }
+      return;
+    }
+    const inst = this.#installing;
+    if (this.#state === "installing" && inst && inst.coord === o.self) {
+      if (now < inst.deadline) return;
+      o.hooks.log.warn(
+        `view ${inst.num}: installed by ${[...inst.acks].join(", ")} only; retrying`,
+      );
+      const survivors = [...inst.acks].filter((m) => !this.#suspected(m));
+      this.#installing = undefined;
+      if (!this.#startChange(survivors, this.#liveJoins())) {
+        this.#installing = inst;
+        inst.deadline = now + o.flushTimeoutMs;
+      }
+      return;
+    }
+    const view = o.group.view;
+    if (!view || this.#state === "joining") return;
+    if (this.#state === "flushing" && this.#accepted && !this.#suspected(this.#accepted.coord)) {
+      return;
+    }
+    if (this.#state === "installing" && inst && !this.#suspected(inst.coord)) return;
+    if (this.leader() !== o.self) return;
+    const suspects = view.members.filter((m) => this.#suspected(m));
+    const joins = this.#liveJoins();
+    if (suspects.length === 0 && joins.size === 0) {
+      if (this.#state === "flushing") {
+        // Our own proposal's coordinator role ended without an install (quorum lost and
+        // regained): start again with everyone.
+        this.#startChange(view.members, joins);
+      }
+      return;
+    }
+    const survivors = view.members.filter((m) => !suspects.includes(m) && !joins.has(m));
+    this.#startChange(survivors, joins);
+  }
+
+  /** After a change that could not go on: keep the installed view, not primary. */
+  #stayAfterFailedChange(): void {
+    if (this.#accepted?.coord === this.#o.self) this.#accepted = undefined;
+    if (!this.#o.group.view) this.#state = "joining";
+  }
+
+  /** Starts a view change; false when the proposed view would be smaller than a quorum. */
+  #startChange(survivors: string[], joiners: Map<string, JoinRequest>): boolean {
+    const o = this.#o;
+    const members = this.#sorted([o.self, ...survivors, ...joiners.keys()]);
+    if (members.length < o.quorum) {
+      this.#logNoQuorum(`${members.join(", ")} reachable, ${o.quorum} needed`);
+      return false;
+    }
+    const base = this.#state === "joining" ? 0 : o.group.view?.id ?? 0;
+    const num = Math.max(this.#maxNum, o.group.view?.id ?? 0, this.#accepted?.num ?? 0) + 1;
+    this.#maxNum = num;
+    const all = this.#sorted([o.self, ...survivors.filter((s) => !joiners.has(s))]);
+    if (this.#state === "member") o.member.flush();
+    this.#installing = undefined;
+    this.#change = {
+      num,
+      base,
+      survivors: all,
+      joiners,
+      reports: new Map([[o.self, o.group.flushReport()]]),
+      deadline: this.#now + o.flushTimeoutMs,
+      askedAt: this.#now,
+    };
+    this.#accepted = { num, coord: o.self, members };
+    this.#state = "flushing";
+    o.hooks.log.info(
+      `proposing view ${num}: ${members.join(", ")}${
+        joiners.size ? ` (joining: ${[...joiners.keys()].join(", ")})` : ""
+      }`,
+    );
+    for (const s of all) {
+      if (s !== o.self) o.transport.send(s, { t: "mc.propose", num, members, base });
+    }
+    this.#maybeFinishChange();
+    return true;
+  }
+
+  #onFlush(msg: Message, from: string): void {
+    const num = fieldInt(msg, "num", { min: 1 });
+    const change = this.#change;
+    if (!change || change.num !== num || !change.survivors.includes(from)) return;
+    const report: FlushReport = {
+      clock: fieldInt(msg, "clock", { min: 0 }),
+      hold: fieldArray(msg, "hold").map((r) => parseChatMessage(r, msg)),
+      nextSeq: parseCounters(msg.nextSeq, "nextSeq", msg),
+      ownSeq: fieldInt(msg, "ownSeq", { min: 1 }),
+    };
+    change.reports.set(from, report);
+    this.#maybeFinishChange();
+  }
+
+  #maybeFinishChange(): void {
+    const o = this.#o;
+    const change = this.#change;
+    if (!change || change.survivors.some((s) => !change.reports.has(s))) return;
+    const members = this.#sorted([...change.survivors, ...change.joiners.keys()]);
+    const view: View = { id: change.num, members };
+    const inst = mergeFlushes(view, change.reports, change.joiners);
+    const base: Message = {
+      t: "mc.install",
+      num: change.num,
+      members,
+      msgs: inst.msgs,
+      clocks: inst.clocks,
+      nextSeq: inst.nextSeq,
+      maxClock: inst.maxClock,
+    };
+    for (const s of change.survivors) if (s !== o.self) o.transport.send(s, base);
+    const delivered = o.group.view ? o.group.deliveredVector() : o.store.lastSeqs();
+    const count = o.store.count;
+    const lastId = count > 0 ? o.store.idAt(count) : undefined;
+    for (const [name, req] of change.joiners) {
+      const matches = req.have <= count &&
+        (req.have === 0 || o.store.idAt(req.have) === req.last);
+      let after = matches ? req.have : req.have > count ? count : 0;
+      for (let i = 0; i < 100_000; i++) {
+        const entries = o.store.since(after, HISTORY_CHUNK);
+        for (const part of bySize(entries)) {
+          o.transport.send(name, { t: "mc.history", after, entries: part });
+          after = part[part.length - 1].idx;
+        }
+        if (entries.length < HISTORY_CHUNK) break;
+      }
+      if (after !== count) o.hooks.log.warn(`history for ${name} stopped at ${after} of ${count}`);
+      o.transport.send(name, { ...base, joiner: { from: count, lastId, delivered } });
+      this.#pendingJoins.delete(name);
+    }
+    if (!o.group.view) o.group.installAsJoiner(inst, delivered); // bootstrap: from its history
+    else o.group.install(inst);
+    this.#change = undefined;
+    this.#installed(view, o.self);
+  }
+
+  #onInstalled(msg: Message, from: string): void {
+    const num = fieldInt(msg, "num", { min: 1 });
+    const inst = this.#installing;
+    const view = this.#o.group.view;
+    if (this.#state === "member" && view?.id === num && view.members.includes(from)) {
+      this.#o.transport.send(from, { t: "mc.commit", num }); // a late ack: commit again
+      return;
+    }
+    if (!inst || inst.coord !== this.#o.self || inst.num !== num) return;
+    if (!inst.members.includes(from)) return;
+    inst.acks.add(from);
+    this.#maybeCommit();
+  }
+
+  #maybeCommit(): void {
+    const inst = this.#installing;
+    if (!inst || inst.coord !== this.#o.self || inst.acks.size < this.#o.quorum) return;
+    for (const m of inst.members) {
+      if (m !== this.#o.self) this.#o.transport.send(m, { t: "mc.commit", num: inst.num });
+    }
+    this.#commit();
+  }
+
+  // ── member side ──
+
+  #onPropose(msg: Message, from: string): void {
+    const o = this.#o;
+    const num = fieldInt(msg, "num", { min: 1 });
+    const members = this.names(msg, "members");
+    const base = typeof msg.base === "number" ? msg.base : -1;
+    if (!members.includes(o.self) || !members.includes(from)) return;
+    const acc = this.#accepted;
+    if (acc && acc.num === num && acc.coord === from && this.#state === "flushing") {
+      o.transport.send(from, { t: "mc.flush", num, ...o.group.flushReport() });
+      return; // the coordinator asked again: its first proposal or our report was lost
+    }
+    if (this.#state === "joining") return; // a joining node takes part only by joining
+    const own = o.group.view?.id ?? 0;
+    const floor = Math.max(acc?.num ?? 0, own, this.#maxNum);
+    if (num <= floor) {
+      throw new ProtocolError(
+        ErrorCode.Conflict,
+        `Cannot accept proposal ${num}: already at ${floor}`,
+      );
+    }
+    if (base !== own) {
+      // Survivors of one change share one history: the coordinator's installed view.
+      throw new ProtocolError(
+        ErrorCode.Conflict,
+        `Cannot accept proposal ${num}: it follows view ${base}, this node has view ${own}`,
+      );
+    }
+    this.#maxNum = num;
+    if (this.#state === "member") o.member.flush(); // what was stamped goes out in the old view
+    this.#accepted = { num, coord: from, members };
+    this.#change = undefined;
+    this.#installing = undefined;
+    this.#state = "flushing";
+    o.transport.send(from, { t: "mc.flush", num, ...o.group.flushReport() });
+  }
+
+  #onInstall(msg: Message, from: string): void {
+    const o = this.#o;
+    const num = fieldInt(msg, "num", { min: 1 });
+    const members = this.names(msg, "members");
+    const inst: Installation = {
+      view: { id: num, members },
+      msgs: fieldArray(msg, "msgs").map((r) => parseChatMessage(r, msg)),
+      clocks: parseCounters(msg.clocks, "clocks", msg),
+      nextSeq: parseCounters(msg.nextSeq, "nextSeq", msg),
+      maxClock: fieldInt(msg, "maxClock", { min: 0 }),
+    };
+    const joiner = msg.joiner;
+    if (joiner !== undefined && joiner !== null) {
+      if (this.#state !== "joining" || !members.includes(o.self)) return;
+      if (typeof joiner !== "object" || Array.isArray(joiner)) {
+        throw new ProtocolError(ErrorCode.BadField, "Cannot accept mc.install: bad joiner part");
+      }
+      const part = joiner as Message;
+      const base = fieldInt(part, "from", { min: 0 });
+      const lastId = fieldOptString(part, "lastId");
+      const delivered = parseCounters(part.delivered, "delivered", msg);
+      if (o.store.count < base || (base > 0 && o.store.idAt(base) !== lastId)) {
+        // A history chunk went missing (link dropped): the join is retried.
+        o.hooks.log.warn(`install from ${from}: history ends at ${base}, have ${o.store.count}`);
+        return;
+      }
+      const mine = this.#extraDeliveries(base, inst, delivered);
+      const fetched = this.#fetched;
+      this.#fetched = undefined;
+      o.hooks.events.emit("mc.history.fetched", {
+        from,
+        after: fetched?.after ?? base,
+        count: fetched?.count ?? 0,
+        total: o.store.count,
+      });
+      o.group.installAsJoiner(inst, mine);
+      this.#accepted = undefined;
+      this.#installed(inst.view, from);
+      return;
+    }
+    const acc = this.#accepted;
+    if (this.#state !== "flushing" || !acc || acc.num !== num || acc.coord !== from) return;
+    o.group.install(inst);
+    this.#accepted = undefined;
+    this.#installed(inst.view, from);
+  }
+
+  /**
+   * A joiner that delivered more than its coordinator (it delivered in the old view what the
+   * coordinator still held): those deliveries must be the first of the installation's order.
+   * Returns the delivered vector to install with; on a mismatch (never expected) truncates.
+   */
+  #extraDeliveries(
+    base: number,
+    inst: Installation,
+    delivered: Record<string, number>,
+  ): Record<string, number> {
+    const o = this.#o;
+    if (o.store.count === base) return delivered;
+    const extra = o.store.since(base);
+    const expected = inst.msgs.filter((m) => m.seq > (delivered[m.from] ?? 0)).sort(compareStamp);
+    const same = extra.every((e, i) => expected[i]?.id === e.id);
+    if (!same) {
+      o.hooks.log.error(
+        `history after ${base} differs from the group's (${extra.length} entries); replacing it`,
+      );
+      o.hooks.events.emit("mc.diverged", { at: base, count: extra.length });
+      o.store.truncate(base);
+      return delivered;
+    }
+    const out = { ...delivered };
+    for (const e of extra) out[e.from] = Math.max(out[e.from] ?? 0, e.seq);
+    return out;
+  }
+
+  /** A chunk of the coordinator's history for this joining node, sent before the install. */
+  #onHistory(msg: Message, from: string): void {
+    const o = this.#o;
+    const after = fieldInt(msg, "after", { min: 0 });
+    const entries = fieldArray(msg, "entries").map((r) => parseChatMessage(r, msg));
+    if (this.#state !== "joining") return;
+    if (after > o.store.count) return; // a chunk was lost; the join will be retried
+    let fresh = 0;
+    for (const [i, e] of entries.entries()) {
+      const idx = after + i + 1;
+      if (idx <= o.store.count) {
+        if (o.store.idAt(idx) === e.id) continue;
+        o.hooks.log.error(`history at ${idx} differs from ${from}'s; replacing it`);
+        o.hooks.events.emit("mc.diverged", { at: idx - 1, count: o.store.count - idx + 1 });
+        o.store.truncate(idx - 1);
+      }
+      o.store.append(entries.slice(i));
+      fresh = entries.length - i;
+      break;
+    }
+    if (!this.#fetched || after === 0 || after < this.#fetched.after) {
+      this.#fetched = { after, count: 0 };
+    }
+    this.#fetched.count += fresh;
+    o.hooks.log.debug(`history from ${from}: ${entries.length} after ${after}`);
+  }
+
+  #onCommit(msg: Message, from: string): void {
+    const num = fieldInt(msg, "num", { min: 1 });
+    const inst = this.#installing;
+    if (this.#state === "installing" && inst && inst.num === num && inst.coord === from) {
+      this.#commit();
+    }
+  }
+
+  /** A view is installed here (not primary yet): ack it to its coordinator. */
+  #installed(view: View, coord: string): void {
+    const o = this.#o;
+    this.#state = "installing";
+    this.#maxNum = Math.max(this.#maxNum, view.id);
+    this.#installing = {
+      num: view.id,
+      coord,
+      members: view.members.slice(),
+      acks: new Set([o.self]),
+      deadline: this.#now + o.flushTimeoutMs,
+    };
+    for (const m of view.members) {
+      this.#pendingJoins.delete(m);
+      o.fd.refresh(m, this.#now);
+    }
+    o.hooks.log.debug(`view ${view.id} installed: ${view.members.join(", ")}`);
+    o.member.replayBuffered(view.id);
+    if (coord === o.self) this.#maybeCommit();
+    else o.transport.send(coord, { t: "mc.installed", num: view.id });
+  }
+
+  #commit(): void {
+    const o = this.#o;
+    const view = o.group.view!;
+    this.#state = "member";
+    this.#installing = undefined;
+    this.#accepted = undefined;
+    this.#change = undefined;
+    for (const m of view.members) o.fd.refresh(m, this.#now);
+    o.hooks.events.emit("view.changed", { view: view.id, members: view.members });
+    o.hooks.events.emit("view.installed", {
+      view: view.id,
+      members: view.members,
+      primary: true,
+    });
+    o.hooks.log.info(`view ${view.id}: ${view.members.join(", ")}`);
+    o.member.committed();
+  }
+
+  #becomeJoining(reason: string): void {
+    const o = this.#o;
+    o.hooks.log.warn(`excluded from the group: ${reason}; rejoining`);
+    o.hooks.events.emit("mc.excluded", { reason });
+    o.group.leave();
+    this.#state = "joining";
+    this.#accepted = undefined;
+    this.#installing = undefined;
+    this.#change = undefined;
+    this.#lastJoinAt = -Infinity;
+    o.member.excluded();
+  }
+}
+
+/** Splits messages into runs of at most ~DATA_FRAME_BYTES encoded (so no frame is too large). */
+export function bySize<T extends ChatMessage>(msgs: T[]): T[][] {
+  const parts: T[][] = [];
+  let part: T[] = [];
+  let bytes = 0;
+  for (const m of msgs) {
+    const size = m.body.length * 3 + m.id.length + 64;
+    if (part.length > 0 && bytes + size > DATA_FRAME_BYTES) {
+      parts.push(part);
+      part = [];
+      bytes = 0;
+    }
+    part.push(m);
+    bytes += size;
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
