@@ -81,6 +81,9 @@ export class MemoryNetwork {
       if (was === "reset" && !this.#stopped.has(from)) this.#sinks.get(from)?.linkUp(to);
       return;
     }
+    // A reset link stays down until the heal (it cannot reconnect through a partition): a
+    // FIFO link never loses frames in the middle of a connection.
+    if (was === "reset") return;
     this.#cut.set(key, mode);
     if (mode === "reset") this.#queues.set(key, []);
   }

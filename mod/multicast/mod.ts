@@ -39,7 +39,9 @@ export {
   type ReportedState,
 } from "./member.ts";
 export { type JoinRequest, ViewChanges } from "./view_change.ts";
-export { MemoryNetwork, type MemoryNetworkOptions } from "./memory_network.ts";
+export { type FrameSink, MemoryNetwork, type MemoryNetworkOptions } from "./memory_network.ts";
+export { type CheckedEvent, checkMulticastEvents, type CheckOptions } from "./checker.ts";
+export { SimGroup, type SimGroupOptions } from "./simulation.ts";
 export { PeerLink, type PeerLinkOptions, PeerLinks, type PeerLinksOptions } from "./peer_link.ts";
 export { MulticastNode, type MulticastNodeOptions, type NodeState } from "./node.ts";
 export { multicastRole } from "./role.ts";

@@ -146,7 +146,14 @@ export class ViewChanges {
   leader(): string | undefined {
     const view = this.#o.group.view;
     if (!view || this.#state === "joining") return undefined;
-    return view.members.find((m) => !this.#suspected(m));
+    return view.members.find((m) => !this.#suspected(m) && !this.#rejoining(m));
+  }
+
+  /** Whether member `name` says it is joining (it restarted or left the view). */
+  #rejoining(name: string): boolean {
+    if (name === this.#o.self) return false;
+    const info = this.#peerInfo.get(name);
+    return info !== undefined && info.state === "joining" && this.#fresh(info);
   }
 
   /** This member's heartbeat frame (its view, state and the ordering core's clock). */
@@ -333,6 +340,7 @@ export class ViewChanges {
       }
     }
     if (target !== undefined && best > 0) {
+      if (target === this.#o.self) return; // its view still counts this node: wait for the next
       this.#sendJoin(target, best);
       return;
     }
