@@ -55,7 +55,7 @@ export function checkMulticastEvents(events: CheckedEvent[], options: CheckOptio
         primaryMembers.set(view, key);
         n.primary = view;
       }
-    } else if (e.ev === "mc.excluded") {
+    } else if (e.ev === "mc.excluded" || e.ev === "ready") {
       n.primary = undefined;
     } else if (e.ev === "mc.diverged") {
       problems.push(`${e.node}: history diverged at ${String(e.at)} (replaced)`);

@@ -342,6 +342,7 @@ export class MulticastMember {
     for (const m of this.#group.view?.members ?? []) {
       if (this.#fd.suspected(m, now) && !this.#suspected.has(m) && m !== this.name) {
         this.#suspected.add(m);
+        this.#t.reset?.(m);
         this.#hooks.events.emit("mc.suspect", {
           member: m,
           silent_ms: Math.round(this.#fd.silence(m, now)),

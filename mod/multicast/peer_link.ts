@@ -76,6 +76,14 @@ export class PeerLink {
     }
   }
 
+  /** Drops the current connection (frames queued on it are lost) and redials at once. */
+  reset(): void {
+    const client = this.#client;
+    if (!client) return;
+    this.#client = undefined;
+    client.close().catch(() => {});
+  }
+
   /** Ends a redial backoff now (the peer was just heard from, so it is probably up). */
   nudge(): void {
     this.#wake?.();
@@ -193,6 +201,10 @@ export class PeerLinks implements MulticastTransport {
 
   pendingBytes(to: string): number {
     return this.#links.get(to)?.pendingBytes ?? 0;
+  }
+
+  reset(to: string): void {
+    this.#links.get(to)?.reset();
   }
 
   /** Ends `to`'s redial backoff (it was just heard from). */

@@ -16,4 +16,9 @@ export interface MulticastTransport {
   connected(to: string): boolean;
   /** Bytes queued but not yet written to `to` (0 when unknown). */
   pendingBytes(to: string): number;
+  /**
+   * `to` is suspected: drop the connection and redial (a TCP connection through a partition
+   * sits in retransmission back-off long after the heal; a fresh one is up at once).
+   */
+  reset?(to: string): void;
 }

@@ -131,6 +131,8 @@ export class ViewChanges {
   #fetched: { after: number; count: number } | undefined;
   #now = 0;
   #noQuorumLogged = 0;
+  /** When the current view was installed (heartbeats older than that are from before it). */
+  #installedAt = -Infinity;
 
   constructor(options: ViewChangesOptions) {
     this.#o = options;
@@ -153,7 +155,8 @@ export class ViewChanges {
   #rejoining(name: string): boolean {
     if (name === this.#o.self) return false;
     const info = this.#peerInfo.get(name);
-    return info !== undefined && info.state === "joining" && this.#fresh(info);
+    return info !== undefined && info.state === "joining" && this.#fresh(info) &&
+      info.at > this.#installedAt;
   }
 
   /** This member's heartbeat frame (its view, state and the ordering core's clock). */
@@ -749,6 +752,7 @@ export class ViewChanges {
   #installed(view: View, coord: string): void {
     const o = this.#o;
     this.#state = "installing";
+    this.#installedAt = this.#now;
     this.#maxNum = Math.max(this.#maxNum, view.id);
     this.#installing = {
       num: view.id,
