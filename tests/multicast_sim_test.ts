@@ -185,3 +185,16 @@ Deno.test("checkMulticastEvents() catches the bug of issue 14: with quorum 1 an 
   const problems = checkMulticastEvents(g.events, { quorum: 1, histories: g.historyIds() });
   assert.ok(problems.length > 0, "the checker must see the divergence");
 });
+
+Deno.test("MulticastMember: a failing history store is an event and a failed state, not a crash", () => {
+  const g = new SimGroup({ n: 3, seed: 6 });
+  formed(g);
+  g.histories.get("m2")!.failNext = new Error("disk I/O error");
+  g.send("m1", "hello");
+  g.runUntil(() => g.events.some((e) => e.ev === "mc.store.failed"), "store failure event");
+  const ev = g.events.find((e) => e.ev === "mc.store.failed")!;
+  assert.deepEqual([ev.node, ev.message], ["m2", "disk I/O error"]);
+  assert.equal(g.members.get("m2")!.reportedState, "failed");
+  assert.equal(g.send("m2", "more"), false);
+  assertSafe(g, false);
+});
