@@ -29,7 +29,8 @@ import {
 import { SilenceDetector } from "./failure_detector.ts";
 import { type FlushReport, type Installation, TotalOrderGroup } from "./total_order.ts";
 import type { MulticastTransport } from "./transport.ts";
-import { bySize, ViewChanges } from "./view_change.ts";
+import { ViewChanges } from "./view_change.ts";
+import { bySize } from "./state_transfer.ts";
 
 /** Where a member reports what happens (the role passes its event sink and logger). */
 export interface MemberHooks {
@@ -163,6 +164,7 @@ export class MulticastMember {
         committed: () => this.#onCommitted(),
         excluded: () => this.#onExcluded(),
         replayBuffered: (view) => this.#replayBuffered(view),
+        storageFailed: (err) => this.#storageFailed(err),
       },
     });
   }

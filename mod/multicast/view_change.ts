@@ -22,13 +22,8 @@ import {
   ProtocolError,
 } from "../wire/mod.ts";
 import type { HistoryLog } from "./history_store.ts";
-import {
-  type ChatMessage,
-  compareStamp,
-  DATA_FRAME_BYTES,
-  parseChatMessage,
-  parseCounters,
-} from "./message.ts";
+import { parseChatMessage, parseCounters } from "./message.ts";
+import { HistoryReceiver, sendHistory } from "./state_transfer.ts";
 import type { SilenceDetector } from "./failure_detector.ts";
 import type { MemberHooks } from "./member.ts";
 import {
@@ -39,8 +34,6 @@ import {
   type View,
 } from "./total_order.ts";
 import type { MulticastTransport } from "./transport.ts";
-
-const HISTORY_CHUNK = 2_000;
 
 /** A join request as the coordinator keeps it. */
 export interface JoinRequest {
@@ -97,6 +90,8 @@ export interface MemberCallbacks {
   excluded(): void;
   /** A view was installed: replay frames buffered for it. */
   replayBuffered(view: number): void;
+  /** The history store failed. */
+  storageFailed(err: unknown): void;
 }
 
 /** Options of {@linkcode ViewChanges} (the member's parts it works on). */
@@ -128,7 +123,7 @@ export class ViewChanges {
   #maxNum = 0;
   #change: ViewChange | undefined;
   #lastJoinAt = -Infinity;
-  #fetched: { after: number; count: number } | undefined;
+  readonly #receiver: HistoryReceiver;
   #now = 0;
   #noQuorumLogged = 0;
   /** When the current view was installed (heartbeats older than that are from before it). */
@@ -137,6 +132,7 @@ export class ViewChanges {
   constructor(options: ViewChangesOptions) {
     this.#o = options;
     this.#now = options.startedAt;
+    this.#receiver = new HistoryReceiver(options.store, options.hooks);
   }
 
   /** The membership state. */
@@ -553,22 +549,13 @@ export class ViewChanges {
     };
     for (const s of change.survivors) if (s !== o.self) o.transport.send(s, base);
     const delivered = o.group.view ? o.group.deliveredVector() : o.store.lastSeqs();
-    const count = o.store.count;
-    const lastId = count > 0 ? o.store.idAt(count) : undefined;
     for (const [name, req] of change.joiners) {
-      const matches = req.have <= count &&
-        (req.have === 0 || o.store.idAt(req.have) === req.last);
-      let after = matches ? req.have : req.have > count ? count : 0;
-      for (let i = 0; i < 100_000; i++) {
-        const entries = o.store.since(after, HISTORY_CHUNK);
-        for (const part of bySize(entries)) {
-          o.transport.send(name, { t: "mc.history", after, entries: part });
-          after = part[part.length - 1].idx;
-        }
-        if (entries.length < HISTORY_CHUNK) break;
+      try {
+        sendHistory(o.store, o.transport, name, req, base, delivered, o.hooks.log);
+      } catch (err) {
+        o.member.storageFailed(err);
+        return;
       }
-      if (after !== count) o.hooks.log.warn(`history for ${name} stopped at ${after} of ${count}`);
-      o.transport.send(name, { ...base, joiner: { from: count, lastId, delivered } });
       this.#pendingJoins.delete(name);
     }
     if (!o.group.view) o.group.installAsJoiner(inst, delivered); // bootstrap: from its history
@@ -659,20 +646,14 @@ export class ViewChanges {
       const base = fieldInt(part, "from", { min: 0 });
       const lastId = fieldOptString(part, "lastId");
       const delivered = parseCounters(part.delivered, "delivered", msg);
-      if (o.store.count < base || (base > 0 && o.store.idAt(base) !== lastId)) {
-        // A history chunk went missing (link dropped): the join is retried.
-        o.hooks.log.warn(`install from ${from}: history ends at ${base}, have ${o.store.count}`);
+      let mine: Record<string, number> | undefined;
+      try {
+        mine = this.#receiver.complete(from, base, lastId, inst, delivered);
+      } catch (err) {
+        o.member.storageFailed(err);
         return;
       }
-      const mine = this.#extraDeliveries(base, inst, delivered);
-      const fetched = this.#fetched;
-      this.#fetched = undefined;
-      o.hooks.events.emit("mc.history.fetched", {
-        from,
-        after: fetched?.after ?? base,
-        count: fetched?.count ?? 0,
-        total: o.store.count,
-      });
+      if (!mine) return; // a history chunk went missing (link dropped): the join is retried
       o.group.installAsJoiner(inst, mine);
       this.#accepted = undefined;
       this.#installed(inst.view, from);
@@ -685,59 +666,16 @@ export class ViewChanges {
     this.#installed(inst.view, from);
   }
 
-  /**
-   * A joiner that delivered more than its coordinator (it delivered in the old view what the
-   * coordinator still held): those deliveries must be the first of the installation's order.
-   * Returns the delivered vector to install with; on a mismatch (never expected) truncates.
-   */
-  #extraDeliveries(
-    base: number,
-    inst: Installation,
-    delivered: Record<string, number>,
-  ): Record<string, number> {
-    const o = this.#o;
-    if (o.store.count === base) return delivered;
-    const extra = o.store.since(base);
-    const expected = inst.msgs.filter((m) => m.seq > (delivered[m.from] ?? 0)).sort(compareStamp);
-    const same = extra.every((e, i) => expected[i]?.id === e.id);
-    if (!same) {
-      o.hooks.log.error(
-        `history after ${base} differs from the group's (${extra.length} entries); replacing it`,
-      );
-      o.hooks.events.emit("mc.diverged", { at: base, count: extra.length });
-      o.store.truncate(base);
-      return delivered;
-    }
-    const out = { ...delivered };
-    for (const e of extra) out[e.from] = Math.max(out[e.from] ?? 0, e.seq);
-    return out;
-  }
-
   /** A chunk of the coordinator's history for this joining node, sent before the install. */
   #onHistory(msg: Message, from: string): void {
-    const o = this.#o;
     const after = fieldInt(msg, "after", { min: 0 });
     const entries = fieldArray(msg, "entries").map((r) => parseChatMessage(r, msg));
     if (this.#state !== "joining") return;
-    if (after > o.store.count) return; // a chunk was lost; the join will be retried
-    let fresh = 0;
-    for (const [i, e] of entries.entries()) {
-      const idx = after + i + 1;
-      if (idx <= o.store.count) {
-        if (o.store.idAt(idx) === e.id) continue;
-        o.hooks.log.error(`history at ${idx} differs from ${from}'s; replacing it`);
-        o.hooks.events.emit("mc.diverged", { at: idx - 1, count: o.store.count - idx + 1 });
-        o.store.truncate(idx - 1);
-      }
-      o.store.append(entries.slice(i));
-      fresh = entries.length - i;
-      break;
+    try {
+      this.#receiver.chunk(from, after, entries);
+    } catch (err) {
+      this.#o.member.storageFailed(err);
     }
-    if (!this.#fetched || after === 0 || after < this.#fetched.after) {
-      this.#fetched = { after, count: 0 };
-    }
-    this.#fetched.count += fresh;
-    o.hooks.log.debug(`history from ${from}: ${entries.length} after ${after}`);
   }
 
   #onCommit(msg: Message, from: string): void {
@@ -801,23 +739,4 @@ export class ViewChanges {
     this.#lastJoinAt = -Infinity;
     o.member.excluded();
   }
-}
-
-/** Splits messages into runs of at most ~DATA_FRAME_BYTES encoded (so no frame is too large). */
-export function bySize<T extends ChatMessage>(msgs: T[]): T[][] {
-  const parts: T[][] = [];
-  let part: T[] = [];
-  let bytes = 0;
-  for (const m of msgs) {
-    const size = m.body.length * 3 + m.id.length + 64;
-    if (part.length > 0 && bytes + size > DATA_FRAME_BYTES) {
-      parts.push(part);
-      part = [];
-      bytes = 0;
-    }
-    part.push(m);
-    bytes += size;
-  }
-  if (part.length > 0) parts.push(part);
-  return parts;
 }
