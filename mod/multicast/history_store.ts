@@ -1,14 +1,14 @@
 /**
- * The delivered history of one node in SQLite (WAL, `PRAGMA user_version` 1): one row per
- * delivered message, by delivery index, plus a reserved block of own sequence numbers so
- * a restarted node never reuses a message id.
+ * The delivered history of one node in SQLite (WAL, `PRAGMA user_version` 2): one row per
+ * delivered message, by delivery index, a reserved block of own sequence numbers so a
+ * restarted node never reuses a message id, and the last view it installed (version 2).
  *
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { ChatMessage } from "./message.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 /** Own sequence numbers reserved per write of the `next_seq` counter. */
 export const SEQ_RESERVE_BLOCK = 10_000;
@@ -43,6 +43,18 @@ export interface HistoryLog {
   tail(n: number): HistoryEntry[];
   /** The highest delivered sequence number per sender. */
   lastSeqs(): Record<string, number>;
+  /** The last view this node installed (survives a restart), if any. */
+  readonly lastView: StoredView | undefined;
+  /** Records the view this node installs (before it acks it). */
+  saveView(view: StoredView): void;
+}
+
+/** A view as stored: its number and members. */
+export interface StoredView {
+  /** View number. */
+  num: number;
+  /** Member names. */
+  members: string[];
 }
 
 /**
@@ -54,6 +66,7 @@ export class HistoryStore implements HistoryLog {
   readonly #insert: StatementSync;
   #count: number;
   #reservedSeq: number;
+  #lastView: StoredView | undefined;
   #closed = false;
 
   constructor(path: string) {
@@ -80,6 +93,8 @@ export class HistoryStore implements HistoryLog {
           body TEXT NOT NULL
         );
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS last_view (one INTEGER PRIMARY KEY CHECK (one = 1),
+          num INTEGER NOT NULL, members TEXT NOT NULL);
         PRAGMA user_version = ${SCHEMA_VERSION};
       `);
     }
@@ -94,6 +109,22 @@ export class HistoryStore implements HistoryLog {
       | { value: number }
       | undefined;
     this.#reservedSeq = Number(meta?.value ?? 1);
+    const view = db.prepare("SELECT num, members FROM last_view WHERE one = 1").get() as
+      | { num: number; members: string }
+      | undefined;
+    if (view) this.#lastView = { num: Number(view.num), members: JSON.parse(view.members) };
+  }
+
+  /** The last view this node installed, if any. */
+  get lastView(): StoredView | undefined {
+    return this.#lastView;
+  }
+
+  /** Records the view this node installs. */
+  saveView(view: StoredView): void {
+    this.#db.prepare("INSERT OR REPLACE INTO last_view (one, num, members) VALUES (1, ?, ?)")
+      .run(view.num, JSON.stringify(view.members));
+    this.#lastView = { num: view.num, members: view.members.slice() };
   }
 
   /** Number of delivered messages stored (= index of the last one). */

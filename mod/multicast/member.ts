@@ -394,10 +394,14 @@ export class MulticastMember {
     );
   }
 
-  /** The link to `name` (re)connected: resend own messages it may have lost. */
+  /**
+   * The link to `name` (re)connected: resend own messages it may have lost, in any state
+   * with a view (a flushing member's next heartbeat would otherwise tell `name` that
+   * nothing stamped lower is still coming, past a message the old connection lost).
+   */
   linkUp(name: string): void {
     const view = this.#group.view;
-    if (this.#vc.state !== "member" || !view || !this.#group.isMember(name)) return;
+    if (this.#vc.state === "joining" || !view || !this.#group.isMember(name)) return;
     const pendingFrom = this.#outgoing[0]?.seq ?? Infinity;
     const again = this.#group.ownHeldAfter(this.#group.recvOf(name, this.name))
       .filter((m) => m.seq < pendingFrom);
@@ -517,6 +521,8 @@ export class MulticastMember {
       members,
       primary: msg.primary === true,
       delivered,
+      lastView: typeof msg.lastView === "number" ? msg.lastView : 0,
+      lastMembers: msg.lastMembers === undefined ? [] : this.#vc.names(msg, "lastMembers"),
       at: this.#now,
     });
     if (handled) return;
@@ -583,14 +589,7 @@ export class MulticastMember {
         primary: false,
       });
     } else if (quorate && this.#reportedNoQuorum && this.#vc.state === "member") {
-      // The same primary view goes on (its members are heard again; nobody was removed).
-      this.#reportedNoQuorum = false;
-      const view = this.#group.view!;
-      this.#hooks.events.emit("view.installed", {
-        view: view.id,
-        members: view.members,
-        primary: true,
-      });
+      this.#reportedNoQuorum = false; // the same primary view goes on
     }
   }
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { HistoryEntry, HistoryLog } from "./history_store.ts";
+import type { HistoryEntry, HistoryLog, StoredView } from "./history_store.ts";
 import type { ChatMessage } from "./message.ts";
 
 /** A delivered history kept in an array. */
@@ -57,6 +57,13 @@ export class MemoryHistory implements HistoryLog {
     const out: Record<string, number> = {};
     for (const e of this.#entries) out[e.from] = Math.max(out[e.from] ?? 0, e.seq);
     return out;
+  }
+
+  /** The last view installed. */
+  lastView: StoredView | undefined;
+
+  saveView(view: StoredView): void {
+    this.lastView = { num: view.num, members: view.members.slice() };
   }
 
   /** Every id, in delivery order. */

@@ -28,6 +28,8 @@ export interface SimGroupOptions {
   stepMs?: number;
   /** Frames delivered per step, at most. @default {40} */
   framesPerStep?: number;
+  /** Receives the members' log lines (debugging a seed). @default {none} */
+  log?: (node: string, level: string, line: string, now: number) => void;
 }
 
 const quietLog = { debug() {}, info() {}, warn() {}, error() {} };
@@ -52,7 +54,7 @@ export class SimGroup {
   readonly refused = new Map<string, number>();
   /** The virtual clock. */
   now = 0;
-  readonly #o: Required<Omit<SimGroupOptions, "quorum">> & { quorum?: number };
+  readonly #o: Required<Omit<SimGroupOptions, "quorum" | "log">> & SimGroupOptions;
   readonly #random: RandomSource;
   readonly #dirty = new Set<string>();
   readonly #nextTick = new Map<string, number>();
@@ -101,7 +103,7 @@ export class SimGroup {
           emit: (ev, fields = {}) => this.events.push({ node: name, ev, t: this.now, ...fields }),
           debug: () => {},
         },
-        log: quietLog,
+        log: this.#o.log ? this.#logger(name) : quietLog,
         schedule: () => this.#dirty.add(name),
       },
     });
@@ -109,6 +111,16 @@ export class SimGroup {
     this.net.attach(name, member);
     this.#nextTick.set(name, this.now + this.#random() * this.#o.heartbeatMs);
     member.start(this.now);
+  }
+
+  #logger(name: string) {
+    const log = this.#o.log!;
+    return {
+      debug: (m: string) => log(name, "debug", m, this.now),
+      info: (m: string) => log(name, "info", m, this.now),
+      warn: (m: string) => log(name, "warn", m, this.now),
+      error: (m: string) => log(name, "error", m, this.now),
+    };
   }
 
   /** Whether `name` runs (not crashed, not paused). */

@@ -23,6 +23,8 @@ export interface JoinerHistory {
   have: number;
   /** The id of its last delivered message. */
   last?: string;
+  /** The join request's epoch, echoed in the install. */
+  epoch: number;
 }
 
 /**
@@ -53,7 +55,10 @@ export function sendHistory(
     if (entries.length < HISTORY_CHUNK) break;
   }
   if (after !== count) log.warn(`history for ${to} stopped at ${after} of ${count}`);
-  transport.send(to, { ...install, joiner: { from: count, lastId, delivered } });
+  transport.send(to, {
+    ...install,
+    joiner: { from: count, lastId, delivered, epoch: joiner.epoch },
+  });
 }
 
 /** Joiner side: takes history chunks, then checks the install against them. */

@@ -47,6 +47,8 @@ export interface JoinRequest {
   have: number;
   /** The id of its last delivered message. */
   last?: string;
+  /** Which time the joiner has become joining (an install answers one request of it). */
+  epoch: number;
   /** When the request arrived. */
   at: number;
 }
@@ -59,6 +61,10 @@ export interface PeerInfo {
   members: string[];
   primary: boolean;
   delivered: number;
+  /** The last view it installed, as stored (survives its restarts). */
+  lastView: number;
+  /** That view's members. */
+  lastMembers: string[];
   at: number;
 }
 
@@ -126,13 +132,29 @@ export class ViewChanges {
   readonly #receiver: HistoryReceiver;
   #now = 0;
   #noQuorumLogged = 0;
-  /** When the current view was installed (heartbeats older than that are from before it). */
-  #installedAt = -Infinity;
+  /** Members heard from in the current view since it was installed. */
+  readonly #seenInView = new Set<string>();
+  /**
+   * Members that said "joining" after they were seen in the current view (they restarted or
+   * left it). Before they are seen, "joining" only means they have not installed it yet.
+   */
+  readonly #rejoiners = new Set<string>();
+  /** The highest view number installed here: no number is installed twice by one node. */
+  #maxInstalled = 0;
+  /**
+   * How many times this node has become joining: an install for a join request of an earlier
+   * time (delayed in the network) describes a state this node has left (its own sequence
+   * numbers moved on), so it is ignored.
+   */
+  #epoch = 0;
 
   constructor(options: ViewChangesOptions) {
     this.#o = options;
     this.#now = options.startedAt;
     this.#receiver = new HistoryReceiver(options.store, options.hooks);
+    // View numbers grow across restarts: no number is proposed or installed twice here.
+    this.#maxNum = options.store.lastView?.num ?? 0;
+    this.#maxInstalled = this.#maxNum;
   }
 
   /** The membership state. */
@@ -151,8 +173,7 @@ export class ViewChanges {
   #rejoining(name: string): boolean {
     if (name === this.#o.self) return false;
     const info = this.#peerInfo.get(name);
-    return info !== undefined && info.state === "joining" && this.#fresh(info) &&
-      info.at > this.#installedAt;
+    return info !== undefined && this.#fresh(info) && this.#rejoiners.has(name);
   }
 
   /** This member's heartbeat frame (its view, state and the ordering core's clock). */
@@ -167,6 +188,8 @@ export class ViewChanges {
       coord: this.leader() ?? "",
       members: view?.members ?? [],
       delivered: this.#o.store.count,
+      lastView: this.#o.store.lastView?.num ?? 0,
+      lastMembers: this.#o.store.lastView?.members ?? [],
       ...g.heartbeat(),
     };
   }
@@ -236,6 +259,12 @@ export class ViewChanges {
     this.#now = info.at;
     this.#peerInfo.set(from, info);
     const g = this.#o.group;
+    if (info.state !== "joining") {
+      this.#rejoiners.delete(from);
+      if (this.#state !== "joining" && info.view === g.view?.id) this.#seenInView.add(from);
+    } else if (this.#seenInView.has(from)) {
+      this.#rejoiners.add(from);
+    }
     const self = this.#o.self;
     const mine = this.#state === "joining" ? 0 : g.view?.id ?? 0;
     const acc = this.#accepted;
@@ -256,12 +285,20 @@ export class ViewChanges {
         return true;
       }
     }
+    if (this.#state === "flushing" && acc && from === acc.coord && info.state === "joining") {
+      this.#becomeJoining(`the coordinator of view ${acc.num} gave it up`);
+      return true;
+    }
     const inst = this.#installing;
-    if (
-      this.#state === "installing" && inst && from === inst.coord && info.primary &&
-      info.view === inst.num
-    ) {
-      this.#commit(); // the coordinator committed; its commit frame was lost
+    if (this.#state === "installing" && inst && info.primary && info.view === inst.num) {
+      if (from === inst.coord) {
+        this.#commit(); // the coordinator committed; its commit frame was lost
+      } else if (info.members.join() !== inst.members.join()) {
+        // Another view with this number was committed (by a quorum that does not include
+        // this node's installation): this one never will be.
+        this.#becomeJoining(`view ${info.view} was committed with ${info.members.join(", ")}`);
+        return true;
+      }
     }
     return false;
   }
@@ -324,23 +361,27 @@ export class ViewChanges {
       clock: this.#o.group.clock,
       have: count,
       last: count > 0 ? this.#o.store.idAt(count) : undefined,
+      epoch: this.#epoch,
     });
   }
 
   #tryJoin(): void {
     const o = this.#o;
     let target: string | undefined;
+    let bestFrom: string | undefined;
     let best = 0;
     for (const [name, info] of this.#peerInfo) {
       if (info.state === "joining" || !this.#fresh(info)) continue;
       if (info.view > best || (info.view === best && info.primary)) {
         best = info.view;
+        bestFrom = name;
         target = info.coord || name;
       }
     }
     if (target !== undefined && best > 0) {
-      if (target === this.#o.self) return; // its view still counts this node: wait for the next
-      this.#sendJoin(target, best);
+      // A view that still counts this node as its coordinator (it restarted): ask the member
+      // whose heartbeat showed it, which then knows this node is rejoining.
+      this.#sendJoin(target === this.#o.self ? bestFrom! : target, best);
       return;
     }
     // No group anywhere: the joining node with the longest history (then first in file
@@ -349,6 +390,25 @@ export class ViewChanges {
       this.#peerInfo.has(name) && !this.#suspected(name) && o.transport.connected(name);
     const heardAll = o.peers.every(reachable);
     if (!heardAll && this.#now - o.startedAt < o.bootstrapMs) return;
+    // Whoever was in the last installed view may hold the only copy of what it delivered (the
+    // others' acks were in memory, lost if they restarted): a fresh group waits for all of
+    // that view's members.
+    let last = o.store.lastView ?? { num: 0, members: [] };
+    for (const [name, info] of this.#peerInfo) {
+      if (reachable(name) && info.state === "joining" && info.lastView > last.num) {
+        last = { num: info.lastView, members: info.lastMembers };
+      }
+    }
+    const missing = last.members.filter((m) =>
+      m !== o.self && !(reachable(m) && this.#peerInfo.get(m)?.state === "joining")
+    );
+    if (missing.length > 0) {
+      this.#logNoQuorum(
+        `a fresh group waits for ${missing.join(", ")} (in the last view, ${last.num})`,
+      );
+      return;
+    }
+    this.#maxNum = Math.max(this.#maxNum, last.num);
     const leader = this.#bootstrapLeader();
     if (leader === undefined) return;
     if (leader !== o.self) {
@@ -385,10 +445,16 @@ export class ViewChanges {
       clock: fieldInt(msg, "clock", { min: 0 }),
       have: fieldInt(msg, "have", { min: 0 }),
       last: fieldOptString(msg, "last"),
+      epoch: typeof msg.epoch === "number" ? msg.epoch : 0,
       at: this.#now,
     };
     const bootstrapping = this.#state === "joining" && this.#knownView() === 0 &&
       this.#bootstrapLeader() === this.#o.self;
+    const view = this.#o.group.view;
+    // A join sent before its sender saw the view that admitted it.
+    if (this.#state !== "joining" && view?.members.includes(from) && view.id > req.known) return;
+    // A member of this view asks to join: it restarted or left (it is not the coordinator).
+    if (this.#state !== "joining" && view?.members.includes(from)) this.#rejoiners.add(from);
     if (!bootstrapping && (this.#state === "joining" || this.leader() !== this.#o.self)) {
       throw new ProtocolError(
         "not_coordinator",
@@ -397,9 +463,6 @@ export class ViewChanges {
         } does)`,
       );
     }
-    const view = this.#o.group.view;
-    // A join sent before its sender saw the view that admitted it.
-    if (this.#state !== "joining" && view?.members.includes(from) && view.id > req.known) return;
     this.#pendingJoins.set(from, req);
     if (!bootstrapping) this.#maybeChangeView();
   }
@@ -450,34 +513,59 @@ export class ViewChanges {
       if (!this.#startChange(survivors, this.#liveJoins())) {
         this.#installing = inst;
         inst.deadline = now + o.flushTimeoutMs;
+        const elsewhere = [...this.#peerInfo.values()].find((i) => i.primary && this.#fresh(i));
+        if (elsewhere) {
+          // Not committed (nothing was delivered in it) and a primary view exists elsewhere:
+          // give it up and join that one.
+          this.#becomeJoining(`view ${inst.num} was not installed by a quorum`);
+        }
       }
       return;
     }
     const view = o.group.view;
     if (!view || this.#state === "joining") return;
-    if (this.#state === "flushing" && this.#accepted && !this.#suspected(this.#accepted.coord)) {
+    const waitingOn = this.#state === "flushing"
+      ? this.#accepted?.coord
+      : this.#state === "installing"
+      ? inst?.coord
+      : undefined;
+    if (waitingOn !== undefined && !this.#gone(waitingOn)) return;
+    if (this.leader() !== o.self) {
+      if (this.#state !== "member") this.#joinPrimaryElsewhere();
       return;
     }
-    if (this.#state === "installing" && inst && !this.#suspected(inst.coord)) return;
-    if (this.leader() !== o.self) return;
-    const suspects = view.members.filter((m) => this.#suspected(m));
+    const gone = view.members.filter((m) => this.#gone(m));
     const joins = this.#liveJoins();
-    if (suspects.length === 0 && joins.size === 0) {
-      if (this.#state === "flushing") {
-        // Our own proposal's coordinator role ended without an install (quorum lost and
-        // regained): start again with everyone.
-        this.#startChange(view.members, joins);
-      }
-      return;
+    if (gone.length === 0 && joins.size === 0 && this.#state === "member") return;
+    const survivors = view.members.filter((m) => !gone.includes(m) && !joins.has(m));
+    if (!this.#startChange(survivors, joins) && this.#state !== "member") {
+      this.#joinPrimaryElsewhere();
     }
-    const survivors = view.members.filter((m) => !suspects.includes(m) && !joins.has(m));
-    this.#startChange(survivors, joins);
   }
 
-  /** After a change that could not go on: keep the installed view, not primary. */
+  /** Suspected, or rejoining (it restarted or left the view). */
+  #gone(name: string): boolean {
+    return this.#suspected(name) || this.#rejoining(name);
+  }
+
+  /**
+   * Out of a primary view, its coordinator gone and no change of its own possible: when some
+   * member is heard in a primary view, this one rejoins through it (nothing was delivered in
+   * the uncommitted view, so giving it up is safe).
+   */
+  #joinPrimaryElsewhere(): void {
+    for (const [name, info] of this.#peerInfo) {
+      if (info.primary && this.#fresh(info) && !this.#suspected(name)) {
+        this.#becomeJoining(`${name} is in primary view ${info.view}`);
+        return;
+      }
+    }
+  }
+
+  /** After a change that could not go on: rejoin (through history transfer). */
   #stayAfterFailedChange(): void {
-    if (this.#accepted?.coord === this.#o.self) this.#accepted = undefined;
-    if (!this.#o.group.view) this.#state = "joining";
+    // It flushed (frames of the old view were dropped since): it rejoins through a coordinator.
+    this.#becomeJoining("the view change found no quorum");
   }
 
   /** Starts a view change; false when the proposed view would be smaller than a quorum. */
@@ -505,10 +593,13 @@ export class ViewChanges {
     };
     this.#accepted = { num, coord: o.self, members };
     this.#state = "flushing";
+    const left = (o.group.view?.members ?? []).filter((m) => !members.includes(m)).map((m) =>
+      `${m} ${this.#suspected(m) ? "suspected" : this.#rejoining(m) ? "rejoining" : "silent"}`
+    );
     o.hooks.log.info(
       `proposing view ${num}: ${members.join(", ")}${
         joiners.size ? ` (joining: ${[...joiners.keys()].join(", ")})` : ""
-      }`,
+      }${left.length ? ` (without: ${left.join(", ")})` : ""}`,
     );
     for (const s of all) {
       if (s !== o.self) o.transport.send(s, { t: "mc.propose", num, members, base });
@@ -575,6 +666,7 @@ export class ViewChanges {
     if (!inst || inst.coord !== this.#o.self || inst.num !== num) return;
     if (!inst.members.includes(from)) return;
     inst.acks.add(from);
+    this.#seenInView.add(from);
     this.#maybeCommit();
   }
 
@@ -639,12 +731,14 @@ export class ViewChanges {
     const joiner = msg.joiner;
     if (joiner !== undefined && joiner !== null) {
       if (this.#state !== "joining" || !members.includes(o.self)) return;
+      if (num <= this.#maxInstalled) return; // each number is installed once at most
       if (typeof joiner !== "object" || Array.isArray(joiner)) {
         throw new ProtocolError(ErrorCode.BadField, "Cannot accept mc.install: bad joiner part");
       }
       const part = joiner as Message;
       const base = fieldInt(part, "from", { min: 0 });
       const lastId = fieldOptString(part, "lastId");
+      if (part.epoch !== this.#epoch) return; // the answer to an older join request
       const delivered = parseCounters(part.delivered, "delivered", msg);
       let mine: Record<string, number> | undefined;
       try {
@@ -690,7 +784,15 @@ export class ViewChanges {
   #installed(view: View, coord: string): void {
     const o = this.#o;
     this.#state = "installing";
-    this.#installedAt = this.#now;
+    this.#seenInView.clear();
+    this.#rejoiners.clear();
+    this.#maxInstalled = Math.max(this.#maxInstalled, view.id);
+    try {
+      o.store.saveView({ num: view.id, members: view.members });
+    } catch (err) {
+      o.member.storageFailed(err);
+      return;
+    }
     this.#maxNum = Math.max(this.#maxNum, view.id);
     this.#installing = {
       num: view.id,
@@ -733,6 +835,7 @@ export class ViewChanges {
     o.hooks.events.emit("mc.excluded", { reason });
     o.group.leave();
     this.#state = "joining";
+    this.#epoch++;
     this.#accepted = undefined;
     this.#installing = undefined;
     this.#change = undefined;
