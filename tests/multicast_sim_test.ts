@@ -112,8 +112,9 @@ Deno.test("MulticastMember: a one-way cut (m1's frames to m3 lost) keeps one ord
   assertSafe(g);
 });
 
-Deno.test("MulticastMember: randomized partitions, one-way cuts, pauses and crashes never break prefix consistency (60 seeds)", () => {
-  for (let seed = 10; seed < 70; seed++) {
+Deno.test("MulticastMember: randomized partitions, one-way cuts, pauses and crashes never break prefix consistency (60 seeds; MC_SIM_SEEDS=n for more)", () => {
+  const seeds = Number(Deno.env.get("MC_SIM_SEEDS") ?? "60");
+  for (let seed = 10; seed < 10 + seeds; seed++) {
     const n = seed % 2 === 0 ? 3 : 5;
     const g = new SimGroup({ n, seed });
     formed(g);
