@@ -498,7 +498,7 @@ export class ViewChanges {
       if (
         !this.#startChange(change.survivors.filter((s) => change.reports.has(s)), change.joiners)
       ) {
-        this.#stayAfterFailedChange();
+        this.#rejoinAfterFailedChange();
       }
       return;
     }
@@ -563,7 +563,7 @@ export class ViewChanges {
   }
 
   /** After a change that could not go on: rejoin (through history transfer). */
-  #stayAfterFailedChange(): void {
+  #rejoinAfterFailedChange(): void {
     // It flushed (frames of the old view were dropped since): it rejoins through a coordinator.
     this.#becomeJoining("the view change found no quorum");
   }
