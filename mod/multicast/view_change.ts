@@ -139,6 +139,10 @@ export class ViewChanges {
    * left it). Before they are seen, "joining" only means they have not installed it yet.
    */
   readonly #rejoiners = new Set<string>();
+  /** Members that did not flush for this node's last change (refused it, or unreachable). */
+  readonly #unresponsive = new Set<string>();
+  /** Since when each member has said "flushing" in this node's view (a change may be stuck). */
+  readonly #flushingSince = new Map<string, number>();
   /** The highest view number installed here: no number is installed twice by one node. */
   #maxInstalled = 0;
   /**
@@ -259,9 +263,17 @@ export class ViewChanges {
     this.#now = info.at;
     this.#peerInfo.set(from, info);
     const g = this.#o.group;
+    if (info.state === "flushing" && this.#state !== "joining" && info.view === g.view?.id) {
+      if (!this.#flushingSince.has(from)) this.#flushingSince.set(from, info.at);
+    } else {
+      this.#flushingSince.delete(from);
+    }
     if (info.state !== "joining") {
       this.#rejoiners.delete(from);
-      if (this.#state !== "joining" && info.view === g.view?.id) this.#seenInView.add(from);
+      if (this.#state !== "joining" && info.view === g.view?.id) {
+        this.#seenInView.add(from);
+        if (info.state === "flushing" || info.state === "member") this.#unresponsive.delete(from);
+      }
     } else if (this.#seenInView.has(from)) {
       this.#rejoiners.add(from);
     }
@@ -493,12 +505,13 @@ export class ViewChanges {
         return;
       }
       const silent = change.survivors.filter((s) => !change.reports.has(s));
+      for (const m of silent) this.#unresponsive.add(m);
       o.hooks.log.warn(`view change ${change.num}: no flush from ${silent.join(", ")}; retrying`);
       this.#change = undefined;
       if (
         !this.#startChange(change.survivors.filter((s) => change.reports.has(s)), change.joiners)
       ) {
-        this.#rejoinAfterFailedChange();
+        this.#abandonOwnChange();
       }
       return;
     }
@@ -536,16 +549,19 @@ export class ViewChanges {
     }
     const gone = view.members.filter((m) => this.#gone(m));
     const joins = this.#liveJoins();
-    if (gone.length === 0 && joins.size === 0 && this.#state === "member") return;
+    const stuck = [...this.#flushingSince].some(([m, since]) =>
+      view.members.includes(m) && !gone.includes(m) && now - since > o.flushTimeoutMs
+    );
+    if (gone.length === 0 && joins.size === 0 && this.#state === "member" && !stuck) return;
     const survivors = view.members.filter((m) => !gone.includes(m) && !joins.has(m));
     if (!this.#startChange(survivors, joins) && this.#state !== "member") {
       this.#joinPrimaryElsewhere();
     }
   }
 
-  /** Suspected, or rejoining (it restarted or left the view). */
+  /** Suspected, rejoining (it restarted or left the view), or it did not flush last time. */
   #gone(name: string): boolean {
-    return this.#suspected(name) || this.#rejoining(name);
+    return this.#suspected(name) || this.#rejoining(name) || this.#unresponsive.has(name);
   }
 
   /**
@@ -562,10 +578,14 @@ export class ViewChanges {
     }
   }
 
-  /** After a change that could not go on: rejoin (through history transfer). */
-  #rejoinAfterFailedChange(): void {
-    // It flushed (frames of the old view were dropped since): it rejoins through a coordinator.
-    this.#becomeJoining("the view change found no quorum");
+  /**
+   * Its own change could not go on (no quorum): it keeps its view and what it holds, still
+   * flushing (it delivers nothing), and proposes again once a quorum is heard; a leader that
+   * sees it stuck flushing proposes a change that takes it in.
+   */
+  #abandonOwnChange(): void {
+    if (this.#accepted?.coord === this.#o.self) this.#accepted = undefined;
+    if (!this.#o.group.view) this.#state = "joining";
   }
 
   /** Starts a view change; false when the proposed view would be smaller than a quorum. */
@@ -786,6 +806,8 @@ export class ViewChanges {
     this.#state = "installing";
     this.#seenInView.clear();
     this.#rejoiners.clear();
+    this.#flushingSince.clear();
+    this.#unresponsive.clear();
     this.#maxInstalled = Math.max(this.#maxInstalled, view.id);
     try {
       o.store.saveView({ num: view.id, members: view.members });
