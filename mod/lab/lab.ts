@@ -81,8 +81,14 @@ export interface LabNodeSpec {
   unlisted?: boolean;
   /** Do not start it with the others (`lab.start(name)` later). */
   deferred?: boolean;
-  /** Event that means ready; null for none. @default {"ready"} */
+  /** Event that means ready; null for none. @default {"ready"; null with `command`} */
   readyEvent?: string | null;
+  /**
+   * Run this peerd command instead of a role (`["queue-ctl", "--queue", "{addr:q1}",
+   * "consume", "jobs"]`): a client inside its own namespace. `role` is then only a label,
+   * the node is left out of the peers file, and its output goes to `lab.log(name)`.
+   */
+  command?: string[];
 }
 
 /** Options of {@linkcode Lab.up}. */
@@ -99,6 +105,8 @@ export interface LabUpOptions {
   role?: string;
   /** Extra arguments for every node started from a peers file. */
   args?: string[];
+  /** Extra arguments for the peers-file nodes of a role (`{"lottery-server": ["--agencies", "5"]}`). */
+  roleArgs?: Record<string, string[]>;
   /** Cluster secret written to the peers file. */
   secret?: string;
   /** How long each node may take to be ready. @default {30000} */
@@ -181,6 +189,7 @@ export class Lab implements AsyncDisposable {
   ) {
     this.#state = state;
     this.#ownsDir = options.ownsDir;
+    LIVE.add(this);
     this.#detached = options.detached;
     this.#readyTimeoutMs = options.readyTimeoutMs;
   }
@@ -255,6 +264,14 @@ export class Lab implements AsyncDisposable {
     return lab;
   }
 
+  /**
+   * The labs this process brought up or attached and has not taken down yet, oldest first:
+   * a test harness downs them after a test that timed out or forgot to.
+   */
+  static live(): Lab[] {
+    return [...LIVE];
+  }
+
   /** A lab that is up in folder `dir` (from its state file), e.g. for `peerd lab partition`. */
   static attach(dir: string, options: { detached?: boolean } = {}): Lab {
     const state = readState(dir);
@@ -312,8 +329,9 @@ export class Lab implements AsyncDisposable {
         ip: byName.get(s.name)!.ip,
         port: s.port ?? 7000,
         args: (s.args ?? []).map((a) => expandArg(a, lookup)),
-        listed: !s.unlisted,
-        readyEvent: s.readyEvent === undefined ? "ready" : s.readyEvent,
+        listed: !s.unlisted && !s.command,
+        readyEvent: s.readyEvent === undefined ? (s.command ? null : "ready") : s.readyEvent,
+        command: s.command?.map((a) => expandArg(a, lookup)),
         eventsPath: `${state.dir}/${s.name}.events.jsonl`,
         logPath: `${state.dir}/logs/${s.name}.log`,
         dataDir: `${state.dir}/data/${s.name}`,
@@ -469,6 +487,7 @@ export class Lab implements AsyncDisposable {
   /** The argv a node runs with (after `ip netns exec <ns> setsid sh -c …`). */
   argv(node: string): string[] {
     const n = this.#node(node);
+    if (n.command) return peerdArgv(n.command);
     return peerdArgv([
       "--role",
       n.role,
@@ -493,7 +512,7 @@ export class Lab implements AsyncDisposable {
     const n = this.#node(node);
     if (n.pid === undefined) return false;
     const s = procState(n.pid);
-    return (s === "running" || s === "stopped") && isOurs(n.pid, n.eventsPath);
+    return (s === "running" || s === "stopped") && isOurs(n.pid, n.logPath);
   }
 
   /** Starts `node` in its namespace and waits for its ready event (unless `waitReady: false`). */
@@ -543,10 +562,41 @@ export class Lab implements AsyncDisposable {
     );
   }
 
+  /**
+   * Waits for `node`'s process to end by itself (a client such as an agency); resolves with
+   * its exit code (undefined when this process did not start it, e.g. after `Lab.attach`).
+   * Rejects after `timeoutMs`.
+   */
+  async exited(node: string, options: { timeoutMs?: number } = {}): Promise<number | undefined> {
+    const n = this.#node(node);
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const running = this.#running.get(node);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${node} did not exit within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    try {
+      if (running?.status) {
+        const status = await Promise.race([running.status, timeout]);
+        this.#running.delete(node);
+        return status.code;
+      }
+      if (n.pid !== undefined && !await waitGone(n.pid, timeoutMs)) {
+        throw new Error(`${node} did not exit within ${timeoutMs} ms`);
+      }
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Sends `signal` to `node`'s process (checked to be the one the lab started). */
   #signal(node: string, signal: Deno.Signal): boolean {
     const n = this.#node(node);
-    if (n.pid === undefined || !isOurs(n.pid, n.eventsPath)) return false;
+    if (n.pid === undefined || !isOurs(n.pid, n.logPath)) return false;
     return signalPid(n.pid, signal);
   }
 
@@ -714,6 +764,7 @@ export class Lab implements AsyncDisposable {
     if (s.bridge && await deleteLink(s.bridge)) report.links++;
     for (const running of this.#running.values()) await running.status;
     this.#running.clear();
+    LIVE.delete(this);
     try {
       Deno.removeSync(statePath(s.dir));
     } catch {
@@ -730,6 +781,8 @@ export class Lab implements AsyncDisposable {
     await this.down();
   }
 }
+
+const LIVE = new Set<Lab>();
 
 async function takenNetns(prefix: string): Promise<string[]> {
   return (await listNetns()).filter((ns) => ns.startsWith(`peerd-${prefix}-`));
@@ -749,12 +802,26 @@ function specsFromConfig(config: ClusterConfig, options: LabUpOptions): LabNodeS
     if (!role) {
       throw new LabUsageError(`Cannot start ${n.name}: ${path} gives it no role (pass --role)`);
     }
+    // an entry's own "args" (an array of strings) are extra arguments for that node
+    const { args: entryArgs, ...rest } = n.options;
+    if (
+      entryArgs !== undefined &&
+      (!Array.isArray(entryArgs) || entryArgs.some((a) => typeof a !== "string"))
+    ) {
+      throw new LabUsageError(
+        `Cannot start ${n.name}: ${path}: "args" must be an array of strings`,
+      );
+    }
     return {
       name: n.name,
       role,
       port: n.port,
-      args: options.args,
-      entry: { ...n.options, ...(n.neighbours ? { neighbours: n.neighbours } : {}) },
+      args: [
+        ...(options.args ?? []),
+        ...(options.roleArgs?.[role] ?? []),
+        ...(entryArgs as string[] ?? []),
+      ],
+      entry: { ...rest, ...(n.neighbours ? { neighbours: n.neighbours } : {}) },
     };
   });
 }

@@ -48,4 +48,15 @@ export {
 } from "./plan.ts";
 export { type LabNodeState, type LabState, readState, STATE_FILE, statePath } from "./state.ts";
 export { EventLog } from "./events.ts";
-export { labCommand } from "./command.ts";
+export { labCommand, parseRoleArgs } from "./command.ts";
+export {
+  allEqual,
+  detectedAs,
+  exactlyOnce,
+  firstAfter,
+  membershipConverged,
+  type MemberView,
+  perPublisherOrder,
+  sameMultiset,
+  valuesConverged,
+} from "./checkers.ts";
