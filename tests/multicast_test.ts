@@ -434,3 +434,39 @@ Deno.test("multicast: kill -9 of the coordinator; the next member takes over and
   assert.deepEqual(ids(m3), ids(m2));
   assertSenderFifo(ids(m2));
 });
+
+Deno.test("multicast: a member left alone by two crashes reports no_quorum and refuses send; a restart brings the primary back", async () => {
+  const names = ["m1", "m2", "m3"];
+  await using cluster = await LocalCluster.start({
+    nodes: names.map((name) => ({ name, role: "multicast", args: FAST })),
+  });
+  const [m1, m2, m3] = cluster.nodes;
+  await waitForView(cluster.nodes, names);
+  const first = await m1.ctl("send", ["before"]);
+  await m3.waitForEvent((e) => e.ev === "mc.delivered" && e.id === first.id);
+  const mark = m1.mark();
+  await m2.kill("SIGKILL");
+  await m3.kill("SIGKILL");
+  await m1.waitForEvent((e) => e.ev === "view.installed" && e.primary === false, {
+    from: mark,
+    timeoutMs: 10_000,
+  });
+  assert.equal((await m1.ctl("status")).state, "no_quorum");
+  await assert.rejects(
+    m1.ctl("send", ["alone"]),
+    (err: unknown) => err instanceof RemoteError && err.code === "no_quorum",
+  );
+  const back = m1.mark();
+  await m2.start();
+  await m1.waitForEvent(
+    (e) =>
+      e.ev === "view.installed" && e.primary === true &&
+      JSON.stringify(e.members) === JSON.stringify(["m1", "m2"]),
+    { from: back, timeoutMs: 15_000 },
+  );
+  assert.equal((await m1.ctl("status")).state, "member");
+  const after = await m1.ctl("send", ["after"]);
+  await m2.waitForEvent((e) => e.ev === "mc.delivered" && e.id === after.id, { timeoutMs: 10_000 });
+  const history = (await m2.ctl("history")).entries as Message[];
+  assert.deepEqual(history.map((e) => e.body), ["before", "after"]);
+});

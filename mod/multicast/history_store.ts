@@ -1,7 +1,7 @@
 /**
- * The delivered history of one node in SQLite (WAL, `PRAGMA user_version` 1): one row per
- * delivered message, by delivery index, plus a reserved block of own sequence numbers so
- * a restarted node never reuses a message id.
+ * The delivered history of one node in SQLite (WAL, `PRAGMA user_version` 2): one row per
+ * delivered message, by delivery index, a reserved block of own sequence numbers so a
+ * restarted node never reuses a message id, and the last view it installed (version 2).
  *
  * @module
  */
@@ -9,7 +9,7 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { openSqlite, rollback } from "../storage/mod.ts";
 import type { ChatMessage } from "./message.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 /** Own sequence numbers reserved per write of the `next_seq` counter. */
 export const SEQ_RESERVE_BLOCK = 10_000;
@@ -21,14 +21,53 @@ export interface HistoryEntry extends ChatMessage {
 }
 
 /**
+ * A node's delivered history as the protocol core uses it: {@linkcode HistoryStore} keeps it
+ * in SQLite, `MemoryHistory` in memory (tests, simulations). Methods may throw when the
+ * storage fails; the core turns that into an event and stops delivering.
+ */
+export interface HistoryLog {
+  /** Number of delivered messages stored (= index of the last one). */
+  readonly count: number;
+  /** The first own sequence number that is safe to use after a restart. */
+  readonly reservedSeq: number;
+  /** Makes sure own sequence numbers below `seq` are covered by the reservation. */
+  reserveSeq(seq: number): void;
+  /** Appends delivered messages atomically; returns them with their indexes. */
+  append(msgs: ChatMessage[]): HistoryEntry[];
+  /** Deletes entries after index `idx`. */
+  truncate(idx: number): void;
+  /** The id at index `idx`, if any. */
+  idAt(idx: number): string | undefined;
+  /** Entries after index `after`, at most `limit`, in order. */
+  since(after: number, limit?: number): HistoryEntry[];
+  /** The last `n` entries, oldest first. */
+  tail(n: number): HistoryEntry[];
+  /** The highest delivered sequence number per sender. */
+  lastSeqs(): Record<string, number>;
+  /** The last view this node installed (survives a restart), if any. */
+  readonly lastView: StoredView | undefined;
+  /** Records the view this node installs (before it acks it). */
+  saveView(view: StoredView): void;
+}
+
+/** A view as stored: its number and members. */
+export interface StoredView {
+  /** View number. */
+  num: number;
+  /** Member names. */
+  members: string[];
+}
+
+/**
  * A node's delivered history. Appends are one transaction per batch; `close()` is safe
  * to call twice.
  */
-export class HistoryStore {
+export class HistoryStore implements HistoryLog {
   readonly #db: DatabaseSync;
   readonly #insert: StatementSync;
   #count: number;
   #reservedSeq: number;
+  #lastView: StoredView | undefined;
   #closed = false;
 
   constructor(path: string) {
@@ -55,6 +94,8 @@ export class HistoryStore {
           body TEXT NOT NULL
         );
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS last_view (one INTEGER PRIMARY KEY CHECK (one = 1),
+          num INTEGER NOT NULL, members TEXT NOT NULL);
         PRAGMA user_version = ${SCHEMA_VERSION};
       `);
     }
@@ -69,6 +110,22 @@ export class HistoryStore {
       | { value: number }
       | undefined;
     this.#reservedSeq = Number(meta?.value ?? 1);
+    const view = db.prepare("SELECT num, members FROM last_view WHERE one = 1").get() as
+      | { num: number; members: string }
+      | undefined;
+    if (view) this.#lastView = { num: Number(view.num), members: JSON.parse(view.members) };
+  }
+
+  /** The last view this node installed, if any. */
+  get lastView(): StoredView | undefined {
+    return this.#lastView;
+  }
+
+  /** Records the view this node installs. */
+  saveView(view: StoredView): void {
+    this.#db.prepare("INSERT OR REPLACE INTO last_view (one, num, members) VALUES (1, ?, ?)")
+      .run(view.num, JSON.stringify(view.members));
+    this.#lastView = { num: view.num, members: view.members.slice() };
   }
 
   /** Number of delivered messages stored (= index of the last one). */
@@ -135,6 +192,13 @@ export class HistoryStore {
   /** The last `n` entries, oldest first. */
   tail(n: number): HistoryEntry[] {
     return this.since(Math.max(0, this.#count - n), n);
+  }
+
+  /** The highest delivered sequence number per sender. */
+  lastSeqs(): Record<string, number> {
+    const rows = this.#db.prepare("SELECT sender, MAX(seq) AS seq FROM history GROUP BY sender")
+      .all() as Array<{ sender: string; seq: number }>;
+    return Object.fromEntries(rows.map((r) => [String(r.sender), Number(r.seq)]));
   }
 
   /** Closes the database. Safe to call twice. */

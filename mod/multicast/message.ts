@@ -8,6 +8,9 @@ import { ErrorCode, type Message, ProtocolError } from "../wire/mod.ts";
 /** Longest chat body accepted, in UTF-16 units. */
 export const MAX_BODY_LENGTH = 64 * 1024;
 
+/** Rough largest encoded size of one outgoing frame of messages (well under `--max-frame`). */
+export const DATA_FRAME_BYTES = 4 * 1024 * 1024;
+
 /** Most messages one `mc.data` frame may carry. */
 export const MAX_BATCH = 50_000;
 

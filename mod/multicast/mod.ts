@@ -27,8 +27,22 @@ export {
   TotalOrderGroup,
   type View,
 } from "./total_order.ts";
-export { type HistoryEntry, HistoryStore } from "./history_store.ts";
-export { PeerLink, type PeerLinkOptions } from "./peer_link.ts";
+export { type HistoryEntry, type HistoryLog, HistoryStore } from "./history_store.ts";
+export { MemoryHistory } from "./memory_history.ts";
+export { SilenceDetector, type SilenceDetectorOptions } from "./failure_detector.ts";
+export type { MulticastTransport } from "./transport.ts";
+export {
+  type MemberHooks,
+  type MemberState,
+  MulticastMember,
+  type MulticastMemberOptions,
+  type ReportedState,
+} from "./member.ts";
+export { type JoinRequest, ViewChanges } from "./view_change.ts";
+export { type FrameSink, MemoryNetwork, type MemoryNetworkOptions } from "./memory_network.ts";
+export { type CheckedEvent, checkMulticastEvents, type CheckOptions } from "./checker.ts";
+export { SimGroup, type SimGroupOptions } from "./simulation.ts";
+export { PeerLink, type PeerLinkOptions, PeerLinks, type PeerLinksOptions } from "./peer_link.ts";
 export { MulticastNode, type MulticastNodeOptions, type NodeState } from "./node.ts";
 export { multicastRole } from "./role.ts";
 export { multicastDemo } from "./demo.ts";

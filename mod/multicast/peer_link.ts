@@ -7,6 +7,7 @@
  */
 import type { NodeEntry } from "../config/mod.ts";
 import { type LinkSecurity, type Message, RpcClient } from "../wire/mod.ts";
+import type { MulticastTransport } from "./transport.ts";
 
 /** Options of {@linkcode PeerLink}. */
 export interface PeerLinkOptions {
@@ -73,6 +74,14 @@ export class PeerLink {
     } catch {
       return false;
     }
+  }
+
+  /** Drops the current connection (frames queued on it are lost) and redials at once. */
+  reset(): void {
+    const client = this.#client;
+    if (!client) return;
+    this.#client = undefined;
+    client.close().catch(() => {});
   }
 
   /** Ends a redial backoff now (the peer was just heard from, so it is probably up). */
@@ -151,5 +160,61 @@ export class PeerLink {
       this.#wake = undefined;
       backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
     }
+  }
+}
+
+/** Options of {@linkcode PeerLinks}. */
+export interface PeerLinksOptions extends Omit<PeerLinkOptions, "onConnect" | "onMessage"> {
+  /** Called (synchronously) each time the link to `name` (re)connects. */
+  onConnect?: (name: string) => void;
+  /** Frames a peer sends back on its link (error replies). */
+  onMessage?: (name: string, msg: Message) => void;
+}
+
+/**
+ * The TCP {@linkcode MulticastTransport}: one {@linkcode PeerLink} per other member.
+ * `close()` closes every link (safe to call twice).
+ */
+export class PeerLinks implements MulticastTransport {
+  readonly #links = new Map<string, PeerLink>();
+
+  constructor(peers: NodeEntry[], options: PeerLinksOptions) {
+    for (const peer of peers) {
+      this.#links.set(
+        peer.name,
+        new PeerLink(peer, {
+          ...options,
+          onConnect: (link) => options.onConnect?.(link.name),
+          onMessage: (link, msg) => options.onMessage?.(link.name, msg),
+        }),
+      );
+    }
+  }
+
+  send(to: string, frame: Message): boolean {
+    return this.#links.get(to)?.send(frame) ?? false;
+  }
+
+  connected(to: string): boolean {
+    return this.#links.get(to)?.connected ?? false;
+  }
+
+  pendingBytes(to: string): number {
+    return this.#links.get(to)?.pendingBytes ?? 0;
+  }
+
+  reset(to: string): void {
+    this.#links.get(to)?.reset();
+  }
+
+  /** Ends `to`'s redial backoff (it was just heard from). */
+  nudge(to: string): void {
+    const link = this.#links.get(to);
+    if (link && !link.connected) link.nudge();
+  }
+
+  /** Closes every link. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#links.values()].map((l) => l.close()));
   }
 }

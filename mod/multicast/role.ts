@@ -48,6 +48,12 @@ export const multicastRole: RoleDefinition = {
       default: 2000,
     },
     {
+      flags: "--quorum <n>",
+      description: "members a view needs to be primary and deliver (0: majority of the members)",
+      kind: "int",
+      default: 0,
+    },
+    {
       flags: "--quiet",
       description: "do not print delivered messages on stdout",
       kind: "bool",
@@ -77,26 +83,39 @@ export const multicastRole: RoleDefinition = {
     };
     const rate = num("generate", 0, 0);
     const limit = num("generateLimit", 0, 0);
+    const quorum = num("quorum", 0, 0);
+    if (!Number.isInteger(quorum) || quorum > members.length) {
+      throw new ConfigError(`--quorum must be 0..${members.length} (members), got ${quorum}`);
+    }
+    let fatal: ((err: Error) => void) | undefined;
+    const failed = new Promise<Error>((resolve) => fatal = resolve);
     const node = new MulticastNode(ctx, members, {
       heartbeatMs: num("heartbeatMs", 5, 100),
       failTimeoutMs: num("failTimeoutMs", 50, 1500),
       flushTimeoutMs: num("flushTimeoutMs", 50, 3000),
       bootstrapMs: num("bootstrapMs", 0, 2000),
+      quorum: quorum === 0 ? undefined : quorum,
       quiet: o.quiet === true,
+      onFatal: (err) => fatal?.(err),
     });
     node.start();
     ctx.events.emit("ready", { listen: `${ctx.listen.hostname}:${node.port}` });
     ctx.log.info(`listening on ${ctx.listen.hostname}:${node.port}`);
     if (rate > 0) node.generate(rate, limit);
     const prompt = ctx.interactive ? runPrompt(node, ctx.signal) : undefined;
+    let code = 0;
     try {
-      await aborted(ctx.signal);
+      const err = await Promise.race([aborted(ctx.signal).then(() => undefined), failed]);
+      if (err) {
+        ctx.log.error(`Cannot go on: the history store failed: ${err.message}`);
+        code = 1;
+      }
     } finally {
       await node.close();
       await prompt?.catch(() => {});
       ctx.events.emit("stopped", {});
     }
-    return 0;
+    return code;
   },
 };
 
