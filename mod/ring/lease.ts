@@ -58,10 +58,13 @@ export class LeaseAcceptor {
   /** Highest generation or ballot promised or seen. */
   maxGen: number;
   #record: LeaseRecord | undefined;
+  #promised: { to: string; until: number } | undefined;
   readonly #protectMs: number;
+  readonly #graceMs: number;
 
   constructor(leaseMs: number, options: { maxGen?: number; now: number }) {
     this.#protectMs = protectMs(leaseMs);
+    this.#graceMs = leaseMs / 6;
     this.maxGen = options.maxGen ?? 0;
     // A node that ever saw a generation may have acknowledged a lease it no longer
     // remembers: it protects one of an unknown holder first.
@@ -99,21 +102,31 @@ export class LeaseAcceptor {
   /**
    * A ballot from `from`. Promised only above everything seen, and only when no lease of
    * another node is protected here; `holdingGen` is the generation of the proposer's own
-   * token when it renumbers it (a lease it holds itself does not stop it).
+   * token when it renumbers it (a lease it holds itself does not stop it). For a sixth
+   * of a lease after a promise, ballots of other nodes are refused too: the winner's first
+   * renewal is on its way, and a higher ballot now would only destroy its new token.
    */
   promise(now: number, from: string, ballot: number, holdingGen?: number): PromiseAnswer {
     const record = this.record(now);
     const own = record !== undefined && record.holder === from && holdingGen !== undefined &&
       record.gen === holdingGen;
-    if (ballot <= this.maxGen || (record && !own)) {
+    const promised = this.#promised && now < this.#promised.until && this.#promised.to !== from
+      ? this.#promised
+      : undefined;
+    if (ballot <= this.maxGen || (record && !own) || promised) {
+      const leasedMs = Math.max(
+        record && !own ? record.until - now : 0,
+        promised ? promised.until - now : 0,
+      );
       return {
         ok: false,
         maxGen: this.maxGen,
-        leasedMs: record && !own ? record.until - now : 0,
-        holder: record?.holder ?? null,
+        leasedMs,
+        holder: record?.holder ?? promised?.to ?? null,
       };
     }
     this.maxGen = ballot;
+    this.#promised = { to: from, until: now + this.#graceMs };
     return { ok: true };
   }
 }

@@ -205,7 +205,10 @@ export class RingNode {
       this.#waiters.set(request.id, waiter);
       this.#options.events.emit("lock.requested", { id: request.id, ahead });
       if (options.timeoutMs !== undefined) {
-        waiter.timer = setTimeout(() => this.#timedOut(request.id, options.timeoutMs!), options.timeoutMs);
+        waiter.timer = setTimeout(
+          () => this.#timedOut(request.id, options.timeoutMs!),
+          options.timeoutMs,
+        );
       }
     });
     return result;
@@ -213,15 +216,18 @@ export class RingNode {
 
   /** Releases the lock held by this node (checking `fence` when given). */
   unlock(fence?: number): { fence: number; held_ms: number } {
-    const grant = this.#input((now) => this.state.release(now, fence));
-    const held = performance.now() - grant.at;
-    this.#holders.delete(grant.id);
-    this.#options.events.emit("lock.released", {
-      fence: grant.fence,
-      id: grant.id,
-      held_ms: round(held),
+    // The release event goes out before the effects of the release (the next grant).
+    return this.#input((now) => {
+      const grant = this.state.release(now, fence);
+      const held = round(now - grant.at);
+      this.#holders.delete(grant.id);
+      this.#options.events.emit("lock.released", {
+        fence: grant.fence,
+        id: grant.id,
+        held_ms: held,
+      });
+      return { fence: grant.fence, held_ms: held };
     });
-    return { fence: grant.fence, held_ms: round(held) };
   }
 
   /** Creates a token if none has been seen (the `start` command). */
@@ -299,9 +305,12 @@ export class RingNode {
   /** Runs one input of the core at the current time, then its effects; returns its result. */
   #input<T>(fn: (now: number) => T, ev?: string, peer?: string): T {
     if (ev) this.#options.events.emit(ev, { peer });
-    const result = fn(performance.now());
-    this.#apply();
-    return result;
+    try {
+      return fn(performance.now());
+    } finally {
+      // Also after a throw (an unlock of a lost lock): the loss itself is an effect.
+      this.#apply();
+    }
   }
 
   #apply(): void {
@@ -407,9 +416,14 @@ export class RingNode {
     const s = this.state;
     const why = s.quorum
       ? ""
-      : ` (no majority: ${s.alive.size + 1} of ${s.members.length} members reachable, ${s.majority} needed)`;
+      : ` (no majority: ${
+        s.alive.size + 1
+      } of ${s.members.length} members reachable, ${s.majority} needed)`;
     waiter.reject(
-      new ProtocolError(ErrorCode.Timeout, `Cannot lock: not acquired within ${timeoutMs} ms${why}`),
+      new ProtocolError(
+        ErrorCode.Timeout,
+        `Cannot lock: not acquired within ${timeoutMs} ms${why}`,
+      ),
     );
   }
 
@@ -482,7 +496,9 @@ export class RingNode {
       this.#options.events.debug("token.pass", { to: out.to, gen: out.token.gen });
     } catch (err) {
       this.#options.log.warn(
-        `could not hand the token to ${out.to}: ${err instanceof Error ? err.message : String(err)}`,
+        `could not hand the token to ${out.to}: ${
+          err instanceof Error ? err.message : String(err)
+        }`,
       );
     }
   }

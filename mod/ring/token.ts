@@ -400,7 +400,11 @@ export class RingState {
     }
     if (this.#checkAt !== undefined) at = Math.min(at, this.#checkAt);
     if (this.queue.length > 0 && !this.token) {
-      at = Math.min(at, this.#waitingSince + this.renewEveryMs, this.#lastWantAt + this.renewEveryMs);
+      at = Math.min(
+        at,
+        this.#waitingSince + this.renewEveryMs,
+        this.#lastWantAt + this.renewEveryMs,
+      );
     }
     return Math.max(at, now);
   }
@@ -433,7 +437,7 @@ export class RingState {
   }
 
   /** An arriving token (`ring.token`); a refusal is answered as `stale_token`. */
-  onToken(now: number, from: string, token: Token): TokenRefusal | undefined {
+  onToken(now: number, _from: string, token: Token): TokenRefusal | undefined {
     this.#expire(now);
     if (token.gen < this.maxGen) return { reason: "stale", current: this.maxGen };
     if (this.token) {
@@ -526,7 +530,7 @@ export class RingState {
     this.#pending.delete(id);
     switch (p.kind) {
       case "pass":
-        if (this.#passing?.id === id) this.#passed(now, from);
+        if (this.#passing?.id === id) this.#passed(from);
         break;
       case "lease":
         if (msg.ok === true) {
@@ -613,7 +617,9 @@ export class RingState {
 
   #announce(now: number): void {
     this.#lastWantAt = now;
-    for (const name of this.alive) this.#out.push({ do: "send", to: name, msg: { t: "ring.want" } });
+    for (const name of this.alive) {
+      this.#out.push({ do: "send", to: name, msg: { t: "ring.want" } });
+    }
   }
 
   /** The lease check that precedes every input: a grant past its lease is lost. */
@@ -673,7 +679,7 @@ export class RingState {
     }
     if (others) {
       const to = passTarget(this.members, this.self, new Set(token.want), alive);
-      if (to) this.#pass(now, to);
+      if (to) this.#pass(to);
     }
   }
 
@@ -726,19 +732,24 @@ export class RingState {
     this.#event("token.stale", { gen, current, from: this.self, reason });
   }
 
-  #pass(now: number, to: string): void {
+  #pass(to: string): void {
     const out = this.outgoing();
-    const id = this.#request(to, { t: "ring.token", ...out, from: this.self }, this.#passTimeoutMs, {
-      kind: "pass",
-      gen: out.gen,
-    });
+    const id = this.#request(
+      to,
+      { t: "ring.token", ...out, from: this.self },
+      this.#passTimeoutMs,
+      {
+        kind: "pass",
+        gen: out.gen,
+      },
+    );
     // From now on this node does not act on the token: its lease ends here.
     this.#passing = { id, to, gen: out.gen, hops: out.hops, until: this.lease.until };
     this.lease.until = -Infinity;
     this.#leaseWasValid = false;
   }
 
-  #passed(now: number, to: string): void {
+  #passed(to: string): void {
     const out = this.#passing!;
     this.passes++;
     this.lastHops = out.hops;
@@ -746,7 +757,6 @@ export class RingState {
     this.#passing = undefined;
     this.lease.clear();
     this.#event("token.pass", { to, gen: out.gen, hops: out.hops }, true);
-    void now;
   }
 
   #passFailed(now: number, failure: RequestFailure): void {
@@ -797,7 +807,7 @@ export class RingState {
     const mine = this.acceptor.promise(now, this.self, ballot, promote);
     if (!mine.ok) {
       if (promote === undefined) {
-        const wait = mine.leasedMs > 0 ? mine.leasedMs + 1 : this.#backoff();
+        const wait = mine.leasedMs > 0 ? mine.leasedMs + 1 + this.#random() * 20 : this.#backoff();
         this.#scheduleCheck(now, reason, now + wait);
       }
       return;
@@ -933,7 +943,14 @@ export class RingState {
       this.#event("token.check", { reason: b.reason, result: "gave up" }, true);
       return;
     }
-    const wait = b.leasedMs > 0 ? b.leasedMs + 1 : this.#backoff();
+    // Several waiting nodes try at once when the last lease runs out. A lease still held
+    // somewhere: try again when it ends (with jitter). A competing ballot at least as
+    // high: it probably won, so give its token time to be leased (then it refuses us).
+    const wait = b.leasedMs > 0
+      ? b.leasedMs + 1 + this.#random() * 20
+      : b.higher >= b.ballot
+      ? this.renewEveryMs * (0.5 + this.#random())
+      : this.#backoff();
     this.#scheduleCheck(now, b.reason, now + wait);
   }
 }
