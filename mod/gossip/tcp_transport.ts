@@ -42,6 +42,8 @@ export interface TcpTransportStats {
   connects: number;
   /** Connection attempts that failed. */
   connectFailures: number;
+  /** Connections closed by {@linkcode TcpTransport.reset} (a member suspected or dead). */
+  resets: number;
 }
 
 interface Link {
@@ -64,6 +66,7 @@ export class TcpTransport implements GossipTransport, AsyncDisposable {
     dropped: 0,
     connects: 0,
     connectFailures: 0,
+    resets: 0,
   };
 
   constructor(options: TcpTransportOptions) {
@@ -101,6 +104,22 @@ export class TcpTransport implements GossipTransport, AsyncDisposable {
     link.connecting = true;
     const task = this.#connect(addr, link).finally(() => this.#connecting.delete(task));
     this.#connecting.add(task);
+  }
+
+  /**
+   * Closes the connection to `addr`, if any, so the next `send` dials again (a connection
+   * that outlived a partition may be stuck in TCP retransmission back-off for minutes).
+   */
+  reset(addr: string): void {
+    const link = this.#links.get(addr);
+    if (!link?.client) return;
+    const client = link.client;
+    link.client = undefined;
+    this.stats.resets++;
+    const closing: Promise<void> = client.close().catch(() => {}).finally(() =>
+      this.#connecting.delete(closing)
+    );
+    this.#connecting.add(closing);
   }
 
   /** Closes every connection (waits for connects in progress). Safe to call twice. */

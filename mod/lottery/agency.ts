@@ -9,7 +9,7 @@
 import { parseHostPort } from "../config/mod.ts";
 import { ConfigError } from "../config/mod.ts";
 import { pause, type RoleContext, type RoleDefinition, UsageError } from "../process/mod.ts";
-import { FrameEncoder, RemoteError, RpcClient } from "../wire/mod.ts";
+import { FrameEncoder, heartbeat, RemoteError, RpcClient } from "../wire/mod.ts";
 import { betLineProblem, forEachCsvLine, type InvalidLine } from "./bet.ts";
 
 /** Largest frame an agency sends, as the course requires. */
@@ -141,6 +141,13 @@ class Uploader {
   async withRetry<T>(what: string, work: (client: RpcClient) => Promise<T>): Promise<T> {
     for (let attempt = 0; attempt < 200; attempt++) {
       const client = await this.connect();
+      // a partition leaves the connection silent, not broken: the heartbeat closes it after
+      // HEARTBEAT_SILENCE_MS without an answer, so `work` fails now and is resumed on a new one
+      const stop = new AbortController();
+      const beat = heartbeat(client, {
+        probe: { t: "echo", data: "" },
+        signal: AbortSignal.any([stop.signal, this.#ctx.signal]),
+      });
       try {
         return await work(client);
       } catch (err) {
@@ -150,8 +157,12 @@ class Uploader {
             err instanceof Error ? err.message : String(err)
           }); resuming`,
         );
-        this.#ctx.events.emit("link.down", { what });
+        stop.abort();
+        const silent = (await beat) === "silent";
+        this.#ctx.events.emit("link.down", { what, ...(silent ? { reason: "heartbeat" } : {}) });
       } finally {
+        stop.abort();
+        await beat;
         await client.close();
       }
     }

@@ -34,6 +34,7 @@ import {
   fieldInt,
   fieldString,
   type FrameServer,
+  heartbeat,
   type Message,
   type PeerSession,
   type PreEncoded,
@@ -925,13 +926,49 @@ export class MomDaemon {
         backoff = Math.min(backoff * 2, 500);
         continue;
       }
+      const beat = this.#heartbeat(client, closed, signal);
       await Promise.race([closed, aborted(signal)]);
       this.#attached = false;
       this.#link = undefined;
       await client.close();
-      ctx.events.emit("link.down", { broker: `${this.#broker.hostname}:${this.#broker.port}` });
+      const reason = await beat;
+      ctx.events.emit("link.down", {
+        broker: `${this.#broker.hostname}:${this.#broker.port}`,
+        ...(reason ? { reason } : {}),
+      });
       if (signal.aborted) return;
       await pause(backoff * (0.5 + Math.random()), signal);
+    }
+  }
+
+  /**
+   * While the link is up, asks the broker for its stream state every LINK_HEARTBEAT_MS; no
+   * answer within LINK_SILENCE_MS closes the link (the loop then reconnects): a partition
+   * leaves TCP silent, not broken, so without this the daemon would report `link: up`
+   * throughout and resume only at TCP's next retransmission after the heal. Resolves with
+   * `"heartbeat"` when it closed the link, undefined otherwise.
+   */
+  async #heartbeat(
+    client: RpcClient,
+    closed: Promise<void>,
+    signal: AbortSignal,
+  ): Promise<string | undefined> {
+    const stop = new AbortController();
+    closed.then(() => stop.abort());
+    try {
+      const how = await heartbeat(client, {
+        probe: { t: "stream.state" },
+        intervalMs: LINK_HEARTBEAT_MS,
+        silenceMs: LINK_SILENCE_MS,
+        signal: AbortSignal.any([signal, stop.signal]),
+      });
+      if (how !== "silent") return undefined;
+      this.#ctx.log.warn(
+        `broker ${this.#broker.hostname}:${this.#broker.port} silent for ${LINK_SILENCE_MS} ms: reconnecting`,
+      );
+      return "heartbeat";
+    } finally {
+      stop.abort();
     }
   }
 
@@ -943,6 +980,11 @@ export class MomDaemon {
     }
   }
 }
+
+/** Gap between two heartbeats (`stream.state` requests) on the broker link. */
+export const LINK_HEARTBEAT_MS = 1_000;
+/** A broker link with no answer to a heartbeat for this long is closed and reconnected. */
+export const LINK_SILENCE_MS = 3_000;
 
 /** Checks of the broker's stream state while syncing subscriptions (then retried next link). */
 const SYNC_ROUNDS = 500;

@@ -140,7 +140,9 @@ class FrontEnd {
   async #ping(rm: Rm): Promise<void> {
     let status: RmStatus;
     try {
-      const reply = await rm.link.request({ t: "rm.ping" }, 1_000);
+      // an RM that does not answer a ping within 1 s is cut off, paused or stuck: close the
+      // connection so the requests waiting on it fail over now, not after --rm-timeout
+      const reply = await rm.link.request({ t: "rm.ping" }, 1_000, { resetOnTimeout: true });
       status = reply.status === "OVERLOADED" || reply.status === "OFFLINE"
         ? reply.status
         : "ACTIVE";

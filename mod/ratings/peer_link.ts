@@ -36,6 +36,8 @@ interface Pending {
   resolve(msg: Message): void;
   reject(err: unknown): void;
   deadline: number;
+  /** The connection it was sent on, when a timeout should close it. */
+  resetConn?: FrameConnection;
 }
 
 /**
@@ -75,11 +77,16 @@ export class PeerLink {
     return this.#pending.size;
   }
 
-  /** Sends `msg` and resolves with the reply; an error frame rejects with `RemoteError`. */
+  /**
+   * Sends `msg` and resolves with the reply; an error frame rejects with `RemoteError`.
+   * `patient` waits out a reconnect backoff first; `resetOnTimeout` closes the connection
+   * when this request times out (a partition leaves TCP silent, not broken: every other
+   * request on it then fails over at once and the next one dials afresh).
+   */
   async request(
     msg: Message,
     timeoutMs = this.#options.timeoutMs ?? 5_000,
-    options: { patient?: boolean } = {},
+    options: { patient?: boolean; resetOnTimeout?: boolean } = {},
   ): Promise<Message> {
     if (!this.up && options.patient) {
       // wait out a reconnect backoff (bounded by the timeout) instead of failing at once
@@ -90,7 +97,12 @@ export class PeerLink {
     return new Promise<Message>((resolve, reject) => {
       const rid = this.#nextRid++;
       this.#ensureSweep();
-      this.#pending.set(rid, { resolve, reject, deadline: this.#now + timeoutMs });
+      this.#pending.set(rid, {
+        resolve,
+        reject,
+        deadline: this.#now + timeoutMs,
+        resetConn: options.resetOnTimeout ? conn : undefined,
+      });
       try {
         conn.send({ ...msg, rid });
       } catch (err) {
@@ -98,6 +110,14 @@ export class PeerLink {
         reject(err);
       }
     });
+  }
+
+  /**
+   * Closes the current connection (the link stays usable): what is pending on it is
+   * rejected with `ConnectionClosedError`, and the next request dials again.
+   */
+  reset(): void {
+    this.#conn?.close();
   }
 
   /** Closes the link and rejects what is pending. Safe to call twice. */
@@ -116,12 +136,15 @@ export class PeerLink {
     this.#now = performance.now();
     this.#sweep = setInterval(() => {
       const now = this.#now = performance.now();
+      const stalled = new Set<FrameConnection>();
       for (const [rid, p] of this.#pending) {
         if (p.deadline <= now) {
           this.#pending.delete(rid);
           p.reject(new ProtocolError(ErrorCode.Timeout, "Cannot get a reply: timed out"));
+          if (p.resetConn) stalled.add(p.resetConn);
         }
       }
+      for (const conn of stalled) if (conn === this.#conn) this.reset();
       if (this.#pending.size === 0) {
         clearInterval(this.#sweep);
         this.#sweep = undefined;

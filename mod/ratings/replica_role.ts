@@ -704,7 +704,7 @@ class Replica {
           push: true,
         },
         1_500,
-        { patient: true },
+        { patient: true, resetOnTimeout: true },
       );
       const ts = parseVectorTs(reply.ts) ?? {};
       this.#receive(peer.name, ts, readRecords(reply));
@@ -741,13 +741,17 @@ class Replica {
           return;
         }
         const records = this.#log.missingFor(known, GOSSIP_BATCH);
-        const reply = await peer.link.request({
-          t: "rm.gossip",
-          from: this.#self,
-          addr: this.#advertised,
-          ts: this.#replicaTs,
-          records,
-        }, 3_000);
+        const reply = await peer.link.request(
+          {
+            t: "rm.gossip",
+            from: this.#self,
+            addr: this.#advertised,
+            ts: this.#replicaTs,
+            records,
+          },
+          3_000,
+          { resetOnTimeout: true },
+        );
         const ts = parseVectorTs(reply.ts) ?? {};
         const got = this.#receive(peer.name, ts, readRecords(reply));
         if (reply.snapshot_needed === true) {

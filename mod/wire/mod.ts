@@ -50,3 +50,9 @@ export {
 } from "./client.ts";
 export { type FrameHandler, FrameServer, type FrameServerOptions, PeerSession } from "./server.ts";
 export * from "./fields.ts";
+export {
+  heartbeat,
+  HEARTBEAT_INTERVAL_MS,
+  HEARTBEAT_SILENCE_MS,
+  type HeartbeatOptions,
+} from "./heartbeat.ts";
