@@ -15,6 +15,7 @@ import {
 } from "../mod/ring/mod.ts";
 import { type Message, ProtocolError } from "../mod/wire/mod.ts";
 import { chaos, RingSim, settle } from "./ring_sim.ts";
+import { mutualExclusion } from "../mod/lab/checkers.ts";
 
 const MEMBERS = ["n1", "n2", "n3", "n4", "n5"];
 const all = () => true;
@@ -411,4 +412,34 @@ Deno.test("sim: randomized partitions, one-way cuts, pauses, crashes, loss and d
       `seed ${seed}: after the heal only ${[...served]} served`,
     );
   }
+});
+
+Deno.test("mutualExclusion() finds overlapping holds, uses a lost lock's lease end, and checks fences", () => {
+  const ev = (node: string, ts: number, ev: string, fence: number, extra = {}) => ({
+    ts,
+    node,
+    role: "ring",
+    ev,
+    fence,
+    ...extra,
+  });
+  const ok = [
+    ev("n1", 10, "lock.acquired", 1),
+    ev("n1", 90, "lock.lost", 1, { lease_end: 40 }), // noticed late (paused), held until 40
+    ev("n2", 50, "lock.acquired", 2),
+    ev("n2", 60, "lock.released", 2),
+  ];
+  assert.deepEqual(mutualExclusion(ok), []);
+  const overlap = [
+    ...ok.slice(0, 1),
+    ev("n1", 90, "lock.lost", 1, { lease_end: 55 }),
+    ...ok.slice(2),
+  ];
+  assert.equal(mutualExclusion(overlap).length, 1);
+  const open = [ev("n1", 10, "lock.acquired", 1), ev("n2", 50, "lock.acquired", 2)];
+  assert.equal(mutualExclusion(open).length, 1, "an open hold lasts");
+  assert.deepEqual(mutualExclusion(open, { n1: 20 }), [], "unless its node was killed");
+  const fences = [ev("n1", 10, "lock.acquired", 5), ev("n1", 11, "lock.released", 5)];
+  fences.push(ev("n2", 20, "lock.acquired", 4), ev("n2", 21, "lock.released", 4));
+  assert.equal(mutualExclusion(fences).length, 1);
 });
