@@ -37,6 +37,7 @@ export {
   nextFence,
   parseToken,
   passTarget,
+  QUICK_FALLBACK_MS,
   type RequestFailure,
   type RingEffect,
   RingState,

@@ -157,6 +157,9 @@ export interface RingStateOptions {
   random?: () => number;
 }
 
+/** A quick renewal (a bare majority asked) not answered within this asks everyone. */
+export const QUICK_FALLBACK_MS = 25;
+
 /** Ballots a check tries before it gives up (a waiting request starts another later). */
 export const MAX_CHECK_ATTEMPTS = 8;
 
@@ -257,6 +260,7 @@ export class RingState {
   #waitingSince = 0;
   #lastWantAt = -Infinity;
   #leaseWasValid = false;
+  #quick: { round: number; at: number; failed: boolean } | undefined;
   #lastTokenGen = 0;
   #grantsThisVisit = 0;
   #nextId = 1;
@@ -397,6 +401,9 @@ export class RingState {
       at = Math.min(at, this.lease.lastStart + this.renewEveryMs);
       if (this.lease.valid(now)) at = Math.min(at, this.lease.until);
       else if (this.queue.length > 0) at = Math.min(at, this.lease.lastStart + this.#retryMs());
+      if (!this.lease.valid(now) && this.#quick) {
+        at = Math.min(at, this.#quick.at + QUICK_FALLBACK_MS);
+      }
     }
     if (this.#checkAt !== undefined) at = Math.min(at, this.#checkAt);
     if (this.queue.length > 0 && !this.token) {
@@ -466,7 +473,7 @@ export class RingState {
     this.#grantsThisVisit = 0;
     this.#waitingSince = now;
     // A token that arrives carries no lease: renew before acting on it.
-    this.lease.clear();
+    this.#clearLease();
     this.#leaseWasValid = false;
     this.#step(now);
     return undefined;
@@ -539,6 +546,7 @@ export class RingState {
           }
         } else {
           this.lease.fail(p.round);
+          if (this.#quick?.round === p.round) this.#quick.failed = true;
           const higher = typeof msg.maxGen === "number" ? msg.maxGen : 0;
           if (higher > p.gen) this.#superseded(now, higher);
         }
@@ -562,6 +570,7 @@ export class RingState {
         break;
       case "lease":
         this.lease.fail(p.round);
+        if (this.#quick?.round === p.round) this.#quick.failed = true;
         break;
       case "prepare":
         this.#ballotAnswer(now, p.ballot, undefined, undefined);
@@ -591,10 +600,15 @@ export class RingState {
     if (this.token) this.lastHops = this.token.hops + 1;
     this.token = undefined;
     this.#passing = undefined;
-    this.lease.clear();
+    this.#clearLease();
   }
 
   // ---- internals ----------------------------------------------------------------------
+
+  #clearLease(): void {
+    this.lease.clear();
+    this.#quick = undefined;
+  }
 
   #retryMs(): number {
     return Math.min(100, this.renewEveryMs);
@@ -687,10 +701,19 @@ export class RingState {
     if (!this.token || this.#passing) return false;
     const since = now - this.lease.lastStart;
     if (since >= this.renewEveryMs) return true;
-    return !this.lease.valid(now) && !this.lease.waiting() &&
-      (this.queue.length > 0 || this.grant !== undefined) && since >= this.#retryMs();
+    if (this.lease.valid(now)) return false;
+    // A quick round that failed or is slow: ask everyone now.
+    const quick = this.#quick;
+    if (quick && (quick.failed || now - quick.at >= QUICK_FALLBACK_MS)) return true;
+    return !this.lease.waiting() && (this.queue.length > 0 || this.grant !== undefined) &&
+      since >= this.#retryMs();
   }
 
+  /**
+   * Starts a renewal round. The first round for a token that just arrived asks only as
+   * many members as a majority needs (the next ones in ring order); every other round,
+   * and a quick one that fails or takes longer than `QUICK_FALLBACK_MS`, asks everyone.
+   */
   #renew(now: number): void {
     const token = this.token!;
     const mine = this.acceptor.renew(now, this.self, token.gen);
@@ -699,8 +722,18 @@ export class RingState {
       return;
     }
     if (mine.learned) this.#persist();
-    const peers = [...this.alive];
+    const quick = this.lease.lastStart === -Infinity && this.#quick === undefined;
+    let peers = [...this.alive];
+    if (quick) {
+      const at = this.members.indexOf(this.self);
+      peers = [];
+      for (let i = 1; i < this.members.length && peers.length < this.majority - 1; i++) {
+        const name = this.members[(at + i) % this.members.length];
+        if (this.alive.has(name)) peers.push(name);
+      }
+    }
     const round = this.lease.begin(now, token.gen, this.self, peers.length);
+    this.#quick = quick ? { round, at: now, failed: false } : undefined;
     for (const to of peers) {
       this.#request(to, { t: "ring.lease", gen: token.gen, round }, this.renewEveryMs, {
         kind: "lease",
@@ -726,7 +759,7 @@ export class RingState {
     this.staleDiscarded++;
     this.token = undefined;
     this.#passing = undefined;
-    this.lease.clear();
+    this.#clearLease();
     this.#expire(now);
     this.#leaseWasValid = false;
     this.#event("token.stale", { gen, current, from: this.self, reason });
@@ -755,7 +788,7 @@ export class RingState {
     this.lastHops = out.hops;
     this.token = undefined;
     this.#passing = undefined;
-    this.lease.clear();
+    this.#clearLease();
     this.#event("token.pass", { to, gen: out.gen, hops: out.hops }, true);
   }
 
@@ -784,7 +817,7 @@ export class RingState {
     }
     // No answer: it may or may not have the token. Drop ours; a check decides.
     this.token = undefined;
-    this.lease.clear();
+    this.#clearLease();
     this.#event("token.uncertain", { to: passing.to, gen: passing.gen });
     this.#scheduleCheck(now, "uncertain", now + this.renewEveryMs);
   }
@@ -902,7 +935,7 @@ export class RingState {
     this.#grantsThisVisit = 0;
     this.visits++;
     this.#waitingSince = now;
-    this.lease.clear();
+    this.#clearLease();
     const lastTokenGen = this.#lastTokenGen;
     this.#lastTokenGen = b.ballot;
     if (b.previous === 0) {
