@@ -6,7 +6,7 @@
  * @module
  */
 import type { HostPort } from "../config/mod.ts";
-import { heartbeat, type Message, RpcClient } from "../wire/mod.ts";
+import { Backoff, heartbeat, type Message, RpcClient } from "../wire/mod.ts";
 
 /** Options of {@linkcode PeerLinks}. */
 export interface PeerLinksOptions {
@@ -46,7 +46,7 @@ interface Link {
   client: RpcClient | undefined;
   up: boolean;
   connecting: boolean;
-  backoffMs: number;
+  backoff: Backoff;
   retry: ReturnType<typeof setTimeout> | undefined;
 }
 
@@ -74,7 +74,7 @@ export class PeerLinks {
         client: undefined,
         up: false,
         connecting: false,
-        backoffMs: MIN_BACKOFF_MS,
+        backoff: new Backoff({ initialMs: MIN_BACKOFF_MS, maxMs: MAX_BACKOFF_MS, jitter: 0.25 }),
         retry: undefined,
       });
     }
@@ -128,7 +128,7 @@ export class PeerLinks {
     if (!link || link.up || link.connecting || this.#closed) return;
     clearTimeout(link.retry);
     link.retry = undefined;
-    link.backoffMs = MIN_BACKOFF_MS;
+    link.backoff.reset();
     void this.#connect(link);
   }
 
@@ -176,7 +176,7 @@ export class PeerLinks {
     }
     link.client = client;
     link.up = true;
-    link.backoffMs = MIN_BACKOFF_MS;
+    link.backoff.reset();
     const onClose = () => {
       if (link.client !== client) return;
       link.client = undefined;
@@ -200,8 +200,7 @@ export class PeerLinks {
 
   #scheduleRetry(link: Link): void {
     if (this.#closed || link.retry) return;
-    const delay = link.backoffMs * (0.75 + Math.random() * 0.5);
-    link.backoffMs = Math.min(link.backoffMs * 2, MAX_BACKOFF_MS);
+    const delay = link.backoff.next();
     link.retry = setTimeout(() => void this.#connect(link), delay);
   }
 }

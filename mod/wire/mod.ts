@@ -56,3 +56,4 @@ export {
   HEARTBEAT_SILENCE_MS,
   type HeartbeatOptions,
 } from "./heartbeat.ts";
+export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
