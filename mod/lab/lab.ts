@@ -81,8 +81,14 @@ export interface LabNodeSpec {
   unlisted?: boolean;
   /** Do not start it with the others (`lab.start(name)` later). */
   deferred?: boolean;
-  /** Event that means ready; null for none. @default {"ready"} */
+  /** Event that means ready; null for none. @default {"ready"; null with `command`} */
   readyEvent?: string | null;
+  /**
+   * Run this peerd command instead of a role (`["queue-ctl", "--queue", "{addr:q1}",
+   * "consume", "jobs"]`): a client inside its own namespace. `role` is then only a label,
+   * the node is left out of the peers file, and its output goes to `lab.log(name)`.
+   */
+  command?: string[];
 }
 
 /** Options of {@linkcode Lab.up}. */
@@ -312,8 +318,9 @@ export class Lab implements AsyncDisposable {
         ip: byName.get(s.name)!.ip,
         port: s.port ?? 7000,
         args: (s.args ?? []).map((a) => expandArg(a, lookup)),
-        listed: !s.unlisted,
-        readyEvent: s.readyEvent === undefined ? "ready" : s.readyEvent,
+        listed: !s.unlisted && !s.command,
+        readyEvent: s.readyEvent === undefined ? (s.command ? null : "ready") : s.readyEvent,
+        command: s.command?.map((a) => expandArg(a, lookup)),
         eventsPath: `${state.dir}/${s.name}.events.jsonl`,
         logPath: `${state.dir}/logs/${s.name}.log`,
         dataDir: `${state.dir}/data/${s.name}`,
@@ -469,6 +476,7 @@ export class Lab implements AsyncDisposable {
   /** The argv a node runs with (after `ip netns exec <ns> setsid sh -c …`). */
   argv(node: string): string[] {
     const n = this.#node(node);
+    if (n.command) return peerdArgv(n.command);
     return peerdArgv([
       "--role",
       n.role,
@@ -493,7 +501,7 @@ export class Lab implements AsyncDisposable {
     const n = this.#node(node);
     if (n.pid === undefined) return false;
     const s = procState(n.pid);
-    return (s === "running" || s === "stopped") && isOurs(n.pid, n.eventsPath);
+    return (s === "running" || s === "stopped") && isOurs(n.pid, n.logPath);
   }
 
   /** Starts `node` in its namespace and waits for its ready event (unless `waitReady: false`). */
@@ -577,7 +585,7 @@ export class Lab implements AsyncDisposable {
   /** Sends `signal` to `node`'s process (checked to be the one the lab started). */
   #signal(node: string, signal: Deno.Signal): boolean {
     const n = this.#node(node);
-    if (n.pid === undefined || !isOurs(n.pid, n.eventsPath)) return false;
+    if (n.pid === undefined || !isOurs(n.pid, n.logPath)) return false;
     return signalPid(n.pid, signal);
   }
 

@@ -1,7 +1,7 @@
 /**
  * Processes of the lab by pid: their state from `/proc`, signals, and the check that a pid
- * is still the process the lab started (its command line names the node's events file), so
- * a reused pid is never signalled.
+ * is still the process the lab started (its environment names the node's log file), so a
+ * reused pid is never signalled.
  *
  * @module
  */
@@ -24,11 +24,17 @@ export function procState(pid: number): ProcState {
   return "running";
 }
 
-/** Whether `pid` is alive and its command line contains `marker`. */
-export function isOurs(pid: number, marker: string): boolean {
+/** The variable whose value names a lab process: its log file, unique per node. */
+export const LAB_LOG_ENV = "PEERD_LAB_LOG";
+
+/**
+ * Whether `pid` is a process the lab started for the node logging to `logPath`: its
+ * environment holds `PEERD_LAB_LOG=<logPath>` (so a reused pid is never signalled).
+ */
+export function isOurs(pid: number, logPath: string): boolean {
   try {
-    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
-    return cmdline.split("\0").includes(marker);
+    const environ = Deno.readTextFileSync(`/proc/${pid}/environ`);
+    return environ.split("\0").includes(`${LAB_LOG_ENV}=${logPath}`);
   } catch {
     return false;
   }

@@ -40,6 +40,8 @@ export interface LabNodeState {
   paused?: boolean;
   /** Extra keys of its peers.json entry. */
   entry?: Record<string, unknown>;
+  /** A peerd command run instead of the role (expanded). */
+  command?: string[];
 }
 
 /** The whole state of one lab. */
