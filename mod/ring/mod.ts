@@ -28,22 +28,24 @@ export {
 } from "./lease.ts";
 export {
   FENCE_BASE,
-  type Grant,
-  type LockRequest,
-  type Loss,
-  MAX_CHECK_ATTEMPTS,
   MAX_GEN,
   MAX_WANT,
   nextFence,
   parseToken,
   passTarget,
+  successorOf,
+  type Token,
+} from "./token.ts";
+export {
+  type Grant,
+  type LockRequest,
+  type Loss,
+  MAX_CHECK_ATTEMPTS,
   QUICK_FALLBACK_MS,
   type RequestFailure,
   type RingEffect,
   RingState,
   type RingStateOptions,
-  successorOf,
-  type Token,
   type TokenRefusal,
-} from "./token.ts";
+} from "./state.ts";
 export { ringDemo } from "./demo.ts";

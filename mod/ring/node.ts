@@ -19,16 +19,8 @@ import {
   RemoteError,
 } from "../wire/mod.ts";
 import { LinkDownError, PeerLinks } from "./links.ts";
-import {
-  type Grant,
-  type Loss,
-  MAX_GEN,
-  parseToken,
-  type RequestFailure,
-  type RingEffect,
-  RingState,
-  successorOf,
-} from "./token.ts";
+import { MAX_GEN, parseToken, successorOf } from "./token.ts";
+import { type Grant, type Loss, type RequestFailure, type RingEffect, RingState } from "./state.ts";
 import type { RingStore } from "./store.ts";
 
 /** Options of {@linkcode RingNode}. */
