@@ -325,6 +325,25 @@ Deno.test("ring: bad input gets error frames and discard events, never a crash",
   await n2.ctl("unlock");
   assert.equal(n2.running, true);
 
+  // --data that is a file: one line naming the store, exit 1.
+  const file = `${cluster.dir}/not-a-dir`;
+  await Deno.writeTextFile(file, "x");
+  const badData = await runPeerd([
+    "--role",
+    "ring",
+    "--name",
+    "n1",
+    "--peers",
+    cluster.peersPath,
+    "--listen",
+    "127.0.0.1:0",
+    "--data",
+    file,
+  ]);
+  assert.equal(badData.code, 1, badData.stderr);
+  assert.equal(badData.stderr.trim().split("\n").length, 1, badData.stderr);
+  assert.match(badData.stderr, /Cannot open the ring store .*ring\.db \(--data\)/);
+
   // Unknown --name is a config error (exit 2, one line).
   const unknown = await runPeerd(["--role", "ring", "--name", "zz", "--peers", cluster.peersPath]);
   assert.equal(unknown.code, 2);

@@ -9,10 +9,13 @@ import {
   passTarget,
   protectMs,
   type RingEffect,
+  RingNode,
   RingState,
+  type RingStore,
   successorOf,
   type Token,
 } from "../mod/ring/mod.ts";
+import { EventSink, Logger } from "../mod/events/mod.ts";
 import { type Message, ProtocolError } from "../mod/wire/mod.ts";
 import { chaos, RingSim, settle } from "./ring_sim.ts";
 import { mutualExclusion } from "../mod/lab/checkers.ts";
@@ -442,4 +445,39 @@ Deno.test("mutualExclusion() finds overlapping holds, uses a lost lock's lease e
   const fences = [ev("n1", 10, "lock.acquired", 5), ev("n1", 11, "lock.released", 5)];
   fences.push(ev("n2", 20, "lock.acquired", 4), ev("n2", 21, "lock.released", 4));
   assert.equal(mutualExclusion(fences).length, 1);
+});
+
+Deno.test("RingNode stops safely when its promise cannot be stored: store.failed, onFatal, nothing sent", async () => {
+  const seen: string[] = [];
+  const events = new EventSink({ node: "n1", role: "ring", listener: (e) => seen.push(e.ev) });
+  const log = new Logger({ node: "n1", role: "ring", level: "error" });
+  const failing = {
+    maxGen: 0,
+    saveMaxGen() {
+      throw new Error("attempt to write a readonly database");
+    },
+    close() {},
+  } as unknown as RingStore;
+  let fatal: Error | undefined;
+  const controller = new AbortController();
+  const node = new RingNode({
+    self: "n1",
+    members: [{ name: "n1", hostname: "127.0.0.1", port: 1, options: {} }],
+    events,
+    log,
+    signal: controller.signal,
+    maxFrame: 1 << 20,
+    store: failing,
+    onFatal: (err) => (fatal = err),
+  });
+  try {
+    node.start(); // a one-member ring creates its token: the promise must be stored first
+    assert.match(fatal?.message ?? "", /Cannot store generation 1 in ring\.db: attempt to write/);
+    assert.ok(seen.includes("store.failed"));
+    assert.ok(!seen.includes("token.created"), "no token from a promise that is not on disk");
+  } finally {
+    controller.abort();
+    await node.close();
+    events.close();
+  }
 });

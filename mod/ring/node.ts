@@ -49,6 +49,11 @@ export interface RingNodeOptions {
   leaseMs?: number;
   /** Where the highest generation is kept; none: memory only (tests, benches). */
   store?: RingStore;
+  /**
+   * Called once when the node cannot go on safely (its promise could not be stored): the
+   * role stops with this error. Nothing leaves the node after it.
+   */
+  onFatal?: (err: Error) => void;
 }
 
 /** The answer to a granted `lock`. */
@@ -95,6 +100,7 @@ export class RingNode {
   readonly #visitTimes: number[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
+  #fatal: Error | undefined;
   #closed = false;
 
   constructor(options: RingNodeOptions) {
@@ -142,6 +148,7 @@ export class RingNode {
         const from = this.#member(msg, session);
         const gen = fieldInt(msg, "gen", { min: 1, max: MAX_GEN });
         const reply = this.#input((now) => this.state.onLease(now, from, gen));
+        this.#assertStored();
         return { t: "ring.lease.ok", ...reply };
       },
       "ring.prepare": (msg, session) => {
@@ -149,6 +156,7 @@ export class RingNode {
         const ballot = fieldInt(msg, "ballot", { min: 1, max: MAX_GEN });
         const holding = fieldOptInt(msg, "holding", { min: 1, max: MAX_GEN });
         const reply = this.#input((now) => this.state.onPrepare(now, from, ballot, holding));
+        this.#assertStored();
         this.#options.events.debug("token.ballot", { from, ballot, ...reply });
         return { t: "ring.prepare.ok", ...reply };
       },
@@ -306,8 +314,30 @@ export class RingNode {
   }
 
   #apply(): void {
-    for (const effect of this.state.drain()) this.#effect(effect);
+    for (const effect of this.state.drain()) {
+      // After a failed store nothing more leaves this node: it is going down.
+      if (this.#fatal) return;
+      this.#effect(effect);
+    }
     this.#schedule();
+  }
+
+  /** A reply that depends on a stored promise is not sent when storing failed. */
+  #assertStored(): void {
+    if (this.#fatal) throw new ProtocolError("store_failed", this.#fatal.message);
+  }
+
+  #persist(maxGen: number): void {
+    try {
+      this.#options.store?.saveMaxGen(maxGen);
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      this.#fatal = new Error(`Cannot store generation ${maxGen} in ring.db: ${why}`);
+      this.#options.events.emit("store.failed", { max_gen: maxGen, error: why });
+      this.#options.log.error(this.#fatal.message);
+      clearTimeout(this.#timer);
+      this.#options.onFatal?.(this.#fatal);
+    }
   }
 
   #effect(effect: RingEffect): void {
@@ -315,7 +345,7 @@ export class RingNode {
     switch (effect.do) {
       case "persist":
         // Durable before any reply that depends on it leaves (handlers reply after this).
-        this.#options.store?.saveMaxGen(effect.maxGen);
+        this.#persist(effect.maxGen);
         return;
       case "send":
         this.#links.send(effect.to, effect.msg);
@@ -421,7 +451,7 @@ export class RingNode {
 
   /** One timer, at the core's next deadline (at most a second away). */
   #schedule(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#fatal) return;
     const now = performance.now();
     const at = Math.min(this.state.nextWake(now), now + 1_000);
     if (this.#timer !== undefined && this.#timerAt <= at) return;
@@ -458,6 +488,7 @@ export class RingNode {
     }
     const token = parseToken(msg);
     const refusal = this.#input((now) => this.state.onToken(now, from, token));
+    this.#assertStored();
     if (refusal) {
       this.state.staleDiscarded++;
       this.#options.events.emit("token.stale", {

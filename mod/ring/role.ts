@@ -132,6 +132,9 @@ export const ringRole: RoleDefinition = {
       throw new ConfigError(`--lease must be between 100 and 600000 ms, got ${leaseMs}`);
     }
     const store = openStore(ctx.dataDir);
+    let failed: (err: Error) => void = () => {};
+    const fatal = new Promise<never>((_, reject) => (failed = reject));
+    fatal.catch(() => {}); // raced below; handled there
     const node = new RingNode({
       self: ctx.name,
       members,
@@ -145,6 +148,7 @@ export const ringRole: RoleDefinition = {
       passTimeoutMs,
       leaseMs,
       store,
+      onFatal: (err) => failed(err),
     });
     const commands = ringCommands(node);
     const server = startRingServer(ctx, node, commands);
@@ -156,7 +160,9 @@ export const ringRole: RoleDefinition = {
       });
       ctx.log.info(`ring member ${ctx.name} listening on ${ctx.listen.hostname}:${server.port}`);
       const prompt = ctx.interactive ? runPrompt(node, ctx.signal) : undefined;
-      await aborted(ctx.signal);
+      // A store failure stops the node (exit 1, one line): a promise it cannot keep on disk
+      // could be given twice after a restart.
+      await Promise.race([aborted(ctx.signal), fatal]);
       await prompt?.catch(() => {});
     } finally {
       await node.close();
@@ -226,14 +232,14 @@ function startRingServer(ctx: RoleContext, node: RingNode, commands: CtlCommands
   return server;
 }
 
-/** Opens `<data>/ring.db`; a bad `--data` is one clear line. */
+/** Opens `<data>/ring.db`; a bad `--data` (a file, read-only, corrupt) is one clear line, exit 1. */
 function openStore(dataDir: string): RingStore {
   try {
     Deno.mkdirSync(dataDir, { recursive: true });
     return new RingStore(`${dataDir}/ring.db`);
   } catch (err) {
-    throw new ConfigError(
-      `Cannot open the ring store in --data ${dataDir}: ${
+    throw new Error(
+      `Cannot open the ring store ${dataDir}/ring.db (--data): ${
         err instanceof Error ? err.message : String(err)
       }`,
     );
