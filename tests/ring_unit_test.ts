@@ -459,13 +459,11 @@ Deno.test("RingNode stops safely when its promise cannot be stored: store.failed
     close() {},
   } as unknown as RingStore;
   let fatal: Error | undefined;
-  const controller = new AbortController();
   const node = new RingNode({
     self: "n1",
     members: [{ name: "n1", hostname: "127.0.0.1", port: 1, options: {} }],
     events,
     log,
-    signal: controller.signal,
     maxFrame: 1 << 20,
     store: failing,
     onFatal: (err) => (fatal = err),
@@ -476,7 +474,6 @@ Deno.test("RingNode stops safely when its promise cannot be stored: store.failed
     assert.ok(seen.includes("store.failed"));
     assert.ok(!seen.includes("token.created"), "no token from a promise that is not on disk");
   } finally {
-    controller.abort();
     await node.close();
     events.close();
   }

@@ -33,8 +33,6 @@ export interface RingNodeOptions {
   events: EventSink;
   /** Logger. */
   log: Logger;
-  /** Stops background work. */
-  signal: AbortSignal;
   /** Cluster secret. */
   secret?: string;
   /** Largest frame. */

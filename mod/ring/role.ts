@@ -140,7 +140,6 @@ export const ringRole: RoleDefinition = {
       members,
       events: ctx.events,
       log: ctx.log,
-      signal: ctx.signal,
       secret: ctx.secret,
       maxFrame: ctx.maxFrame,
       heartbeatMs,
