@@ -478,3 +478,16 @@ Deno.test("RingNode stops safely when its promise cannot be stored: store.failed
     events.close();
   }
 });
+
+Deno.test("RingState.clockSkipped(): time the monotonic clock missed (a suspend) counts against the lease", () => {
+  const d = new Driver();
+  d.startWithToken();
+  d.s.request(0);
+  assert.ok(d.s.grant);
+  d.take();
+  d.s.clockSkipped(200, 900); // 200 ms on the monotonic clock, 1.1 s on the wall
+  const lost = d.take().find((e) => e.do === "lost");
+  assert.ok(lost && lost.do === "lost");
+  assert.equal(lost.loss.leaseEnd, 100);
+  assert.equal(d.s.grant, undefined);
+});

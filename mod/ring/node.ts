@@ -80,6 +80,8 @@ interface Waiter {
 }
 
 const RATE_WINDOW_MS = 10_000;
+/** A wall-clock lead over the monotonic clock above this is a suspend (or a clock step). */
+const CLOCK_SKIP_MS = 100;
 
 /**
  * One member of the token ring. The token moves only to nodes that asked for it (a
@@ -99,6 +101,7 @@ export class RingNode {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #fatal: Error | undefined;
+  #clocks = { mono: performance.now(), wall: Date.now() };
   #closed = false;
 
   constructor(options: RingNodeOptions) {
@@ -303,8 +306,18 @@ export class RingNode {
   /** Runs one input of the core at the current time, then its effects; returns its result. */
   #input<T>(fn: (now: number) => T, ev?: string, peer?: string): T {
     if (ev) this.#options.events.emit(ev, { peer });
+    const now = performance.now();
+    // A suspended machine stops the monotonic clock but not the wall clock: count the
+    // difference against the lease before anything else.
+    const wall = Date.now();
+    const skipped = wall - this.#clocks.wall - (now - this.#clocks.mono);
+    this.#clocks = { mono: now, wall };
+    if (skipped > CLOCK_SKIP_MS) {
+      this.#options.events.emit("clock.skipped", { ms: round(skipped) });
+      this.state.clockSkipped(now, skipped);
+    }
     try {
-      return fn(performance.now());
+      return fn(now);
     } finally {
       // Also after a throw (an unlock of a lost lock): the loss itself is an effect.
       this.#apply();

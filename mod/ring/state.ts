@@ -241,6 +241,20 @@ export class RingState {
     this.#step(now);
   }
 
+  /**
+   * The wall clock moved `ms` more than the monotonic one since the last input (the
+   * machine was suspended, which stops the monotonic clock, or the wall clock was set
+   * forward). The holder counts it against its lease, erring towards losing it; the
+   * acceptor side keeps the monotonic clock (a lease it protects only lasts longer).
+   */
+  clockSkipped(now: number, ms: number): void {
+    if (ms > 0 && Number.isFinite(this.lease.until)) {
+      this.lease.until -= ms;
+      if (this.#passing) this.#passing.until -= ms;
+    }
+    this.#expire(now);
+  }
+
   /** Runs a check (a ballot) now, e.g. for the `start` command. */
   check(now: number, reason: string): void {
     this.#expire(now);
