@@ -311,7 +311,7 @@ Deno.test("simulate() with SWIM: every node joins through s0, and every live nod
   assert.equal(r.coverageByRound.at(-1), 180);
 });
 
-Deno.test("GossipNode asks its transport to reset the link to a member it suspects or declares dead", () => {
+Deno.test("GossipNode asks its transport to reset the link to a member it declares dead", () => {
   const c = new VirtualCluster(0, { seed: 31 });
   const resets: string[] = [];
   const inner = c.net.transport("n0");

@@ -12,6 +12,7 @@ import {
   nftScript,
   onewayCut,
   parseGroups,
+  parseRoleArgs,
   partitionCuts,
   planLab,
 } from "../mod/lab/mod.ts";
@@ -110,4 +111,15 @@ Deno.test("expandArg() fills {addr:N}, {ip:N} and {dir}", () => {
   assert.equal(expandArg("{addr:s}", lookup), "10.200.0.10:7601");
   assert.equal(expandArg("--x={ip:s}/{dir}", lookup), "--x=10.200.0.10//tmp/x");
   assert.throws(() => expandArg("{addr:q}", lookup), /unknown q/);
+});
+
+Deno.test("parseRoleArgs() splits ROLE=ARGS, repeats add up, a missing = is a usage error", () => {
+  assert.deepEqual(
+    parseRoleArgs(["lottery-server=--agencies 5", "gossip=--fanout 2", "gossip=--k 3"]),
+    {
+      "lottery-server": ["--agencies", "5"],
+      gossip: ["--fanout", "2", "--k", "3"],
+    },
+  );
+  assert.throws(() => parseRoleArgs(["--agencies 5"]), LabUsageError);
 });

@@ -200,3 +200,26 @@ labTest(
     }
   },
 );
+
+labTest(
+  "two labs at once take different subnets and names; Lab.live() lists them until down",
+  async () => {
+    const spec = [{ name: "e1", role: "echo" }];
+    const [a, b] = await Promise.all([
+      Lab.up({ prefix: "lt3", peers: spec }),
+      Lab.up({ prefix: "lt4", peers: spec }),
+    ]);
+    try {
+      assert.notEqual(a.subnet, b.subnet);
+      assert.notEqual(a.ip("e1"), b.ip("e1"));
+      assert.equal((await a.ctl("e1", "status")).listen, a.address("e1"));
+      assert.equal((await b.ctl("e1", "status")).listen, b.address("e1"));
+      assert.ok(Lab.live().includes(a) && Lab.live().includes(b));
+    } finally {
+      await a.down();
+      await b.down();
+    }
+    assert.ok(!Lab.live().includes(a) && !Lab.live().includes(b));
+    assert.deepEqual([...await leftovers("lt3", a.dir), ...await leftovers("lt4", b.dir)], []);
+  },
+);

@@ -42,7 +42,7 @@ export interface TcpTransportStats {
   connects: number;
   /** Connection attempts that failed. */
   connectFailures: number;
-  /** Connections closed by {@linkcode TcpTransport.reset} (a member suspected or dead). */
+  /** Connections closed by {@linkcode TcpTransport.reset} (a member declared dead). */
   resets: number;
 }
 

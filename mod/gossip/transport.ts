@@ -11,7 +11,7 @@ export interface GossipTransport {
   /** Sends `msg` to the node listening at `addr`. Never throws, never blocks. */
   send(addr: string, msg: GossipMessage): void;
   /**
-   * Forgets any connection to `addr` (its member was suspected or declared dead), so the
+   * Forgets any connection to `addr` (its member was declared dead), so the
    * next `send` dials afresh instead of writing into a connection a partition may have
    * stalled. Optional: transports without connections ignore it.
    */

@@ -51,6 +51,20 @@ function where(cmd: Command): Command {
     .option("--dir <dir>", "lab folder (default data/lab-<prefix>)");
 }
 
+/** `["lottery-server=--agencies 5"]` → `{"lottery-server": ["--agencies", "5"]}` (split on spaces). */
+export function parseRoleArgs(values: readonly string[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const v of values) {
+    const eq = v.indexOf("=");
+    if (eq <= 0) {
+      throw new LabUsageError(`Cannot read --role-args "${v}": expected ROLE=ARGS`);
+    }
+    const role = v.slice(0, eq);
+    out[role] = [...(out[role] ?? []), ...v.slice(eq + 1).split(/\s+/).filter((a) => a)];
+  }
+  return out;
+}
+
 /** The `lab` subcommand. */
 export const labCommand: CommandDefinition = {
   name: "lab",
@@ -70,7 +84,20 @@ export const labCommand: CommandDefinition = {
       .option("--nodes <a,b,…>", "only these nodes of the file")
       .option("--role <role>", "role of nodes the file gives none (machines.txt)")
       .option("--log-level <level>", "log level of the nodes", "info")
-      .action((opts: Where & { peers: string; nodes?: string; role?: string; logLevel: string }) =>
+      .option(
+        "--role-args <role=args>",
+        "extra arguments for every node of a role, e.g. 'lottery-server=--agencies 5' (repeatable)",
+        (value: string, previous: string[] = []) => [...previous, value],
+      )
+      .action((
+        opts: Where & {
+          peers: string;
+          nodes?: string;
+          role?: string;
+          logLevel: string;
+          roleArgs?: string[];
+        },
+      ) =>
         guarded(async () => {
           const dir = labDir(opts);
           if (readState(dir)) {
@@ -85,6 +112,7 @@ export const labCommand: CommandDefinition = {
             only: opts.nodes?.split(",").filter((s) => s),
             role: opts.role,
             logLevel: opts.logLevel,
+            roleArgs: parseRoleArgs(opts.roleArgs ?? []),
             detached: true,
           });
           printJson(up.status());

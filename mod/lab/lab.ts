@@ -105,6 +105,8 @@ export interface LabUpOptions {
   role?: string;
   /** Extra arguments for every node started from a peers file. */
   args?: string[];
+  /** Extra arguments for the peers-file nodes of a role (`{"lottery-server": ["--agencies", "5"]}`). */
+  roleArgs?: Record<string, string[]>;
   /** Cluster secret written to the peers file. */
   secret?: string;
   /** How long each node may take to be ready. @default {30000} */
@@ -187,6 +189,7 @@ export class Lab implements AsyncDisposable {
   ) {
     this.#state = state;
     this.#ownsDir = options.ownsDir;
+    LIVE.add(this);
     this.#detached = options.detached;
     this.#readyTimeoutMs = options.readyTimeoutMs;
   }
@@ -259,6 +262,14 @@ export class Lab implements AsyncDisposable {
       throw err;
     }
     return lab;
+  }
+
+  /**
+   * The labs this process brought up or attached and has not taken down yet, oldest first:
+   * a test harness downs them after a test that timed out or forgot to.
+   */
+  static live(): Lab[] {
+    return [...LIVE];
   }
 
   /** A lab that is up in folder `dir` (from its state file), e.g. for `peerd lab partition`. */
@@ -753,6 +764,7 @@ export class Lab implements AsyncDisposable {
     if (s.bridge && await deleteLink(s.bridge)) report.links++;
     for (const running of this.#running.values()) await running.status;
     this.#running.clear();
+    LIVE.delete(this);
     try {
       Deno.removeSync(statePath(s.dir));
     } catch {
@@ -769,6 +781,8 @@ export class Lab implements AsyncDisposable {
     await this.down();
   }
 }
+
+const LIVE = new Set<Lab>();
 
 async function takenNetns(prefix: string): Promise<string[]> {
   return (await listNetns()).filter((ns) => ns.startsWith(`peerd-${prefix}-`));
@@ -788,12 +802,26 @@ function specsFromConfig(config: ClusterConfig, options: LabUpOptions): LabNodeS
     if (!role) {
       throw new LabUsageError(`Cannot start ${n.name}: ${path} gives it no role (pass --role)`);
     }
+    // an entry's own "args" (an array of strings) are extra arguments for that node
+    const { args: entryArgs, ...rest } = n.options;
+    if (
+      entryArgs !== undefined &&
+      (!Array.isArray(entryArgs) || entryArgs.some((a) => typeof a !== "string"))
+    ) {
+      throw new LabUsageError(
+        `Cannot start ${n.name}: ${path}: "args" must be an array of strings`,
+      );
+    }
     return {
       name: n.name,
       role,
       port: n.port,
-      args: options.args,
-      entry: { ...n.options, ...(n.neighbours ? { neighbours: n.neighbours } : {}) },
+      args: [
+        ...(options.args ?? []),
+        ...(options.roleArgs?.[role] ?? []),
+        ...(entryArgs as string[] ?? []),
+      ],
+      entry: { ...rest, ...(n.neighbours ? { neighbours: n.neighbours } : {}) },
     };
   });
 }

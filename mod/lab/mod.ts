@@ -48,7 +48,7 @@ export {
 } from "./plan.ts";
 export { type LabNodeState, type LabState, readState, STATE_FILE, statePath } from "./state.ts";
 export { EventLog } from "./events.ts";
-export { labCommand } from "./command.ts";
+export { labCommand, parseRoleArgs } from "./command.ts";
 export {
   allEqual,
   detectedAs,

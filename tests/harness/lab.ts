@@ -18,7 +18,7 @@ export {
   type LabStatus,
   type LabUpOptions,
 } from "../../mod/lab/mod.ts";
-import { labAvailable } from "../../mod/lab/mod.ts";
+import { Lab, labAvailable } from "../../mod/lab/mod.ts";
 
 /** Why the lab cannot run here (root, `ip`, `nft`), or undefined: computed once at load. */
 export const LAB_SKIP_REASON: string | undefined = await labAvailable();
@@ -43,6 +43,7 @@ export function labTest(
   }
   Deno.test(name, async (t) => {
     const timeoutMs = options.timeoutMs ?? 90_000;
+    const before = new Set(Lab.live());
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`${name}: over ${timeoutMs} ms`)), timeoutMs);
@@ -51,6 +52,8 @@ export function labTest(
       await Promise.race([fn(t), timeout]);
     } finally {
       clearTimeout(timer);
+      // a lab the test left up (it timed out, or forgot `await using`): down it now
+      for (const lab of Lab.live()) if (!before.has(lab)) await lab.down().catch(() => {});
     }
   });
 }
