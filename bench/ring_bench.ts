@@ -3,19 +3,25 @@
  * (from /proc/<pid>/stat over an idle window), lock acquire latency with one requester
  * on an otherwise idle ring (token parked at the requester, and token fetched from the
  * previous requester), acquire latency p50/p99 with every node contending, grants per
- * second and token hops per second when busy.
+ * second and token hops per second when busy; then the lock's unavailability when its holder
+ * is cut off: stopped (SIGSTOP, on loopback) and, when the lab can run (root, `ip`, `nft`),
+ * isolated by nftables in network namespaces. Both ≈ the lease (default 3 s): the others
+ * wait until the last lease the holder could count on has ended.
  *
  * Run: `deno run -A bench/ring_bench.ts` (or `deno task bench ring`).
  *
  * @module
  */
 import { type ClusterNode, LocalCluster, pause } from "../mod/process/mod.ts";
+import { Lab, labAvailable } from "../mod/lab/mod.ts";
 import { type Message, RpcClient } from "../mod/wire/mod.ts";
 
 const IDLE_WINDOW_MS = Number(Deno.env.get("RING_BENCH_IDLE_MS") ?? 10_000);
 const SINGLE_ROUNDS = 300;
 const CONTENDED_MS = 6_000;
 const CLIENTS_PER_NODE = 2;
+const CUT_ROUNDS = Number(Deno.env.get("RING_BENCH_CUT_ROUNDS") ?? 3);
+const LEASE_MS = 3_000; // the default
 
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -144,9 +150,85 @@ async function main(): Promise<void> {
     } finally {
       await Promise.all(extra.map((c) => c.close()));
     }
+
+    // The holder stops (SIGSTOP): how long until another node holds the lock.
+    const stopped: number[] = [];
+    for (let round = 0; round < CUT_ROUNDS; round++) {
+      const victim = nodes[round % nodes.length];
+      const next = clients[(round + 2) % clients.length];
+      const held = await ctl(clients[round % nodes.length], "lock");
+      const t0 = performance.now();
+      Deno.kill(victim.pid!, "SIGSTOP");
+      try {
+        const got = await ctl(next, "lock", ["--timeout", "30"]);
+        stopped.push(performance.now() - t0);
+        await ctl(next, "unlock", [String(got.fence)]);
+      } finally {
+        Deno.kill(victim.pid!, "SIGCONT");
+      }
+      // The resumed holder finds its lock lost; wait until it says so.
+      await victim.waitForEvent((e) => e.ev === "lock.lost" && e.fence === held.fence, {
+        timeoutMs: 10_000,
+      });
+    }
+    if (CUT_ROUNDS > 0) {
+      figure("unavailable_holder_stopped_ms", quantile(stopped, 0.5), "ms", {
+        rounds: CUT_ROUNDS,
+        all: stopped.map((x) => Math.round(x)),
+        lease_ms: LEASE_MS,
+        target: "≈ lease",
+      });
+    }
   } finally {
     await Promise.all(clients.map((c) => c.close()));
   }
+  await isolatedHolder();
+}
+
+/** In the lab: the holder's namespace is cut off from the others. */
+async function isolatedHolder(): Promise<void> {
+  if (CUT_ROUNDS === 0) return;
+  const reason = await labAvailable();
+  if (reason) {
+    console.error(`ring bench: unavailable_holder_isolated_ms skipped: ${reason}`);
+    return;
+  }
+  await using lab = await Lab.up({
+    prefix: "rgb",
+    peers: Array.from({ length: 5 }, (_, i) => ({ name: `n${i + 1}`, role: "ring", port: 7101 })),
+    logLevel: "warn",
+  });
+  const names = lab.names;
+  for (let i = 0; i < 200; i++) {
+    const st = await Promise.all(names.map((n) => lab.ctl(n, "status")));
+    if (st.every((s) => (s.alive as string[]).length === names.length && Number(s.gen) > 0)) break;
+    await pause(100);
+  }
+  const isolated: number[] = [];
+  for (let round = 0; round < CUT_ROUNDS; round++) {
+    const victim = names[round % names.length];
+    const next = names[(round + 2) % names.length];
+    await lab.ctl(victim, "lock", ["--timeout", "30"], { timeoutMs: 35_000 });
+    const t0 = performance.now();
+    await lab.isolate(victim);
+    const got = await lab.ctl(next, "lock", ["--timeout", "30"], { timeoutMs: 35_000 });
+    isolated.push(performance.now() - t0);
+    await lab.ctl(next, "unlock", [String(got.fence)]);
+    await lab.heal();
+    // Back to one token, meshed.
+    for (let i = 0; i < 200; i++) {
+      const st = await Promise.all(names.map((n) => lab.ctl(n, "status")));
+      const meshed = st.every((s) => (s.alive as string[]).length === names.length);
+      if (meshed && st.filter((s) => s.token === true).length === 1) break;
+      await pause(100);
+    }
+  }
+  figure("unavailable_holder_isolated_ms", quantile(isolated, 0.5), "ms", {
+    rounds: CUT_ROUNDS,
+    all: isolated.map((x) => Math.round(x)),
+    lease_ms: LEASE_MS,
+    target: "≈ lease",
+  });
 }
 
 await main();

@@ -56,17 +56,19 @@ async function assertOneToken(nodes: ClusterNode[]): Promise<Message[]> {
   }
 }
 
-/** Lock intervals from events: [acquired ts, released ts or end], per node and fence. */
+/** Lock intervals from events: [acquired ts, released ts, lost lease end, or end], per node and fence. */
 function intervals(events: EventRecord[], end: Record<string, number> = {}) {
   const open = new Map<string, EventRecord>();
   const out: Array<{ node: string; fence: number; from: number; to: number }> = [];
   for (const e of [...events].sort((a, b) => a.ts - b.ts)) {
     if (e.ev === "lock.acquired") open.set(`${e.node}/${e.fence}`, e);
-    if (e.ev === "lock.released") {
+    if (e.ev === "lock.released" || e.ev === "lock.lost") {
       const a = open.get(`${e.node}/${e.fence}`);
-      assert.ok(a, `release of fence ${e.fence} at ${e.node} without acquire`);
+      assert.ok(a, `${e.ev} of fence ${e.fence} at ${e.node} without acquire`);
       open.delete(`${e.node}/${e.fence}`);
-      out.push({ node: e.node, fence: Number(e.fence), from: a.ts, to: e.ts });
+      // A lost lock was held until its lease ended (noticed later if the node was paused).
+      const to = e.ev === "lock.lost" ? Number(e.lease_end) : e.ts;
+      out.push({ node: e.node, fence: Number(e.fence), from: a.ts, to });
     }
   }
   for (const a of open.values()) {
@@ -323,6 +325,25 @@ Deno.test("ring: bad input gets error frames and discard events, never a crash",
   await n2.ctl("unlock");
   assert.equal(n2.running, true);
 
+  // --data that is a file: one line naming the store, exit 1.
+  const file = `${cluster.dir}/not-a-dir`;
+  await Deno.writeTextFile(file, "x");
+  const badData = await runPeerd([
+    "--role",
+    "ring",
+    "--name",
+    "n1",
+    "--peers",
+    cluster.peersPath,
+    "--listen",
+    "127.0.0.1:0",
+    "--data",
+    file,
+  ]);
+  assert.equal(badData.code, 1, badData.stderr);
+  assert.equal(badData.stderr.trim().split("\n").length, 1, badData.stderr);
+  assert.match(badData.stderr, /Cannot open the ring store .*ring\.db \(--data\)/);
+
   // Unknown --name is a config error (exit 2, one line).
   const unknown = await runPeerd(["--role", "ring", "--name", "zz", "--peers", cluster.peersPath]);
   assert.equal(unknown.code, 2);
@@ -374,5 +395,68 @@ Deno.test("ring: the holder crashes while every other node contends; still one l
     await assertOneToken(others);
   } finally {
     await Promise.all(clients.map((c) => c.close()));
+  }
+});
+
+Deno.test("ring: a holder stopped (SIGSTOP) past its lease loses the lock; on SIGCONT it is told, one token remains", async () => {
+  await using cluster = await LocalCluster.start({
+    nodes: ringNodes(3, ["--heartbeat-ms", "200", "--lease", "1000"]),
+    peersFormat: "txt",
+  });
+  const [n1, n2, n3] = cluster.nodes;
+  await n1.waitForEvent("token.created", { timeoutMs: 10_000 });
+  await waitMesh(cluster);
+  const holder = await ctlClient(n1);
+  const notices: Message[] = [];
+  holder.onMessage = (msg) => notices.push(msg);
+  const pid = n1.pid!;
+  let stopped = false;
+  try {
+    const held = await ctl(holder, "lock", ["--timeout", "10"]);
+    assert.equal(held.lease_ms, 1000);
+    Deno.kill(pid, "SIGSTOP");
+    stopped = true;
+    // The others get the lock while n1 is stopped (after its lease ran out), many times.
+    let grants = 0;
+    let firstOther: Message | undefined;
+    for (const n of [n2, n3, n2, n3, n2, n3]) {
+      const got = await n.ctl("lock", ["--timeout", "15"]);
+      firstOther ??= got;
+      assert.ok(Number(got.fence) > Number(held.fence));
+      await n.ctl("unlock", [String(got.fence)]);
+      grants++;
+    }
+    assert.equal(grants, 6);
+    Deno.kill(pid, "SIGCONT");
+    stopped = false;
+    const lost = await n1.waitForEvent("lock.lost", { timeoutMs: 10_000 });
+    assert.equal(lost.fence, held.fence);
+    assert.equal(lost.reason, "lease_expired");
+    assert.ok(Number(lost.late_ms) > 0, "noticed after the lease ended (it was stopped)");
+    const acquiredElsewhere = cluster.allEvents().find((e) =>
+      e.ev === "lock.acquired" && e.fence === firstOther!.fence
+    )!;
+    assert.ok(
+      Number(lost.lease_end) <= acquiredElsewhere.ts,
+      `n1's lease ended at ${lost.lease_end}, ${acquiredElsewhere.node} acquired at ${acquiredElsewhere.ts}`,
+    );
+    // The client that holds the lock is told, status says so, unlock explains.
+    await waitUntil(() => notices.find((m) => m.t === "lock.lost"), { what: "lock.lost notice" });
+    const status = await n1.ctl("status");
+    assert.equal(status.held, false);
+    assert.equal((status.lost as Record<string, unknown>).fence, held.fence);
+    await assert.rejects(
+      ctl(holder, "unlock", [String(held.fence)]),
+      (e: unknown) => e instanceof RemoteError && /was lost/.test(e.message),
+    );
+    // After the resume exactly one token exists, and n1 is served again with a higher fence.
+    const again = await n1.ctl("lock", ["--timeout", "15"]);
+    assert.ok(Number(again.fence) > Number(firstOther!.fence));
+    await n1.ctl("unlock");
+    await assertOneToken(cluster.nodes);
+    assertExclusive(intervals(cluster.allEvents()));
+  } finally {
+    if (stopped) Deno.kill(pid, "SIGCONT");
+    await holder.close();
   }
 });

@@ -176,3 +176,79 @@ export function firstAfter(
 ): EventRecord | undefined {
   return events.find((e) => e.ts >= sinceTs && pred(e));
 }
+
+/** One node's hold of a lock: from `lock.acquired` to `lock.released` or to a lost lease's end. */
+export interface LockInterval {
+  node: string;
+  fence: number;
+  from: number;
+  to: number;
+  how: "released" | "lost" | "open";
+}
+
+/**
+ * Lock intervals from ring events: [`lock.acquired`, `lock.released`] or, for a lock lost
+ * to its lease, [`lock.acquired`, its `lease_end`] (the node held it until its lease
+ * ended, even when it noticed later, after a pause). A lock never ended is open until
+ * `ends[node]` (e.g. when that node was killed), else forever.
+ */
+export function lockIntervals(
+  events: readonly EventRecord[],
+  ends: Record<string, number> = {},
+): LockInterval[] {
+  const open = new Map<string, EventRecord>();
+  const out: LockInterval[] = [];
+  for (const e of [...events].sort((a, b) => a.ts - b.ts)) {
+    const key = `${e.node}/${e.fence}`;
+    if (e.ev === "lock.acquired") open.set(key, e);
+    if (e.ev !== "lock.released" && e.ev !== "lock.lost") continue;
+    const a = open.get(key);
+    if (!a) continue;
+    open.delete(key);
+    const lost = e.ev === "lock.lost";
+    out.push({
+      node: e.node,
+      fence: Number(e.fence),
+      from: a.ts,
+      to: lost ? Number(e.lease_end) : e.ts,
+      how: lost ? "lost" : "released",
+    });
+  }
+  for (const a of open.values()) {
+    out.push({
+      node: a.node,
+      fence: Number(a.fence),
+      from: a.ts,
+      to: ends[a.node] ?? Infinity,
+      how: "open",
+    });
+  }
+  return out.sort((x, y) => x.from - y.from);
+}
+
+/**
+ * Ring safety over events: no two nodes' lock intervals overlap (see `lockIntervals`),
+ * fences strictly increase in the order the locks were acquired, and every `lock.lost`
+ * ended where its lease did, never after a later holder began.
+ */
+export function mutualExclusion(
+  events: readonly EventRecord[],
+  ends: Record<string, number> = {},
+): string[] {
+  const list = lockIntervals(events, ends);
+  const problems: string[] = [];
+  let reach: LockInterval | undefined;
+  for (let i = 0; i < list.length; i++) {
+    const cur = list[i];
+    if (reach && cur.from < reach.to) {
+      problems.push(
+        `overlap: ${reach.node} fence ${reach.fence} [${reach.from}, ${reach.to}] (${reach.how}) and ${cur.node} fence ${cur.fence} from ${cur.from}`,
+      );
+    }
+    if (i > 0 && cur.fence <= list[i - 1].fence) {
+      problems.push(`fence ${cur.fence} at ${cur.node} after ${list[i - 1].fence}`);
+    }
+    if (!reach || cur.to > reach.to) reach = cur;
+  }
+  return problems;
+}

@@ -32,7 +32,7 @@ export const ringDemo: DemoStep = {
     const mark = nodes.map((n) => n.mark());
     await victim.kill("SIGKILL");
     ctx.say(`killed ${victim.name} (pid gone) while it held fence ${String(held.fence)}`);
-    const after = await nodes[3].ctl("lock", ["--timeout", "5"]);
+    const after = await nodes[3].ctl("lock", ["--timeout", "10"]);
     await nodes[3].ctl("unlock");
     const regen = nodes.flatMap((n, i) => n.events().slice(mark[i])).filter((e) =>
       e.ev === "token.regenerated"

@@ -1,11 +1,12 @@
 /**
  * Links from one ring node to every other member: one framed connection each, reconnected
- * with capped backoff, and a heartbeat that declares a member down after missed pongs.
+ * with capped, jittered backoff, and the shared wire `heartbeat()` that closes a link whose
+ * member stops answering (a partition leaves TCP silent, not broken).
  *
  * @module
  */
 import type { HostPort } from "../config/mod.ts";
-import { type LinkSecurity, type Message, RpcClient } from "../wire/mod.ts";
+import { Backoff, heartbeat, type LinkSecurity, type Message, RpcClient } from "../wire/mod.ts";
 
 /** Options of {@linkcode PeerLinks}. */
 export interface PeerLinksOptions {
@@ -45,9 +46,7 @@ interface Link {
   client: RpcClient | undefined;
   up: boolean;
   connecting: boolean;
-  missed: number;
-  pinging: boolean;
-  backoffMs: number;
+  backoff: Backoff;
   retry: ReturnType<typeof setTimeout> | undefined;
 }
 
@@ -56,13 +55,14 @@ const MAX_BACKOFF_MS = 1_000;
 
 /**
  * Keeps one connection to each other member. A member is up from a completed handshake
- * until its connection closes or misses `failAfter` heartbeats; down members are redialled
- * with backoff (100 ms doubling to 1 s). `close()` stops everything; safe to call twice.
+ * until its connection closes or a heartbeat (`ring.ping`) stays unanswered for
+ * `heartbeatMs × failAfter`; down members are redialled with backoff (100 ms doubling to
+ * 1 s). `close()` stops everything; safe to call twice.
  */
 export class PeerLinks {
   readonly #options: PeerLinksOptions;
   readonly #links = new Map<string, Link>();
-  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  readonly #stop = new AbortController();
   #closed = false;
 
   constructor(options: PeerLinksOptions) {
@@ -74,18 +74,15 @@ export class PeerLinks {
         client: undefined,
         up: false,
         connecting: false,
-        missed: 0,
-        pinging: false,
-        backoffMs: MIN_BACKOFF_MS,
+        backoff: new Backoff({ initialMs: MIN_BACKOFF_MS, maxMs: MAX_BACKOFF_MS, jitter: 0.25 }),
         retry: undefined,
       });
     }
   }
 
-  /** Dials every member and starts the heartbeat. */
+  /** Dials every member (each connection then runs its heartbeat). */
   start(): void {
     for (const link of this.#links.values()) void this.#connect(link);
-    this.#heartbeat = setInterval(() => this.#beat(), this.#options.heartbeatMs ?? 1_000);
   }
 
   /** Whether `name` is connected. */
@@ -131,7 +128,7 @@ export class PeerLinks {
     if (!link || link.up || link.connecting || this.#closed) return;
     clearTimeout(link.retry);
     link.retry = undefined;
-    link.backoffMs = MIN_BACKOFF_MS;
+    link.backoff.reset();
     void this.#connect(link);
   }
 
@@ -145,7 +142,7 @@ export class PeerLinks {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#heartbeat);
+    this.#stop.abort();
     const closing: Promise<void>[] = [];
     for (const link of this.#links.values()) {
       clearTimeout(link.retry);
@@ -179,8 +176,7 @@ export class PeerLinks {
     }
     link.client = client;
     link.up = true;
-    link.missed = 0;
-    link.backoffMs = MIN_BACKOFF_MS;
+    link.backoff.reset();
     const onClose = () => {
       if (link.client !== client) return;
       link.client = undefined;
@@ -191,35 +187,20 @@ export class PeerLinks {
       this.#scheduleRetry(link);
     };
     client.onClose = onClose;
+    const heartbeatMs = this.#options.heartbeatMs ?? 1_000;
+    void heartbeat(client, {
+      probe: { t: "ring.ping" },
+      intervalMs: heartbeatMs,
+      silenceMs: heartbeatMs * (this.#options.failAfter ?? 3),
+      signal: this.#stop.signal,
+    });
     this.#options.onUp(link.name);
     if (client.conn.closed) onClose();
   }
 
   #scheduleRetry(link: Link): void {
     if (this.#closed || link.retry) return;
-    const delay = link.backoffMs * (0.75 + Math.random() * 0.5);
-    link.backoffMs = Math.min(link.backoffMs * 2, MAX_BACKOFF_MS);
+    const delay = link.backoff.next();
     link.retry = setTimeout(() => void this.#connect(link), delay);
-  }
-
-  #beat(): void {
-    const timeoutMs = this.#options.heartbeatMs ?? 1_000;
-    const failAfter = this.#options.failAfter ?? 3;
-    for (const link of this.#links.values()) {
-      const client = link.client;
-      if (!link.up || !client || link.pinging) continue;
-      link.pinging = true;
-      client.request({ t: "ring.ping" }, { timeoutMs }).then(
-        () => {
-          link.missed = 0;
-        },
-        () => {
-          link.missed++;
-          if (link.missed >= failAfter && link.client === client) void client.close();
-        },
-      ).finally(() => {
-        link.pinging = false;
-      });
-    }
   }
 }

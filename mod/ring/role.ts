@@ -24,6 +24,7 @@ import {
   ProtocolError,
 } from "../wire/mod.ts";
 import { RingNode } from "./node.ts";
+import { RingStore } from "./store.ts";
 
 /** Parses `lock` arguments: `[--timeout <s>]` or `[<s>]`; returns milliseconds or undefined. */
 export function parseLockArgs(args: readonly string[]): number | undefined {
@@ -99,6 +100,13 @@ export const ringRole: RoleDefinition = {
       kind: "int",
       default: 2000,
     },
+    {
+      flags: "--lease <ms>",
+      description:
+        "holder lease: a holder that cannot reach a majority for this long loses the lock",
+      kind: "int",
+      default: 3000,
+    },
   ],
   examples: [
     "peerd --role ring --name n1 --peers machines.txt",
@@ -120,17 +128,27 @@ export const ringRole: RoleDefinition = {
     const heartbeatMs = positive(ctx.options.heartbeatMs, "--heartbeat-ms", 1000);
     const failAfter = positive(ctx.options.failAfter, "--fail-after", 3);
     const passTimeoutMs = positive(ctx.options.passTimeoutMs, "--pass-timeout-ms", 2000);
+    const leaseMs = positive(ctx.options.lease, "--lease", 3000);
+    if (leaseMs < 100 || leaseMs > 600_000) {
+      throw new ConfigError(`--lease must be between 100 and 600000 ms, got ${leaseMs}`);
+    }
+    const store = openStore(ctx.dataDir);
+    let failed: (err: Error) => void = () => {};
+    const fatal = new Promise<never>((_, reject) => (failed = reject));
+    fatal.catch(() => {}); // raced below; handled there
     const node = new RingNode({
       self: ctx.name,
       members,
       events: ctx.events,
       log: ctx.log,
-      signal: ctx.signal,
       security: linkSecurity(ctx),
       maxFrame: ctx.maxFrame,
       heartbeatMs,
       failAfter,
       passTimeoutMs,
+      leaseMs,
+      store,
+      onFatal: (err) => failed(err),
     });
     const commands = ringCommands(node);
     const server = startRingServer(ctx, node, commands);
@@ -142,11 +160,14 @@ export const ringRole: RoleDefinition = {
       });
       ctx.log.info(`ring member ${ctx.name} listening on ${ctx.listen.hostname}:${server.port}`);
       const prompt = ctx.interactive ? runPrompt(node, ctx.signal) : undefined;
-      await aborted(ctx.signal);
+      // A store failure stops the node (exit 1, one line): a promise it cannot keep on disk
+      // could be given twice after a restart.
+      await Promise.race([aborted(ctx.signal), fatal]);
       await prompt?.catch(() => {});
     } finally {
       await node.close();
       await server.close();
+      store.close();
       ctx.events.emit("stopped", {});
     }
     return 0;
@@ -212,6 +233,20 @@ function startRingServer(ctx: RoleContext, node: RingNode, commands: CtlCommands
   return server;
 }
 
+/** Opens `<data>/ring.db`; a bad `--data` (a file, read-only, corrupt) is one clear line, exit 1. */
+function openStore(dataDir: string): RingStore {
+  try {
+    Deno.mkdirSync(dataDir, { recursive: true });
+    return new RingStore(`${dataDir}/ring.db`);
+  } catch (err) {
+    throw new Error(
+      `Cannot open the ring store ${dataDir}/ring.db (--data): ${
+        err instanceof Error ? err.message : String(err)
+      }`,
+    );
+  }
+}
+
 function positive(value: unknown, flag: string, fallback: number): number {
   const n = value === undefined ? fallback : Number(value);
   if (!Number.isInteger(n) || n <= 0) {
@@ -228,6 +263,18 @@ function runPrompt(node: RingNode, signal: AbortSignal): Promise<void> {
     // The prompt has no session: a lock it waits for is only cancelled by its timeout.
     commands[name] = (args) => fn(args, undefined as never, { t: "ctl" });
   }
+  // A lock taken at the prompt that is lost later (lease) is announced there.
+  commands.lock = async (args) => ({
+    ...(await node.lock({
+      timeoutMs: parseLockArgs(args),
+      onLost: (notice) =>
+        console.log(
+          `lock ${notice.fence} LOST (${notice.reason}): held until ${
+            new Date(Number(notice.lease_end)).toISOString()
+          }; do not use fence ${notice.fence} any more`,
+        ),
+    })),
+  });
   return runCommandPrompt({
     name: "ring",
     help: "commands: lock [timeout-s], unlock [fence], status, start, quit",
