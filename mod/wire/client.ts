@@ -59,6 +59,7 @@ export async function dial(
       timeoutMs: options.timeoutMs,
       signal: options.signal,
     });
+    conn.learnShapes();
     return { conn, server };
   } catch (err) {
     conn.close();

@@ -4,10 +4,9 @@
  *
  * @module
  */
-import { FrameDecoder, type Message } from "./codec.ts";
-import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME, ErrorCode } from "./constants.ts";
-import { ConnectionClosedError, WireError } from "./errors.ts";
-import { FastEncoder } from "./msgpack_fast.ts";
+import { FrameDecoder, FrameWriter, type Message } from "./codec.ts";
+import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME } from "./constants.ts";
+import { ConnectionClosedError } from "./errors.ts";
 
 /** The part of `Deno.Conn` a {@linkcode FrameConnection} uses. */
 export interface ByteStream {
@@ -24,8 +23,12 @@ export interface FrameConnectionOptions {
   highWaterMark?: number;
 }
 
+/** Largest read buffer: a busy connection reads into slabs of this size. */
 const READ_SLAB_BYTES = 256 * 1024;
-const READ_SLAB_MIN_ROOM = 16 * 1024;
+/** Read buffer of a quiet connection (and of a new one). */
+const READ_SLAB_SMALL = 16 * 1024;
+/** A slab with less room than this (a quarter of its size) is replaced before a read. */
+const SLAB_MIN_ROOM_SHARE = 4;
 
 /**
  * A connection that carries frames.
@@ -46,12 +49,15 @@ export class FrameConnection implements AsyncDisposable {
   readonly #decoder: FrameDecoder;
   readonly #highWater: number;
   /** Pending outgoing frames, encoded in place. */
-  #out = new FastEncoder();
+  #out: FrameWriter;
   #inFlight = 0;
   #writing = false;
   #scheduled = false;
-  #slab = new Uint8Array(READ_SLAB_BYTES);
+  /** The read buffer (decoded binary fields are views of it, so it is never reused). */
+  #slab: Uint8Array = new Uint8Array(0);
   #slabPos = 0;
+  /** Bytes of the next slab: grows while reads fill theirs, small again when they do not. */
+  #slabSize = READ_SLAB_SMALL;
   #eof = false;
   #closed = false;
   #drainWaiters: Array<() => void> = [];
@@ -67,12 +73,31 @@ export class FrameConnection implements AsyncDisposable {
     const maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
     this.#maxFrame = maxFrame;
     this.#decoder = new FrameDecoder({ maxFrame });
+    this.#out = new FrameWriter({ maxFrame });
     this.#highWater = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
   }
 
   /** Whether `close()` was called or the stream failed. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Starts building maps through learned key layouts (see `FrameDecoder.learnShapes`); the
+   * server and `dial` call it once the handshake is done.
+   */
+  learnShapes(): void {
+    this.#decoder.learnShapes();
+  }
+
+  /** The estimated memory of the last frame `read()` returned (see `FrameDecoder`). */
+  get lastFrameCost(): number {
+    return this.#decoder.lastFrameCost;
+  }
+
+  /** Bytes of buffers this connection holds now (read slab, write buffers, partial frame). */
+  get bufferedBytes(): number {
+    return this.#slab.length + this.#decoder.buffered + this.#out.length + this.#inFlight;
   }
 
   /** Bytes queued or being written. */
@@ -87,16 +112,12 @@ export class FrameConnection implements AsyncDisposable {
    * with the rest of this turn's frames (what a waiting peer needs at once, at low load).
    */
   send(msg: Message, urgent = false): boolean {
-    if (this.#closed) throw new ConnectionClosedError(`Cannot send ${msg.t}: connection closed`);
-    try {
-      this.#out.appendFrame(msg, this.#maxFrame);
-    } catch (err) {
-      if (!(err instanceof RangeError)) throw err;
-      throw new WireError(
-        ErrorCode.FrameTooLarge,
-        `Cannot send ${msg.t}: ${err.message} exceeds the limit of ${this.#maxFrame}`,
+    if (this.#closed) {
+      throw new ConnectionClosedError(
+        `Cannot send ${String(msg.t).slice(0, 64)}: connection closed`,
       );
     }
+    this.#out.append(msg);
     if (urgent && !this.#writing && !this.#scheduled) void this.#writeLoop();
     else this.#schedule();
     return this.pendingBytes < this.#highWater;
@@ -147,12 +168,18 @@ export class FrameConnection implements AsyncDisposable {
       const msg = this.#decoder.next();
       if (msg !== undefined) return msg;
       if (this.#eof || this.#closed) return null;
-      if (this.#slab.length - this.#slabPos < READ_SLAB_MIN_ROOM) {
-        this.#slab = new Uint8Array(READ_SLAB_BYTES);
+      const idle = this.#decoder.buffered === 0;
+      if (
+        this.#slab.length - this.#slabPos < Math.max(1, this.#slab.length / SLAB_MIN_ROOM_SHARE) ||
+        // waiting between frames with a big slab that reads no longer fill: wait on a
+        // small one, so a quiet connection holds little
+        (idle && this.#slab.length > this.#slabSize)
+      ) {
+        this.#slab = new Uint8Array(this.#slabSize);
         this.#slabPos = 0;
         // a frame cut by the end of the old slab: move its head to the new one, so the
         // rest is read right after it (no copy of whole reads to join them)
-        if (this.#decoder.holdsInput && this.#decoder.buffered <= READ_SLAB_BYTES / 4) {
+        if (this.#decoder.holdsInput && this.#decoder.buffered <= this.#slabSize / 4) {
           this.#slabPos = this.#decoder.relocate(this.#slab);
         }
       }
@@ -168,6 +195,10 @@ export class FrameConnection implements AsyncDisposable {
         this.#eof = true;
         continue;
       }
+      // a read that filled its room: more is coming, read in bigger slabs; one that used
+      // less than a small slab: back to small ones
+      if (n === room.length) this.#slabSize = Math.min(READ_SLAB_BYTES, this.#slabSize * 2);
+      else if (n < READ_SLAB_SMALL / 2) this.#slabSize = READ_SLAB_SMALL;
       this.#decoder.push(this.#slab.subarray(this.#slabPos, this.#slabPos + n));
       this.#slabPos += n;
     }
@@ -201,6 +232,8 @@ export class FrameConnection implements AsyncDisposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#slab = new Uint8Array(0);
+    this.#out.trim();
     try {
       this.#stream.close();
     } catch {

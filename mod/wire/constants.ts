@@ -13,6 +13,40 @@ export const FRAME_HEADER_BYTES = 4;
 /** Default largest accepted frame payload: 16 MiB (`--max-frame`). */
 export const DEFAULT_MAX_FRAME = 16 * 1024 * 1024;
 
+/** Smallest `--max-frame` a node accepts: every error reply must fit in a frame. */
+export const MIN_MAX_FRAME = 1024;
+
+/**
+ * Deepest nesting of arrays and maps, for encoding and decoding alike (the root value is at
+ * depth 0). One limit for every value, whatever it holds.
+ */
+export const MAX_DEPTH = 100;
+
+/**
+ * Most values one frame may decode to (every array and map counts its entries plus one for
+ * itself), whatever the frame's size: a 16 MiB frame of empty maps stops here instead of
+ * becoming 16 million objects.
+ */
+export const MAX_FRAME_ELEMENTS = 1_048_576;
+
+/** Longest string `rid` accepted on a request (numbers are always accepted). */
+export const MAX_RID_LENGTH = 128;
+
+/** Characters of a peer's value (an unknown `t`, a `cmd`) quoted in an error message. */
+export const MAX_QUOTE_CHARS = 200;
+
+/** Default most connections one node serves at once (`--max-connections`). */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+
+/**
+ * Default bytes of frames that handlers still hold (a request whose reply is pending),
+ * per connection: past it a request is refused with `overloaded`.
+ */
+export const DEFAULT_CONNECTION_PENDING_BYTES = 32 * 1024 * 1024;
+
+/** Default bytes of frames held by pending requests over all connections of one node. */
+export const DEFAULT_NODE_PENDING_BYTES = 128 * 1024 * 1024;
+
 /** Bytes buffered for writing on one connection before `send` reports backpressure. */
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 
@@ -39,6 +73,8 @@ export const ErrorCode = {
   Unavailable: "unavailable",
   Timeout: "timeout",
   Internal: "internal",
+  Overloaded: "overloaded",
+  TooManyConnections: "too_many_connections",
 } as const;
 
 /** One of the error codes in {@linkcode ErrorCode}, or a role's own code. */
