@@ -13,8 +13,13 @@ import {
   type RoleDefinition,
   UsageError,
 } from "../process/mod.ts";
-import { DEFAULT_MAX_FRAME } from "../wire/mod.ts";
-import { addEnvToOptions, parseSizeOption, toCommanderOption } from "./options.ts";
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_FRAME,
+  DEFAULT_NODE_PENDING_BYTES,
+  MIN_MAX_FRAME,
+} from "../wire/mod.ts";
+import { addEnvToOptions, parseIntOption, parseSizeOption, toCommanderOption } from "./options.ts";
 import { COMMANDS, ROLES } from "./registry.ts";
 
 /** The version printed by `--version`. */
@@ -28,7 +33,9 @@ const COMMON_HELP = `Common options (every role; each also reads PEERD_<OPTION>,
   --events <file|->      write events as JSON Lines (- for stdout)
   --secret <s>           cluster secret (HMAC challenge on every connection)
   --log-level <level>    debug|info|warn|error (default info)
-  --max-frame <size>     largest frame accepted (default 16MiB)`;
+  --max-frame <size>     largest frame accepted (default 16MiB, at least 1KiB)
+  --max-connections <n>  most connections served at once (default 1024)
+  --max-pending <size>   bytes of requests awaiting replies, per node (default 128MiB)`;
 
 function globalHelp(): string {
   const width =
@@ -89,6 +96,15 @@ function buildRoleCommand(role: RoleDefinition): Command {
         DEFAULT_MAX_FRAME,
         "16MiB",
       ),
+    )
+    .addOption(
+      new Option("--max-connections <n>", "most connections served at once").argParser(
+        parseIntOption,
+      ).default(DEFAULT_MAX_CONNECTIONS),
+    )
+    .addOption(
+      new Option("--max-pending <size>", "bytes of requests awaiting replies, per node")
+        .argParser(parseSizeOption).default(DEFAULT_NODE_PENDING_BYTES, "128MiB"),
     );
   for (const spec of role.options ?? []) cmd.addOption(toCommanderOption(spec));
   addEnvToOptions(cmd);
@@ -137,6 +153,22 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
       : self
       ? { hostname: self.hostname, port: self.port }
       : { hostname: "127.0.0.1", port: role.defaultPort ?? 0 };
+    const maxFrame = o.maxFrame as number;
+    if (maxFrame < MIN_MAX_FRAME || maxFrame > 0xffffffff) {
+      throw new UsageError(
+        `--max-frame must be between ${MIN_MAX_FRAME} bytes (1KiB) and 4GiB, got ${maxFrame}`,
+      );
+    }
+    const maxConnections = o.maxConnections as number;
+    if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) {
+      throw new UsageError(`--max-connections must be a positive integer, got ${maxConnections}`);
+    }
+    const maxPending = o.maxPending as number;
+    if (maxPending < maxFrame) {
+      throw new UsageError(
+        `--max-pending must be at least --max-frame (${maxFrame} bytes), got ${maxPending}`,
+      );
+    }
     const logLevel = String(o.logLevel);
     if (!isLogLevel(logLevel)) {
       throw new UsageError(`--log-level must be debug, info, warn or error`);
@@ -170,7 +202,9 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
       self,
       dataDir: (o.data as string | undefined) ?? `./data/${name}`,
       secret: (o.secret as string | undefined) ?? cluster?.secret,
-      maxFrame: o.maxFrame as number,
+      maxFrame,
+      maxConnections,
+      maxPending,
       logLevel: logLevel as LogLevel,
       events,
       log,

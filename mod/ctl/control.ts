@@ -9,6 +9,7 @@ import {
   type Message,
   type PeerSession,
   ProtocolError,
+  quote,
   RpcClient,
 } from "../wire/mod.ts";
 import type { HostPort } from "../config/mod.ts";
@@ -42,7 +43,7 @@ export function ctlHandler(commands: CtlCommands): FrameHandler {
     if (!command) {
       throw new ProtocolError(
         ErrorCode.UnknownCommand,
-        `Cannot run ${cmd}: unknown command; commands are ${
+        `Cannot run ${quote(cmd)}: unknown command; commands are ${
           Object.keys(commands).sort().join(", ")
         }`,
       );

@@ -169,6 +169,7 @@ function startRingServer(ctx: RoleContext, node: RingNode, commands: CtlCommands
       listen: `${ctx.listen.hostname}:${server?.port ?? ctx.listen.port}`,
       uptime_s: Math.round((Date.now() - started) / 1000),
       connections: server?.sessions.size ?? 0,
+      pending_bytes: server?.pendingBytes ?? 0,
       ...node.status(),
     }),
   });
@@ -197,6 +198,8 @@ function startRingServer(ctx: RoleContext, node: RingNode, commands: CtlCommands
     identity: { role: ctx.role, name: ctx.name },
     secret: ctx.secret,
     maxFrame: ctx.maxFrame,
+    maxConnections: ctx.maxConnections,
+    pendingBytes: { perNode: ctx.maxPending },
     handlers: {
       ...node.handlers(),
       ctl: (msg, session) => {

@@ -17,8 +17,9 @@ export const DEFAULT_MAX_FRAME = 16 * 1024 * 1024;
 export const MIN_MAX_FRAME = 1024;
 
 /**
- * Deepest nesting of arrays and maps, for encoding and decoding alike (the root value is at
- * depth 0). One limit for every value, whatever it holds.
+ * Most levels of nesting, for encoding and decoding alike, counting the root as level 1
+ * (so 99 arrays around a number are fine, 100 are not), as the reference codec counts.
+ * One limit for every value, whatever it holds.
  */
 export const MAX_DEPTH = 100;
 

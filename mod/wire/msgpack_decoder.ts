@@ -30,7 +30,8 @@ export class MsgpackDecodeError extends Error {
   }
 }
 
-const KEY_CACHE_SIZE = 4096;
+/** Slots of the short-key cache (small: every connection has one). */
+const KEY_CACHE_SIZE = 512;
 /** Strings shorter than this (bytes) are built in place and remembered by length. */
 const SHORT_STRING_MAX = 32;
 const KEY_CACHE_MAX_LEN = 16;
@@ -143,7 +144,9 @@ export class MsgpackDecoder {
   }
 
   #read(depth: number): unknown {
-    if (depth > MAX_DEPTH) throw new MsgpackDecodeError(`Nesting deeper than ${MAX_DEPTH}`);
+    if (depth >= MAX_DEPTH) {
+      throw new MsgpackDecodeError(`Nesting deeper than ${MAX_DEPTH} levels`);
+    }
     this.#need(1);
     const b = this.#bytes;
     const v = this.#view;

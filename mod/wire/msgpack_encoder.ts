@@ -177,8 +177,8 @@ export class MsgpackEncoder {
   }
 
   #write(value: unknown, depth: number): void {
-    if (depth > MAX_DEPTH) {
-      throw new MsgpackEncodeError(`Cannot encode: nesting deeper than ${MAX_DEPTH}`);
+    if (depth >= MAX_DEPTH) {
+      throw new MsgpackEncodeError(`Cannot encode: nesting deeper than ${MAX_DEPTH} levels`);
     }
     switch (typeof value) {
       case "string":
@@ -368,7 +368,7 @@ export class MsgpackEncoder {
     const headerAt = this.#pos++;
     let count = 0;
     // at the last level every value goes through #write, which refuses what is too deep
-    const last = depth >= MAX_DEPTH;
+    const last = depth + 1 >= MAX_DEPTH;
     // for-in also walks inherited enumerable keys: only plain objects (nobody adds
     // enumerable keys to Object.prototype) skip the own-key check
     for (const key in obj) {

@@ -197,7 +197,8 @@ export interface FrameServerOptions {
   /**
    * Bytes of frames held by requests awaiting their reply, per connection and over the
    * node; past either, a request is refused with `overloaded`.
-   * @default {{ perConnection: 32 MiB, perNode: 128 MiB }} (at least 2 and 4 frames)
+   * @default {{ perConnection: 32 MiB, perNode: 128 MiB }} (at least 2 and 4 frames; a
+   * connection never more than the node)
    */
   pendingBytes?: { perConnection?: number; perNode?: number };
 }
@@ -235,11 +236,11 @@ export class FrameServer implements AsyncDisposable {
     this.#handlers = new Map(Object.entries(options.handlers));
     const maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
     this.#maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    const perNode = options.pendingBytes?.perNode ??
+      Math.max(DEFAULT_NODE_PENDING_BYTES, 4 * maxFrame);
     this.#perConnection = options.pendingBytes?.perConnection ??
-      Math.max(DEFAULT_CONNECTION_PENDING_BYTES, 2 * maxFrame);
-    this.#budget = new PendingBudget(
-      options.pendingBytes?.perNode ?? Math.max(DEFAULT_NODE_PENDING_BYTES, 4 * maxFrame),
-    );
+      Math.min(perNode, Math.max(DEFAULT_CONNECTION_PENDING_BYTES, 2 * maxFrame));
+    this.#budget = new PendingBudget(perNode);
     this.#refusedFrame = new FrameEncoder().encode({
       t: "error",
       code: ErrorCode.TooManyConnections,
@@ -337,8 +338,8 @@ export class FrameServer implements AsyncDisposable {
       code: ErrorCode.TooManyConnections,
       message: `refused: ${this.#connections.size} connections open (--max-connections)`,
     });
-    // at most as many refusals in flight as connections served; past that, just close
-    if (this.#refusing >= this.#maxConnections) {
+    // at most 256 (or the cap, if larger) refusals in flight; past that, just close
+    if (this.#refusing >= Math.max(256, this.#maxConnections)) {
       raw.close();
       return;
     }
