@@ -308,3 +308,35 @@ Deno.test("FrameDecoder learns layouts only once told to (after the handshake), 
   for (let i = 0; i < 500; i++) dec.decode(referenceEncode({ [`k${i}`]: 1, [`j${i}`]: 2 }));
   assert.ok(cache.size <= 4, `${cache.size} layouts of two keys`);
 });
+
+Deno.test("layout readers that miss after some values finish key by key exactly as the reference decodes (fast-check)", () => {
+  // few keys and counts, so learned layouts often match a prefix and then miss
+  const key = fc.constantFrom("t", "a", "b", "c", "rid");
+  const mapArb: fc.Arbitrary<unknown> = fc.letrec<{ map: unknown }>((tie) => ({
+    map: fc.array(
+      fc.tuple(key, fc.oneof({ depthSize: "small" }, fc.integer(), fc.string(), tie("map"))),
+      { minLength: 1, maxLength: 4 },
+    ).map((pairs) => pairs),
+  })).map;
+  /** Encodes a list of pairs as a map, duplicate keys included (as a hostile peer may). */
+  const encodePairs = (pairs: unknown): Uint8Array => {
+    const list = pairs as Array<[string, unknown]>;
+    const parts: number[] = [0x80 | list.length];
+    for (const [k, v] of list) {
+      parts.push(...referenceEncode(k));
+      parts.push(...(Array.isArray(v) ? encodePairs(v) : referenceEncode(v)));
+    }
+    return new Uint8Array(parts);
+  };
+  const dec = new MsgpackDecoder({ shapes: new ShapeCache() });
+  fc.assert(
+    fc.property(fc.array(mapArb, { minLength: 1, maxLength: 8 }), (maps) => {
+      for (const pairs of maps) {
+        const bytes = encodePairs(pairs);
+        assert.deepEqual(dec.decode(bytes), referenceDecode(bytes));
+        assert.ok(dec.elements <= 2 * bytes.length);
+      }
+    }),
+    { numRuns: 1500, seed: 415 },
+  );
+});

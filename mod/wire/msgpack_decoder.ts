@@ -15,7 +15,7 @@
  */
 import { ExtData } from "@msgpack/msgpack";
 import { MAX_DEPTH, MAX_FRAME_ELEMENTS } from "./constants.ts";
-import { SHAPE_MAX_KEYS, type ShapeCache } from "./msgpack_shapes.ts";
+import { SHAPE_MAX_KEYS, SHAPE_MISS, type ShapeCache } from "./msgpack_shapes.ts";
 
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -71,9 +71,15 @@ export class MsgpackDecoder {
   #maxElements: number;
   /** Values the current input may still decode to. */
   #budget = 0;
-  /** Keys and values of the maps being read (see `#readMap`). */
+  /** Pairs read so far by the layout readers of the maps being read (see `#readMap`). */
   #stack: unknown[] = new Array(64);
   #sp = 0;
+  /** How far up the stack this input went (cleared after it, so nothing stays pinned). */
+  #spMax = 0;
+  /** The depth of the values the current layout reader reads. */
+  #valueDepth = 0;
+  /** The key that made a layout reader miss. */
+  #missedKey: string | undefined;
 
   constructor(options: MsgpackDecoderOptions = {}) {
     this.#shapes = options.shapes;
@@ -120,27 +126,31 @@ export class MsgpackDecoder {
     try {
       value = this.#read(0);
     } catch (err) {
-      this.#stack.fill(undefined);
+      this.#release();
       if (err instanceof MsgpackDecodeError) throw err;
       throw new MsgpackDecodeError(err instanceof Error ? err.message : String(err));
     }
+    if (this.#spMax > 0) this.#release();
     if (this.#pos !== this.#end) {
       throw new MsgpackDecodeError(`Extra ${this.#end - this.#pos} bytes after the value`);
     }
     return value;
   }
 
+  /** Drops the decoded values the stack still holds (binary views pin their read buffer). */
+  #release(): void {
+    const stack = this.#stack;
+    for (let i = this.#spMax - 1; i >= 0; i--) stack[i] = undefined;
+    this.#spMax = 0;
+    this.#missedKey = undefined;
+  }
+
   #need(n: number): void {
     if (this.#pos + n > this.#end) throw new MsgpackDecodeError("Insufficient data");
   }
 
-  /** Takes `n` values from the input's budget, before anything is allocated for them. */
-  #charge(n: number): void {
-    if (n > this.#end - this.#pos) throw new MsgpackDecodeError("Insufficient data");
-    this.#budget -= n + 1;
-    if (this.#budget < 0) {
-      throw new MsgpackDecodeError(`More than ${this.#maxElements} values in one input`);
-    }
+  #overBudget(): never {
+    throw new MsgpackDecodeError(`More than ${this.#maxElements} values in one input`);
   }
 
   #read(depth: number): unknown {
@@ -265,6 +275,17 @@ export class MsgpackDecoder {
         n = v.getUint32(this.#pos);
         this.#pos += 4;
         return this.#readMap(n, depth);
+      default:
+        // ext and fixext (0xc7-0xc9, 0xd4-0xd8), out of the hot switch; 0xc1 is refused
+        return this.#readExtCode(c);
+    }
+  }
+
+  #readExtCode(c: number): unknown {
+    const b = this.#bytes;
+    const v = this.#view;
+    let n: number;
+    switch (c) {
       case 0xd4:
         return this.#readExt(1);
       case 0xd5:
@@ -410,56 +431,115 @@ export class MsgpackDecoder {
   }
 
   #readArray(n: number, depth: number): unknown[] {
-    this.#charge(n);
+    // each element needs a byte, and takes from the input's budget, before allocating
+    if (n > this.#end - this.#pos) throw new MsgpackDecodeError("Insufficient data");
+    if ((this.#budget -= n + 1) < 0) this.#overBudget();
     const out = new Array(n);
     for (let i = 0; i < n; i++) out[i] = this.#read(depth + 1);
     return out;
   }
 
   /**
-   * Reads `n` key/value pairs once, onto the stack, then builds the object through a known
-   * layout with exactly these keys, or key by key (and learns the layout).
+   * Reads a map of `n` pairs through the known layouts of `n` keys, most recent first. A
+   * layout's reader is one object literal that reads each key, checks it, and reads its
+   * value (so the object gets its final layout at once), recording each pair on the stack.
+   * A key that differs before any value was read rewinds one key and tries the next
+   * layout; one that differs later continues key by key from the recorded pairs. Either
+   * way every value is decoded exactly once.
    */
   #readMap(n: number, depth: number): Record<string, unknown> {
+    // each pair needs two bytes, and takes from the input's budget, before anything is read
     if (n > (this.#end - this.#pos) / 2) throw new MsgpackDecodeError("Insufficient data");
-    this.#charge(n);
+    if ((this.#budget -= n + 1) < 0) this.#overBudget();
     const shapes = this.#shapes;
     if (shapes === undefined || n === 0 || n > SHAPE_MAX_KEYS) {
-      return this.#readMapByKey(n, depth);
+      return this.#readMapByKey(n, depth, undefined);
     }
-    const stack = this.#stack;
+    const list = shapes.layouts(n);
+    const start = this.#pos;
     const base = this.#sp;
-    const top = base + 2 * n;
-    this.#sp = top;
-    for (let i = base; i < top; i += 2) {
-      stack[i] = this.#readKey(depth);
-      stack[i + 1] = this.#read(depth + 1);
-    }
-    this.#sp = base;
-    let out = shapes.build(stack, base, n);
-    if (out === undefined) {
-      out = {};
-      for (let i = base; i < top; i += 2) {
-        const key = stack[i] as string;
-        if (key === "__proto__") {
-          throw new MsgpackDecodeError("The key __proto__ is not allowed");
+    if (base + 2 * n > this.#spMax) this.#spMax = base + 2 * n;
+    const outerDepth = this.#valueDepth;
+    this.#valueDepth = depth + 1;
+    try {
+      for (let s = 0; s < list.length; s++) {
+        try {
+          const out = list[s].read(this.#nextValue);
+          if (s > 0) shapes.promote(n, s);
+          return out;
+        } catch (err) {
+          if (err !== SHAPE_MISS) throw err;
+          if (this.#sp === base) {
+            this.#pos = start; // only the first key was read: try the next layout
+            continue;
+          }
+          return this.#finishByKey(n, depth, base, shapes);
         }
-        out[key] = stack[i + 1];
       }
-      shapes.learn(stack, base, n);
+    } finally {
+      this.#sp = base;
+      this.#valueDepth = outerDepth;
     }
-    // the values must not stay reachable from here (a binary view pins its read buffer)
-    for (let i = base + 1; i < top; i += 2) stack[i] = undefined;
+    this.#pos = start;
+    return this.#readMapByKey(n, depth, shapes);
+  }
+
+  /** Reads the next key, which must be `expected`, and its value (for layout readers). */
+  #nextValue = (expected: string): unknown => {
+    const key = this.#readKey(this.#valueDepth);
+    if (key !== expected) {
+      this.#missedKey = key;
+      throw SHAPE_MISS;
+    }
+    const value = this.#read(this.#valueDepth);
+    const sp = this.#sp;
+    this.#stack[sp] = key;
+    this.#stack[sp + 1] = value;
+    this.#sp = sp + 2;
+    return value;
+  };
+
+  /** Completes a map whose layout missed after some pairs (on the stack from `base`). */
+  #finishByKey(
+    n: number,
+    depth: number,
+    base: number,
+    shapes: ShapeCache,
+  ): Record<string, unknown> {
+    const stack = this.#stack;
+    const out: Record<string, unknown> = {};
+    const keys: string[] = [];
+    for (let i = base; i < this.#sp; i += 2) {
+      const key = stack[i] as string;
+      out[key] = stack[i + 1];
+      keys.push(key);
+    }
+    let key = this.#missedKey;
+    for (let i = keys.length; i < n; i++) {
+      if (i > keys.length || key === undefined) key = this.#readKey(depth);
+      if (key === "__proto__") throw new MsgpackDecodeError("The key __proto__ is not allowed");
+      out[key] = this.#read(depth + 1);
+      keys.push(key);
+      key = undefined;
+    }
+    shapes.learn(keys);
     return out;
   }
 
-  #readMapByKey(n: number, depth: number): Record<string, unknown> {
+  #readMapByKey(
+    n: number,
+    depth: number,
+    shapes: ShapeCache | undefined,
+  ): Record<string, unknown> {
     const out: Record<string, unknown> = {};
+    const keys: string[] | undefined = shapes ? [] : undefined;
     for (let i = 0; i < n; i++) {
       const key = this.#readKey(depth);
       if (key === "__proto__") throw new MsgpackDecodeError("The key __proto__ is not allowed");
       out[key] = this.#read(depth + 1);
+      keys?.push(key);
     }
+    if (shapes) shapes.learn(keys!);
     return out;
   }
 }

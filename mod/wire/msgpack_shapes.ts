@@ -9,8 +9,8 @@
  * functions of a key list and are shared by the process (at most
  * {@linkcode MAX_COMPILED_SHAPES}); past that, new layouts are simply built key by key.
  *
- * Matching never decodes anything: the decoder reads a map's keys and values once onto a
- * stack, then asks the cache for a layout with exactly those keys.
+ * Matching never decodes a value twice: a reader that meets an unexpected key after some
+ * values hands what it read back to the decoder, which finishes the map key by key.
  *
  * @module
  */
@@ -24,16 +24,24 @@ export const MAX_COMPILED_SHAPES = 1024;
 /** Longest key a learned layout may hold (longer keys are rare and never compiled). */
 const MAX_KEY_CHARS = 64;
 
-/** A key layout and its builder. */
-interface Shape {
+/** Thrown by a layout reader when a key differs from its layout. */
+export const SHAPE_MISS: unique symbol = Symbol("shape miss");
+
+/** A key layout and its reader. */
+export interface Shape {
   /** The keys, in order. */
   readonly keys: readonly string[];
-  /** Builds the object from `stack[base]` = key 0, `stack[base + 1]` = value 0, … */
-  build(stack: unknown[], base: number): Record<string, unknown>;
+  /**
+   * Builds the map as one object literal, `{"t": next("t"), "d": next("d")}`: `next` reads
+   * the next key, throws `SHAPE_MISS` if it is not the one given, and returns its value.
+   */
+  read(next: (key: string) => unknown): Record<string, unknown>;
 }
 
-/** Every compiled builder, by the JSON of its keys (shared: pure functions). */
+/** Every compiled reader, by the JSON of its keys (shared: pure functions). */
 const compiled = new Map<string, Shape>();
+
+const NO_SHAPES: readonly Shape[] = [];
 
 /**
  * The layouts one connection's decoder tries, by key count, most recently used first.
@@ -47,36 +55,24 @@ export class ShapeCache {
     return this.#byCount.reduce((n, list) => n + list.length, 0);
   }
 
-  /**
-   * Builds the map of the `n` key/value pairs at `stack[base…]` if their keys match a known
-   * layout; `undefined` otherwise. Costs at most 4 × n key comparisons.
-   */
-  build(stack: unknown[], base: number, n: number): Record<string, unknown> | undefined {
-    const list = this.#byCount[n];
-    for (let s = 0; s < list.length; s++) {
-      const keys = list[s].keys;
-      let i = 0;
-      while (i < n && keys[i] === stack[base + 2 * i]) i++;
-      if (i === n) {
-        const shape = list[s];
-        if (s > 0) {
-          list.splice(s, 1);
-          list.unshift(shape);
-        }
-        return shape.build(stack, base);
-      }
-    }
-    return undefined;
+  /** The layouts of `n` keys, most recently used first (at most 4). */
+  layouts(n: number): readonly Shape[] {
+    return n <= SHAPE_MAX_KEYS ? this.#byCount[n] : NO_SHAPES;
   }
 
-  /** Remembers the layout of the `n` keys at `stack[base]`, `stack[base + 2]`, … */
-  learn(stack: unknown[], base: number, n: number): void {
+  /** Moves layout `s` of `n` keys to the front (it just matched). */
+  promote(n: number, s: number): void {
+    const list = this.#byCount[n];
+    const [shape] = list.splice(s, 1);
+    list.unshift(shape);
+  }
+
+  /** Remembers the layout `keys` (a map just read key by key). */
+  learn(keys: readonly string[]): void {
+    const n = keys.length;
     if (n === 0 || n > SHAPE_MAX_KEYS) return;
-    const keys: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const key = stack[base + 2 * i];
-      if (typeof key !== "string" || key.length > MAX_KEY_CHARS || key === "__proto__") return;
-      keys.push(key);
+    for (const key of keys) {
+      if (key.length > MAX_KEY_CHARS || key === "__proto__") return;
     }
     if (new Set(keys).size !== n) return;
     const id = JSON.stringify(keys);
@@ -87,20 +83,25 @@ export class ShapeCache {
       compiled.set(id, shape);
     }
     const list = this.#byCount[n];
+    const at = list.indexOf(shape);
+    if (at >= 0) list.splice(at, 1);
     list.unshift(shape);
     if (list.length > SHAPES_PER_COUNT) list.pop();
   }
 }
 
 /**
- * Compiles the builder of one key layout: `return {"t": s[b + 1], "d": s[b + 3]}`.
+ * Compiles the reader of one key layout: `return {"t": next("t"), "d": next("d")}`.
  * Property names are JSON string literals, which are valid JS string literals; a layout
  * never holds `__proto__` or a key twice (refused by `learn`).
  */
-function compileShape(keys: string[]): Shape {
-  const body = keys.map((key, i) => `${JSON.stringify(key)}: s[b + ${2 * i + 1}]`).join(", ");
+function compileShape(keys: readonly string[]): Shape {
+  const body = keys.map((key) => {
+    const name = JSON.stringify(key);
+    return `${name}: next(${name})`;
+  }).join(", ");
   return {
     keys: Object.freeze([...keys]),
-    build: new Function("s", "b", `return { ${body} };`) as Shape["build"],
+    read: new Function("next", `return { ${body} };`) as Shape["read"],
   };
 }
