@@ -143,6 +143,16 @@ Deno.test("echo: error replies stay small whatever the request holds (unknown t,
     } finally {
       conn.close();
     }
+    // and as the first frame, before hello
+    const raw = await dialRaw({ hostname: "127.0.0.1", port: node.port });
+    try {
+      raw.send({ t: "h".repeat(maxFrame - 64) });
+      const reply = await readWithin(raw);
+      assert.equal(reply?.code, "hello_required");
+      assert.ok(frameBytes(reply!) < 2048, `a ${frameBytes(reply!)}-byte error reply`);
+    } finally {
+      raw.close();
+    }
     await assertAlive(node, pid);
   }
 });
