@@ -8,6 +8,7 @@
  * not speed targets: the machine is shared and noisy.
  */
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { encode as referenceEncode, ExtData } from "@msgpack/msgpack";
 import { type ClusterNode, LocalCluster, runPeerd, waitUntil } from "./harness/mod.ts";
 import {
@@ -515,4 +516,101 @@ Deno.test("--max-frame below 1 KiB and a bad --max-connections exit 2 naming the
     assert.match(r.stderr, pattern);
     assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
   }
+});
+
+/** Random field values: every MessagePack type, nested, some large. */
+const fieldArb: fc.Arbitrary<unknown> = fc.letrec<{ v: unknown }>((tie) => ({
+  v: fc.oneof(
+    { depthSize: "small" },
+    fc.constant(null),
+    fc.boolean(),
+    fc.integer(),
+    fc.double(),
+    fc.constantFrom(-1, 0, 2 ** 53, 2 ** 64, -(2 ** 63), 1e308),
+    fc.string({ maxLength: 30 }),
+    fc.constantFrom("n1", "n2", "n3", "", "status", "lock", "unlock", "x".repeat(5000)),
+    fc.uint8Array({ maxLength: 64 }),
+    fc.date({ noInvalidDate: true }),
+    fc.array(tie("v"), { maxLength: 5 }),
+    fc.dictionary(fc.string({ maxLength: 8 }), tie("v"), { maxKeys: 5 }),
+  ),
+})).v;
+
+/** A frame of one of `types` (or any string) with random fields, some named as the protocol's. */
+function messageArb(types: string[], fields: string[]): fc.Arbitrary<Message> {
+  return fc.record({
+    t: fc.oneof(fc.constantFrom(...types), fc.string({ maxLength: 12 })),
+    named: fc.dictionary(fc.constantFrom(...fields), fieldArb, { maxKeys: fields.length }),
+    other: fc.dictionary(fc.string({ maxLength: 6 }), fieldArb, { maxKeys: 3 }),
+  }).map(({ t, named, other }) => ({ ...other, ...named, t }) as Message);
+}
+
+/**
+ * Sends `runs` random frames to `node` on one connection (as `as`), each followed by a
+ * status request (frames of one connection are handled in order); every error reply must
+ * carry a code other than `internal`, and the node must stay up.
+ */
+async function fuzzNode(
+  node: ClusterNode,
+  as: { role: string; name: string },
+  arb: fc.Arbitrary<Message>,
+  runs: number,
+): Promise<void> {
+  const pid = node.pid!;
+  const client = await RpcClient.connect({ hostname: "127.0.0.1", port: node.port }, as);
+  const errors: Message[] = [];
+  client.onMessage = (m) => {
+    if (m.t === "error") errors.push(m);
+  };
+  try {
+    await fc.assert(
+      fc.asyncProperty(arb, async (msg) => {
+        errors.length = 0;
+        // a string rid: never one of the client's own (numbers), so its reply comes as a push
+        client.send({ ...msg, rid: "fuzz" });
+        const status = await client.request({ t: "ctl", cmd: "status" }, { timeoutMs: 10_000 });
+        assert.equal(status.t, "ctl.ok");
+        for (const e of errors) {
+          assert.equal(typeof e.code, "string");
+          assert.notEqual(e.code, "internal", `${JSON.stringify(e)} for ${msg.t}`);
+        }
+      }),
+      { numRuns: runs, seed: 2026 },
+    );
+  } finally {
+    await client.close();
+  }
+  await assertAlive(node, pid);
+}
+
+Deno.test("echo and ring: random frames of every message type (fast-check) get a reply or an error code, never a crash or an internal error", async () => {
+  await using cluster = await LocalCluster.start({
+    nodes: [
+      { name: "e1", role: "echo" },
+      { name: "n1", role: "ring" },
+      { name: "n2", role: "ring" },
+      // listed, never started: the fuzzer speaks as this member
+      { name: "n3", role: "ring", deferred: true },
+    ],
+  });
+  await fuzzNode(
+    cluster.node("e1"),
+    { role: "client", name: "fuzz" },
+    messageArb(["echo", "ctl"], ["data", "cmd", "args"]),
+    150,
+  );
+  const ringTypes = ["ring.ping", "ring.token", "ring.want", "ring.query", "ring.prepare", "ctl"];
+  const ringFields = ["from", "gen", "fence", "want", "ballot", "holder", "cmd", "args", "seq"];
+  await fuzzNode(
+    cluster.node("n1"),
+    { role: "ring", name: "n3" },
+    messageArb(ringTypes, ringFields),
+    200,
+  );
+  await fuzzNode(
+    cluster.node("n2"),
+    { role: "client", name: "stranger" },
+    messageArb(ringTypes, ringFields),
+    100,
+  );
 });
