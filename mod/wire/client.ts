@@ -6,7 +6,7 @@
  */
 import type { Message } from "./codec.ts";
 import { FrameConnection, type FrameConnectionOptions } from "./connection.ts";
-import { ErrorCode } from "./constants.ts";
+import { ErrorCode, HANDSHAKE_MAX_FRAME } from "./constants.ts";
 import { ConnectionClosedError, ProtocolError, RemoteError, WireError } from "./errors.ts";
 import { type HandshakeOptions, offerHandshake, type PeerIdentity } from "./handshake.ts";
 
@@ -51,6 +51,8 @@ export async function dial(
   options: DialOptions = {},
 ): Promise<{ conn: FrameConnection; server: PeerIdentity }> {
   const conn = await dialRaw(address, options);
+  // nobody makes us buffer a big frame before its welcome
+  conn.limitIncoming(HANDSHAKE_MAX_FRAME);
   try {
     const server = await offerHandshake(conn, {
       role: options.role ?? "client",
@@ -59,6 +61,7 @@ export async function dial(
       timeoutMs: options.timeoutMs,
       signal: options.signal,
     });
+    conn.limitIncoming(Infinity);
     conn.learnShapes();
     return { conn, server };
   } catch (err) {

@@ -244,6 +244,11 @@ export class FrameDecoder {
     this.#decoder.shapes ??= new ShapeCache();
   }
 
+  /** Largest payload accepted from now on (a frame partly received is checked again). */
+  set maxFrame(bytes: number) {
+    this.#maxFrame = bytes;
+  }
+
   /** Whether map layouts are being learned (see `learnShapes`). */
   get learnsShapes(): boolean {
     return this.#decoder.shapes !== undefined;

@@ -90,6 +90,14 @@ export class FrameConnection implements AsyncDisposable {
     this.#decoder.learnShapes();
   }
 
+  /**
+   * Largest frame payload accepted from the peer from now on, at most the connection's
+   * `maxFrame` (the handshake reads with a smaller limit, then restores it).
+   */
+  limitIncoming(bytes: number): void {
+    this.#decoder.maxFrame = Math.min(bytes, this.#maxFrame);
+  }
+
   /** The estimated memory of the last frame `read()` returned (see `FrameDecoder`). */
   get lastFrameCost(): number {
     return this.#decoder.lastFrameCost;

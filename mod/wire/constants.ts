@@ -30,6 +30,12 @@ export const MAX_DEPTH = 100;
  */
 export const MAX_FRAME_ELEMENTS = 1_048_576;
 
+/**
+ * Largest frame accepted before the handshake is done (hello, auth): a peer that has not
+ * said hello cannot make a node buffer a 16 MiB frame.
+ */
+export const HANDSHAKE_MAX_FRAME = 64 * 1024;
+
 /** Longest string `rid` accepted on a request (numbers are always accepted). */
 export const MAX_RID_LENGTH = 128;
 

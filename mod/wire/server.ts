@@ -12,6 +12,7 @@ import {
   DEFAULT_MAX_FRAME,
   DEFAULT_NODE_PENDING_BYTES,
   ErrorCode,
+  HANDSHAKE_MAX_FRAME,
   MAX_RID_LENGTH,
 } from "./constants.ts";
 import {
@@ -388,6 +389,8 @@ export class FrameServer implements AsyncDisposable {
     let session: PeerSession | undefined;
     try {
       let peer: PeerIdentity;
+      // nobody buffers a big frame before saying hello
+      conn.limitIncoming(HANDSHAKE_MAX_FRAME);
       try {
         peer = await acceptHandshake(conn, { ...o.identity, secret: o.secret });
       } catch (err) {
@@ -399,6 +402,7 @@ export class FrameServer implements AsyncDisposable {
         });
         return;
       }
+      conn.limitIncoming(Infinity);
       conn.learnShapes();
       session = new PeerSession(this.#nextId++, peer, conn, remote, {
         perConnection: this.#perConnection,
