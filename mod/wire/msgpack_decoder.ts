@@ -15,7 +15,7 @@
  */
 import { ExtData } from "@msgpack/msgpack";
 import { MAX_DEPTH, MAX_FRAME_ELEMENTS } from "./constants.ts";
-import { SHAPE_MAX_KEYS, SHAPE_MISS, type ShapeCache } from "./msgpack_shapes.ts";
+import { KEY_MISS, SHAPE_MAX_KEYS, type ShapeCache, TRY_NEXT } from "./msgpack_shapes.ts";
 
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -71,11 +71,6 @@ export class MsgpackDecoder {
   #maxElements: number;
   /** Values the current input may still decode to. */
   #budget = 0;
-  /** Pairs read so far by the layout readers of the maps being read (see `#readMap`). */
-  #stack: unknown[] = new Array(64);
-  #sp = 0;
-  /** How far up the stack this input went (cleared after it, so nothing stays pinned). */
-  #spMax = 0;
   /** The depth of the values the current layout reader reads. */
   #valueDepth = 0;
   /** The key that made a layout reader miss. */
@@ -121,28 +116,18 @@ export class MsgpackDecoder {
     this.#pos = this.#lastOffset + start;
     this.#end = this.#lastOffset + end;
     this.#budget = this.#maxElements - 1;
-    this.#sp = 0;
     let value: unknown;
     try {
       value = this.#read(0);
     } catch (err) {
-      this.#release();
+      this.#missedKey = undefined;
       if (err instanceof MsgpackDecodeError) throw err;
       throw new MsgpackDecodeError(err instanceof Error ? err.message : String(err));
     }
-    if (this.#spMax > 0) this.#release();
     if (this.#pos !== this.#end) {
       throw new MsgpackDecodeError(`Extra ${this.#end - this.#pos} bytes after the value`);
     }
     return value;
-  }
-
-  /** Drops the decoded values the stack still holds (binary views pin their read buffer). */
-  #release(): void {
-    const stack = this.#stack;
-    for (let i = this.#spMax - 1; i >= 0; i--) stack[i] = undefined;
-    this.#spMax = 0;
-    this.#missedKey = undefined;
   }
 
   #need(n: number): void {
@@ -442,10 +427,10 @@ export class MsgpackDecoder {
   /**
    * Reads a map of `n` pairs through the known layouts of `n` keys, most recent first. A
    * layout's reader is one object literal that reads each key, checks it, and reads its
-   * value (so the object gets its final layout at once), recording each pair on the stack.
-   * A key that differs before any value was read rewinds one key and tries the next
-   * layout; one that differs later continues key by key from the recorded pairs. Either
-   * way every value is decoded exactly once.
+   * value (so the object gets its final layout at once). A key that differs before any
+   * value was read rewinds that one key and tries the next layout; one that differs later
+   * hands the pairs read so far to `#onMiss`, which finishes the map key by key. Either way
+   * every value is decoded exactly once.
    */
   #readMap(n: number, depth: number): Record<string, unknown> {
     // each pair needs two bytes, and takes from the input's budget, before anything is read
@@ -457,74 +442,61 @@ export class MsgpackDecoder {
     }
     const list = shapes.layouts(n);
     const start = this.#pos;
-    const base = this.#sp;
-    if (base + 2 * n > this.#spMax) this.#spMax = base + 2 * n;
     const outerDepth = this.#valueDepth;
     this.#valueDepth = depth + 1;
-    try {
-      for (let s = 0; s < list.length; s++) {
-        try {
-          const out = list[s].read(this.#nextValue);
-          if (s > 0) shapes.promote(n, s);
-          return out;
-        } catch (err) {
-          if (err !== SHAPE_MISS) throw err;
-          if (this.#sp === base) {
-            this.#pos = start; // only the first key was read: try the next layout
-            continue;
-          }
-          return this.#finishByKey(n, depth, base, shapes);
-        }
+    for (let s = 0; s < list.length; s++) {
+      const out = list[s].read(this.#nextValue, this.#onMiss);
+      if (out !== TRY_NEXT) {
+        this.#valueDepth = outerDepth;
+        if (s > 0) shapes.promote(n, s);
+        return out;
       }
-    } finally {
-      this.#sp = base;
-      this.#valueDepth = outerDepth;
+      this.#pos = start; // only the first key was read: try the next layout
     }
-    this.#pos = start;
+    this.#valueDepth = outerDepth;
     return this.#readMapByKey(n, depth, shapes);
   }
 
-  /** Reads the next key, which must be `expected`, and its value (for layout readers). */
+  /**
+   * Reads the next key and, if it is `expected`, its value; otherwise returns `KEY_MISS`
+   * (keeping the key read) for the layout reader to give up.
+   */
   #nextValue = (expected: string): unknown => {
     const key = this.#readKey(this.#valueDepth);
     if (key !== expected) {
       this.#missedKey = key;
-      throw SHAPE_MISS;
+      return KEY_MISS;
     }
-    const value = this.#read(this.#valueDepth);
-    const sp = this.#sp;
-    this.#stack[sp] = key;
-    this.#stack[sp + 1] = value;
-    this.#sp = sp + 2;
-    return value;
+    return this.#read(this.#valueDepth);
   };
 
-  /** Completes a map whose layout missed after some pairs (on the stack from `base`). */
-  #finishByKey(
-    n: number,
-    depth: number,
-    base: number,
-    shapes: ShapeCache,
-  ): Record<string, unknown> {
-    const stack = this.#stack;
+  /**
+   * A layout reader met another key after reading `pairs` (key, value, …) of a map of `n`:
+   * finishes the map key by key from there (the missed key is already read) and learns its
+   * layout. With no pairs read, asks for the next layout instead.
+   */
+  #onMiss = (n: number, ...pairs: unknown[]): Record<string, unknown> | typeof TRY_NEXT => {
+    if (pairs.length === 0) return TRY_NEXT;
+    const depth = this.#valueDepth - 1;
     const out: Record<string, unknown> = {};
     const keys: string[] = [];
-    for (let i = base; i < this.#sp; i += 2) {
-      const key = stack[i] as string;
-      out[key] = stack[i + 1];
+    for (let i = 0; i < pairs.length; i += 2) {
+      const key = pairs[i] as string;
+      out[key] = pairs[i + 1];
       keys.push(key);
     }
     let key = this.#missedKey;
+    this.#missedKey = undefined;
     for (let i = keys.length; i < n; i++) {
-      if (i > keys.length || key === undefined) key = this.#readKey(depth);
+      if (key === undefined) key = this.#readKey(depth);
       if (key === "__proto__") throw new MsgpackDecodeError("The key __proto__ is not allowed");
       out[key] = this.#read(depth + 1);
       keys.push(key);
       key = undefined;
     }
-    shapes.learn(keys);
+    this.#shapes?.learn(keys);
     return out;
-  }
+  };
 
   #readMapByKey(
     n: number,

@@ -10,7 +10,7 @@
  * {@linkcode MAX_COMPILED_SHAPES}); past that, new layouts are simply built key by key.
  *
  * Matching never decodes a value twice: a reader that meets an unexpected key after some
- * values hands what it read back to the decoder, which finishes the map key by key.
+ * values hands the pairs it read back to the decoder, which finishes the map key by key.
  *
  * @module
  */
@@ -24,18 +24,25 @@ export const MAX_COMPILED_SHAPES = 1024;
 /** Longest key a learned layout may hold (longer keys are rare and never compiled). */
 const MAX_KEY_CHARS = 64;
 
-/** Thrown by a layout reader when a key differs from its layout. */
-export const SHAPE_MISS: unique symbol = Symbol("shape miss");
+/** What `next` returns for a key other than the one expected. */
+export const KEY_MISS: unique symbol = Symbol("key miss");
+/** What a reader returns when the first key already differs: try another layout. */
+export const TRY_NEXT: unique symbol = Symbol("try next layout");
+
+/** The decoder's side of a layout reader. */
+export type NextValue = (key: string) => unknown;
+/** Called by a reader on a miss with the map's size and the pairs read before it. */
+export type OnMiss = (n: number, ...pairs: unknown[]) => Record<string, unknown> | typeof TRY_NEXT;
 
 /** A key layout and its reader. */
 export interface Shape {
   /** The keys, in order. */
   readonly keys: readonly string[];
   /**
-   * Builds the map as one object literal, `{"t": next("t"), "d": next("d")}`: `next` reads
-   * the next key, throws `SHAPE_MISS` if it is not the one given, and returns its value.
+   * Builds the map as one object literal from values read by `next`, which returns
+   * `KEY_MISS` for an unexpected key; then the reader returns `miss(n, pairs read…)`.
    */
-  read(next: (key: string) => unknown): Record<string, unknown>;
+  read(next: NextValue, miss: OnMiss): Record<string, unknown> | typeof TRY_NEXT;
 }
 
 /** Every compiled reader, by the JSON of its keys (shared: pure functions). */
@@ -91,17 +98,28 @@ export class ShapeCache {
 }
 
 /**
- * Compiles the reader of one key layout: `return {"t": next("t"), "d": next("d")}`.
+ * Compiles the reader of one key layout:
+ *
+ *     let v0, v1;
+ *     if ((v0 = next("t")) === M) return miss(2);
+ *     if ((v1 = next("d")) === M) return miss(2, "t", v0);
+ *     return { "t": v0, "d": v1 };
+ *
  * Property names are JSON string literals, which are valid JS string literals; a layout
  * never holds `__proto__` or a key twice (refused by `learn`).
  */
 function compileShape(keys: readonly string[]): Shape {
-  const body = keys.map((key) => {
-    const name = JSON.stringify(key);
-    return `${name}: next(${name})`;
-  }).join(", ");
+  const n = keys.length;
+  const names = keys.map((key) => JSON.stringify(key));
+  const lines = [`let ${names.map((_, i) => `v${i}`).join(", ")};`];
+  for (let i = 0; i < n; i++) {
+    const before = names.slice(0, i).map((name, j) => `, ${name}, v${j}`).join("");
+    lines.push(`if ((v${i} = next(${names[i]})) === M) return miss(${n}${before});`);
+  }
+  lines.push(`return { ${names.map((name, i) => `${name}: v${i}`).join(", ")} };`);
+  const factory = new Function("M", `return function read(next, miss) {\n${lines.join("\n")}\n};`);
   return {
     keys: Object.freeze([...keys]),
-    read: new Function("next", `return { ${body} };`) as Shape["read"],
+    read: factory(KEY_MISS) as Shape["read"],
   };
 }
