@@ -73,8 +73,9 @@ Deno.test("MsgpackDecoder reads the reference's bytes to the reference's values,
       // twice: the second time through the layouts learned the first time
       assert.deepEqual(shaped.decode(bytes), expected);
       assert.deepEqual(shaped.decode(bytes), expected);
-      // decoding work is bounded by the input: every value needs at least one byte
-      assert.ok(shaped.elements <= 2 * bytes.length, `${shaped.elements} values`);
+      // decoding work is bounded by the input: every value needs at least one byte (5 units
+      // at most: a one-byte container, 1 as an entry and 4 as a container)
+      assert.ok(shaped.elements <= 5 * bytes.length, `${shaped.elements} values`);
     }),
     { numRuns: 1500, seed: 15 },
   );
@@ -182,7 +183,7 @@ Deno.test("random and mutated bytes: the decoder throws only MsgpackDecodeError,
       // a correctness bound (exponential work takes minutes), not a speed target
       assert.ok(performance.now() - t0 < 1_000, `${bytes.length} bytes took too long`);
       if (!failed) {
-        assert.ok(dec.elements <= 2 * bytes.length);
+        assert.ok(dec.elements <= 5 * bytes.length);
         assert.deepEqual(ours, referenceDecode(bytes));
       }
     }),
@@ -216,7 +217,7 @@ Deno.test("the nesting bomb (duplicate keys under learned layouts) decodes in li
   const value = dec.decode(frame) as Record<string, unknown>;
   const ms = performance.now() - t0;
   assert.equal(value.t, "hello");
-  assert.ok(dec.elements <= 2 * frame.length, `${dec.elements} values decoded`);
+  assert.ok(dec.elements <= 5 * frame.length, `${dec.elements} values decoded`);
   // 5^40 tries before; a correctness bound, not a speed target
   assert.ok(ms < 1_000, `${ms} ms for a ${frame.length}-byte frame`);
   // and through the frame decoder before the handshake (no layouts at all): same answer
@@ -334,7 +335,7 @@ Deno.test("layout readers that miss after some values finish key by key exactly 
       for (const pairs of maps) {
         const bytes = encodePairs(pairs);
         assert.deepEqual(dec.decode(bytes), referenceDecode(bytes));
-        assert.ok(dec.elements <= 2 * bytes.length);
+        assert.ok(dec.elements <= 5 * bytes.length);
       }
     }),
     { numRuns: 1500, seed: 415 },

@@ -24,8 +24,8 @@ export const MIN_MAX_FRAME = 1024;
 export const MAX_DEPTH = 100;
 
 /**
- * Most values one frame may decode to (every array and map counts its entries plus one for
- * itself), whatever the frame's size: a 16 MiB frame of empty maps stops here instead of
+ * Most values one frame may decode to (every array and map counts its entries plus 4 for
+ * itself: an object costs more than a scalar), whatever the frame's size: a 16 MiB frame of empty maps stops here instead of
  * becoming 16 million objects.
  */
 export const MAX_FRAME_ELEMENTS = 1_048_576;
