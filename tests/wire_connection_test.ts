@@ -339,3 +339,45 @@ Deno.test("FrameServer over maxConnections answers too_many_connections and clos
     await server.close();
   }
 });
+
+Deno.test("FrameServer: big frames take their size from the node's incoming budget while they arrive; one that does not fit gets overloaded and a close", async () => {
+  const server = new FrameServer({
+    listen: { hostname: "127.0.0.1", port: 0 },
+    identity: { role: "test", name: "s" },
+    pendingBytes: { perNode: 1024 * 1024 },
+    handlers: { big: (msg) => ({ t: "big.ok", n: (msg.body as Uint8Array).length }) },
+  });
+  const header = (length: number) => {
+    const h = new Uint8Array(4);
+    new DataView(h.buffer).setUint32(0, length);
+    return h;
+  };
+  const frame = new FrameEncoder().encode({ t: "big", body: new Uint8Array(700 * 1024) });
+  const a = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port });
+  const b = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    // a sends the first 100 KiB of a 700 KiB frame and stalls: 700 KiB of the budget taken
+    a.conn.sendRaw(frame.subarray(0, 100 * 1024));
+    for (let i = 0; i < 200 && server.incomingBytes < 700 * 1024; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(server.incomingBytes >= 700 * 1024, `${server.incomingBytes} bytes taken`);
+    // b announces 600 KiB more: over the node's 1 MiB, refused before it is buffered
+    let refused: Message | undefined;
+    b.onMessage = (m) => refused = m;
+    b.conn.sendRaw(header(600 * 1024));
+    b.conn.sendRaw(new Uint8Array(70 * 1024));
+    await b.conn.whenClosed();
+    assert.equal(refused?.code, "overloaded");
+    // a's frame completes: answered, and the budget is back
+    a.conn.sendRaw(frame.subarray(100 * 1024));
+    const reply = await new Promise<Message>((resolve) => a.onMessage = resolve);
+    assert.equal(reply.n, 700 * 1024);
+    assert.equal(server.incomingBytes, 0);
+    assert.equal(server.pendingBytes, 0);
+  } finally {
+    await a.close();
+    await b.close();
+    await server.close();
+  }
+});

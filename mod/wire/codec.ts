@@ -267,6 +267,19 @@ export class FrameDecoder {
     return this.#end - this.#start;
   }
 
+  /**
+   * The declared payload length of the frame being received, when its header is here and
+   * its payload not all yet; 0 otherwise.
+   */
+  get partialFrameLength(): number {
+    const pending = this.#end - this.#start;
+    if (pending < FRAME_HEADER_BYTES) return 0;
+    const b = this.#buf;
+    const s = this.#start;
+    const length = ((b[s] << 24) >>> 0) + (b[s + 1] << 16) + (b[s + 2] << 8) + b[s + 3];
+    return pending < FRAME_HEADER_BYTES + length ? length : 0;
+  }
+
   /** Whether undecoded bytes still live in a chunk the caller pushed. */
   get holdsInput(): boolean {
     return !this.#owned && this.#end > this.#start;

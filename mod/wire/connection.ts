@@ -5,8 +5,19 @@
  * @module
  */
 import { FrameDecoder, FrameWriter, type Message } from "./codec.ts";
-import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME } from "./constants.ts";
-import { ConnectionClosedError } from "./errors.ts";
+import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME, ErrorCode } from "./constants.ts";
+import { ConnectionClosedError, WireError } from "./errors.ts";
+
+/** Bytes shared by many connections (a node's budget): `used` may not pass `limit`. */
+export interface ByteBudget {
+  /** Bytes taken now. */
+  used: number;
+  /** Most bytes that may be taken. */
+  readonly limit: number;
+}
+
+/** Frames at least this large are charged to the incoming budget while they arrive. */
+const CHARGED_FRAME_BYTES = 64 * 1024;
 
 /** The part of `Deno.Conn` a {@linkcode FrameConnection} uses. */
 export interface ByteStream {
@@ -21,6 +32,12 @@ export interface FrameConnectionOptions {
   maxFrame?: number;
   /** Buffered outgoing bytes above which `send` returns false. @default {1 MiB} */
   highWaterMark?: number;
+  /**
+   * A budget (the node's) that a frame of 64 KiB or more takes its declared length from
+   * while it arrives; when it does not fit, reading fails with a fatal `overloaded`
+   * `WireError` (the peer cannot make the node buffer more than the budget).
+   */
+  incomingBudget?: ByteBudget;
 }
 
 /** Largest read buffer: a busy connection reads into slabs of this size. */
@@ -64,6 +81,10 @@ export class FrameConnection implements AsyncDisposable {
   #flushWaiters: Array<() => void> = [];
   #closeWaiters: Array<() => void> = [];
   #closeError: unknown;
+  #incomingBudget: ByteBudget | undefined;
+  /** Bytes of the incoming budget taken by the frame being received. */
+  #reserved = 0;
+  #refused: WireError | undefined;
 
   /** Free-form per-connection state for the owner (peer name, session, …). */
   readonly data: Record<string, unknown> = {};
@@ -74,6 +95,7 @@ export class FrameConnection implements AsyncDisposable {
     this.#maxFrame = maxFrame;
     this.#decoder = new FrameDecoder({ maxFrame });
     this.#out = new FrameWriter({ maxFrame });
+    this.#incomingBudget = options.incomingBudget;
     this.#highWater = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
   }
 
@@ -167,14 +189,21 @@ export class FrameConnection implements AsyncDisposable {
    * (hot loops: `conn.readBuffered() ?? await conn.read()`). Throws like `read()`.
    */
   readBuffered(): Message | undefined {
-    return this.#decoder.next();
+    if (this.#refused) throw this.#refused;
+    const msg = this.#decoder.next();
+    if (msg !== undefined && this.#reserved > 0) this.#releaseIncoming();
+    return msg;
   }
 
   /** Reads the next message; `null` at end of stream or after `close()`. */
   async read(): Promise<Message | null> {
+    if (this.#refused) throw this.#refused;
     for (;;) {
       const msg = this.#decoder.next();
-      if (msg !== undefined) return msg;
+      if (msg !== undefined) {
+        if (this.#reserved > 0) this.#releaseIncoming();
+        return msg;
+      }
       if (this.#eof || this.#closed) return null;
       const idle = this.#decoder.buffered === 0;
       if (
@@ -209,7 +238,30 @@ export class FrameConnection implements AsyncDisposable {
       else if (n < READ_SLAB_SMALL / 2) this.#slabSize = READ_SLAB_SMALL;
       this.#decoder.push(this.#slab.subarray(this.#slabPos, this.#slabPos + n));
       this.#slabPos += n;
+      if (this.#incomingBudget && this.#reserved === 0) this.#reserveIncoming();
     }
+  }
+
+  /** Takes a big frame's declared length from the incoming budget as it starts arriving. */
+  #reserveIncoming(): void {
+    const budget = this.#incomingBudget!;
+    const length = this.#decoder.partialFrameLength;
+    if (length < CHARGED_FRAME_BYTES) return;
+    if (budget.used + length > budget.limit) {
+      this.#refused = new WireError(
+        ErrorCode.Overloaded,
+        `Cannot receive a frame of ${length} bytes now: this node holds ${budget.used} of its ${budget.limit} bytes for frames and requests; retry later`,
+        { fatal: true },
+      );
+      throw this.#refused;
+    }
+    budget.used += length;
+    this.#reserved = length;
+  }
+
+  #releaseIncoming(): void {
+    if (this.#incomingBudget) this.#incomingBudget.used -= this.#reserved;
+    this.#reserved = 0;
   }
 
   /** Iterates messages until end of stream; bad frames throw out of the loop. */
@@ -240,6 +292,7 @@ export class FrameConnection implements AsyncDisposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#releaseIncoming();
     this.#slab = new Uint8Array(0);
     this.#out.trim();
     try {

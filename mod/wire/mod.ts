@@ -40,7 +40,12 @@ export {
   type MsgpackDecoderOptions,
 } from "./msgpack_decoder.ts";
 export { ShapeCache } from "./msgpack_shapes.ts";
-export { type ByteStream, FrameConnection, type FrameConnectionOptions } from "./connection.ts";
+export {
+  type ByteBudget,
+  type ByteStream,
+  FrameConnection,
+  type FrameConnectionOptions,
+} from "./connection.ts";
 export {
   ConnectionClosedError,
   errorFrame,

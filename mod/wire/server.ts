@@ -197,7 +197,9 @@ export interface FrameServerOptions {
   maxConnections?: number;
   /**
    * Bytes of frames held by requests awaiting their reply, per connection and over the
-   * node; past either, a request is refused with `overloaded`.
+   * node; past either, a request is refused with `overloaded`. Big frames (64 KiB or more)
+   * on their way in take their size from a second node budget of `perNode` bytes; one that
+   * does not fit gets `overloaded` and a close.
    * @default {{ perConnection: 32 MiB, perNode: 128 MiB }} (at least 2 and 4 frames; a
    * connection never more than the node)
    */
@@ -224,6 +226,8 @@ export class FrameServer implements AsyncDisposable {
   readonly #maxConnections: number;
   readonly #perConnection: number;
   readonly #budget: PendingBudget;
+  /** Bytes of big frames on their way in (a budget of its own, of the same size). */
+  readonly #incoming: PendingBudget;
   #refusing = 0;
   #refusedFrame: Uint8Array;
   #nextId = 1;
@@ -242,6 +246,7 @@ export class FrameServer implements AsyncDisposable {
     this.#perConnection = options.pendingBytes?.perConnection ??
       Math.min(perNode, Math.max(DEFAULT_CONNECTION_PENDING_BYTES, 2 * maxFrame));
     this.#budget = new PendingBudget(perNode);
+    this.#incoming = new PendingBudget(perNode);
     this.#refusedFrame = new FrameEncoder().encode({
       t: "error",
       code: ErrorCode.TooManyConnections,
@@ -276,6 +281,11 @@ export class FrameServer implements AsyncDisposable {
   /** Bytes of frames held by requests awaiting their reply, over every connection. */
   get pendingBytes(): number {
     return this.#budget.used;
+  }
+
+  /** Bytes of big frames being received now, over every connection. */
+  get incomingBytes(): number {
+    return this.#incoming.used;
   }
 
   /** Live sessions. */
@@ -384,7 +394,11 @@ export class FrameServer implements AsyncDisposable {
     const remote = addr.transport === "tcp" || addr.transport === "udp"
       ? `${addr.hostname}:${addr.port}`
       : "unix";
-    const conn = new FrameConnection(raw, { maxFrame: o.maxFrame ?? DEFAULT_MAX_FRAME });
+    const conn = new FrameConnection(raw, {
+      maxFrame: o.maxFrame ?? DEFAULT_MAX_FRAME,
+      // big frames take their size from the node's incoming budget while they arrive
+      incomingBudget: this.#incoming,
+    });
     this.#connections.add(conn);
     let session: PeerSession | undefined;
     try {
