@@ -268,8 +268,8 @@ export class FrameDecoder {
   }
 
   /**
-   * The declared payload length of the frame being received, when its header is here and
-   * its payload not all yet; 0 otherwise.
+   * The declared payload length of the frame being received, when its header is here, its
+   * payload not all yet and the length within the limit; 0 otherwise.
    */
   get partialFrameLength(): number {
     const pending = this.#end - this.#start;
@@ -277,7 +277,8 @@ export class FrameDecoder {
     const b = this.#buf;
     const s = this.#start;
     const length = ((b[s] << 24) >>> 0) + (b[s + 1] << 16) + (b[s + 2] << 8) + b[s + 3];
-    return pending < FRAME_HEADER_BYTES + length ? length : 0;
+    // a length over the limit is refused by next(), not waited for
+    return length <= this.#maxFrame && pending < FRAME_HEADER_BYTES + length ? length : 0;
   }
 
   /** Whether undecoded bytes still live in a chunk the caller pushed. */
