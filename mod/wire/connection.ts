@@ -73,7 +73,7 @@ export class FrameConnection implements AsyncDisposable {
   /** The read buffer (decoded binary fields are views of it, so it is never reused). */
   #slab: Uint8Array = new Uint8Array(0);
   #slabPos = 0;
-  /** Bytes of the next slab: grows while reads fill theirs, small again when they do not. */
+  /** Bytes of the next slab: big once a read fills its room, small again after small reads. */
   #slabSize = READ_SLAB_SMALL;
   #eof = false;
   #closed = false;
@@ -232,9 +232,9 @@ export class FrameConnection implements AsyncDisposable {
         this.#eof = true;
         continue;
       }
-      // a read that filled its room: more is coming, read in bigger slabs; one that used
-      // less than a small slab: back to small ones
-      if (n === room.length) this.#slabSize = Math.min(READ_SLAB_BYTES, this.#slabSize * 2);
+      // a read that filled its room: more is coming, read in big slabs from now on; one
+      // that used less than half a small slab: small ones again
+      if (n === room.length) this.#slabSize = READ_SLAB_BYTES;
       else if (n < READ_SLAB_SMALL / 2) this.#slabSize = READ_SLAB_SMALL;
       this.#decoder.push(this.#slab.subarray(this.#slabPos, this.#slabPos + n));
       this.#slabPos += n;
