@@ -50,7 +50,7 @@ try {
       splitCsvBatches(i + 1, text, MAX_BATCH_FRAME_BYTES, 1000).batches.map((b, seq) => {
         const parsed = parseBetBatch(b.csv, 10_000);
         if (!("bets" in parsed)) throw new Error(`batch ${seq}: ${parsed.problem}`);
-        return { agency: i + 1, seq, bets: parsed.bets };
+        return { round: 1, agency: i + 1, seq, bets: parsed.bets };
       })
     );
     const t0 = performance.now();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { LocalCluster, runPeerd } from "./harness/mod.ts";
-import { RemoteError, RpcClient } from "../mod/wire/mod.ts";
+import { ProtocolError, RemoteError, RpcClient } from "../mod/wire/mod.ts";
 
 Deno.test("echo role answers echo frames and ctl status as a real process", async () => {
   await using cluster = await LocalCluster.start({ nodes: [{ name: "e1", role: "echo" }] });
@@ -25,7 +25,7 @@ Deno.test("echo role answers echo frames and ctl status as a real process", asyn
   assert.equal(usage.code, 2);
 });
 
-Deno.test("echo role refuses a wrong secret with unauthorized and serves the right one", async () => {
+Deno.test("echo role and a wrong-secret client refuse each other; the right secret is served", async () => {
   await using cluster = await LocalCluster.start({
     nodes: [{ name: "e1", role: "echo" }],
     secret: "s3cret",
@@ -39,8 +39,18 @@ Deno.test("echo role refuses a wrong secret with unauthorized and serves the rig
   } catch (err) {
     refused = err;
   }
-  assert(refused instanceof RemoteError, `expected RemoteError, got ${String(refused)}`);
-  assert.equal(refused.code, "unauthorized");
+  // the server proves itself first: a client with another secret finds the proof wrong
+  assert(refused instanceof ProtocolError, `expected ProtocolError, got ${String(refused)}`);
+  assert.equal(refused.code, "impostor");
+  let noSecret: unknown;
+  try {
+    const c = await RpcClient.connect(addr, {});
+    await c.close();
+  } catch (err) {
+    noSecret = err;
+  }
+  assert(noSecret instanceof RemoteError, `expected RemoteError, got ${String(noSecret)}`);
+  assert.equal(noSecret.code, "unauthorized");
   const good = await RpcClient.connect(addr, { secret: "s3cret" });
   try {
     assert.equal((await good.request({ t: "echo", data: 7 })).data, 7);

@@ -148,3 +148,36 @@ for (const [kind, make] of [["memory", memoryFixture], ["tcp", tcpFixture]] as c
     }
   });
 }
+
+Deno.test("TcpTransport.reset() closes the link so the next send dials afresh", async () => {
+  const got: Message[] = [];
+  const server = new FrameServer({
+    listen: { hostname: "127.0.0.1", port: 0 },
+    identity: { role: "gossip", name: "s" },
+    handlers: Object.fromEntries(
+      Object.values(GossipType).map((t) => [t, (m: Message) => {
+        got.push(m);
+        return undefined;
+      }]),
+    ),
+  });
+  const transport = new TcpTransport({ name: "c", backoffMs: 10 });
+  const addr = `127.0.0.1:${server.port}`;
+  const digest = { t: GossipType.Digest, from: "c", d: [], m: [] } as never;
+  try {
+    transport.send(addr, digest);
+    for (let i = 0; i < 200 && got.length < 1; i++) await pause(10);
+    assert.equal(transport.stats.connects, 1);
+    transport.reset(addr);
+    transport.reset("127.0.0.1:1"); // no link: nothing happens
+    assert.equal(transport.stats.resets, 1);
+    assert.equal(transport.connections, 0);
+    transport.send(addr, digest);
+    for (let i = 0; i < 200 && got.length < 2; i++) await pause(10);
+    assert.equal(got.length, 2);
+    assert.equal(transport.stats.connects, 2);
+  } finally {
+    await transport.close();
+    await server.close();
+  }
+});

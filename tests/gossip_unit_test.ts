@@ -310,3 +310,19 @@ Deno.test("simulate() with SWIM: every node joins through s0, and every live nod
   assert.ok(r.roundsToFullCoverage !== null);
   assert.equal(r.coverageByRound.at(-1), 180);
 });
+
+Deno.test("GossipNode asks its transport to reset the link to a member it declares dead", () => {
+  const c = new VirtualCluster(0, { seed: 31 });
+  const resets: string[] = [];
+  const inner = c.net.transport("n0");
+  c.add("n0", { transport: { send: (a, m) => inner.send(a, m), reset: (a) => resets.push(a) } });
+  c.add("n1");
+  c.add("n2");
+  c.run(10_000, () => c.allAlive(3));
+  assert.ok(c.allAlive(3));
+  c.net.setDown("n2", true);
+  c.run(10_000, () => c.nodes.get("n0")!.memberCounts().dead === 1);
+  assert.equal(c.nodes.get("n0")!.memberCounts().dead, 1);
+  assert.ok(resets.includes("n2"), `resets: ${resets.join(",")}`);
+  assert.ok(!resets.includes("n1"), "a member that answers is never reset");
+});

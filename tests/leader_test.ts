@@ -115,3 +115,17 @@ Deno.test("a follower killed while it holds the turn: the leader moves on after 
     assert.match(leader.stdout, new RegExp(`follower ${id}: \\[${lists[0].join(", ")}\\]`));
   }
 });
+
+Deno.test("leader --spawn 0 and --followers 2000 are usage errors naming the value (exit 2, one line)", async () => {
+  for (
+    const [args, line] of [
+      [["--spawn", "0"], "peerd: --spawn must be 1..1000, got 0"],
+      [["--followers", "2000"], "peerd: --followers must be 1..1000, got 2000"],
+      [[], "peerd: --spawn N or --followers N (1..1000) is required"],
+    ] as const
+  ) {
+    const out = await runPeerd(["--role", "leader", "--listen", "127.0.0.1:0", ...args]);
+    assert.equal(out.code, 2, out.stderr);
+    assert.equal(out.stderr.trim(), line);
+  }
+});

@@ -106,3 +106,65 @@ Deno.test("pubsFrames(): runs of consecutive seqs with one local flag, bounded i
   );
   assert.equal(pubsFrames([e(1, true, 700 * 1024), e(2, true, 700 * 1024)]).length, 2);
 });
+
+Deno.test("daemon (in process): a broker that stops answering is detected by the heartbeat; the link is closed and attached again", async () => {
+  const { FrameServer } = await import("../mod/wire/mod.ts");
+  const { LINK_HEARTBEAT_MS, LINK_SILENCE_MS } = await import("../mod/mom/daemon.ts");
+  const dir = Deno.makeTempDirSync({ prefix: "peerd-mom-daemon-" });
+  const store = new DaemonStore(`${dir}/daemon.sqlite`);
+  const controller = new AbortController();
+  const events: Array<{ ev: string; [k: string]: unknown }> = [];
+  let attaches = 0;
+  let silent = true;
+  let release: () => void = () => {};
+  const stalled = new Promise<void>((r) => (release = r));
+  // a broker that attaches the daemon, then — like one behind a partition — never answers
+  const broker = new FrameServer({
+    listen: { hostname: "127.0.0.1", port: 0 },
+    identity: { role: "broker", name: "b1" },
+    handlers: {
+      attach: () => {
+        attaches++;
+        return { t: "attach.ok", broker: "e1", seen: 0, acked: 0 };
+      },
+      "stream.state": async () => {
+        if (silent) await stalled;
+        return { t: "stream.state", seen: 0, dseq: 0 };
+      },
+    },
+  });
+  const ctx = {
+    role: "daemon",
+    name: "d1",
+    listen: { hostname: "127.0.0.1", port: 0 },
+    dataDir: dir,
+    maxFrame: 1 << 20,
+    logLevel: "error",
+    events: new EventSink({ node: "d1", role: "daemon", listener: (e) => events.push(e) }),
+    log: new Logger({ node: "d1", role: "daemon", level: "error" }),
+    signal: controller.signal,
+    options: {},
+    interactive: false,
+  } as RoleContext;
+  const daemon = new MomDaemon(ctx, store, { hostname: "127.0.0.1", port: broker.port });
+  try {
+    daemon.start();
+    const deadline = performance.now() + LINK_HEARTBEAT_MS + LINK_SILENCE_MS + 5_000;
+    while (performance.now() < deadline && attaches < 2) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    silent = false;
+    release();
+    assert.ok(attaches >= 2, `attached ${attaches} time(s)`);
+    const down = events.find((e) => e.ev === "link.down");
+    assert.equal(down?.reason, "heartbeat");
+    assert.ok(events.filter((e) => e.ev === "link.up").length >= 1);
+  } finally {
+    release();
+    await daemon.close();
+    await broker.close();
+    ctx.events.close();
+    store.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -7,11 +7,13 @@ import {
   isValidRating,
   leq,
   type LogRecord,
+  MemoryJournal,
   merge,
   normalize,
   parseVectorTs,
   RatingsSession,
   RatingsState,
+  ReplicaManager,
   ReplicaStore,
   stableOrder,
   total,
@@ -255,7 +257,33 @@ Deno.test("request readers refuse bad ratings, unknown kinds and malformed recor
   assert.throws(() => parseRatingsCommand(1, "get", ["abc"]), /MOVIE must be a positive integer/);
 });
 
-Deno.test("simulated replicas exchanging records in random orders reach the same table", () => {
+/** Three replica managers (the daemon's own code, over memory journals) and their events. */
+function simulatedReplicas(names: string[]) {
+  return names.map((name) => {
+    const applied: string[] = []; // update ids, in the order they were applied
+    const journal = new MemoryJournal();
+    const rm = new ReplicaManager(
+      name,
+      {
+        state: RatingsState.fromDataset({
+          movies: [1, 2, 3].map((id) => ({ id, title: `M${id} (2000)`, genres: "Drama" })),
+          ratings: [{ user: 1, movie: 1, rating: 3, time: 0 }],
+        }),
+        log: [],
+        meta: new Map(),
+      },
+      journal,
+      {
+        emit: (ev, fields) => {
+          if (ev === "rm.update") applied.push(String(fields.id));
+        },
+      },
+    );
+    return { name, rm, journal, applied };
+  });
+}
+
+Deno.test("ReplicaManager: replicas exchanging records in random orders reach the same table", () => {
   const names = ["rm1", "rm2", "rm3"];
   for (let seed = 1; seed <= 20; seed++) {
     let x = seed * 7919;
@@ -263,89 +291,66 @@ Deno.test("simulated replicas exchanging records in random orders reach the same
       x = (x * 1103515245 + 12345) & 0x7fffffff;
       return x / 0x7fffffff;
     };
-    const rms = names.map((name) => ({
-      name,
-      log: new UpdateLog(),
-      replicaTs: {} as Record<string, number>,
-      valueTs: {} as Record<string, number>,
-      state: RatingsState.fromDataset({
-        movies: [1, 2, 3].map((id) => ({ id, title: `M${id} (2000)`, genres: "Drama" })),
-        ratings: [{ user: 1, movie: 1, rating: 3, time: 0 }],
-      }),
-      applied: [] as LogRecord[],
-    }));
-    const clients = [{} as Record<string, number>, {} as Record<string, number>];
+    const rms = simulatedReplicas(names);
     type Rm = (typeof rms)[number];
-    const applyStable = (rm: Rm) => {
-      for (const r of rm.log.stable(rm.valueTs)) {
-        assert.ok(dependenciesMet(r, rm.valueTs), "applied only when its dependencies are");
-        rm.state.write(
-          r.op.user,
-          r.op.movie,
-          r.op.rating,
-          r.op.time,
-          total(r.ts),
-          `${r.origin}/${r.uid}`,
-        );
-        rm.valueTs[r.origin] = r.ts[r.origin];
-        rm.applied.push(r);
-      }
-    };
+    const peersOf = (rm: Rm) => names.filter((n) => n !== rm.name);
+    const records = new Map<string, LogRecord>();
+    const clients = [{} as Record<string, number>, {} as Record<string, number>];
     let uid = 0;
     for (let step = 0; step < 60; step++) {
       if (rand() < 0.5) {
         // a client updates through some RM that already has what the client saw
         const c = Math.floor(rand() * clients.length);
-        const able = rms.filter((rm) => leq(clients[c], rm.valueTs));
+        const able = rms.filter((r) => r.rm.covers(clients[c]));
         if (able.length === 0) continue;
-        const rm = able[Math.floor(rand() * able.length)];
-        const seq = (rm.replicaTs[rm.name] ?? 0) + 1;
-        rm.replicaTs[rm.name] = seq;
-        const r: LogRecord = {
-          origin: rm.name,
-          ts: { ...rm.valueTs, [rm.name]: seq },
-          uid: `u${String(++uid).padStart(3, "0")}`,
-          op: {
-            kind: "update",
-            user: 1,
-            movie: 1 + Math.floor(rand() * 3),
-            rating: rand() < 0.2 ? null : 0.5 + Math.floor(rand() * 10) * 0.5,
-            time: step,
-            prev: { ...clients[c] },
-          },
-        };
-        rm.log.append(r);
-        applyStable(rm);
+        const { rm } = able[Math.floor(rand() * able.length)];
+        const r = rm.createRecord({
+          kind: "update",
+          user: 1,
+          movie: 1 + Math.floor(rand() * 3),
+          rating: rand() < 0.2 ? null : 0.5 + Math.floor(rand() * 10) * 0.5,
+          time: step,
+          prev: { ...clients[c] },
+        }, `u${String(++uid).padStart(3, "0")}`);
+        records.set(r.uid, r);
         clients[c] = merge(clients[c], r.ts);
       } else {
-        // gossip from a to b, possibly only part of what b lacks, in shuffled order
+        // gossip from a to b: part of what b lacks, in shuffled order
         const a = rms[Math.floor(rand() * 3)];
         const b = rms[Math.floor(rand() * 3)];
         if (a === b) continue;
-        const missing = a.log.missingFor(b.replicaTs).filter(() => rand() < 0.7);
+        const missing = a.rm.recordsFor(b.rm.replicaTs).filter(() => rand() < 0.7);
         missing.sort(() => rand() - 0.5);
-        b.log.merge(missing, b.replicaTs);
-        applyStable(b);
+        b.rm.receive(a.name, a.rm.replicaTs, missing, peersOf(b));
       }
     }
     for (let round = 0; round < 4; round++) {
       for (const a of rms) {
         for (const b of rms) {
           if (a === b) continue;
-          b.log.merge(a.log.missingFor(b.replicaTs), b.replicaTs);
-          applyStable(b);
+          b.rm.receive(a.name, a.rm.replicaTs, a.rm.recordsFor(b.rm.replicaTs), peersOf(b));
         }
       }
     }
-    const dump = (rm: Rm) =>
-      JSON.stringify([[1, 2, 3].map((m) => rm.state.rating(1, m)), normalize(rm.valueTs)]);
+    for (const { name, applied } of rms) {
+      // applied only when its dependencies are: rebuild each RM's value timestamp from the
+      // order of its rm.update events
+      const value: Record<string, number> = {};
+      for (const id of applied) {
+        const r = records.get(id)!;
+        assert.ok(dependenciesMet(r, value), `${name}: ${id} applied at ${JSON.stringify(value)}`);
+        value[r.origin] = r.ts[r.origin];
+      }
+      assert.equal(applied.length, uid, `${name}: every update applied exactly once`);
+    }
+    const dump = (r: Rm) =>
+      JSON.stringify([[1, 2, 3].map((m) => r.rm.state.rating(1, m)), normalize(r.rm.valueTs)]);
     assert.equal(dump(rms[0]), dump(rms[1]), `seed ${seed}`);
     assert.equal(dump(rms[1]), dump(rms[2]), `seed ${seed}`);
-    assert.equal(rms[0].applied.length, uid, "every update applied everywhere");
     // the winner of each cell is the record with the largest (total of its timestamp, origin):
     // an update made after another was applied (by any client) always wins over it
     for (const movie of [1, 2, 3]) {
-      const writes = rms[0].applied.filter((r) => r.op.movie === movie);
+      const writes = [...records.values()].filter((r) => r.op.movie === movie);
       if (writes.length === 0) continue;
       const key = (r: LogRecord) => [total(r.ts), `${r.origin}/${r.uid}`] as const;
       const best = writes.reduce((a, b) => {
@@ -353,17 +358,69 @@ Deno.test("simulated replicas exchanging records in random orders reach the same
         const [tb, ub] = key(b);
         return tb > ta || (tb === ta && ub > ua) ? b : a;
       });
-      assert.equal(rms[0].state.rating(1, movie), best.op.rating);
+      assert.equal(rms[0].rm.state.rating(1, movie), best.op.rating);
       for (const w of writes) {
         if (w !== best) {
           assert.ok(!leq(best.ts, w.ts), "the winner is never causally before a loser");
         }
       }
     }
-    // GC: once everyone knows everyone's timestamp, the logs empty
-    for (const rm of rms) rm.log.collect(rm.valueTs, rms.map((o) => o.replicaTs));
-    assert.ok(rms.every((rm) => rm.log.size === 0));
+    // GC: once everyone knows everyone's timestamp, the logs (and their journals) empty
+    for (const a of rms) {
+      for (const b of rms) if (a !== b) b.rm.receive(a.name, a.rm.replicaTs, [], peersOf(b));
+    }
+    assert.ok(rms.every((r) => r.rm.logSize === 0 && r.journal.log.size === 0), `seed ${seed}`);
+    // every change reached the journal: a manager rebuilt from it has the same table
+    for (const r of rms) {
+      const state = RatingsState.fromDataset({
+        movies: [1, 2, 3].map((id) => ({ id, title: `M${id} (2000)`, genres: "Drama" })),
+        ratings: [{ user: 1, movie: 1, rating: 3, time: 0 }],
+      });
+      for (const cell of r.journal.cells.values()) state.load(cell);
+      const again = new ReplicaManager(
+        r.name,
+        { state, log: [...r.journal.log.values()], meta: r.journal.meta },
+        new MemoryJournal(),
+      );
+      assert.equal(dump({ ...r, rm: again }), dump(r), `${r.name} rebuilt from its journal`);
+    }
   }
+});
+
+Deno.test("ReplicaManager: a duplicate update is recognised, a GC'd peer needs a snapshot, and a snapshot brings it level", () => {
+  const [a, b] = simulatedReplicas(["rm1", "rm2"]);
+  const op = (movie: number, rating: number) => ({
+    kind: "update" as const,
+    user: 1,
+    movie,
+    rating,
+    time: 1,
+    prev: {},
+  });
+  const r1 = a.rm.createRecord(op(1, 4), "x1");
+  assert.deepEqual(a.rm.duplicate("x1"), r1.ts);
+  assert.equal(a.rm.duplicate("x2"), undefined);
+  a.rm.createRecord(op(2, 5), "x2");
+  // a hears that "rm2" has everything (its table says so) and collects its log
+  a.rm.receive("rm2", { rm1: 2 }, [], ["rm2"]);
+  assert.equal(a.rm.logSize, 0);
+  assert.deepEqual(a.rm.gcFloor, { rm1: 2 });
+  // b never got the records: gossip cannot bring them, a snapshot must
+  assert.equal(a.rm.needsSnapshot(b.rm.replicaTs), true);
+  assert.deepEqual(a.rm.recordsFor(b.rm.replicaTs), []);
+  const snap = a.rm.snapshot();
+  assert.equal(b.rm.applySnapshot(snap.valueTs, snap.cells, snap.executed), 2);
+  assert.equal(b.rm.state.rating(1, 1), 4);
+  assert.equal(b.rm.state.rating(1, 2), 5);
+  assert.deepEqual(normalize(b.rm.valueTs), { rm1: 2 });
+  assert.deepEqual(b.rm.duplicate("x2"), b.rm.valueTs, "executed ids travel with the snapshot");
+  // malformed snapshot cells are skipped, not applied
+  assert.equal(b.rm.applySnapshot({}, [[1, 2], "x", [1, 1, "4", 1, 99, "z"]], [7]), 0);
+  assert.throws(
+    () => b.rm.checkPrecondition({ ...op(3, 1), kind: "delete" }, "M3"),
+    /has not rated/,
+  );
+  assert.throws(() => b.rm.titleOf(99), /unknown movie id/);
 });
 
 Deno.test("RatingsSession.save() keeps every user's timestamp when clients save at once", async () => {
@@ -381,5 +438,46 @@ Deno.test("RatingsSession.save() keeps every user's timestamp when clients save 
     assert.deepEqual((await RatingsSession.open(path, 3)).prev, { rm1: 3, rm2: 1 });
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("PeerLink.request({resetOnTimeout}) closes a stalled connection: waiting requests fail over at once, the next one redials", async () => {
+  const { PeerLink } = await import("../mod/ratings/peer_link.ts");
+  const { ConnectionClosedError, FrameServer } = await import("../mod/wire/mod.ts");
+  let release: () => void = () => {};
+  const stalled = new Promise<void>((r) => (release = r));
+  let sessions = 0;
+  const server = new FrameServer({
+    listen: { hostname: "127.0.0.1", port: 0 },
+    identity: { role: "replica", name: "rm" },
+    handlers: {
+      // a silent peer: like an RM behind a partition, it never answers
+      "t.stall": async () => {
+        await stalled;
+        return undefined;
+      },
+      "t.echo": () => ({ t: "t.echo.ok" }),
+    },
+    onSession: () => {
+      sessions++;
+    },
+  });
+  const link = new PeerLink("127.0.0.1", server.port, { role: "frontend", name: "fe" });
+  try {
+    assert.equal((await link.request({ t: "t.echo" })).t, "t.echo.ok");
+    const t0 = performance.now();
+    const ping = link.request({ t: "t.stall" }, 200, { resetOnTimeout: true });
+    const waiting = link.request({ t: "t.echo" }, 10_000); // queued behind the stalled frame
+    await assert.rejects(ping, (e: Error) => e instanceof ProtocolError && e.code === "timeout");
+    await assert.rejects(waiting, ConnectionClosedError);
+    assert.ok(performance.now() - t0 < 5_000, "the waiting request did not wait its own timeout");
+    assert.equal(link.up, false);
+    // patient: waits out the short reconnect backoff after a close
+    assert.equal((await link.request({ t: "t.echo" }, 5_000, { patient: true })).t, "t.echo.ok");
+    assert.equal(sessions, 2, "a fresh connection");
+  } finally {
+    release();
+    await link.close();
+    await server.close();
   }
 });

@@ -5,7 +5,14 @@
  * @module
  */
 import { Command, CommanderError, Option } from "commander";
-import { ConfigError, findNode, loadPeersFile, parseHostPort } from "../config/mod.ts";
+import {
+  ConfigError,
+  findNode,
+  loadPeersFile,
+  loadTlsFiles,
+  parseHostPort,
+  type TlsFileOptions,
+} from "../config/mod.ts";
 import { EventSink, isLogLevel, Logger, type LogLevel } from "../events/mod.ts";
 import {
   installShutdownSignals,
@@ -17,9 +24,12 @@ import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_FRAME,
   DEFAULT_NODE_PENDING_BYTES,
+  loadNodeTls,
   MIN_MAX_FRAME,
 } from "../wire/mod.ts";
+import { type NodeHttp, parseHttpListen, startNodeHttp } from "../http/mod.ts";
 import { addEnvToOptions, parseIntOption, parseSizeOption, toCommanderOption } from "./options.ts";
+import { checkNodeKeys, nodeOptionValues } from "./node_options.ts";
 import { COMMANDS, ROLES } from "./registry.ts";
 
 /** The version printed by `--version`. */
@@ -31,11 +41,15 @@ const COMMON_HELP = `Common options (every role; each also reads PEERD_<OPTION>,
   --listen <host:port>   where to listen (default: the node's address in the peers file)
   --data <dir>           data directory (default ./data/<name>)
   --events <file|->      write events as JSON Lines (- for stdout)
-  --secret <s>           cluster secret (HMAC challenge on every connection)
+  --secret <s>           cluster secret (both ends of every connection prove it)
+  --tls-cert <file>      serve and dial TLS with this certificate (PEM)
+  --tls-key <file>       the certificate's private key (PEM)
+  --tls-ca <file>        CA that peers' certificates must chain to (mutual TLS)
   --log-level <level>    debug|info|warn|error (default info)
   --max-frame <size>     largest frame accepted (default 16MiB, at least 1KiB)
   --max-connections <n>  most connections served at once (default 1024)
-  --max-pending <size>   bytes of requests awaiting replies, per node (default 128MiB)`;
+  --max-pending <size>   bytes of requests awaiting replies, per node (default 128MiB)
+  --http <host:port>     serve /healthz /readyz /status /metrics /events (off; host 127.0.0.1)`;
 
 function globalHelp(): string {
   const width =
@@ -87,6 +101,9 @@ function buildRoleCommand(role: RoleDefinition): Command {
     .option("--data <dir>", "data directory (default ./data/<name>)")
     .option("--events <file>", "write events as JSON Lines to a file, or - for stdout")
     .option("--secret <secret>", "cluster secret")
+    .option("--tls-cert <file>", "TLS certificate (PEM) for this node's port and its links")
+    .option("--tls-key <file>", "private key of --tls-cert (PEM)")
+    .option("--tls-ca <file>", "CA (PEM) peers' certificates must chain to; makes TLS mutual")
     .addOption(
       new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"])
         .default("info"),
@@ -106,12 +123,25 @@ function buildRoleCommand(role: RoleDefinition): Command {
       new Option("--max-pending <size>", "bytes of requests awaiting replies, per node")
         .argParser(parseSizeOption).default(DEFAULT_NODE_PENDING_BYTES, "128MiB"),
     );
+  cmd.option("--http <host:port>", "HTTP endpoints: /healthz /readyz /status /metrics /events");
   for (const spec of role.options ?? []) cmd.addOption(toCommanderOption(spec));
   addEnvToOptions(cmd);
   if (role.examples?.length) {
     cmd.addHelpText("after", `\nExamples:\n${role.examples.map((e) => `  ${e}`).join("\n")}\n`);
   }
   return cmd;
+}
+
+/** Refuses (exit 2, naming `where`) a listen host that does not resolve to an address of this machine. */
+function checkListenHost(hostname: string, where: string): void {
+  try {
+    Deno.listen({ hostname, port: 0 }).close();
+  } catch (err) {
+    const why = err instanceof Deno.errors.AddrNotAvailable
+      ? "not an address of this machine"
+      : `cannot resolve or bind it (${err instanceof Error ? err.message : String(err)})`;
+    throw new ConfigError(`${where}: cannot listen on "${hostname}": ${why}`);
+  }
 }
 
 async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
@@ -147,12 +177,24 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
       );
     }
     const self = cluster && name && role.peers !== "none" ? findNode(cluster, name) : undefined;
+    if (cluster) checkNodeKeys(cluster, role, ROLES);
+    if (self && cluster) {
+      Object.assign(o, nodeOptionValues(role, self, cluster, (a) => cmd.getOptionValueSource(a)));
+    }
     name ??= role.name;
     const listen = o.listen
       ? parseHostPort(String(o.listen), "--listen", { allowZero: true })
       : self
       ? { hostname: self.hostname, port: self.port }
       : { hostname: "127.0.0.1", port: role.defaultPort ?? 0 };
+    checkListenHost(
+      listen.hostname,
+      o.listen
+        ? `--listen ${String(o.listen)}`
+        : self && cluster
+        ? `${cluster.source}: node "${self.name}" host`
+        : "listen address",
+    );
     const maxFrame = o.maxFrame as number;
     if (maxFrame < MIN_MAX_FRAME || maxFrame > 0xffffffff) {
       throw new UsageError(
@@ -202,6 +244,8 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
       self,
       dataDir: (o.data as string | undefined) ?? `./data/${name}`,
       secret: (o.secret as string | undefined) ?? cluster?.secret,
+      tls: loadTlsFiles(o, { node: true }),
+      tlsFiles: { tlsCert: o.tlsCert, tlsKey: o.tlsKey, tlsCa: o.tlsCa } as TlsFileOptions,
       maxFrame,
       maxConnections,
       maxPending,
@@ -217,7 +261,26 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
     throw err;
   }
   const removeSignals = installShutdownSignals(controller, ctx.log);
+  let http: NodeHttp | undefined;
   try {
+    if (ctx.tls) await loadNodeTls();
+    const httpText = (o.http as string | undefined) ?? ctx.self?.options.http;
+    if (httpText !== undefined && httpText !== "" && httpText !== false) {
+      const listen = parseHttpListen(String(httpText));
+      try {
+        http = await startNodeHttp(ctx, { listen, readiness: role.readiness, version: VERSION });
+      } catch (err) {
+        if (err instanceof Deno.errors.AddrInUse) {
+          return fail(
+            `Cannot listen on ${listen.hostname}:${listen.port} (--http): address in use`,
+            1,
+          );
+        }
+        throw err;
+      }
+      ctx.exposeStatus = http.exposeStatus;
+      ctx.events.emit("http.listening", { address: http.address });
+    }
     return (await role.run(ctx)) ?? 0;
   } catch (err) {
     if (err instanceof ConfigError || err instanceof UsageError) return fail(err.message, 2);
@@ -227,6 +290,7 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
     ctx.log.debug(err instanceof Error ? err.stack ?? err.message : String(err));
     return fail(err instanceof Error ? err.message : String(err), 1);
   } finally {
+    await http?.close();
     removeSignals();
     ctx.events.close();
   }

@@ -60,7 +60,24 @@ export function addEnvToOptions(cmd: Command): void {
     const o = option as Option & { envVar?: string };
     if (!o.envVar) {
       const env = envNameOf(o.flags);
-      if (env) o.env(env);
+      if (!env) continue;
+      o.env(env);
+      // commander listens for an option's env value only if it had one when added
+      cmd.on(`optionEnv:${o.name()}`, (value?: string) => {
+        let parsed: unknown = value;
+        try {
+          if (!o.required && !o.optional) parsed = true;
+          else if (o.parseArg) parsed = o.parseArg(String(value), undefined);
+        } catch (err) {
+          cmd.error(
+            `error: option '${o.flags}' value '${value}' from env '${env}' is invalid. ${
+              err instanceof Error ? err.message : String(err)
+            }`,
+            { code: "commander.invalidArgument", exitCode: 2 },
+          );
+        }
+        cmd.setOptionValueWithSource(o.attributeName(), parsed, "env");
+      });
     }
   }
 }

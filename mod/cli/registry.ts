@@ -24,6 +24,9 @@ import { frontendRole, ratingsCommand, ratingsGenCommand, replicaRole } from "..
 import { multicastRole } from "../multicast/mod.ts";
 import { gossipRole, gossipSimCommand } from "../gossip/mod.ts";
 import { brokerRole, daemonRole, momCommand } from "../mom/mod.ts";
+import { labCommand } from "../lab/mod.ts";
+import { httpTokenCommand } from "../http/mod.ts";
+import { consoleCommand } from "../console/mod.ts";
 
 /** The roles, by `--role` name. */
 export const ROLES: readonly RoleDefinition[] = [
@@ -57,4 +60,7 @@ export const COMMANDS: readonly CommandDefinition[] = [
   ratingsGenCommand,
   gossipSimCommand,
   momCommand,
+  labCommand,
+  httpTokenCommand,
+  consoleCommand,
 ];

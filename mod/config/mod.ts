@@ -21,3 +21,4 @@ export {
   parseMachinesText,
   parsePeersJson,
 } from "./peers.ts";
+export { type LoadedTls, loadTlsFiles, type TlsFileOptions } from "./tls.ts";

@@ -65,6 +65,15 @@ export function parseHostPort(
 }
 
 function checkPort(port: unknown, where: string, allowZero = false): asserts port is number {
+  if (typeof port !== "number") {
+    throw new ConfigError(
+      `${where}: port must be a number, got ${
+        typeof port === "string"
+          ? `the string ${JSON.stringify(port)}`
+          : JSON.stringify(port) ?? "nothing"
+      }`,
+    );
+  }
   if (
     typeof port !== "number" || !Number.isInteger(port) || port < (allowZero ? 0 : 1) ||
     port > 65535
@@ -81,6 +90,7 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 export function parseMachinesText(text: string, source: string): ClusterConfig {
   const nodes: NodeEntry[] = [];
   const seen = new Map<string, number>();
+  const addresses = new Map<string, { name: string; line: number }>();
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].replace(/#.*$/, "").trim();
@@ -89,15 +99,16 @@ export function parseMachinesText(text: string, source: string): ClusterConfig {
     const parts = line.split(/\s+/);
     let name: string;
     let addr: string;
-    let role: string | undefined;
     if (parts.length === 1) {
       addr = parts[0];
       name = parts[0];
-    } else if (parts.length === 2 || parts.length === 3) {
-      [name, addr, role] = parts;
+    } else if (parts.length === 2) {
+      [name, addr] = parts;
     } else {
       throw new ConfigError(
-        `${where}: expected "name host:port [role]", got ${parts.length} words`,
+        `${where}: expected "name host:port", got ${parts.length} fields ("${
+          parts.slice(2).join(" ").slice(0, 40)
+        }" is too many; roles and options go in a peers.json)`,
       );
     }
     if (parts.length > 1 && !NAME_RE.test(name)) {
@@ -110,7 +121,15 @@ export function parseMachinesText(text: string, source: string): ClusterConfig {
       );
     }
     seen.set(name, i + 1);
-    nodes.push({ name, ...hp, role, options: {} });
+    const key = `${hp.hostname}:${hp.port}`;
+    const other = addresses.get(key);
+    if (other) {
+      throw new ConfigError(
+        `${where}: node "${name}" has the address ${key} of node "${other.name}" (line ${other.line}); each node needs its own`,
+      );
+    }
+    addresses.set(key, { name, line: i + 1 });
+    nodes.push({ name, ...hp, options: {} });
   }
   if (nodes.length === 0) throw new ConfigError(`${source}: no nodes listed`);
   return { cluster: source.replace(/^.*\//, ""), nodes, source, options: {} };
@@ -139,6 +158,7 @@ export function parsePeersJson(text: string, source: string): ClusterConfig {
   }
   const nodes: NodeEntry[] = [];
   const seen = new Map<string, number>();
+  const addresses = new Map<string, number>();
   top.nodes.forEach((raw: unknown, i: number) => {
     const where = `${source}: nodes[${i}]`;
     if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
@@ -160,6 +180,16 @@ export function parsePeersJson(text: string, source: string): ClusterConfig {
       throw new ConfigError(`${where}.host: must be a non-empty string`);
     }
     checkPort(n.port, `${where}.port`);
+    const key = `${n.host}:${n.port}`;
+    const other = addresses.get(key);
+    if (other !== undefined) {
+      throw new ConfigError(
+        `${where}: node "${n.name}" has the address ${key} of nodes[${other}] "${
+          nodes[other].name
+        }"; each node needs its own`,
+      );
+    }
+    addresses.set(key, i);
     if (n.role !== undefined && typeof n.role !== "string") {
       throw new ConfigError(`${where}.role: must be a string`);
     }

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { parseHostPort } from "../config/mod.ts";
+import { loadTlsFiles, parseHostPort, type TlsFileOptions } from "../config/mod.ts";
 import type { CommandDefinition } from "../process/mod.ts";
 import { RemoteError } from "../wire/mod.ts";
 import { ctlRequest } from "./control.ts";
@@ -33,6 +33,9 @@ export const ctlCommand: CommandDefinition = {
       .argument("<cmd>", "command: status, or a role's own (lock, send, publish, …)")
       .argument("[args...]", "command arguments")
       .option("--secret <secret>", "cluster secret", Deno.env.get("PEERD_SECRET"))
+      .option("--tls-ca <file>", "dial TLS, verifying the node against this CA (PEM)")
+      .option("--tls-cert <file>", "client certificate (PEM) for mutual TLS")
+      .option("--tls-key <file>", "private key of --tls-cert (PEM)")
       .option("--timeout <seconds>", "how long to wait for the reply", "30")
       .option("--compact", "print the reply on one line")
       .action(
@@ -40,7 +43,7 @@ export const ctlCommand: CommandDefinition = {
           address: string,
           cmd: string,
           args: string[],
-          opts: { secret?: string; timeout: string; compact?: boolean },
+          opts: { secret?: string; timeout: string; compact?: boolean } & TlsFileOptions,
         ) => {
           const target = parseHostPort(address, "ctl address");
           const timeoutS = Number(opts.timeout);
@@ -51,9 +54,11 @@ export const ctlCommand: CommandDefinition = {
             Deno.exitCode = 2;
             return;
           }
+          const tls = loadTlsFiles(opts, { node: false });
           try {
             const reply = await ctlRequest(target, cmd, args, {
               secret: opts.secret,
+              tls,
               timeoutMs: timeoutS * 1000,
             });
             delete reply.rid;

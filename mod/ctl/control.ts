@@ -11,6 +11,7 @@ import {
   ProtocolError,
   quote,
   RpcClient,
+  type TlsConfig,
 } from "../wire/mod.ts";
 import type { HostPort } from "../config/mod.ts";
 
@@ -57,6 +58,8 @@ export function ctlHandler(commands: CtlCommands): FrameHandler {
 export interface CtlRequestOptions {
   /** Cluster secret, when the node has one. */
   secret?: string;
+  /** TLS, when the node serves it. */
+  tls?: TlsConfig;
   /** How long to wait for the reply. @default {30000} */
   timeoutMs?: number;
   /** Cancels the request. */
@@ -74,6 +77,7 @@ export async function ctlRequest(
     role: "ctl",
     name: "ctl",
     secret: options.secret,
+    tls: options.tls,
     timeoutMs: Math.min(options.timeoutMs ?? 30_000, 5_000),
     signal: options.signal,
   });

@@ -7,13 +7,15 @@
  */
 import { type ClusterConfig, loadPeersFile } from "../config/mod.ts";
 import {
+  aborted,
   freePort,
   LocalCluster,
   type NodeSpec,
   type RoleDefinition,
   UsageError,
 } from "../process/mod.ts";
-import type { DemoContext } from "./step.ts";
+import type { DemoContext } from "../process/mod.ts";
+import { type DemoConsole, startDemoConsole } from "./console.ts";
 import { DEMO_STEPS } from "./steps.ts";
 
 /** The demo role. */
@@ -37,8 +39,22 @@ export const demoRole: RoleDefinition = {
       description: "keep the scratch directory (logs, events, data)",
       kind: "bool",
     },
+    {
+      flags: "--console",
+      description: "serve the live web console of the demo's nodes; keep them running until Ctrl-C",
+      kind: "bool",
+    },
+    {
+      flags: "--console-listen <host:port>",
+      description: "where --console serves its page",
+      default: "127.0.0.1:7900",
+    },
   ],
-  examples: ["peerd --role demo", "peerd --role demo --only ring,gossip"],
+  examples: [
+    "peerd --role demo",
+    "peerd --role demo --only ring,gossip",
+    "peerd --role demo --console",
+  ],
   async run(ctx) {
     const only = ctx.options.only
       ? String(ctx.options.only).split(",").map((s) => s.trim())
@@ -59,6 +75,13 @@ export const demoRole: RoleDefinition = {
     const steps = DEMO_STEPS.filter((s) => !only || only.includes(s.name));
     const t0 = performance.now();
     let failed = 0;
+    const kept: LocalCluster[] = [];
+    let web: DemoConsole | undefined;
+    let stepsDone = false;
+    if (ctx.options.console) {
+      web = await startDemoConsole(String(ctx.options.consoleListen), ctx.signal);
+      console.log(`peerd demo: console on ${web.url} (open it in a browser)`);
+    }
     console.log(
       `peerd demo: ${steps.length} steps; peers from ${
         peersPath ?? "(free ports)"
@@ -82,12 +105,13 @@ export const demoRole: RoleDefinition = {
           nodesFor: (role, count, prefix) => nodesFor(peers, role, count, prefix),
           startCluster: async (nodes, options) => {
             const cluster = await LocalCluster.start({
-              nodes,
+              nodes: web ? web.withHttp(nodes) : nodes,
               dir: `${root}/${step.name}/${clusters.length}`,
               peersFormat: options?.peersFormat,
               secret: options?.secret,
             });
             clusters.push(cluster);
+            if (web) await web.watch(cluster, options?.secret);
             return cluster;
           },
         };
@@ -99,15 +123,29 @@ export const demoRole: RoleDefinition = {
           failed++;
           console.log(`   FAILED: ${err instanceof Error ? err.message : String(err)}`);
         } finally {
-          for (const cluster of clusters) await cluster.stop();
+          if (web) kept.push(...clusters);
+          else for (const cluster of clusters) await cluster.stop();
         }
       }
+      stepsDone = !ctx.signal.aborted;
+      if (web && stepsDone) {
+        console.log(
+          `\npeerd demo: ${
+            steps.length - failed
+          } of ${steps.length} steps ok; the nodes keep running for the console at ${web.url}` +
+            ` — Ctrl-C stops them`,
+        );
+        await aborted(ctx.signal);
+      }
     } finally {
+      for (const cluster of kept) await cluster.stop();
+      await web?.close();
       if (!ctx.options.keep) await Deno.remove(root, { recursive: true }).catch(() => {});
     }
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     console.log(`\npeerd demo: ${steps.length - failed} of ${steps.length} steps ok in ${secs} s`);
-    return failed === 0 && !ctx.signal.aborted ? 0 : 1;
+    // with --console, Ctrl-C after the steps is how the demo ends
+    return failed === 0 && (stepsDone && web ? true : !ctx.signal.aborted) ? 0 : 1;
   },
 };
 

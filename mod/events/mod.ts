@@ -9,6 +9,7 @@
  * @module
  */
 export {
+  type EventListener,
   type EventRecord,
   EventSink,
   type EventSinkOptions,
@@ -16,4 +17,4 @@ export {
   Logger,
   type LogLevel,
 } from "./sink.ts";
-export { formatTraceLine, readEventFiles, traceCommand } from "./trace.ts";
+export { formatTraceLine, readEventFiles, spaceTimeSvg, traceCommand } from "./trace.ts";

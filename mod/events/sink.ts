@@ -38,8 +38,14 @@ export interface EventSinkOptions {
   /** Events at `debug` level are written only when this is `debug`. @default {"info"} */
   level?: LogLevel;
   /** Also receives every event (tests, in-process observers). */
-  listener?: (event: EventRecord) => void;
+  listener?: EventListener;
 }
+
+/**
+ * An in-process observer of events; `line` is the event's JSON line when the sink writes
+ * one (so an observer that sends JSON on need not build it again).
+ */
+export type EventListener = (event: EventRecord, line?: string) => void;
 
 const encoder = new TextEncoder();
 
@@ -56,7 +62,7 @@ export class EventSink {
   #debug: boolean;
   #lines: string[] = [];
   #scheduled = false;
-  #listeners: Array<(event: EventRecord) => void> = [];
+  #listeners: EventListener[] = [];
   #closed = false;
 
   constructor(options: EventSinkOptions) {
@@ -71,7 +77,7 @@ export class EventSink {
   }
 
   /** Adds an in-process observer of every event; returns a function that removes it. */
-  subscribe(listener: (event: EventRecord) => void): () => void {
+  subscribe(listener: EventListener): () => void {
     this.#listeners.push(listener);
     return () => {
       this.#listeners = this.#listeners.filter((l) => l !== listener);
@@ -89,9 +95,11 @@ export class EventSink {
     if (!this.active) return;
     const ts = Math.round((performance.timeOrigin + performance.now()) * 1000) / 1000;
     const event: EventRecord = { ts, node: this.node, role: this.role, ev, ...fields };
-    for (const listener of this.#listeners) listener(event);
-    if (this.#closed || (!this.#file && !this.#stdout)) return;
-    this.#lines.push(JSON.stringify(event, jsonReplacer));
+    const writes = !this.#closed && (!!this.#file || this.#stdout);
+    const line = writes ? JSON.stringify(event, jsonReplacer) : undefined;
+    for (const listener of this.#listeners) listener(event, line);
+    if (line === undefined) return;
+    this.#lines.push(line);
     if (!this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(() => this.#flush());

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { pause } from "../process/mod.ts";
+import { sleep } from "../wire/mod.ts";
 import type { RandomSource } from "../random/mod.ts";
 import { WORDS } from "./words.ts";
 
@@ -31,7 +31,7 @@ export async function generateWords(
 ): Promise<void> {
   const random = options.random ?? Math.random;
   for (let seq = 1; !options.signal.aborted; seq++) {
-    await pause(exponentialGap(random, options.meanMs), options.signal);
+    await sleep(exponentialGap(random, options.meanMs), options.signal);
     if (options.signal.aborted) break;
     write(`${nodeName}/${seq}`, WORDS[Math.floor(random() * WORDS.length)]);
   }

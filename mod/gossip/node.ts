@@ -536,6 +536,10 @@ export class GossipNode {
     } else if (c.state === "suspect") {
       this.#emit("member.suspect", { peer: c.peer, incarnation: c.incarnation });
     } else this.#emit("member.down", { peer: c.peer, incarnation: c.incarnation, was: c.was });
+    // a member declared dead may sit behind a stalled connection (a partition leaves TCP
+    // retransmitting with growing back-off): the next message to it dials afresh. Not on
+    // suspicion, which load alone can cause: redialling then would only add work.
+    if (c.state === "dead" && c.addr) this.#transport.reset?.(c.addr);
   }
 
   // ── helpers ──

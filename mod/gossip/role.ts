@@ -7,6 +7,7 @@
 import { ConfigError, type NodeEntry, parseHostPort } from "../config/mod.ts";
 import {
   aborted,
+  linkSecurity,
   type RoleContext,
   type RoleDefinition,
   roleMembers,
@@ -206,7 +207,7 @@ export const gossipRole: RoleDefinition = {
     const { neighbours, seeds } = resolvePeers(ctx, s);
     const transport = new TcpTransport({
       name: ctx.name,
-      secret: ctx.secret,
+      security: linkSecurity(ctx),
       maxFrame: ctx.maxFrame,
       log: ctx.log,
     });

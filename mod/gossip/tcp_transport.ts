@@ -8,7 +8,12 @@
  */
 import { parseHostPort } from "../config/mod.ts";
 import type { Logger } from "../events/mod.ts";
-import { DEFAULT_HIGH_WATER_MARK, type Message, RpcClient } from "../wire/mod.ts";
+import {
+  DEFAULT_HIGH_WATER_MARK,
+  type LinkSecurity,
+  type Message,
+  RpcClient,
+} from "../wire/mod.ts";
 import type { GossipMessage } from "./messages.ts";
 import type { GossipTransport } from "./transport.ts";
 
@@ -16,8 +21,8 @@ import type { GossipTransport } from "./transport.ts";
 export interface TcpTransportOptions {
   /** This node's name (sent in hello). */
   name: string;
-  /** Cluster secret. */
-  secret?: string;
+  /** Cluster secret, TLS, refusal reports. */
+  security?: LinkSecurity;
   /** Largest frame. */
   maxFrame?: number;
   /** Logs connection trouble at debug level. */
@@ -42,6 +47,8 @@ export interface TcpTransportStats {
   connects: number;
   /** Connection attempts that failed. */
   connectFailures: number;
+  /** Connections closed by {@linkcode TcpTransport.reset} (a member declared dead). */
+  resets: number;
 }
 
 interface Link {
@@ -64,6 +71,7 @@ export class TcpTransport implements GossipTransport, AsyncDisposable {
     dropped: 0,
     connects: 0,
     connectFailures: 0,
+    resets: 0,
   };
 
   constructor(options: TcpTransportOptions) {
@@ -103,6 +111,22 @@ export class TcpTransport implements GossipTransport, AsyncDisposable {
     this.#connecting.add(task);
   }
 
+  /**
+   * Closes the connection to `addr`, if any, so the next `send` dials again (a connection
+   * that outlived a partition may be stuck in TCP retransmission back-off for minutes).
+   */
+  reset(addr: string): void {
+    const link = this.#links.get(addr);
+    if (!link?.client) return;
+    const client = link.client;
+    link.client = undefined;
+    this.stats.resets++;
+    const closing: Promise<void> = client.close().catch(() => {}).finally(() =>
+      this.#connecting.delete(closing)
+    );
+    this.#connecting.add(closing);
+  }
+
   /** Closes every connection (waits for connects in progress). Safe to call twice. */
   async close(): Promise<void> {
     this.#closed = true;
@@ -129,7 +153,7 @@ export class TcpTransport implements GossipTransport, AsyncDisposable {
       client = await RpcClient.connect(hp, {
         role: "gossip",
         name: this.#o.name,
-        secret: this.#o.secret,
+        ...this.#o.security,
         maxFrame: this.#o.maxFrame,
         timeoutMs: this.#o.connectTimeoutMs ?? 2_000,
       });

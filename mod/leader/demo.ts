@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { DemoStep } from "../demo/step.ts";
+import type { DemoStep } from "../process/mod.ts";
 
 /** The leader/follower demo step. */
 export const leaderDemo: DemoStep = {

@@ -7,7 +7,13 @@
  * @module
  */
 import { parseHostPort } from "../config/mod.ts";
-import { aborted, type RoleContext, type RoleDefinition, startNodeServer } from "../process/mod.ts";
+import {
+  aborted,
+  linkSecurity,
+  type RoleContext,
+  type RoleDefinition,
+  startNodeServer,
+} from "../process/mod.ts";
 import { QueueClient, type QueueMessage } from "../queue/mod.ts";
 import {
   declareExchanges,
@@ -40,7 +46,7 @@ async function connectWithRetry(
       return await QueueClient.connect(addr, {
         name: ctx.name,
         role: "follower",
-        secret: ctx.secret,
+        ...linkSecurity(ctx),
         signal: ctx.signal,
       });
     } catch (err) {

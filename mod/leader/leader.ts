@@ -9,10 +9,12 @@
  */
 import { parseHostPort } from "../config/mod.ts";
 import {
+  linkSecurity,
   peerdCommand,
   type RoleContext,
   type RoleDefinition,
   startNodeServer,
+  UsageError,
 } from "../process/mod.ts";
 import {
   LocalChannel,
@@ -134,9 +136,10 @@ export const leaderRole: RoleDefinition = {
   async run(ctx: RoleContext): Promise<number> {
     const spawn = ctx.options.spawn as number | undefined;
     const n = spawn ?? (ctx.options.followers as number | undefined);
-    if (!n || n < 1 || n > 1000) {
-      ctx.log.error("--spawn N or --followers N (1..1000) is required");
-      return 2;
+    if (n === undefined) throw new UsageError("--spawn N or --followers N (1..1000) is required");
+    if (!Number.isInteger(n) || n < 1 || n > 1000) {
+      const flag = spawn !== undefined ? "--spawn" : "--followers";
+      throw new UsageError(`${flag} must be 1..1000, got ${n}`);
     }
     const turnTimeout = Number(ctx.options.turnTimeout ?? 3000);
     const startTimeout = Number(ctx.options.startTimeout ?? 30000);
@@ -173,7 +176,7 @@ export const leaderRole: RoleDefinition = {
         channel = await QueueClient.connect(parseHostPort(remote, "--queue"), {
           name: ctx.name,
           role: "leader",
-          secret: ctx.secret,
+          ...linkSecurity(ctx),
         });
       } catch (err) {
         await server.close();
@@ -259,6 +262,10 @@ export const leaderRole: RoleDefinition = {
           ];
           const env: Record<string, string> = {};
           if (ctx.secret) env.PEERD_SECRET = ctx.secret;
+          const tls = ctx.tlsFiles ?? {};
+          if (tls.tlsCert) env.PEERD_TLS_CERT = tls.tlsCert;
+          if (tls.tlsKey) env.PEERD_TLS_KEY = tls.tlsKey;
+          if (tls.tlsCa) env.PEERD_TLS_CA = tls.tlsCa;
           const child = peerdCommand(args, {
             stdin: "null",
             stdout: "piped",

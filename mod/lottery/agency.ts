@@ -8,8 +8,8 @@
  */
 import { parseHostPort } from "../config/mod.ts";
 import { ConfigError } from "../config/mod.ts";
-import { pause, type RoleContext, type RoleDefinition, UsageError } from "../process/mod.ts";
-import { FrameEncoder, RemoteError, RpcClient } from "../wire/mod.ts";
+import { linkSecurity, type RoleContext, type RoleDefinition, UsageError } from "../process/mod.ts";
+import { Backoff, FrameEncoder, heartbeat, RemoteError, RpcClient, sleep } from "../wire/mod.ts";
 import { betLineProblem, forEachCsvLine, type InvalidLine } from "./bet.ts";
 
 /** Largest frame an agency sends, as the course requires. */
@@ -93,7 +93,7 @@ function agencyFromPath(path: string): number | undefined {
 class Uploader {
   readonly #ctx: RoleContext;
   readonly #server: { hostname: string; port: number };
-  #connectFailures = 0;
+  readonly #backoff = new Backoff({ initialMs: 100, maxMs: 2_000, jitter: 0.25 });
   #failingSince = 0;
 
   constructor(ctx: RoleContext, server: { hostname: string; port: number }) {
@@ -109,29 +109,26 @@ class Uploader {
         const client = await RpcClient.connect(this.#server, {
           role: "agency",
           name: this.#ctx.name,
-          secret: this.#ctx.secret,
+          ...linkSecurity(this.#ctx),
           timeoutMs: 3_000,
         });
-        this.#connectFailures = 0;
+        this.#backoff.reset();
         this.#failingSince = 0;
         return client;
       } catch (err) {
         if (err instanceof RemoteError) throw err; // refused (unauthorized): no point retrying
-        this.#connectFailures++;
-        if (this.#failingSince === 0) this.#failingSince = performance.now();
-        if (this.#connectFailures === 1) {
+        if (this.#failingSince === 0) {
+          this.#failingSince = performance.now();
           this.#ctx.log.warn(
             `Cannot reach ${this.#server.hostname}:${this.#server.port}: retrying`,
           );
         }
-        const delay = Math.min(2_000, 50 * 2 ** Math.min(this.#connectFailures, 6)) *
-          (0.5 + Math.random() / 2);
         if (performance.now() - this.#failingSince > 60_000) {
           throw new Error(
             `Cannot reach the server at ${this.#server.hostname}:${this.#server.port} for a minute`,
           );
         }
-        await pause(delay, this.#ctx.signal);
+        await sleep(this.#backoff.next(), this.#ctx.signal);
       }
     }
     throw new Error("Cannot reach the server");
@@ -141,6 +138,13 @@ class Uploader {
   async withRetry<T>(what: string, work: (client: RpcClient) => Promise<T>): Promise<T> {
     for (let attempt = 0; attempt < 200; attempt++) {
       const client = await this.connect();
+      // a partition leaves the connection silent, not broken: the heartbeat closes it after
+      // HEARTBEAT_SILENCE_MS without an answer, so `work` fails now and is resumed on a new one
+      const stop = new AbortController();
+      const beat = heartbeat(client, {
+        probe: { t: "echo", data: "" },
+        signal: AbortSignal.any([stop.signal, this.#ctx.signal]),
+      });
       try {
         return await work(client);
       } catch (err) {
@@ -150,8 +154,12 @@ class Uploader {
             err instanceof Error ? err.message : String(err)
           }); resuming`,
         );
-        this.#ctx.events.emit("link.down", { what });
+        stop.abort();
+        const silent = (await beat) === "silent";
+        this.#ctx.events.emit("link.down", { what, ...(silent ? { reason: "heartbeat" } : {}) });
       } finally {
+        stop.abort();
+        await beat;
         await client.close();
       }
     }
@@ -188,6 +196,11 @@ export const agencyRole: RoleDefinition = {
       kind: "int",
     },
     {
+      flags: "--round <n>",
+      description: "the round to upload to (default: the server's current round, asked once)",
+      kind: "int",
+    },
+    {
       flags: "--skip-invalid",
       description: "report invalid lines and send the rest (default: exit 2)",
       kind: "bool",
@@ -208,6 +221,8 @@ export const agencyRole: RoleDefinition = {
     if (batchMax < 1 || inFlight < 1) {
       throw new UsageError("--batch-max and --in-flight must be ≥ 1");
     }
+    let round = o.round as number | undefined;
+    if (round !== undefined && round < 1) throw new UsageError(`--round must be ≥ 1, got ${round}`);
     let text: string;
     try {
       text = await Deno.readTextFile(path);
@@ -244,13 +259,20 @@ export const agencyRole: RoleDefinition = {
       invalid: invalid.length,
     });
     try {
+      if (round === undefined) {
+        // pinned once, so a reconnect after the server opened another round cannot move
+        // this file's bets into it
+        const info = await up.withRetry("round", (client) => client.request({ t: "round" }));
+        round = Number(info.round);
+        ctx.events.emit("round", { agency, round, drawn: info.drawn === true });
+      }
       await up.withRetry("upload", async (client) => {
         const todo = batches.map((_, i) => i).filter((i) => !acked.has(i));
         let next = 0;
         const worker = async () => {
           while (next < todo.length && !ctx.signal.aborted) {
             const seq = todo[next++];
-            await client.request({ t: "bets", agency, seq, csv: batches[seq].csv }, {
+            await client.request({ t: "bets", agency, seq, round, csv: batches[seq].csv }, {
               timeoutMs: 30_000,
             });
             acked.add(seq);
@@ -285,7 +307,7 @@ export const agencyRole: RoleDefinition = {
       ctx.log.info(`sent ${valid} bets in ${batches.length} batches in ${secs.toFixed(2)} s`);
       await up.withRetry("done", async (client) => {
         try {
-          await client.request({ t: "done", agency, batches: batches.length });
+          await client.request({ t: "done", agency, round, batches: batches.length });
         } catch (err) {
           if (!(err instanceof RemoteError && err.code === "already_done")) throw err;
         }
@@ -293,7 +315,7 @@ export const agencyRole: RoleDefinition = {
       const reply = await up.withRetry(
         "winners",
         (client) =>
-          client.request({ t: "winners", agency, wait: true }, {
+          client.request({ t: "winners", agency, round, wait: true }, {
             timeoutMs: 24 * 3600_000,
             signal: ctx.signal,
           }),
@@ -312,6 +334,7 @@ export const agencyRole: RoleDefinition = {
       }
       if (err instanceof RemoteError) {
         console.error(`peerd agency: the server refused: ${err.message}`);
+        ctx.events.emit("refused", { agency, round, code: err.code, message: err.message });
         return 1;
       }
       throw err;

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { parseHostPort } from "../config/mod.ts";
+import { loadTlsFiles, parseHostPort, type TlsFileOptions } from "../config/mod.ts";
 import type { CommandDefinition } from "../process/mod.ts";
 import { RpcClient } from "../wire/mod.ts";
 
@@ -19,15 +19,20 @@ export const echoCheckCommand: CommandDefinition = {
       .description("send a random message to an echo server and check it comes back")
       .argument("<address>", "host:port")
       .option("--secret <secret>", "cluster secret")
+      .option("--tls-ca <file>", "dial TLS, verifying the server against this CA (PEM)")
+      .option("--tls-cert <file>", "client certificate (PEM) for mutual TLS")
+      .option("--tls-key <file>", "private key of --tls-cert (PEM)")
       .option("--timeout <seconds>", "time limit", "5")
-      .action(async (address: string, o: { secret?: string; timeout: string }) => {
+      .action(async (address: string, o: { secret?: string; timeout: string } & TlsFileOptions) => {
         const target = parseHostPort(address, "echo-check address");
+        const tls = loadTlsFiles(o, { node: false });
         const data = `echo-check ${crypto.randomUUID()}`;
         let ok = false;
         try {
           const client = await RpcClient.connect(target, {
             name: "echo-check",
             secret: o.secret,
+            tls,
             timeoutMs: Number(o.timeout) * 1000,
           });
           try {

@@ -26,10 +26,11 @@ import {
 } from "../wire/mod.ts";
 import { BrokerStore, type DaemonRow, type OutboxRow } from "./broker_store.ts";
 import { MAX_PAYLOAD_BYTES, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
-import { Tick } from "./tick.ts";
+import { Tick } from "../process/mod.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkPattern, checkTopic, TopicError } from "./topic.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";
+import { prepareDataDir, StorageError } from "../storage/mod.ts";
 
 interface DaemonState extends DaemonRow {
   /** Seen including the tick not yet committed. */
@@ -65,7 +66,7 @@ export class Broker {
   #newTopics: string[] = [];
   #pubbers = new Set<DaemonState>();
   #published: Array<{ id: string; topic: string; to: number }> = [];
-  readonly #tick = new Tick(() => this.#flushOrDie());
+  readonly #tick = new Tick(() => this.#flushOrFail());
   #lazyPubacks = new Set<DaemonState>();
   #pubackTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #idle: IdleCheckpoint;
@@ -76,6 +77,11 @@ export class Broker {
   messagesIn = 0;
   /** Deliveries sent to daemons (one per daemon per publication). */
   messagesOut = 0;
+
+  #storeFailed = false;
+  #onFailed: (err: StorageError) => void = () => {};
+  /** Resolves when a write to the database failed: the broker stopped acknowledging. */
+  readonly failed: Promise<StorageError> = new Promise((resolve) => this.#onFailed = resolve);
 
   constructor(ctx: RoleContext, store: BrokerStore) {
     this.#ctx = ctx;
@@ -219,7 +225,7 @@ export class Broker {
 
   /** Status fields for `ctl status`. */
   status(): Record<string, unknown> {
-    this.#flushOrDie(); // deferred deletions first, so the backlog below is exact
+    this.#flushOrFail(); // deferred deletions first, so the backlog below is exact
     const backlog: Record<string, number> = {};
     const daemons: Record<string, unknown> = {};
     for (const d of this.#daemons.values()) {
@@ -250,7 +256,7 @@ export class Broker {
   /** Writes what is pending and stops. */
   close(): void {
     if (this.#closed) return;
-    this.#flush();
+    if (!this.#storeFailed) this.#flush();
     this.#closed = true;
     clearTimeout(this.#pubackTimer);
     this.#tick.close();
@@ -520,22 +526,28 @@ export class Broker {
   }
 
   /**
-   * A failed write leaves the in-memory streams ahead of the disk: stop at once (exit 1)
-   * and let the restart resend whatever was not acknowledged.
+   * A failed write leaves the in-memory streams ahead of the disk: stop writing and
+   * acknowledging at once, emit `store.failed`, and resolve {@linkcode failed} so the role
+   * exits 1; the restart resends whatever was not acknowledged.
    */
-  #flushOrDie(): void {
+  #flushOrFail(): void {
     try {
       this.#flush();
     } catch (err) {
-      this.#ctx.log.error(
+      if (this.#storeFailed) return;
+      this.#storeFailed = true;
+      const failure = new StorageError(
         `Cannot write to the database: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
       );
-      Deno.exit(1);
+      this.#ctx.events.emit("store.failed", { code: failure.code, message: failure.message });
+      this.#ctx.log.error(failure.message);
+      this.#onFailed(failure);
     }
   }
 
   #flush(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#storeFailed) return;
     const rows = this.#rows;
     const dirty = [...this.#daemons.values()].filter((d) => d.dirty);
     const acks = this.#takeAcks();
@@ -701,7 +713,7 @@ export const brokerRole: RoleDefinition = {
     "peerd ctl 127.0.0.1:7401 status",
   ],
   async run(ctx: RoleContext): Promise<number> {
-    await Deno.mkdir(ctx.dataDir, { recursive: true });
+    prepareDataDir(ctx.dataDir);
     const store = new BrokerStore(`${ctx.dataDir}/broker.sqlite`);
     const broker = new Broker(ctx, store);
     let server: FrameServer;
@@ -719,7 +731,8 @@ export const brokerRole: RoleDefinition = {
     try {
       ctx.events.emit("ready", { listen: `${ctx.listen.hostname}:${server.port}` });
       ctx.log.info(`broker listening on ${ctx.listen.hostname}:${server.port}`);
-      await aborted(ctx.signal);
+      const failure = await Promise.race([aborted(ctx.signal), broker.failed]);
+      if (failure) throw failure;
     } finally {
       await server.close();
       broker.close();

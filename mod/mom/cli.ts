@@ -10,7 +10,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { ConfigError, parseHostPort } from "../config/mod.ts";
+import { ConfigError, loadTlsFiles, parseHostPort, type TlsFileOptions } from "../config/mod.ts";
 import type { CommandDefinition } from "../process/mod.ts";
 import type { DialAddress } from "../wire/mod.ts";
 import { MomClient, MomError, type MomMessage, type MomUser } from "./client.ts";
@@ -45,7 +45,7 @@ function positive(text: string | undefined, what: string): number | undefined {
   return n;
 }
 
-interface MomOptions {
+interface MomOptions extends TlsFileOptions {
   daemon?: string;
   user?: string;
   secret?: string;
@@ -217,7 +217,11 @@ async function momAction(command: string[], opts: MomOptions): Promise<void> {
         throw new CliUsage(`${command[0]} needs --user ID`);
       }
     }
-    client = await MomClient.connect(address, { name: "mom-cli", secret: opts.secret });
+    client = await MomClient.connect(address, {
+      name: "mom-cli",
+      secret: opts.secret,
+      tls: loadTlsFiles(opts, { node: false }),
+    });
     const shell = new MomShell(client, user);
     if (command.length > 0) {
       const rest = command.slice(2).join(" ");
@@ -273,6 +277,9 @@ export const momCommand: CommandDefinition = {
       .option("--count <n>", "receive: stop after n messages (exit 1 if fewer arrive)")
       .option("--own", "subscribe: also receive this user's own publications")
       .option("--secret <secret>", "cluster secret", Deno.env.get("PEERD_SECRET"))
+      .option("--tls-ca <file>", "dial TLS, verifying the server against this CA (PEM)")
+      .option("--tls-cert <file>", "client certificate (PEM) for mutual TLS")
+      .option("--tls-key <file>", "private key of --tls-cert (PEM)")
       .action(async (command: string[], opts: MomOptions) => {
         await momAction(command, opts);
       });

@@ -23,6 +23,7 @@ import {
   ProtocolError,
   RemoteError,
   RpcClient,
+  type TlsConfig,
 } from "../wire/mod.ts";
 import { MAX_RECEIVE_BATCH } from "./protocol.ts";
 
@@ -92,6 +93,8 @@ export interface MomClientOptions {
   name?: string;
   /** Cluster secret, when the daemon has one. */
   secret?: string;
+  /** TLS, when the daemon serves it. */
+  tls?: TlsConfig;
   /** Cancels connecting. */
   signal?: AbortSignal;
 }
@@ -126,6 +129,7 @@ export class MomClient implements AsyncDisposable {
         role: "client",
         name: options.name ?? "app",
         secret: options.secret,
+        tls: options.tls,
         signal: options.signal,
         timeoutMs: 3_000,
       });

@@ -20,6 +20,7 @@
 import { ConfigError, type HostPort, parseHostPort } from "../config/mod.ts";
 import {
   aborted,
+  linkSecurity,
   pause,
   type RoleContext,
   type RoleDefinition,
@@ -34,6 +35,7 @@ import {
   fieldInt,
   fieldString,
   type FrameServer,
+  heartbeat,
   type Message,
   type PeerSession,
   type PreEncoded,
@@ -43,10 +45,11 @@ import {
 } from "../wire/mod.ts";
 import { DaemonStore, type Delivery, type InboxEntry, type OutboxEntry } from "./daemon_store.ts";
 import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
-import { Tick } from "./tick.ts";
+import { Tick } from "../process/mod.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkPattern, checkTopic, TopicError } from "./topic.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";
+import { prepareDataDir, StorageError, STORE_FAILED } from "../storage/mod.ts";
 
 interface Waiter {
   session: PeerSession;
@@ -124,7 +127,7 @@ export class MomDaemon {
   #flushes: Array<{ session: PeerSession; msg: Message }> = [];
   /** Publications and flushes held while local subscriptions are being synced. */
   #held: Array<PendingPublish | { session: PeerSession; msg: Message }> | undefined;
-  readonly #tick = new Tick(() => this.#flushOrDie());
+  readonly #tick = new Tick(() => this.#flushOrFail());
   readonly #idle: IdleCheckpoint;
   #link: RpcClient | undefined;
   #attached = false;
@@ -139,6 +142,11 @@ export class MomDaemon {
   published = 0;
   /** Deliveries stored into local inboxes (one per user). */
   delivered = 0;
+
+  #storeFailed = false;
+  #onFailed: (err: StorageError) => void = () => {};
+  /** Resolves when a write to the database failed: the daemon stopped acknowledging. */
+  readonly failed: Promise<StorageError> = new Promise((resolve) => this.#onFailed = resolve);
 
   constructor(ctx: RoleContext, store: DaemonStore, broker: HostPort) {
     this.#ctx = ctx;
@@ -464,7 +472,7 @@ export class MomDaemon {
 
   /** Status fields for `ctl status`. */
   status(): Record<string, unknown> {
-    this.#flushOrDie(); // deferred deletions first, so the sizes below are exact
+    this.#flushOrFail(); // deferred deletions first, so the sizes below are exact
     return {
       broker: `${this.#broker.hostname}:${this.#broker.port}`,
       link: this.#attached ? "up" : "down",
@@ -488,7 +496,7 @@ export class MomDaemon {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#takes = COLLECT_EVERY;
-    this.#flush();
+    if (!this.#storeFailed) this.#flush();
     this.#closed = true;
     clearTimeout(this.#dackTimer);
     this.#tick.close();
@@ -569,22 +577,28 @@ export class MomDaemon {
   }
 
   /**
-   * A failed write leaves the in-memory streams ahead of the disk: stop at once (exit 1)
-   * and let the restart resend whatever was not acknowledged.
+   * A failed write leaves the in-memory streams ahead of the disk: stop writing and
+   * acknowledging at once, emit `store.failed`, and resolve {@linkcode failed} so the role
+   * exits 1; the restart resends whatever was not acknowledged.
    */
-  #flushOrDie(): void {
+  #flushOrFail(): void {
     try {
       this.#flush();
     } catch (err) {
-      this.#ctx.log.error(
+      if (this.#storeFailed) return;
+      this.#storeFailed = true;
+      const failure = new StorageError(
         `Cannot write to the database: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
       );
-      Deno.exit(1);
+      this.#ctx.events.emit("store.failed", { code: failure.code, message: failure.message });
+      this.#ctx.log.error(failure.message);
+      this.#onFailed(failure);
     }
   }
 
   #flush(): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#storeFailed) return;
     const out = this.#out;
     const incoming = this.#in;
     const flushes = this.#flushes;
@@ -610,15 +624,29 @@ export class MomDaemon {
     const seen = this.#seenPending;
     this.#seenPending = new Map();
     this.#idle.wrote();
-    const firstN = this.#store.commit(
-      out.map((p) => p.entry),
-      incoming,
-      ack > this.#pubAcked ? ack : 0,
-      positions,
-      seen,
-      inboxAcks,
-      collect,
-    );
+    let firstN: number;
+    try {
+      firstN = this.#store.commit(
+        out.map((p) => p.entry),
+        incoming,
+        ack > this.#pubAcked ? ack : 0,
+        positions,
+        seen,
+        inboxAcks,
+        collect,
+      );
+    } catch (err) {
+      // nothing of this batch is stored: its publishers and flushers hear so at once
+      const refusal = new ProtocolError(
+        STORE_FAILED,
+        `Cannot store the publication: ${err instanceof Error ? err.message : String(err)}`,
+      );
+      for (const p of out) {
+        if (p.rid !== undefined) p.session.replyError({ rid: p.rid, t: "publish" }, refusal);
+      }
+      for (const f of flushes) f.session.replyError(f.msg, refusal);
+      throw err;
+    }
     for (const [k, v] of seen) this.#seenFrom.set(k, v);
     if (ack > this.#pubAcked) this.#pubAcked = ack;
     const events = this.#ctx.events;
@@ -868,7 +896,7 @@ export class MomDaemon {
         client = await RpcClient.connect(this.#broker, {
           role: "daemon",
           name: ctx.name,
-          secret: ctx.secret,
+          ...linkSecurity(ctx),
           maxFrame: ctx.maxFrame,
           signal,
           timeoutMs: 3_000,
@@ -925,13 +953,49 @@ export class MomDaemon {
         backoff = Math.min(backoff * 2, 500);
         continue;
       }
+      const beat = this.#heartbeat(client, closed, signal);
       await Promise.race([closed, aborted(signal)]);
       this.#attached = false;
       this.#link = undefined;
       await client.close();
-      ctx.events.emit("link.down", { broker: `${this.#broker.hostname}:${this.#broker.port}` });
+      const reason = await beat;
+      ctx.events.emit("link.down", {
+        broker: `${this.#broker.hostname}:${this.#broker.port}`,
+        ...(reason ? { reason } : {}),
+      });
       if (signal.aborted) return;
       await pause(backoff * (0.5 + Math.random()), signal);
+    }
+  }
+
+  /**
+   * While the link is up, asks the broker for its stream state every LINK_HEARTBEAT_MS; no
+   * answer within LINK_SILENCE_MS closes the link (the loop then reconnects): a partition
+   * leaves TCP silent, not broken, so without this the daemon would report `link: up`
+   * throughout and resume only at TCP's next retransmission after the heal. Resolves with
+   * `"heartbeat"` when it closed the link, undefined otherwise.
+   */
+  async #heartbeat(
+    client: RpcClient,
+    closed: Promise<void>,
+    signal: AbortSignal,
+  ): Promise<string | undefined> {
+    const stop = new AbortController();
+    closed.then(() => stop.abort());
+    try {
+      const how = await heartbeat(client, {
+        probe: { t: "stream.state" },
+        intervalMs: LINK_HEARTBEAT_MS,
+        silenceMs: LINK_SILENCE_MS,
+        signal: AbortSignal.any([signal, stop.signal]),
+      });
+      if (how !== "silent") return undefined;
+      this.#ctx.log.warn(
+        `broker ${this.#broker.hostname}:${this.#broker.port} silent for ${LINK_SILENCE_MS} ms: reconnecting`,
+      );
+      return "heartbeat";
+    } finally {
+      stop.abort();
     }
   }
 
@@ -943,6 +1007,11 @@ export class MomDaemon {
     }
   }
 }
+
+/** Gap between two heartbeats (`stream.state` requests) on the broker link. */
+export const LINK_HEARTBEAT_MS = 1_000;
+/** A broker link with no answer to a heartbeat for this long is closed and reconnected. */
+export const LINK_SILENCE_MS = 3_000;
 
 /** Checks of the broker's stream state while syncing subscriptions (then retried next link). */
 const SYNC_ROUNDS = 500;
@@ -1080,7 +1149,7 @@ export const daemonRole: RoleDefinition = {
   ],
   async run(ctx: RoleContext): Promise<number> {
     const broker = brokerAddress(ctx);
-    await Deno.mkdir(ctx.dataDir, { recursive: true });
+    prepareDataDir(ctx.dataDir);
     const store = new DaemonStore(`${ctx.dataDir}/daemon.sqlite`);
     const daemon = new MomDaemon(ctx, store, broker);
     const servers: FrameServer[] = [];
@@ -1107,7 +1176,8 @@ export const daemonRole: RoleDefinition = {
         broker: `${broker.hostname}:${broker.port}`,
       });
       ctx.log.info(`daemon listening on ${ctx.listen.hostname}:${servers[0].port}`);
-      await aborted(ctx.signal);
+      const failure = await Promise.race([aborted(ctx.signal), daemon.failed]);
+      if (failure) throw failure;
     } finally {
       await Promise.all(servers.map((s) => s.close()));
       await daemon.close();

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { openSqlite, rollback } from "../storage/mod.ts";
 import {
   chunkSegments,
   countAfter,
@@ -101,14 +102,13 @@ export class DaemonStore {
   #nextN: number;
 
   constructor(path: string) {
-    this.#db = new DatabaseSync(path);
-    const db = this.#db;
     // automatic checkpoints fsync inside a commit (10+ ms here): make them rare and run
     // them when idle instead (see `checkpoint()`)
-    db.exec(
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=2000; " +
+    this.#db = openSqlite(path, {
+      pragmas: "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=2000; " +
         `PRAGMA wal_autocheckpoint=${WAL_AUTOCHECKPOINT_PAGES};`,
-    );
+    });
+    const db = this.#db;
     const version = Number(
       (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
     );
@@ -542,7 +542,7 @@ export class DaemonStore {
       fn();
       this.#db.exec("COMMIT");
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      rollback(this.#db);
       throw err;
     }
   }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { DemoStep } from "../demo/step.ts";
+import type { DemoStep } from "../process/mod.ts";
 import { pause } from "../process/mod.ts";
 import { MomClient, type MomMessage, type MomUser } from "./client.ts";
 

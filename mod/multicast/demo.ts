@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { DemoStep } from "../demo/step.ts";
+import type { DemoStep } from "../process/mod.ts";
 import type { ClusterNode } from "../process/mod.ts";
 import { pause } from "../process/mod.ts";
 

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { openSqlite, rollback } from "../storage/mod.ts";
 import type { ChatMessage } from "./message.ts";
 
 const SCHEMA_VERSION = 1;
@@ -31,10 +32,10 @@ export class HistoryStore {
   #closed = false;
 
   constructor(path: string) {
-    this.#db = new DatabaseSync(path);
+    this.#db = openSqlite(path, {
+      pragmas: "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL",
+    });
     const db = this.#db;
-    db.exec("PRAGMA journal_mode = WAL");
-    db.exec("PRAGMA synchronous = NORMAL");
     const version = Number(
       (db.prepare("PRAGMA user_version").get() as { user_version: number })
         .user_version,
@@ -103,7 +104,7 @@ export class HistoryStore {
       this.#db.exec("COMMIT");
       this.#count = idx;
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      rollback(this.#db);
       throw err;
     }
     return out;

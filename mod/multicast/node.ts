@@ -6,7 +6,7 @@
  * @module
  */
 import type { NodeEntry } from "../config/mod.ts";
-import { type RoleContext, startNodeServer } from "../process/mod.ts";
+import { linkSecurity, type RoleContext, startNodeServer } from "../process/mod.ts";
 import {
   ErrorCode,
   fieldArray,
@@ -33,6 +33,7 @@ import {
   TotalOrderGroup,
   type View,
 } from "./total_order.ts";
+import { prepareDataDir } from "../storage/mod.ts";
 
 /** Timing and output options of a {@linkcode MulticastNode}. */
 export interface MulticastNodeOptions {
@@ -136,7 +137,7 @@ export class MulticastNode {
       quiet: options.quiet ?? false,
       maxOutbox: options.maxOutbox ?? 100_000,
     };
-    Deno.mkdirSync(ctx.dataDir, { recursive: true });
+    prepareDataDir(ctx.dataDir);
     this.#store = new HistoryStore(`${ctx.dataDir}/multicast.db`);
     this.#tickChannel.port1.onmessage = () => {
       this.#tickScheduled = false;
@@ -216,7 +217,7 @@ export class MulticastNode {
         new PeerLink(peer, {
           self: ctx.name,
           role: ctx.role,
-          secret: ctx.secret,
+          security: linkSecurity(ctx),
           maxFrame: ctx.maxFrame,
           signal: this.#abort.signal,
           onConnect: (link) => this.#onLinkUp(link),

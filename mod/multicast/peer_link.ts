@@ -6,7 +6,7 @@
  * @module
  */
 import type { NodeEntry } from "../config/mod.ts";
-import { type Message, RpcClient } from "../wire/mod.ts";
+import { type LinkSecurity, type Message, RpcClient } from "../wire/mod.ts";
 
 /** Options of {@linkcode PeerLink}. */
 export interface PeerLinkOptions {
@@ -14,8 +14,8 @@ export interface PeerLinkOptions {
   self: string;
   /** This node's role. */
   role: string;
-  /** Cluster secret. */
-  secret?: string;
+  /** Cluster secret, TLS, refusal reports. */
+  security?: LinkSecurity;
   /** Largest frame. */
   maxFrame: number;
   /** Called (synchronously, before any other frame) each time the link (re)connects. */
@@ -109,7 +109,7 @@ export class PeerLink {
           {
             role: o.role,
             name: o.self,
-            secret: o.secret,
+            ...o.security,
             maxFrame: o.maxFrame,
             highWaterMark: 8 * 1024 * 1024,
             timeoutMs: 2_000,

@@ -8,7 +8,7 @@
 import { formatPeersJson } from "../config/mod.ts";
 import type { EventRecord } from "../events/mod.ts";
 import { ctlRequest } from "../ctl/mod.ts";
-import type { Message } from "../wire/mod.ts";
+import type { Message, TlsConfig } from "../wire/mod.ts";
 import { peerdCommand } from "./spawn.ts";
 
 /** Finds a free TCP port on 127.0.0.1 (bound and released at once). */
@@ -64,6 +64,8 @@ export interface LocalClusterOptions {
   peersFormat?: "json" | "txt";
   /** Cluster secret written to peers.json. */
   secret?: string;
+  /** TLS that `ctl` uses to reach the nodes (give the nodes `--tls-*` in their args). */
+  tls?: TlsConfig;
   /** How long each node may take to become ready. @default {20000} */
   readyTimeoutMs?: number;
   /** Log level passed to every node. @default {"info"} */
@@ -170,9 +172,12 @@ export class ClusterNode {
     if (options.waitReady === false || readyEvent === null) return;
     const timeoutMs = this.#cluster.options.readyTimeoutMs ?? 20_000;
     const exited = this.#status.then((s) => s);
-    const ready = this.waitForEvent(readyEvent, { timeoutMs, from: mark }).then(() => undefined);
+    const gaveUp = new AbortController();
+    const ready = this.waitForEvent(readyEvent, { timeoutMs, from: mark, signal: gaveUp.signal })
+      .then(() => undefined);
     const first = await Promise.race([ready, exited]);
     if (first !== undefined) {
+      gaveUp.abort(); // it exited: stop polling for a ready event that cannot come
       await ready.catch(() => {});
       throw new Error(
         `Cannot start ${this.name}: exited with code ${
@@ -311,6 +316,7 @@ export class ClusterNode {
   ctl(cmd: string, args: string[] = [], options: { timeoutMs?: number } = {}): Promise<Message> {
     return ctlRequest({ hostname: "127.0.0.1", port: this.port }, cmd, args, {
       secret: this.#cluster.options.secret,
+      tls: this.#cluster.options.tls,
       timeoutMs: options.timeoutMs ?? 15_000,
     });
   }

@@ -17,10 +17,16 @@ export {
   type RoleOption,
   UsageError,
 } from "./role.ts";
-export { type NodeServerOptions, reportWireProblem, startNodeServer } from "./node_server.ts";
+export {
+  linkSecurity,
+  type NodeServerOptions,
+  reportWireProblem,
+  startNodeServer,
+} from "./node_server.ts";
 export { type CommandPromptOptions, type PromptCommand, runCommandPrompt } from "./prompt.ts";
 export { aborted, installShutdownSignals, SHUTDOWN_BOUND_MS } from "./lifecycle.ts";
 export { isCompiledBinary, peerdArgv, peerdCommand } from "./spawn.ts";
+export type { DemoContext, DemoStep } from "./demo_step.ts";
 export {
   ClusterNode,
   freePort,
@@ -29,3 +35,4 @@ export {
   type NodeSpec,
   pause,
 } from "./cluster.ts";
+export { Tick } from "./tick.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { type CtlCommands, ctlHandler } from "../ctl/mod.ts";
-import { FrameServer, type FrameServerOptions } from "../wire/mod.ts";
+import { FrameServer, type FrameServerOptions, type LinkSecurity } from "../wire/mod.ts";
 import type { RoleContext } from "./role.ts";
 
 /** Options of {@linkcode startNodeServer}. */
@@ -42,10 +42,16 @@ export function startNodeServer(ctx: RoleContext, options: NodeServerOptions): F
       ...(roleStatus ? await roleStatus(args, session, msg) : {}),
     }),
   };
+  if (!options.listen) {
+    ctx.exposeStatus?.(async () => ({
+      ...(await commands.status([], undefined as never, { t: "ctl", cmd: "status" })),
+    }));
+  }
   server = new FrameServer({
     listen: options.listen ?? ctx.listen,
     identity: { role: ctx.role, name: ctx.name },
     secret: ctx.secret,
+    tls: ctx.tls,
     maxFrame: ctx.maxFrame,
     maxConnections: ctx.maxConnections,
     pendingBytes: { perNode: ctx.maxPending },
@@ -59,12 +65,18 @@ export function startNodeServer(ctx: RoleContext, options: NodeServerOptions): F
 
 /**
  * The `onProblem` of a role's `FrameServer`: a bad frame or handshake is logged as a
- * warning and emitted as a `wire.error` event.
+ * warning and emitted as a `wire.error` event; a failed database write (`store`) is
+ * logged as an error and emitted as `store.failed`.
  */
 export function reportWireProblem(
   ctx: RoleContext,
 ): NonNullable<FrameServerOptions["onProblem"]> {
   return (what, detail) => {
+    if (what === "store") {
+      ctx.log.error(detail.message);
+      ctx.events.emit("store.failed", { code: detail.code, message: detail.message.slice(0, 300) });
+      return;
+    }
     ctx.log.warn(`${what} problem from ${detail.remote}: ${detail.code}: ${detail.message}`);
     ctx.events.emit("wire.error", {
       what,
@@ -74,3 +86,31 @@ export function reportWireProblem(
     });
   };
 }
+
+/**
+ * The security of a node's outgoing links: its secret and TLS, and refusals (an impostor
+ * server, a failed TLS verification) reported as `wire.error` events. Spread it into the
+ * options of every `dial`/`RpcClient.connect` a role makes. The same refusal of the same
+ * peer is reported once per {@linkcode LINK_REPORT_QUIET_MS}, not on every redial.
+ */
+export function linkSecurity(ctx: RoleContext): LinkSecurity {
+  const report = reportWireProblem(ctx);
+  // a link redials every second or so: one report per peer and problem per quiet period
+  const last = new Map<string, number>();
+  return {
+    secret: ctx.secret,
+    tls: ctx.tls,
+    onProblem: (what, detail) => {
+      const key = `${what} ${detail.remote} ${detail.code}`;
+      const now = performance.now();
+      const at = last.get(key);
+      if (at !== undefined && now - at < LINK_REPORT_QUIET_MS) return;
+      if (last.size > 1_000) last.clear();
+      last.set(key, now);
+      report(what, detail);
+    },
+  };
+}
+
+/** How long the same refusal of the same peer goes unreported again on a node's links. */
+export const LINK_REPORT_QUIET_MS = 10_000;

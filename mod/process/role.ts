@@ -5,8 +5,9 @@
  * @module
  */
 import type { Command } from "commander";
-import type { ClusterConfig, HostPort, NodeEntry } from "../config/mod.ts";
+import type { ClusterConfig, HostPort, NodeEntry, TlsFileOptions } from "../config/mod.ts";
 import type { EventSink, Logger, LogLevel } from "../events/mod.ts";
+import type { TlsConfig } from "../wire/mod.ts";
 
 /** One role-specific command-line option. Every option also reads `PEERD_<OPTION>`. */
 export interface RoleOption {
@@ -38,6 +39,10 @@ export interface RoleContext {
   dataDir: string;
   /** Cluster secret, if any. */
   secret?: string;
+  /** TLS for the node's port and its outgoing links (`--tls-cert/--tls-key/--tls-ca`), if any. */
+  tls?: TlsConfig;
+  /** The `--tls-*` paths behind `tls`, for processes the role starts itself. */
+  tlsFiles?: TlsFileOptions;
   /** Largest frame accepted. */
   maxFrame: number;
   /** Most connections the node's server takes at once (`--max-connections`). @default {1024} */
@@ -56,6 +61,11 @@ export interface RoleContext {
   options: Record<string, unknown>;
   /** Whether stdin is a terminal (roles may offer a prompt). */
   interactive: boolean;
+  /**
+   * Set when `--http` is on: the node server gives the HTTP endpoints its `status` through
+   * it (a role with its own server may call it too; without it, HTTP asks the node's port).
+   */
+  exposeStatus?: (status: () => Promise<Record<string, unknown>>) => void;
 }
 
 /** A role: one long-running kind of node. */
@@ -72,6 +82,12 @@ export interface RoleDefinition {
   defaultPort?: number;
   /** Example lines for `--help`. */
   examples?: string[];
+  /**
+   * Whether a node is ready for its role (`GET /readyz`), judged from its status; when
+   * absent, a built-in rule for the role's name (mod/http/readiness.ts), else ready once
+   * its `ready` event is out and it answers status.
+   */
+  readiness?: (status: Record<string, unknown>) => { ready: boolean; reason?: string };
   /** Runs the role until `ctx.signal` aborts (or the work is done); returns the exit code. */
   run(ctx: RoleContext): Promise<number | void>;
 }

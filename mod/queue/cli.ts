@@ -8,7 +8,7 @@
  * @module
  */
 import type { Command } from "commander";
-import { parseHostPort } from "../config/mod.ts";
+import { loadTlsFiles, parseHostPort, type TlsFileOptions } from "../config/mod.ts";
 import { printJson } from "../ctl/mod.ts";
 import type { CommandDefinition } from "../process/mod.ts";
 import { RemoteError } from "../wire/mod.ts";
@@ -19,7 +19,7 @@ const decoder = new TextDecoder();
 /** Default queue server address. */
 export const DEFAULT_QUEUE = "127.0.0.1:7501";
 
-interface QueueCtlOptions {
+interface QueueCtlOptions extends TlsFileOptions {
   queue: string;
   secret?: string;
   transient?: boolean;
@@ -31,6 +31,8 @@ interface QueueCtlOptions {
   hold?: boolean;
   count?: string;
   mandatory?: boolean;
+  heartbeat?: string;
+  reconnect?: boolean;
 }
 
 class CliUsage extends Error {}
@@ -124,30 +126,99 @@ async function run(
       need(1, "consume <queue> [--prefetch N] [--no-ack] [--hold] [--count N]");
       const count = intOption(o.count, "--count");
       const prefetch = intOption(o.prefetch, "--prefetch");
-      let seen = 0;
-      const { promise: done, resolve } = Promise.withResolvers<void>();
-      const stop = () => resolve();
-      Deno.addSignalListener("SIGINT", stop);
-      Deno.addSignalListener("SIGTERM", stop);
-      ch.onClose = stop;
-      try {
-        await ch.consume(args[0], (m) => {
-          console.log(messageLine(m));
-          if (o.ack && !o.hold) ch.ack(m);
-          if (count !== undefined && ++seen >= count) resolve();
-        }, { noAck: !o.ack, prefetch });
-        await done;
-        await ch.sync().catch(() => {});
-      } finally {
-        Deno.removeSignalListener("SIGINT", stop);
-        Deno.removeSignalListener("SIGTERM", stop);
-      }
+      await consumeOnce(ch, args[0], o, count, prefetch, 0);
       return;
     }
     default:
       throw new CliUsage(
         `unknown command "${cmd}"; commands: queues, declare, declare-exchange, bind, publish, get, consume, purge, delete`,
       );
+  }
+}
+
+/**
+ * Consumes from `queue` on `ch` until `count` messages (with `seen` already counted), a
+ * signal, or the connection closes; resolves with the new count and whether a signal came.
+ */
+async function consumeOnce(
+  ch: QueueClient,
+  queue: string,
+  o: QueueCtlOptions,
+  count: number | undefined,
+  prefetch: number | undefined,
+  seen: number,
+): Promise<{ seen: number; stopped: boolean }> {
+  let stopped = false;
+  const { promise: done, resolve } = Promise.withResolvers<void>();
+  const stop = () => {
+    stopped = true;
+    resolve();
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  ch.onClose = () => resolve();
+  try {
+    await ch.consume(queue, (m) => {
+      console.log(messageLine(m));
+      if (o.ack && !o.hold) ch.ack(m);
+      if (count !== undefined && ++seen >= count) stop();
+    }, { noAck: !o.ack, prefetch });
+    await done;
+    await ch.sync().catch(() => {});
+  } finally {
+    Deno.removeSignalListener("SIGINT", stop);
+    Deno.removeSignalListener("SIGTERM", stop);
+  }
+  return { seen, stopped };
+}
+
+/**
+ * `consume --reconnect`: consumes, and when the connection is lost (a server restart, or
+ * a heartbeat that found it silent) connects again with capped, jittered backoff and goes
+ * on, until `--count` or a signal. Messages unacked when a connection was lost come again,
+ * marked `redelivered`; gives up after 60 s without a connection.
+ */
+async function consumeReconnecting(
+  connect: () => Promise<QueueClient>,
+  queue: string,
+  o: QueueCtlOptions,
+): Promise<void> {
+  const count = intOption(o.count, "--count");
+  const prefetch = intOption(o.prefetch, "--prefetch");
+  let seen = 0;
+  let failingSince = 0;
+  let backoff = 50;
+  let signalled = false;
+  const onSignal = () => signalled = true;
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    for (let attempt = 0; attempt < 10_000 && !signalled; attempt++) {
+      let ch: QueueClient;
+      try {
+        ch = await connect();
+      } catch (err) {
+        if (err instanceof RemoteError) throw err;
+        failingSince ||= performance.now();
+        if (performance.now() - failingSince > 60_000) throw err;
+        await new Promise((r) => setTimeout(r, backoff * (0.5 + Math.random())));
+        backoff = Math.min(backoff * 2, 1_000);
+        continue;
+      }
+      failingSince = 0;
+      backoff = 50;
+      try {
+        const r = await consumeOnce(ch, queue, o, count, prefetch, seen);
+        seen = r.seen;
+        if (r.stopped) return;
+        console.error(`peerd queue-ctl: connection lost after ${seen} messages; reconnecting`);
+      } finally {
+        await ch.close();
+      }
+    }
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
   }
 }
 
@@ -166,6 +237,9 @@ export const queueCtlCommand: CommandDefinition = {
       .argument("[args...]", "its arguments")
       .option("--queue <host:port>", "queue server", Deno.env.get("PEERD_QUEUE") ?? DEFAULT_QUEUE)
       .option("--secret <secret>", "cluster secret", Deno.env.get("PEERD_SECRET"))
+      .option("--tls-ca <file>", "dial TLS, verifying the server against this CA (PEM)")
+      .option("--tls-cert <file>", "client certificate (PEM) for mutual TLS")
+      .option("--tls-key <file>", "private key of --tls-cert (PEM)")
       .option("--transient", "declare: not durable; publish: not persistent")
       .option("--exclusive", "declare: exclusive to this connection")
       .option("--auto-delete", "declare: delete when the last consumer goes")
@@ -175,12 +249,35 @@ export const queueCtlCommand: CommandDefinition = {
       .option("--no-ack", "consume: automatic acknowledgement")
       .option("--hold", "consume: never ack (messages go back when this process ends)")
       .option("--count <n>", "consume: stop after n messages")
+      .option(
+        "--heartbeat <ms>",
+        "heartbeat interval (0: none); a silent server is dropped after 3",
+        "1000",
+      )
+      .option("--reconnect", "consume: reconnect when the connection is lost, and go on")
       .action(async (cmd: string, args: string[], o: QueueCtlOptions) => {
         let ch: QueueClient | undefined;
         try {
           const address = parseHostPort(o.queue, "--queue");
-          ch = await QueueClient.connect(address, { name: "queue-ctl", secret: o.secret });
-          await run(ch, cmd, args, o);
+          const heartbeatMs = intOption(o.heartbeat, "--heartbeat") || undefined;
+          if (heartbeatMs !== undefined && heartbeatMs < 50) {
+            throw new CliUsage("--heartbeat must be 0 (none) or at least 50 ms");
+          }
+          const tls = loadTlsFiles(o, { node: false });
+          const connect = () =>
+            QueueClient.connect(address, {
+              name: "queue-ctl",
+              secret: o.secret,
+              tls,
+              heartbeatMs,
+            });
+          if (cmd === "consume" && o.reconnect) {
+            if (args.length < 1) throw new CliUsage("usage: consume <queue> --reconnect");
+            await consumeReconnecting(connect, args[0], o);
+          } else {
+            ch = await connect();
+            await run(ch, cmd, args, o);
+          }
           Deno.exitCode = 0;
         } catch (err) {
           if (err instanceof CliUsage) {

@@ -26,7 +26,7 @@ import {
   RemoteError,
 } from "../wire/mod.ts";
 import type { ExchangeOptions, PublishOptions, QueueOptions } from "./engine.ts";
-import { QueueFrame } from "./protocol.ts";
+import { HEARTBEAT_MAX_MS, HEARTBEAT_MIN_MS, HEARTBEAT_MISSES, QueueFrame } from "./protocol.ts";
 
 const encoder = new TextEncoder();
 
@@ -118,15 +118,53 @@ export class QueueClient implements AsyncDisposable {
     this.#reader = this.#readLoop();
   }
 
-  /** Connects to a queue server (`"host:port"` or an address). */
+  /**
+   * Connects to a queue server (`"host:port"` or an address). With `heartbeatMs`, the
+   * client announces and sends a `q.heartbeat` every interval: the server closes the
+   * connection after HEARTBEAT_MISSES silent intervals (a partitioned or paused client; its
+   * unacked deliveries go back to their queues), and the client closes it when its
+   * heartbeats stay unanswered as long (a partitioned or paused server), so `onClose` fires
+   * and the application can reconnect instead of waiting on a silent socket.
+   */
   static async connect(
     address: string | DialAddress,
-    options: DialOptions = {},
+    options: DialOptions & { heartbeatMs?: number } = {},
   ): Promise<QueueClient> {
     const addr = typeof address === "string" ? parseHostPort(address, "queue address") : address;
-    const { conn } = await dial(addr, { role: "client", ...options });
-    return new QueueClient(conn);
+    const { heartbeatMs, ...dialOptions } = options;
+    const { conn } = await dial(addr, { role: "client", ...dialOptions });
+    const client = new QueueClient(conn);
+    if (heartbeatMs !== undefined) client.#startHeartbeat(heartbeatMs);
+    return client;
   }
+
+  #startHeartbeat(intervalMs: number): void {
+    if (!(intervalMs >= HEARTBEAT_MIN_MS && intervalMs <= HEARTBEAT_MAX_MS)) {
+      throw new RangeError(
+        `Cannot use a heartbeat of ${intervalMs} ms: ${HEARTBEAT_MIN_MS}..${HEARTBEAT_MAX_MS}`,
+      );
+    }
+    let answered = performance.now();
+    const beat = () => {
+      if (this.#conn.closed) return;
+      if (performance.now() - answered > intervalMs * HEARTBEAT_MISSES) {
+        this.#conn.close(); // the reader ends: pending requests fail, onClose fires
+        return;
+      }
+      this.request({ t: QueueFrame.Heartbeat, interval_ms: intervalMs }).then(
+        () => answered = performance.now(),
+        (err) => {
+          // an error reply (a server without heartbeats) is an answer; a close the reader reports
+          if (err instanceof RemoteError) answered = performance.now();
+        },
+      );
+    };
+    beat();
+    const timer = setInterval(beat, intervalMs);
+    this.#stopHeartbeat = () => clearInterval(timer);
+  }
+
+  #stopHeartbeat: () => void = () => {};
 
   /** Whether the connection is closed. */
   get closed(): boolean {
@@ -152,6 +190,7 @@ export class QueueClient implements AsyncDisposable {
       for (let i = this.#waitHead; i < this.#waiters.length; i++) this.#waiters[i].reject(err);
       this.#waiters = [];
       this.#waitHead = 0;
+      this.#stopHeartbeat();
       this.onClose(this.#closeError);
     }
   }

@@ -25,6 +25,8 @@ export const QueueFrame = {
   Get: "q.get",
   List: "q.list",
   Sync: "q.sync",
+  /** `{interval_ms}` → `q.ok`: the client will send one every interval; the server closes it after HEARTBEAT_MISSES silent intervals. */
+  Heartbeat: "q.heartbeat",
   // server → client
   Ok: "q.ok",
   Deliver: "q.deliver",
@@ -33,6 +35,17 @@ export const QueueFrame = {
   ConfirmFail: "q.confirm.fail",
   Cancelled: "q.cancelled",
 } as const;
+
+/**
+ * A connection that announced heartbeats (`q.heartbeat`) and sends none for this many
+ * intervals is closed by the server (its unacknowledged deliveries go back to their
+ * queues), and a client whose heartbeats go unanswered that long closes it too.
+ */
+export const HEARTBEAT_MISSES = 3;
+/** Bounds of a heartbeat interval (ms). */
+export const HEARTBEAT_MIN_MS = 50;
+/** See {@linkcode HEARTBEAT_MIN_MS}. */
+export const HEARTBEAT_MAX_MS = 600_000;
 
 /** Error codes of the queue protocol (beside the wire's own). */
 export const QueueErrorCode = {

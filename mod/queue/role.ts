@@ -8,10 +8,11 @@ import { aborted, type RoleContext, type RoleDefinition, startNodeServer } from 
 import { queueCtlCommands, queueStatus } from "./ctl.ts";
 import { QueueEngine } from "./engine.ts";
 import { queueService } from "./server.ts";
+import { prepareDataDir } from "../storage/mod.ts";
 
 /** Opens the engine under `ctx.dataDir`, events going to `ctx.events`. */
-export async function openEngine(ctx: RoleContext, sync = "normal"): Promise<QueueEngine> {
-  await Deno.mkdir(ctx.dataDir, { recursive: true });
+export function openEngine(ctx: RoleContext, sync = "normal"): QueueEngine {
+  prepareDataDir(ctx.dataDir);
   return new QueueEngine({
     path: `${ctx.dataDir}/queue.db`,
     synchronous: sync === "full" ? "FULL" : "NORMAL",
@@ -42,7 +43,7 @@ export const queueRole: RoleDefinition = {
     "peerd ctl 127.0.0.1:7501 publish '' jobs hello",
   ],
   async run(ctx: RoleContext): Promise<number> {
-    const engine = await openEngine(ctx, String(ctx.options.sync ?? "normal"));
+    const engine = openEngine(ctx, String(ctx.options.sync ?? "normal"));
     const service = queueService(engine);
     let server;
     try {

@@ -19,7 +19,13 @@ import {
   ProtocolError,
 } from "../wire/mod.ts";
 import type { ConnectionSink, EngineConnection, QueueEngine } from "./engine.ts";
-import { MAX_NAME_LENGTH, QueueFrame } from "./protocol.ts";
+import {
+  HEARTBEAT_MAX_MS,
+  HEARTBEAT_MIN_MS,
+  HEARTBEAT_MISSES,
+  MAX_NAME_LENGTH,
+  QueueFrame,
+} from "./protocol.ts";
 
 const CONN_KEY = "queueConn";
 
@@ -97,6 +103,23 @@ export function queueService(engine: QueueEngine): QueueService {
     return c;
   };
   const ok = (fields: Record<string, unknown> = {}): Message => ({ t: QueueFrame.Ok, ...fields });
+  // sessions that announced heartbeats: closed when silent for HEARTBEAT_MISSES intervals (a
+  // partitioned or paused client), so their unacked deliveries go to other consumers
+  const beating = new Map<PeerSession, { intervalMs: number; last: number }>();
+  let sweep: ReturnType<typeof setInterval> | undefined;
+  const sweepSilent = () => {
+    const now = performance.now();
+    for (const [session, hb] of beating) {
+      if (now - hb.last > hb.intervalMs * HEARTBEAT_MISSES) {
+        beating.delete(session);
+        session.conn.close();
+      }
+    }
+    if (beating.size === 0) {
+      clearInterval(sweep);
+      sweep = undefined;
+    }
+  };
   /** One-way frames: errors go back as pushes without a rid unless one was given. */
   const oneWay = (fn: (msg: Message, c: EngineConnection) => void): FrameHandler => (msg, s) => {
     fn(msg, connOf(s));
@@ -223,6 +246,21 @@ export function queueService(engine: QueueEngine): QueueService {
       });
     },
     [QueueFrame.List]: () => ok({ queues: engine.queues(), exchanges: engine.exchanges() }),
+    [QueueFrame.Heartbeat]: (msg, s) => {
+      const intervalMs = fieldInt(msg, "interval_ms", {
+        min: HEARTBEAT_MIN_MS,
+        max: HEARTBEAT_MAX_MS,
+      });
+      const hb = beating.get(s);
+      if (hb) {
+        hb.last = performance.now();
+        hb.intervalMs = intervalMs;
+      } else if (!s.conn.closed) {
+        beating.set(s, { intervalMs, last: performance.now() });
+        sweep ??= setInterval(sweepSilent, HEARTBEAT_MIN_MS);
+      }
+      return ok();
+    },
     [QueueFrame.Sync]: async () => {
       await engine.committed();
       return ok();
@@ -242,6 +280,11 @@ export function queueService(engine: QueueEngine): QueueService {
       session.data[CONN_KEY] = conn;
     },
     onSessionClose(session) {
+      beating.delete(session);
+      if (beating.size === 0 && sweep !== undefined) {
+        clearInterval(sweep);
+        sweep = undefined;
+      }
       const conn = session.data[CONN_KEY] as EngineConnection | undefined;
       if (conn) engine.disconnect(conn);
     },

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { openSqlite } from "../storage/mod.ts";
 
 const SCHEMA_VERSION = 1;
 
@@ -78,10 +79,10 @@ export class QueueStore {
 
   /** Opens (creating) `path`; throws if the schema is from a newer version. */
   static open(path: string, options: QueueStoreOptions = {}): QueueStore {
-    const db = new DatabaseSync(path);
+    const db = openSqlite(path, {
+      pragmas: `PRAGMA journal_mode = WAL; PRAGMA synchronous = ${options.synchronous ?? "NORMAL"}`,
+    });
     try {
-      db.exec("PRAGMA journal_mode = WAL");
-      db.exec(`PRAGMA synchronous = ${options.synchronous ?? "NORMAL"}`);
       const v = (db.prepare("PRAGMA user_version").get() as { user_version: number })
         .user_version;
       if (v > SCHEMA_VERSION) {

@@ -9,7 +9,14 @@
  * @module
  */
 import type { Command } from "commander";
-import { ConfigError, type HostPort, loadPeersFile, parseHostPort } from "../config/mod.ts";
+import {
+  ConfigError,
+  type HostPort,
+  loadPeersFile,
+  loadTlsFiles,
+  parseHostPort,
+  type TlsFileOptions,
+} from "../config/mod.ts";
 import type { CommandDefinition } from "../process/mod.ts";
 import {
   ConnectionClosedError,
@@ -17,6 +24,7 @@ import {
   ProtocolError,
   RemoteError,
   RpcClient,
+  type TlsConfig,
   WireError,
 } from "../wire/mod.ts";
 import { merge, parseVectorTs, type VectorTs } from "./vector_ts.ts";
@@ -198,11 +206,13 @@ export class RatingsClient implements AsyncDisposable {
   #current = 0;
   #client: RpcClient | undefined;
   #secret?: string;
+  #tls?: TlsConfig;
 
-  constructor(address: HostPort | HostPort[], secret?: string) {
+  constructor(address: HostPort | HostPort[], secret?: string, tls?: TlsConfig) {
     this.addresses = Array.isArray(address) ? address : [address];
     if (this.addresses.length === 0) throw new Error("RatingsClient needs a front end address");
     this.#secret = secret;
+    this.#tls = tls;
   }
 
   /** The front end currently used. */
@@ -228,6 +238,7 @@ export class RatingsClient implements AsyncDisposable {
             role: "client",
             name: `user-${session.user}`,
             secret: this.#secret,
+            tls: this.#tls,
             timeoutMs: 3_000,
           });
           connected = true;
@@ -363,6 +374,9 @@ export const ratingsCommand: CommandDefinition = {
         ".peerd-ratings-session.json",
       )
       .option("--secret <secret>", "cluster secret")
+      .option("--tls-ca <file>", "dial TLS, verifying the server against this CA (PEM)")
+      .option("--tls-cert <file>", "client certificate (PEM) for mutual TLS")
+      .option("--tls-key <file>", "private key of --tls-cert (PEM)")
       .option("--menu", "show the numbered menu even when stdin is not a terminal")
       .option("--json", "print the reply as JSON")
       .action(
@@ -396,7 +410,11 @@ async function runRatings(
       );
     }
     session = await RatingsSession.open(String(opts.session), user);
-    client = new RatingsClient(fe, opts.secret as string | undefined);
+    client = new RatingsClient(
+      fe,
+      opts.secret as string | undefined,
+      loadTlsFiles(opts as TlsFileOptions, { node: false }),
+    );
   } catch (err) {
     if (err instanceof ClientUsageError || err instanceof ConfigError) {
       console.error(`peerd ratings: ${err.message}`);

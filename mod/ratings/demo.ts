@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { DemoStep } from "../demo/step.ts";
+import type { DemoStep } from "../process/mod.ts";
 import { pause } from "../process/mod.ts";
 import { RatingsClient, RatingsSession } from "./client_command.ts";
 import { generateDataset, writeDatasetDir } from "./dataset.ts";

@@ -13,13 +13,14 @@
 import { ConfigError } from "../config/mod.ts";
 import {
   aborted,
-  pause,
+  linkSecurity,
   type RoleContext,
   type RoleDefinition,
   roleMembers,
   startNodeServer,
 } from "../process/mod.ts";
 import {
+  Backoff,
   ConnectionClosedError,
   ErrorCode,
   fieldString,
@@ -27,6 +28,7 @@ import {
   type PeerSession,
   ProtocolError,
   RemoteError,
+  sleep,
 } from "../wire/mod.ts";
 import { PeerLink } from "./peer_link.ts";
 import { fieldMovie, fieldQuery, fieldTs, fieldUser, type RmStatus } from "./protocol.ts";
@@ -84,7 +86,7 @@ class FrontEnd {
       link: new PeerLink(n.hostname, n.port, {
         role: "frontend",
         name: ctx.name,
-        secret: ctx.secret,
+        security: linkSecurity(ctx),
         maxFrame: ctx.maxFrame,
         timeoutMs: this.#timeoutMs,
       }),
@@ -140,7 +142,9 @@ class FrontEnd {
   async #ping(rm: Rm): Promise<void> {
     let status: RmStatus;
     try {
-      const reply = await rm.link.request({ t: "rm.ping" }, 1_000);
+      // an RM that does not answer a ping within 1 s is cut off, paused or stuck: close the
+      // connection so the requests waiting on it fail over now, not after --rm-timeout
+      const reply = await rm.link.request({ t: "rm.ping" }, 1_000, { resetOnTimeout: true });
       status = reply.status === "OVERLOADED" || reply.status === "OFFLINE"
         ? reply.status
         : "ACTIVE";
@@ -172,11 +176,12 @@ class FrontEnd {
     const tried: string[] = [];
     let lastErr: unknown;
     let deadline = 0;
+    const backoff = new Backoff({ initialMs: 50, maxMs: 400 });
     for (let round = 0; round < 50; round++) {
       if (round === 1) deadline = performance.now() + this.#timeoutMs;
       if (round > 0) {
         if (performance.now() + 50 > deadline || this.#ctx.signal.aborted) break;
-        await pause(Math.min(400, 25 * 2 ** round), this.#ctx.signal);
+        await sleep(backoff.next(), this.#ctx.signal);
       }
       const result = await this.#tryAll(msg, kind, tried, (err) => lastErr = err);
       if (result) return result;

@@ -30,4 +30,10 @@ export {
   writeDatasetDir,
 } from "./dataset.ts";
 export { type Cell, RatingsState, versionGreater } from "./ratings_state.ts";
-export { ReplicaStore } from "./replica_store.ts";
+export { ReplicaStore, type StoredReplica } from "./replica_store.ts";
+export {
+  MemoryJournal,
+  type ReplicaJournal,
+  ReplicaManager,
+  type SnapshotCell,
+} from "./replica_manager.ts";

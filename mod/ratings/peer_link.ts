@@ -6,13 +6,16 @@
  * @module
  */
 import {
+  Backoff,
   ConnectionClosedError,
   dial,
   ErrorCode,
   type FrameConnection,
+  type LinkSecurity,
   type Message,
   ProtocolError,
   RemoteError,
+  sleep,
   WireError,
 } from "../wire/mod.ts";
 
@@ -22,8 +25,8 @@ export interface PeerLinkOptions {
   role: string;
   /** Our name in the hello. */
   name: string;
-  /** Cluster secret. */
-  secret?: string;
+  /** Cluster secret, TLS, refusal reports. */
+  security?: LinkSecurity;
   /** Largest frame. */
   maxFrame?: number;
   /** Default request timeout. @default {5000} */
@@ -36,6 +39,8 @@ interface Pending {
   resolve(msg: Message): void;
   reject(err: unknown): void;
   deadline: number;
+  /** The connection it was sent on, when a timeout should close it. */
+  resetConn?: FrameConnection;
 }
 
 /**
@@ -53,7 +58,7 @@ export class PeerLink {
   #nextRid = 1;
   #sweep: ReturnType<typeof setInterval> | undefined;
   #closed = false;
-  #backoffMs = 0;
+  readonly #backoff = new Backoff({ initialMs: 100, maxMs: 2_000, jitter: 0.25 });
   #nextAttempt = 0;
   #readers = new Set<Promise<void>>();
   /** A coarse clock for deadlines, refreshed by the sweep (every 50 ms) while requests wait. */
@@ -75,22 +80,33 @@ export class PeerLink {
     return this.#pending.size;
   }
 
-  /** Sends `msg` and resolves with the reply; an error frame rejects with `RemoteError`. */
+  /**
+   * Sends `msg` and resolves with the reply; an error frame rejects with `RemoteError`.
+   * `patient` waits out a reconnect backoff first; `resetOnTimeout` closes the connection
+   * when this request times out (a partition leaves TCP silent, not broken: every other
+   * request on it then fails over at once and the next one dials afresh).
+   */
   async request(
     msg: Message,
     timeoutMs = this.#options.timeoutMs ?? 5_000,
-    options: { patient?: boolean } = {},
+    options: { patient?: boolean; resetOnTimeout?: boolean } = {},
   ): Promise<Message> {
     if (!this.up && options.patient) {
       // wait out a reconnect backoff (bounded by the timeout) instead of failing at once
       const wait = this.#nextAttempt - performance.now();
-      if (wait > 0 && wait < timeoutMs) await new Promise((r) => setTimeout(r, wait));
+      // (a timer may fire a fraction of a millisecond early: wait one more)
+      if (wait > 0 && wait < timeoutMs) await sleep(Math.ceil(wait) + 1);
     }
     const conn = this.up ? this.#conn! : await this.#connect();
     return new Promise<Message>((resolve, reject) => {
       const rid = this.#nextRid++;
       this.#ensureSweep();
-      this.#pending.set(rid, { resolve, reject, deadline: this.#now + timeoutMs });
+      this.#pending.set(rid, {
+        resolve,
+        reject,
+        deadline: this.#now + timeoutMs,
+        resetConn: options.resetOnTimeout ? conn : undefined,
+      });
       try {
         conn.send({ ...msg, rid });
       } catch (err) {
@@ -98,6 +114,14 @@ export class PeerLink {
         reject(err);
       }
     });
+  }
+
+  /**
+   * Closes the current connection (the link stays usable): what is pending on it is
+   * rejected with `ConnectionClosedError`, and the next request dials again.
+   */
+  reset(): void {
+    this.#conn?.close();
   }
 
   /** Closes the link and rejects what is pending. Safe to call twice. */
@@ -116,12 +140,15 @@ export class PeerLink {
     this.#now = performance.now();
     this.#sweep = setInterval(() => {
       const now = this.#now = performance.now();
+      const stalled = new Set<FrameConnection>();
       for (const [rid, p] of this.#pending) {
         if (p.deadline <= now) {
           this.#pending.delete(rid);
           p.reject(new ProtocolError(ErrorCode.Timeout, "Cannot get a reply: timed out"));
+          if (p.resetConn) stalled.add(p.resetConn);
         }
       }
+      for (const conn of stalled) if (conn === this.#conn) this.reset();
       if (this.#pending.size === 0) {
         clearInterval(this.#sweep);
         this.#sweep = undefined;
@@ -147,7 +174,7 @@ export class PeerLink {
         const { conn } = await dial({ hostname: this.hostname, port: this.port }, {
           role: this.#options.role,
           name: this.#options.name,
-          secret: this.#options.secret,
+          ...this.#options.security,
           maxFrame: this.#options.maxFrame,
           timeoutMs: 2_000,
         });
@@ -156,15 +183,14 @@ export class PeerLink {
           throw new ConnectionClosedError("Cannot send: link closed");
         }
         this.#conn = conn;
-        this.#backoffMs = 0;
+        this.#backoff.reset();
         const reader = this.#read(conn);
         this.#readers.add(reader);
         reader.finally(() => this.#readers.delete(reader));
         this.#options.onState?.(true);
         return conn;
       } catch (err) {
-        this.#backoffMs = Math.min(2_000, Math.max(100, this.#backoffMs * 2));
-        this.#nextAttempt = performance.now() + this.#backoffMs * (0.75 + Math.random() * 0.5);
+        this.#nextAttempt = performance.now() + this.#backoff.next();
         throw err;
       } finally {
         this.#connecting = undefined;

@@ -17,10 +17,12 @@
 import { ConfigError } from "../config/mod.ts";
 import {
   aborted,
+  linkSecurity,
   type RoleContext,
   type RoleDefinition,
   roleMembers,
   startNodeServer,
+  Tick,
 } from "../process/mod.ts";
 import {
   ErrorCode,
@@ -40,28 +42,15 @@ import {
   fieldTs,
   fieldUser,
   GOSSIP_BATCH,
-  type QueryKind,
   readRecords,
   readUpdate,
   type RmStatus,
 } from "./protocol.ts";
-import type { RatingsState } from "./ratings_state.ts";
+import { ReplicaManager } from "./replica_manager.ts";
 import { ReplicaStore } from "./replica_store.ts";
-import { isCovered, type LogRecord, type RatingOp, seqOf, UpdateLog } from "./update_log.ts";
-import {
-  aheadOf,
-  entryOf,
-  leq,
-  merge,
-  mergeInto,
-  normalize,
-  parseVectorTs,
-  total,
-  type VectorTs,
-} from "./vector_ts.ts";
-
-/** Executed update ids kept in memory; older ones are found in the executed table. */
-const RECENT_IDS = 100_000;
+import { isCovered, type LogRecord, type RatingOp } from "./update_log.ts";
+import { merge, mergeInto, normalize, parseVectorTs, type VectorTs } from "./vector_ts.ts";
+import { prepareDataDir, StorageError, STORE_FAILED } from "../storage/mod.ts";
 
 interface Peer {
   name: string;
@@ -87,41 +76,31 @@ interface PushJob {
   resolve(copies: number): void;
 }
 
-/**
- * The last-writer-wins tie-break of a record: its origin (records of one origin never tie on
- * the timestamp total), then its update id.
- */
-function versionTag(r: LogRecord): string {
-  return `${r.origin}/${r.uid}`;
-}
-
 /** The replica manager of one process. */
 class Replica {
   readonly #ctx: RoleContext;
   readonly #self: string;
   #store!: ReplicaStore;
-  #state!: RatingsState;
-  #log = new UpdateLog();
-  /** Recently executed update ids (bounded); older ones are looked up in SQLite. */
-  #recent = new Set<string>();
-  #uidTs = new Map<string, VectorTs>();
-  #valueTs: VectorTs = {};
-  #replicaTs: VectorTs = {};
-  #table = new Map<string, VectorTs>();
-  #gcFloor: VectorTs = {};
+  /** The replica algorithm (pure); this class wires it to sockets, timers and commits. */
+  #rm!: ReplicaManager;
   #peers = new Map<string, Peer>();
   #waiters: Waiter[] = [];
-  #commitWaiters: Array<() => void> = [];
-  #commitTimer: ReturnType<typeof setTimeout> | undefined;
+  #commitWaiters: Array<{ resolve(): void; reject(err: unknown): void }> = [];
+  /** Set when a commit failed: nothing more is acknowledged and the role exits 1. */
+  #storeFailure: StorageError | undefined;
+  #onStoreFailed: (err: StorageError) => void = () => {};
+  readonly #storeFailed: Promise<StorageError> = new Promise((r) => this.#onStoreFailed = r);
+  /** Commits what changed in one turn in one transaction. */
+  readonly #commitTick = new Tick(() => this.#commitNow());
   #pushJobs: PushJob[] = [];
-  #pushTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Pushes the records of one turn's updates to peers together. */
+  readonly #pushTick = new Tick(() => this.#track(this.#pushRound()));
   #inFlight = 0;
   #status: RmStatus = "ACTIVE";
   #draining = false;
   #stopping = false;
   /** Resolves once the first gossip exchange with every peer has finished (or failed). */
   #startup: Promise<void> = Promise.resolve();
-  #applied = 0;
   #tasks = new Set<Promise<unknown>>();
   #advertised = "";
 
@@ -136,7 +115,7 @@ class Replica {
 
   async run(): Promise<number> {
     const ctx = this.#ctx;
-    await Deno.mkdir(ctx.dataDir, { recursive: true });
+    prepareDataDir(ctx.dataDir);
     this.#store = new ReplicaStore(`${ctx.dataDir}/replica.db`);
     try {
       if (!this.#store.initialised) {
@@ -157,7 +136,12 @@ class Replica {
           } ms`,
         );
       }
-      this.#restore();
+      this.#rm = new ReplicaManager(this.#self, this.#store.load(), this.#store, {
+        emit: (ev, fields) => {
+          if (ev === "rm.gc") this.#ctx.events.debug(ev, fields);
+          else this.#ctx.events.emit(ev, fields);
+        },
+      });
       for (const node of roleMembers(ctx, "replica")) {
         if (node.name !== this.#self) this.#addPeer(node.name, node.hostname, node.port);
       }
@@ -165,7 +149,7 @@ class Replica {
         handlers: {
           "ratings.query": (msg, session) => this.#onQuery(msg, session),
           "ratings.update": (msg, session) => this.#onUpdate(msg, session),
-          "rm.ping": () => ({ t: "rm.pong", status: this.#status, ts: this.#valueTs }),
+          "rm.ping": () => ({ t: "rm.pong", status: this.#status, ts: this.#rm.valueTs }),
           "rm.gossip": (msg) => this.#onGossip(msg),
           "rm.snapshot": (msg) => this.#onSnapshot(msg),
         },
@@ -194,15 +178,16 @@ class Replica {
         ctx.events.emit("ready", {
           listen: this.#advertised,
           peers: [...this.#peers.keys()],
-          ratings: this.#state.size,
-          value_ts: normalize(this.#valueTs),
+          ratings: this.#rm.state.size,
+          value_ts: normalize(this.#rm.valueTs),
         });
         ctx.events.emit("rm.status", { status: this.#status });
         this.#startup = this.#withTimeout(
           Promise.allSettled([...this.#peers.values()].map((p) => this.#exchange(p))),
           2_000,
         );
-        await aborted(ctx.signal);
+        const failure = await Promise.race([aborted(ctx.signal), this.#storeFailed]);
+        if (failure) throw failure;
       } finally {
         this.#stopping = true;
         clearInterval(gossipTimer);
@@ -220,34 +205,17 @@ class Replica {
         );
         await this.#withTimeout(Promise.allSettled([...this.#tasks]), 1_000);
         await server.close();
-        clearTimeout(this.#commitTimer);
-        clearTimeout(this.#pushTimer);
+        this.#commitTick.close();
+        this.#pushTick.close();
         for (const job of this.#pushJobs.splice(0)) job.resolve(0);
         this.#commitNow();
         await Promise.all([...this.#peers.values()].map((p) => p.link.close()));
       }
     } finally {
-      this.#store.close();
+      this.#closeStore();
     }
-    ctx.events.emit("stopped", { applied: this.#applied, log_size: this.#log.size });
+    ctx.events.emit("stopped", { applied: this.#rm.applied, log_size: this.#rm.logSize });
     return 0;
-  }
-
-  #restore(): void {
-    const stored = this.#store.load();
-    this.#state = stored.state;
-    this.#valueTs = stored.meta.get("value") ?? {};
-    this.#replicaTs = stored.meta.get("replica") ?? {};
-    this.#gcFloor = stored.meta.get("gc_floor") ?? {};
-    for (const [key, ts] of stored.meta) {
-      if (key.startsWith("table.")) this.#table.set(key.slice(6), ts);
-    }
-    for (const r of stored.log) {
-      this.#log.append(r);
-      this.#uidTs.set(r.uid, r.ts);
-      mergeInto(this.#replicaTs, { [r.origin]: seqOf(r) });
-    }
-    this.#applyStable();
   }
 
   #addPeer(name: string, hostname: string, port: number): Peer {
@@ -263,7 +231,7 @@ class Replica {
       link: new PeerLink(hostname, port, {
         role: "replica",
         name: this.#self,
-        secret: this.#ctx.secret,
+        security: linkSecurity(this.#ctx),
         maxFrame: this.#ctx.maxFrame,
         timeoutMs: 3_000,
       }),
@@ -280,11 +248,11 @@ class Replica {
     const movie = q === "all" ? 0 : this.#knownMovie(msg);
     const prev = fieldTs(msg, "prev");
     this.#refuseWhenDraining();
-    if (leq(prev, this.#valueTs) && !this.#store.dirty) {
+    if (this.#rm.covers(prev) && !this.#store.dirty) {
       if (this.#ctx.events.debugEnabled) {
         this.#ctx.events.debug("rm.query", { prev: normalize(prev), waited: 0, q, user });
       }
-      return this.#answer(q, user, movie);
+      return this.#rm.answer(q, user, movie, this.#status);
     }
     this.#inFlight++;
     this.#track(
@@ -298,7 +266,7 @@ class Replica {
               user,
             });
           }
-          session.reply(msg, this.#answer(q, user, movie));
+          session.reply(msg, this.#rm.answer(q, user, movie, this.#status));
         },
         (err) => session.replyError(msg, err),
       ).finally(() => this.#inFlight--),
@@ -308,11 +276,11 @@ class Replica {
 
   #onUpdate(msg: Message, session: PeerSession): Message | undefined {
     const { op, uid: given } = readUpdate(msg);
-    const title = this.#titleOf(op.movie);
+    const title = this.#rm.titleOf(op.movie);
     const f = fieldOptInt(msg, "f", { min: 1, max: 16 }) ?? 1;
     this.#refuseWhenDraining();
     const uid = given ?? crypto.randomUUID();
-    const dup = this.#duplicate(uid);
+    const dup = this.#rm.duplicate(uid);
     if (dup) return this.#updated(op, uid, title, dup, true);
     this.#inFlight++;
     this.#track(
@@ -321,14 +289,15 @@ class Replica {
           // Never reuse a sequence number a peer has seen from this RM (say it lost its disk):
           // first hear from the peers, then wait until our own old records are back.
           await this.#startup;
-          await this.#waitFor(merge(op.prev, { [this.#self]: this.#ownFloor() }));
-          const again = this.#duplicate(uid);
+          await this.#waitFor(merge(op.prev, { [this.#self]: this.#rm.ownFloor() }));
+          const again = this.#rm.duplicate(uid);
           if (again) {
             session.reply(msg, this.#updated(op, uid, title, again, true));
             return;
           }
-          this.#checkPrecondition(op, title);
-          const record = this.#createRecord(op, uid);
+          this.#rm.checkPrecondition(op, title);
+          const record = this.#rm.createRecord(op, uid);
+          this.#afterChange();
           await this.#commit();
           const copies = f > 1 ? await this.#replicate(record, f - 1) : 0;
           session.reply(msg, {
@@ -360,45 +329,10 @@ class Replica {
     };
   }
 
-  /** The highest sequence number of this RM that any peer has reported holding. */
-  #ownFloor(): number {
-    let floor = 0;
-    for (const ts of this.#table.values()) floor = Math.max(floor, entryOf(ts, this.#self));
-    return floor;
-  }
-
-  #duplicate(uid: string): VectorTs | undefined {
-    return this.#uidTs.get(uid) ?? (this.#isExecuted(uid) ? { ...this.#valueTs } : undefined);
-  }
-
-  #isExecuted(uid: string): boolean {
-    return this.#recent.has(uid) || this.#store.hasExecuted(uid);
-  }
-
-  /** Records `uid` as executed (memory, bounded, and SQLite at the next commit). */
-  #markExecuted(uid: string): void {
-    if (this.#recent.has(uid)) return;
-    this.#recent.add(uid);
-    this.#store.executedAdded(uid);
-    if (this.#recent.size > RECENT_IDS) {
-      this.#recent.delete(this.#recent.values().next().value!);
-    }
-  }
-
   #knownMovie(msg: Message): number {
     const movie = fieldMovie(msg);
-    this.#titleOf(movie);
+    this.#rm.titleOf(movie);
     return movie;
-  }
-
-  #titleOf(movie: number): string {
-    const m = this.#state.movies.get(movie);
-    if (!m) {
-      throw new ProtocolError(ErrorCode.NotFound, `Cannot find movie ${movie}: unknown movie id`, {
-        movie,
-      });
-    }
-    return m.title;
   }
 
   #refuseWhenDraining(): void {
@@ -410,65 +344,9 @@ class Replica {
     }
   }
 
-  #checkPrecondition(op: RatingOp, title: string): void {
-    const current = this.#state.rating(op.user, op.movie);
-    if (op.kind === "create" && current !== null) {
-      throw new ProtocolError(
-        ErrorCode.Conflict,
-        `Cannot create: user ${op.user} already rated ${title} (${current.toFixed(1)}); use update`,
-        { rating: current },
-      );
-    }
-    if (op.kind !== "create" && current === null) {
-      throw new ProtocolError(
-        ErrorCode.NotFound,
-        `Cannot ${op.kind}: user ${op.user} has not rated ${title}; use create`,
-      );
-    }
-  }
-
-  #answer(q: QueryKind, user: number, movie: number): Message {
-    const s = this.#state;
-    if (q === "average") {
-      const { average, count } = s.average(movie);
-      const title = s.movies.get(movie)!.title;
-      return {
-        t: "ratings.result",
-        q,
-        user,
-        movie,
-        title,
-        average,
-        count,
-        ts: this.#valueTs,
-        st: this.#status,
-      };
-    }
-    if (q === "get") {
-      const title = s.movies.get(movie)!.title;
-      const rating = s.rating(user, movie);
-      return {
-        t: "ratings.result",
-        q,
-        user,
-        movie,
-        title,
-        rating,
-        ts: this.#valueTs,
-        st: this.#status,
-      };
-    }
-    const ratings = s.userRatings(user).map((c) => ({
-      movie: c.movie,
-      title: s.movies.get(c.movie)?.title ?? `movie ${c.movie}`,
-      rating: c.rating,
-    }));
-    return { t: "ratings.result", q, user, ratings, ts: this.#valueTs, st: this.#status };
-  }
-
   /** Resolves (with the ms waited) once `prev ≤ value ts` and the value is committed. */
   #waitFor(prev: VectorTs): Promise<number> {
-    if (leq(prev, this.#valueTs)) return this.#commit().then(() => 0);
+    if (this.#rm.covers(prev)) return this.#commit().then(() => 0);
     const since = performance.now();
     const timeoutMs = Number(this.#ctx.options.queryTimeout ?? 5_000);
     const p = new Promise<number>((resolve, reject) => {
@@ -483,12 +361,8 @@ class Replica {
 
   /** Asks the peers that have what `prev` needs for it now (the original's pull). */
   #fetchMissing(prev: VectorTs): void {
-    const missing = aheadOf(prev, this.#valueTs);
-    const holders = [...this.#peers.values()].filter((p) => {
-      const ts = this.#table.get(p.name) ?? {};
-      return missing.includes(p.name) ||
-        missing.some((rm) => entryOf(ts, rm) > entryOf(this.#valueTs, rm));
-    });
+    const missing = this.#rm.missingFor(prev);
+    const holders = [...this.#peers.values()].filter((p) => this.#rm.holds(p.name, missing));
     for (const peer of holders.length ? holders : this.#peers.values()) {
       this.#track(this.#exchange(peer));
     }
@@ -498,7 +372,7 @@ class Replica {
     if (this.#waiters.length === 0) return;
     const now = performance.now();
     this.#waiters = this.#waiters.filter((w) => {
-      if (!leq(w.prev, this.#valueTs)) return true;
+      if (!this.#rm.covers(w.prev)) return true;
       w.resolve(now - w.since);
       return false;
     });
@@ -511,7 +385,7 @@ class Replica {
     const need: VectorTs = {};
     for (const w of this.#waiters) {
       if (w.deadline <= now) {
-        const missing = aheadOf(w.prev, this.#valueTs);
+        const missing = this.#rm.missingFor(w.prev);
         w.reject(
           new ProtocolError(
             ErrorCode.Unavailable,
@@ -530,143 +404,75 @@ class Replica {
     if (keep.length) this.#fetchMissing(need);
   }
 
-  // ── the log ──
-
-  #createRecord(op: RatingOp, uid: string): LogRecord {
-    const seq = entryOf(this.#replicaTs, this.#self) + 1;
-    this.#replicaTs[this.#self] = seq;
-    const record: LogRecord = {
-      origin: this.#self,
-      ts: { ...this.#valueTs, [this.#self]: seq },
-      uid,
-      op,
-    };
-    this.#log.append(record);
-    this.#store.logAdded(record);
-    this.#uidTs.set(uid, record.ts);
-    this.#process(record);
-    this.#afterChange();
-    return record;
-  }
-
-  #process(r: LogRecord): void {
-    const cell = this.#state.write(
-      r.op.user,
-      r.op.movie,
-      r.op.rating,
-      r.op.time,
-      total(r.ts),
-      versionTag(r),
-    );
-    if (cell) this.#store.cellChanged(cell);
-    this.#valueTs[r.origin] = seqOf(r);
-    this.#markExecuted(r.uid);
-    this.#applied++;
-    this.#ctx.events.emit("rm.update", {
-      id: r.uid,
-      vts: normalize(r.ts),
-      origin: r.origin,
-      kind: r.op.kind,
-      user: r.op.user,
-      movie: r.op.movie,
-      rating: r.op.rating,
-      won: cell !== undefined,
-    });
-  }
-
-  #applyStable(): number {
-    const stable = this.#log.stable(this.#valueTs);
-    for (const r of stable) this.#process(r);
-    return stable.length;
-  }
-
+  /** After the manager changed something: wake the requests it unblocks, commit soon. */
   #afterChange(): void {
-    this.#store.setMeta("value", this.#valueTs);
-    this.#store.setMeta("replica", this.#replicaTs);
     this.#checkWaiters();
     this.#scheduleCommit();
   }
 
-  #collectGarbage(): void {
-    const known = [
-      this.#replicaTs,
-      ...[...this.#peers.keys()].map((p) => this.#table.get(p) ?? {}),
-    ];
-    const removed = this.#log.collect(this.#valueTs, known);
-    if (removed.length === 0) return;
-    for (const r of removed) {
-      this.#uidTs.delete(r.uid);
-      mergeInto(this.#gcFloor, { [r.origin]: seqOf(r) });
-    }
-    this.#store.logRemoved(removed);
-    this.#store.setMeta("gc_floor", this.#gcFloor);
-    this.#scheduleCommit();
-    this.#ctx.events.debug("rm.gc", { removed: removed.length, log_size: this.#log.size });
-  }
-
-  /** Merges records from `from` and learns its replica timestamp. */
+  /** Takes gossip from `from` into the manager. */
   #receive(from: string, ts: VectorTs, records: LogRecord[]): number {
-    const added = this.#log.merge(records, this.#replicaTs);
-    for (const r of added) {
-      this.#store.logAdded(r);
-      this.#uidTs.set(r.uid, r.ts);
-    }
-    const known = this.#table.get(from) ?? {};
-    const tableChanged = mergeInto(known, ts) || !this.#table.has(from);
-    if (tableChanged) {
-      this.#table.set(from, known);
-      this.#store.setMeta(`table.${from}`, known);
-    }
-    if (added.length > 0) {
-      this.#ctx.events.emit("rm.gossip", {
-        peer: from,
-        records: added.length,
-        value_ts: normalize(this.#valueTs),
-      });
-      this.#applyStable();
-    }
-    this.#collectGarbage();
-    if (added.length > 0 || tableChanged) this.#afterChange();
-    return added.length;
+    const { added, changed } = this.#rm.receive(from, ts, records, this.#peers.keys());
+    if (changed) this.#afterChange();
+    else if (this.#store.dirty) this.#scheduleCommit(); // garbage collected
+    return added;
   }
 
   // ── commit and push ──
 
   #scheduleCommit(): void {
-    if (this.#commitTimer !== undefined) return;
-    this.#commitTimer = setTimeout(() => {
-      this.#commitTimer = undefined;
-      this.#commitNow();
-    }, 0);
+    this.#commitTick.schedule();
   }
 
+  /** Closes the store; after a failed commit its second failure is not news. */
+  #closeStore(): void {
+    try {
+      this.#store.close();
+    } catch (err) {
+      if (!this.#storeFailure) throw err;
+    }
+  }
+
+  /**
+   * Commits what changed. A failed commit (disk full, I/O error) stops acknowledging: the
+   * waiting updates are answered `store_failed`, `store.failed` is emitted, and the role
+   * exits 1 (memory is ahead of the disk; peers resend after the restart).
+   */
   #commitNow(): void {
+    if (this.#storeFailure) return;
     try {
       this.#store.flush();
     } catch (err) {
-      this.#ctx.log.error(`Cannot write ${this.#store.path}: ${(err as Error).message}`);
-      throw err;
+      const failure = new StorageError(
+        `Cannot write ${this.#store.path}: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+      this.#storeFailure = failure;
+      this.#ctx.log.error(failure.message);
+      this.#ctx.events.emit("store.failed", { code: failure.code, message: failure.message });
+      const refusal = new ProtocolError(STORE_FAILED, failure.message);
+      for (const w of this.#commitWaiters.splice(0)) w.reject(refusal);
+      this.#onStoreFailed(failure);
+      return;
     }
-    for (const resolve of this.#commitWaiters.splice(0)) resolve();
+    for (const w of this.#commitWaiters.splice(0)) w.resolve();
   }
 
   /** Resolves after everything changed so far is committed to SQLite. */
   #commit(): Promise<void> {
+    if (this.#storeFailure) {
+      return Promise.reject(new ProtocolError(STORE_FAILED, this.#storeFailure.message));
+    }
     if (!this.#store.dirty) return Promise.resolve();
     this.#scheduleCommit();
-    return new Promise((resolve) => this.#commitWaiters.push(resolve));
+    return new Promise((resolve, reject) => this.#commitWaiters.push({ resolve, reject }));
   }
 
   /** Pushes `record` to `need` peers (batched per tick); resolves with how many have it. */
   #replicate(record: LogRecord, need: number): Promise<number> {
     return new Promise((resolve) => {
       this.#pushJobs.push({ records: [record], need, resolve });
-      if (this.#pushTimer === undefined) {
-        this.#pushTimer = setTimeout(() => {
-          this.#pushTimer = undefined;
-          this.#track(this.#pushRound());
-        }, 0);
-      }
+      this.#pushTick.schedule();
     });
   }
 
@@ -699,18 +505,18 @@ class Replica {
           t: "rm.gossip",
           from: this.#self,
           addr: this.#advertised,
-          ts: this.#replicaTs,
+          ts: this.#rm.replicaTs,
           records,
           push: true,
         },
         1_500,
-        { patient: true },
+        { patient: true, resetOnTimeout: true },
       );
       const ts = parseVectorTs(reply.ts) ?? {};
       this.#receive(peer.name, ts, readRecords(reply));
       if (records.every((r) => isCovered(r, ts))) return true;
       await this.#exchange(peer);
-      return records.every((r) => isCovered(r, this.#table.get(peer.name) ?? {}));
+      return records.every((r) => isCovered(r, this.#rm.tableOf(peer.name)));
     } catch (err) {
       this.#ctx.log.debug(`push to ${peer.name} failed: ${(err as Error).message}`);
       return false;
@@ -720,7 +526,7 @@ class Replica {
   // ── gossip ──
 
   #gossipRound(): void {
-    this.#collectGarbage();
+    if (this.#rm.collectGarbage(this.#peers.keys()) > 0) this.#scheduleCommit();
     for (const peer of this.#peers.values()) this.#track(this.#exchange(peer));
   }
 
@@ -735,19 +541,23 @@ class Replica {
       for (let round = 0; round < 8; round++) {
         peer.again = false;
         this.#commitNow();
-        const known = this.#table.get(peer.name) ?? {};
-        if (this.#needsSnapshot(known) && this.#table.has(peer.name)) {
+        const known = this.#rm.tableOf(peer.name);
+        if (this.#rm.needsSnapshot(known) && this.#rm.knows(peer.name)) {
           await this.#sendSnapshot(peer);
           return;
         }
-        const records = this.#log.missingFor(known, GOSSIP_BATCH);
-        const reply = await peer.link.request({
-          t: "rm.gossip",
-          from: this.#self,
-          addr: this.#advertised,
-          ts: this.#replicaTs,
-          records,
-        }, 3_000);
+        const records = this.#rm.recordsFor(known, GOSSIP_BATCH);
+        const reply = await peer.link.request(
+          {
+            t: "rm.gossip",
+            from: this.#self,
+            addr: this.#advertised,
+            ts: this.#rm.replicaTs,
+            records,
+          },
+          3_000,
+          { resetOnTimeout: true },
+        );
         const ts = parseVectorTs(reply.ts) ?? {};
         const got = this.#receive(peer.name, ts, readRecords(reply));
         if (reply.snapshot_needed === true) {
@@ -785,17 +595,12 @@ class Replica {
     this.#receive(from, ts, records);
     this.#commitNow();
     const peer = this.#peers.get(from);
-    if (peer && this.#needsSnapshot(ts)) {
+    if (peer && this.#rm.needsSnapshot(ts)) {
       this.#track(this.#sendSnapshot(peer));
-      return { t: "rm.gossip.ok", from: this.#self, ts: this.#replicaTs, records: [] };
+      return { t: "rm.gossip.ok", from: this.#self, ts: this.#rm.replicaTs, records: [] };
     }
-    const missing = msg.push === true ? [] : this.#log.missingFor(ts, GOSSIP_BATCH);
-    return { t: "rm.gossip.ok", from: this.#self, ts: this.#replicaTs, records: missing };
-  }
-
-  /** Whether a peer at `ts` lacks records this RM has already garbage-collected. */
-  #needsSnapshot(ts: VectorTs): boolean {
-    return Object.keys(this.#gcFloor).some((o) => entryOf(ts, o) < this.#gcFloor[o]);
+    const missing = msg.push === true ? [] : this.#rm.recordsFor(ts, GOSSIP_BATCH);
+    return { t: "rm.gossip.ok", from: this.#self, ts: this.#rm.replicaTs, records: missing };
   }
 
   async #sendSnapshot(peer: Peer): Promise<void> {
@@ -803,18 +608,15 @@ class Replica {
     peer.snapshotting = true;
     try {
       this.#commitNow();
-      const cells: unknown[] = [];
-      for (const c of this.#state.cells()) {
-        if (c.vuid !== "") cells.push([c.user, c.movie, c.rating, c.time, c.vsum, c.vuid]);
-      }
+      const { cells, valueTs, executed } = this.#rm.snapshot();
       this.#ctx.log.info(`sending a snapshot of ${cells.length} changed cells to ${peer.name}`);
       const reply = await peer.link.request(
         {
           t: "rm.snapshot",
           from: this.#self,
-          value_ts: this.#valueTs,
+          value_ts: valueTs,
           cells,
-          executed: [...this.#recent],
+          executed,
         },
         10_000,
         { patient: true },
@@ -837,31 +639,11 @@ class Replica {
     if (!Array.isArray(cells) || !Array.isArray(executed)) {
       throw new ProtocolError(ErrorCode.BadField, "Cannot accept rm.snapshot: cells and executed");
     }
-    let written = 0;
-    for (const c of cells) {
-      if (!Array.isArray(c) || c.length !== 6) continue;
-      const [user, movie, rating, time, vsum, vuid] = c;
-      if (
-        typeof user !== "number" || typeof movie !== "number" || typeof time !== "number" ||
-        typeof vsum !== "number" || typeof vuid !== "string" ||
-        !(rating === null || typeof rating === "number")
-      ) continue;
-      const cell = this.#state.write(user, movie, rating, time, vsum, vuid);
-      if (cell) {
-        this.#store.cellChanged(cell);
-        written++;
-      }
-    }
-    for (const uid of executed) {
-      if (typeof uid === "string") this.#markExecuted(uid);
-    }
-    mergeInto(this.#valueTs, valueTs);
-    mergeInto(this.#replicaTs, this.#valueTs);
-    this.#applyStable();
+    const written = this.#rm.applySnapshot(valueTs, cells, executed);
     this.#afterChange();
     this.#commitNow();
     this.#ctx.events.emit("rm.snapshot", { peer: from, cells: written, received: true });
-    return { t: "rm.snapshot.ok", ts: this.#replicaTs };
+    return { t: "rm.snapshot.ok", ts: this.#rm.replicaTs };
   }
 
   // ── status ──
@@ -887,22 +669,22 @@ class Replica {
     const { checksum, ratings } = await this.#store.checksum();
     return {
       status: this.#status,
-      value_ts: normalize(this.#valueTs),
-      replica_ts: normalize(this.#replicaTs),
-      log_size: this.#log.size,
+      value_ts: normalize(this.#rm.valueTs),
+      replica_ts: normalize(this.#rm.replicaTs),
+      log_size: this.#rm.logSize,
       executed: this.#store.executedCount(),
-      applied: this.#applied,
+      applied: this.#rm.applied,
       in_flight: this.#inFlight,
       waiting_queries: this.#waiters.length,
       ratings,
-      movies: this.#state.movies.size,
+      movies: this.#rm.state.movies.size,
       checksum,
-      gc_floor: normalize(this.#gcFloor),
+      gc_floor: normalize(this.#rm.gcFloor),
       peers: [...this.#peers.values()].map((p) => ({
         name: p.name,
         address: `${p.hostname}:${p.port}`,
         up: p.link.up,
-        ts: normalize(this.#table.get(p.name) ?? {}),
+        ts: normalize(this.#rm.tableOf(p.name)),
       })),
     };
   }

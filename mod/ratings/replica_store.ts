@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { openSqlite, rollback } from "../storage/mod.ts";
 import type { Dataset } from "./dataset.ts";
 import { type Cell, RatingsState } from "./ratings_state.ts";
 import type { LogRecord } from "./update_log.ts";
@@ -45,8 +46,7 @@ export class ReplicaStore {
 
   constructor(path: string) {
     this.path = path;
-    this.#db = new DatabaseSync(path);
-    this.#db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;");
+    this.#db = openSqlite(path);
     const version = (this.#db.prepare("PRAGMA user_version").get() as { user_version: number })
       .user_version;
     if (version === 0) {
@@ -105,7 +105,7 @@ export class ReplicaStore {
       this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
       this.#db.exec("COMMIT");
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      rollback(this.#db);
       throw err;
     }
   }
@@ -198,7 +198,7 @@ export class ReplicaStore {
       for (const [k, v] of this.#meta) this.#putMeta.run(k, JSON.stringify(v));
       this.#db.exec("COMMIT");
     } catch (err) {
-      this.#db.exec("ROLLBACK");
+      rollback(this.#db);
       throw err;
     }
     this.#dirtyCells.clear();

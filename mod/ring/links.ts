@@ -5,7 +5,7 @@
  * @module
  */
 import type { HostPort } from "../config/mod.ts";
-import { type Message, RpcClient } from "../wire/mod.ts";
+import { type LinkSecurity, type Message, RpcClient } from "../wire/mod.ts";
 
 /** Options of {@linkcode PeerLinks}. */
 export interface PeerLinksOptions {
@@ -13,8 +13,8 @@ export interface PeerLinksOptions {
   self: string;
   /** The other members and their addresses, in ring order. */
   peers: ReadonlyArray<{ name: string; address: HostPort }>;
-  /** Cluster secret. */
-  secret?: string;
+  /** Cluster secret, TLS, refusal reports. */
+  security?: LinkSecurity;
   /** Largest frame accepted. */
   maxFrame: number;
   /** Heartbeat period per link. @default {1000} */
@@ -163,7 +163,7 @@ export class PeerLinks {
       client = await RpcClient.connect(link.address, {
         role: "ring",
         name: this.#options.self,
-        secret: this.#options.secret,
+        ...this.#options.security,
         maxFrame: this.#options.maxFrame,
         timeoutMs: 1_000,
       });

@@ -12,6 +12,7 @@ import {
   fieldInt,
   fieldString,
   type FrameHandler,
+  type LinkSecurity,
   type Message,
   type PeerSession,
   ProtocolError,
@@ -32,8 +33,8 @@ export interface RingNodeOptions {
   log: Logger;
   /** Stops background work. */
   signal: AbortSignal;
-  /** Cluster secret. */
-  secret?: string;
+  /** Cluster secret, TLS, refusal reports. */
+  security?: LinkSecurity;
   /** Largest frame. */
   maxFrame: number;
   /** Heartbeat period. @default {1000} */
@@ -99,7 +100,7 @@ export class RingNode {
         name: m.name,
         address: { hostname: m.hostname, port: m.port },
       })),
-      secret: options.secret,
+      security: options.security,
       maxFrame: options.maxFrame,
       heartbeatMs: options.heartbeatMs,
       failAfter: options.failAfter,

@@ -8,6 +8,7 @@ import { ConfigError } from "../config/mod.ts";
 import { type CtlCommands, ctlHandler } from "../ctl/mod.ts";
 import {
   aborted,
+  linkSecurity,
   type PromptCommand,
   reportWireProblem,
   type RoleContext,
@@ -125,7 +126,7 @@ export const ringRole: RoleDefinition = {
       events: ctx.events,
       log: ctx.log,
       signal: ctx.signal,
-      secret: ctx.secret,
+      security: linkSecurity(ctx),
       maxFrame: ctx.maxFrame,
       heartbeatMs,
       failAfter,
@@ -197,6 +198,7 @@ function startRingServer(ctx: RoleContext, node: RingNode, commands: CtlCommands
     listen: ctx.listen,
     identity: { role: ctx.role, name: ctx.name },
     secret: ctx.secret,
+    tls: ctx.tls,
     maxFrame: ctx.maxFrame,
     maxConnections: ctx.maxConnections,
     pendingBytes: { perNode: ctx.maxPending },

@@ -9,6 +9,7 @@ import { FrameConnection, type FrameConnectionOptions } from "./connection.ts";
 import { ErrorCode, HANDSHAKE_MAX_FRAME } from "./constants.ts";
 import { ConnectionClosedError, ProtocolError, RemoteError, WireError } from "./errors.ts";
 import { type HandshakeOptions, offerHandshake, type PeerIdentity } from "./handshake.ts";
+import { connectTls, type TlsConfig } from "./tls.ts";
 
 /** Where to dial: TCP host and port, or a Unix socket path. */
 export type DialAddress = { hostname: string; port: number } | { path: string };
@@ -20,9 +21,34 @@ export interface DialOptions
   signal?: AbortSignal;
   /** How long connecting plus the handshake may take. @default {5000} */
   timeoutMs?: number;
+  /** Dial with TLS, verifying the server by these settings (TCP addresses only). */
+  tls?: TlsConfig;
+  /**
+   * Called when the link fails for a security reason (the server could not prove the
+   * secret, refused ours, or failed TLS verification), before `dial` throws — for a
+   * `wire.error` event. Not called for plain unreachability.
+   */
+  onProblem?: (what: string, detail: { remote: string; code: string; message: string }) => void;
 }
 
-/** Opens a TCP (or Unix) connection and frames it, without a handshake. */
+/** What every outgoing link of a node carries: the secret, TLS, and where to report refusals. */
+export type LinkSecurity = Pick<DialOptions, "secret" | "tls" | "onProblem">;
+
+/** Socket error codes that mean "not reachable", not "TLS refused". */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+]);
+
+function remoteOf(address: DialAddress): string {
+  return "path" in address ? address.path : `${address.hostname}:${address.port}`;
+}
+
+/** Opens a TCP (TLS when `options.tls`, or Unix) connection and frames it, without a handshake. */
 export async function dialRaw(
   address: DialAddress,
   options: DialOptions = {},
@@ -32,10 +58,25 @@ export async function dialRaw(
   let conn: Deno.Conn;
   if ("path" in address) {
     conn = await Deno.connect({ transport: "unix", path: address.path });
+  } else if (options.tls) {
+    try {
+      conn = await connectTls(address, options.tls, signal);
+    } catch (err) {
+      // unreachable is not a TLS failure: only those are reported and turned unauthorized
+      const code = String((err as { code?: unknown }).code ?? "");
+      if (signal.aborted || UNREACHABLE.has(code)) throw err;
+      const message = `Cannot open TLS to ${remoteOf(address)}: ${
+        err instanceof Error ? err.message : String(err)
+      }`;
+      options.onProblem?.("tls", { remote: remoteOf(address), code: "tls", message });
+      throw new ProtocolError(ErrorCode.Unauthorized, message);
+    }
   } else {
     conn = await Deno.connect(
       { hostname: address.hostname, port: address.port, signal } as Deno.ConnectOptions,
     );
+  }
+  if (!("path" in address)) {
     try {
       (conn as Deno.TcpConn).setNoDelay(true);
     } catch {
@@ -45,7 +86,11 @@ export async function dialRaw(
   return new FrameConnection(conn, options);
 }
 
-/** Dials `address` and runs the client handshake; resolves with the ready connection. */
+/**
+ * Dials `address` and runs the client handshake; resolves with the ready connection. With
+ * a secret it resolves only after the server proved the secret: an impostor gets nothing
+ * but our hello, and `dial` throws a `ProtocolError` with code `impostor`.
+ */
 export async function dial(
   address: DialAddress,
   options: DialOptions = {},
@@ -66,6 +111,17 @@ export async function dial(
     return { conn, server };
   } catch (err) {
     conn.close();
+    const code = err instanceof ProtocolError || err instanceof RemoteError ? err.code : "";
+    if (
+      code === ErrorCode.Impostor || code === ErrorCode.Unauthorized ||
+      code === ErrorCode.BadVersion
+    ) {
+      options.onProblem?.("handshake", {
+        remote: remoteOf(address),
+        code: String(code),
+        message: err instanceof Error ? err.message : String(err),
+      });
+    }
     throw err;
   }
 }

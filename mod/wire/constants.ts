@@ -4,8 +4,12 @@
  * @module
  */
 
-/** Version of the frame protocol carried in `hello` and `welcome`. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Version of the frame protocol carried in `hello` and `welcome`. v2: with a cluster
+ * secret both ends prove it (the hello carries the client's nonce; docs/wire.md). A node
+ * without a secret still accepts v1 hellos.
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** Bytes of the big-endian unsigned length that precedes every frame payload. */
 export const FRAME_HEADER_BYTES = 4;
@@ -60,7 +64,7 @@ export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 /** How long a peer has to complete the hello (and auth) exchange. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 
-/** Bytes of the random nonce a server sends when a cluster secret is set. */
+/** Bytes of the random nonce each side sends when a cluster secret is set. */
 export const AUTH_NONCE_BYTES = 32;
 
 /** Error codes carried in `{t:"error", code}` frames. */
@@ -82,6 +86,8 @@ export const ErrorCode = {
   Internal: "internal",
   Overloaded: "overloaded",
   TooManyConnections: "too_many_connections",
+  /** A client refused a server that could not prove the cluster secret. */
+  Impostor: "impostor",
 } as const;
 
 /** One of the error codes in {@linkcode ErrorCode}, or a role's own code. */

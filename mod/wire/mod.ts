@@ -58,17 +58,29 @@ export {
 export {
   acceptHandshake,
   authProof,
+  type AuthTranscript,
+  authTranscript,
   type HandshakeOptions,
   offerHandshake,
   type PeerIdentity,
+  type ProofDirection,
 } from "./handshake.ts";
 export {
   dial,
   type DialAddress,
   type DialOptions,
   dialRaw,
+  type LinkSecurity,
   type RequestOptions,
   RpcClient,
 } from "./client.ts";
+export { connectTls, loadNodeTls, type TlsConfig, TlsListener, type TlsRefusal } from "./tls.ts";
 export { type FrameHandler, FrameServer, type FrameServerOptions, PeerSession } from "./server.ts";
 export * from "./fields.ts";
+export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
+export {
+  heartbeat,
+  HEARTBEAT_INTERVAL_MS,
+  HEARTBEAT_SILENCE_MS,
+  type HeartbeatOptions,
+} from "./heartbeat.ts";

@@ -24,6 +24,13 @@ import {
   WireError,
 } from "./errors.ts";
 import { acceptHandshake, type PeerIdentity } from "./handshake.ts";
+import { type TlsConfig, TlsListener } from "./tls.ts";
+
+/** Whether a handler's error is a failed database write (node:sqlite, or a StorageError). */
+function isStoreFailure(err: unknown): boolean {
+  return err instanceof Error &&
+    ((err as { code?: unknown }).code === "ERR_SQLITE_ERROR" || err.name === "StorageError");
+}
 
 /** Whether `rid` may be copied into replies: absent, a safe integer, or a short string. */
 function validRid(rid: unknown): boolean {
@@ -204,6 +211,8 @@ export interface FrameServerOptions {
    * connection never more than the node)
    */
   pendingBytes?: { perConnection?: number; perNode?: number };
+  /** Serve TLS (TCP only): a certificate and key; with `caCerts`, mutual TLS. */
+  tls?: TlsConfig;
 }
 
 /** Frames at least this costly stay charged until their reply, not just their handler. */
@@ -217,7 +226,7 @@ const NO_RID = Symbol("no rid");
  * never stops the others. `close()` stops accepting and closes every session.
  */
 export class FrameServer implements AsyncDisposable {
-  readonly #listener: Deno.Listener;
+  readonly #listener: Deno.Listener | TlsListener;
   readonly #options: FrameServerOptions;
   readonly #sessions = new Set<PeerSession>();
   readonly #connections = new Set<FrameConnection>();
@@ -254,6 +263,12 @@ export class FrameServer implements AsyncDisposable {
     });
     this.#listener = "path" in options.listen
       ? Deno.listen({ transport: "unix", path: options.listen.path })
+      : options.tls
+      ? new TlsListener(
+        options.listen,
+        options.tls,
+        (remote, message) => options.onProblem?.("tls", { remote, code: "tls", message }),
+      )
       : Deno.listen({
         hostname: options.listen.hostname,
         port: options.listen.port,
@@ -513,14 +528,21 @@ export class FrameServer implements AsyncDisposable {
         if (result) session.reply(msg, result);
         else answered = false;
       } catch (err) {
-        if (!(err instanceof ProtocolError || err instanceof WireError)) {
+        if (err instanceof ProtocolError || err instanceof WireError) {
+          session.replyError(msg, err);
+        } else if (isStoreFailure(err)) {
+          // the database refused the write: say so, never an ok for data not stored
+          const message = `Cannot store ${String(msg.t).slice(0, 40)}: ${(err as Error).message}`;
+          o.onProblem?.("store", { remote: session.remote, code: "store_failed", message });
+          session.replyError(msg, new ProtocolError("store_failed", message));
+        } else {
           o.onProblem?.("handler", {
             remote: session.remote,
             code: ErrorCode.Internal,
             message: err instanceof Error ? err.stack ?? err.message : String(err),
           });
+          session.replyError(msg, err);
         }
-        session.replyError(msg, err);
       } finally {
         // a request answered later (the handler kept it) stays charged until its reply
         if (answered || key === NO_RID || cost < HOLD_UNTIL_REPLY_BYTES) session.release(key);

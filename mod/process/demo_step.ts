@@ -5,7 +5,7 @@
  * @module
  */
 import type { ClusterConfig } from "../config/mod.ts";
-import type { LocalCluster, NodeSpec } from "../process/mod.ts";
+import type { LocalCluster, NodeSpec } from "./cluster.ts";
 
 /** What a demo step gets. */
 export interface DemoContext {

@@ -1,7 +1,8 @@
 /**
- * A "next macrotask" scheduler without the 1–2 ms clamp of `setTimeout(fn, 0)`: work
- * queued during one batch of socket reads (many frames) is flushed together right after,
- * in the event loop's check phase (`setImmediate`).
+ * The turn batcher every role uses to "commit at the end of this turn": a "next macrotask"
+ * scheduler without the 1–2 ms clamp of `setTimeout(fn, 0)`. Work queued during one batch
+ * of socket reads (many frames) is flushed together right after, in the event loop's check
+ * phase (`setImmediate`).
  *
  * @module
  */

@@ -1,0 +1,245 @@
+/**
+ * What `--http` and an attached console cost a role: the same benchmark with HTTP off,
+ * then on with `peerd console` attached (its own process: status polled every second, every
+ * node's `/events` streamed), alternating in one run, REPS times each. Figures: ring
+ * grants per second with every node contending (each grant is three events on the SSE
+ * stream), ring acquire p50 under contention, queue persistent publishes confirmed per
+ * second, and queue fan-out deliveries per second; each with the on/off ratio.
+ *
+ * Run: `deno run -A bench/http_bench.ts [--reps 3] [--only ring|queue]` (or `deno task bench http`).
+ *
+ * @module
+ */
+import { LocalCluster, type NodeSpec, peerdCommand } from "../mod/process/mod.ts";
+import { QueueClient } from "../mod/queue/mod.ts";
+import { RpcClient } from "../mod/wire/mod.ts";
+
+const args = Deno.args;
+const argValue = (name: string, fallback: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const REPS = Number(argValue("--reps", "3"));
+const RING_MS = Number(argValue("--ring-ms", "4000"));
+const QUEUE_N = Number(argValue("--queue-n", "20000"));
+const FANOUT_N = Number(argValue("--fanout-n", "50000"));
+const ONLY = argValue("--only", ""); // "ring" or "queue": one of the two
+const BODY = new Uint8Array(100).fill(42);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function emit(figure: string, value: number, unit: string, extra: Record<string, unknown> = {}) {
+  console.log(
+    JSON.stringify({
+      bench: "http",
+      figure,
+      value: Math.round(value * 1000) / 1000,
+      unit,
+      ...extra,
+    }),
+  );
+}
+
+/** `count` distinct free ports (bound together, then released). */
+function freePorts(count: number): number[] {
+  const ls = Array.from({ length: count }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+  try {
+    return ls.map((l) => (l.addr as Deno.NetAddr).port);
+  } finally {
+    for (const l of ls) l.close();
+  }
+}
+
+/** Starts `nodes` with HTTP and a console attached (`http`), or plain; runs `work`, stops. */
+async function withCluster<T>(
+  nodes: NodeSpec[],
+  http: boolean,
+  work: (cluster: LocalCluster) => Promise<T>,
+): Promise<T> {
+  const ports = freePorts(nodes.length * 2);
+  const specs = nodes.map((n, i) => ({
+    ...n,
+    port: ports[2 * i],
+    args: [...(n.args ?? []), "--log-level", "warn"],
+    entry: http ? { http: `127.0.0.1:${ports[2 * i + 1]}` } : {},
+  }));
+  await using cluster = await LocalCluster.start({ nodes: specs });
+  if (!http) return await work(cluster);
+  // the console as a user runs it: its own process, polling and streaming every node
+  const [port] = freePorts(1);
+  const web = peerdCommand(
+    ["console", "--peers", cluster.peersPath, "--listen", `127.0.0.1:${port}`],
+    { stdin: "null", stdout: "null", stderr: "null" },
+  ).spawn();
+  try {
+    let attached = false;
+    for (let i = 0; i < 400 && !attached; i++) {
+      try {
+        const snap = await fetch(`http://127.0.0.1:${port}/api/snapshot`).then((r) => r.json());
+        attached = snap.nodes.every((n: { up: boolean; streaming: boolean }) =>
+          n.up && n.streaming
+        );
+      } catch {
+        // not listening yet
+      }
+      if (!attached) await new Promise((r) => setTimeout(r, 50));
+    }
+    if (!attached) throw new Error("Cannot attach the console to the cluster within 20 s");
+    return await work(cluster);
+  } finally {
+    web.kill("SIGTERM");
+    await web.status;
+  }
+}
+
+async function ringContended(cluster: LocalCluster): Promise<{ grants: number; p50: number }> {
+  const clients = await Promise.all(
+    cluster.nodes.map((n) =>
+      RpcClient.connect({ hostname: "127.0.0.1", port: n.port }, { role: "ctl", name: "bench" })
+    ),
+  );
+  try {
+    // wait for the ring to have a token (a first lock anywhere)
+    const first = await clients[0].request({ t: "ctl", cmd: "lock", args: ["20"] }, {
+      timeoutMs: 30_000,
+    });
+    await clients[0].request({ t: "ctl", cmd: "unlock", args: [String(first.fence)] });
+    const waits: number[] = [];
+    let grants = 0;
+    const end = performance.now() + RING_MS;
+    await Promise.all(clients.map(async (c) => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        const r = await c.request({ t: "ctl", cmd: "lock", args: ["20"] }, { timeoutMs: 30_000 });
+        waits.push(performance.now() - t0);
+        grants++;
+        await c.request({ t: "ctl", cmd: "unlock", args: [String(r.fence)] });
+      }
+    }));
+    return { grants: grants / (RING_MS / 1000), p50: median(waits) };
+  } finally {
+    for (const c of clients) await c.close();
+  }
+}
+
+async function queueConfirmed(cluster: LocalCluster): Promise<number> {
+  const ch = await QueueClient.connect(cluster.nodes[0].address, { name: "bench" });
+  try {
+    await ch.assertQueue("bench.durable", { durable: true });
+    await ch.confirmSelect();
+    const run = async (n: number) => {
+      const window: Promise<void>[] = [];
+      for (let i = 0; i < n; i++) {
+        window.push(ch.publishConfirmed("", "bench.durable", BODY, { persistent: true }));
+        if (window.length >= 1000) await window.shift();
+      }
+      await Promise.all(window);
+    };
+    await run(2_000);
+    await ch.purgeQueue("bench.durable");
+    const t0 = performance.now();
+    await run(QUEUE_N);
+    return QUEUE_N / ((performance.now() - t0) / 1000);
+  } finally {
+    await ch.close();
+  }
+}
+
+async function queueFanout(cluster: LocalCluster): Promise<number> {
+  const address = cluster.nodes[0].address;
+  const pub = await QueueClient.connect(address, { name: "bench-pub" });
+  const sub = await QueueClient.connect(address, { name: "bench-sub" });
+  try {
+    await pub.assertExchange("bench.fanout", "fanout", { durable: false });
+    const { queue } = await sub.assertQueue("", { durable: false, exclusive: true });
+    await sub.bindQueue(queue, "bench.fanout");
+    let got = 0;
+    let wake: (() => void) | undefined;
+    await sub.consume(queue, () => {
+      got++;
+      if (wake && got % 1000 === 0) wake();
+    }, { noAck: true });
+    const until = (target: number) =>
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (got >= target) {
+            wake = undefined;
+            resolve();
+          }
+        };
+        wake = check;
+        check();
+      });
+    const run = async (n: number) => {
+      const base = got;
+      let sent = 0;
+      while (sent < n) {
+        if (sent - (got - base) > 20_000) await until(base + sent - 20_000);
+        const batch = Math.min(1000, n - sent);
+        for (let i = 0; i < batch; i++) pub.publish("bench.fanout", "", BODY);
+        sent += batch;
+        await pub.sync();
+      }
+      await until(base + n);
+    };
+    await run(5_000);
+    const t0 = performance.now();
+    await run(FANOUT_N);
+    return FANOUT_N / ((performance.now() - t0) / 1000);
+  } finally {
+    await pub.close();
+    await sub.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const ring: NodeSpec[] = ["n1", "n2", "n3"].map((name) => ({ name, role: "ring" }));
+  const queue: NodeSpec[] = [{ name: "q1", role: "queue" }];
+  const runs: Record<string, { off: number[]; on: number[] }> = {};
+  const put = (k: string, http: boolean, v: number) => {
+    runs[k] ??= { off: [], on: [] };
+    runs[k][http ? "on" : "off"].push(v);
+  };
+  for (let rep = 0; rep < REPS; rep++) {
+    // alternate which goes first, so drift in the machine's load hits both alike
+    const order = rep % 2 === 0 ? [false, true] : [true, false];
+    for (const http of order) {
+      const label = `rep ${rep + 1}/${REPS} http ${http ? "on" : "off"}`;
+      if (ONLY !== "queue") {
+        console.error(`http bench: ${label}: ring`);
+        const r = await withCluster(ring, http, ringContended);
+        put("ring_grants_per_s", http, r.grants);
+        put("ring_acquire_p50_ms", http, r.p50);
+      }
+      if (ONLY === "ring") continue;
+      console.error(`http bench: ${label}: queue`);
+      const q = await withCluster(queue, http, async (c) => ({
+        confirmed: await queueConfirmed(c),
+        fanout: await queueFanout(c),
+      }));
+      put("queue_publish_confirmed_per_s", http, q.confirmed);
+      put("queue_fanout_delivered_per_s", http, q.fanout);
+      console.error(`http bench: ${label}: done`);
+    }
+  }
+  const units: Record<string, string> = {
+    ring_grants_per_s: "grants/s",
+    ring_acquire_p50_ms: "ms",
+    queue_publish_confirmed_per_s: "msgs/s",
+    queue_fanout_delivered_per_s: "msgs/s",
+  };
+  for (const [k, v] of Object.entries(runs)) {
+    const off = median(v.off);
+    const on = median(v.on);
+    emit(`${k}_http_off`, off, units[k], { runs: v.off.map((x) => Math.round(x * 100) / 100) });
+    emit(`${k}_http_on_console`, on, units[k], {
+      runs: v.on.map((x) => Math.round(x * 100) / 100),
+      ratio_on_off: Math.round((on / off) * 1000) / 1000,
+    });
+  }
+}
+
+await main();

@@ -1,0 +1,96 @@
+/**
+ * A node's entry in peers.json may carry the options of its role (`"fail-after": 5`):
+ * every key of every node is checked against its role's options, and this node's values
+ * apply where no flag or environment variable gave one.
+ *
+ * @module
+ */
+import { Option } from "commander";
+import { type ClusterConfig, ConfigError, type NodeEntry } from "../config/mod.ts";
+import type { RoleDefinition } from "../process/mod.ts";
+
+/** The keys of a node entry that are not role options. */
+export const NODE_KEYS = ["name", "host", "port", "role", "neighbours"];
+
+function optionOf(role: RoleDefinition, key: string) {
+  return role.options?.find((spec) => {
+    const option = new Option(spec.flags);
+    return option.attributeName() === key || option.long === `--${key}`;
+  });
+}
+
+/**
+ * Every key of every node in a peers file must be one of the node keys or an option of
+ * the node's role (unknown roles and misspelt keys are config errors, exit 2).
+ */
+export function checkNodeKeys(
+  cluster: ClusterConfig,
+  running: RoleDefinition,
+  roles: readonly RoleDefinition[],
+): void {
+  cluster.nodes.forEach((node, i) => {
+    const where = `${cluster.source}: nodes[${i}] "${node.name}"`;
+    const def = node.role === undefined ? running : roles.find((r) => r.name === node.role);
+    if (!def) {
+      throw new ConfigError(
+        `${where}: unknown role "${node.role}"; roles are ${roles.map((r) => r.name).join(", ")}`,
+      );
+    }
+    for (const key of Object.keys(node.options)) {
+      if (optionOf(def, key)) continue;
+      const options = (def.options ?? []).map((s) => new Option(s.flags).long?.slice(2));
+      throw new ConfigError(
+        `${where}: unknown key "${key}"; a node takes ${NODE_KEYS.join(", ")}${
+          options.length ? ` and the options of role ${def.name} (${options.join(", ")})` : ""
+        }`,
+      );
+    }
+  });
+}
+
+/**
+ * This node's role options from the peers file, by attribute name, for the options that
+ * no flag or environment variable set (`sourceOf` is commander's `getOptionValueSource`);
+ * a value of the wrong type or outside the choices is a config error naming the key.
+ */
+export function nodeOptionValues(
+  role: RoleDefinition,
+  self: NodeEntry,
+  cluster: ClusterConfig,
+  sourceOf: (attribute: string) => string | undefined,
+): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  const index = cluster.nodes.indexOf(self);
+  for (const [key, value] of Object.entries(self.options)) {
+    const spec = optionOf(role, key);
+    if (!spec) continue; // checked by checkNodeKeys
+    const attr = new Option(spec.flags).attributeName();
+    const source = sourceOf(attr);
+    if (source !== undefined && source !== "default") continue;
+    const kind = spec.kind ?? (typeof spec.default === "number" ? "int" : "string");
+    const where = `${cluster.source}: nodes[${index}].${key}`;
+    const ok = kind === "int"
+      ? Number.isSafeInteger(value)
+      : kind === "float"
+      ? typeof value === "number" && Number.isFinite(value)
+      : kind === "bool"
+      ? typeof value === "boolean"
+      : typeof value === "string";
+    if (!ok) {
+      throw new ConfigError(
+        `${where}: must be ${
+          kind === "int"
+            ? "an integer"
+            : kind === "float"
+            ? "a number"
+            : `a ${kind === "bool" ? "boolean" : "string"}`
+        }, got ${JSON.stringify(value)}`,
+      );
+    }
+    if (spec.choices && !spec.choices.includes(String(value))) {
+      throw new ConfigError(`${where}: must be one of ${spec.choices.join(", ")}`);
+    }
+    values[attr] = value;
+  }
+  return values;
+}
