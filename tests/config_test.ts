@@ -186,7 +186,7 @@ Deno.test("peerd refuses config mistakes with exit 2 and one line naming the fil
           "--peers",
           write("key.json", JSON.stringify({ nodes: [node({ fanuot: 3 })] })),
         ],
-        /key\.json: nodes\[0\] "n1": unknown key "fanuot"; a node takes name, host, port, role, neighbours and the options of role ring \(heartbeat-ms/,
+        /key\.json: nodes\[0\] "n1": unknown key "fanuot"; a node takes name, host, port, role, neighbours, http and the options of role ring \(heartbeat-ms/,
       ],
       [
         [

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { setImmediate } from "node:timers";
 import { EventSink, Logger } from "../mod/events/sink.ts";
-import { MomDaemon, pubsFrames } from "../mod/mom/daemon.ts";
+import { COMMIT_META, MomDaemon, pubsFrames } from "../mod/mom/daemon.ts";
 import { DaemonStore } from "../mod/mom/daemon_store.ts";
 import type { RoleContext } from "../mod/process/mod.ts";
 import type { Message, PeerSession } from "../mod/wire/mod.ts";
@@ -164,6 +164,76 @@ Deno.test("daemon (in process): a broker that stops answering is detected by the
     await daemon.close();
     await broker.close();
     ctx.events.close();
+    store.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("daemon (in process): receive's `from` hands out after it and acknowledges only `after`; an ack-only receive hides nothing; commit meta and publication meta are stored", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "peerd-mom-daemon-" });
+  const store = new DaemonStore(`${dir}/daemon.sqlite`);
+  const ctx = {
+    role: "daemon",
+    name: "d1",
+    listen: { hostname: "127.0.0.1", port: 0 },
+    dataDir: dir,
+    maxFrame: 1 << 20,
+    logLevel: "error",
+    events: new EventSink({ node: "d1", role: "daemon" }),
+    log: new Logger({ node: "d1", role: "daemon", level: "error" }),
+    signal: new AbortController().signal,
+    options: {},
+    interactive: false,
+  } as RoleContext;
+  store.addUser(1);
+  store.addUser(2);
+  store.addSub(2, "T/+", false);
+  const daemon = new MomDaemon(ctx, store, { hostname: "127.0.0.1", port: 1 });
+  try {
+    const h = daemon.handlers();
+    const pub = recordingSession();
+    const sub = recordingSession();
+    // five publications, one with meta bytes and commit meta (what MQTT QoS 2 sends)
+    for (let n = 1; n <= 5; n++) {
+      const msg: Record<string | symbol, unknown> = {
+        t: "publish",
+        rid: n,
+        user: 1,
+        topic: "T/x",
+        payload: new Uint8Array([n]),
+      };
+      if (n === 3) {
+        msg.meta = Uint8Array.of(2, 0);
+        msg[COMMIT_META] = { "mqtt.q2.1.9": 1 };
+      }
+      h.publish(msg as unknown as Message, pub.session);
+    }
+    await nextTick();
+    assert.equal(pub.replies.length, 5, "every publication acknowledged after its commit");
+    assert.equal(store.meta("mqtt.q2.1.9"), "1", "commit meta written with the publication");
+    const receive = (fields: Record<string, number>) => {
+      const before = sub.replies.length;
+      const r = h.receive(
+        { t: "receive", rid: 1, user: 2, max: 100, wait: 0, ...fields },
+        sub.session,
+      );
+      const reply = (r as Message | undefined) ?? sub.replies[before];
+      return reply.messages as Array<{ seq: number; payload: Uint8Array; meta?: Uint8Array }>;
+    };
+    // an acknowledgement alone (max 0) must not make later receives miss stored entries
+    assert.deepEqual(receive({ after: 0, max: 0 }), []);
+    const all = receive({ after: 0 });
+    assert.deepEqual(all.map((m) => m.payload[0]), [1, 2, 3, 4, 5]);
+    assert.deepEqual(all[2].meta, Uint8Array.of(2, 0), "meta travels to the inbox entry");
+    assert.equal(all[0].meta, undefined);
+    // hand out after the third while acknowledging only the first
+    const seqs = all.map((m) => m.seq);
+    assert.deepEqual(receive({ after: seqs[0], from: seqs[2] }).map((m) => m.payload[0]), [4, 5]);
+    // (handing out entries commits the acknowledgement first)
+    assert.deepEqual(receive({ after: seqs[0] }).map((m) => m.payload[0]), [2, 3, 4, 5]);
+    assert.equal(store.takenBy(2), seqs[0]);
+  } finally {
+    await daemon.close();
     store.close();
     Deno.removeSync(dir, { recursive: true });
   }

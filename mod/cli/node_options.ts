@@ -9,8 +9,8 @@ import { Option } from "commander";
 import { type ClusterConfig, ConfigError, type NodeEntry } from "../config/mod.ts";
 import type { RoleDefinition } from "../process/mod.ts";
 
-/** The keys of a node entry that are not role options. */
-export const NODE_KEYS = ["name", "host", "port", "role", "neighbours"];
+/** The keys of a node entry that are not role options (`http`: where its HTTP endpoints listen). */
+export const NODE_KEYS = ["name", "host", "port", "role", "neighbours", "http"];
 
 function optionOf(role: RoleDefinition, key: string) {
   return role.options?.find((spec) => {
@@ -37,7 +37,7 @@ export function checkNodeKeys(
       );
     }
     for (const key of Object.keys(node.options)) {
-      if (optionOf(def, key)) continue;
+      if (NODE_KEYS.includes(key) || optionOf(def, key)) continue;
       const options = (def.options ?? []).map((s) => new Option(s.flags).long?.slice(2));
       throw new ConfigError(
         `${where}: unknown key "${key}"; a node takes ${NODE_KEYS.join(", ")}${

@@ -7,8 +7,8 @@
 import type { CommandDefinition, RoleDefinition } from "../process/mod.ts";
 import { echoRole } from "../echo/mod.ts";
 import { demoRole } from "../demo/mod.ts";
-import { ctlCommand } from "../ctl/mod.ts";
-import { traceCommand } from "../events/mod.ts";
+import { ctlCommand } from "./ctl_command.ts";
+import { traceCommand } from "./trace_command.ts";
 // ── subsystem roles (one import line each) ──
 import {
   agencyRole,

@@ -15,4 +15,4 @@ export {
   ctlRequest,
   type CtlRequestOptions,
 } from "./control.ts";
-export { ctlCommand, printJson } from "./command.ts";
+export { printJson } from "./print.ts";

@@ -10,7 +10,7 @@ import { lotteryDemo } from "../lottery/mod.ts";
 import { queueDemo } from "../queue/mod.ts";
 import { leaderDemo } from "../leader/mod.ts";
 import { ringDemo } from "../ring/mod.ts";
-import { multicastDemo } from "../multicast/demo.ts";
+import { multicastDemo } from "../multicast/mod.ts";
 import { ratingsDemo } from "../ratings/mod.ts";
 import { momDemo } from "../mom/mod.ts";
 import { gossipDemo } from "../gossip/mod.ts";

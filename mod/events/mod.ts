@@ -17,4 +17,3 @@ export {
   Logger,
   type LogLevel,
 } from "./sink.ts";
-export { formatTraceLine, readEventFiles, spaceTimeSvg, traceCommand } from "./trace.ts";

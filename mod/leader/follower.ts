@@ -14,6 +14,7 @@ import {
   type RoleDefinition,
   startNodeServer,
 } from "../process/mod.ts";
+import { AmqpClient } from "../amqp/mod.ts";
 import { QueueClient, type QueueMessage } from "../queue/mod.ts";
 import {
   declareExchanges,
@@ -21,6 +22,7 @@ import {
   DIRECT_EXCHANGE,
   encodeJob,
   FANOUT_EXCHANGE,
+  type FollowerChannel,
   grantKey,
   MAX_VALUE,
 } from "./protocol.ts";
@@ -38,12 +40,16 @@ async function connectWithRetry(
   ctx: RoleContext,
   address: string,
   timeoutMs: number,
-): Promise<QueueClient> {
-  const addr = parseHostPort(address, "--queue");
+  amqpUrl?: string,
+): Promise<FollowerChannel> {
+  const addr = amqpUrl ? undefined : parseHostPort(address, "--queue");
   const deadline = performance.now() + timeoutMs;
   for (let attempt = 1;; attempt++) {
     try {
-      return await QueueClient.connect(addr, {
+      if (amqpUrl) {
+        return await AmqpClient.connect(amqpUrl, { signal: ctx.signal, name: ctx.name });
+      }
+      return await QueueClient.connect(addr!, {
         name: ctx.name,
         role: "follower",
         ...linkSecurity(ctx),
@@ -68,6 +74,10 @@ export const followerRole: RoleDefinition = {
   defaultPort: 0,
   options: [
     { flags: "--queue <host:port>", description: "the leader's (or a queue server's) address" },
+    {
+      flags: "--amqp-url <url>",
+      description: "run the job through an AMQP 0-9-1 broker instead (amqp://user:pass@host:port/)",
+    },
     { flags: "--id <id>", description: "follower id (default: --name)" },
     {
       flags: "--write-delay <ms>",
@@ -82,11 +92,15 @@ export const followerRole: RoleDefinition = {
       kind: "int",
     },
   ],
-  examples: ["peerd --role follower --name f1 --queue 127.0.0.1:7510"],
+  examples: [
+    "peerd --role follower --name f1 --queue 127.0.0.1:7510",
+    "peerd --role follower --name f1 --amqp-url amqp://guest:guest@127.0.0.1:5672/",
+  ],
   async run(ctx: RoleContext): Promise<number> {
-    const queueAddr = ctx.options.queue as string | undefined;
+    const amqpUrl = ctx.options.amqpUrl as string | undefined;
+    const queueAddr = (ctx.options.queue as string | undefined) ?? amqpUrl;
     if (!queueAddr) {
-      ctx.log.error("--queue HOST:PORT is required (the leader's address)");
+      ctx.log.error("--queue HOST:PORT (the leader's address) or --amqp-url URL is required");
       return 2;
     }
     const id = String(ctx.options.id ?? ctx.name);
@@ -99,9 +113,14 @@ export const followerRole: RoleDefinition = {
       handlers: {},
       ctl: { status: () => ({ id, state, turn, values: values.length }) },
     });
-    let ch: QueueClient | undefined;
+    let ch: FollowerChannel | undefined;
     try {
-      ch = await connectWithRetry(ctx, queueAddr, Number(ctx.options.connectTimeout ?? 15000));
+      ch = await connectWithRetry(
+        ctx,
+        queueAddr,
+        Number(ctx.options.connectTimeout ?? 15000),
+        amqpUrl,
+      );
       const channel = ch;
       const ended = Promise.withResolvers<"end" | "closed">();
       channel.onClose = () => ended.resolve("closed");

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { AmqpClient } from "../amqp/mod.ts";
 import { parseHostPort } from "../config/mod.ts";
 import {
   linkSecurity,
@@ -104,6 +105,11 @@ export const leaderRole: RoleDefinition = {
     },
     { flags: "--queue <host:port>", description: "use this queue server instead of embedding" },
     {
+      flags: "--amqp-url <url>",
+      description:
+        "run the job through an AMQP 0-9-1 broker (peerd --amqp, RabbitMQ): amqp://user:pass@host:port/",
+    },
+    {
       flags: "--turn-timeout <ms>",
       description: "how long a holder may take to write before the turn moves on",
       default: 3000,
@@ -132,6 +138,7 @@ export const leaderRole: RoleDefinition = {
     "peerd --role leader --spawn 8",
     "peerd --role leader --followers 3 --listen 0.0.0.0:7510",
     "peerd --role follower --name f1 --queue 127.0.0.1:7510",
+    "peerd --role leader --spawn 4 --amqp-url amqp://guest:guest@127.0.0.1:5672/",
   ],
   async run(ctx: RoleContext): Promise<number> {
     const spawn = ctx.options.spawn as number | undefined;
@@ -145,6 +152,7 @@ export const leaderRole: RoleDefinition = {
     const startTimeout = Number(ctx.options.startTimeout ?? 30000);
     const finalTimeout = Number(ctx.options.finalTimeout ?? 10000);
     const remote = ctx.options.queue as string | undefined;
+    const amqpUrl = ctx.options.amqpUrl as string | undefined;
 
     const requested = new Set<string>();
     const pending: string[] = [];
@@ -170,7 +178,16 @@ export const leaderRole: RoleDefinition = {
       writes,
       finals: finals.size,
     });
-    if (remote) {
+    if (amqpUrl) {
+      server = startNodeServer(ctx, { handlers: {}, ctl: { status: jobStatus } });
+      try {
+        channel = await AmqpClient.connect(amqpUrl, { signal: ctx.signal, name: ctx.name });
+      } catch (err) {
+        await server.close();
+        ctx.log.error(`Cannot reach the AMQP broker at ${amqpUrl}: ${(err as Error).message}`);
+        return 1;
+      }
+    } else if (remote) {
       server = startNodeServer(ctx, { handlers: {}, ctl: { status: jobStatus } });
       try {
         channel = await QueueClient.connect(parseHostPort(remote, "--queue"), {
@@ -202,7 +219,7 @@ export const leaderRole: RoleDefinition = {
       }
       channel = new LocalChannel(eng, "leader");
     }
-    const queueAddr = remote ??
+    const queueAddr = amqpUrl ?? remote ??
       `${ctx.listen.hostname === "0.0.0.0" ? "127.0.0.1" : ctx.listen.hostname}:${server.port}`;
     const children: Array<{ id: string; child: Deno.ChildProcess; relay: Promise<void> }> = [];
     try {
@@ -249,7 +266,7 @@ export const leaderRole: RoleDefinition = {
             "follower",
             "--name",
             id,
-            "--queue",
+            amqpUrl ? "--amqp-url" : "--queue",
             queueAddr,
             "--listen",
             "127.0.0.1:0",

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { QueueMessage } from "../queue/mod.ts";
+import type { QueueMessage, ReturnedMessage } from "../queue/mod.ts";
 
 /** Direct exchange: requests, finals, grants. */
 export const DIRECT_EXCHANGE = "lf.direct";
@@ -79,6 +79,20 @@ export interface JobChannel {
     options?: { mandatory?: boolean },
   ): boolean;
   close(): Promise<void>;
+}
+
+/** What a follower needs beyond {@linkcode JobChannel}: a `QueueClient` or an `AmqpClient`. */
+export interface FollowerChannel extends JobChannel {
+  /** Whether the connection has ended. */
+  readonly closed: boolean;
+  /** Called when the connection ends. */
+  onClose?(err?: unknown): void;
+  /** Called for an asynchronous error. */
+  onError?(err: Error): void;
+  /** Called for a mandatory message nobody took. */
+  onReturn?(r: ReturnedMessage): void;
+  /** Resolves once the server handled everything sent before. */
+  sync(): Promise<void>;
 }
 
 /** Declares the two exchanges (transient: the job lives as long as its leader). */

@@ -24,11 +24,11 @@ import {
   type PeerSession,
   ProtocolError,
 } from "../wire/mod.ts";
-import { BrokerStore, type DaemonRow, type OutboxRow } from "./broker_store.ts";
+import { BrokerStore, type DaemonRow, type OutboxRow, type RetainedRow } from "./broker_store.ts";
 import { MAX_PAYLOAD_BYTES, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
 import { Tick } from "../process/mod.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
-import { checkPattern, checkTopic, TopicError } from "./topic.ts";
+import { checkPattern, checkTopic, TopicError, topicMatches } from "./topic.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";
 import { prepareDataDir, StorageError } from "../storage/mod.ts";
 
@@ -61,6 +61,8 @@ export class Broker {
   readonly #subs = new SubscriptionIndex();
   readonly #topics = new Set<string>();
   readonly #daemons = new Map<string, DaemonState>();
+  /** Retained messages by topic (MQTT: publications whose meta has the retain bit). */
+  readonly #retained = new Map<string, RetainedRow>();
   #rows: OutboxRow[] = [];
   #acks = new Map<string, number>();
   #newTopics: string[] = [];
@@ -90,6 +92,7 @@ export class Broker {
     for (const u of store.users()) this.#users.set(u.id, u.daemon);
     for (const s of store.subs()) this.#subs.add(s.user, s.pattern, s.own === 1);
     for (const t of store.topics()) this.#topics.add(t);
+    for (const r of store.retained()) this.#retained.set(r.topic, r);
     const reserved = store.reservations();
     for (const d of store.daemons()) {
       const r = reserved.get(d.name) ?? 0;
@@ -168,6 +171,31 @@ export class Broker {
         this.#subs.add(user, pattern, own);
         this.#ctx.events.emit("sub.added", { user, topic: pattern, own });
         return { t: "ok" };
+      },
+      retained: (msg, s) => {
+        // the retained messages a new subscription of `user` to `topic` gets
+        this.#ownUser(msg, s);
+        let pattern: string;
+        try {
+          pattern = checkPattern(msg.topic);
+        } catch (err) {
+          badTopic(err);
+        }
+        const messages: Array<Record<string, unknown>> = [];
+        for (const r of this.#retained.values()) {
+          if (!topicMatches(pattern, r.topic)) continue;
+          if (r.topic.startsWith("$") && (pattern.startsWith("+") || pattern.startsWith("#"))) {
+            continue;
+          }
+          messages.push({
+            id: r.id,
+            topic: r.topic,
+            payload: r.payload,
+            from: r.from,
+            meta: r.meta,
+          });
+        }
+        return { t: "retained", messages };
       },
       "sub.remove": (msg, s) => {
         const user = this.#ownUser(msg, s);
@@ -372,7 +400,8 @@ export class Broker {
     const seq = fieldInt(msg, "seq", { min: 1 });
     const from = fieldInt(msg, "user", { min: 1 });
     const payload = fieldBytes(msg, "payload");
-    this.#routeOne(d, seq, from, msg.topic, payload, msg.local === true);
+    const meta = msg.meta instanceof Uint8Array ? msg.meta : undefined;
+    this.#routeOne(d, seq, from, msg.topic, payload, msg.local === true, meta);
   }
 
   /**
@@ -383,6 +412,10 @@ export class Broker {
     const d = this.#daemonOf(s);
     const seq = fieldInt(msg, "seq", { min: 1 });
     const { users, topics, payloads } = msg;
+    const metas = Array.isArray(msg.metas) && Array.isArray(users) &&
+        msg.metas.length === users.length
+      ? msg.metas as unknown[]
+      : undefined;
     if (
       !Array.isArray(users) || !Array.isArray(topics) || !Array.isArray(payloads) ||
       users.length !== topics.length || users.length !== payloads.length ||
@@ -405,7 +438,16 @@ export class Broker {
     }
     const local = msg.local === true;
     for (let i = 0; i < users.length; i++) {
-      this.#routeOne(d, seq + i, users[i] as number, topics[i], payloads[i] as Uint8Array, local);
+      const meta = metas?.[i] instanceof Uint8Array ? metas[i] as Uint8Array : undefined;
+      this.#routeOne(
+        d,
+        seq + i,
+        users[i] as number,
+        topics[i],
+        payloads[i] as Uint8Array,
+        local,
+        meta,
+      );
     }
   }
 
@@ -417,6 +459,7 @@ export class Broker {
     rawTopic: unknown,
     payload: Uint8Array,
     local: boolean,
+    meta?: Uint8Array,
   ): void {
     if (seq <= d.seenPending) {
       this.#pubbers.add(d);
@@ -444,6 +487,13 @@ export class Broker {
     }
     this.messagesIn++;
     const id = `${d.name}:${seq}`;
+    if (meta !== undefined && meta.length > 0 && (meta[0] & RETAIN_BIT) !== 0) {
+      // MQTT retained message: the last one of its topic is kept here for new subscribers
+      const r: RetainedRow = { topic, id, payload, from, meta };
+      this.#store.setRetained(r);
+      if (payload.length === 0) this.#retained.delete(topic);
+      else this.#retained.set(topic, r);
+    }
     if (!this.#topics.has(topic)) {
       this.#topics.add(topic);
       this.#newTopics.push(topic);
@@ -476,7 +526,8 @@ export class Broker {
         const dest = this.#destination(daemon);
         dest.dseq++;
         dest.dirty = true;
-        const row = { daemon, dseq: dest.dseq, id, topic, payload, from, users };
+        const row: OutboxRow = { daemon, dseq: dest.dseq, id, topic, payload, from, users };
+        if (meta !== undefined) row.meta = meta;
         this.#rows.push(row);
         // overlap the commit with the hop to the daemon (it dedupes by dseq and by publisher
         // seq); the publisher is acknowledged only after the commit
@@ -615,15 +666,7 @@ export class Broker {
   #sendRow(dest: DaemonState, row: OutboxRow, pumpWhenFull: boolean): boolean {
     dest.sent = row.dseq;
     this.messagesOut++;
-    const ok = dest.session!.send({
-      t: "deliver",
-      dseq: row.dseq,
-      id: row.id,
-      topic: row.topic,
-      payload: row.payload,
-      from: row.from,
-      users: row.users,
-    });
+    const ok = dest.session!.send(deliverFrame(row));
     if (!ok && pumpWhenFull) this.#pump(dest);
     return ok;
   }
@@ -653,17 +696,7 @@ export class Broker {
             dest.sent = row.dseq;
             this.messagesOut++;
             this.#sentStored++;
-            if (
-              !session.send({
-                t: "deliver",
-                dseq: row.dseq,
-                id: row.id,
-                topic: row.topic,
-                payload: row.payload,
-                from: row.from,
-                users: row.users,
-              })
-            ) blocked = true;
+            if (!session.send(deliverFrame(row))) blocked = true;
           }
           if (blocked) await session.conn.drained();
         }
@@ -677,6 +710,24 @@ export class Broker {
       }
     })();
   }
+}
+
+/** Retain bit of a publication's meta byte 0 (MQTT; see `mqtt/meta.ts`). */
+const RETAIN_BIT = 4;
+
+/** The `deliver` frame of a stored delivery. */
+function deliverFrame(row: OutboxRow): Message {
+  const frame: Message = {
+    t: "deliver",
+    dseq: row.dseq,
+    id: row.id,
+    topic: row.topic,
+    payload: row.payload,
+    from: row.from,
+    users: row.users,
+  };
+  if (row.meta !== undefined) frame.meta = row.meta;
+  return frame;
 }
 
 function memoryMiB(): Record<string, number> {

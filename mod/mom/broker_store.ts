@@ -59,6 +59,17 @@ export interface OutboxRow {
   from: number;
   /** Recipient users on that daemon. */
   users: number[];
+  /** The publication's meta bytes (MQTT's QoS, retain, properties), if any. */
+  meta?: Uint8Array;
+}
+
+/** A retained message (MQTT): the last retained publication of a topic. */
+export interface RetainedRow {
+  topic: string;
+  id: string;
+  payload: Uint8Array;
+  from: number;
+  meta: Uint8Array;
 }
 
 /** The broker's database. `close()` is safe to call twice. */
@@ -271,15 +282,55 @@ export class BrokerStore {
         payload: t[3] as Uint8Array,
         from: Number(t[4]),
         users: (t[5] as unknown[]).map(Number),
+        ...(t[6] instanceof Uint8Array ? { meta: t[6] } : {}),
       });
     });
     return out;
   }
 
+  #retainedTable(): void {
+    this.#db.exec(
+      "CREATE TABLE IF NOT EXISTS retained(topic TEXT PRIMARY KEY, id TEXT NOT NULL, " +
+        "payload BLOB NOT NULL, sender INTEGER NOT NULL, meta BLOB NOT NULL) WITHOUT ROWID",
+    );
+  }
+
+  /** Every retained message. */
+  retained(): RetainedRow[] {
+    this.#retainedTable();
+    const rows = this.#db.prepare("SELECT topic, id, payload, sender, meta FROM retained")
+      .all() as Array<
+        { topic: string; id: string; payload: Uint8Array; sender: number; meta: Uint8Array }
+      >;
+    return rows.map((r) => ({
+      topic: r.topic,
+      id: r.id,
+      payload: r.payload,
+      from: Number(r.sender),
+      meta: r.meta,
+    }));
+  }
+
+  /** Sets the retained message of its topic (an empty payload clears it). */
+  setRetained(r: RetainedRow): void {
+    this.#retainedTable();
+    if (r.payload.length === 0) {
+      this.#db.prepare("DELETE FROM retained WHERE topic=?").run(r.topic);
+    } else {
+      this.#db.prepare(
+        "INSERT OR REPLACE INTO retained(topic, id, payload, sender, meta) VALUES (?, ?, ?, ?, ?)",
+      ).run(r.topic, r.id, r.payload, r.from, r.meta);
+    }
+  }
+
   #insertSegments(daemon: string, rows: OutboxRow[]): void {
     for (const chunk of chunkSegments(rows)) {
       const data = encodeSegment(
-        chunk.map((r) => [r.dseq, r.id, r.topic, r.payload, r.from, r.users]),
+        chunk.map((r) =>
+          r.meta === undefined
+            ? [r.dseq, r.id, r.topic, r.payload, r.from, r.users]
+            : [r.dseq, r.id, r.topic, r.payload, r.from, r.users, r.meta]
+        ),
       );
       this.#insSeg.run(daemon, chunk[0].dseq, chunk[chunk.length - 1].dseq, chunk.length, data);
     }

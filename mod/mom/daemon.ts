@@ -50,6 +50,7 @@ import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkPattern, checkTopic, TopicError } from "./topic.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";
 import { prepareDataDir, StorageError, STORE_FAILED } from "../storage/mod.ts";
+import { mqttAddress, MqttGateway, mqttUsers } from "./mqtt/gateway.ts";
 
 interface Waiter {
   session: PeerSession;
@@ -64,7 +65,15 @@ interface PendingPublish {
   entry: OutboxEntry;
   session: PeerSession;
   rid: unknown;
+  /** Meta values written in the same commit (in-process gateways, see COMMIT_META). */
+  meta?: Record<string, number>;
 }
+
+/**
+ * A `publish` message from an in-process gateway (never from the wire: frames carry no
+ * symbols) may carry meta values under this key, written in the publication's commit.
+ */
+export const COMMIT_META: unique symbol = Symbol("commit meta");
 
 function topicError(err: unknown): never {
   if (err instanceof TopicError) throw new ProtocolError(MomErrorCode.BadTopic, err.message);
@@ -168,6 +177,21 @@ export class MomDaemon {
     this.#seenFrom = store.seenFrom();
   }
 
+  /** The daemon's store (for in-process gateways such as MQTT's). */
+  get store(): DaemonStore {
+    return this.#store;
+  }
+
+  /** The daemon's name (the prefix of its publication ids). */
+  get name(): string {
+    return this.#ctx.name;
+  }
+
+  /** Whether `user` is a user of this daemon. */
+  hasUser(user: number): boolean {
+    return this.#users.has(user);
+  }
+
   /** Whether the broker link is up and attached. */
   get linkUp(): boolean {
     return this.#attached;
@@ -225,6 +249,28 @@ export class MomDaemon {
         this.#ctx.events.emit("sub.removed", { user, topic });
         return { t: "ok" };
       },
+      retained: async (msg) => {
+        // the broker's retained messages for a new subscription, into the user's inbox
+        const user = await this.#localUser(msg);
+        const topic = fieldString(msg, "topic", { maxLength: 1024 });
+        const reply = await this.#brokerRequest({ t: "retained", user, topic });
+        const rows = Array.isArray(reply.messages) ? reply.messages as Message[] : [];
+        for (const r of rows) {
+          if (!this.#users.has(user)) break;
+          const meta = new Uint8Array(fieldBytes(r, "meta"));
+          if (meta.length > 0) meta[0] |= RETAINED_DELIVERY;
+          this.#queueDelivery({
+            users: [user],
+            id: fieldString(r, "id"),
+            topic: fieldString(r, "topic"),
+            payload: fieldBytes(r, "payload"),
+            from: fieldInt(r, "from"),
+            meta,
+          });
+        }
+        this.#schedule();
+        return { t: "ok", count: rows.length };
+      },
       destroy: async (msg) => {
         const user = await this.#localUser(msg);
         const reply = await this.#brokerRequest({ t: "user.destroy", user });
@@ -258,11 +304,15 @@ export class MomDaemon {
           this.#seqReserved = seq + SEQ_RESERVATION;
           this.#store.setMeta({ seq_reserved: this.#seqReserved });
         }
-        const pending = {
-          entry: { seq, user, topic, payload, local: false },
+        const entry: OutboxEntry = { seq, user, topic, payload, local: false };
+        if (msg.meta !== undefined) entry.meta = fieldBytes(msg, "meta");
+        const pending: PendingPublish = {
+          entry,
           session: s,
           rid: msg.rid,
         };
+        const meta = (msg as { [COMMIT_META]?: Record<string, number> })[COMMIT_META];
+        if (meta !== undefined) pending.meta = meta;
         this.published++;
         if (this.#held) this.#held.push(pending);
         else this.#accept(pending);
@@ -281,20 +331,23 @@ export class MomDaemon {
         const user = fieldInt(msg, "user", { min: 1 });
         if (!this.#users.has(user)) return this.#refuseUser(msg);
         const after = fieldInt(msg, "after", { min: 0 });
+        // `from` (default `after`): hand out entries after it, acknowledge only up to `after`
+        const from = msg.from === undefined ? after : fieldInt(msg, "from", { min: after });
         const max = Math.min(fieldInt(msg, "max", { min: 0 }), MAX_RECEIVE_BATCH);
         const wait = Math.min(fieldInt(msg, "wait", { min: 0 }), 3_600_000);
         if (after > (this.#ackPending.get(user) ?? 0)) {
           this.#ackPending.set(user, after);
           this.#takes++;
         }
-        let rows = this.#recentAfter(user, after, max);
+        let rows = this.#recentAfter(user, after, max, from);
         if (rows === undefined) {
-          rows = this.#store.select(user, after, max);
-          // nothing stored after `after`: from here on, what is committed for this user is
-          // also kept in memory, and its next receives need no read back
-          if (rows.length === 0) {
+          rows = this.#store.select(user, from, max);
+          // nothing stored after `from`: from here on, what is committed for this user is
+          // also kept in memory, and its next receives need no read back (a `max` of 0
+          // read nothing, so it proves nothing)
+          if (rows.length === 0 && max > 0) {
             this.#dropRecent(user);
-            this.#recent.set(user, { from: after + 1, entries: [], head: 0, bytes: 0 });
+            this.#recent.set(user, { from: from + 1, entries: [], head: 0, bytes: 0 });
           }
         }
         if (rows.length > 0) {
@@ -308,7 +361,7 @@ export class MomDaemon {
           session: s,
           msg,
           user,
-          after,
+          after: from,
           max,
           timer: setTimeout(() => this.#answer(waiter, []), wait),
         };
@@ -327,11 +380,14 @@ export class MomDaemon {
     // it to the other daemons only
     entry.local = this.#subsSynced;
     this.#out.push(p);
-    if (entry.local) this.#deliverLocally(entry);
+    // a publication with commit meta (MQTT QoS 2: its packet id) leaves only once committed:
+    // sent before and lost in a crash, its resend would be a second publication
+    const early = p.meta === undefined;
+    if (entry.local) this.#deliverLocally(entry, early);
     // overlap the broker hop with the local commit (the app is answered after the commit)
     const link = this.#link;
     if (
-      this.#attached && link && !this.#pumping && this.#pubSent === entry.seq - 1 &&
+      early && this.#attached && link && !this.#pumping && this.#pubSent === entry.seq - 1 &&
       link.conn.pendingBytes < EARLY_SEND_LIMIT
     ) {
       this.#pubSent = entry.seq;
@@ -356,7 +412,7 @@ export class MomDaemon {
   }
 
   /** Puts a local publication into the inboxes of the local users it reaches. */
-  #deliverLocally(entry: OutboxEntry): void {
+  #deliverLocally(entry: OutboxEntry, early: boolean): void {
     const matches = this.#subs.match(entry.topic);
     if (matches.length === 0) return;
     let users: number[] | undefined;
@@ -365,18 +421,19 @@ export class MomDaemon {
       (users ??= []).push(m.user);
     }
     if (users === undefined) return;
-    const delivery = {
+    const delivery: Delivery = {
       users,
       id: `${this.#ctx.name}:${entry.seq}`,
       topic: entry.topic,
       payload: entry.payload,
       from: entry.user,
     };
+    if (entry.meta !== undefined) delivery.meta = entry.meta;
     // at low load a waiting receive gets it now, before the commit: the publisher is
     // acknowledged only after the commit, so a crash in between loses nothing acknowledged,
     // and the position is reserved on disk so that it is never given to another message
     // (under load, one answer per commit carries more messages for less work)
-    const before = this.#quiet() ? users.map((u) => this.#inLast.get(u)) : undefined;
+    const before = early && this.#quiet() ? users.map((u) => this.#inLast.get(u)) : undefined;
     const seq = this.#queueDelivery(delivery);
     if (before === undefined) return;
     let inbox: InboxEntry | undefined;
@@ -392,13 +449,7 @@ export class MomDaemon {
             this.#inboxReserved = seq + INBOX_RESERVATION;
             this.#store.setMeta({ inbox_reserved: this.#inboxReserved });
           }
-          inbox = {
-            seq,
-            id: delivery.id,
-            topic: delivery.topic,
-            payload: delivery.payload,
-            from: delivery.from,
-          };
+          inbox = inboxEntry(seq, delivery);
         }
         this.#answer(w, [inbox], true);
       }
@@ -620,6 +671,7 @@ export class MomDaemon {
     if (collect) this.#takes = 0;
     const positions: Record<string, number> = {};
     if (out.length > 0) positions.last_seq = out[out.length - 1].entry.seq;
+    for (const p of out) if (p.meta !== undefined) Object.assign(positions, p.meta);
     if (dseq !== this.#lastDseqCommitted) positions.last_dseq = dseq;
     const seen = this.#seenPending;
     this.#seenPending = new Map();
@@ -674,8 +726,8 @@ export class MomDaemon {
     for (let i = 0; i < incoming.length; i++) {
       const e = incoming[i];
       entries[i] = e.users.length > 1
-        ? new SharedEntry(firstN + i, e.id, e.topic, e.payload, e.from)
-        : { seq: firstN + i, id: e.id, topic: e.topic, payload: e.payload, from: e.from };
+        ? new SharedEntry(firstN + i, e.id, e.topic, e.payload, e.from, e.meta)
+        : inboxEntry(firstN + i, e);
       this.delivered += e.users.length;
       for (const user of e.users) {
         if (tell) events.emit("msg.delivered", { id: e.id, user, topic: e.topic });
@@ -722,11 +774,17 @@ export class MomDaemon {
 
   /**
    * `user`'s inbox entries after `after` (up to `max`) from memory, or undefined when memory
-   * does not hold all of them. Drops the entries up to `after` (acknowledged).
+   * does not hold all of them; entries after `from` when given. Drops the entries up to
+   * `after` (acknowledged).
    */
-  #recentAfter(user: number, after: number, max: number): InboxEntry[] | undefined {
+  #recentAfter(
+    user: number,
+    after: number,
+    max: number,
+    from = after,
+  ): InboxEntry[] | undefined {
     const recent = this.#recent.get(user);
-    if (recent === undefined || after + 1 < recent.from) return undefined;
+    if (recent === undefined || from + 1 < recent.from) return undefined;
     const entries = recent.entries;
     let head = recent.head;
     let freed = 0;
@@ -740,7 +798,17 @@ export class MomDaemon {
       head = 0;
     }
     recent.head = head;
-    return recent.entries.slice(head, head + max);
+    const kept = recent.entries;
+    if (from <= after) return kept.slice(head, head + max);
+    // the first entry after `from` (entries are in position order)
+    let lo = head;
+    let hi = kept.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (kept[mid].seq <= from) lo = mid + 1;
+      else hi = mid;
+    }
+    return kept.slice(lo, lo + max);
   }
 
   /** Adds just-committed deliveries to the in-memory inboxes of the users that have one. */
@@ -855,6 +923,7 @@ export class MomDaemon {
       const topic = fieldString(msg, "topic");
       const payload = fieldBytes(msg, "payload");
       const from = fieldInt(msg, "from");
+      const meta = msg.meta instanceof Uint8Array ? msg.meta : undefined;
       this.#lastDseq = dseq;
       this.#schedule();
       // a publication resent after a broker crash comes again with a new dseq: drop it by
@@ -871,7 +940,11 @@ export class MomDaemon {
       const local = users.length === 1 && this.#users.has(users[0] as number)
         ? users as number[]
         : users.map(Number).filter((u) => this.#users.has(u));
-      if (local.length > 0) this.#queueDelivery({ users: local, id, topic, payload, from });
+      if (local.length > 0) {
+        const delivery: Delivery = { users: local, id, topic, payload, from };
+        if (meta !== undefined) delivery.meta = meta;
+        this.#queueDelivery(delivery);
+      }
       this.#schedule();
     } else if (msg.t === "puback") {
       const seq = fieldInt(msg, "seq", { min: 0 });
@@ -1012,6 +1085,8 @@ export class MomDaemon {
 export const LINK_HEARTBEAT_MS = 1_000;
 /** A broker link with no answer to a heartbeat for this long is closed and reconnected. */
 export const LINK_SILENCE_MS = 3_000;
+/** Bit of meta byte 0 marking a retained message handed out at subscription time (MQTT). */
+const RETAINED_DELIVERY = 8;
 
 /** Checks of the broker's stream state while syncing subscriptions (then retried next link). */
 const SYNC_ROUNDS = 500;
@@ -1054,18 +1129,31 @@ class SharedEntry implements InboxEntry, PreEncoded {
     readonly topic: string,
     readonly payload: Uint8Array,
     readonly from: number,
+    readonly meta?: Uint8Array,
   ) {}
 
   [ENCODED](): Uint8Array {
-    this.#bytes ??= encodeValue({
-      seq: this.seq,
-      id: this.id,
-      topic: this.topic,
-      payload: this.payload,
-      from: this.from,
-    });
+    this.#bytes ??= encodeValue(
+      this.meta === undefined
+        ? { seq: this.seq, id: this.id, topic: this.topic, payload: this.payload, from: this.from }
+        : {
+          seq: this.seq,
+          id: this.id,
+          topic: this.topic,
+          payload: this.payload,
+          from: this.from,
+          meta: this.meta,
+        },
+    );
     return this.#bytes;
   }
+}
+
+/** The inbox entry of `d` at position `seq` (with `meta` only when it has one). */
+function inboxEntry(seq: number, d: Delivery): InboxEntry {
+  const e: InboxEntry = { seq, id: d.id, topic: d.topic, payload: d.payload, from: d.from };
+  if (d.meta !== undefined) e.meta = d.meta;
+  return e;
 }
 
 /** Unacknowledged entries kept in memory per user at most (past it, reads go to SQLite). */
@@ -1110,6 +1198,7 @@ export function pubsFrames(entries: readonly OutboxEntry[]): Message[] {
     const users: number[] = [];
     const topics: string[] = [];
     const payloads: Uint8Array[] = [];
+    let metas: Array<Uint8Array | null> | undefined;
     let bytes = 0;
     let j = i;
     for (; j < entries.length; j++) {
@@ -1118,16 +1207,18 @@ export function pubsFrames(entries: readonly OutboxEntry[]): Message[] {
         j > i && (e.seq !== first.seq + (j - i) || e.local !== first.local ||
           j - i >= PUBS_FRAME_MAX || bytes + e.payload.length > PUBS_FRAME_BYTES)
       ) break;
+      if (e.meta !== undefined && metas === undefined) metas = users.map(() => null);
+      metas?.push(e.meta ?? null);
       users.push(e.user);
       topics.push(e.topic);
       payloads.push(e.payload);
       bytes += e.payload.length;
     }
-    frames.push(
-      first.local
-        ? { t: "pubs", seq: first.seq, users, topics, payloads, local: true }
-        : { t: "pubs", seq: first.seq, users, topics, payloads },
-    );
+    const frame: Message = first.local
+      ? { t: "pubs", seq: first.seq, users, topics, payloads, local: true }
+      : { t: "pubs", seq: first.seq, users, topics, payloads };
+    if (metas !== undefined) frame.metas = metas;
+    frames.push(frame);
     i = j;
   }
   return frames;
@@ -1142,10 +1233,15 @@ export const daemonRole: RoleDefinition = {
   options: [
     { flags: "--broker <host:port>", description: "the broker (default: the peers file's broker)" },
     { flags: "--socket <path>", description: "also listen on this Unix socket" },
+    {
+      flags: "--mqtt <[host:]port>",
+      description: "also speak MQTT 3.1.1 / 5.0 here (off by default; host 127.0.0.1 if omitted)",
+    },
   ],
   examples: [
     "peerd --role daemon --name d1 --peers peers.json --broker 127.0.0.1:7401",
     "peerd mom --daemon 127.0.0.1:7411 create",
+    "peerd --role daemon --name d1 --peers peers.json --mqtt 127.0.0.1:1883",
   ],
   async run(ctx: RoleContext): Promise<number> {
     const broker = brokerAddress(ctx);
@@ -1153,10 +1249,14 @@ export const daemonRole: RoleDefinition = {
     const store = new DaemonStore(`${ctx.dataDir}/daemon.sqlite`);
     const daemon = new MomDaemon(ctx, store, broker);
     const servers: FrameServer[] = [];
+    let mqtt: MqttGateway | undefined;
     try {
+      const handlers = daemon.handlers();
       const options = {
-        handlers: daemon.handlers(),
-        ctl: { status: () => daemon.status() },
+        handlers,
+        ctl: {
+          status: () => mqtt ? { ...daemon.status(), mqtt: mqtt.status() } : daemon.status(),
+        },
         onSessionClose: (s: PeerSession) => daemon.sessionClosed(s),
       };
       servers.push(startNodeServer(ctx, options));
@@ -1170,15 +1270,29 @@ export const daemonRole: RoleDefinition = {
         servers.push(startNodeServer(ctx, { ...options, listen: { path: socket } }));
       }
       daemon.start();
+      const mqttListen = mqttAddress(ctx.options.mqtt);
+      if (mqttListen) {
+        mqtt = new MqttGateway(daemon, handlers, {
+          listen: mqttListen,
+          dataDir: ctx.dataDir,
+          events: ctx.events,
+          log: ctx.log,
+          users: mqttUsers(ctx),
+          secret: ctx.secret,
+        });
+        mqtt.start();
+      }
       ctx.events.emit("ready", {
         listen: `${ctx.listen.hostname}:${servers[0].port}`,
         socket: socket ?? null,
         broker: `${broker.hostname}:${broker.port}`,
+        mqtt: mqtt ? `${mqttListen!.hostname}:${mqtt.port}` : null,
       });
       ctx.log.info(`daemon listening on ${ctx.listen.hostname}:${servers[0].port}`);
       const failure = await Promise.race([aborted(ctx.signal), daemon.failed]);
       if (failure) throw failure;
     } finally {
+      await mqtt?.close();
       await Promise.all(servers.map((s) => s.close()));
       await daemon.close();
       store.close();

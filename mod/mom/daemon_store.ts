@@ -51,6 +51,8 @@ export interface OutboxEntry {
   payload: Uint8Array;
   /** Whether this daemon delivered it to its own users (the broker then skips them). */
   local: boolean;
+  /** Meta bytes routed with it (MQTT's QoS, retain, properties), if any. */
+  meta?: Uint8Array;
 }
 
 /** A received publication, stored once for all its local recipients. */
@@ -65,6 +67,8 @@ export interface Delivery {
   payload: Uint8Array;
   /** Publishing user. */
   from: number;
+  /** Meta bytes of the publication, if any. */
+  meta?: Uint8Array;
 }
 
 /** A received publication waiting in a user's inbox. */
@@ -79,6 +83,8 @@ export interface InboxEntry {
   payload: Uint8Array;
   /** Publishing user. */
   from: number;
+  /** Meta bytes of the publication, if any. */
+  meta?: Uint8Array;
 }
 
 /** The daemon's database. `close()` is safe to call twice. */
@@ -199,6 +205,28 @@ export class DaemonStore {
     return row?.value;
   }
 
+  /** Meta values whose key starts with `prefix`. */
+  metaWithPrefix(prefix: string): Map<string, string> {
+    const rows = this.#db.prepare(
+      "SELECT key, value FROM meta WHERE key >= ? AND key < ? ORDER BY key",
+    ).all(prefix, prefix + "\uffff") as Array<{ key: string; value: string }>;
+    return new Map(rows.map((r) => [r.key, r.value]));
+  }
+
+  /** Deletes meta values (one key, or every key starting with `prefix`). */
+  deleteMeta(key: string, options: { prefix?: boolean } = {}): void {
+    if (options.prefix) {
+      this.#db.prepare("DELETE FROM meta WHERE key >= ? AND key < ?").run(key, key + "\uffff");
+    } else {
+      this.#db.prepare("DELETE FROM meta WHERE key = ?").run(key);
+    }
+  }
+
+  /** Inbox position up to which `user` has taken its entries (undefined: no such user). */
+  takenBy(user: number): number | undefined {
+    return this.#taken.get(user);
+  }
+
   /** Writes meta values in one transaction. */
   setMeta(values: Record<string, string | number>): void {
     this.#tx(() => {
@@ -300,7 +328,11 @@ export class DaemonStore {
     this.#tx(() => {
       for (const chunk of chunkSegments(outgoing)) {
         const data = encodeSegment(
-          chunk.map((e) => [e.seq, e.user, e.topic, e.payload, e.local ? 1 : 0]),
+          chunk.map((e) =>
+            e.meta === undefined
+              ? [e.seq, e.user, e.topic, e.payload, e.local ? 1 : 0]
+              : [e.seq, e.user, e.topic, e.payload, e.local ? 1 : 0, e.meta]
+          ),
         );
         this.#insOut.run(chunk[0].seq, chunk[chunk.length - 1].seq, chunk.length, data);
       }
@@ -310,7 +342,9 @@ export class DaemonStore {
           const users = new Set<number>();
           const data = encodeSegment(chunk.map((e) => {
             for (const u of e.users) users.add(u);
-            return [n++, e.id, e.topic, e.payload, e.from, e.users];
+            return e.meta === undefined
+              ? [n++, e.id, e.topic, e.payload, e.from, e.users]
+              : [n++, e.id, e.topic, e.payload, e.from, e.users, e.meta];
           }));
           this.#insIn.run(n - chunk.length, n - 1, [...users].join(","), data);
         }
@@ -350,6 +384,7 @@ export class DaemonStore {
           topic: String(t[2]),
           payload: t[3] as Uint8Array,
           local: t[4] === 1,
+          ...(t[5] instanceof Uint8Array ? { meta: t[5] } : {}),
         });
       }
     });
@@ -384,13 +419,15 @@ export class DaemonStore {
     this.#scan(this.#selIn, from, () => out.length >= limit, (t) => {
       const n = Number(t[0]);
       if (n <= from || out.length >= limit || !(t[5] as unknown[]).includes(user)) return;
-      out.push({
+      const entry: InboxEntry = {
         seq: n,
         id: String(t[1]),
         topic: String(t[2]),
         payload: t[3] as Uint8Array,
         from: Number(t[4]),
-      });
+      };
+      if (t[6] instanceof Uint8Array) entry.meta = t[6];
+      out.push(entry);
     }, (users) => users.split(",").includes(mine));
     return out;
   }

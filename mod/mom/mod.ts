@@ -26,3 +26,4 @@ export {
   topicMatches,
 } from "./topic.ts";
 export { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, MomErrorCode } from "./protocol.ts";
+export * as mqtt from "./mqtt/mod.ts";

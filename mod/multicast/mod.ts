@@ -31,3 +31,4 @@ export { type HistoryEntry, HistoryStore } from "./history_store.ts";
 export { PeerLink, type PeerLinkOptions } from "./peer_link.ts";
 export { MulticastNode, type MulticastNodeOptions, type NodeState } from "./node.ts";
 export { multicastRole } from "./role.ts";
+export { multicastDemo } from "./demo.ts";

@@ -392,6 +392,7 @@ export class QueueClient implements AsyncDisposable {
     if (options.persistent) msg.persistent = true;
     if (options.mandatory) msg.mandatory = true;
     if (options.props) msg.props = options.props;
+    if (options.expiration !== undefined) msg.expiration = options.expiration;
     return this.#conn.send(msg);
   }
 

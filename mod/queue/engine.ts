@@ -14,7 +14,9 @@ import { QueueStore, type QueueStoreOptions } from "./store.ts";
 import { topicMatches } from "./topic.ts";
 
 /** Exchange types. */
-export type ExchangeType = "direct" | "fanout" | "topic";
+export type ExchangeType = "direct" | "fanout" | "topic" | "headers";
+
+const EXCHANGE_TYPES: ReadonlySet<string> = new Set(["direct", "fanout", "topic", "headers"]);
 
 /** Options of {@linkcode QueueEngine.declareExchange}. */
 export interface ExchangeOptions {
@@ -24,6 +26,8 @@ export interface ExchangeOptions {
   autoDelete?: boolean;
   /** Only check that it exists. @default {false} */
   passive?: boolean;
+  /** Clients may not publish to it, only bind it (AMQP `internal`; not stored). @default {false} */
+  internal?: boolean;
 }
 
 /** Options of {@linkcode QueueEngine.declareQueue}. */
@@ -34,10 +38,30 @@ export interface QueueOptions {
   exclusive?: boolean;
   /** Deleted when its last consumer is cancelled. @default {false} */
   autoDelete?: boolean;
-  /** Most ready messages; the oldest is dropped beyond it (0 = unbounded). @default {0} */
+  /** Most ready messages; the oldest is dropped (or dead-lettered) beyond it (0 = unbounded). @default {0} */
   maxLength?: number;
   /** Only check that it exists. @default {false} */
   passive?: boolean;
+  /** A ready message expires this many ms after it entered (0 = never; AMQP `x-message-ttl`). @default {0} */
+  messageTtl?: number;
+  /** The queue is deleted after this many ms without consumers or declares or gets (0 = never; `x-expires`). @default {0} */
+  expires?: number;
+  /** Rejected, expired and dropped messages are republished here (`x-dead-letter-exchange`; `""` is the default exchange). */
+  deadLetterExchange?: string;
+  /** …with this routing key instead of their own (`x-dead-letter-routing-key`). */
+  deadLetterRoutingKey?: string;
+}
+
+/** The settings a queue is declared with (compared on redeclare). */
+interface QueueSettings {
+  durable: boolean;
+  exclusive: boolean;
+  autoDelete: boolean;
+  maxLength: number;
+  messageTtl: number;
+  expires: number;
+  deadLetterExchange: string | undefined;
+  deadLetterRoutingKey: string | undefined;
 }
 
 /** Options of {@linkcode QueueEngine.publish}. */
@@ -48,6 +72,8 @@ export interface PublishOptions {
   persistent?: boolean;
   /** Application properties (headers, content type, …), passed through untouched. */
   props?: Record<string, unknown>;
+  /** The message expires this many ms after it entered a queue (AMQP `expiration`). */
+  expiration?: number;
 }
 
 /** Options of {@linkcode QueueEngine.consume}. */
@@ -58,6 +84,8 @@ export interface ConsumeOptions {
   prefetch?: number;
   /** Consumer tag; generated when absent. */
   tag?: string;
+  /** The only consumer of its queue (AMQP `exclusive` consume). @default {false} */
+  exclusive?: boolean;
 }
 
 /** A message handed to a consumer or a `get`. */
@@ -116,6 +144,8 @@ interface Message {
   props: Record<string, unknown>;
   persistent: boolean;
   redelivered: boolean;
+  /** Wall-clock ms when it expires (0 = never). */
+  expiresAt: number;
 }
 
 interface Exchange {
@@ -123,8 +153,11 @@ interface Exchange {
   type: ExchangeType;
   durable: boolean;
   autoDelete: boolean;
+  internal: boolean;
   /** key (direct/topic) → queue names; fanout uses key "" for all. */
   bindings: Map<string, Set<string>>;
+  /** topic: routing key → the queue names its patterns match (cleared when bindings change). */
+  topicCache?: Map<string, string[]>;
 }
 
 interface Consumer {
@@ -149,7 +182,17 @@ class QueueState {
   readonly exclusive: boolean;
   readonly autoDelete: boolean;
   readonly maxLength: number;
-  owner?: EngineConnection;
+  readonly messageTtl: number;
+  readonly expires: number;
+  readonly deadLetterExchange: string | undefined;
+  readonly deadLetterRoutingKey: string | undefined;
+  /** Whether messages can expire here (a TTL, or a message with its own expiration came). */
+  expiring: boolean;
+  /** Last declare, get or consumer change (for `expires`). */
+  lastUsed = 0;
+  owner?: object;
+  exclusiveConsumer = false;
+  dispatching = false;
   ready: Message[] = [];
   head = 0;
   unacked = 0;
@@ -160,12 +203,17 @@ class QueueState {
   /** (exchange, key) pairs this queue is bound with. */
   bindings = new Set<string>();
 
-  constructor(name: string, o: Required<Omit<QueueOptions, "passive">>) {
+  constructor(name: string, o: QueueSettings) {
     this.name = name;
     this.durable = o.durable;
     this.exclusive = o.exclusive;
     this.autoDelete = o.autoDelete;
     this.maxLength = o.maxLength;
+    this.messageTtl = o.messageTtl;
+    this.expires = o.expires;
+    this.deadLetterExchange = o.deadLetterExchange;
+    this.deadLetterRoutingKey = o.deadLetterRoutingKey;
+    this.expiring = o.messageTtl > 0;
   }
 
   get depth(): number {
@@ -226,11 +274,20 @@ export class EngineConnection {
   blocked = false;
   /** @internal */
   closed = false;
+  /** @internal Most unacknowledged deliveries over all consumers of this connection (0 = unbounded). */
+  sharedPrefetch = 0;
+  /**
+   * What owns this connection's exclusive queues: the connection itself, or an object
+   * several connections share (the AMQP connection of several channels), released with
+   * {@linkcode QueueEngine.releaseOwner}.
+   */
+  readonly owner: object;
 
-  constructor(id: number, label: string, sink: ConnectionSink) {
+  constructor(id: number, label: string, sink: ConnectionSink, owner?: object) {
     this.id = id;
     this.label = label;
     this.sink = sink;
+    this.owner = owner ?? this;
   }
 }
 
@@ -240,6 +297,8 @@ export interface QueueEngineOptions extends QueueStoreOptions {
   path?: string;
   /** Called for engine events (`q.declared`, `msg.redelivered`, `store.error`). */
   onEvent?: (ev: string, fields: Record<string, unknown>) => void;
+  /** Wall clock for message TTLs and queue expiry, ms. @default {Date.now} */
+  now?: () => number;
 }
 
 /** Counters for status. */
@@ -250,6 +309,8 @@ export interface EngineStats {
   redelivered: number;
   returned: number;
   commits: number;
+  expired: number;
+  deadLettered: number;
 }
 
 /** Depth and consumers of one queue. */
@@ -293,6 +354,10 @@ function checkName(name: string, what: string): void {
 export class QueueEngine {
   readonly #store?: QueueStore;
   readonly #onEvent: (ev: string, fields: Record<string, unknown>) => void;
+  readonly #now: () => number;
+  #expiryTimer?: ReturnType<typeof setTimeout>;
+  #expiryAt = Infinity;
+  #deadLettering = 0;
   readonly #exchanges = new Map<string, Exchange>();
   readonly #queues = new Map<string, QueueState>();
   readonly #connections = new Set<EngineConnection>();
@@ -311,21 +376,28 @@ export class QueueEngine {
     redelivered: 0,
     returned: 0,
     commits: 0,
+    expired: 0,
+    deadLettered: 0,
   };
 
   constructor(options: QueueEngineOptions = {}) {
     this.#onEvent = options.onEvent ?? (() => {});
+    this.#now = options.now ?? Date.now;
     for (
-      const [name, type] of [["amq.direct", "direct"], ["amq.fanout", "fanout"], [
-        "amq.topic",
-        "topic",
-      ]] as const
+      const [name, type] of [
+        ["amq.direct", "direct"],
+        ["amq.fanout", "fanout"],
+        ["amq.topic", "topic"],
+        ["amq.headers", "headers"],
+        ["amq.match", "headers"],
+      ] as const
     ) {
       this.#exchanges.set(name, {
         name,
         type,
         durable: true,
         autoDelete: false,
+        internal: false,
         bindings: new Map(),
       });
     }
@@ -343,19 +415,34 @@ export class QueueEngine {
         type: e.type as ExchangeType,
         durable: true,
         autoDelete: e.autoDelete,
+        internal: false,
         bindings: new Map(),
       });
     }
+    const now = this.#now();
     for (const q of store.queues()) {
-      this.#queues.set(
-        q.name,
-        new QueueState(q.name, {
-          durable: true,
-          exclusive: false,
-          autoDelete: q.autoDelete,
-          maxLength: q.maxLength,
-        }),
-      );
+      let args: Record<string, unknown> = {};
+      try {
+        args = JSON.parse(q.args ?? "{}");
+      } catch {
+        // keep none
+      }
+      const state = new QueueState(q.name, {
+        durable: true,
+        exclusive: false,
+        autoDelete: q.autoDelete,
+        maxLength: q.maxLength,
+        messageTtl: Number(args.messageTtl ?? 0),
+        expires: Number(args.expires ?? 0),
+        deadLetterExchange: typeof args.deadLetterExchange === "string"
+          ? args.deadLetterExchange
+          : undefined,
+        deadLetterRoutingKey: typeof args.deadLetterRoutingKey === "string"
+          ? args.deadLetterRoutingKey
+          : undefined,
+      });
+      state.lastUsed = now;
+      this.#queues.set(q.name, state);
     }
     for (const b of store.bindings()) {
       const ex = this.#exchanges.get(b.exchange);
@@ -367,7 +454,7 @@ export class QueueEngine {
       if (!q) continue;
       let props: Record<string, unknown> = {};
       try {
-        props = JSON.parse(m.props);
+        props = JSON.parse(m.props, propsReviver);
       } catch {
         // keep empty
       }
@@ -380,13 +467,20 @@ export class QueueEngine {
         props,
         persistent: true,
         redelivered: m.redelivered,
+        expiresAt: m.expiresAt ?? 0,
       });
+      if (m.expiresAt) q.expiring = true;
     }
+    this.#armExpiry(true);
   }
 
-  /** Opens a connection whose output goes to `sink`. */
-  connect(label: string, sink: ConnectionSink): EngineConnection {
-    const conn = new EngineConnection(this.#nextConn++, label, sink);
+  /**
+   * Opens a connection whose output goes to `sink`. Connections given the same `owner`
+   * share exclusive queues (deleted by {@linkcode releaseOwner}); without one, a
+   * connection owns its exclusive queues alone and {@linkcode disconnect} deletes them.
+   */
+  connect(label: string, sink: ConnectionSink, options: { owner?: object } = {}): EngineConnection {
+    const conn = new EngineConnection(this.#nextConn++, label, sink, options.owner);
     this.#connections.add(conn);
     return conn;
   }
@@ -405,11 +499,16 @@ export class QueueEngine {
     for (const u of held) u.queue.unacked--;
     this.#requeue(held, "disconnect");
     conn.unacked.clear();
-    for (const q of [...this.#queues.values()]) {
-      if (q.exclusive && q.owner === conn) this.#deleteQueue(q);
-    }
+    if (conn.owner === conn) this.releaseOwner(conn);
     for (const q of this.#queues.values()) {
       if (q.autoDelete && q.hadConsumer && q.consumers.length === 0) this.#deleteQueue(q);
+    }
+  }
+
+  /** Deletes the exclusive queues of `owner` (its connections are gone). */
+  releaseOwner(owner: object): void {
+    for (const q of [...this.#queues.values()]) {
+      if (q.exclusive && q.owner === owner) this.#deleteQueue(q);
     }
   }
 
@@ -429,10 +528,10 @@ export class QueueEngine {
         `Cannot declare the default exchange`,
       );
     }
-    if (type !== "direct" && type !== "fanout" && type !== "topic") {
+    if (!EXCHANGE_TYPES.has(type)) {
       throw new ProtocolError(
-        QueueErrorCode.PreconditionFailed,
-        `Cannot declare exchange "${name}": unknown type "${type}" (direct, fanout, topic)`,
+        QueueErrorCode.CommandInvalid,
+        `Cannot declare exchange "${name}": unknown type "${type}" (direct, fanout, topic, headers)`,
       );
     }
     const durable = options.durable ?? true;
@@ -454,7 +553,14 @@ export class QueueEngine {
         `Cannot declare exchange "${name}": the amq. prefix is reserved`,
       );
     }
-    this.#exchanges.set(name, { name, type, durable, autoDelete, bindings: new Map() });
+    this.#exchanges.set(name, {
+      name,
+      type: type as ExchangeType,
+      durable,
+      autoDelete,
+      internal: options.internal ?? false,
+      bindings: new Map(),
+    });
     if (durable) this.#store?.putExchange({ name, type, autoDelete });
     this.#onEvent("x.declared", { exchange: name, type, durable });
     return true;
@@ -473,6 +579,18 @@ export class QueueEngine {
     if (ex.durable) this.#store?.deleteExchange(name);
   }
 
+  /** Throws what a publish to `exchange` would: 404 when it does not exist, 403 when internal. */
+  assertPublishable(exchange: string): void {
+    if (exchange === "") return;
+    const ex = this.#exchange(exchange);
+    if (ex.internal) {
+      throw new ProtocolError(
+        QueueErrorCode.AccessRefused,
+        `Cannot publish to internal exchange "${exchange}"`,
+      );
+    }
+  }
+
   /** Declares (or checks) a queue; `""` gets a generated name. */
   declareQueue(
     conn: EngineConnection | undefined,
@@ -488,23 +606,38 @@ export class QueueEngine {
       this.#checkExclusive(existing, conn);
       return { ...this.#info(existing), created: false };
     }
-    const o = {
+    const o: QueueSettings = {
       durable: options.durable ?? true,
       exclusive: options.exclusive ?? false,
       autoDelete: options.autoDelete ?? false,
       maxLength: options.maxLength ?? 0,
+      messageTtl: options.messageTtl ?? 0,
+      expires: options.expires ?? 0,
+      deadLetterExchange: options.deadLetterExchange,
+      deadLetterRoutingKey: options.deadLetterRoutingKey,
     };
-    if (!Number.isInteger(o.maxLength) || o.maxLength < 0) {
-      throw new ProtocolError(
-        QueueErrorCode.PreconditionFailed,
-        `Cannot declare queue "${name}": maxLength must be an integer ≥ 0`,
-      );
+    for (const k of ["maxLength", "messageTtl", "expires"] as const) {
+      if (!Number.isInteger(o[k]) || o[k] < 0) {
+        throw new ProtocolError(
+          QueueErrorCode.PreconditionFailed,
+          `Cannot declare queue "${name}": ${k} must be an integer ≥ 0`,
+        );
+      }
     }
+    if (o.deadLetterExchange !== undefined) checkName(o.deadLetterExchange, "exchange");
     if (existing) {
       this.#checkExclusive(existing, conn);
-      const diff = (["durable", "exclusive", "autoDelete", "maxLength"] as const).filter((k) =>
-        existing[k] !== o[k]
-      );
+      existing.lastUsed = this.#now();
+      const diff = ([
+        "durable",
+        "exclusive",
+        "autoDelete",
+        "maxLength",
+        "messageTtl",
+        "expires",
+        "deadLetterExchange",
+        "deadLetterRoutingKey",
+      ] as const).filter((k) => existing[k] !== o[k]);
       if (diff.length > 0) {
         throw new ProtocolError(
           QueueErrorCode.PreconditionFailed,
@@ -529,13 +662,34 @@ export class QueueEngine {
     }
     const qname = name === "" ? `amq.gen-${crypto.randomUUID()}` : name;
     const q = new QueueState(qname, o);
-    if (o.exclusive) q.owner = conn;
+    if (o.exclusive) q.owner = conn!.owner;
+    q.lastUsed = this.#now();
     this.#queues.set(qname, q);
     if (o.durable && !o.exclusive) {
-      this.#store?.putQueue({ name: qname, autoDelete: o.autoDelete, maxLength: o.maxLength });
+      const args: Record<string, unknown> = {};
+      if (o.messageTtl) args.messageTtl = o.messageTtl;
+      if (o.expires) args.expires = o.expires;
+      if (o.deadLetterExchange !== undefined) args.deadLetterExchange = o.deadLetterExchange;
+      if (o.deadLetterRoutingKey !== undefined) args.deadLetterRoutingKey = o.deadLetterRoutingKey;
+      this.#store?.putQueue({
+        name: qname,
+        autoDelete: o.autoDelete,
+        maxLength: o.maxLength,
+        args: JSON.stringify(args),
+      });
     }
+    if (o.expires) this.#armExpiry(true);
     // every queue is bound to the default exchange by its name (implicitly)
-    this.#onEvent("q.declared", { queue: qname, ...o });
+    this.#onEvent("q.declared", {
+      queue: qname,
+      durable: o.durable,
+      exclusive: o.exclusive,
+      autoDelete: o.autoDelete,
+      maxLength: o.maxLength,
+      ...(o.messageTtl ? { messageTtl: o.messageTtl } : {}),
+      ...(o.expires ? { expires: o.expires } : {}),
+      ...(o.deadLetterExchange !== undefined ? { deadLetterExchange: o.deadLetterExchange } : {}),
+    });
     return { ...this.#info(q), created: true };
   }
 
@@ -573,7 +727,8 @@ export class QueueEngine {
     const ex = this.#exchange(exchange);
     if (!this.#addBinding(ex, q, key)) return;
     if (ex.durable && q.durable && !q.exclusive) {
-      this.#store?.putBinding({ queue: q.name, exchange, key });
+      const k = ex.type === "fanout" ? "" : ex.type === "headers" ? canonicalHeadersKey(key) : key;
+      this.#store?.putBinding({ queue: q.name, exchange, key: k });
     }
   }
 
@@ -586,23 +741,39 @@ export class QueueEngine {
   ): void {
     const q = this.#queue(queue, conn);
     const ex = this.#exchange(exchange);
-    const k = ex.type === "fanout" ? "" : key;
+    const k = ex.type === "fanout" ? "" : ex.type === "headers" ? canonicalHeadersKey(key) : key;
     ex.bindings.get(k)?.delete(q.name);
     if (ex.bindings.get(k)?.size === 0) ex.bindings.delete(k);
+    ex.topicCache?.clear();
     q.bindings.delete(`${exchange}\u0000${k}`);
     this.#store?.deleteBinding({ queue: q.name, exchange, key: k });
     if (ex.autoDelete && ex.bindings.size === 0) this.#deleteExchangeQuietly(ex);
   }
 
-  /** Sets the prefetch that new consumers of `conn` get (0 = unbounded). */
-  qos(conn: EngineConnection, prefetch: number): void {
+  /**
+   * Sets the prefetch that consumers of `conn` get (0 = unbounded). With `shared`, it
+   * limits the unacknowledged deliveries of all of `conn`'s consumers together instead
+   * (AMQP `basic.qos` with `global`, as RabbitMQ reads it: per channel). Without
+   * `shared`, existing consumers keep theirs unless `existing` is true.
+   */
+  qos(
+    conn: EngineConnection,
+    prefetch: number,
+    options: { shared?: boolean; existing?: boolean } = {},
+  ): void {
     if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 65535) {
       throw new ProtocolError(
         QueueErrorCode.PreconditionFailed,
         `Cannot set prefetch ${prefetch}: must be 0..65535`,
       );
     }
+    if (options.shared) {
+      conn.sharedPrefetch = prefetch;
+      for (const c of conn.consumers.values()) this.#dispatch(c.queue);
+      return;
+    }
     conn.prefetch = prefetch;
+    if (options.existing === false) return;
     for (const c of conn.consumers.values()) {
       c.prefetch = prefetch;
       this.#dispatch(c.queue);
@@ -646,14 +817,25 @@ export class QueueEngine {
     options: PublishOptions,
     seq: number,
   ): number {
-    const targets = this.#route(exchange, key);
+    const props = options.props ?? {};
+    const targets = this.#route(conn, exchange, key, props);
     this.stats.published++;
     const persistent = options.persistent ?? false;
-    const props = options.props ?? {};
     let propsJson: string | undefined;
     let routed = 0;
+    let now = 0;
     for (const q of targets) {
       routed++;
+      let expiresAt = 0;
+      if (q.messageTtl > 0 || options.expiration !== undefined) {
+        now ||= this.#now();
+        if (q.messageTtl > 0) expiresAt = now + q.messageTtl;
+        if (options.expiration !== undefined) {
+          const e = now + Math.max(0, options.expiration);
+          if (!expiresAt || e < expiresAt) expiresAt = e;
+          q.expiring = true;
+        }
+      }
       const m: Message = {
         seq: this.#nextSeq++,
         id: 0,
@@ -663,9 +845,10 @@ export class QueueEngine {
         props,
         persistent,
         redelivered: false,
+        expiresAt,
       };
       if (persistent && q.durable && this.#store) {
-        propsJson ??= JSON.stringify(props);
+        propsJson ??= storedProps(props);
         m.id = this.#store.insert({
           queue: q.name,
           exchange,
@@ -673,6 +856,7 @@ export class QueueEngine {
           body,
           props: propsJson,
           redelivered: false,
+          expiresAt,
         });
         this.#scheduleTick();
       }
@@ -680,9 +864,10 @@ export class QueueEngine {
       if (q.maxLength > 0) {
         while (q.depth > q.maxLength) {
           const dropped = q.shift();
-          if (dropped?.id) this.#forget(dropped);
+          if (dropped) this.#deadLetter(q, dropped, "maxlen");
         }
       }
+      if (expiresAt && expiresAt < this.#expiryAt) this.#armExpiry(false, expiresAt);
       this.#dispatch(q);
     }
     if (routed === 0 && options.mandatory && conn) {
@@ -696,19 +881,54 @@ export class QueueEngine {
     return routed;
   }
 
-  #route(exchange: string, key: string): QueueState[] {
+  #route(
+    conn: EngineConnection | undefined,
+    exchange: string,
+    key: string,
+    props: Record<string, unknown>,
+  ): QueueState[] {
     if (exchange === "") {
       const q = this.#queues.get(key);
       return q ? [q] : [];
     }
     const ex = this.#exchange(exchange);
+    if (ex.internal && conn) {
+      throw new ProtocolError(
+        QueueErrorCode.AccessRefused,
+        `Cannot publish to internal exchange "${exchange}"`,
+      );
+    }
     if (ex.type === "fanout") return this.#named(ex.bindings.get(""));
     if (ex.type === "direct") return this.#named(ex.bindings.get(key));
-    const out = new Set<QueueState>();
-    for (const [pattern, queues] of ex.bindings) {
-      if (topicMatches(pattern, key)) { for (const q of this.#named(queues)) out.add(q); }
+    if (ex.type === "headers") {
+      const headers = props.headers;
+      const h = typeof headers === "object" && headers !== null && !Array.isArray(headers)
+        ? headers as Record<string, unknown>
+        : {};
+      const out = new Set<QueueState>();
+      for (const [binding, queues] of ex.bindings) {
+        if (headersMatch(binding, h)) { for (const q of this.#named(queues)) out.add(q); }
+      }
+      return [...out];
     }
-    return [...out];
+    // topic: the patterns a key matches are computed once per key until the bindings change
+    const cache = ex.topicCache ??= new Map();
+    let names = cache.get(key);
+    if (!names) {
+      const out = new Set<string>();
+      for (const [pattern, queues] of ex.bindings) {
+        if (topicMatches(pattern, key)) { for (const q of queues) out.add(q); }
+      }
+      names = [...out];
+      if (cache.size >= 4096) cache.clear();
+      cache.set(key, names);
+    }
+    const targets: QueueState[] = [];
+    for (const n of names) {
+      const q = this.#queues.get(n);
+      if (q) targets.push(q);
+    }
+    return targets;
   }
 
   #named(names: Set<string> | undefined): QueueState[] {
@@ -724,8 +944,16 @@ export class QueueEngine {
   /** Starts a consumer on `queue`; returns its tag. */
   consume(conn: EngineConnection, queue: string, options: ConsumeOptions = {}): string {
     const q = this.#queue(queue, conn);
-    const tag = options.tag ?? `ctag-${conn.id}.${this.#nextConsumer++}`;
+    const tag = options.tag || `amq.ctag-${conn.id}.${this.#nextConsumer++}`;
     checkName(tag, "consumer tag");
+    if (q.exclusiveConsumer || (options.exclusive && q.consumers.length > 0)) {
+      throw new ProtocolError(
+        QueueErrorCode.AccessRefused,
+        `Cannot consume from queue "${q.name}" ${
+          q.exclusiveConsumer ? "" : "exclusively "
+        }: it has ${q.exclusiveConsumer ? "an exclusive consumer" : "consumers"}`,
+      );
+    }
     if (conn.consumers.has(tag)) {
       throw new ProtocolError(
         QueueErrorCode.PreconditionFailed,
@@ -746,6 +974,8 @@ export class QueueEngine {
     };
     conn.consumers.set(tag, c);
     q.consumers.push(c);
+    q.lastUsed = this.#now();
+    if (options.exclusive) q.exclusiveConsumer = true;
     q.hadConsumer = true;
     this.#dispatch(q);
     return tag;
@@ -765,6 +995,11 @@ export class QueueEngine {
     const q = c.queue;
     const i = q.consumers.indexOf(c);
     if (i >= 0) q.consumers.splice(i, 1);
+    if (q.consumers.length === 0) {
+      q.exclusiveConsumer = false;
+      q.lastUsed = this.#now();
+      if (q.expires > 0) this.#armExpiry(false, q.lastUsed + q.expires);
+    }
     if (autoDelete && q.autoDelete && q.consumers.length === 0 && !q.deleted) this.#deleteQueue(q);
   }
 
@@ -786,7 +1021,7 @@ export class QueueEngine {
   ): void {
     const settled = this.#settle(conn, tag, options.multiple ?? false, "nack");
     if (options.requeue ?? true) this.#requeue(settled, "nack");
-    else for (const u of settled) if (u.msg.id) this.#forget(u.msg);
+    else for (const u of settled) this.#deadLetter(u.queue, u.msg, "rejected");
     this.#dispatchAll(settled);
   }
 
@@ -849,6 +1084,8 @@ export class QueueEngine {
   /** Pulls one message (`null` when the queue is empty). */
   get(conn: EngineConnection, queue: string, options: { noAck?: boolean } = {}): Delivery | null {
     const q = this.#queue(queue, conn);
+    q.lastUsed = this.#now();
+    if (q.expiring) this.#expireHead(q, q.lastUsed);
     const m = q.shift();
     if (!m) return null;
     return this.#hand(conn, q, m, undefined, options.noAck ?? false);
@@ -884,12 +1121,11 @@ export class QueueEngine {
     };
   }
 
-  #dispatching = new Set<QueueState>();
-
   #dispatch(q: QueueState): void {
-    if (this.#dispatching.has(q) || q.deleted) return;
-    this.#dispatching.add(q);
+    if (q.dispatching || q.deleted) return;
+    q.dispatching = true;
     try {
+      if (q.expiring && q.depth > 0) this.#expireHead(q, this.#now());
       while (q.depth > 0 && q.consumers.length > 0) {
         const n = q.consumers.length;
         let chosen: Consumer | undefined;
@@ -897,6 +1133,11 @@ export class QueueEngine {
           const c = q.consumers[(q.rr + i) % n];
           if (c.conn.blocked || c.conn.sink.open?.() === false) continue;
           if (!c.noAck && c.prefetch > 0 && c.unacked >= c.prefetch) continue;
+          if (
+            !c.noAck && c.conn.sharedPrefetch > 0 && c.conn.unacked.size >= c.conn.sharedPrefetch
+          ) {
+            continue;
+          }
           chosen = c;
           q.rr = (q.rr + i + 1) % n;
           break;
@@ -907,17 +1148,113 @@ export class QueueEngine {
         if (!chosen.conn.sink.deliver(d)) chosen.conn.blocked = true;
       }
     } finally {
-      this.#dispatching.delete(q);
+      q.dispatching = false;
     }
   }
 
   /** Tells the engine that `conn` can take deliveries again after backpressure. */
   resume(conn: EngineConnection): void {
-    if (!conn.blocked || conn.closed) return;
+    if (conn.closed) return;
     conn.blocked = false;
     const queues = new Set<QueueState>();
     for (const c of conn.consumers.values()) queues.add(c.queue);
     for (const q of queues) this.#dispatch(q);
+  }
+
+  /** Drops (or dead-letters) the expired messages at the head of `q` (RabbitMQ expires at the head). */
+  #expireHead(q: QueueState, now: number): void {
+    while (q.head < q.ready.length) {
+      const m = q.ready[q.head];
+      if (!m.expiresAt || m.expiresAt > now) break;
+      q.shift();
+      this.stats.expired++;
+      this.#deadLetter(q, m, "expired");
+    }
+  }
+
+  /**
+   * A message leaves `q` for good (rejected without requeue, expired, dropped at max
+   * length): republished to the queue's dead-letter exchange when it has one, else dropped.
+   */
+  #deadLetter(q: QueueState, m: Message, reason: string): void {
+    if (m.id) this.#forget(m);
+    if (q.deadLetterExchange === undefined) return;
+    if (this.#deadLettering > 8) {
+      this.#onEvent("msg.dropped", { queue: q.name, reason: "dead-letter cycle" });
+      return;
+    }
+    this.#deadLettering++;
+    try {
+      const routed = this.#publish(
+        undefined,
+        q.deadLetterExchange,
+        q.deadLetterRoutingKey ?? m.key,
+        m.body,
+        { persistent: m.persistent, props: m.props },
+        0,
+      );
+      this.stats.deadLettered++;
+      this.#onEvent("msg.dead-lettered", {
+        queue: q.name,
+        reason,
+        exchange: q.deadLetterExchange,
+        routed,
+      });
+    } catch (err) {
+      // a missing dead-letter exchange drops the message, as RabbitMQ does
+      this.#onEvent("msg.dropped", {
+        queue: q.name,
+        reason: `dead-letter: ${err instanceof Error ? err.message : String(err)}`,
+      });
+    } finally {
+      this.#deadLettering--;
+    }
+  }
+
+  /** Sets the expiry timer to the earliest head expiry or queue expiry (`recompute`), or to `at`. */
+  #armExpiry(recompute: boolean, at = Infinity): void {
+    if (this.#closed) return;
+    let next = at;
+    if (recompute) {
+      for (const q of this.#queues.values()) {
+        if (q.expiring && q.depth > 0) {
+          for (let i = q.head; i < q.ready.length; i++) {
+            const e = q.ready[i].expiresAt;
+            if (e) {
+              if (e < next) next = e;
+              break;
+            }
+          }
+        }
+        if (q.expires > 0 && q.consumers.length === 0) {
+          next = Math.min(next, q.lastUsed + q.expires);
+        }
+      }
+    }
+    if (next === Infinity || (!recompute && next >= this.#expiryAt)) return;
+    if (this.#expiryTimer !== undefined) clearTimeout(this.#expiryTimer);
+    this.#expiryAt = next;
+    const delay = Math.min(Math.max(1, next - this.#now()), 2 ** 31 - 1);
+    this.#expiryTimer = setTimeout(() => this.#sweep(), delay);
+    Deno.unrefTimer(this.#expiryTimer as unknown as number);
+  }
+
+  #sweep(): void {
+    this.#expiryTimer = undefined;
+    this.#expiryAt = Infinity;
+    const now = this.#now();
+    for (const q of [...this.#queues.values()]) {
+      if (q.deleted) continue;
+      if (q.expiring && q.depth > 0) {
+        this.#expireHead(q, now);
+        this.#dispatch(q);
+      }
+      if (q.expires > 0 && q.consumers.length === 0 && now - q.lastUsed >= q.expires) {
+        this.#onEvent("q.expired", { queue: q.name, idle_ms: now - q.lastUsed });
+        this.#deleteQueue(q);
+      }
+    }
+    this.#armExpiry(true);
   }
 
   #forget(m: Message): void {
@@ -942,6 +1279,7 @@ export class QueueEngine {
       if (!ex) continue;
       ex.bindings.get(key)?.delete(q.name);
       if (ex.bindings.get(key)?.size === 0) ex.bindings.delete(key);
+      ex.topicCache?.clear();
       if (ex.autoDelete && ex.bindings.size === 0) this.#deleteExchangeQuietly(ex);
     }
     q.clear();
@@ -955,6 +1293,7 @@ export class QueueEngine {
   }
 
   #addBinding(ex: Exchange, q: QueueState, key: string): boolean {
+    if (ex.type === "headers") key = canonicalHeadersKey(key);
     const k = ex.type === "fanout" ? "" : key;
     const id = `${ex.name}\u0000${k}`;
     if (q.bindings.has(id)) return false;
@@ -962,6 +1301,7 @@ export class QueueEngine {
     let set = ex.bindings.get(k);
     if (!set) ex.bindings.set(k, set = new Set());
     set.add(q.name);
+    ex.topicCache?.clear();
     return true;
   }
 
@@ -979,7 +1319,7 @@ export class QueueEngine {
   }
 
   #checkExclusive(q: QueueState, conn: EngineConnection | undefined): void {
-    if (q.exclusive && conn !== undefined && q.owner !== conn) {
+    if (q.exclusive && conn !== undefined && q.owner !== conn.owner) {
       throw new ProtocolError(
         QueueErrorCode.ResourceLocked,
         `Cannot use queue "${q.name}": exclusive to another connection`,
@@ -997,6 +1337,31 @@ export class QueueEngine {
       messages: q.depth,
       unacked: q.unacked,
       consumers: q.consumers.length,
+    };
+  }
+
+  /** One queue's depth and consumers (404 `not_found` when absent, 405 when exclusive to another). */
+  queueInfo(conn: EngineConnection | undefined, name: string): QueueInfo {
+    const q = this.#queue(name, conn);
+    if (q.expiring) this.#expireHead(q, this.#now());
+    return this.#info(q);
+  }
+
+  /** One exchange (undefined when absent; `""` is the default exchange). */
+  exchangeInfo(
+    name: string,
+  ):
+    | { name: string; type: ExchangeType; durable: boolean; internal: boolean; bindings: number }
+    | undefined {
+    if (name === "") return { name, type: "direct", durable: true, internal: false, bindings: 0 };
+    const e = this.#exchanges.get(name);
+    if (!e) return undefined;
+    return {
+      name,
+      type: e.type,
+      durable: e.durable,
+      internal: e.internal,
+      bindings: [...e.bindings.values()].reduce((n, s) => n + s.size, 0),
     };
   }
 
@@ -1064,8 +1429,98 @@ export class QueueEngine {
     if (this.#closed) return;
     for (const conn of [...this.#connections]) this.disconnect(conn);
     this.#closed = true;
+    if (this.#expiryTimer !== undefined) clearTimeout(this.#expiryTimer);
     this.#store?.close();
     for (const w of this.#commitWaiters) w();
     this.#commitWaiters = [];
   }
+}
+
+let lastProps: Record<string, unknown> | undefined;
+let lastPropsJson = "";
+
+/**
+ * The stored (JSON) form of props. The last one is remembered: AMQP publishers send the
+ * same props object again and again (decoded once per distinct set of bytes).
+ */
+function storedProps(props: Record<string, unknown>): string {
+  if (props === lastProps) return lastPropsJson;
+  lastPropsJson = JSON.stringify(props, propsReplacer);
+  lastProps = props;
+  return lastPropsJson;
+}
+
+/** Stored props: byte arrays as `{$bytes: base64}`, bigints as strings. */
+function propsReplacer(_key: string, value: unknown): unknown {
+  if (value instanceof Uint8Array) {
+    let s = "";
+    for (let i = 0; i < value.length; i++) s += String.fromCharCode(value[i]);
+    return { $bytes: btoa(s) };
+  }
+  if (typeof value === "bigint") return value.toString();
+  return value;
+}
+
+function propsReviver(_key: string, value: unknown): unknown {
+  if (
+    typeof value === "object" && value !== null && !Array.isArray(value) &&
+    typeof (value as { $bytes?: unknown }).$bytes === "string" && Object.keys(value).length === 1
+  ) {
+    const s = atob((value as { $bytes: string }).$bytes);
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  }
+  return value;
+}
+
+/**
+ * A headers-exchange binding is stored under its arguments as canonical JSON (keys
+ * sorted): `{"x-match":"all"|"any", header: value, …}`. A key that is not such JSON
+ * (a binding made with a plain routing key) means "match all of nothing", i.e. everything.
+ */
+function canonicalHeadersKey(key: string): string {
+  const args = parseHeadersKey(key);
+  const sorted: Record<string, unknown> = {};
+  for (const k of Object.keys(args).sort()) sorted[k] = args[k];
+  return JSON.stringify(sorted);
+}
+
+const headersKeyCache = new Map<string, Record<string, unknown>>();
+
+function parseHeadersKey(key: string): Record<string, unknown> {
+  let args = headersKeyCache.get(key);
+  if (args) return args;
+  args = {};
+  try {
+    const v = JSON.parse(key);
+    if (typeof v === "object" && v !== null && !Array.isArray(v)) args = v;
+  } catch {
+    // a plain key: no arguments
+  }
+  if (headersKeyCache.size > 10_000) headersKeyCache.clear();
+  headersKeyCache.set(key, args!);
+  return args!;
+}
+
+/** Whether `headers` match a headers-exchange binding (x-match all, the default, or any). */
+export function headersMatch(bindingKey: string, headers: Record<string, unknown>): boolean {
+  const args = parseHeadersKey(bindingKey);
+  const any = args["x-match"] === "any";
+  let total = 0;
+  for (const [k, v] of Object.entries(args)) {
+    if (k.startsWith("x-")) continue;
+    total++;
+    const h = headers[k];
+    const ok = k in headers && (v === null || v === undefined || sameValue(h, v));
+    if (any && ok) return true;
+    if (!any && !ok) return false;
+  }
+  return any ? total === 0 : true;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a === "bigint" || typeof b === "bigint") return String(a) === String(b);
+  return JSON.stringify(a, propsReplacer) === JSON.stringify(b, propsReplacer);
 }

@@ -59,6 +59,8 @@ export const QueueErrorCode = {
   UnknownDeliveryTag: "unknown_delivery_tag",
   /** A reserved name (`amq.*`) or a bad argument. */
   AccessRefused: "access_refused",
+  /** An unknown exchange type (AMQP 503). */
+  CommandInvalid: "command_invalid",
   /** The store could not commit. */
   StoreFailed: "store_failed",
 } as const;

@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { amqpAuthenticator, AmqpListener } from "../amqp/mod.ts";
+import { ConfigError, parseHostPort } from "../config/mod.ts";
 import { aborted, type RoleContext, type RoleDefinition, startNodeServer } from "../process/mod.ts";
 import { queueCtlCommands, queueStatus } from "./ctl.ts";
 import { QueueEngine } from "./engine.ts";
@@ -36,32 +38,61 @@ export const queueRole: RoleDefinition = {
       default: "normal",
       choices: ["normal", "full"],
     },
+    {
+      flags: "--amqp <host:port>",
+      description:
+        "also serve AMQP 0-9-1 (RabbitMQ clients) here; a bare port means 127.0.0.1 (off by default)",
+    },
   ],
   examples: [
     "peerd --role queue --peers peers.json --name q1",
+    "peerd --role queue --name q1 --peers peers.json --amqp 127.0.0.1:5672",
     "peerd ctl 127.0.0.1:7501 queues",
     "peerd ctl 127.0.0.1:7501 publish '' jobs hello",
   ],
   async run(ctx: RoleContext): Promise<number> {
+    const amqpAt = amqpAddress(ctx);
     const engine = openEngine(ctx, String(ctx.options.sync ?? "normal"));
     const service = queueService(engine);
     let server;
+    let amqp: AmqpListener | undefined;
     try {
+      if (amqpAt) {
+        amqp = AmqpListener.listen(engine, {
+          ...amqpAt,
+          authenticate: amqpAuthenticator({ users: amqpUsers(ctx), secret: ctx.secret }),
+          maxMessageBytes: ctx.maxFrame,
+          onEvent: (ev, fields) => ctx.events.emit(ev, fields),
+        });
+      }
       server = startNodeServer(ctx, {
         handlers: service.handlers,
         onSession: service.onSession,
         onSessionClose: service.onSessionClose,
-        ctl: { ...queueCtlCommands(engine), status: () => queueStatus(engine) },
+        ctl: {
+          ...queueCtlCommands(engine),
+          status: () => ({ ...queueStatus(engine), amqpConnections: amqp?.connections ?? 0 }),
+        },
       });
     } catch (err) {
+      await amqp?.close();
       engine.close();
       throw err;
     }
     try {
-      ctx.events.emit("ready", { listen: `${ctx.listen.hostname}:${server.port}` });
-      ctx.log.info(`queue listening on ${ctx.listen.hostname}:${server.port}`);
+      const amqpListen = amqp ? `${amqp.addr.hostname}:${amqp.addr.port}` : undefined;
+      ctx.events.emit("ready", {
+        listen: `${ctx.listen.hostname}:${server.port}`,
+        ...(amqpListen ? { amqp: amqpListen } : {}),
+      });
+      ctx.log.info(
+        `queue listening on ${ctx.listen.hostname}:${server.port}${
+          amqpListen ? `, AMQP 0-9-1 on ${amqpListen}` : ""
+        }`,
+      );
       await aborted(ctx.signal);
     } finally {
+      await amqp?.close();
       await server.close();
       engine.close();
       ctx.events.emit("stopped", { ...engine.stats });
@@ -69,3 +100,29 @@ export const queueRole: RoleDefinition = {
     return 0;
   },
 };
+
+/** `--amqp HOST:PORT` (or a bare port, on loopback); undefined when off. */
+function amqpAddress(ctx: RoleContext): { hostname: string; port: number } | undefined {
+  const v = ctx.options.amqp;
+  if (v === undefined || v === "" || v === false) return undefined;
+  const text = String(v);
+  if (/^\d+$/.test(text)) return parseHostPort(`127.0.0.1:${text}`, "--amqp", { allowZero: true });
+  return parseHostPort(text, "--amqp", { allowZero: true });
+}
+
+/** The peers file's `amqpUsers` (`{"name": "password"}`). */
+function amqpUsers(ctx: RoleContext): Record<string, string> | undefined {
+  const v = ctx.cluster?.options.amqpUsers;
+  if (v === undefined) return undefined;
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new ConfigError(`${ctx.cluster!.source}: key "amqpUsers" must be an object of passwords`);
+  }
+  for (const [k, p] of Object.entries(v)) {
+    if (typeof p !== "string") {
+      throw new ConfigError(
+        `${ctx.cluster!.source}: key "amqpUsers.${k}" must be a string (the password)`,
+      );
+    }
+  }
+  return v as Record<string, string>;
+}

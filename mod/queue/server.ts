@@ -148,6 +148,10 @@ export function queueService(engine: QueueEngine): QueueService {
         exclusive: fieldBool(msg, "exclusive", false),
         autoDelete: fieldBool(msg, "autoDelete", false),
         maxLength: fieldOptInt(msg, "maxLength", { min: 0 }) ?? 0,
+        messageTtl: fieldOptInt(msg, "messageTtl", { min: 0 }) ?? 0,
+        expires: fieldOptInt(msg, "expires", { min: 0 }) ?? 0,
+        deadLetterExchange: fieldOptString(msg, "deadLetterExchange"),
+        deadLetterRoutingKey: fieldOptString(msg, "deadLetterRoutingKey"),
         passive: fieldBool(msg, "passive", false),
       });
       return ok({ queue: info.name, messages: info.messages, consumers: info.consumers });
@@ -188,7 +192,7 @@ export function queueService(engine: QueueEngine): QueueService {
         key: string,
         body: Uint8Array,
         props: Record<string, unknown> | undefined;
-      let persistent: boolean, mandatory: boolean;
+      let persistent: boolean, mandatory: boolean, expiration: number | undefined;
       try {
         exchange = nameField(msg, "ex");
         key = nameField(msg, "key");
@@ -196,6 +200,7 @@ export function queueService(engine: QueueEngine): QueueService {
         persistent = fieldBool(msg, "persistent", false);
         mandatory = fieldBool(msg, "mandatory", false);
         props = optMap(msg, "props");
+        expiration = fieldOptInt(msg, "expiration", { min: 0 });
       } catch (err) {
         // a malformed publish still takes its confirm number
         if (conn.confirmMode && err instanceof ProtocolError) {
@@ -205,7 +210,7 @@ export function queueService(engine: QueueEngine): QueueService {
         }
         throw err;
       }
-      engine.publish(conn, exchange, key, body, { persistent, mandatory, props });
+      engine.publish(conn, exchange, key, body, { persistent, mandatory, props, expiration });
       return msg.rid !== undefined ? ok() : undefined;
     },
     [QueueFrame.Consume]: (msg, s) => {

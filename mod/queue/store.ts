@@ -9,7 +9,7 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { openSqlite } from "../storage/mod.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 /** A durable exchange as stored. */
 export interface StoredExchange {
@@ -23,6 +23,8 @@ export interface StoredQueue {
   name: string;
   autoDelete: boolean;
   maxLength: number;
+  /** Message TTL, expiry and dead-letter settings as JSON (schema 2; `{}` when none). */
+  args?: string;
 }
 
 /** A binding as stored. */
@@ -41,6 +43,8 @@ export interface StoredMessage {
   body: Uint8Array;
   props: string;
   redelivered: boolean;
+  /** Wall-clock ms after which it expires (0 = never; schema 2). */
+  expiresAt?: number;
 }
 
 /** Options of {@linkcode QueueStore.open}. */
@@ -69,7 +73,7 @@ export class QueueStore {
   private constructor(db: DatabaseSync) {
     this.#db = db;
     this.#insert = db.prepare(
-      "INSERT INTO messages (id, queue, exchange, key, body, props, redelivered) VALUES (?,?,?,?,?,?,?)",
+      "INSERT INTO messages (id, queue, exchange, key, body, props, redelivered, expires_at) VALUES (?,?,?,?,?,?,?,?)",
     );
     this.#delete = db.prepare("DELETE FROM messages WHERE id = ?");
     this.#redeliver = db.prepare("UPDATE messages SET redelivered = 1 WHERE id = ?");
@@ -99,6 +103,14 @@ export class QueueStore {
           CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, queue TEXT NOT NULL,
             exchange TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL, props TEXT NOT NULL,
             redelivered INTEGER NOT NULL);
+          PRAGMA user_version = 1;
+        `);
+      }
+      if (v < 2) {
+        // schema 2: queue arguments (TTL, expiry, dead-lettering) and message expiry
+        db.exec(`
+          ALTER TABLE queues ADD COLUMN args TEXT NOT NULL DEFAULT '{}';
+          ALTER TABLE messages ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
           PRAGMA user_version = ${SCHEMA_VERSION};
         `);
       }
@@ -118,9 +130,15 @@ export class QueueStore {
 
   /** Durable queues. */
   queues(): StoredQueue[] {
-    return (this.#db.prepare("SELECT name, auto_delete, max_length FROM queues").all() as Array<
-      { name: string; auto_delete: number; max_length: number }
-    >).map((r) => ({ name: r.name, autoDelete: r.auto_delete === 1, maxLength: r.max_length }));
+    return (this.#db.prepare("SELECT name, auto_delete, max_length, args FROM queues")
+      .all() as Array<
+        { name: string; auto_delete: number; max_length: number; args: string }
+      >).map((r) => ({
+        name: r.name,
+        autoDelete: r.auto_delete === 1,
+        maxLength: r.max_length,
+        args: r.args,
+      }));
   }
 
   /** Bindings between durable queues and durable exchanges. */
@@ -132,7 +150,7 @@ export class QueueStore {
   /** Every stored message, oldest first. */
   messages(): StoredMessage[] {
     return (this.#db.prepare(
-      "SELECT id, queue, exchange, key, body, props, redelivered FROM messages ORDER BY id",
+      "SELECT id, queue, exchange, key, body, props, redelivered, expires_at FROM messages ORDER BY id",
     ).all() as Array<Record<string, unknown>>).map((r) => ({
       id: Number(r.id),
       queue: String(r.queue),
@@ -141,6 +159,7 @@ export class QueueStore {
       body: r.body as Uint8Array,
       props: String(r.props),
       redelivered: r.redelivered === 1,
+      expiresAt: Number(r.expires_at ?? 0),
     }));
   }
 
@@ -158,8 +177,9 @@ export class QueueStore {
 
   /** Stores a durable queue now. */
   putQueue(q: StoredQueue): void {
-    this.#db.prepare("INSERT OR REPLACE INTO queues (name, auto_delete, max_length) VALUES (?,?,?)")
-      .run(q.name, q.autoDelete ? 1 : 0, q.maxLength);
+    this.#db.prepare(
+      "INSERT OR REPLACE INTO queues (name, auto_delete, max_length, args) VALUES (?,?,?,?)",
+    ).run(q.name, q.autoDelete ? 1 : 0, q.maxLength, q.args ?? "{}");
   }
 
   /** Removes a queue, its bindings and its messages now (pending inserts included). */
@@ -224,7 +244,16 @@ export class QueueStore {
     this.#db.exec("BEGIN");
     try {
       for (const m of inserts.values()) {
-        this.#insert.run(m.id, m.queue, m.exchange, m.key, m.body, m.props, m.redelivered ? 1 : 0);
+        this.#insert.run(
+          m.id,
+          m.queue,
+          m.exchange,
+          m.key,
+          m.body,
+          m.props,
+          m.redelivered ? 1 : 0,
+          m.expiresAt ?? 0,
+        );
       }
       for (const id of deletes) this.#delete.run(id);
       for (const id of redelivered) this.#redeliver.run(id);

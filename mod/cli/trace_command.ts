@@ -6,8 +6,8 @@
  */
 import type { Command } from "commander";
 import type { CommandDefinition } from "../process/mod.ts";
-import type { EventRecord } from "./sink.ts";
-import { layoutSpaceTime, renderSpaceTimeSvg } from "../console/assets/spacetime.js";
+import type { EventRecord } from "../events/mod.ts";
+import { layoutSpaceTime, renderSpaceTimeSvg } from "../console/mod.ts";
 
 /**
  * The space-time diagram (SVG) of the multicast events among `events`: one lane per

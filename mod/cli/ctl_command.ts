@@ -8,18 +8,7 @@ import type { Command } from "commander";
 import { loadTlsFiles, parseHostPort, type TlsFileOptions } from "../config/mod.ts";
 import type { CommandDefinition } from "../process/mod.ts";
 import { RemoteError } from "../wire/mod.ts";
-import { ctlRequest } from "./control.ts";
-
-/** Prints a JSON value on stdout. */
-export function printJson(value: unknown, pretty = true): void {
-  console.log(
-    JSON.stringify(
-      value,
-      (_k, v) => (typeof v === "bigint" ? Number(v) : v),
-      pretty ? 2 : undefined,
-    ),
-  );
-}
+import { ctlRequest, printJson } from "../ctl/mod.ts";
 
 /** The `ctl` subcommand. */
 export const ctlCommand: CommandDefinition = {

@@ -1,0 +1,1051 @@
+/**
+ * One MQTT connection's protocol logic as a pure state machine: packets and the clock in,
+ * packets and MOM operations out. It knows nothing about sockets or SQLite: the gateway
+ * (`gateway.ts`) feeds it decoded packets (`packet()`), the results of the operations it
+ * asked for (`result()`), and the time (`tick()`), and carries out what `take()` returns.
+ *
+ * Semantics (MQTT 3.1.1 and 5.0 over the MOM):
+ * - CONNECT opens (or resumes) the session's MOM user (`open`); nothing else is read until
+ *   it is answered. SUBSCRIBE and UNSUBSCRIBE are carried out one at a time, in order, and
+ *   packets after them wait, so a publication after a SUBACK sees the subscription.
+ * - An incoming PUBLISH at QoS 1 or 2 is answered (PUBACK / PUBREC) only when its `publish`
+ *   operation resolved, which the MOM does once the publication is on disk. QoS 2 packet
+ *   identifiers are remembered (in the same commit as the publication) until PUBREL, so a
+ *   resent PUBLISH is not published twice.
+ * - Deliveries come from `receive` operations (one at a time) on the MOM inbox, at the
+ *   highest QoS of the matching subscriptions capped by the publication's. A QoS 1 / 2
+ *   delivery's packet identifier is derived from its inbox position, so a redelivery after
+ *   a reconnect (DUP set) carries the original identifier. The inbox is acknowledged up to
+ *   the last delivery before the oldest unfinished one; in flight are at most the client's
+ *   receive maximum.
+ * - A silent client is dropped after 1.5× its keep alive; the will is published when the
+ *   connection ends without DISCONNECT (v5: after its will delay, unless the session comes
+ *   back).
+ *
+ * @module
+ */
+import {
+  type AckPacket,
+  ConnectReturn311,
+  MQTT_311,
+  MQTT_5,
+  MqttProtocolError,
+  type Packet,
+  PacketType,
+  type Properties,
+  type PublishPacket,
+  Reason,
+  type SubscribePacket,
+  type Subscription,
+  type UnsubscribePacket,
+  type Will,
+} from "./packet.ts";
+import { checkFilter, checkTopicName, filterMatches } from "./topic.ts";
+
+/** A subscription of a session as it is stored. */
+export interface SessionSubscription extends Subscription {
+  /** v5 subscription identifier. */
+  identifier?: number;
+}
+
+/** A message from the MOM inbox. */
+export interface InboxMessage {
+  /** Inbox position. */
+  seq: number;
+  topic: string;
+  payload: Uint8Array;
+  /** Publishing MOM user. */
+  from: number;
+  /** Highest QoS the publication allows (2 for native publications). */
+  qos: 0 | 1 | 2;
+  /** Retained message sent at subscription time. */
+  retained?: boolean;
+  /** The publication's retain flag (for "retain as published"). */
+  retain?: boolean;
+  /** v5 properties the publisher sent (forwarded). */
+  properties?: Properties;
+}
+
+/** What `open` resolves to. */
+export interface OpenedSession {
+  user: number;
+  /** Whether an earlier session was resumed. */
+  present: boolean;
+  subscriptions: SessionSubscription[];
+  /** Outgoing QoS 2 deliveries whose PUBREC came: packet id and inbox position. */
+  released: Array<{ packetId: number; seq: number; complete: boolean }>;
+  /** Incoming QoS 2 packet ids published but not yet released. */
+  received: number[];
+  /** Deliveries at or before this inbox position may have been sent before (DUP). */
+  dupUpTo: number;
+}
+
+/** The MOM operations a session asks for. Those with an `id` are answered by `result()`. */
+export type MomOperation =
+  | {
+    op: "open";
+    id: number;
+    clientId: string;
+    clean: boolean;
+    /** Session expiry interval in seconds (0xFFFFFFFF: never). */
+    expiry: number;
+    username?: string;
+    password?: Uint8Array;
+  }
+  | { op: "subscribe"; id: number; user: number; subscription: SessionSubscription }
+  | { op: "unsubscribe"; id: number; user: number; filter: string }
+  | {
+    op: "publish";
+    /** Absent at QoS 0: nothing waits for it. */
+    id?: number;
+    user: number;
+    topic: string;
+    payload: Uint8Array;
+    qos: 0 | 1 | 2;
+    retain: boolean;
+    properties: Properties;
+    /** QoS 2: the packet id to remember in the same commit. */
+    received?: number;
+  }
+  | { op: "receive"; id: number; user: number; after: number; from: number; max: number }
+  | { op: "released"; user: number; packetId: number; seq: number }
+  | { op: "completed"; user: number; packetId: number }
+  | { op: "forget"; user: number; packetId: number }
+  | { op: "retained"; id: number; user: number; filter: string }
+  | {
+    op: "end";
+    user: number;
+    /** Inbox position acknowledged. */
+    after: number;
+    /** Session expiry interval in seconds; 0 destroys the user now. */
+    expiry: number;
+  };
+
+/** The result of an operation: a value, or an error code of the MOM with its message. */
+export type OperationResult =
+  | { ok: true; value?: unknown }
+  | { ok: false; code: string; message: string };
+
+/** What the gateway has to do after a call. */
+export interface SessionOutput {
+  packets: Packet[];
+  operations: MomOperation[];
+  /** Close the connection after sending `packets`. */
+  close: boolean;
+}
+
+/** Limits and policies of the server, the same for every session. */
+export interface SessionConfig {
+  /** Largest packet accepted from a client. */
+  maxPacketSize: number;
+  /** In-flight QoS 1 / 2 publications accepted from a client (v5 receive maximum). */
+  receiveMaximum: number;
+  /** Deliveries one `receive` asks for at most. */
+  receiveBatch: number;
+  /** Whether CONNECT must carry credentials (checked by `open`). */
+  authRequired?: boolean;
+}
+
+/** Session phase. */
+type Phase = "connecting" | "opening" | "open" | "closed";
+
+/** A delivery the client has not finished. */
+interface Outgoing {
+  seq: number;
+  qos: 0 | 1 | 2;
+  /** "sent": waiting for PUBACK / PUBREC; "released": PUBREL sent; "done". */
+  state: "sent" | "released" | "done";
+  /** Whether its inbox entry may be acknowledged (QoS 0 sent, PUBACK or PUBREC came). */
+  settled: boolean;
+}
+
+/** What a session's subscriptions give a delivery on one topic. */
+interface TopicMatch {
+  /** Highest QoS of the matching subscriptions (−1: none matches). */
+  qos: number;
+  retainAsPublished: boolean;
+  identifiers?: number[];
+}
+
+/** Topics whose subscription match a session remembers. */
+const MATCH_CACHE_MAX = 1024;
+
+/** Packet ids of deliveries are their inbox position modulo this, plus 1. */
+const PACKET_ID_SPACE = 65_535;
+
+/** Packet id of a delivery at inbox position `seq`. */
+export function deliveryPacketId(seq: number): number {
+  return (seq % PACKET_ID_SPACE) + 1;
+}
+
+/** The state machine of one MQTT connection. */
+export class MqttSession {
+  readonly #config: SessionConfig;
+  #phase: Phase = "connecting";
+  #level = MQTT_5 as number;
+  #clientId = "";
+  #user = 0;
+  #keepAliveMs = 0;
+  #lastHeard: number;
+  #expiry = 0;
+  #will: Will | undefined;
+  #willAt: number | undefined;
+  #clientReceiveMax = PACKET_ID_SPACE;
+  #clientMaxPacket = Infinity;
+  #problemInfo = true;
+  /** Packets waiting for a blocking operation (open, subscribe, unsubscribe). */
+  #queue: Array<Packet | MqttProtocolError> = [];
+  #blocked = false;
+  #nextId = 1;
+  #pending = new Map<number, (r: OperationResult, now: number) => void>();
+  readonly #subs = new Map<string, SessionSubscription>();
+  /** `#match` results by topic (cleared when the subscriptions change). */
+  readonly #matches = new Map<string, TopicMatch>();
+  readonly #ownMatches = new Map<string, TopicMatch>();
+  /** Unfinished deliveries by packet id, and the same in inbox order. */
+  readonly #outById = new Map<number, Outgoing>();
+  #outOrder: Outgoing[] = [];
+  #outHead = 0;
+  #inflight = 0;
+  /** Inbox position acknowledged, and the position of the last message received. */
+  #acked = 0;
+  #cursor = 0;
+  #receiving = false;
+  #dupUpTo = 0;
+  /** Released QoS 2 deliveries (skip when handed again). */
+  readonly #released = new Set<number>();
+  /** Incoming QoS 2: packet id → "pending" (publishing) or "stored". */
+  readonly #received = new Map<number, "pending" | "stored">();
+  /** Incoming QoS 1 / 2 publications not yet acknowledged (receive maximum). */
+  #incoming = 0;
+  #out: SessionOutput = { packets: [], operations: [], close: false };
+  /** Deliveries sent, for status. */
+  delivered = 0;
+  /** Publications accepted, for status. */
+  published = 0;
+
+  constructor(config: SessionConfig, now: number) {
+    this.#config = config;
+    this.#lastHeard = now;
+  }
+
+  /** The client identifier (after CONNECT). */
+  get clientId(): string {
+    return this.#clientId;
+  }
+
+  /** The MOM user (after the session opened; 0 before). */
+  get user(): number {
+    return this.#user;
+  }
+
+  /** The protocol level the client speaks (4 or 5; 5 before CONNECT). */
+  get level(): number {
+    return this.#level;
+  }
+
+  /** Inbox position of the last delivery handed to the client. */
+  get cursor(): number {
+    return this.#cursor;
+  }
+
+  /** Whether the session has ended (the connection is to close). */
+  get closed(): boolean {
+    return this.#phase === "closed";
+  }
+
+  /** Whether the session is open (CONNACK sent). */
+  get open(): boolean {
+    return this.#phase === "open";
+  }
+
+  /** Returns and clears what the gateway has to do. */
+  take(): SessionOutput {
+    const out = this.#out;
+    this.#out = { packets: [], operations: [], close: false };
+    return out;
+  }
+
+  /** Handles a decoded packet from the client. */
+  packet(p: Packet, now: number): SessionOutput {
+    this.#lastHeard = now;
+    if (this.#phase === "closed") return this.take();
+    try {
+      if (this.#phase === "connecting") {
+        if (p.type !== PacketType.Connect) {
+          throw new MqttProtocolError(
+            Reason.ProtocolError,
+            `Protocol error: the first packet must be CONNECT`,
+          );
+        }
+        this.#connect(p);
+      } else if (p.type === PacketType.Pingreq) {
+        // answered at once, even while a subscription is being made
+        this.#send({ type: PacketType.Pingresp });
+      } else if (this.#blocked || this.#phase === "opening") {
+        this.#queue.push(p);
+      } else {
+        this.#handle(p, now);
+        // an acknowledgement may have opened the window
+        if (this.#phase === "open") this.#pull();
+      }
+    } catch (err) {
+      this.#fail(err);
+    }
+    return this.take();
+  }
+
+  /** Delivers the result of operation `id`. */
+  result(id: number, r: OperationResult, now: number): SessionOutput {
+    const k = this.#pending.get(id);
+    if (k !== undefined) {
+      this.#pending.delete(id);
+      if (this.#phase !== "closed") {
+        try {
+          k(r, now);
+          this.#drain(now);
+        } catch (err) {
+          this.#fail(err);
+        }
+      }
+    }
+    return this.take();
+  }
+
+  /** Checks the keep alive and the will delay. */
+  tick(now: number): SessionOutput {
+    if (
+      this.#phase === "open" && this.#keepAliveMs > 0 &&
+      now - this.#lastHeard > this.#keepAliveMs * 1.5
+    ) {
+      this.#disconnect(Reason.KeepAliveTimeout, "Keep alive timeout");
+      this.#lost(now);
+    }
+    return this.take();
+  }
+
+  /** When the keep alive runs out if nothing is heard (ms, or Infinity). */
+  get deadline(): number {
+    return this.#phase === "open" && this.#keepAliveMs > 0
+      ? this.#lastHeard + this.#keepAliveMs * 1.5
+      : Infinity;
+  }
+
+  /**
+   * The connection ended. `graceful`: the client sent DISCONNECT (its will is dropped unless
+   * it asked for it with reason 0x04). Returns the operations that end the session (the will
+   * is the gateway's to publish, after `willDelay`).
+   */
+  connectionLost(now: number): SessionOutput {
+    this.#lost(now);
+    return this.take();
+  }
+
+  /** The will to publish now that the connection ended without DISCONNECT, if any. */
+  get will(): { will: Will; delayMs: number } | undefined {
+    if (this.#phase !== "closed" || this.#will === undefined) return undefined;
+    return { will: this.#will, delayMs: this.#willAt ?? 0 };
+  }
+
+  /**
+   * A packet that could not be read: v5 gets a DISCONNECT with its reason, then the end. It
+   * is handled in order: after the packets before it that wait (for CONNACK, say).
+   */
+  fail(err: MqttProtocolError, now: number): SessionOutput {
+    if (this.#phase === "opening" || (this.#blocked && this.#phase === "open")) {
+      this.#queue.push(err);
+      return this.take();
+    }
+    this.#fail(err);
+    this.#lost(now);
+    return this.take();
+  }
+
+  /** Closes with a DISCONNECT (v5) carrying `code`, e.g. when the session was taken over. */
+  kick(code: number, reason: string, now: number): SessionOutput {
+    if (this.#phase === "open") this.#disconnect(code, reason);
+    this.#lost(now);
+    return this.take();
+  }
+
+  /** Status of this connection. */
+  status(): Record<string, unknown> {
+    return {
+      client: this.#clientId,
+      user: this.#user,
+      level: this.#level,
+      subscriptions: [...this.#subs.keys()],
+      inflight: this.#inflight,
+      acked: this.#acked,
+      delivered: this.delivered,
+      published: this.published,
+    };
+  }
+
+  #lost(_now: number): void {
+    if (this.#phase === "closed") return;
+    const wasOpen = this.#phase === "open";
+    this.#phase = "closed";
+    this.#out.close = true;
+    if (this.#user > 0) {
+      this.#op({ op: "end", user: this.#user, after: this.#acked, expiry: this.#expiry });
+    }
+    if (!wasOpen) this.#will = undefined;
+  }
+
+  #op(o: MomOperation): void {
+    this.#out.operations.push(o);
+  }
+
+  #request(
+    make: (id: number) => MomOperation,
+    k: (r: OperationResult, now: number) => void,
+  ): void {
+    const id = this.#nextId++;
+    this.#pending.set(id, k);
+    this.#op(make(id));
+  }
+
+  #send(p: Packet): void {
+    this.#out.packets.push(p);
+  }
+
+  #fail(err: unknown): void {
+    if (!(err instanceof MqttProtocolError)) throw err;
+    if (this.#phase === "open") this.#disconnect(err.code, err.message);
+    this.#lost(0);
+  }
+
+  /** v5: DISCONNECT with a reason; 3.1.1 has no server DISCONNECT (the connection closes). */
+  #disconnect(code: number, reason: string): void {
+    if (this.#level !== MQTT_5) return;
+    const properties: Properties = this.#problemInfo ? { reasonString: reason } : {};
+    this.#send({ type: PacketType.Disconnect, code, properties });
+  }
+
+  #drain(now: number): void {
+    while (!this.#blocked && this.#phase === "open" && this.#queue.length > 0) {
+      const next = this.#queue.shift()!;
+      if (next instanceof MqttProtocolError) throw next;
+      this.#handle(next, now);
+    }
+    if (this.#phase === "open") this.#pull();
+  }
+
+  #connect(p: Packet): void {
+    if (p.type !== PacketType.Connect) return;
+    if (p.protocolName !== "MQTT") {
+      const reason = `Unsupported protocol ${JSON.stringify(p.protocolName)} level ${p.level}`;
+      if (p.protocolName === "MQIsdp" && p.level === 3) {
+        // MQTT 3.1: return code 1 is the refusal it understands
+        this.#level = MQTT_311;
+        this.#refuse(ConnectReturn311.UnacceptableProtocolVersion, reason);
+      } else if (p.level === MQTT_5) {
+        this.#refuse(Reason.UnsupportedProtocolVersion, reason);
+      } else {
+        // not MQTT as we know it: close without a CONNACK it could misread
+        throw new MqttProtocolError(Reason.UnsupportedProtocolVersion, reason);
+      }
+      return;
+    }
+    if (p.level !== MQTT_311 && p.level !== MQTT_5) {
+      this.#level = p.level < MQTT_5 ? MQTT_311 : MQTT_5;
+      this.#refuse(
+        this.#level === MQTT_5
+          ? Reason.UnsupportedProtocolVersion
+          : ConnectReturn311.UnacceptableProtocolVersion,
+        `Unsupported protocol level ${p.level} (this server speaks 4 and 5)`,
+      );
+      return;
+    }
+    this.#level = p.level;
+    const v5 = p.level === MQTT_5;
+    const props = p.properties;
+    this.#problemInfo = props.requestProblemInformation !== 0;
+    if (props.authenticationMethod !== undefined) {
+      this.#refuse(Reason.BadAuthenticationMethod, "Enhanced authentication is not supported");
+      return;
+    }
+    if (props.receiveMaximum === 0 || props.maximumPacketSize === 0) {
+      throw new MqttProtocolError(
+        Reason.ProtocolError,
+        "Protocol error: receive maximum and maximum packet size must not be 0",
+      );
+    }
+    this.#clientReceiveMax = props.receiveMaximum ?? PACKET_ID_SPACE;
+    this.#clientMaxPacket = props.maximumPacketSize ?? Infinity;
+    let clientId = p.clientId;
+    let assigned: string | undefined;
+    if (clientId === "") {
+      if (!v5 && !p.clean) {
+        this.#refuse(
+          ConnectReturn311.IdentifierRejected,
+          "An empty client identifier needs a clean session",
+        );
+        return;
+      }
+      assigned = clientId = `auto-${crypto.randomUUID()}`;
+    }
+    if (p.will) {
+      try {
+        checkTopicName(p.will.topic);
+      } catch (err) {
+        this.#refuse(
+          v5 ? Reason.TopicNameInvalid : ConnectReturn311.NotAuthorized,
+          (err as Error).message,
+        );
+        return;
+      }
+    }
+    this.#clientId = clientId;
+    this.#keepAliveMs = p.keepAlive * 1000;
+    // 3.1.1: a clean session ends with the connection, any other never expires
+    this.#expiry = v5 ? (props.sessionExpiryInterval ?? 0) : (p.clean ? 0 : 0xffffffff);
+    this.#will = p.will;
+    this.#willAt = p.will ? (p.will.properties.willDelayInterval ?? 0) * 1000 : undefined;
+    this.#phase = "opening";
+    this.#request(
+      (id) => ({
+        op: "open",
+        id,
+        clientId,
+        clean: p.clean,
+        expiry: this.#expiry,
+        username: p.username,
+        password: p.password,
+      }),
+      (r, now) => this.#opened(r, assigned, now),
+    );
+  }
+
+  #refuse(code: number, reason: string): void {
+    const properties: Properties = this.#level === MQTT_5 && this.#problemInfo
+      ? { reasonString: reason }
+      : {};
+    this.#send({ type: PacketType.Connack, sessionPresent: false, code, properties });
+    this.#will = undefined;
+    this.#phase = "closed";
+    this.#out.close = true;
+  }
+
+  #opened(r: OperationResult, assigned: string | undefined, now: number): void {
+    if (!r.ok) {
+      this.#queue = [];
+      const v5 = this.#level === MQTT_5;
+      const [c5, c3] = r.code === "not_authorized"
+        ? [Reason.BadUserNameOrPassword, ConnectReturn311.BadUserNameOrPassword]
+        : r.code === "bad_client_id"
+        ? [Reason.ClientIdentifierNotValid, ConnectReturn311.IdentifierRejected]
+        : [Reason.ServerUnavailable, ConnectReturn311.ServerUnavailable];
+      this.#refuse(v5 ? c5 : c3, r.message);
+      return;
+    }
+    const s = r.value as OpenedSession;
+    this.#user = s.user;
+    this.#phase = "open";
+    for (const sub of s.subscriptions) this.#subs.set(sub.filter, sub);
+    this.#dupUpTo = s.dupUpTo;
+    for (const pid of s.received) this.#received.set(pid, "stored");
+    const properties: Properties = {};
+    if (this.#level === MQTT_5) {
+      properties.receiveMaximum = this.#config.receiveMaximum;
+      properties.maximumPacketSize = this.#config.maxPacketSize;
+      properties.retainAvailable = 1;
+      properties.wildcardSubscriptionAvailable = 1;
+      properties.subscriptionIdentifierAvailable = 1;
+      properties.sharedSubscriptionAvailable = 0;
+      properties.topicAliasMaximum = 0;
+      if (assigned) properties.assignedClientIdentifier = assigned;
+    }
+    this.#send({ type: PacketType.Connack, sessionPresent: s.present, code: 0, properties });
+    // QoS 2 deliveries the client received: PUBREL again, never the PUBLISH
+    for (const rel of s.released) {
+      this.#released.add(rel.seq);
+      if (rel.complete) continue;
+      const o: Outgoing = { seq: rel.seq, qos: 2, state: "released", settled: true };
+      this.#outById.set(rel.packetId, o);
+      this.#inflight++;
+      this.#send({
+        type: PacketType.Pubrel,
+        packetId: rel.packetId,
+        code: 0,
+        properties: {},
+      });
+    }
+    this.#lastHeard = now;
+  }
+
+  #handle(p: Packet, now: number): void {
+    switch (p.type) {
+      case PacketType.Connect:
+        throw new MqttProtocolError(Reason.ProtocolError, "Protocol error: a second CONNECT");
+      case PacketType.Publish:
+        return this.#publish(p);
+      case PacketType.Puback:
+      case PacketType.Pubrec:
+      case PacketType.Pubcomp:
+        return this.#acknowledged(p);
+      case PacketType.Pubrel:
+        return this.#release(p);
+      case PacketType.Subscribe:
+        return this.#subscribe(p, now);
+      case PacketType.Unsubscribe:
+        return this.#unsubscribe(p);
+      case PacketType.Disconnect:
+        if (this.#level === MQTT_5 && p.code === Reason.DisconnectWithWill) {
+          this.#lost(now);
+          return;
+        }
+        if (
+          this.#level === MQTT_5 && p.properties.sessionExpiryInterval !== undefined
+        ) {
+          if (this.#expiry === 0 && p.properties.sessionExpiryInterval !== 0) {
+            throw new MqttProtocolError(
+              Reason.ProtocolError,
+              "Protocol error: a session expiry cannot be set at DISCONNECT when it was 0",
+            );
+          }
+          this.#expiry = p.properties.sessionExpiryInterval;
+        }
+        this.#will = undefined;
+        this.#lost(now);
+        return;
+      case PacketType.Auth:
+        throw new MqttProtocolError(
+          Reason.ProtocolError,
+          "Protocol error: AUTH without an authentication method",
+        );
+      default:
+        throw new MqttProtocolError(
+          Reason.ProtocolError,
+          `Protocol error: a client does not send packet type ${p.type}`,
+        );
+    }
+  }
+
+  #publish(p: PublishPacket): void {
+    const v5 = this.#level === MQTT_5;
+    if (p.properties.topicAlias !== undefined) {
+      throw new MqttProtocolError(
+        Reason.TopicAliasInvalid,
+        "Topic alias invalid: this server's topic alias maximum is 0",
+      );
+    }
+    if (p.properties.subscriptionIdentifiers !== undefined) {
+      throw new MqttProtocolError(
+        Reason.ProtocolError,
+        "Protocol error: a PUBLISH from a client carries no subscription identifier",
+      );
+    }
+    try {
+      checkTopicName(p.topic);
+    } catch (err) {
+      // a wildcard or an empty topic: the specification closes the connection
+      throw new MqttProtocolError(Reason.TopicNameInvalid, (err as Error).message);
+    }
+    // the receive maximum is MQTT 5's (a 3.1.1 client knows none: its packet ids bound it)
+    if (p.qos > 0 && v5) {
+      if (this.#incoming >= this.#config.receiveMaximum && !this.#received.has(p.packetId!)) {
+        throw new MqttProtocolError(
+          Reason.ReceiveMaximumExceeded,
+          `Receive maximum exceeded: more than ${this.#config.receiveMaximum} in flight`,
+        );
+      }
+    }
+    if (
+      v5 && p.properties.payloadFormatIndicator === 1 && !isUtf8(p.payload)
+    ) {
+      if (p.qos === 0) {
+        throw new MqttProtocolError(
+          Reason.PayloadFormatInvalid,
+          "Payload format invalid: the payload is not UTF-8",
+        );
+      }
+      this.#ack(p, Reason.PayloadFormatInvalid, "The payload is not UTF-8");
+      return;
+    }
+    const properties = forwardedProperties(p.properties);
+    if (p.qos === 0) {
+      this.published++;
+      this.#op({
+        op: "publish",
+        user: this.#user,
+        topic: p.topic,
+        payload: p.payload,
+        qos: 0,
+        retain: p.retain,
+        properties,
+      });
+      return;
+    }
+    const packetId = p.packetId!;
+    if (p.qos === 2) {
+      const seen = this.#received.get(packetId);
+      if (seen === "stored") {
+        // a resend of one already published: acknowledge again, publish nothing
+        this.#send({ type: PacketType.Pubrec, packetId, code: 0, properties: {} });
+        return;
+      }
+      if (seen === "pending") return; // its PUBREC is on its way
+      this.#received.set(packetId, "pending");
+    }
+    this.#incoming++;
+    this.published++;
+    this.#request(
+      (id) => ({
+        op: "publish",
+        id,
+        user: this.#user,
+        topic: p.topic,
+        payload: p.payload,
+        qos: p.qos,
+        retain: p.retain,
+        properties,
+        received: p.qos === 2 ? packetId : undefined,
+      }),
+      (r) => {
+        if (p.qos === 1) this.#incoming--;
+        if (r.ok) {
+          if (p.qos === 2) this.#received.set(packetId, "stored");
+          this.#ack(p, Reason.Success, "");
+        } else {
+          if (p.qos === 2) {
+            this.#received.delete(packetId);
+            this.#incoming--;
+          }
+          if (!v5) {
+            // 3.1.1 has no negative acknowledgement: the client resends after reconnecting
+            throw new MqttProtocolError(Reason.UnspecifiedError, r.message);
+          }
+          this.#ack(
+            p,
+            r.code === "bad_topic" ? Reason.TopicNameInvalid : Reason.UnspecifiedError,
+            r.message,
+          );
+        }
+      },
+    );
+  }
+
+  #ack(p: PublishPacket, code: number, reason: string): void {
+    const properties: Properties = code !== 0 && this.#problemInfo && this.#level === MQTT_5
+      ? { reasonString: reason }
+      : {};
+    this.#send({
+      type: p.qos === 1 ? PacketType.Puback : PacketType.Pubrec,
+      packetId: p.packetId!,
+      code: this.#level === MQTT_5 ? code : 0,
+      properties,
+    });
+  }
+
+  #release(p: AckPacket): void {
+    const known = this.#received.has(p.packetId);
+    if (known) {
+      this.#received.delete(p.packetId);
+      this.#incoming--;
+      this.#op({ op: "forget", user: this.#user, packetId: p.packetId });
+    }
+    this.#send({
+      type: PacketType.Pubcomp,
+      packetId: p.packetId,
+      code: known || this.#level !== MQTT_5 ? 0 : Reason.PacketIdentifierNotFound,
+      properties: {},
+    });
+  }
+
+  #acknowledged(p: AckPacket): void {
+    const o = this.#outById.get(p.packetId);
+    const expected = o === undefined
+      ? undefined
+      : o.state === "released"
+      ? PacketType.Pubcomp
+      : o.qos === 1
+      ? PacketType.Puback
+      : PacketType.Pubrec;
+    if (o === undefined || expected !== p.type) {
+      // an acknowledgement of nothing in flight: v5 says it is a protocol error for PUBREC
+      // and PUBCOMP only when the id is unknown; ignoring it disturbs nothing
+      return;
+    }
+    if (p.type === PacketType.Pubrec) {
+      if (p.code >= 0x80) {
+        // the client refused it: done, no PUBREL
+        this.#finish(p.packetId, o);
+        return;
+      }
+      o.state = "released";
+      this.#op({ op: "released", user: this.#user, packetId: p.packetId, seq: o.seq });
+      this.#send({ type: PacketType.Pubrel, packetId: p.packetId, code: 0, properties: {} });
+      // the inbox entry is the client's now: acknowledge it in order
+      this.#advance(o);
+      return;
+    }
+    if (p.type === PacketType.Pubcomp) {
+      this.#op({ op: "completed", user: this.#user, packetId: p.packetId });
+    }
+    this.#finish(p.packetId, o);
+  }
+
+  #finish(packetId: number, o: Outgoing): void {
+    o.state = "done";
+    this.#outById.delete(packetId);
+    this.#inflight--;
+    this.#advance(o);
+  }
+
+  /** Marks `o` settled and moves the acknowledged position over settled deliveries. */
+  #advance(o: Outgoing): void {
+    o.settled = true;
+    const order = this.#outOrder;
+    while (this.#outHead < order.length && order[this.#outHead].settled) {
+      this.#acked = order[this.#outHead++].seq;
+    }
+    if (this.#outHead === order.length) {
+      this.#outOrder = [];
+      this.#outHead = 0;
+      this.#acked = this.#cursor;
+    } else if (this.#outHead > 1024) {
+      this.#outOrder = order.slice(this.#outHead);
+      this.#outHead = 0;
+    }
+  }
+
+  #subscribe(p: SubscribePacket, _now: number): void {
+    const v5 = this.#level === MQTT_5;
+    const identifier = p.properties.subscriptionIdentifiers?.[0];
+    if (identifier === 0) {
+      throw new MqttProtocolError(
+        Reason.ProtocolError,
+        "Protocol error: subscription identifier 0",
+      );
+    }
+    const codes: number[] = [];
+    const todo = p.subscriptions.map((s, i) => ({ s, i }));
+    let reason = "";
+    const next = (): void => {
+      const item = todo.shift();
+      if (item === undefined) {
+        this.#blocked = false;
+        const properties: Properties = v5 && reason && this.#problemInfo
+          ? { reasonString: reason }
+          : {};
+        this.#send({ type: PacketType.Suback, packetId: p.packetId, properties, codes });
+        return;
+      }
+      const { s } = item;
+      try {
+        checkFilter(s.filter);
+      } catch (err) {
+        if (s.filter.startsWith("$share/") && v5) {
+          codes.push(Reason.SharedSubscriptionsNotSupported);
+          reason = "Shared subscriptions are not supported";
+        } else {
+          codes.push(v5 ? Reason.TopicFilterInvalid : 0x80);
+          reason = (err as Error).message;
+        }
+        return next();
+      }
+      const sub: SessionSubscription = { ...s, identifier };
+      const existing = this.#subs.get(s.filter);
+      this.#request(
+        (id) => ({ op: "subscribe", id, user: this.#user, subscription: sub }),
+        (r) => {
+          if (r.ok) {
+            this.#subs.set(s.filter, sub);
+            this.#matches.clear();
+            this.#ownMatches.clear();
+            codes.push(s.qos);
+            const retained = s.retainHandling === 0 ||
+              (s.retainHandling === 1 && existing === undefined);
+            if (retained) {
+              this.#request(
+                (id) => ({ op: "retained", id, user: this.#user, filter: s.filter }),
+                () => next(),
+              );
+              return;
+            }
+          } else {
+            codes.push(v5 ? Reason.UnspecifiedError : 0x80);
+            reason = r.message;
+          }
+          next();
+        },
+      );
+    };
+    this.#blocked = true;
+    next();
+  }
+
+  #unsubscribe(p: UnsubscribePacket): void {
+    const v5 = this.#level === MQTT_5;
+    const codes: number[] = [];
+    const todo = [...p.filters];
+    const next = (): void => {
+      const filter = todo.shift();
+      if (filter === undefined) {
+        this.#blocked = false;
+        this.#send({ type: PacketType.Unsuback, packetId: p.packetId, properties: {}, codes });
+        return;
+      }
+      if (!this.#subs.has(filter)) {
+        codes.push(Reason.NoSubscriptionExisted);
+        return next();
+      }
+      this.#request(
+        (id) => ({ op: "unsubscribe", id, user: this.#user, filter }),
+        (r) => {
+          if (r.ok || r.code === "not_subscribed") {
+            this.#subs.delete(filter);
+            this.#matches.clear();
+            this.#ownMatches.clear();
+            codes.push(r.ok ? Reason.Success : Reason.NoSubscriptionExisted);
+          } else codes.push(v5 ? Reason.UnspecifiedError : 0x80);
+          next();
+        },
+      );
+    };
+    this.#blocked = true;
+    next();
+  }
+
+  /** Asks for more deliveries when none is being asked for and the window allows. */
+  #pull(): void {
+    if (this.#receiving || this.#phase !== "open") return;
+    const window = Math.min(this.#clientReceiveMax - this.#inflight, this.#config.receiveBatch);
+    if (window <= 0) return;
+    // packet ids come from inbox positions: never two in flight with the same one
+    const oldest = this.#outHead < this.#outOrder.length
+      ? this.#outOrder[this.#outHead].seq
+      : undefined;
+    if (oldest !== undefined && this.#cursor - oldest >= PACKET_ID_SPACE - 1) return;
+    this.#receiving = true;
+    this.#request(
+      (id) => ({
+        op: "receive",
+        id,
+        user: this.#user,
+        after: this.#acked,
+        from: this.#cursor,
+        max: window,
+      }),
+      (r) => {
+        this.#receiving = false;
+        if (!r.ok) return; // the gateway retries after a pause (daemon restarting)
+        this.#deliver(r.value as InboxMessage[]);
+      },
+    );
+  }
+
+  /** Sends deliveries from the inbox. */
+  #deliver(messages: InboxMessage[]): void {
+    const v5 = this.#level === MQTT_5;
+    for (const m of messages) {
+      if (m.seq <= this.#cursor) continue;
+      this.#cursor = m.seq;
+      const o: Outgoing = { seq: m.seq, qos: 0, state: "done", settled: true };
+      if (this.#released.has(m.seq)) {
+        // a QoS 2 delivery the client already has (PUBREC came before a restart)
+        this.#released.delete(m.seq);
+        this.#track(o);
+        continue;
+      }
+      const own = m.from === this.#user && !m.retained;
+      const match = this.#match(m.topic, own);
+      let qos = match.qos;
+      const identifiers = match.identifiers;
+      const retainAsPublished = match.retainAsPublished;
+      if (qos < 0) {
+        // no subscription matches any more (unsubscribed meanwhile): skip it
+        this.#track(o);
+        continue;
+      }
+      qos = Math.min(qos, m.qos);
+      const properties: Properties = v5 && m.properties ? { ...m.properties } : {};
+      if (v5 && identifiers) properties.subscriptionIdentifiers = identifiers;
+      const packet: PublishPacket = {
+        type: PacketType.Publish,
+        dup: qos > 0 && m.seq <= this.#dupUpTo,
+        qos: qos as 0 | 1 | 2,
+        retain: m.retained === true || (retainAsPublished && m.retain === true),
+        topic: m.topic,
+        packetId: qos > 0 ? deliveryPacketId(m.seq) : undefined,
+        properties,
+        payload: m.payload,
+      };
+      if (estimateSize(packet) > this.#clientMaxPacket) {
+        // v5: a message larger than the client accepts is discarded as if delivered
+        this.#track(o);
+        continue;
+      }
+      this.delivered++;
+      this.#send(packet);
+      if (qos > 0) {
+        o.qos = qos as 1 | 2;
+        o.state = "sent";
+        o.settled = false;
+        this.#outById.set(packet.packetId!, o);
+        this.#inflight++;
+      }
+      this.#track(o);
+    }
+    this.#pull();
+  }
+
+  /** What the subscriptions say about a delivery on `topic` (cached per topic). */
+  #match(topic: string, own: boolean): TopicMatch {
+    const cache = own ? this.#ownMatches : this.#matches;
+    const hit = cache.get(topic);
+    if (hit !== undefined) return hit;
+    const m: TopicMatch = { qos: -1, retainAsPublished: false };
+    for (const sub of this.#subs.values()) {
+      if (!filterMatches(sub.filter, topic)) continue;
+      if (sub.noLocal && own) continue;
+      if (sub.qos > m.qos) m.qos = sub.qos;
+      if (sub.retainAsPublished) m.retainAsPublished = true;
+      if (sub.identifier !== undefined) (m.identifiers ??= []).push(sub.identifier);
+    }
+    if (cache.size >= MATCH_CACHE_MAX) cache.clear();
+    cache.set(topic, m);
+    return m;
+  }
+
+  #track(o: Outgoing): void {
+    if (o.settled && this.#outHead === this.#outOrder.length) {
+      this.#outOrder = [];
+      this.#outHead = 0;
+      this.#acked = o.seq;
+      return;
+    }
+    this.#outOrder.push(o);
+  }
+}
+
+function estimateSize(p: PublishPacket): number {
+  return p.payload.length + p.topic.length * 3 + 16 + (p.properties.contentType?.length ?? 0) * 3 +
+    (p.properties.responseTopic?.length ?? 0) * 3 + (p.properties.correlationData?.length ?? 0) +
+    (p.properties.userProperties?.reduce((n, [k, v]) => n + 4 + (k.length + v.length) * 3, 0) ?? 0);
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+function isUtf8(b: Uint8Array): boolean {
+  try {
+    strictUtf8.decode(b);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The properties of a PUBLISH that travel with it to the subscribers (v5 3.3.2.3). */
+export function forwardedProperties(p: Properties): Properties {
+  const out: Properties = {};
+  if (p.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = p.payloadFormatIndicator;
+  if (p.messageExpiryInterval !== undefined) out.messageExpiryInterval = p.messageExpiryInterval;
+  if (p.contentType !== undefined) out.contentType = p.contentType;
+  if (p.responseTopic !== undefined) out.responseTopic = p.responseTopic;
+  if (p.correlationData !== undefined) out.correlationData = p.correlationData;
+  if (p.userProperties !== undefined) out.userProperties = p.userProperties;
+  return out;
+}

@@ -1,0 +1,73 @@
+/**
+ * pika (Debian's python3-pika, unmodified) runs the original leader/follower job's shape
+ * against `peerd --role queue --amqp`: `masters_queue`, auto-delete `slave<i>_queue`
+ * queues bound to the fanout `fan_logs`, ids, `permission_granted`, equal lists.
+ */
+import assert from "node:assert/strict";
+import { freePort, LocalCluster } from "./harness/mod.ts";
+
+const PYTHON = "/usr/bin/python3";
+const JOB = new URL("./fixtures/pika_job.py", import.meta.url).pathname;
+
+async function pikaMissing(): Promise<string | undefined> {
+  try {
+    const out = await new Deno.Command(PYTHON, { args: ["-c", "import pika"], stderr: "null" })
+      .output();
+    return out.code === 0 ? undefined : "python3-pika is not installed";
+  } catch {
+    return `${PYTHON} not found`;
+  }
+}
+
+async function runPython(args: string[], timeoutMs: number) {
+  const child = new Deno.Command(PYTHON, { args: [JOB, ...args], stdout: "piped", stderr: "piped" })
+    .spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // gone
+    }
+  }, timeoutMs);
+  try {
+    const out = await child.output();
+    const d = new TextDecoder();
+    return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("pika runs the original leader/follower job against peerd's AMQP listener", async () => {
+  const missing = await pikaMissing();
+  if (missing) {
+    console.log(`skipped: ${missing}`);
+    return;
+  }
+  const port = freePort();
+  await using cluster = await LocalCluster.start({
+    nodes: [{ name: "q1", role: "queue", args: ["--amqp", `127.0.0.1:${port}`] }],
+  });
+  const url = `amqp://guest:guest@127.0.0.1:${port}/%2F`;
+  const n = 4;
+  const leader = runPython(["leader", url, String(n)], 60_000);
+  const followers = Array.from(
+    { length: n },
+    (_, i) => runPython(["follower", url, String(i + 1)], 60_000),
+  );
+  const [l, ...fs] = await Promise.all([leader, ...followers]);
+  assert.equal(l.code, 0, `leader: ${l.stdout}\n${l.stderr}`);
+  assert.match(l.stdout, /IT WORKS!/);
+  const lists = fs.map((f, i) => {
+    assert.equal(f.code, 0, `follower ${i + 1}: ${f.stdout}\n${f.stderr}`);
+    const m = /follower \d+: (\[.*\])/.exec(f.stdout);
+    assert.ok(m, f.stdout);
+    return JSON.parse(m[1]) as number[];
+  });
+  for (const list of lists) assert.deepEqual(list, lists[0]);
+  assert.equal(lists[0].length, n);
+  // the followers' auto-delete queues went with their consumers; masters_queue stays
+  const q1 = cluster.node("q1");
+  const deleted = q1.events().filter((e) => e.ev === "q.deleted").map((e) => e.queue).sort();
+  assert.deepEqual(deleted, Array.from({ length: n }, (_, i) => `slave${i + 1}_queue`));
+});
