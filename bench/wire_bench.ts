@@ -6,13 +6,25 @@
  * - the ceilings: the same frame bytes written with plain `Deno.Conn.write` in 64 KiB
  *   chunks, and with one `write()` per frame, to a sink that only parses length headers;
  * - echo round trips against a real `peerd --role echo` process: sequential latency
- *   p50/p99 and pipelined round trips/s.
+ *   p50/p99 and pipelined round trips/s;
+ * - the codec alone, in this process: encode and decode rates of typical frames with
+ *   peerd's MessagePack codec and with the reference codec (`@msgpack/msgpack`) side by
+ *   side, so the reason for having our own codec is a figure anyone can re-run.
  *
  * Prints one JSON line per figure. `deno run -A bench/wire_bench.ts [--frames N]`
  *
  * @module
  */
-import { FrameConnection, FrameEncoder, type Message, RpcClient } from "../mod/wire/mod.ts";
+import { Decoder as ReferenceDecoder, Encoder as ReferenceEncoder } from "@msgpack/msgpack";
+import {
+  FrameConnection,
+  FrameEncoder,
+  type Message,
+  MsgpackDecoder,
+  MsgpackEncoder,
+  RpcClient,
+  ShapeCache,
+} from "../mod/wire/mod.ts";
 import { LocalCluster } from "../mod/process/mod.ts";
 
 const args = Deno.args;
@@ -31,6 +43,8 @@ async function runSink(mode: string): Promise<void> {
     const conn = await listener.accept();
     if (mode === "frames") {
       const fc = new FrameConnection(conn);
+      // no handshake on this bench link: trust the peer as a server does after hello
+      fc.learnShapes();
       let count = 0;
       for (;;) {
         const msg = fc.readBuffered() ?? await fc.read();
@@ -205,6 +219,90 @@ async function echoFigures(): Promise<void> {
   }
 }
 
+/** Typical frames: the 100-byte frame above, a publication, a hello, a batch of deliveries. */
+const CODEC_FRAMES: Record<string, Message> = {
+  frame_100B: PAYLOAD as Message,
+  publish: {
+    t: "publish",
+    rid: 123456,
+    topic: "orders.eu.created",
+    user: "alice",
+    payload: new Uint8Array(120).fill(3),
+  },
+  hello: { t: "hello", v: 1, role: "ring", name: "n1" },
+  deliver_batch: {
+    t: "deliver",
+    messages: Array.from({ length: 50 }, (_, i) => ({
+      seq: 1_000_000 + i,
+      id: `d1:${1_000_000 + i}`,
+      topic: "orders.eu.created",
+      payload: new Uint8Array(64).fill(i),
+    })),
+  },
+};
+
+/** Rate of `fn` in calls/s over about `ms` milliseconds. */
+function rate(fn: () => void, ms: number): number {
+  let calls = 0;
+  const t0 = performance.now();
+  let now = t0;
+  while (now - t0 < ms) {
+    for (let i = 0; i < 200; i++) fn();
+    calls += 200;
+    now = performance.now();
+  }
+  return calls / ((now - t0) / 1000);
+}
+
+/**
+ * Rates of `ours` and `theirs`, measured in alternating 40 ms windows (15 of each after a
+ * warm-up), so that both see the same machine load; medians, and the median of the ratios
+ * of each pair of windows.
+ */
+function compare(ours: () => void, theirs: () => void): [number, number, number] {
+  for (let i = 0; i < 20_000; i++) {
+    ours();
+    theirs();
+  }
+  const a: number[] = [];
+  const b: number[] = [];
+  const ratios: number[] = [];
+  for (let round = 0; round < 15; round++) {
+    const x = rate(ours, 40);
+    const y = rate(theirs, 40);
+    a.push(x);
+    b.push(y);
+    ratios.push(x / y);
+  }
+  return [median(a), median(b), median(ratios)];
+}
+
+function codecFigures(): void {
+  const ours = new MsgpackEncoder();
+  const oursDecoder = new MsgpackDecoder({ shapes: new ShapeCache() });
+  const reference = new ReferenceEncoder({ ignoreUndefined: true });
+  const referenceDecoder = new ReferenceDecoder();
+  for (const [name, msg] of Object.entries(CODEC_FRAMES)) {
+    const bytes = ours.encode(msg).slice();
+    const [enc, encRef, encRatio] = compare(() => ours.encode(msg), () => reference.encode(msg));
+    const [dec, decRef, decRatio] = compare(
+      () => oursDecoder.decode(bytes),
+      () => referenceDecoder.decode(bytes),
+    );
+    console.log(JSON.stringify({
+      bench: "wire",
+      figure: `codec_${name}`,
+      bytes: bytes.length,
+      encode_per_s: Math.round(enc),
+      encode_reference_per_s: Math.round(encRef),
+      encode_vs_reference: Number(encRatio.toFixed(2)),
+      decode_per_s: Math.round(dec),
+      decode_reference_per_s: Math.round(decRef),
+      decode_vs_reference: Number(decRatio.toFixed(2)),
+    }));
+  }
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -215,6 +313,7 @@ if (args.includes("--sink")) {
 } else {
   const frames = Number(argValue("--frames", "1000000"));
   const reps = Number(argValue("--reps", "3"));
+  codecFigures();
   const framesSink = await startSink("frames");
   const rawSink = await startSink("raw");
   try {

@@ -190,3 +190,194 @@ Deno.test("FrameConnection.read() keeps every frame intact across read-buffer bo
   assert.equal(got.length, sent.length);
   for (let i = 0; i < sent.length; i++) assert.deepEqual(got[i], sent[i], `frame ${i}`);
 });
+
+Deno.test("FrameServer with a 1 KiB limit: an error frame too large for it is cut to a minimal one; a reply too large becomes frame_too_large", async () => {
+  const server = new FrameServer({
+    listen: { hostname: "127.0.0.1", port: 0 },
+    identity: { role: "test", name: "s" },
+    maxFrame: 1024,
+    handlers: {
+      // details are copied into the error frame: 5,000 characters of them
+      fail: () => {
+        throw new ProtocolError("conflict", "Cannot fail: on purpose", { blob: "b".repeat(5000) });
+      },
+      big: () => ({ t: "big.ok", body: "x".repeat(2000) }),
+    },
+  });
+  const client = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    await assert.rejects(
+      client.request({ t: "fail" }),
+      (e: unknown) =>
+        e instanceof RemoteError && e.code === "conflict" && e.frame.blob === undefined,
+    );
+    await assert.rejects(
+      client.request({ t: "big" }),
+      (e: unknown) => e instanceof RemoteError && e.code === "frame_too_large",
+    );
+    await assert.rejects(
+      client.request({ t: "y".repeat(900) }),
+      (e: unknown) => e instanceof RemoteError && e.code === "unknown_type",
+    );
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
+Deno.test("FrameServer refuses requests past its pending-bytes budget with overloaded, and a rid that is not an integer or a short string", async () => {
+  const parked: Array<() => void> = [];
+  const server = new FrameServer({
+    listen: { hostname: "127.0.0.1", port: 0 },
+    identity: { role: "test", name: "s" },
+    pendingBytes: { perConnection: 64 * 1024, perNode: 100 * 1024 },
+    handlers: {
+      // answered later, as a ring lock is: the request stays charged until its reply
+      park: (msg, session) => {
+        parked.push(() => session.reply(msg, { t: "park.ok" }));
+      },
+    },
+  });
+  const a = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port });
+  const b = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    const pad = new Uint8Array(20 * 1024);
+    const first = [0, 1, 2].map(() => a.request({ t: "park", pad }));
+    // a fourth on the same connection is over its 64 KiB
+    await assert.rejects(
+      a.request({ t: "park", pad }),
+      (e: unknown) => e instanceof RemoteError && e.code === "overloaded",
+    );
+    assert.ok(server.pendingBytes > 60 * 1024);
+    // another connection has its own budget, but the node's 100 KiB is nearly used
+    const second = b.request({ t: "park", pad });
+    await assert.rejects(
+      b.request({ t: "park", pad }),
+      (e: unknown) => e instanceof RemoteError && e.code === "overloaded",
+    );
+    for (const answer of parked.splice(0)) answer();
+    for (const reply of await Promise.all([...first, second])) assert.equal(reply.t, "park.ok");
+    assert.equal(server.pendingBytes, 0);
+    // rid: refused on arrival when it could not be copied into a reply safely
+    for (const rid of ["r".repeat(129), { a: 1 }, 1.5, [1]]) a.conn.send({ t: "park", rid });
+    const errors = await new Promise<Message[]>((resolve) => {
+      const got: Message[] = [];
+      a.onMessage = (m) => {
+        got.push(m);
+        if (got.length === 4) resolve(got);
+      };
+    });
+    for (const m of errors) {
+      assert.equal(m.code, "bad_field");
+      assert.equal(m.rid, undefined);
+    }
+  } finally {
+    await a.close();
+    await b.close();
+    await server.close();
+  }
+});
+
+Deno.test("FrameServer dispatches only its own message types (a Map, not an object's prototype)", async () => {
+  const server = new FrameServer({
+    listen: { hostname: "127.0.0.1", port: 0 },
+    identity: { role: "test", name: "s" },
+    handlers: { ping: () => ({ t: "pong" }) },
+  });
+  const client = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    for (const t of ["constructor", "toString", "hasOwnProperty", "__proto__", "valueOf"]) {
+      await assert.rejects(
+        client.request({ t }),
+        (e: unknown) => e instanceof RemoteError && e.code === "unknown_type",
+        t,
+      );
+    }
+    assert.equal((await client.request({ t: "ping" })).t, "pong");
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
+Deno.test("FrameServer over maxConnections answers too_many_connections and closes; a freed place is taken again", async () => {
+  const server = new FrameServer({
+    listen: { hostname: "127.0.0.1", port: 0 },
+    identity: { role: "test", name: "s" },
+    maxConnections: 2,
+    handlers: { ping: () => ({ t: "pong" }) },
+  });
+  const a = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port });
+  const b = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    const raw = new FrameConnection(
+      await Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+    );
+    try {
+      const reply = await raw.read();
+      assert.equal(reply?.code, "too_many_connections");
+      assert.equal(await raw.read(), null);
+    } finally {
+      raw.close();
+    }
+    await b.close();
+    // the place comes back once the server has seen b go
+    let c: RpcClient | undefined;
+    for (let i = 0; i < 100 && !c; i++) {
+      try {
+        c = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port });
+      } catch {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    assert.ok(c, "a place came back");
+    assert.equal((await c.request({ t: "ping" })).t, "pong");
+    await c.close();
+  } finally {
+    await a.close();
+    await b.close();
+    await server.close();
+  }
+});
+
+Deno.test("FrameServer: big frames take their size from the node's incoming budget while they arrive; one that does not fit gets overloaded and a close", async () => {
+  const server = new FrameServer({
+    listen: { hostname: "127.0.0.1", port: 0 },
+    identity: { role: "test", name: "s" },
+    pendingBytes: { perNode: 1024 * 1024 },
+    handlers: { big: (msg) => ({ t: "big.ok", n: (msg.body as Uint8Array).length }) },
+  });
+  const header = (length: number) => {
+    const h = new Uint8Array(4);
+    new DataView(h.buffer).setUint32(0, length);
+    return h;
+  };
+  const frame = new FrameEncoder().encode({ t: "big", body: new Uint8Array(700 * 1024) });
+  const a = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port });
+  const b = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    // a sends the first 100 KiB of a 700 KiB frame and stalls: 700 KiB of the budget taken
+    a.conn.sendRaw(frame.subarray(0, 100 * 1024));
+    for (let i = 0; i < 200 && server.incomingBytes < 700 * 1024; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(server.incomingBytes >= 700 * 1024, `${server.incomingBytes} bytes taken`);
+    // b announces 600 KiB more: over the node's 1 MiB, refused before it is buffered
+    let refused: Message | undefined;
+    b.onMessage = (m) => refused = m;
+    b.conn.sendRaw(header(600 * 1024));
+    b.conn.sendRaw(new Uint8Array(70 * 1024));
+    await b.conn.whenClosed();
+    assert.equal(refused?.code, "overloaded");
+    // a's frame completes: answered, and the budget is back
+    a.conn.sendRaw(frame.subarray(100 * 1024));
+    const reply = await new Promise<Message>((resolve) => a.onMessage = resolve);
+    assert.equal(reply.n, 700 * 1024);
+    assert.equal(server.incomingBytes, 0);
+    assert.equal(server.pendingBytes, 0);
+  } finally {
+    await a.close();
+    await b.close();
+    await server.close();
+  }
+});

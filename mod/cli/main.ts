@@ -20,9 +20,15 @@ import {
   type RoleDefinition,
   UsageError,
 } from "../process/mod.ts";
-import { DEFAULT_MAX_FRAME, loadNodeTls } from "../wire/mod.ts";
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_FRAME,
+  DEFAULT_NODE_PENDING_BYTES,
+  loadNodeTls,
+  MIN_MAX_FRAME,
+} from "../wire/mod.ts";
 import { type NodeHttp, parseHttpListen, startNodeHttp } from "../http/mod.ts";
-import { addEnvToOptions, parseSizeOption, toCommanderOption } from "./options.ts";
+import { addEnvToOptions, parseIntOption, parseSizeOption, toCommanderOption } from "./options.ts";
 import { checkNodeKeys, nodeOptionValues } from "./node_options.ts";
 import { COMMANDS, ROLES } from "./registry.ts";
 
@@ -40,7 +46,9 @@ const COMMON_HELP = `Common options (every role; each also reads PEERD_<OPTION>,
   --tls-key <file>       the certificate's private key (PEM)
   --tls-ca <file>        CA that peers' certificates must chain to (mutual TLS)
   --log-level <level>    debug|info|warn|error (default info)
-  --max-frame <size>     largest frame accepted (default 16MiB)
+  --max-frame <size>     largest frame accepted (default 16MiB, at least 1KiB)
+  --max-connections <n>  most connections served at once (default 1024)
+  --max-pending <size>   bytes of requests awaiting replies, per node (default 128MiB)
   --http <host:port>     serve /healthz /readyz /status /metrics /events (off; host 127.0.0.1)`;
 
 function globalHelp(): string {
@@ -105,6 +113,15 @@ function buildRoleCommand(role: RoleDefinition): Command {
         DEFAULT_MAX_FRAME,
         "16MiB",
       ),
+    )
+    .addOption(
+      new Option("--max-connections <n>", "most connections served at once").argParser(
+        parseIntOption,
+      ).default(DEFAULT_MAX_CONNECTIONS),
+    )
+    .addOption(
+      new Option("--max-pending <size>", "bytes of requests awaiting replies, per node")
+        .argParser(parseSizeOption).default(DEFAULT_NODE_PENDING_BYTES, "128MiB"),
     );
   cmd.option("--http <host:port>", "HTTP endpoints: /healthz /readyz /status /metrics /events");
   for (const spec of role.options ?? []) cmd.addOption(toCommanderOption(spec));
@@ -178,6 +195,22 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
         ? `${cluster.source}: node "${self.name}" host`
         : "listen address",
     );
+    const maxFrame = o.maxFrame as number;
+    if (maxFrame < MIN_MAX_FRAME || maxFrame > 0xffffffff) {
+      throw new UsageError(
+        `--max-frame must be between ${MIN_MAX_FRAME} bytes (1KiB) and 4GiB, got ${maxFrame}`,
+      );
+    }
+    const maxConnections = o.maxConnections as number;
+    if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) {
+      throw new UsageError(`--max-connections must be a positive integer, got ${maxConnections}`);
+    }
+    const maxPending = o.maxPending as number;
+    if (maxPending < maxFrame) {
+      throw new UsageError(
+        `--max-pending must be at least --max-frame (${maxFrame} bytes), got ${maxPending}`,
+      );
+    }
     const logLevel = String(o.logLevel);
     if (!isLogLevel(logLevel)) {
       throw new UsageError(`--log-level must be debug, info, warn or error`);
@@ -213,7 +246,9 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
       secret: (o.secret as string | undefined) ?? cluster?.secret,
       tls: loadTlsFiles(o, { node: true }),
       tlsFiles: { tlsCert: o.tlsCert, tlsKey: o.tlsKey, tlsCa: o.tlsCa } as TlsFileOptions,
-      maxFrame: o.maxFrame as number,
+      maxFrame,
+      maxConnections,
+      maxPending,
       logLevel: logLevel as LogLevel,
       events,
       log,

@@ -9,6 +9,7 @@ import {
   type Message,
   type PeerSession,
   ProtocolError,
+  quote,
   RpcClient,
   type TlsConfig,
 } from "../wire/mod.ts";
@@ -43,7 +44,7 @@ export function ctlHandler(commands: CtlCommands): FrameHandler {
     if (!command) {
       throw new ProtocolError(
         ErrorCode.UnknownCommand,
-        `Cannot run ${cmd}: unknown command; commands are ${
+        `Cannot run ${quote(cmd)}: unknown command; commands are ${
           Object.keys(commands).sort().join(", ")
         }`,
       );

@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { encodeValue } from "../wire/codec.ts";
-import { FastDecoder } from "../wire/msgpack_fast.ts";
+import { encodeValue, MsgpackDecoder, ShapeCache } from "../wire/mod.ts";
 
-const decoder = new FastDecoder();
+/** Stored segments are this node's own data: their map layouts are learned. */
+const decoder = new MsgpackDecoder({ shapes: new ShapeCache() });
 
 /** Rows per stored segment at most (a commit with more writes several). */
 export const SEGMENT_MAX_ROWS = 4_096;

@@ -38,6 +38,7 @@ export function startNodeServer(ctx: RoleContext, options: NodeServerOptions): F
       listen: `${ctx.listen.hostname}:${server?.port ?? ctx.listen.port}`,
       uptime_s: Math.round((Date.now() - started) / 1000),
       connections: server?.sessions.size ?? 0,
+      pending_bytes: server?.pendingBytes ?? 0,
       ...(roleStatus ? await roleStatus(args, session, msg) : {}),
     }),
   };
@@ -52,6 +53,8 @@ export function startNodeServer(ctx: RoleContext, options: NodeServerOptions): F
     secret: ctx.secret,
     tls: ctx.tls,
     maxFrame: ctx.maxFrame,
+    maxConnections: ctx.maxConnections,
+    pendingBytes: { perNode: ctx.maxPending },
     handlers: { ...options.handlers, ctl: ctlHandler(commands) },
     onSession: options.onSession,
     onSessionClose: options.onSessionClose,

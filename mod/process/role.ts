@@ -45,6 +45,10 @@ export interface RoleContext {
   tlsFiles?: TlsFileOptions;
   /** Largest frame accepted. */
   maxFrame: number;
+  /** Most connections the node's server takes at once (`--max-connections`). @default {1024} */
+  maxConnections?: number;
+  /** Bytes of frames held by requests awaiting replies, per node (`--max-pending`). */
+  maxPending?: number;
   /** Log level. */
   logLevel: LogLevel;
   /** The event sink (`--events`). */

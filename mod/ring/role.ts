@@ -191,6 +191,7 @@ function startRingServer(ctx: RoleContext, node: RingNode, commands: CtlCommands
       listen: `${ctx.listen.hostname}:${server?.port ?? ctx.listen.port}`,
       uptime_s: Math.round((Date.now() - started) / 1000),
       connections: server?.sessions.size ?? 0,
+      pending_bytes: server?.pendingBytes ?? 0,
       ...node.status(),
     }),
   });
@@ -220,6 +221,8 @@ function startRingServer(ctx: RoleContext, node: RingNode, commands: CtlCommands
     secret: ctx.secret,
     tls: ctx.tls,
     maxFrame: ctx.maxFrame,
+    maxConnections: ctx.maxConnections,
+    pendingBytes: { perNode: ctx.maxPending },
     handlers: {
       ...node.handlers(),
       ctl: (msg, session) => {

@@ -6,7 +6,7 @@
  */
 import type { Message } from "./codec.ts";
 import { FrameConnection, type FrameConnectionOptions } from "./connection.ts";
-import { ErrorCode } from "./constants.ts";
+import { ErrorCode, HANDSHAKE_MAX_FRAME } from "./constants.ts";
 import { ConnectionClosedError, ProtocolError, RemoteError, WireError } from "./errors.ts";
 import { type HandshakeOptions, offerHandshake, type PeerIdentity } from "./handshake.ts";
 import { connectTls, type TlsConfig } from "./tls.ts";
@@ -96,6 +96,8 @@ export async function dial(
   options: DialOptions = {},
 ): Promise<{ conn: FrameConnection; server: PeerIdentity }> {
   const conn = await dialRaw(address, options);
+  // nobody makes us buffer a big frame before its welcome
+  conn.limitIncoming(HANDSHAKE_MAX_FRAME);
   try {
     const server = await offerHandshake(conn, {
       role: options.role ?? "client",
@@ -104,6 +106,8 @@ export async function dial(
       timeoutMs: options.timeoutMs,
       signal: options.signal,
     });
+    conn.limitIncoming(Infinity);
+    conn.learnShapes();
     return { conn, server };
   } catch (err) {
     conn.close();

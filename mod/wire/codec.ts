@@ -5,15 +5,31 @@
  *
  * @module
  */
-import { DEFAULT_MAX_FRAME, ErrorCode, FRAME_HEADER_BYTES } from "./constants.ts";
+import {
+  DEFAULT_MAX_FRAME,
+  ErrorCode,
+  FRAME_HEADER_BYTES,
+  MAX_FRAME_ELEMENTS,
+} from "./constants.ts";
 import { WireError } from "./errors.ts";
-import { FastDecoder, FastEncoder } from "./msgpack_fast.ts";
+import { MsgpackDecoder } from "./msgpack_decoder.ts";
+import { MsgpackEncoder } from "./msgpack_encoder.ts";
+import { ShapeCache } from "./msgpack_shapes.ts";
 
-const valueEncoder = new FastEncoder();
+const valueEncoder = new MsgpackEncoder();
 
 /** The MessagePack encoding of `value`, in a new array (for `PreEncoded` objects). */
 export function encodeValue(value: unknown): Uint8Array {
   return valueEncoder.encode(value).slice();
+}
+
+function tooLarge(msg: Message, length: number, maxFrame: number): WireError {
+  return new WireError(
+    ErrorCode.FrameTooLarge,
+    `Cannot send ${
+      String(msg.t).slice(0, 64)
+    }: frame of ${length} bytes exceeds the limit of ${maxFrame}`,
+  );
 }
 
 /** A decoded frame: a MessagePack map whose `t` names the message type. */
@@ -29,12 +45,18 @@ export interface CodecOptions {
   maxFrame?: number;
 }
 
+/** Options of {@linkcode FrameDecoder}. */
+export interface FrameDecoderOptions extends CodecOptions {
+  /** Most values one frame may decode to. @default {MAX_FRAME_ELEMENTS} */
+  maxElements?: number;
+}
+
 /**
  * Encodes messages into frames. One instance reuses its MessagePack scratch buffer, so
  * encoding a frame costs one copy into the destination.
  */
 export class FrameEncoder {
-  #encoder = new FastEncoder();
+  #encoder = new MsgpackEncoder();
   #maxFrame: number;
 
   constructor(options: CodecOptions = {}) {
@@ -58,13 +80,74 @@ export class FrameEncoder {
 
   #payload(msg: Message): Uint8Array {
     const payload = this.#encoder.encode(msg);
-    if (payload.length > this.#maxFrame) {
-      throw new WireError(
-        ErrorCode.FrameTooLarge,
-        `Cannot send ${msg.t}: frame of ${payload.length} bytes exceeds the limit of ${this.#maxFrame}`,
-      );
-    }
+    if (payload.length > this.#maxFrame) throw tooLarge(msg, payload.length, this.#maxFrame);
     return payload;
+  }
+}
+
+/** Options of {@linkcode FrameWriter}. */
+export interface FrameWriterOptions extends CodecOptions {
+  /** Bytes of the first buffer. @default {4096} */
+  initialBytes?: number;
+}
+
+/**
+ * The outgoing frames of one connection, encoded in place one after another into one
+ * buffer: `append()` many, then `take()` them for one write. A frame over the limit throws
+ * {@linkcode WireError} (`frame_too_large`) and leaves nothing behind.
+ */
+export class FrameWriter {
+  #encoder: MsgpackEncoder;
+  #maxFrame: number;
+
+  constructor(options: FrameWriterOptions = {}) {
+    this.#encoder = new MsgpackEncoder({ initialBytes: options.initialBytes ?? 4096 });
+    this.#maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+  }
+
+  /** Bytes held (frames appended and not yet taken). */
+  get length(): number {
+    return this.#encoder.length;
+  }
+
+  /** Appends the frame of `msg`; returns its payload length. */
+  append(msg: Message): number {
+    const enc = this.#encoder;
+    const start = enc.length;
+    const header = enc.reserve(FRAME_HEADER_BYTES);
+    try {
+      enc.append(msg);
+    } catch (err) {
+      enc.truncate(start);
+      throw err;
+    }
+    const length = enc.length - header - FRAME_HEADER_BYTES;
+    if (length > this.#maxFrame) {
+      enc.truncate(start);
+      throw tooLarge(msg, length, this.#maxFrame);
+    }
+    enc.setUint32(header, length);
+    return length;
+  }
+
+  /** Appends whole frames (header included) as they are. */
+  appendRaw(frameBytes: Uint8Array): void {
+    this.#encoder.appendRaw(frameBytes);
+  }
+
+  /** The held bytes, for one write; the writer continues on another buffer. */
+  take(): Uint8Array {
+    return this.#encoder.take();
+  }
+
+  /** Hands back the bytes of `take()` once written, to be reused. */
+  recycle(taken: Uint8Array): void {
+    this.#encoder.recycle(taken);
+  }
+
+  /** Gives back buffer memory while nothing is held. */
+  trim(): void {
+    this.#encoder.trim();
   }
 }
 
@@ -137,8 +220,9 @@ export class ByteBuffer {
  * views of them: the caller must not reuse a pushed chunk's memory.
  */
 export class FrameDecoder {
-  #decoder = new FastDecoder();
+  #decoder: MsgpackDecoder;
   #maxFrame: number;
+  #lastBytes = 0;
   #buf: Uint8Array = new Uint8Array(0);
   #start = 0;
   #end = 0;
@@ -146,13 +230,55 @@ export class FrameDecoder {
   #owned = false;
   #failed: WireError | undefined;
 
-  constructor(options: CodecOptions = {}) {
+  constructor(options: FrameDecoderOptions = {}) {
     this.#maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.#decoder = new MsgpackDecoder({ maxElements: options.maxElements ?? MAX_FRAME_ELEMENTS });
+  }
+
+  /**
+   * From now on, build maps through the key layouts this decoder learns (a faster path
+   * for repeated frames). Call it once the peer has been accepted (after the handshake):
+   * the layouts are this decoder's alone, and nobody can fill them before hello.
+   */
+  learnShapes(): void {
+    this.#decoder.shapes ??= new ShapeCache();
+  }
+
+  /** Largest payload accepted from now on (a frame partly received is checked again). */
+  set maxFrame(bytes: number) {
+    this.#maxFrame = bytes;
+  }
+
+  /** Whether map layouts are being learned (see `learnShapes`). */
+  get learnsShapes(): boolean {
+    return this.#decoder.shapes !== undefined;
+  }
+
+  /**
+   * What the last frame returned by `next()` holds in memory, estimated: its payload bytes
+   * plus 32 bytes a decoded value (what a pending request is charged).
+   */
+  get lastFrameCost(): number {
+    return this.#lastBytes + 32 * this.#decoder.elements;
   }
 
   /** Bytes received but not yet decoded. */
   get buffered(): number {
     return this.#end - this.#start;
+  }
+
+  /**
+   * The declared payload length of the frame being received, when its header is here, its
+   * payload not all yet and the length within the limit; 0 otherwise.
+   */
+  get partialFrameLength(): number {
+    const pending = this.#end - this.#start;
+    if (pending < FRAME_HEADER_BYTES) return 0;
+    const b = this.#buf;
+    const s = this.#start;
+    const length = ((b[s] << 24) >>> 0) + (b[s + 1] << 16) + (b[s + 2] << 8) + b[s + 3];
+    // a length over the limit is refused by next(), not waited for
+    return length <= this.#maxFrame && pending < FRAME_HEADER_BYTES + length ? length : 0;
   }
 
   /** Whether undecoded bytes still live in a chunk the caller pushed. */
@@ -244,6 +370,7 @@ export class FrameDecoder {
     if (end === start) {
       throw new WireError(ErrorCode.BadMsgpack, "Cannot decode frame: empty payload");
     }
+    this.#lastBytes = end - start;
     let value: unknown;
     try {
       value = this.#decoder.decodeRange(b, start, end);

@@ -4,10 +4,20 @@
  *
  * @module
  */
-import { FrameDecoder, type Message } from "./codec.ts";
+import { FrameDecoder, FrameWriter, type Message } from "./codec.ts";
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_MAX_FRAME, ErrorCode } from "./constants.ts";
 import { ConnectionClosedError, WireError } from "./errors.ts";
-import { FastEncoder } from "./msgpack_fast.ts";
+
+/** Bytes shared by many connections (a node's budget): `used` may not pass `limit`. */
+export interface ByteBudget {
+  /** Bytes taken now. */
+  used: number;
+  /** Most bytes that may be taken. */
+  readonly limit: number;
+}
+
+/** Frames at least this large are charged to the incoming budget while they arrive. */
+const CHARGED_FRAME_BYTES = 64 * 1024;
 
 /** The part of `Deno.Conn` a {@linkcode FrameConnection} uses. */
 export interface ByteStream {
@@ -22,10 +32,20 @@ export interface FrameConnectionOptions {
   maxFrame?: number;
   /** Buffered outgoing bytes above which `send` returns false. @default {1 MiB} */
   highWaterMark?: number;
+  /**
+   * A budget (the node's) that a frame of 64 KiB or more takes its declared length from
+   * while it arrives; when it does not fit, reading fails with a fatal `overloaded`
+   * `WireError` (the peer cannot make the node buffer more than the budget).
+   */
+  incomingBudget?: ByteBudget;
 }
 
+/** Largest read buffer: a busy connection reads into slabs of this size. */
 const READ_SLAB_BYTES = 256 * 1024;
-const READ_SLAB_MIN_ROOM = 16 * 1024;
+/** Read buffer of a quiet connection (and of a new one). */
+const READ_SLAB_SMALL = 16 * 1024;
+/** A slab with less room than this (a quarter of its size) is replaced before a read. */
+const SLAB_MIN_ROOM_SHARE = 4;
 
 /**
  * A connection that carries frames.
@@ -46,18 +66,25 @@ export class FrameConnection implements AsyncDisposable {
   readonly #decoder: FrameDecoder;
   readonly #highWater: number;
   /** Pending outgoing frames, encoded in place. */
-  #out = new FastEncoder();
+  #out: FrameWriter;
   #inFlight = 0;
   #writing = false;
   #scheduled = false;
-  #slab = new Uint8Array(READ_SLAB_BYTES);
+  /** The read buffer (decoded binary fields are views of it, so it is never reused). */
+  #slab: Uint8Array = new Uint8Array(0);
   #slabPos = 0;
+  /** Bytes of the next slab: big once a read fills its room, small again after small reads. */
+  #slabSize = READ_SLAB_SMALL;
   #eof = false;
   #closed = false;
   #drainWaiters: Array<() => void> = [];
   #flushWaiters: Array<() => void> = [];
   #closeWaiters: Array<() => void> = [];
   #closeError: unknown;
+  #incomingBudget: ByteBudget | undefined;
+  /** Bytes of the incoming budget taken by the frame being received. */
+  #reserved = 0;
+  #refused: WireError | undefined;
 
   /** Free-form per-connection state for the owner (peer name, session, …). */
   readonly data: Record<string, unknown> = {};
@@ -67,12 +94,40 @@ export class FrameConnection implements AsyncDisposable {
     const maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
     this.#maxFrame = maxFrame;
     this.#decoder = new FrameDecoder({ maxFrame });
+    this.#out = new FrameWriter({ maxFrame });
+    this.#incomingBudget = options.incomingBudget;
     this.#highWater = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
   }
 
   /** Whether `close()` was called or the stream failed. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Starts building maps through learned key layouts (see `FrameDecoder.learnShapes`); the
+   * server and `dial` call it once the handshake is done.
+   */
+  learnShapes(): void {
+    this.#decoder.learnShapes();
+  }
+
+  /**
+   * Largest frame payload accepted from the peer from now on, at most the connection's
+   * `maxFrame` (the handshake reads with a smaller limit, then restores it).
+   */
+  limitIncoming(bytes: number): void {
+    this.#decoder.maxFrame = Math.min(bytes, this.#maxFrame);
+  }
+
+  /** The estimated memory of the last frame `read()` returned (see `FrameDecoder`). */
+  get lastFrameCost(): number {
+    return this.#decoder.lastFrameCost;
+  }
+
+  /** Bytes of buffers this connection holds now (read slab, write buffers, partial frame). */
+  get bufferedBytes(): number {
+    return this.#slab.length + this.#decoder.buffered + this.#out.length + this.#inFlight;
   }
 
   /** Bytes queued or being written. */
@@ -87,16 +142,12 @@ export class FrameConnection implements AsyncDisposable {
    * with the rest of this turn's frames (what a waiting peer needs at once, at low load).
    */
   send(msg: Message, urgent = false): boolean {
-    if (this.#closed) throw new ConnectionClosedError(`Cannot send ${msg.t}: connection closed`);
-    try {
-      this.#out.appendFrame(msg, this.#maxFrame);
-    } catch (err) {
-      if (!(err instanceof RangeError)) throw err;
-      throw new WireError(
-        ErrorCode.FrameTooLarge,
-        `Cannot send ${msg.t}: ${err.message} exceeds the limit of ${this.#maxFrame}`,
+    if (this.#closed) {
+      throw new ConnectionClosedError(
+        `Cannot send ${String(msg.t).slice(0, 64)}: connection closed`,
       );
     }
+    this.#out.append(msg);
     if (urgent && !this.#writing && !this.#scheduled) void this.#writeLoop();
     else this.#schedule();
     return this.pendingBytes < this.#highWater;
@@ -138,21 +189,34 @@ export class FrameConnection implements AsyncDisposable {
    * (hot loops: `conn.readBuffered() ?? await conn.read()`). Throws like `read()`.
    */
   readBuffered(): Message | undefined {
-    return this.#decoder.next();
+    if (this.#refused) throw this.#refused;
+    const msg = this.#decoder.next();
+    if (msg !== undefined && this.#reserved > 0) this.#releaseIncoming();
+    return msg;
   }
 
   /** Reads the next message; `null` at end of stream or after `close()`. */
   async read(): Promise<Message | null> {
+    if (this.#refused) throw this.#refused;
     for (;;) {
       const msg = this.#decoder.next();
-      if (msg !== undefined) return msg;
+      if (msg !== undefined) {
+        if (this.#reserved > 0) this.#releaseIncoming();
+        return msg;
+      }
       if (this.#eof || this.#closed) return null;
-      if (this.#slab.length - this.#slabPos < READ_SLAB_MIN_ROOM) {
-        this.#slab = new Uint8Array(READ_SLAB_BYTES);
+      const idle = this.#decoder.buffered === 0;
+      if (
+        this.#slab.length - this.#slabPos < Math.max(1, this.#slab.length / SLAB_MIN_ROOM_SHARE) ||
+        // waiting between frames with a big slab that reads no longer fill: wait on a
+        // small one, so a quiet connection holds little
+        (idle && this.#slab.length > this.#slabSize)
+      ) {
+        this.#slab = new Uint8Array(this.#slabSize);
         this.#slabPos = 0;
         // a frame cut by the end of the old slab: move its head to the new one, so the
         // rest is read right after it (no copy of whole reads to join them)
-        if (this.#decoder.holdsInput && this.#decoder.buffered <= READ_SLAB_BYTES / 4) {
+        if (this.#decoder.holdsInput && this.#decoder.buffered <= this.#slabSize / 4) {
           this.#slabPos = this.#decoder.relocate(this.#slab);
         }
       }
@@ -168,9 +232,36 @@ export class FrameConnection implements AsyncDisposable {
         this.#eof = true;
         continue;
       }
+      // a read that filled its room: more is coming, read in big slabs from now on; one
+      // that used less than half a small slab: small ones again
+      if (n === room.length) this.#slabSize = READ_SLAB_BYTES;
+      else if (n < READ_SLAB_SMALL / 2) this.#slabSize = READ_SLAB_SMALL;
       this.#decoder.push(this.#slab.subarray(this.#slabPos, this.#slabPos + n));
       this.#slabPos += n;
+      if (this.#incomingBudget && this.#reserved === 0) this.#reserveIncoming();
     }
+  }
+
+  /** Takes a big frame's declared length from the incoming budget as it starts arriving. */
+  #reserveIncoming(): void {
+    const budget = this.#incomingBudget!;
+    const length = this.#decoder.partialFrameLength;
+    if (length < CHARGED_FRAME_BYTES) return;
+    if (budget.used + length > budget.limit) {
+      this.#refused = new WireError(
+        ErrorCode.Overloaded,
+        `Cannot receive a frame of ${length} bytes now: this node holds ${budget.used} of its ${budget.limit} bytes for frames and requests; retry later`,
+        { fatal: true },
+      );
+      throw this.#refused;
+    }
+    budget.used += length;
+    this.#reserved = length;
+  }
+
+  #releaseIncoming(): void {
+    if (this.#incomingBudget) this.#incomingBudget.used -= this.#reserved;
+    this.#reserved = 0;
   }
 
   /** Iterates messages until end of stream; bad frames throw out of the loop. */
@@ -201,6 +292,9 @@ export class FrameConnection implements AsyncDisposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#releaseIncoming();
+    this.#slab = new Uint8Array(0);
+    this.#out.trim();
     try {
       this.#stream.close();
     } catch {

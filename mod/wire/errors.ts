@@ -1,4 +1,4 @@
-import { ErrorCode, type ErrorCodeValue } from "./constants.ts";
+import { ErrorCode, type ErrorCodeValue, MAX_QUOTE_CHARS } from "./constants.ts";
 import type { Message } from "./codec.ts";
 
 /** A frame could not be decoded or violated the framing rules; `code` goes back to the peer. */
@@ -62,7 +62,29 @@ export class ConnectionClosedError extends Error {
   }
 }
 
-/** Builds the `{t:"error"}` frame for any thrown value. */
+/** Longest `message` of an error frame, in characters. */
+const MAX_ERROR_MESSAGE_CHARS = 1000;
+
+/**
+ * A peer's value as it may be quoted in an error message: a string cut to `max` characters
+ * (with the full length said), anything else by its type. An error reply never grows with
+ * what the peer sent.
+ */
+export function quote(value: unknown, max = MAX_QUOTE_CHARS): string {
+  if (typeof value === "string") {
+    return value.length <= max ? value : `${value.slice(0, max)}… (${value.length} characters)`;
+  }
+  if (typeof value === "number" || typeof value === "boolean" || value === null) {
+    return String(value);
+  }
+  if (value instanceof Uint8Array) return `<${value.length} bytes>`;
+  return `<${Array.isArray(value) ? "array" : typeof value}>`;
+}
+
+/**
+ * Builds the `{t:"error"}` frame for any thrown value. The message is cut to 1,000
+ * characters, so an error reply stays small whatever the request held.
+ */
 export function errorFrame(err: unknown, rid?: unknown): Message {
   const frame: Message = { t: "error" };
   if (err instanceof ProtocolError) {
@@ -76,6 +98,24 @@ export function errorFrame(err: unknown, rid?: unknown): Message {
     frame.code = ErrorCode.Internal;
     frame.message = err instanceof Error ? err.message : String(err);
   }
+  if (typeof frame.message === "string" && frame.message.length > MAX_ERROR_MESSAGE_CHARS) {
+    frame.message = quote(frame.message, MAX_ERROR_MESSAGE_CHARS);
+  }
+  if (rid !== undefined) frame.rid = rid;
+  return frame;
+}
+
+/**
+ * The smallest error frame for `err`: code, a message of at most 100 characters, and
+ * `rid`; what is sent when the full error frame would not fit in a frame.
+ */
+export function minimalErrorFrame(err: unknown, rid?: unknown): Message {
+  const full = errorFrame(err);
+  const frame: Message = {
+    t: "error",
+    code: quote(String(full.code), 64),
+    message: quote(String(full.message), 100),
+  };
   if (rid !== undefined) frame.rid = rid;
   return frame;
 }

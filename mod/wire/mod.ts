@@ -21,15 +21,37 @@ export {
   type CodecOptions,
   encodeValue,
   FrameDecoder,
+  type FrameDecoderOptions,
   FrameEncoder,
+  FrameWriter,
+  type FrameWriterOptions,
   type Message,
 } from "./codec.ts";
-export { ENCODED, type PreEncoded } from "./msgpack_fast.ts";
-export { type ByteStream, FrameConnection, type FrameConnectionOptions } from "./connection.ts";
+export {
+  ENCODED,
+  MsgpackEncodeError,
+  MsgpackEncoder,
+  type MsgpackEncoderOptions,
+  type PreEncoded,
+} from "./msgpack_encoder.ts";
+export {
+  MsgpackDecodeError,
+  MsgpackDecoder,
+  type MsgpackDecoderOptions,
+} from "./msgpack_decoder.ts";
+export { ShapeCache } from "./msgpack_shapes.ts";
+export {
+  type ByteBudget,
+  type ByteStream,
+  FrameConnection,
+  type FrameConnectionOptions,
+} from "./connection.ts";
 export {
   ConnectionClosedError,
   errorFrame,
+  minimalErrorFrame,
   ProtocolError,
+  quote,
   RemoteError,
   WireError,
 } from "./errors.ts";
