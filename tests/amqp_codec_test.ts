@@ -15,7 +15,7 @@ import {
   parseLogin,
   rawProperties,
   writeContent,
-} from "../mod/amqp/mod.ts";
+} from "../mod/queue/amqp/mod.ts";
 
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join(" ");
 

@@ -12,7 +12,7 @@ import {
   encodeProperties,
   PROTOCOL_HEADER,
   writeContent,
-} from "../mod/amqp/mod.ts";
+} from "../mod/queue/amqp/mod.ts";
 import { QueueEngine } from "../mod/queue/mod.ts";
 
 interface Out {

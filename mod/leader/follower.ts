@@ -14,7 +14,7 @@ import {
   type RoleDefinition,
   startNodeServer,
 } from "../process/mod.ts";
-import { AmqpClient } from "../amqp/mod.ts";
+import { AmqpClient } from "../queue/mod.ts";
 import { QueueClient, type QueueMessage } from "../queue/mod.ts";
 import {
   declareExchanges,

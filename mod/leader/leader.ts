@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { AmqpClient } from "../amqp/mod.ts";
+import { AmqpClient } from "../queue/mod.ts";
 import { parseHostPort } from "../config/mod.ts";
 import {
   linkSecurity,

@@ -39,3 +39,4 @@ export { QueueStore } from "./store.ts";
 export { DEFAULT_QUEUE, queueCtlCommand } from "./cli.ts";
 export { LocalChannel } from "./local.ts";
 export { queueDemo } from "./demo.ts";
+export { AmqpClient, AmqpListener, type AmqpUrl, parseAmqpUrl } from "./amqp/mod.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { amqpAuthenticator, AmqpListener } from "../amqp/mod.ts";
+import { amqpAuthenticator, AmqpListener } from "./amqp/mod.ts";
 import { ConfigError, parseHostPort } from "../config/mod.ts";
 import { aborted, type RoleContext, type RoleDefinition, startNodeServer } from "../process/mod.ts";
 import { queueCtlCommands, queueStatus } from "./ctl.ts";

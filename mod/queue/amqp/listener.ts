@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { QueueEngine } from "../queue/mod.ts";
+import type { QueueEngine } from "../engine.ts";
 import { type AmqpAuthenticate, AmqpSession, type AmqpSessionOptions } from "./session.ts";
 
 /** Options of {@linkcode AmqpListener.listen}. */

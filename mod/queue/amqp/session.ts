@@ -10,8 +10,8 @@
  *
  * @module
  */
-import type { Delivery, EngineConnection, QueueEngine } from "../queue/mod.ts";
-import { ProtocolError } from "../wire/mod.ts";
+import type { Delivery, EngineConnection, QueueEngine } from "../engine.ts";
+import { ProtocolError } from "../../wire/mod.ts";
 import {
   AmqpError,
   AmqpFrameDecoder,

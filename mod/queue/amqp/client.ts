@@ -15,7 +15,7 @@
  *
  * @module
  */
-import type { QueueMessage, ReturnedMessage } from "../queue/mod.ts";
+import type { QueueMessage, ReturnedMessage } from "../client.ts";
 import {
   AmqpError,
   AmqpFrameDecoder,
