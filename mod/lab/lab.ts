@@ -639,24 +639,31 @@ export class Lab implements AsyncDisposable {
     writeState(this.#state);
   }
 
-  /** SIGSTOP to `node`. */
-  pause(node: string): Promise<void> {
+  /** SIGSTOP to `node`; resolves once the kernel shows it stopped (bounded: 2 s). */
+  async pause(node: string): Promise<void> {
     if (!this.#signal(node, "SIGSTOP")) {
       throw new LabUsageError(`Cannot pause ${node}: not running`);
     }
     this.#node(node).paused = true;
     writeState(this.#state);
-    return Promise.resolve();
+    await this.#untilProcState(node, (s) => s === "stopped");
   }
 
-  /** SIGCONT to `node`. */
-  resume(node: string): Promise<void> {
+  /** SIGCONT to `node`; resolves once the kernel shows it running again (bounded: 2 s). */
+  async resume(node: string): Promise<void> {
     if (!this.#signal(node, "SIGCONT")) {
       throw new LabUsageError(`Cannot resume ${node}: not running`);
     }
     this.#node(node).paused = false;
     writeState(this.#state);
-    return Promise.resolve();
+    await this.#untilProcState(node, (s) => s !== "stopped");
+  }
+
+  /** A signal is delivered asynchronously: waits until `/proc` shows its effect. */
+  async #untilProcState(node: string, ok: (s: ReturnType<typeof procState>) => boolean) {
+    const pid = this.#node(node).pid;
+    if (pid === undefined) return;
+    for (let i = 0; i < 400 && !ok(procState(pid)); i++) await pause(5);
   }
 
   /** Kill -9 (if running), then start again; waits for ready unless `waitReady: false`. */
