@@ -4,17 +4,23 @@
  *
  * ```ts
  * prepareDataDir(ctx.dataDir);
- * const db = openSqlite(`${ctx.dataDir}/queue.sqlite`);
+ * const db = openSqlite(`${ctx.dataDir}/queue.sqlite`, {
+ *   schema: { version: 2, create: CREATE_V2, upgrades: { 1: UPGRADE_1_TO_2 } },
+ * });
  * ```
  *
  * @module
  */
 export {
+  applySchema,
   isStorageFailure,
   openSqlite,
   type OpenSqliteOptions,
   prepareDataDir,
   rollback,
+  type SchemaStep,
+  schemaVersion,
+  type SqliteSchema,
   StorageError,
   STORE_FAILED,
 } from "./sqlite.ts";
