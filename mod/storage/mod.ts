@@ -12,7 +12,6 @@
  * @module
  */
 export {
-  applySchema,
   isStorageFailure,
   openSqlite,
   type OpenSqliteOptions,

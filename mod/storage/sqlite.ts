@@ -187,7 +187,7 @@ function runStep(db: DatabaseSync, step: SchemaStep, to: number): void {
  * `StorageError` with one line for a file newer than `schema.version`, a version with no
  * upgrade, or a failed step (the file then stays at the version before that step).
  */
-export function applySchema(db: DatabaseSync, path: string, schema: SqliteSchema): void {
+function applySchema(db: DatabaseSync, path: string, schema: SqliteSchema): void {
   const target = schema.version;
   let version = schemaVersion(db);
   if (version > target) {
