@@ -3,6 +3,7 @@ import { DatabaseSync } from "node:sqlite";
 import { BrokerStore, type OutboxRow } from "../mod/mom/broker_store.ts";
 import { DaemonStore, type Delivery, type OutboxEntry } from "../mod/mom/daemon_store.ts";
 import { SEGMENT_MAX_ROWS } from "../mod/mom/segment.ts";
+import { MqttStore } from "../mod/mom/mqtt/mod.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -218,4 +219,42 @@ Deno.test("broker store: deliveries per daemon in segments, read after a point, 
     assert.deepEqual(store.outbox("d2", 0, 10).map((r) => r.dseq), [1]);
     store.close();
   });
+});
+
+Deno.test("MqttStore opens a file from before schema versioning (user_version 0) with its sessions", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "peerd-mqtt-store-" });
+  const path = `${dir}/mqtt.sqlite`;
+  try {
+    const old = new DatabaseSync(path);
+    old.exec(`
+      CREATE TABLE sessions(
+        client TEXT PRIMARY KEY, user INTEGER NOT NULL, expiry INTEGER NOT NULL, ended_ms INTEGER);
+      CREATE TABLE subs(
+        client TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, options INTEGER NOT NULL,
+        identifier INTEGER, PRIMARY KEY(client, filter)) WITHOUT ROWID;
+      CREATE TABLE released(
+        client TEXT NOT NULL, packet_id INTEGER NOT NULL, seq INTEGER NOT NULL,
+        complete INTEGER NOT NULL, PRIMARY KEY(client, packet_id)) WITHOUT ROWID;
+      INSERT INTO sessions VALUES ('sensor-1', 4, 3600, 1000);`);
+    old.close();
+    const store = new MqttStore(path);
+    try {
+      assert.deepEqual(store.sessions(), [
+        { clientId: "sensor-1", user: 4, expiry: 3600, endedMs: 1000 },
+      ]);
+      store.putSession("sensor-2", 5, 0);
+      assert.equal(store.sessions().length, 2);
+    } finally {
+      store.close();
+    }
+    const check = new DatabaseSync(path);
+    try {
+      const v = check.prepare("PRAGMA user_version").get() as { user_version: number };
+      assert.equal(v.user_version, 1);
+    } finally {
+      check.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

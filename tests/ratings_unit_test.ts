@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import {
   aheadOf,
   dependenciesMet,
@@ -230,6 +231,63 @@ Deno.test("ReplicaStore persists cells, log and timestamps and reloads them", as
     assert.equal(store.executedCount(), 1);
     assert.deepEqual(await store.checksum(), sum1);
     store.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A replica file as schema 1 wrote it: `user_version` 1 once a dataset was imported. */
+function writeSchema1(path: string, imported: boolean): void {
+  const db = new DatabaseSync(path);
+  db.exec(`
+    CREATE TABLE movies(movie_id INTEGER PRIMARY KEY, title TEXT NOT NULL, genres TEXT NOT NULL);
+    CREATE TABLE ratings(user_id INTEGER NOT NULL, movie_id INTEGER NOT NULL, rating REAL,
+      timestamp INTEGER NOT NULL, vsum INTEGER NOT NULL DEFAULT 0,
+      vuid TEXT NOT NULL DEFAULT '', PRIMARY KEY(user_id, movie_id)) WITHOUT ROWID;
+    CREATE TABLE log(origin TEXT NOT NULL, seq INTEGER NOT NULL, record TEXT NOT NULL,
+      PRIMARY KEY(origin, seq)) WITHOUT ROWID;
+    CREATE TABLE executed(uid TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);`);
+  if (imported) {
+    db.exec(`
+      INSERT INTO movies VALUES (1, 'Heat', 'Crime');
+      INSERT INTO ratings VALUES (5, 1, 4.5, 100, 0, '');
+      INSERT INTO meta VALUES ('value', '{"rm1":3}');
+      PRAGMA user_version = 1;`);
+  }
+  db.close();
+}
+
+Deno.test("ReplicaStore opens schema 1 files: imported ones stay imported, empty ones do not", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    writeSchema1(`${dir}/imported.db`, true);
+    const store = new ReplicaStore(`${dir}/imported.db`);
+    try {
+      assert.ok(store.initialised, "a schema 1 file with user_version 1 had its dataset");
+      const loaded = store.load();
+      assert.equal(loaded.state.rating(5, 1), 4.5);
+      assert.deepEqual([...loaded.meta.keys()], ["value"]);
+      assert.deepEqual(loaded.meta.get("value"), { rm1: 3 });
+    } finally {
+      store.close();
+    }
+    writeSchema1(`${dir}/empty.db`, false);
+    const empty = new ReplicaStore(`${dir}/empty.db`);
+    try {
+      assert.ok(!empty.initialised, "tables only, user_version 0: no dataset yet");
+      empty.importDataset(generateDataset({ users: 3, movies: 5, ratings: 10 }));
+      assert.ok(empty.initialised);
+    } finally {
+      empty.close();
+    }
+    const again = new ReplicaStore(`${dir}/empty.db`);
+    try {
+      assert.ok(again.initialised);
+      assert.equal(again.load().state.size, 10);
+    } finally {
+      again.close();
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,10 +1,11 @@
 /**
  * Disk faults against real processes: `--data` on a file, 64 KiB of garbage inside a
- * database and a read-only database give one line and exit 1 at start for every role
- * family with a store; a write that fails at run time is answered `store_failed` with a
+ * database, a database from a newer peerd and a read-only database give one line and exit 1
+ * at start for every role family with a store; a write that fails at run time is answered `store_failed` with a
  * `store.failed` event, never an ok.
  */
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { type ClusterNode, LocalCluster, runPeerd, waitUntil } from "./harness/mod.ts";
 import { MomClient, MomError } from "../mod/mom/mod.ts";
 import { QueueClient } from "../mod/queue/mod.ts";
@@ -72,7 +73,7 @@ const FAMILIES: Array<{ role: string; db: string; args?: string[] }> = [
 ];
 
 for (const family of FAMILIES) {
-  Deno.test(`${family.role}: --data on a file, a corrupt database and a read-only one each give one line and exit 1`, async () => {
+  Deno.test(`${family.role}: --data on a file, a corrupt database, a newer schema and a read-only one each give one line and exit 1`, async () => {
     await using cluster = await LocalCluster.start({
       nodes: [{ name: "x1", role: family.role, args: family.args }],
     });
@@ -102,6 +103,25 @@ for (const family of FAMILIES) {
       /Cannot open database .*(malformed|not a database|integrity check failed)/,
       "corrupt",
     );
+
+    if (family.role !== "multicast") { // multicast's history store keeps its own check for now
+      const newer = `${cluster.dir}/newer`;
+      Deno.mkdirSync(newer);
+      Deno.copyFileSync(db, `${newer}/${family.db}`);
+      const raw = new DatabaseSync(`${newer}/${family.db}`);
+      try {
+        raw.exec("PRAGMA user_version = 99");
+      } finally {
+        raw.close();
+      }
+      const onNewer = await runPeerd(argvWith(node, newer));
+      assert.equal(onNewer.code, 1, onNewer.stderr);
+      assertOneLine(
+        onNewer.stderr,
+        /Cannot open database .*schema version 99 is newer than this peerd's \d+/,
+        "newer schema",
+      );
+    }
 
     const ro = `${cluster.dir}/readonly`;
     Deno.mkdirSync(ro);

@@ -9,7 +9,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { openSqlite, rollback } from "../storage/mod.ts";
+import { openSqlite, rollback, type SqliteSchema } from "../storage/mod.ts";
 import type { Bet } from "./bet.ts";
 
 const SCHEMA_VERSION = 2;
@@ -88,6 +88,16 @@ const MIGRATE_V1_TO_V2 = `
     FROM (SELECT (SELECT value FROM meta WHERE key = 'drawn') AS value);
   DELETE FROM meta WHERE key = 'drawn';`;
 
+/** The lottery file's schema: version 2 added rounds; round 1 is open in a new file. */
+const SCHEMA: SqliteSchema = {
+  version: SCHEMA_VERSION,
+  create: (db) => {
+    db.exec(CREATE_V2);
+    db.prepare("INSERT INTO rounds (round, started_at) VALUES (1, ?)").run(Date.now());
+  },
+  upgrades: { 1: MIGRATE_V1_TO_V2 },
+};
+
 /** Durable lottery state, one database file per server. */
 export class LotteryStore {
   readonly #db: DatabaseSync;
@@ -98,31 +108,7 @@ export class LotteryStore {
   #closed = false;
 
   constructor(path: string) {
-    this.#db = openSqlite(path);
-    try {
-      const version = Number(
-        (this.#db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
-      );
-      if (version === 0) {
-        this.#inTransaction(() => {
-          this.#db.exec(CREATE_V2);
-          this.#db.prepare("INSERT INTO rounds (round, started_at) VALUES (1, ?)").run(Date.now());
-          this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-        });
-      } else if (version === 1) {
-        this.#inTransaction(() => {
-          this.#db.exec(MIGRATE_V1_TO_V2);
-          this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-        });
-      } else if (version !== SCHEMA_VERSION) {
-        throw new Error(
-          `Cannot open ${path}: schema version ${version}, this peerd knows ${SCHEMA_VERSION}`,
-        );
-      }
-    } catch (err) {
-      this.#db.close();
-      throw err;
-    }
+    this.#db = openSqlite(path, { schema: SCHEMA });
     this.#insertBet = this.#db.prepare(
       "INSERT INTO bets (round, agency, seq, first_name, last_name, document, birthdate, number) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );

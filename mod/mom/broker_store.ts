@@ -2,8 +2,8 @@
  * The broker's SQLite file: catalogue (users, subscriptions, topics), per-daemon stream
  * state (dedupe of publications, delivery sequence, acknowledged point) and the outbox of
  * deliveries not yet acknowledged by their daemon, one segment row per daemon per commit
- * (see `segment.ts`). WAL mode, `PRAGMA user_version` = 2 (a version 1 file, one row per
- * delivery, is converted when opened).
+ * (see `segment.ts`). WAL mode, schema version 2 through `openSqlite`'s schema (a version
+ * 1 file, one row per delivery, is converted when opened: upgrade step 1).
  *
  * @module
  */
@@ -72,6 +72,72 @@ export interface RetainedRow {
   meta: Uint8Array;
 }
 
+/** The current schema, created on an empty file. */
+const CREATE_V2 = `
+  CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS users(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, daemon TEXT NOT NULL, created_ms INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS subs(
+    user INTEGER NOT NULL, pattern TEXT NOT NULL, own INTEGER NOT NULL,
+    PRIMARY KEY(user, pattern)) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS topics(name TEXT PRIMARY KEY, first_ms INTEGER NOT NULL)
+    WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS daemons(
+    name TEXT PRIMARY KEY, epoch TEXT NOT NULL, seen INTEGER NOT NULL,
+    dseq INTEGER NOT NULL, acked INTEGER NOT NULL) WITHOUT ROWID;
+  ${OUTBOX_SEG_SCHEMA}
+`;
+
+/** Converts a version 1 file (one outbox row per delivery) to segments. */
+function migrateFrom1(db: DatabaseSync): void {
+  db.exec(OUTBOX_SEG_SCHEMA);
+  const insSeg = db.prepare(
+    "INSERT INTO outbox_seg(daemon, first, last, n, data) VALUES (?, ?, ?, ?, ?)",
+  );
+  const old = db.prepare(
+    "SELECT daemon, dseq, id, topic, payload, sender, users FROM outbox ORDER BY daemon, dseq",
+  ).all() as Array<{
+    daemon: string;
+    dseq: number;
+    id: string;
+    topic: string;
+    payload: Uint8Array;
+    sender: number;
+    users: string;
+  }>;
+  const byDaemon = new Map<string, OutboxRow[]>();
+  for (const r of old) {
+    const row: OutboxRow = {
+      daemon: r.daemon,
+      dseq: Number(r.dseq),
+      id: r.id,
+      topic: r.topic,
+      payload: r.payload,
+      from: Number(r.sender),
+      users: r.users.split(",").map(Number),
+    };
+    const list = byDaemon.get(r.daemon);
+    if (list) list.push(row);
+    else byDaemon.set(r.daemon, [row]);
+  }
+  for (const [daemon, list] of byDaemon) insertSegments(insSeg, daemon, list);
+  db.exec("DROP TABLE outbox");
+}
+
+/** Writes `rows` (one daemon's, in dseq order) as segments. */
+function insertSegments(ins: StatementSync, daemon: string, rows: OutboxRow[]): void {
+  for (const chunk of chunkSegments(rows)) {
+    const data = encodeSegment(
+      chunk.map((r) =>
+        r.meta === undefined
+          ? [r.dseq, r.id, r.topic, r.payload, r.from, r.users]
+          : [r.dseq, r.id, r.topic, r.payload, r.from, r.users, r.meta]
+      ),
+    );
+    ins.run(daemon, chunk[0].dseq, chunk[chunk.length - 1].dseq, chunk.length, data);
+  }
+}
+
 /** The broker's database. `close()` is safe to call twice. */
 export class BrokerStore {
   readonly #db: DatabaseSync;
@@ -89,33 +155,14 @@ export class BrokerStore {
     this.#db = openSqlite(path, {
       pragmas: "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=2000; " +
         `PRAGMA wal_autocheckpoint=${WAL_AUTOCHECKPOINT_PAGES};`,
+      schema: {
+        version: SCHEMA_VERSION,
+        create: CREATE_V2,
+        // a version 1 file (one row per delivery) becomes segments
+        upgrades: { 1: migrateFrom1 },
+      },
     });
     const db = this.#db;
-    const version = Number(
-      (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
-    );
-    if (version === 0) {
-      db.exec(`
-        CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS users(
-          id INTEGER PRIMARY KEY AUTOINCREMENT, daemon TEXT NOT NULL, created_ms INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS subs(
-          user INTEGER NOT NULL, pattern TEXT NOT NULL, own INTEGER NOT NULL,
-          PRIMARY KEY(user, pattern)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS topics(name TEXT PRIMARY KEY, first_ms INTEGER NOT NULL)
-          WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS daemons(
-          name TEXT PRIMARY KEY, epoch TEXT NOT NULL, seen INTEGER NOT NULL,
-          dseq INTEGER NOT NULL, acked INTEGER NOT NULL) WITHOUT ROWID;
-        ${OUTBOX_SEG_SCHEMA}
-        PRAGMA user_version = ${SCHEMA_VERSION};
-      `);
-    } else if (version === 1) {
-      this.#migrateFrom1();
-    } else if (version !== SCHEMA_VERSION) {
-      db.close();
-      throw new Error(`Cannot open ${path}: schema version ${version}, expected ${SCHEMA_VERSION}`);
-    }
     const row = db.prepare("SELECT value FROM meta WHERE key='epoch'").get() as
       | { value: string }
       | undefined;
@@ -324,55 +371,7 @@ export class BrokerStore {
   }
 
   #insertSegments(daemon: string, rows: OutboxRow[]): void {
-    for (const chunk of chunkSegments(rows)) {
-      const data = encodeSegment(
-        chunk.map((r) =>
-          r.meta === undefined
-            ? [r.dseq, r.id, r.topic, r.payload, r.from, r.users]
-            : [r.dseq, r.id, r.topic, r.payload, r.from, r.users, r.meta]
-        ),
-      );
-      this.#insSeg.run(daemon, chunk[0].dseq, chunk[chunk.length - 1].dseq, chunk.length, data);
-    }
-  }
-
-  /** Converts a version 1 file (one outbox row per delivery) to segments. */
-  #migrateFrom1(): void {
-    const db = this.#db;
-    this.#tx(() => {
-      db.exec(OUTBOX_SEG_SCHEMA);
-      this.#insSeg = db.prepare(
-        "INSERT INTO outbox_seg(daemon, first, last, n, data) VALUES (?, ?, ?, ?, ?)",
-      );
-      const old = db.prepare(
-        "SELECT daemon, dseq, id, topic, payload, sender, users FROM outbox ORDER BY daemon, dseq",
-      ).all() as Array<{
-        daemon: string;
-        dseq: number;
-        id: string;
-        topic: string;
-        payload: Uint8Array;
-        sender: number;
-        users: string;
-      }>;
-      const byDaemon = new Map<string, OutboxRow[]>();
-      for (const r of old) {
-        const row: OutboxRow = {
-          daemon: r.daemon,
-          dseq: Number(r.dseq),
-          id: r.id,
-          topic: r.topic,
-          payload: r.payload,
-          from: Number(r.sender),
-          users: r.users.split(",").map(Number),
-        };
-        const list = byDaemon.get(r.daemon);
-        if (list) list.push(row);
-        else byDaemon.set(r.daemon, [row]);
-      }
-      for (const [daemon, list] of byDaemon) this.#insertSegments(daemon, list);
-      db.exec(`DROP TABLE outbox; PRAGMA user_version = ${SCHEMA_VERSION};`);
-    });
+    insertSegments(this.#insSeg, daemon, rows);
   }
 
   /** Copies the WAL into the database file and truncates it (call when idle). */

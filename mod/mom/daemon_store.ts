@@ -3,8 +3,8 @@
  * by the broker, the inbox of received publications not yet taken by their users, what
  * each user has taken, and the stream positions (epoch, last delivery seq stored, next
  * publication seq). The outbox and the inbox are stored as segments, one row per commit
- * (see `segment.ts`). WAL mode, `PRAGMA user_version` = 2 (a version 1 file, one row per
- * message, is converted when opened).
+ * (see `segment.ts`). WAL mode, schema version 2 through `openSqlite`'s schema (a version
+ * 1 file, one row per message, is converted when opened: upgrade step 1).
  *
  * @module
  */
@@ -87,6 +87,82 @@ export interface InboxEntry {
   meta?: Uint8Array;
 }
 
+/** The current schema, created on an empty file. */
+const CREATE_V2 = `
+  CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS seen_from(daemon TEXT PRIMARY KEY, seq INTEGER NOT NULL)
+    WITHOUT ROWID;
+  ${SEGMENT_SCHEMA}
+  INSERT INTO meta(key, value) VALUES ('subs_synced', '1');
+`;
+
+/** Converts a version 1 file (one row per message) to segments. */
+function migrateFrom1(db: DatabaseSync): void {
+  db.exec(SEGMENT_SCHEMA);
+  const insOut = db.prepare("INSERT INTO outbox_seg(first, last, n, data) VALUES (?, ?, ?, ?)");
+  const insIn = db.prepare("INSERT INTO inbox_seg(first, last, users, data) VALUES (?, ?, ?, ?)");
+  const upTaken = db.prepare(
+    "INSERT INTO taken(user, upto) VALUES (?, ?) " +
+      "ON CONFLICT(user) DO UPDATE SET upto=MAX(upto, excluded.upto)",
+  );
+  const setMeta = db.prepare(
+    "INSERT INTO meta(key, value) VALUES (?, ?) " +
+      "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+  );
+  const out = (db.prepare("SELECT seq, user, topic, payload FROM outbox ORDER BY seq")
+    .all() as Array<{ seq: number; user: number; topic: string; payload: Uint8Array }>)
+    .map((r) => [Number(r.seq), Number(r.user), r.topic, r.payload, 0]);
+  for (const chunk of chunkSegments(out)) {
+    insOut.run(
+      chunk[0][0] as number,
+      chunk[chunk.length - 1][0] as number,
+      chunk.length,
+      encodeSegment(chunk),
+    );
+  }
+  const msgs = (db.prepare(
+    "SELECT m.n AS n, m.id AS id, m.topic AS topic, m.payload AS payload, " +
+      "m.sender AS sender, group_concat(r.user) AS users " +
+      "FROM inbox_msg m JOIN inbox r ON r.n = m.n GROUP BY m.n ORDER BY m.n",
+  ).all() as Array<
+    { n: number; id: string; topic: string; payload: Uint8Array; sender: number; users: string }
+  >).map((r) => [
+    Number(r.n),
+    r.id,
+    r.topic,
+    r.payload,
+    Number(r.sender),
+    r.users.split(",").map(Number),
+  ]);
+  for (const chunk of chunkSegments(msgs)) {
+    const users = new Set<number>();
+    for (const t of chunk) for (const u of t[5] as number[]) users.add(u);
+    insIn.run(
+      chunk[0][0] as number,
+      chunk[chunk.length - 1][0] as number,
+      [...users].join(","),
+      encodeSegment(chunk),
+    );
+  }
+  // what a user has taken: everything before its oldest remaining entry
+  const maxN = db.prepare("SELECT MAX(n) AS m FROM inbox_msg").get() as { m: number | null };
+  const metaN = db.prepare("SELECT value FROM meta WHERE key='inbox_n'").get() as
+    | { value: string }
+    | undefined;
+  const lastN = Math.max(Number(maxN.m ?? 0), Number(metaN?.value ?? 0));
+  for (
+    const r of db.prepare(
+      "SELECT u.id AS user, (SELECT MIN(n) FROM inbox WHERE inbox.user = u.id) AS oldest " +
+        "FROM users u",
+    ).all() as Array<{ user: number; oldest: number | null }>
+  ) {
+    upTaken.run(Number(r.user), r.oldest === null ? lastN : Number(r.oldest) - 1);
+  }
+  setMeta.run("inbox_n", String(lastN));
+  db.exec("DROP TABLE outbox; DROP TABLE inbox_msg; DROP TABLE inbox;");
+}
+
 /** The daemon's database. `close()` is safe to call twice. */
 export class DaemonStore {
   readonly #db: DatabaseSync;
@@ -113,27 +189,14 @@ export class DaemonStore {
     this.#db = openSqlite(path, {
       pragmas: "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=2000; " +
         `PRAGMA wal_autocheckpoint=${WAL_AUTOCHECKPOINT_PAGES};`,
+      schema: {
+        version: SCHEMA_VERSION,
+        create: CREATE_V2,
+        // a version 1 file (one row per message) becomes segments
+        upgrades: { 1: migrateFrom1 },
+      },
     });
     const db = this.#db;
-    const version = Number(
-      (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
-    );
-    if (version === 0) {
-      db.exec(`
-        CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS users(id INTEGER PRIMARY KEY, created_ms INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS seen_from(daemon TEXT PRIMARY KEY, seq INTEGER NOT NULL)
-          WITHOUT ROWID;
-        ${SEGMENT_SCHEMA}
-        INSERT INTO meta(key, value) VALUES ('subs_synced', '1');
-        PRAGMA user_version = ${SCHEMA_VERSION};
-      `);
-    } else if (version === 1) {
-      this.#migrateFrom1();
-    } else if (version !== SCHEMA_VERSION) {
-      db.close();
-      throw new Error(`Cannot open ${path}: schema version ${version}, expected ${SCHEMA_VERSION}`);
-    }
     this.#prepare();
     const epoch = this.meta("epoch");
     if (epoch) {
@@ -508,69 +571,6 @@ export class DaemonStore {
       upTo = last;
     }
     if (upTo > 0) this.#delIn.run(upTo);
-  }
-
-  /** Converts a version 1 file (one row per message) to segments. */
-  #migrateFrom1(): void {
-    const db = this.#db;
-    this.#tx(() => {
-      db.exec(SEGMENT_SCHEMA);
-      this.#prepare();
-      const out = (db.prepare("SELECT seq, user, topic, payload FROM outbox ORDER BY seq")
-        .all() as Array<{ seq: number; user: number; topic: string; payload: Uint8Array }>)
-        .map((r) => [Number(r.seq), Number(r.user), r.topic, r.payload, 0]);
-      for (const chunk of chunkSegments(out)) {
-        this.#insOut.run(
-          chunk[0][0] as number,
-          chunk[chunk.length - 1][0] as number,
-          chunk.length,
-          encodeSegment(chunk),
-        );
-      }
-      const msgs = (db.prepare(
-        "SELECT m.n AS n, m.id AS id, m.topic AS topic, m.payload AS payload, " +
-          "m.sender AS sender, group_concat(r.user) AS users " +
-          "FROM inbox_msg m JOIN inbox r ON r.n = m.n GROUP BY m.n ORDER BY m.n",
-      ).all() as Array<
-        { n: number; id: string; topic: string; payload: Uint8Array; sender: number; users: string }
-      >).map((r) => [
-        Number(r.n),
-        r.id,
-        r.topic,
-        r.payload,
-        Number(r.sender),
-        r.users.split(",").map(Number),
-      ]);
-      for (const chunk of chunkSegments(msgs)) {
-        const users = new Set<number>();
-        for (const t of chunk) for (const u of t[5] as number[]) users.add(u);
-        this.#insIn.run(
-          chunk[0][0] as number,
-          chunk[chunk.length - 1][0] as number,
-          [...users].join(","),
-          encodeSegment(chunk),
-        );
-      }
-      // what a user has taken: everything before its oldest remaining entry
-      const maxN = db.prepare("SELECT MAX(n) AS m FROM inbox_msg").get() as { m: number | null };
-      const metaN = db.prepare("SELECT value FROM meta WHERE key='inbox_n'").get() as
-        | { value: string }
-        | undefined;
-      const lastN = Math.max(Number(maxN.m ?? 0), Number(metaN?.value ?? 0));
-      for (
-        const r of db.prepare(
-          "SELECT u.id AS user, (SELECT MIN(n) FROM inbox WHERE inbox.user = u.id) AS oldest " +
-            "FROM users u",
-        ).all() as Array<{ user: number; oldest: number | null }>
-      ) {
-        this.#upTaken.run(Number(r.user), r.oldest === null ? lastN : Number(r.oldest) - 1);
-      }
-      this.#setMeta.run("inbox_n", String(lastN));
-      db.exec(
-        `DROP TABLE outbox; DROP TABLE inbox_msg; DROP TABLE inbox; ` +
-          `PRAGMA user_version = ${SCHEMA_VERSION};`,
-      );
-    });
   }
 
   #tx(fn: () => void): void {

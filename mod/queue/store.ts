@@ -7,7 +7,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { openSqlite } from "../storage/mod.ts";
+import { openSqlite, type SqliteSchema } from "../storage/mod.ts";
 
 const SCHEMA_VERSION = 2;
 
@@ -53,8 +53,29 @@ export interface QueueStoreOptions {
   synchronous?: "NORMAL" | "FULL";
 }
 
+const CREATE_V2 = `
+  CREATE TABLE exchanges (name TEXT PRIMARY KEY, type TEXT NOT NULL, auto_delete INTEGER NOT NULL);
+  CREATE TABLE queues (name TEXT PRIMARY KEY, auto_delete INTEGER NOT NULL,
+    max_length INTEGER NOT NULL, args TEXT NOT NULL DEFAULT '{}');
+  CREATE TABLE bindings (queue TEXT NOT NULL, exchange TEXT NOT NULL, key TEXT NOT NULL,
+    PRIMARY KEY (queue, exchange, key));
+  CREATE TABLE messages (id INTEGER PRIMARY KEY, queue TEXT NOT NULL, exchange TEXT NOT NULL,
+    key TEXT NOT NULL, body BLOB NOT NULL, props TEXT NOT NULL, redelivered INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL DEFAULT 0);`;
+
+/** The queue file's schema: version 2 added queue arguments (TTL, expiry, dead-lettering). */
+const SCHEMA: SqliteSchema = {
+  version: SCHEMA_VERSION,
+  create: CREATE_V2,
+  upgrades: {
+    1: `ALTER TABLE queues ADD COLUMN args TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE messages ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;`,
+  },
+};
+
 /**
- * One SQLite file per node (WAL mode, schema in `PRAGMA user_version`). Declarations are
+ * One SQLite file per node (WAL mode, schema in `PRAGMA user_version` through
+ * `openSqlite`'s schema). Declarations are
  * written at once (autocommit); messages go through {@linkcode insert}/{@linkcode remove}
  * and are written by the next {@linkcode commit}. An insert removed before its commit is
  * never written.
@@ -85,35 +106,9 @@ export class QueueStore {
   static open(path: string, options: QueueStoreOptions = {}): QueueStore {
     const db = openSqlite(path, {
       pragmas: `PRAGMA journal_mode = WAL; PRAGMA synchronous = ${options.synchronous ?? "NORMAL"}`,
+      schema: SCHEMA,
     });
     try {
-      const v = (db.prepare("PRAGMA user_version").get() as { user_version: number })
-        .user_version;
-      if (v > SCHEMA_VERSION) {
-        throw new Error(`Cannot open ${path}: schema version ${v} is newer than ${SCHEMA_VERSION}`);
-      }
-      if (v < 1) {
-        db.exec(`
-          CREATE TABLE IF NOT EXISTS exchanges (name TEXT PRIMARY KEY, type TEXT NOT NULL,
-            auto_delete INTEGER NOT NULL);
-          CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, auto_delete INTEGER NOT NULL,
-            max_length INTEGER NOT NULL);
-          CREATE TABLE IF NOT EXISTS bindings (queue TEXT NOT NULL, exchange TEXT NOT NULL,
-            key TEXT NOT NULL, PRIMARY KEY (queue, exchange, key));
-          CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY, queue TEXT NOT NULL,
-            exchange TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL, props TEXT NOT NULL,
-            redelivered INTEGER NOT NULL);
-          PRAGMA user_version = 1;
-        `);
-      }
-      if (v < 2) {
-        // schema 2: queue arguments (TTL, expiry, dead-lettering) and message expiry
-        db.exec(`
-          ALTER TABLE queues ADD COLUMN args TEXT NOT NULL DEFAULT '{}';
-          ALTER TABLE messages ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
-          PRAGMA user_version = ${SCHEMA_VERSION};
-        `);
-      }
       return new QueueStore(db);
     } catch (err) {
       db.close();

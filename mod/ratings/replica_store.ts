@@ -7,7 +7,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { openSqlite, rollback } from "../storage/mod.ts";
+import { openSqlite, rollback, type SqliteSchema } from "../storage/mod.ts";
 import type { Dataset } from "./dataset.ts";
 import { type Cell, RatingsState } from "./ratings_state.ts";
 import type { LogRecord } from "./update_log.ts";
@@ -15,7 +15,37 @@ import { seqOf } from "./update_log.ts";
 import type { VectorTs } from "./vector_ts.ts";
 
 /** Schema version in `PRAGMA user_version`. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+/** One row once a dataset is imported (`imported_ms` 0 for files imported by schema 1). */
+const CREATE_DATASET = `CREATE TABLE IF NOT EXISTS dataset(
+  id INTEGER PRIMARY KEY CHECK (id = 1), imported_ms INTEGER NOT NULL);`;
+
+/**
+ * The replica file's schema. Version 1 used `user_version` itself to mean "a dataset was
+ * imported" (0 = tables only, 1 = imported); version 2 keeps that in the `dataset` row, so a
+ * version 0 file gets its tables (all `IF NOT EXISTS`) and no row, and a version 1 file gets
+ * the row.
+ */
+const SCHEMA: SqliteSchema = {
+  version: SCHEMA_VERSION,
+  create: `
+    CREATE TABLE IF NOT EXISTS movies(
+      movie_id INTEGER PRIMARY KEY, title TEXT NOT NULL, genres TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS ratings(
+      user_id INTEGER NOT NULL, movie_id INTEGER NOT NULL, rating REAL,
+      timestamp INTEGER NOT NULL, vsum INTEGER NOT NULL DEFAULT 0,
+      vuid TEXT NOT NULL DEFAULT '', PRIMARY KEY(user_id, movie_id)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS log(
+      origin TEXT NOT NULL, seq INTEGER NOT NULL, record TEXT NOT NULL,
+      PRIMARY KEY(origin, seq)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS executed(uid TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    ${CREATE_DATASET}`,
+  upgrades: {
+    1: `${CREATE_DATASET} INSERT INTO dataset(id, imported_ms) VALUES (1, 0);`,
+  },
+};
 
 /** What a replica reloads at start. */
 export interface StoredReplica {
@@ -46,29 +76,7 @@ export class ReplicaStore {
 
   constructor(path: string) {
     this.path = path;
-    this.#db = openSqlite(path);
-    const version = (this.#db.prepare("PRAGMA user_version").get() as { user_version: number })
-      .user_version;
-    if (version === 0) {
-      this.#db.exec(`
-        CREATE TABLE IF NOT EXISTS movies(
-          movie_id INTEGER PRIMARY KEY, title TEXT NOT NULL, genres TEXT NOT NULL);
-        CREATE TABLE IF NOT EXISTS ratings(
-          user_id INTEGER NOT NULL, movie_id INTEGER NOT NULL, rating REAL,
-          timestamp INTEGER NOT NULL, vsum INTEGER NOT NULL DEFAULT 0,
-          vuid TEXT NOT NULL DEFAULT '', PRIMARY KEY(user_id, movie_id)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS log(
-          origin TEXT NOT NULL, seq INTEGER NOT NULL, record TEXT NOT NULL,
-          PRIMARY KEY(origin, seq)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS executed(uid TEXT PRIMARY KEY) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      `);
-    } else if (version !== SCHEMA_VERSION) {
-      this.#db.close();
-      throw new Error(
-        `Cannot open ${path}: schema version ${version}, this peerd knows ${SCHEMA_VERSION}`,
-      );
-    }
+    this.#db = openSqlite(path, { schema: SCHEMA });
     this.#upsertCell = this.#db.prepare(
       `INSERT INTO ratings(user_id, movie_id, rating, timestamp, vsum, vuid) VALUES (?,?,?,?,?,?)
        ON CONFLICT(user_id, movie_id) DO UPDATE SET rating=excluded.rating,
@@ -85,11 +93,10 @@ export class ReplicaStore {
 
   /** Whether the database has been initialised with a dataset. */
   get initialised(): boolean {
-    const v = this.#db.prepare("PRAGMA user_version").get() as { user_version: number };
-    return v.user_version === SCHEMA_VERSION;
+    return this.#db.prepare("SELECT 1 AS x FROM dataset WHERE id = 1").get() !== undefined;
   }
 
-  /** Loads `data` in one transaction with prepared statements, then marks the schema. */
+  /** Loads `data` in one transaction with prepared statements, marking it imported. */
   importDataset(data: Dataset): void {
     const insMovie = this.#db.prepare(
       "INSERT INTO movies(movie_id, title, genres) VALUES (?,?,?)",
@@ -102,7 +109,8 @@ export class ReplicaStore {
       this.#db.exec("DELETE FROM movies; DELETE FROM ratings;");
       for (const m of data.movies) insMovie.run(m.id, m.title, m.genres);
       for (const r of data.ratings) insRating.run(r.user, r.movie, r.rating, r.time);
-      this.#db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      this.#db.prepare("INSERT OR REPLACE INTO dataset(id, imported_ms) VALUES (1, ?)")
+        .run(Date.now());
       this.#db.exec("COMMIT");
     } catch (err) {
       rollback(this.#db);

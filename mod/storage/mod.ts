@@ -4,7 +4,9 @@
  *
  * ```ts
  * prepareDataDir(ctx.dataDir);
- * const db = openSqlite(`${ctx.dataDir}/queue.sqlite`);
+ * const db = openSqlite(`${ctx.dataDir}/queue.sqlite`, {
+ *   schema: { version: 2, create: CREATE_V2, upgrades: { 1: UPGRADE_1_TO_2 } },
+ * });
  * ```
  *
  * @module
@@ -15,6 +17,9 @@ export {
   type OpenSqliteOptions,
   prepareDataDir,
   rollback,
+  type SchemaStep,
+  schemaVersion,
+  type SqliteSchema,
   StorageError,
   STORE_FAILED,
 } from "./sqlite.ts";

@@ -1,7 +1,9 @@
 /**
  * Opening a node's SQLite database the same way everywhere, with the faults a user can
  * cause turned into one clear line: `--data` that is not a directory, a read-only file,
- * a file that is not a database or fails its integrity check.
+ * a file that is not a database or fails its integrity check. A store's schema is declared
+ * once ({@linkcode SqliteSchema}): created on an empty file, upgraded step by step on an
+ * older one, refused on a newer one.
  *
  * @module
  */
@@ -61,6 +63,35 @@ export interface OpenSqliteOptions {
   pragmas?: string;
   /** Skip `PRAGMA quick_check` (for files just created). @default {false} */
   skipCheck?: boolean;
+  /** The store's schema: created, upgraded or refused right after the check. */
+  schema?: SqliteSchema;
+}
+
+/** One schema step: SQL to `exec`, or a function doing the work on the open database. */
+export type SchemaStep = string | ((db: DatabaseSync) => void);
+
+/**
+ * A store's schema, versioned in `PRAGMA user_version`. Each step runs in its own
+ * transaction that also sets `user_version`, so a failed step leaves the file at the
+ * version it had before that step.
+ *
+ * ```ts
+ * openSqlite(path, {
+ *   schema: {
+ *     version: 2,
+ *     create: "CREATE TABLE t(a, b)",              // empty file (version 0) → 2
+ *     upgrades: { 1: "ALTER TABLE t ADD COLUMN b" }, // 1 → 2
+ *   },
+ * });
+ * ```
+ */
+export interface SqliteSchema {
+  /** The version this peerd writes (≥ 1). */
+  version: number;
+  /** Creates the current schema on an empty file (`user_version` 0). */
+  create: SchemaStep;
+  /** `upgrades[v]` turns a version `v` file into version `v + 1`. */
+  upgrades?: Readonly<Record<number, SchemaStep>>;
 }
 
 const DEFAULT_PRAGMAS =
@@ -113,6 +144,7 @@ export function openSqlite(path: string, options: OpenSqliteOptions = {}): Datab
         );
       }
     }
+    if (options.schema) applySchema(db, path, options.schema);
     return db;
   } catch (err) {
     try {
@@ -127,6 +159,71 @@ export function openSqlite(path: string, options: OpenSqliteOptions = {}): Datab
       }; move the file away to start empty, or restore it`,
       { cause: err },
     );
+  }
+}
+
+/** `PRAGMA user_version` of `db`. */
+export function schemaVersion(db: DatabaseSync): number {
+  const row = db.prepare("PRAGMA user_version").get() as { user_version: number | bigint };
+  return Number(row.user_version);
+}
+
+function runStep(db: DatabaseSync, step: SchemaStep, to: number): void {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    if (typeof step === "string") db.exec(step);
+    else step(db);
+    db.exec(`PRAGMA user_version = ${to}`);
+    db.exec("COMMIT");
+  } catch (err) {
+    rollback(db);
+    throw err;
+  }
+}
+
+/**
+ * Brings `db` (opened from `path`) to `schema.version`: creates it on an empty file, runs
+ * each upgrade from the file's version on, each in its own transaction. Throws
+ * `StorageError` with one line for a file newer than `schema.version`, a version with no
+ * upgrade, or a failed step (the file then stays at the version before that step).
+ */
+function applySchema(db: DatabaseSync, path: string, schema: SqliteSchema): void {
+  const target = schema.version;
+  let version = schemaVersion(db);
+  if (version > target) {
+    throw new StorageError(
+      `Cannot open database ${path}: schema version ${version} is newer than this peerd's ${target}; run a newer peerd, or move the file away to start empty`,
+    );
+  }
+  if (version === 0) {
+    try {
+      runStep(db, schema.create, target);
+    } catch (err) {
+      throw new StorageError(
+        `Cannot open database ${path}: creating schema version ${target} failed: ${reason(err)}`,
+        { cause: err },
+      );
+    }
+    return;
+  }
+  while (version < target) {
+    const step = schema.upgrades?.[version];
+    if (step === undefined) {
+      throw new StorageError(
+        `Cannot open database ${path}: schema version ${version} cannot be upgraded to ${target} by this peerd; move the file away to start empty`,
+      );
+    }
+    try {
+      runStep(db, step, version + 1);
+    } catch (err) {
+      throw new StorageError(
+        `Cannot open database ${path}: upgrading schema version ${version} to ${
+          version + 1
+        } failed (${reason(err)}); the file is left at version ${version}`,
+        { cause: err },
+      );
+    }
+    version++;
   }
 }
 

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { DatabaseSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
+import { openSqlite } from "../../storage/mod.ts";
 import type { SessionSubscription } from "./session.ts";
 
 /** A stored session. */
@@ -19,24 +20,29 @@ export interface StoredSession {
   endedMs?: number;
 }
 
+/** The schema (version 1), created on an empty file. */
+const CREATE_V1 = `
+  CREATE TABLE IF NOT EXISTS sessions(
+    client TEXT PRIMARY KEY, user INTEGER NOT NULL, expiry INTEGER NOT NULL, ended_ms INTEGER);
+  CREATE TABLE IF NOT EXISTS subs(
+    client TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, options INTEGER NOT NULL,
+    identifier INTEGER, PRIMARY KEY(client, filter)) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS released(
+    client TEXT NOT NULL, packet_id INTEGER NOT NULL, seq INTEGER NOT NULL,
+    complete INTEGER NOT NULL, PRIMARY KEY(client, packet_id)) WITHOUT ROWID;
+`;
+
 /** The gateway's database. `close()` is safe to call twice. */
 export class MqttStore {
   readonly #db: DatabaseSync;
   #closed = false;
 
   constructor(path: string) {
-    this.#db = new DatabaseSync(path);
-    this.#db.exec(`
-      PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=2000;
-      CREATE TABLE IF NOT EXISTS sessions(
-        client TEXT PRIMARY KEY, user INTEGER NOT NULL, expiry INTEGER NOT NULL, ended_ms INTEGER);
-      CREATE TABLE IF NOT EXISTS subs(
-        client TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, options INTEGER NOT NULL,
-        identifier INTEGER, PRIMARY KEY(client, filter)) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS released(
-        client TEXT NOT NULL, packet_id INTEGER NOT NULL, seq INTEGER NOT NULL,
-        complete INTEGER NOT NULL, PRIMARY KEY(client, packet_id)) WITHOUT ROWID;
-    `);
+    this.#db = openSqlite(path, {
+      pragmas: "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=2000",
+      // version 1; files from before versioning (user_version 0) have these tables already
+      schema: { version: 1, create: CREATE_V1 },
+    });
   }
 
   /** The session of `clientId`, if stored. */
