@@ -199,3 +199,35 @@ Deno.test("MulticastMember: a failing history store is an event and a failed sta
   assert.equal(g.send("m2", "more"), false);
   assertSafe(g, false);
 });
+
+Deno.test("HistoryStore: a version 1 file (before last_view) opens at version 2 with its history", async () => {
+  const { DatabaseSync } = await import("node:sqlite");
+  const { HistoryStore } = await import("../mod/multicast/history_store.ts");
+  const dir = Deno.makeTempDirSync({ prefix: "peerd-mc-store-" });
+  try {
+    const raw = new DatabaseSync(`${dir}/multicast.db`);
+    raw.exec(`
+      CREATE TABLE history (idx INTEGER PRIMARY KEY, id TEXT NOT NULL, sender TEXT NOT NULL,
+        seq INTEGER NOT NULL, lamport INTEGER NOT NULL, body TEXT NOT NULL);
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      INSERT INTO history VALUES (1, 'm1:1', 'm1', 1, 3, 'hello');
+      INSERT INTO meta VALUES ('next_seq', 2);
+      PRAGMA user_version = 1;`);
+    raw.close();
+    const store = new HistoryStore(`${dir}/multicast.db`);
+    try {
+      assert.equal(store.count, 1);
+    } finally {
+      store.close();
+    }
+    const check = new DatabaseSync(`${dir}/multicast.db`);
+    try {
+      const v = check.prepare("PRAGMA user_version").get() as { user_version: number };
+      assert.equal(v.user_version, 2);
+    } finally {
+      check.close();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

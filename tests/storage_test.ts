@@ -104,7 +104,7 @@ for (const family of FAMILIES) {
       "corrupt",
     );
 
-    if (family.role !== "multicast") { // multicast's history store keeps its own check for now
+    {
       const newer = `${cluster.dir}/newer`;
       Deno.mkdirSync(newer);
       Deno.copyFileSync(db, `${newer}/${family.db}`);

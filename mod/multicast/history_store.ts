@@ -6,7 +6,7 @@
  * @module
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { openSqlite, rollback } from "../storage/mod.ts";
+import { openSqlite, rollback, type SqliteSchema } from "../storage/mod.ts";
 import type { ChatMessage } from "./message.ts";
 
 const SCHEMA_VERSION = 2;
@@ -58,6 +58,29 @@ export interface StoredView {
   members: string[];
 }
 
+const CREATE_V2 = `
+  CREATE TABLE history (
+    idx INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    lamport INTEGER NOT NULL,
+    body TEXT NOT NULL
+  );
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+  CREATE TABLE last_view (one INTEGER PRIMARY KEY CHECK (one = 1),
+    num INTEGER NOT NULL, members TEXT NOT NULL);`;
+
+/** The history file's schema: version 2 keeps the last installed view (`last_view`). */
+const SCHEMA: SqliteSchema = {
+  version: SCHEMA_VERSION,
+  create: CREATE_V2,
+  upgrades: {
+    1: `CREATE TABLE IF NOT EXISTS last_view (one INTEGER PRIMARY KEY CHECK (one = 1),
+          num INTEGER NOT NULL, members TEXT NOT NULL);`,
+  },
+};
+
 /**
  * A node's delivered history. Appends are one transaction per batch; `close()` is safe
  * to call twice.
@@ -73,32 +96,9 @@ export class HistoryStore implements HistoryLog {
   constructor(path: string) {
     this.#db = openSqlite(path, {
       pragmas: "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL",
+      schema: SCHEMA,
     });
     const db = this.#db;
-    const version = Number(
-      (db.prepare("PRAGMA user_version").get() as { user_version: number })
-        .user_version,
-    );
-    if (version > SCHEMA_VERSION) {
-      db.close();
-      throw new Error(`Cannot open ${path}: schema version ${version} is newer than this peerd`);
-    }
-    if (version < SCHEMA_VERSION) {
-      db.exec(`
-        CREATE TABLE IF NOT EXISTS history (
-          idx INTEGER PRIMARY KEY,
-          id TEXT NOT NULL,
-          sender TEXT NOT NULL,
-          seq INTEGER NOT NULL,
-          lamport INTEGER NOT NULL,
-          body TEXT NOT NULL
-        );
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS last_view (one INTEGER PRIMARY KEY CHECK (one = 1),
-          num INTEGER NOT NULL, members TEXT NOT NULL);
-        PRAGMA user_version = ${SCHEMA_VERSION};
-      `);
-    }
     this.#insert = db.prepare(
       "INSERT INTO history (idx, id, sender, seq, lamport, body) VALUES (?, ?, ?, ?, ?, ?)",
     );
