@@ -6,7 +6,7 @@
 # starts and stops its own RabbitMQ. Results: bench/amqp/peers-<UTC time>.jsonl, then a table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PB="${PEERS_BENCH:-/work/shared/peers-bench}"
+PB="${PEERS_BENCH:-$PWD/../shared/peers-bench}"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 NATIVE=$(free_port)
 AMQP=$(free_port)
