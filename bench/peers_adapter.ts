@@ -1,5 +1,5 @@
 /**
- * peers-bench adapter for peerd's MOM (`/work/shared/peers-bench/adapters/types.ts`):
+ * peers-bench adapter for peerd's MOM (`../shared/peers-bench/adapters/types.ts`):
  * every connection is an application of the daemon at the URL (`tcp://host:port` of a
  * `peerd --role daemon`), with its own user, going through the daemon and the broker as
  * applications do. Publications are durable and delivered exactly once: the daemon commits
@@ -9,7 +9,7 @@
  * stored everything published before it.
  *
  * ```sh
- * PEERS_ADAPTER_peerd=/work/main/bench/peers_adapter.ts PEERS_PROJECT_CONFIG=/work/main/deno.json \
+ * PEERS_ADAPTER_peerd=$REPO/bench/peers_adapter.ts PEERS_PROJECT_CONFIG=$REPO/deno.json \
  * PEERS_URL_peerd=tcp://127.0.0.1:7411 PEERS_PID_peerd=<broker pid> BROKERS="... peerd" bash run-all.sh
  * ```
  *

@@ -1,5 +1,5 @@
 /**
- * peers-bench adapter for peerd's queue (`/work/shared/peers-bench/adapters/types.ts`),
+ * peers-bench adapter for peerd's queue (`../shared/peers-bench/adapters/types.ts`),
  * with peerd's own `QueueClient` against a `peerd --role queue` at the URL
  * (`tcp://host:port`).
  *
@@ -10,7 +10,7 @@
  *   confirms (sent after the SQLite commit), manual acks with the given prefetch.
  *
  * ```sh
- * PEERS_ADAPTER_peerd=/work/main/bench/peers_queue_adapter.ts PEERS_PROJECT_CONFIG=/work/main/deno.json \
+ * PEERS_ADAPTER_peerd=$REPO/bench/peers_queue_adapter.ts PEERS_PROJECT_CONFIG=$REPO/deno.json \
  * PEERS_URL_peerd=tcp://127.0.0.1:7501 PEERS_PID_peerd=<queue pid> \
  * BROKERS="rabbitmq peerd" QUEUE_BROKERS="rabbitmq peerd" bash run-all.sh
  * ```

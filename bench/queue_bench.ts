@@ -1,6 +1,6 @@
 /**
  * Queue benchmark: a real `peerd --role queue` process and clients using `QueueClient`,
- * 100-byte bodies, the workloads of peers-bench (`/work/shared/peers-bench`) so the
+ * 100-byte bodies, the workloads of peers-bench (`../shared/peers-bench`) so the
  * figures compare with RabbitMQ's there.
  *
  * Figures (median of `--reps` runs):
