@@ -981,8 +981,9 @@ export class MomDaemon {
             }
           },
         });
-      } catch {
-        return; // only an abort ends retrying
+      } catch (err) {
+        if (signal.aborted) return; // nothing else ends retrying (no fatal error, no give-up)
+        throw err;
       }
       const { client, closed } = attached;
       const beat = this.#heartbeat(client, closed, signal);
