@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { EventRecord } from "../mod/events/mod.ts";
-import { LocalCluster, runPeerd } from "./harness/mod.ts";
+import { freePort, LocalCluster, runPeerd } from "./harness/mod.ts";
 
 function readEvents(path: string): EventRecord[] {
   return Deno.readTextFileSync(path).split("\n").filter((l) => l).map((l) => JSON.parse(l));
@@ -128,4 +128,25 @@ Deno.test("leader --spawn 0 and --followers 2000 are usage errors naming the val
     assert.equal(out.code, 2, out.stderr);
     assert.equal(out.stderr.trim(), line);
   }
+});
+
+Deno.test("a follower whose queue never comes up gives up after --connect-timeout with the address and the cause (exit 1)", async () => {
+  const port = freePort();
+  const out = await runPeerd([
+    "--role",
+    "follower",
+    "--name",
+    "f1",
+    "--listen",
+    "127.0.0.1:0",
+    "--queue",
+    `127.0.0.1:${port}`,
+    "--connect-timeout",
+    "300",
+  ], { timeoutMs: 20_000 });
+  assert.equal(out.code, 1, out.stderr);
+  assert.match(
+    out.stderr,
+    new RegExp(`Cannot reach the queue at 127\\.0\\.0\\.1:${port}: .*refused`),
+  );
 });

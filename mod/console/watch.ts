@@ -10,8 +10,7 @@
 import type { ClusterConfig, NodeEntry } from "../config/mod.ts";
 import type { EventRecord } from "../events/mod.ts";
 import { parseHttpListen, readSse } from "../http/mod.ts";
-import { pause } from "../process/mod.ts";
-import { RpcClient } from "../wire/mod.ts";
+import { Backoff, RpcClient, sleep } from "../wire/mod.ts";
 
 /** What the console knows of one node. */
 export interface NodeView {
@@ -212,7 +211,7 @@ export class ClusterWatch {
         }
         const early = new AbortController();
         this.#wake.set(n.name, () => early.abort());
-        await pause(
+        await sleep(
           Math.max(0, interval - (performance.now() - t0)),
           AbortSignal.any([signal, early.signal]),
         );
@@ -238,7 +237,7 @@ export class ClusterWatch {
     const { signal } = this.#options;
     const keep = this.#options.keepEvents ?? 400;
     const kept = this.#events.get(n.name)!;
-    let backoff = 200;
+    const backoff = new Backoff(STREAM_BACKOFF);
     // what was seen of this node's events: a reconnect to the same process skips them
     let epoch = "";
     let lastId = 0;
@@ -254,7 +253,7 @@ export class ClusterWatch {
           throw new Error(`http /events: ${res.status}`);
         }
         this.#nodes.get(n.name)!.streaming = true;
-        backoff = 200;
+        backoff.reset();
         for await (const msg of readSse(res.body, signal)) {
           let data: Record<string, unknown>;
           try {
@@ -281,11 +280,16 @@ export class ClusterWatch {
       this.#nodes.get(n.name)!.streaming = false;
       if (signal.aborted) break;
       this.#wake.get(n.name)?.(); // the stream ended: is the node still there?
-      await pause(backoff, signal);
-      backoff = Math.min(backoff * 2, 2_000);
+      await sleep(backoff.next(), signal);
     }
   }
 }
+
+/**
+ * Pacing of event-stream reconnects to a node: 200 ms doubling to 2 s, as before
+ * `Backoff`; now with its ±25 % jitter, like every other link.
+ */
+const STREAM_BACKOFF = { initialMs: 200, maxMs: 2_000 } as const;
 
 interface Auth {
   secret?: string;

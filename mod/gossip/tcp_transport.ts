@@ -1,7 +1,8 @@
 /**
  * The real network: one outgoing framed TCP connection per peer address (with the hello
  * handshake and the cluster secret), opened on first use. Messages to a peer that cannot
- * be reached are dropped, and the address is not dialled again for a back-off period;
+ * be reached are dropped, and the address is not dialled again for a back-off period
+ * (capped, jittered, growing while the address keeps failing: a `Backoff` per address);
  * the protocol's anti-entropy and failure detection take care of the rest.
  *
  * @module
@@ -9,6 +10,7 @@
 import { parseHostPort } from "../config/mod.ts";
 import type { Logger } from "../events/mod.ts";
 import {
+  Backoff,
   DEFAULT_HIGH_WATER_MARK,
   type LinkSecurity,
   type Message,
@@ -29,8 +31,18 @@ export interface TcpTransportOptions {
   log?: Logger;
   /** Connect + handshake time limit. @default {2000} */
   connectTimeoutMs?: number;
-  /** After a failed connect, drop messages to that address for this long. @default {500} */
+  /**
+   * After a failed connect, drop messages to that address for this long (±25 % jitter);
+   * each further failure in a row doubles it, up to `maxBackoffMs`. @default {500}
+   */
   backoffMs?: number;
+  /**
+   * Longest such period. An address that stays down (a dead member, a partition in which
+   * each connect waits out `connectTimeoutMs`) is then dialled every 2 s, not every 500 ms;
+   * the failure detector's own timeouts are seconds, so a member that comes back is reached
+   * as soon as it is believed alive again. @default {2000}
+   */
+  maxBackoffMs?: number;
   /** Messages queued per address while connecting; more are dropped. @default {256} */
   maxQueue?: number;
 }
@@ -56,6 +68,7 @@ interface Link {
   connecting: boolean;
   queue: GossipMessage[];
   retryAt: number;
+  backoff: Backoff;
 }
 
 /** Fire-and-forget gossip delivery over TCP. `close()` closes every connection. */
@@ -89,7 +102,14 @@ export class TcpTransport implements GossipTransport, AsyncDisposable {
     if (this.#closed) return;
     let link = this.#links.get(addr);
     if (!link) {
-      link = { connecting: false, queue: [], retryAt: 0 };
+      const initialMs = this.#o.backoffMs ?? 500;
+      const maxMs = Math.max(initialMs, this.#o.maxBackoffMs ?? 2_000);
+      link = {
+        connecting: false,
+        queue: [],
+        retryAt: 0,
+        backoff: new Backoff({ initialMs, maxMs }),
+      };
       this.#links.set(addr, link);
     }
     if (link.client) {
@@ -162,13 +182,14 @@ export class TcpTransport implements GossipTransport, AsyncDisposable {
       this.stats.dropped += link.queue.length;
       link.queue = [];
       link.connecting = false;
-      link.retryAt = performance.now() + (this.#o.backoffMs ?? 500);
+      link.retryAt = performance.now() + link.backoff.next();
       this.#o.log?.debug(
         `cannot reach ${addr}: ${err instanceof Error ? err.message : String(err)}`,
       );
       return;
     }
     link.connecting = false;
+    link.backoff.reset();
     if (this.#closed) {
       await client.close();
       return;

@@ -13,8 +13,8 @@ import {
 } from "../config/mod.ts";
 import { ctlRequest } from "../ctl/mod.ts";
 import type { EventRecord } from "../events/mod.ts";
-import { pause, peerdArgv } from "../process/mod.ts";
-import type { Message } from "../wire/mod.ts";
+import { peerdArgv } from "../process/mod.ts";
+import { type Message, sleep } from "../wire/mod.ts";
 import { EventLog } from "./events.ts";
 import {
   addCuts,
@@ -464,7 +464,7 @@ export class Lab implements AsyncDisposable {
     while (performance.now() < deadline && !options.signal?.aborted) {
       const all = this.events(node);
       for (; index < all.length; index++) if (pred(all[index])) return all[index];
-      await pause(20, options.signal);
+      await sleep(20, options.signal);
     }
     throw new Error(
       `${node}: no event ${typeof match === "string" ? match : "matching"} within ${timeoutMs} ms`,
@@ -553,7 +553,7 @@ export class Lab implements AsyncDisposable {
           }`,
         );
       }
-      await pause(20);
+      await sleep(20);
     }
     throw new Error(
       `Cannot start ${node}: no ${readyEvent} event within ${this.#readyTimeoutMs} ms\n${

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { pause } from "../process/mod.ts";
+import { sleep } from "../wire/mod.ts";
 
 /** What `/proc/<pid>/stat` says about a process. */
 export type ProcState = "running" | "stopped" | "zombie" | "gone";
@@ -56,7 +56,7 @@ export async function waitGone(pid: number, timeoutMs: number): Promise<boolean>
   while (performance.now() < deadline) {
     const s = procState(pid);
     if (s === "gone" || s === "zombie") return true;
-    await pause(20);
+    await sleep(20);
   }
   return false;
 }

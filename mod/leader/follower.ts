@@ -16,6 +16,7 @@ import {
 } from "../process/mod.ts";
 import { AmqpClient } from "../queue/mod.ts";
 import { QueueClient, type QueueMessage } from "../queue/mod.ts";
+import { retryConnect } from "../wire/mod.ts";
 import {
   declareExchanges,
   decodeJob,
@@ -36,6 +37,14 @@ function randomValue(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0] % (MAX_VALUE + 1);
 }
 
+/**
+ * Pacing of the first connection to the queue: 50 ms doubling to 500 ms, ±25 % jitter (it
+ * grew by 50 ms a try before `Backoff`: 50, 100, 150 … 500; doubling reaches the cap in
+ * four tries instead of nine, and the jitter spreads followers started together).
+ */
+const CONNECT_BACKOFF = { initialMs: 50, maxMs: 500 } as const;
+
+/** Connects to the queue (or the AMQP broker), retrying until `timeoutMs` of failures. */
 async function connectWithRetry(
   ctx: RoleContext,
   address: string,
@@ -43,26 +52,24 @@ async function connectWithRetry(
   amqpUrl?: string,
 ): Promise<FollowerChannel> {
   const addr = amqpUrl ? undefined : parseHostPort(address, "--queue");
-  const deadline = performance.now() + timeoutMs;
-  for (let attempt = 1;; attempt++) {
-    try {
-      if (amqpUrl) {
-        return await AmqpClient.connect(amqpUrl, { signal: ctx.signal, name: ctx.name });
-      }
-      return await QueueClient.connect(addr!, {
-        name: ctx.name,
-        role: "follower",
-        ...linkSecurity(ctx),
-        signal: ctx.signal,
-      });
-    } catch (err) {
-      if (ctx.signal.aborted || performance.now() > deadline) {
-        throw new Error(
-          `Cannot reach the queue at ${address}: ${err instanceof Error ? err.message : err}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, Math.min(50 * attempt, 500)));
-    }
+  try {
+    return await retryConnect<FollowerChannel>(
+      () =>
+        amqpUrl
+          ? AmqpClient.connect(amqpUrl, { signal: ctx.signal, name: ctx.name })
+          : QueueClient.connect(addr!, {
+            name: ctx.name,
+            role: "follower",
+            ...linkSecurity(ctx),
+            signal: ctx.signal,
+          }),
+      { backoff: CONNECT_BACKOFF, signal: ctx.signal, giveUpAfterMs: timeoutMs },
+    );
+  } catch (err) {
+    throw new Error(
+      `Cannot reach the queue at ${address}: ${err instanceof Error ? err.message : err}`,
+      { cause: err },
+    );
   }
 }
 

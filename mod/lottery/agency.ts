@@ -9,7 +9,14 @@
 import { parseHostPort } from "../config/mod.ts";
 import { ConfigError } from "../config/mod.ts";
 import { linkSecurity, type RoleContext, type RoleDefinition, UsageError } from "../process/mod.ts";
-import { Backoff, FrameEncoder, heartbeat, RemoteError, RpcClient, sleep } from "../wire/mod.ts";
+import {
+  Backoff,
+  FrameEncoder,
+  heartbeat,
+  RemoteError,
+  retryConnect,
+  RpcClient,
+} from "../wire/mod.ts";
 import { betLineProblem, forEachCsvLine, type InvalidLine } from "./bet.ts";
 
 /** Largest frame an agency sends, as the course requires. */
@@ -94,7 +101,6 @@ class Uploader {
   readonly #ctx: RoleContext;
   readonly #server: { hostname: string; port: number };
   readonly #backoff = new Backoff({ initialMs: 100, maxMs: 2_000, jitter: 0.25 });
-  #failingSince = 0;
 
   constructor(ctx: RoleContext, server: { hostname: string; port: number }) {
     this.#ctx = ctx;
@@ -103,35 +109,31 @@ class Uploader {
 
   /** Connects, retrying with capped, jittered backoff until the signal aborts or 60 s of failures. */
   async connect(): Promise<RpcClient> {
-    for (let attempt = 0; attempt < 1000; attempt++) {
-      if (this.#ctx.signal.aborted) throw new Error("stopped");
-      try {
-        const client = await RpcClient.connect(this.#server, {
-          role: "agency",
-          name: this.#ctx.name,
-          ...linkSecurity(this.#ctx),
-          timeoutMs: 3_000,
-        });
-        this.#backoff.reset();
-        this.#failingSince = 0;
-        return client;
-      } catch (err) {
-        if (err instanceof RemoteError) throw err; // refused (unauthorized): no point retrying
-        if (this.#failingSince === 0) {
-          this.#failingSince = performance.now();
-          this.#ctx.log.warn(
-            `Cannot reach ${this.#server.hostname}:${this.#server.port}: retrying`,
-          );
-        }
-        if (performance.now() - this.#failingSince > 60_000) {
-          throw new Error(
-            `Cannot reach the server at ${this.#server.hostname}:${this.#server.port} for a minute`,
-          );
-        }
-        await sleep(this.#backoff.next(), this.#ctx.signal);
-      }
+    const where = `${this.#server.hostname}:${this.#server.port}`;
+    try {
+      return await retryConnect(
+        () =>
+          RpcClient.connect(this.#server, {
+            role: "agency",
+            name: this.#ctx.name,
+            ...linkSecurity(this.#ctx),
+            timeoutMs: 3_000,
+          }),
+        {
+          backoff: this.#backoff,
+          signal: this.#ctx.signal,
+          giveUpAfterMs: 60_000,
+          fatal: (err) => err instanceof RemoteError, // refused (unauthorized): no point retrying
+          onFailure: ({ failures }) => {
+            if (failures === 1) this.#ctx.log.warn(`Cannot reach ${where}: retrying`);
+          },
+        },
+      );
+    } catch (err) {
+      if (err instanceof RemoteError) throw err;
+      if (this.#ctx.signal.aborted) throw new Error("stopped", { cause: err });
+      throw new Error(`Cannot reach the server at ${where} for a minute`, { cause: err });
     }
-    throw new Error("Cannot reach the server");
   }
 
   /** Runs `work` on a connection, reconnecting and running it again when the connection breaks. */

@@ -17,15 +17,24 @@
  * @module
  */
 import {
+  Backoff,
   type DialAddress,
   ErrorCode,
   type Message,
   ProtocolError,
   RemoteError,
   RpcClient,
+  sleep,
   type TlsConfig,
 } from "../wire/mod.ts";
 import { MAX_RECEIVE_BATCH } from "./protocol.ts";
+
+/**
+ * Pacing of retried requests across a lost daemon connection: 50 ms doubling to 500 ms, as
+ * before `Backoff`; now jittered by ±25 % so clients that lost the same daemon do not all
+ * redial it at the same instant.
+ */
+const RETRY_BACKOFF = { initialMs: 50, maxMs: 500, jitter: 0.25 } as const;
 
 /** A received publication. */
 export interface MomMessage {
@@ -159,7 +168,7 @@ export class MomClient implements AsyncDisposable {
   ): Promise<Message> {
     const timeoutMs = options.timeoutMs ?? 15_000;
     const deadline = performance.now() + timeoutMs;
-    let backoff = 50;
+    const backoff = new Backoff(RETRY_BACKOFF);
     for (let attempt = 0;; attempt++) {
       if (this.#closed) throw new MomError(ErrorCode.Unavailable, `Cannot ${msg.t}: client closed`);
       try {
@@ -171,10 +180,11 @@ export class MomClient implements AsyncDisposable {
       } catch (err) {
         const e = asMomError(msg, err);
         const transient = e.code === ErrorCode.Unavailable;
-        if (!options.retry || !transient || performance.now() + backoff >= deadline) throw e;
-        if (options.signal?.aborted) throw options.signal.reason;
-        await new Promise((r) => setTimeout(r, backoff));
-        backoff = Math.min(backoff * 2, 500);
+        const delay = backoff.next();
+        if (!options.retry || !transient || performance.now() + delay >= deadline) throw e;
+        options.signal?.throwIfAborted();
+        await sleep(delay, options.signal);
+        options.signal?.throwIfAborted();
       }
     }
   }

@@ -21,12 +21,12 @@ import { ConfigError, type HostPort, parseHostPort } from "../config/mod.ts";
 import {
   aborted,
   linkSecurity,
-  pause,
   type RoleContext,
   type RoleDefinition,
   startNodeServer,
 } from "../process/mod.ts";
 import {
+  Backoff,
   ENCODED,
   encodeValue,
   ErrorCode,
@@ -41,7 +41,9 @@ import {
   type PreEncoded,
   ProtocolError,
   RemoteError,
+  retryConnect,
   RpcClient,
+  sleep,
 } from "../wire/mod.ts";
 import { DaemonStore, type Delivery, type InboxEntry, type OutboxEntry } from "./daemon_store.ts";
 import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
@@ -496,7 +498,7 @@ export class MomDaemon {
           this.#ctx.log.info("local subscriptions synced with the broker");
           return;
         }
-        await pause(SYNC_PAUSE_MS);
+        await sleep(SYNC_PAUSE_MS, this.#linkAbort.signal);
       }
     } finally {
       const held = this.#held;
@@ -959,85 +961,101 @@ export class MomDaemon {
 
   async #linkLoop(): Promise<void> {
     const signal = this.#linkAbort.signal;
-    let backoff = 50;
     const ctx = this.#ctx;
-    for (let attempt = 0; !signal.aborted; attempt++) {
-      let client: RpcClient | undefined;
-      const early: Message[] = [];
-      let closed!: Promise<void>;
+    const where = `${this.#broker.hostname}:${this.#broker.port}`;
+    const backoff = new Backoff(LINK_BACKOFF);
+    for (let link = 0; !signal.aborted; link++) {
+      if (link > 0) await sleep(backoff.next(), signal); // a link that was up dropped
+      let attached: { client: RpcClient; closed: Promise<void> };
       try {
-        client = await RpcClient.connect(this.#broker, {
-          role: "daemon",
-          name: ctx.name,
-          ...linkSecurity(ctx),
-          maxFrame: ctx.maxFrame,
+        attached = await retryConnect(() => this.#attach(signal), {
+          backoff,
           signal,
-          timeoutMs: 3_000,
+          onFailure: ({ error, failures }) => {
+            if (failures === 1 || failures % 20 === 0) {
+              ctx.log.warn(
+                `Cannot attach to broker ${where}: ${
+                  error instanceof Error ? error.message : String(error)
+                }; retrying`,
+              );
+            }
+          },
         });
-        const c = client;
-        closed = new Promise<void>((resolve) => {
-          c.onClose = () => resolve();
-        });
-        c.onMessage = (m) => {
-          if (!this.#attached || this.#link !== c) early.push(m);
-          else this.#safeBrokerMessage(m);
-        };
-        const reply = await c.request({
-          t: "attach",
-          epoch: this.#store.epoch,
-          broker: this.#brokerEpoch,
-          acked: this.#lastDseqCommitted,
-        }, { timeoutMs: 5_000, signal });
-        const brokerEpoch = String(reply.broker ?? "");
-        if (brokerEpoch !== this.#brokerEpoch) {
-          // a new broker incarnation numbers deliveries afresh
-          this.#brokerEpoch = brokerEpoch;
-          this.#lastDseq = this.#lastDseqCommitted = Number(reply.acked ?? 0);
-          this.#store.setMeta({ broker_epoch: brokerEpoch, last_dseq: this.#lastDseq });
-        }
-        const seen = Number(reply.seen ?? 0);
-        if (seen > this.#pubAckPending) this.#pubAckPending = seen;
-        this.#pubSent = Math.max(seen, this.#pubAcked);
-        this.#link = c;
-        this.#dackSent = this.#lastDseqCommitted; // the attach told the broker
-        this.#attached = true;
-        backoff = 50;
-        ctx.events.emit("link.up", { broker: `${this.#broker.hostname}:${this.#broker.port}` });
-        ctx.log.info(`attached to broker ${this.#broker.hostname}:${this.#broker.port}`);
-        for (const m of early.splice(0)) this.#safeBrokerMessage(m);
-        this.#schedule();
-        this.#pump();
-        if (!this.#subsSynced) {
-          this.#syncSubs(c).catch((err) =>
-            ctx.log.warn(`Cannot sync local subscriptions yet: ${String(err)}`)
-          );
-        }
       } catch (err) {
-        await client?.close();
-        if (signal.aborted) return;
-        if (attempt === 0 || attempt % 20 === 0) {
-          ctx.log.warn(
-            `Cannot attach to broker ${this.#broker.hostname}:${this.#broker.port}: ${
-              err instanceof Error ? err.message : String(err)
-            }; retrying`,
-          );
-        }
-        await pause(backoff * (0.5 + Math.random()), signal);
-        backoff = Math.min(backoff * 2, 500);
-        continue;
+        if (signal.aborted) return; // nothing else ends retrying (no fatal error, no give-up)
+        throw err;
       }
+      const { client, closed } = attached;
       const beat = this.#heartbeat(client, closed, signal);
       await Promise.race([closed, aborted(signal)]);
       this.#attached = false;
       this.#link = undefined;
       await client.close();
       const reason = await beat;
-      ctx.events.emit("link.down", {
-        broker: `${this.#broker.hostname}:${this.#broker.port}`,
-        ...(reason ? { reason } : {}),
+      ctx.events.emit("link.down", { broker: where, ...(reason ? { reason } : {}) });
+    }
+  }
+
+  /**
+   * One attempt at the broker link: connects, attaches (the broker learns this daemon's
+   * epoch and what it has committed) and hands over the deliveries that came early. The
+   * connection is closed when any of it fails.
+   */
+  async #attach(signal: AbortSignal): Promise<{ client: RpcClient; closed: Promise<void> }> {
+    const ctx = this.#ctx;
+    let client: RpcClient | undefined;
+    try {
+      client = await RpcClient.connect(this.#broker, {
+        role: "daemon",
+        name: ctx.name,
+        ...linkSecurity(ctx),
+        maxFrame: ctx.maxFrame,
+        signal,
+        timeoutMs: 3_000,
       });
-      if (signal.aborted) return;
-      await pause(backoff * (0.5 + Math.random()), signal);
+      const c = client;
+      const early: Message[] = [];
+      const closed = new Promise<void>((resolve) => {
+        c.onClose = () => resolve();
+      });
+      c.onMessage = (m) => {
+        if (!this.#attached || this.#link !== c) early.push(m);
+        else this.#safeBrokerMessage(m);
+      };
+      const reply = await c.request({
+        t: "attach",
+        epoch: this.#store.epoch,
+        broker: this.#brokerEpoch,
+        acked: this.#lastDseqCommitted,
+      }, { timeoutMs: 5_000, signal });
+      const brokerEpoch = String(reply.broker ?? "");
+      if (brokerEpoch !== this.#brokerEpoch) {
+        // a new broker incarnation numbers deliveries afresh
+        this.#brokerEpoch = brokerEpoch;
+        this.#lastDseq = this.#lastDseqCommitted = Number(reply.acked ?? 0);
+        this.#store.setMeta({ broker_epoch: brokerEpoch, last_dseq: this.#lastDseq });
+      }
+      const seen = Number(reply.seen ?? 0);
+      if (seen > this.#pubAckPending) this.#pubAckPending = seen;
+      this.#pubSent = Math.max(seen, this.#pubAcked);
+      this.#link = c;
+      this.#dackSent = this.#lastDseqCommitted; // the attach told the broker
+      this.#attached = true;
+      const where = `${this.#broker.hostname}:${this.#broker.port}`;
+      ctx.events.emit("link.up", { broker: where });
+      ctx.log.info(`attached to broker ${where}`);
+      for (const m of early.splice(0)) this.#safeBrokerMessage(m);
+      this.#schedule();
+      this.#pump();
+      if (!this.#subsSynced) {
+        this.#syncSubs(c).catch((err) =>
+          ctx.log.warn(`Cannot sync local subscriptions yet: ${String(err)}`)
+        );
+      }
+      return { client: c, closed };
+    } catch (err) {
+      await client?.close();
+      throw err;
     }
   }
 
@@ -1085,6 +1103,12 @@ export class MomDaemon {
 export const LINK_HEARTBEAT_MS = 1_000;
 /** A broker link with no answer to a heartbeat for this long is closed and reconnected. */
 export const LINK_SILENCE_MS = 3_000;
+/**
+ * Pacing of broker-link reconnects: 50 ms doubling to 500 ms, each delay drawn from ±50 %
+ * of its step (as before this used `Backoff`, except that the cap now holds after the
+ * jitter too: at most 500 ms, not 750).
+ */
+const LINK_BACKOFF = { initialMs: 50, maxMs: 500, jitter: 0.5 } as const;
 /** Bit of meta byte 0 marking a retained message handed out at subscription time (MQTT). */
 const RETAINED_DELIVERY = 8;
 

@@ -8,7 +8,7 @@
 import { formatPeersJson } from "../config/mod.ts";
 import type { EventRecord } from "../events/mod.ts";
 import { ctlRequest } from "../ctl/mod.ts";
-import type { Message, TlsConfig } from "../wire/mod.ts";
+import { type Message, sleep, type TlsConfig } from "../wire/mod.ts";
 import { peerdCommand } from "./spawn.ts";
 
 /** Finds a free TCP port on 127.0.0.1 (bound and released at once). */
@@ -21,17 +21,12 @@ export function freePort(): number {
   }
 }
 
-/** Waits `ms` milliseconds, or less if `signal` aborts. For polling loops only. */
+/**
+ * Waits `ms` milliseconds, or less if `signal` aborts: `sleep` of `mod/wire` under the name
+ * test polling loops use. Links pace their retries with `Backoff` and `sleep` instead.
+ */
 export function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
+  return sleep(ms, signal);
 }
 
 /** One node to start. */

@@ -11,7 +11,7 @@ import type { Command } from "commander";
 import { loadTlsFiles, parseHostPort, type TlsFileOptions } from "../config/mod.ts";
 import { printJson } from "../ctl/mod.ts";
 import type { CommandDefinition } from "../process/mod.ts";
-import { RemoteError } from "../wire/mod.ts";
+import { Backoff, RemoteError, retryConnect } from "../wire/mod.ts";
 import { QueueClient, type QueueMessage } from "./client.ts";
 
 const decoder = new TextDecoder();
@@ -172,6 +172,9 @@ async function consumeOnce(
   return { seen, stopped };
 }
 
+/** Pacing of `consume --reconnect`: 50 ms doubling to 1 s, ±50 % jitter (capped at 1 s). */
+const RECONNECT_BACKOFF = { initialMs: 50, maxMs: 1_000, jitter: 0.5 } as const;
+
 /**
  * `consume --reconnect`: consumes, and when the connection is lost (a server restart, or
  * a heartbeat that found it silent) connects again with capped, jittered backoff and goes
@@ -186,27 +189,25 @@ async function consumeReconnecting(
   const count = intOption(o.count, "--count");
   const prefetch = intOption(o.prefetch, "--prefetch");
   let seen = 0;
-  let failingSince = 0;
-  let backoff = 50;
-  let signalled = false;
-  const onSignal = () => signalled = true;
+  const backoff = new Backoff(RECONNECT_BACKOFF);
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
-    for (let attempt = 0; attempt < 10_000 && !signalled; attempt++) {
+    for (let session = 0; session < 10_000 && !stop.signal.aborted; session++) {
       let ch: QueueClient;
       try {
-        ch = await connect();
+        ch = await retryConnect(connect, {
+          backoff,
+          signal: stop.signal,
+          giveUpAfterMs: 60_000,
+          fatal: (err) => err instanceof RemoteError,
+        });
       } catch (err) {
-        if (err instanceof RemoteError) throw err;
-        failingSince ||= performance.now();
-        if (performance.now() - failingSince > 60_000) throw err;
-        await new Promise((r) => setTimeout(r, backoff * (0.5 + Math.random())));
-        backoff = Math.min(backoff * 2, 1_000);
-        continue;
+        if (stop.signal.aborted) return;
+        throw err;
       }
-      failingSince = 0;
-      backoff = 50;
       try {
         const r = await consumeOnce(ch, queue, o, count, prefetch, seen);
         seen = r.seen;

@@ -10,6 +10,9 @@
  * }
  * ```
  *
+ * A link that only dials until the peer answers uses `retryConnect` (`retry.ts`), which
+ * runs this loop with a give-up time, fatal refusals and an injectable clock.
+ *
  * @module
  */
 

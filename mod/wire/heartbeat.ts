@@ -10,6 +10,7 @@
  */
 import type { RpcClient } from "./client.ts";
 import { RemoteError } from "./errors.ts";
+import { sleep } from "./backoff.ts";
 import type { Message } from "./codec.ts";
 
 /** Options of {@linkcode heartbeat}. */
@@ -42,7 +43,7 @@ export async function heartbeat(
   const silenceMs = options.silenceMs ?? HEARTBEAT_SILENCE_MS;
   const signal = options.signal;
   for (;;) {
-    await wait(intervalMs, signal);
+    await sleep(intervalMs, signal);
     if (signal?.aborted) return "stopped";
     if (client.conn.closed) return "closed";
     try {
@@ -55,16 +56,4 @@ export async function heartbeat(
       return "silent";
     }
   }
-}
-
-function wait(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

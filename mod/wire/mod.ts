@@ -79,6 +79,13 @@ export { type FrameHandler, FrameServer, type FrameServerOptions, PeerSession } 
 export * from "./fields.ts";
 export { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 export {
+  type Clock,
+  retryConnect,
+  type RetryConnectOptions,
+  type RetryFailure,
+  systemClock,
+} from "./retry.ts";
+export {
   heartbeat,
   HEARTBEAT_INTERVAL_MS,
   HEARTBEAT_SILENCE_MS,

@@ -12,9 +12,9 @@
  * @module
  */
 import { ConfigError, type HostPort, parseHostPort } from "../../config/mod.ts";
-import { pause, type RoleContext } from "../../process/mod.ts";
+import type { RoleContext } from "../../process/mod.ts";
 import type { EventSink, Logger } from "../../events/mod.ts";
-import type { Message } from "../../wire/mod.ts";
+import { type Message, sleep } from "../../wire/mod.ts";
 import type { MomDaemon } from "../daemon.ts";
 import { MAX_PAYLOAD_BYTES } from "../protocol.ts";
 import { decodePacket, encodePacket, PacketReader } from "./codec.ts";
@@ -499,7 +499,12 @@ class MqttConnection {
     } finally {
       if (this.#failed) {
         // the session handles the bad packet after those before it (bounded wait)
-        await Promise.race([this.#sessionDone, pause(FAIL_WAIT_MS)]);
+        const done = new AbortController();
+        try {
+          await Promise.race([this.#sessionDone, sleep(FAIL_WAIT_MS, done.signal)]);
+        } finally {
+          done.abort(); // no 15 s timer left behind
+        }
       }
       this.#apply(this.session.connectionLost(Date.now()));
       await this.#flushed();
