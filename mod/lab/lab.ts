@@ -663,7 +663,7 @@ export class Lab implements AsyncDisposable {
   async #untilProcState(node: string, ok: (s: ReturnType<typeof procState>) => boolean) {
     const pid = this.#node(node).pid;
     if (pid === undefined) return;
-    for (let i = 0; i < 400 && !ok(procState(pid)); i++) await pause(5);
+    for (let i = 0; i < 400 && !ok(procState(pid)); i++) await sleep(5);
   }
 
   /** Kill -9 (if running), then start again; waits for ready unless `waitReady: false`. */
