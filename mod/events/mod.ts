@@ -17,3 +17,4 @@ export {
   Logger,
   type LogLevel,
 } from "./sink.ts";
+export { EventLog } from "./event_log.ts";

@@ -15,7 +15,7 @@ import { ctlRequest } from "../ctl/mod.ts";
 import type { EventRecord } from "../events/mod.ts";
 import { peerdArgv } from "../process/mod.ts";
 import { type Message, sleep } from "../wire/mod.ts";
-import { EventLog } from "./events.ts";
+import { EventLog } from "../events/mod.ts";
 import {
   addCuts,
   checkPrefix,

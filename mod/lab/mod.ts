@@ -47,7 +47,7 @@ export {
   PREFIX_RE,
 } from "./plan.ts";
 export { type LabNodeState, type LabState, readState, STATE_FILE, statePath } from "./state.ts";
-export { EventLog } from "./events.ts";
+export { EventLog } from "../events/mod.ts";
 export { labCommand, parseRoleArgs } from "./command.ts";
 export {
   allEqual,

@@ -30,7 +30,7 @@ import { Tick } from "../process/mod.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkPattern, checkTopic, TopicError, topicMatches } from "./topic.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";
-import { prepareDataDir, StorageError } from "../storage/mod.ts";
+import { prepareDataDir, type StorageError, StoreFailureLatch } from "../storage/mod.ts";
 
 interface DaemonState extends DaemonRow {
   /** Seen including the tick not yet committed. */
@@ -80,14 +80,16 @@ export class Broker {
   /** Deliveries sent to daemons (one per daemon per publication). */
   messagesOut = 0;
 
-  #storeFailed = false;
-  #onFailed: (err: StorageError) => void = () => {};
+  readonly #storeFailure: StoreFailureLatch;
   /** Resolves when a write to the database failed: the broker stopped acknowledging. */
-  readonly failed: Promise<StorageError> = new Promise((resolve) => this.#onFailed = resolve);
+  get failed(): Promise<StorageError> {
+    return this.#storeFailure.failed;
+  }
 
   constructor(ctx: RoleContext, store: BrokerStore) {
     this.#ctx = ctx;
     this.#store = store;
+    this.#storeFailure = new StoreFailureLatch(ctx);
     this.#idle = new IdleCheckpoint(() => store.checkpoint());
     for (const u of store.users()) this.#users.set(u.id, u.daemon);
     for (const s of store.subs()) this.#subs.add(s.user, s.pattern, s.own === 1);
@@ -284,7 +286,7 @@ export class Broker {
   /** Writes what is pending and stops. */
   close(): void {
     if (this.#closed) return;
-    if (!this.#storeFailed) this.#flush();
+    if (!this.#storeFailure.tripped) this.#flush();
     this.#closed = true;
     clearTimeout(this.#pubackTimer);
     this.#tick.close();
@@ -585,20 +587,12 @@ export class Broker {
     try {
       this.#flush();
     } catch (err) {
-      if (this.#storeFailed) return;
-      this.#storeFailed = true;
-      const failure = new StorageError(
-        `Cannot write to the database: ${err instanceof Error ? err.message : String(err)}`,
-        { cause: err },
-      );
-      this.#ctx.events.emit("store.failed", { code: failure.code, message: failure.message });
-      this.#ctx.log.error(failure.message);
-      this.#onFailed(failure);
+      this.#storeFailure.trip(err);
     }
   }
 
   #flush(): void {
-    if (this.#closed || this.#storeFailed) return;
+    if (this.#closed || this.#storeFailure.tripped) return;
     const rows = this.#rows;
     const dirty = [...this.#daemons.values()].filter((d) => d.dirty);
     const acks = this.#takeAcks();

@@ -51,7 +51,12 @@ import { Tick } from "../process/mod.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkPattern, checkTopic, TopicError } from "./topic.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";
-import { prepareDataDir, StorageError, STORE_FAILED } from "../storage/mod.ts";
+import {
+  prepareDataDir,
+  type StorageError,
+  STORE_FAILED,
+  StoreFailureLatch,
+} from "../storage/mod.ts";
 import { mqttAddress, MqttGateway, mqttUsers } from "./mqtt/gateway.ts";
 
 interface Waiter {
@@ -154,14 +159,16 @@ export class MomDaemon {
   /** Deliveries stored into local inboxes (one per user). */
   delivered = 0;
 
-  #storeFailed = false;
-  #onFailed: (err: StorageError) => void = () => {};
+  readonly #storeFailure: StoreFailureLatch;
   /** Resolves when a write to the database failed: the daemon stopped acknowledging. */
-  readonly failed: Promise<StorageError> = new Promise((resolve) => this.#onFailed = resolve);
+  get failed(): Promise<StorageError> {
+    return this.#storeFailure.failed;
+  }
 
   constructor(ctx: RoleContext, store: DaemonStore, broker: HostPort) {
     this.#ctx = ctx;
     this.#store = store;
+    this.#storeFailure = new StoreFailureLatch(ctx);
     this.#broker = broker;
     this.#idle = new IdleCheckpoint(() => store.checkpoint());
     for (const u of store.users()) this.#users.add(u);
@@ -549,7 +556,7 @@ export class MomDaemon {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#takes = COLLECT_EVERY;
-    if (!this.#storeFailed) this.#flush();
+    if (!this.#storeFailure.tripped) this.#flush();
     this.#closed = true;
     clearTimeout(this.#dackTimer);
     this.#tick.close();
@@ -638,20 +645,12 @@ export class MomDaemon {
     try {
       this.#flush();
     } catch (err) {
-      if (this.#storeFailed) return;
-      this.#storeFailed = true;
-      const failure = new StorageError(
-        `Cannot write to the database: ${err instanceof Error ? err.message : String(err)}`,
-        { cause: err },
-      );
-      this.#ctx.events.emit("store.failed", { code: failure.code, message: failure.message });
-      this.#ctx.log.error(failure.message);
-      this.#onFailed(failure);
+      this.#storeFailure.trip(err);
     }
   }
 
   #flush(): void {
-    if (this.#closed || this.#storeFailed) return;
+    if (this.#closed || this.#storeFailure.tripped) return;
     const out = this.#out;
     const incoming = this.#in;
     const flushes = this.#flushes;

@@ -6,7 +6,7 @@
  * @module
  */
 import { formatPeersJson } from "../config/mod.ts";
-import type { EventRecord } from "../events/mod.ts";
+import { EventLog, type EventRecord } from "../events/mod.ts";
 import { ctlRequest } from "../ctl/mod.ts";
 import { type Message, sleep, type TlsConfig } from "../wire/mod.ts";
 import { peerdCommand } from "./spawn.ts";
@@ -71,8 +71,6 @@ export interface LocalClusterOptions {
   env?: Record<string, string>;
 }
 
-const decoder = new TextDecoder();
-
 /** One peerd process of a {@linkcode LocalCluster}; it can be killed and started again. */
 export class ClusterNode {
   readonly name: string;
@@ -87,9 +85,7 @@ export class ClusterNode {
   #stdout = "";
   #stderr = "";
   #pumps: Promise<void>[] = [];
-  #eventsCache: EventRecord[] = [];
-  #eventsOffset = 0;
-  #partial = "";
+  readonly #eventLog: EventLog;
 
   constructor(cluster: LocalCluster, spec: NodeSpec, port: number) {
     this.#cluster = cluster;
@@ -98,6 +94,7 @@ export class ClusterNode {
     this.role = spec.role;
     this.port = port;
     this.eventsPath = `${cluster.dir}/${spec.name}.events.jsonl`;
+    this.#eventLog = new EventLog(this.eventsPath);
     this.dataDir = `${cluster.dir}/data/${spec.name}`;
   }
 
@@ -247,39 +244,7 @@ export class ClusterNode {
 
   /** All events this node wrote so far (all runs). */
   events(): EventRecord[] {
-    let text = "";
-    try {
-      const file = Deno.openSync(this.eventsPath, { read: true });
-      try {
-        file.seekSync(this.#eventsOffset, Deno.SeekMode.Start);
-        const chunks: Uint8Array[] = [];
-        const buf = new Uint8Array(256 * 1024);
-        for (let i = 0; i < 100_000; i++) {
-          const n = file.readSync(buf);
-          if (n === null || n === 0) break;
-          chunks.push(buf.slice(0, n));
-          this.#eventsOffset += n;
-        }
-        text = chunks.map((c) => decoder.decode(c, { stream: true })).join("") + decoder.decode();
-      } finally {
-        file.close();
-      }
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-    if (text) {
-      const lines = (this.#partial + text).split("\n");
-      this.#partial = lines.pop() ?? "";
-      for (const line of lines) {
-        if (!line) continue;
-        try {
-          this.#eventsCache.push(JSON.parse(line));
-        } catch {
-          // a torn line from a killed process
-        }
-      }
-    }
-    return this.#eventsCache;
+    return this.#eventLog.all();
   }
 
   /** The current number of events: pass it as `from` to wait only for newer ones. */

@@ -23,3 +23,4 @@ export {
   StorageError,
   STORE_FAILED,
 } from "./sqlite.ts";
+export { StoreFailureLatch } from "./failure.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { EventRecord } from "../events/mod.ts";
+import type { EventRecord } from "./sink.ts";
 
 const decoder = new TextDecoder();
 
