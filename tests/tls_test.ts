@@ -347,3 +347,26 @@ Deno.test("a token ring over mutual TLS: every node sees the others alive and a 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a TLS node says ready only once it accepts connections: a ctl right after ready is never refused", async () => {
+  if (!(await haveOpenssl())) {
+    console.log("skipped: openssl is not installed");
+    return;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "peerd-auth-tls-" });
+  try {
+    await makeCertificates(dir);
+    const read = (f: string) => Deno.readTextFileSync(`${dir}/${f}`);
+    const tlsArgs = ["--tls-cert", `${dir}/node.crt`, "--tls-key", `${dir}/node.key`];
+    await using cluster = await LocalCluster.start({
+      nodes: ["e1", "e2", "e3", "e4"].map((name) => ({ name, role: "echo", args: tlsArgs })),
+      tls: { caCerts: [read("ca.crt")] },
+    });
+    // LocalCluster.start returned on each node's ready event: each must answer now
+    for (const name of ["e1", "e2", "e3", "e4"]) {
+      assert.equal((await cluster.node(name).ctl("status")).t, "ctl.ok", name);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

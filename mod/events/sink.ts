@@ -64,6 +64,8 @@ export class EventSink {
   #scheduled = false;
   #listeners: EventListener[] = [];
   #closed = false;
+  #holds = 0;
+  #closing = false;
 
   constructor(options: EventSinkOptions) {
     this.node = options.node;
@@ -106,6 +108,20 @@ export class EventSink {
     }
   }
 
+  /**
+   * Holds writing events (to the file or stdout; listeners still get them at once) until
+   * `until` settles: a node whose listener binds asynchronously says `ready` only once it
+   * accepts connections.
+   */
+  holdUntil(until: Promise<unknown>): void {
+    this.#holds++;
+    const release = () => {
+      this.#holds--;
+      if (this.#holds === 0 && this.#lines.length > 0) this.#flush();
+    };
+    until.then(release, release);
+  }
+
   /** Emits `ev` only when the level is `debug`. */
   debug(ev: string, fields: Record<string, unknown> = {}): void {
     if (this.#debug) this.emit(ev, fields);
@@ -119,6 +135,7 @@ export class EventSink {
   /** Writes pending events and closes the file. */
   close(): void {
     if (this.#closed) return;
+    this.#closing = true;
     this.#flush();
     this.#closed = true;
     this.#file?.close();
@@ -127,7 +144,7 @@ export class EventSink {
 
   #flush(): void {
     this.#scheduled = false;
-    if (this.#lines.length === 0) return;
+    if (this.#lines.length === 0 || (this.#holds > 0 && !this.#closing)) return;
     const bytes = encoder.encode(this.#lines.join("\n") + "\n");
     this.#lines = [];
     const target = this.#file ?? (this.#stdout ? Deno.stdout : undefined);

@@ -60,6 +60,9 @@ export function startNodeServer(ctx: RoleContext, options: NodeServerOptions): F
     onSessionClose: options.onSessionClose,
     onProblem: reportWireProblem(ctx),
   });
+  // a TLS listener binds asynchronously: the node's events (its `ready` first) are written
+  // only once it accepts connections, so whoever waits for `ready` can connect at once
+  ctx.events.holdUntil(server.listening());
   return server;
 }
 

@@ -233,6 +233,7 @@ function startRingServer(ctx: RoleContext, node: RingNode, commands: CtlCommands
     onSessionClose: (session) => node.sessionClosed(session),
     onProblem: reportWireProblem(ctx),
   });
+  ctx.events.holdUntil(server.listening()); // TLS binds asynchronously: `ready` after it
   return server;
 }
 

@@ -277,6 +277,14 @@ export class FrameServer implements AsyncDisposable {
     this.#acceptLoop = this.#accept();
   }
 
+  /**
+   * Resolves once connections are accepted: at once for TCP and Unix sockets (bound in the
+   * constructor); a TLS listener (`node:tls`) binds asynchronously.
+   */
+  listening(): Promise<void> {
+    return this.#listener instanceof TlsListener ? this.#listener.listening() : Promise.resolve();
+  }
+
   /** The bound address (the real port when 0 was asked for). */
   get addr(): Deno.Addr {
     return this.#listener.addr;
