@@ -7,7 +7,7 @@
  * @module
  */
 import type { NodeEntry } from "../config/mod.ts";
-import { linkSecurity, type RoleContext, startNodeServer } from "../process/mod.ts";
+import { linkSecurity, type RoleContext, startNodeServer, Tick } from "../process/mod.ts";
 import { prepareDataDir } from "../storage/mod.ts";
 import {
   ErrorCode,
@@ -59,8 +59,8 @@ export class MulticastNode {
   readonly #member: MulticastMember;
   readonly #abort = new AbortController();
   /** Runs `flush` as a macrotask: after the frames already read, without setTimeout's clamp. */
-  readonly #tickChannel = new MessageChannel();
-  #tickScheduled = false;
+  /** Flushes what one turn queued (batching), once per turn. */
+  readonly #turn = new Tick(() => this.#member.flush());
   #server: FrameServer | undefined;
   #hbTimer: ReturnType<typeof setInterval> | undefined;
   #genTimer: ReturnType<typeof setInterval> | undefined;
@@ -106,10 +106,6 @@ export class MulticastNode {
         onStorageFailure: (err) => options.onFatal?.(err),
       },
     });
-    this.#tickChannel.port1.onmessage = () => {
-      this.#tickScheduled = false;
-      if (!this.#closed) this.#member.flush();
-    };
   }
 
   /** This node's name. */
@@ -262,8 +258,7 @@ export class MulticastNode {
     this.#closed = true;
     clearInterval(this.#hbTimer);
     clearInterval(this.#genTimer);
-    this.#tickChannel.port1.close();
-    this.#tickChannel.port2.close();
+    this.#turn.close();
     this.#member.leave();
     this.#abort.abort();
     await this.#links.close();
@@ -272,9 +267,7 @@ export class MulticastNode {
   }
 
   #schedule(): void {
-    if (this.#tickScheduled || this.#closed) return;
-    this.#tickScheduled = true;
-    this.#tickChannel.port2.postMessage(null);
+    if (!this.#closed) this.#turn.schedule();
   }
 
   #print(entries: HistoryEntry[]): void {

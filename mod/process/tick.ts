@@ -19,6 +19,11 @@ export class Tick implements Disposable {
     this.#fn = fn;
   }
 
+  /** Whether a run is asked for and has not happened yet. */
+  get scheduled(): boolean {
+    return this.#scheduled;
+  }
+
   /** Asks for one run of the function on the next macrotask. */
   schedule(): void {
     if (this.#scheduled || this.#closed) return;

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { setImmediate } from "node:timers";
+import { Tick } from "../process/mod.ts";
 import { ProtocolError } from "../wire/mod.ts";
 import { MAX_NAME_LENGTH, QueueErrorCode } from "./protocol.ts";
 import { QueueStore, type QueueStoreOptions } from "./store.ts";
@@ -363,7 +363,8 @@ export class QueueEngine {
   readonly #connections = new Set<EngineConnection>();
   readonly #confirmWaiting = new Set<EngineConnection>();
   #commitWaiters: Array<() => void> = [];
-  #tickScheduled = false;
+  /** Commits and delivers what one turn queued, once per turn. */
+  readonly #turn = new Tick(() => this.#tick());
   #nextConn = 1;
   #nextSeq = 1;
   #nextConsumer = 1;
@@ -1389,18 +1390,15 @@ export class QueueEngine {
 
   /** Resolves after the next store commit (at once when nothing is pending). */
   committed(): Promise<void> {
-    if (!this.#tickScheduled) return Promise.resolve();
+    if (!this.#turn.scheduled) return Promise.resolve();
     return new Promise((resolve) => this.#commitWaiters.push(resolve));
   }
 
   #scheduleTick(): void {
-    if (this.#tickScheduled || this.#closed) return;
-    this.#tickScheduled = true;
-    setImmediate(() => this.#tick());
+    if (!this.#closed) this.#turn.schedule();
   }
 
   #tick(): void {
-    this.#tickScheduled = false;
     let failure: ProtocolError | undefined;
     if (this.#store?.dirty) {
       try {
@@ -1429,6 +1427,7 @@ export class QueueEngine {
     if (this.#closed) return;
     for (const conn of [...this.#connections]) this.disconnect(conn);
     this.#closed = true;
+    this.#turn.close();
     if (this.#expiryTimer !== undefined) clearTimeout(this.#expiryTimer);
     this.#store?.close();
     for (const w of this.#commitWaiters) w();
