@@ -6,7 +6,7 @@
  * @module
  */
 import type { NodeEntry } from "../config/mod.ts";
-import { type LinkSecurity, type Message, RpcClient } from "../wire/mod.ts";
+import { Backoff, type LinkSecurity, type Message, RpcClient, sleep } from "../wire/mod.ts";
 import type { MulticastTransport } from "./transport.ts";
 
 /** Options of {@linkcode PeerLink}. */
@@ -109,7 +109,7 @@ export class PeerLink {
 
   async #run(): Promise<void> {
     const o = this.#options;
-    let backoff = BACKOFF_MIN_MS;
+    const backoff = new Backoff({ initialMs: BACKOFF_MIN_MS, maxMs: BACKOFF_MAX_MS, jitter: 0.25 });
     while (!this.#closed && !o.signal.aborted) {
       let client: RpcClient | undefined;
       try {
@@ -129,7 +129,7 @@ export class PeerLink {
         client = undefined;
       }
       if (client && !this.#closed) {
-        backoff = BACKOFF_MIN_MS;
+        backoff.reset();
         const closed = new Promise<void>((resolve) => {
           client!.onClose = () => resolve();
           if (client!.conn.closed) resolve();
@@ -147,18 +147,11 @@ export class PeerLink {
         continue;
       }
       if (client) await client.close();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, backoff * (0.5 + Math.random() / 2));
-        function done() {
-          clearTimeout(timer);
-          o.signal.removeEventListener("abort", done);
-          resolve();
-        }
-        this.#wake = done;
-        o.signal.addEventListener("abort", done, { once: true });
-      });
+      // a reset or close wakes the wait early
+      const wake = new AbortController();
+      this.#wake = () => wake.abort();
+      await sleep(backoff.next(), AbortSignal.any([o.signal, wake.signal]));
       this.#wake = undefined;
-      backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
     }
   }
 }
