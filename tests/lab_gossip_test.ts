@@ -6,6 +6,7 @@
  * docs/gossip.md states.
  */
 import assert from "node:assert/strict";
+import { sleep } from "../mod/wire/mod.ts";
 import { Lab, type LabNodeSpec, labTest } from "./harness/lab.ts";
 import { waitUntil } from "./harness/mod.ts";
 import {
@@ -14,6 +15,9 @@ import {
   type MemberView,
   valuesConverged,
 } from "../mod/lab/checkers.ts";
+
+/** The pace of the writes made while a node is isolated: a load, not a wait for the protocol. */
+const WRITE_GAP_MS = 500;
 
 /** Fast SWIM and anti-entropy so every phase takes a few seconds. */
 const FAST = [
@@ -163,7 +167,7 @@ labTest(
     for (let i = 0; performance.now() < hold; i++) {
       await spreadAt(lab, i % 2 ? "g3" : "g2", `during-${i}`, `v${i}`);
       keys.push(`during-${i}`);
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(WRITE_GAP_MS);
     }
     await lab.heal();
     const ms = await settle("reconverged after a long isolation", async () => [

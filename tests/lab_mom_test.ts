@@ -5,10 +5,14 @@
  * subscriber, in per-publisher order.
  */
 import assert from "node:assert/strict";
+import { sleep } from "../mod/wire/mod.ts";
 import { Lab, type LabNodeSpec, labTest } from "./harness/lab.ts";
 import { waitUntil } from "./harness/mod.ts";
 import { exactlyOnce, perPublisherOrder } from "../mod/lab/checkers.ts";
 import { MomClient, type MomUser } from "../mod/mom/mod.ts";
+
+/** The pace of the publishing workload while a link is cut: a load, not a wait for the protocol. */
+const PUBLISH_ROUND_GAP_MS = 100;
 
 function specs(): LabNodeSpec[] {
   return [
@@ -106,7 +110,7 @@ labTest(
       while (performance.now() < until) {
         await Promise.all([publishMany(p1, "lab/a", 5, acked), publishMany(p3, "lab/c", 3, acked)]);
         sent += 5;
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(PUBLISH_ROUND_GAP_MS);
       }
       await waitUntil(() => local.ids.filter((id) => id.startsWith("d1:")).length >= 20 + sent, {
         timeoutMs: 15_000,
@@ -150,7 +154,7 @@ async function publishFor(
   const until = performance.now() + ms;
   while (performance.now() < until) {
     await Promise.all(users.map((u, i) => publishMany(u, `lab/${i}`, perRound, acked)));
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(PUBLISH_ROUND_GAP_MS);
   }
 }
 

@@ -22,23 +22,32 @@ function recordingSession(): { session: PeerSession; replies: Message[] } {
 
 const nextTick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-Deno.test("daemon (in process): a receive that waits while a publication is uncommitted gets it before a later one, never skips it", async () => {
-  const dir = Deno.makeTempDirSync({ prefix: "peerd-mom-daemon-" });
-  const store = new DaemonStore(`${dir}/daemon.sqlite`);
-  const controller = new AbortController();
-  const ctx = {
+/** The role context of an in-process daemon `d1` with its data in `dir`. */
+function daemonContext(
+  dir: string,
+  signal: AbortSignal,
+  listener?: (e: { ev: string; [k: string]: unknown }) => void,
+): RoleContext {
+  return {
     role: "daemon",
     name: "d1",
     listen: { hostname: "127.0.0.1", port: 0 },
     dataDir: dir,
     maxFrame: 1 << 20,
     logLevel: "error",
-    events: new EventSink({ node: "d1", role: "daemon" }),
+    events: new EventSink({ node: "d1", role: "daemon", listener }),
     log: new Logger({ node: "d1", role: "daemon", level: "error" }),
-    signal: controller.signal,
+    signal,
     options: {},
     interactive: false,
   } as RoleContext;
+}
+
+Deno.test("daemon (in process): a receive that waits while a publication is uncommitted gets it before a later one, never skips it", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "peerd-mom-daemon-" });
+  const store = new DaemonStore(`${dir}/daemon.sqlite`);
+  const controller = new AbortController();
+  const ctx = daemonContext(dir, controller.signal);
   // users 1 (publisher) and 2 (subscriber), as the broker confirmed them earlier
   store.addUser(1);
   store.addUser(2);
@@ -133,19 +142,7 @@ Deno.test("daemon (in process): a broker that stops answering is detected by the
       },
     },
   });
-  const ctx = {
-    role: "daemon",
-    name: "d1",
-    listen: { hostname: "127.0.0.1", port: 0 },
-    dataDir: dir,
-    maxFrame: 1 << 20,
-    logLevel: "error",
-    events: new EventSink({ node: "d1", role: "daemon", listener: (e) => events.push(e) }),
-    log: new Logger({ node: "d1", role: "daemon", level: "error" }),
-    signal: controller.signal,
-    options: {},
-    interactive: false,
-  } as RoleContext;
+  const ctx = daemonContext(dir, controller.signal, (e) => events.push(e));
   const daemon = new MomDaemon(ctx, store, { hostname: "127.0.0.1", port: broker.port });
   try {
     daemon.start();
@@ -172,19 +169,7 @@ Deno.test("daemon (in process): a broker that stops answering is detected by the
 Deno.test("daemon (in process): receive's `from` hands out after it and acknowledges only `after`; an ack-only receive hides nothing; commit meta and publication meta are stored", async () => {
   const dir = Deno.makeTempDirSync({ prefix: "peerd-mom-daemon-" });
   const store = new DaemonStore(`${dir}/daemon.sqlite`);
-  const ctx = {
-    role: "daemon",
-    name: "d1",
-    listen: { hostname: "127.0.0.1", port: 0 },
-    dataDir: dir,
-    maxFrame: 1 << 20,
-    logLevel: "error",
-    events: new EventSink({ node: "d1", role: "daemon" }),
-    log: new Logger({ node: "d1", role: "daemon", level: "error" }),
-    signal: new AbortController().signal,
-    options: {},
-    interactive: false,
-  } as RoleContext;
+  const ctx = daemonContext(dir, new AbortController().signal);
   store.addUser(1);
   store.addUser(2);
   store.addSub(2, "T/+", false);

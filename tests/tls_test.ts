@@ -9,6 +9,26 @@ import { MomClient, type MomMessage } from "../mod/mom/mod.ts";
 import { RpcClient, type TlsConfig } from "../mod/wire/mod.ts";
 import { haveOpenssl, makeCertificates } from "./harness/certs.ts";
 
+/**
+ * Runs `fn` with a CA, node and client certificates made by openssl in a temp dir (removed
+ * after), and a reader of those files; says skipped when openssl is missing.
+ */
+async function withCertificates(
+  fn: (dir: string, read: (file: string) => string) => Promise<void>,
+): Promise<void> {
+  if (!(await haveOpenssl())) {
+    console.log("skipped: openssl is not installed");
+    return;
+  }
+  const dir = await Deno.makeTempDir({ prefix: "peerd-auth-tls-" });
+  try {
+    await makeCertificates(dir);
+    await fn(dir, (f) => Deno.readTextFileSync(`${dir}/${f}`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 const decoder = new TextDecoder();
 
 /** A TCP proxy that forwards both ways and keeps every byte it saw. */
@@ -103,14 +123,7 @@ class RecordingProxy {
 }
 
 Deno.test("broker and daemons over mutual TLS with a secret: payloads never cross the wire in the clear; plaintext and certificate-less clients are refused", async () => {
-  if (!(await haveOpenssl())) {
-    console.log("skipped: openssl is not installed");
-    return;
-  }
-  const dir = await Deno.makeTempDir({ prefix: "peerd-auth-tls-" });
-  try {
-    await makeCertificates(dir);
-    const read = (f: string) => Deno.readTextFileSync(`${dir}/${f}`);
+  await withCertificates(async (dir, read) => {
     const clientTls: TlsConfig = {
       caCerts: [read("ca.crt")],
       cert: read("client.crt"),
@@ -240,9 +253,7 @@ Deno.test("broker and daemons over mutual TLS with a secret: payloads never cros
     } finally {
       await proxy.close();
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("the recording proxy does see plaintext payloads without TLS (the check above can fail)", async () => {
@@ -299,14 +310,7 @@ Deno.test("a TLS dial to a server that accepts TCP and never answers TLS ends wi
 });
 
 Deno.test("a token ring over mutual TLS: every node sees the others alive and a lock is granted; a plaintext member is never alive", async () => {
-  if (!(await haveOpenssl())) {
-    console.log("skipped: openssl is not installed");
-    return;
-  }
-  const dir = await Deno.makeTempDir({ prefix: "peerd-auth-tls-" });
-  try {
-    await makeCertificates(dir);
-    const read = (f: string) => Deno.readTextFileSync(`${dir}/${f}`);
+  await withCertificates(async (dir, read) => {
     const tlsArgs = [
       "--tls-cert",
       `${dir}/node.crt`,
@@ -343,20 +347,11 @@ Deno.test("a token ring over mutual TLS: every node sees the others alive and a 
     for (const n of tlsNodes) {
       assert(!((await n.ctl("status")).alive as string[]).includes("n4"));
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a TLS node says ready only once it accepts connections: a ctl right after ready is never refused", async () => {
-  if (!(await haveOpenssl())) {
-    console.log("skipped: openssl is not installed");
-    return;
-  }
-  const dir = await Deno.makeTempDir({ prefix: "peerd-auth-tls-" });
-  try {
-    await makeCertificates(dir);
-    const read = (f: string) => Deno.readTextFileSync(`${dir}/${f}`);
+  await withCertificates(async (dir, read) => {
     const tlsArgs = ["--tls-cert", `${dir}/node.crt`, "--tls-key", `${dir}/node.key`];
     await using cluster = await LocalCluster.start({
       nodes: ["e1", "e2", "e3", "e4"].map((name) => ({ name, role: "echo", args: tlsArgs })),
@@ -366,7 +361,5 @@ Deno.test("a TLS node says ready only once it accepts connections: a ctl right a
     for (const name of ["e1", "e2", "e3", "e4"]) {
       assert.equal((await cluster.node(name).ctl("status")).t, "ctl.ok", name);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -4,6 +4,7 @@ import {
   FrameServer,
   heartbeat,
   type Message,
+  ProtocolError,
   RpcClient,
 } from "../mod/wire/mod.ts";
 
@@ -17,7 +18,14 @@ function server(handlers: Record<string, (m: Message) => unknown>) {
 
 Deno.test("heartbeat() keeps probing a peer that answers (an error reply counts) and stops on abort", async () => {
   let probes = 0;
-  const s = server({ "t.ping": () => (probes++, { t: "t.pong" }) });
+  let refused = 0;
+  const s = server({
+    "t.ping": () => (probes++, { t: "t.pong" }),
+    "t.refuse": () => {
+      refused++;
+      throw new ProtocolError("unavailable", "Cannot answer: refusing probes (test)");
+    },
+  });
   const client = await RpcClient.connect({ hostname: "127.0.0.1", port: s.port });
   const stop = new AbortController();
   try {
@@ -32,15 +40,17 @@ Deno.test("heartbeat() keeps probing a peer that answers (an error reply counts)
     stop.abort();
     assert.equal(await beat, "stopped");
     assert.equal(client.conn.closed, false);
-    // a probe the server does not know gets an error reply: still an answer
+    // a probe the server refuses gets an error reply: still an answer; the link stays up
+    // through many more probes than the silence allows unanswered
     const stop2 = new AbortController();
     const beat2 = heartbeat(client, {
-      probe: { t: "t.unknown" },
+      probe: { t: "t.refuse" },
       intervalMs: 20,
-      silenceMs: 500,
+      silenceMs: 100,
       signal: stop2.signal,
     });
-    await new Promise((r) => setTimeout(r, 150));
+    for (let i = 0; i < 500 && refused < 10; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(refused >= 10, `refused ${refused} probes`);
     stop2.abort();
     assert.equal(await beat2, "stopped");
     assert.equal(client.conn.closed, false);

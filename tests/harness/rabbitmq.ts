@@ -7,6 +7,10 @@
  * @module
  */
 import { freePort } from "../../mod/process/mod.ts";
+import { sleep } from "../../mod/wire/mod.ts";
+
+/** How often the harness asks whether RabbitMQ answers AMQP yet. */
+const RABBITMQ_POLL_MS = 200;
 
 const SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 
@@ -103,9 +107,10 @@ export class RabbitMq implements AsyncDisposable {
     const deadline = performance.now() + (options.timeoutMs ?? 60_000);
     let exited = false;
     server.status.then(() => exited = true);
+    // poll its AMQP port (RabbitMQ has no readiness event to wait for), bounded by the deadline
     while (performance.now() < deadline && !exited) {
       if (await answersAmqp(port)) return r;
-      await new Promise((res) => setTimeout(res, 200));
+      await sleep(RABBITMQ_POLL_MS);
     }
     let log = "";
     try {
