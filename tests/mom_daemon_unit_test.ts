@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { setImmediate } from "node:timers";
 import { EventSink, Logger } from "../mod/events/sink.ts";
-import { COMMIT_META, MomDaemon, pubsFrames } from "../mod/mom/daemon.ts";
+import { COMMIT_META, MomDaemon } from "../mod/mom/daemon.ts";
+import { LINK_HEARTBEAT_MS, LINK_SILENCE_MS } from "../mod/mom/broker_link.ts";
+import { pubsFrames } from "../mod/mom/pubs_frames.ts";
 import { DaemonStore } from "../mod/mom/daemon_store.ts";
 import type { RoleContext } from "../mod/process/mod.ts";
 import type { Message, PeerSession } from "../mod/wire/mod.ts";
@@ -118,7 +120,6 @@ Deno.test("pubsFrames(): runs of consecutive seqs with one local flag, bounded i
 
 Deno.test("daemon (in process): a broker that stops answering is detected by the heartbeat; the link is closed and attached again", async () => {
   const { FrameServer } = await import("../mod/wire/mod.ts");
-  const { LINK_HEARTBEAT_MS, LINK_SILENCE_MS } = await import("../mod/mom/daemon.ts");
   const dir = Deno.makeTempDirSync({ prefix: "peerd-mom-daemon-" });
   const store = new DaemonStore(`${dir}/daemon.sqlite`);
   const controller = new AbortController();
