@@ -42,7 +42,7 @@ RESULTS="$REPO/bench/mom/mqtt_peers-$(date -u +%Y%m%dT%H%MZ).jsonl"
 (cd "$PB" && PEERS_BENCH_WORK="${PEERS_BENCH_WORK:-/tmp/pbw-mqtt}" \
   MQTT_PORT="$MQ" MQTTP_PORT="$MQP" SERVERS="mosquitto mosquittop" \
   PEERS_URL_mosquitto="mqtt://127.0.0.1:$MQ" PEERS_URL_mosquittop="mqtt://127.0.0.1:$MQP" \
-  BROKERS="${BROKERS:-mosquitto peerdq0 mosquittop peerdq1}" QUEUE_BROKERS="" SKIP_TCP=1 \
+  BROKERS="${BROKERS:-mosquitto peerdq0 mosquittop peerdq1}" QUEUE_BROKERS=" " SKIP_TCP=1 \
   PEERS_ADAPTER_peerdq0="$REPO/bench/peers_mqtt_q0.ts" \
   PEERS_ADAPTER_peerdq1="$REPO/bench/peers_mqtt_q1.ts" \
   PEERS_URL_peerdq0="mqtt://127.0.0.1:$MQTT" PEERS_URL_peerdq1="mqtt://127.0.0.1:$MQTT" \

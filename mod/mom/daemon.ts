@@ -58,6 +58,16 @@ interface PendingPublish {
  */
 export const COMMIT_META: unique symbol = Symbol("commit meta");
 
+/**
+ * A `publish` message from an in-process gateway with `true` under this key is at most once
+ * (MQTT QoS 0): it is never written to disk. Its local recipients get it from memory in
+ * publish order among the publisher's other publications (a recipient whose receives do
+ * not keep up, or a daemon crash, loses it); the other daemons get it through the broker
+ * when everything this daemon published before it has been sent there, else not at all.
+ * Nothing answers it. While local subscriptions are being synced it is published durably.
+ */
+export const TRANSIENT: unique symbol = Symbol("transient");
+
 function topicError(err: unknown): never {
   if (err instanceof TopicError) throw new ProtocolError(MomErrorCode.BadTopic, err.message);
   throw err;
@@ -88,6 +98,11 @@ export class MomDaemon {
   #pubAckPending = 0;
   #pubSent = 0;
   #pubCommitted: number;
+  /** Seq of the last durable publication accepted (committed or not). */
+  #lastDurableSeq: number;
+  /** At-most-once publications accepted, and those the other daemons did not get. */
+  #transient = 0;
+  #transientNotSent = 0;
   #pumping = false;
   #lastDseq: number;
   #lastDseqCommitted: number;
@@ -149,6 +164,7 @@ export class MomDaemon {
     this.#seqReserved = this.#lastSeq;
     this.#inboxReserved = store.nextPosition - 1;
     this.#pubCommitted = store.lastSeq();
+    this.#lastDurableSeq = this.#pubCommitted;
     this.#lastDseq = Number(store.meta("last_dseq") ?? 0);
     this.#lastDseqCommitted = this.#lastDseq;
     this.#brokerEpoch = store.meta("broker_epoch") ?? "";
@@ -283,6 +299,13 @@ export class MomDaemon {
         }
         const entry: OutboxEntry = { seq, user, topic, payload, local: false };
         if (msg.meta !== undefined) entry.meta = fieldBytes(msg, "meta");
+        if (
+          (msg as { [TRANSIENT]?: boolean })[TRANSIENT] === true && !this.#held && this.#subsSynced
+        ) {
+          this.published++;
+          this.#acceptTransient(entry);
+          return undefined;
+        }
         const pending: PendingPublish = {
           entry,
           session: s,
@@ -347,20 +370,37 @@ export class MomDaemon {
     // a publication with commit meta (MQTT QoS 2: its packet id) leaves only once committed:
     // sent before and lost in a crash, its resend would be a second publication
     const early = p.meta === undefined;
-    if (entry.local) this.#deliverLocally(entry, early);
+    if (entry.local) this.#deliverLocally(entry, early, false);
     // overlap the broker hop with the local commit (the app is answered after the commit)
+    if (early && this.#sendNow(entry)) this.#sentEarly++;
+    this.#lastDurableSeq = entry.seq;
+    this.#schedule();
+  }
+
+  /** An at-most-once publication (see TRANSIENT): from memory locally, sent now or never. */
+  #acceptTransient(entry: OutboxEntry): void {
+    entry.local = true;
+    this.#transient++;
+    this.#deliverLocally(entry, true, true);
+    if (!this.#sendNow(entry)) this.#transientNotSent++;
+    this.#schedule();
+  }
+
+  /**
+   * Sends `entry` to the broker at the end of this turn if every durable publication before
+   * it has been sent and the link is not congested (the stream stays in seq order).
+   */
+  #sendNow(entry: OutboxEntry): boolean {
     const link = this.#link.client;
     if (
-      early && link && !this.#pumping && this.#pubSent === entry.seq - 1 &&
-      link.conn.pendingBytes < EARLY_SEND_LIMIT
-    ) {
-      this.#pubSent = entry.seq;
-      // the publications of this turn of the event loop go out together, in one frame
-      if (this.#early.length === 0) queueMicrotask(() => this.#sendEarly());
-      this.#early.push(entry);
-      this.#sentEarly++;
-    }
-    this.#schedule();
+      !link || this.#pumping || this.#pubSent < this.#lastDurableSeq ||
+      link.conn.pendingBytes >= EARLY_SEND_LIMIT
+    ) return false;
+    this.#pubSent = entry.seq;
+    // the publications of this turn of the event loop go out together, in one frame
+    if (this.#early.length === 0) queueMicrotask(() => this.#sendEarly());
+    this.#early.push(entry);
+    return true;
   }
 
   #sendEarly(): void {
@@ -370,7 +410,7 @@ export class MomDaemon {
   }
 
   /** Puts a local publication into the inboxes of the local users it reaches. */
-  #deliverLocally(entry: OutboxEntry, early: boolean): void {
+  #deliverLocally(entry: OutboxEntry, early: boolean, transient: boolean): void {
     const users = localRecipients(this.#subs, this.#users, entry.topic, entry.user);
     if (users === undefined) return;
     const delivery: Delivery = {
@@ -381,6 +421,7 @@ export class MomDaemon {
       from: entry.user,
     };
     if (entry.meta !== undefined) delivery.meta = entry.meta;
+    if (transient) delivery.transient = true;
     // at low load a waiting receive gets it now, before the commit: the publisher is
     // acknowledged only after the commit, so a crash in between loses nothing acknowledged,
     // and the position is reserved on disk so that it is never given to another message
@@ -389,6 +430,8 @@ export class MomDaemon {
       ? users.map((u) => this.#inLast.get(u))
       : undefined;
     const seq = this.#queueDelivery(delivery);
+    // a transient delivery's position is never written: reserved on disk it is never reused
+    if (transient) this.#reserveInbox(seq);
     if (before === undefined) return;
     let inbox: InboxEntry | undefined;
     for (let k = 0; k < users.length; k++) {
@@ -397,15 +440,19 @@ export class MomDaemon {
       for (const w of this.#waiters.of(users[k])) {
         if (!mayHandOutEarly(w.after, previous, seq)) continue;
         if (inbox === undefined) {
-          if (seq > this.#inboxReserved) {
-            this.#inboxReserved = seq + INBOX_RESERVATION;
-            this.#store.setMeta({ inbox_reserved: this.#inboxReserved });
-          }
+          this.#reserveInbox(seq);
           inbox = inboxEntry(seq, delivery);
         }
         this.#waiters.answer(w, [inbox], true);
       }
     }
+  }
+
+  /** Makes sure inbox position `seq` is reserved on disk (never given again after a restart). */
+  #reserveInbox(seq: number): void {
+    if (seq <= this.#inboxReserved) return;
+    this.#inboxReserved = seq + INBOX_RESERVATION;
+    this.#store.setMeta({ inbox_reserved: this.#inboxReserved });
   }
 
   /** Queues a delivery for the next commit; returns the inbox position it will have. */
@@ -482,6 +529,8 @@ export class MomDaemon {
       delivered: this.delivered,
       sent_early: this.#sentEarly,
       sent_from_disk: this.#sentStored,
+      transient: this.#transient,
+      transient_not_sent: this.#transientNotSent,
       last_seq: this.#lastSeq,
       acked_seq: this.#pubAcked,
       last_dseq: this.#lastDseqCommitted,
@@ -583,29 +632,38 @@ export class MomDaemon {
     for (const p of out) if (p.meta !== undefined) Object.assign(positions, p.meta);
     if (dseq !== this.#lastDseqCommitted) positions.last_dseq = dseq;
     const seen = this.#seen.takePending();
-    this.#idle.wrote();
     let firstN: number;
-    try {
-      firstN = this.#store.commit(
-        out.map((p) => p.entry),
-        incoming,
-        ack > this.#pubAcked ? ack : 0,
-        positions,
-        seen,
-        inboxAcks,
-        collect,
-      );
-    } catch (err) {
-      // nothing of this batch is stored: its publishers and flushers hear so at once
-      const refusal = new ProtocolError(
-        STORE_FAILED,
-        `Cannot store the publication: ${err instanceof Error ? err.message : String(err)}`,
-      );
-      for (const p of out) {
-        if (p.rid !== undefined) p.session.replyError({ rid: p.rid, t: "publish" }, refusal);
+    if (
+      out.length === 0 && flushes.length === 0 && ack <= this.#pubAcked && seen.size === 0 &&
+      inboxAcks.size === 0 && collect === undefined && dseq === this.#lastDseqCommitted &&
+      incoming.every((e) => e.transient)
+    ) {
+      // only at-most-once deliveries: their positions are reserved, nothing to write
+      firstN = this.#store.skipPositions(incoming.length);
+    } else {
+      this.#idle.wrote();
+      try {
+        firstN = this.#store.commit(
+          out.map((p) => p.entry),
+          incoming,
+          ack > this.#pubAcked ? ack : 0,
+          positions,
+          seen,
+          inboxAcks,
+          collect,
+        );
+      } catch (err) {
+        // nothing of this batch is stored: its publishers and flushers hear so at once
+        const refusal = new ProtocolError(
+          STORE_FAILED,
+          `Cannot store the publication: ${err instanceof Error ? err.message : String(err)}`,
+        );
+        for (const p of out) {
+          if (p.rid !== undefined) p.session.replyError({ rid: p.rid, t: "publish" }, refusal);
+        }
+        for (const f of flushes) f.session.replyError(f.msg, refusal);
+        throw err;
       }
-      for (const f of flushes) f.session.replyError(f.msg, refusal);
-      throw err;
     }
     this.#seen.committed(seen);
     if (ack > this.#pubAcked) this.#pubAcked = ack;

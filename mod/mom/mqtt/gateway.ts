@@ -21,6 +21,7 @@ import { decodePacket, encodePacket, PacketReader } from "./codec.ts";
 import { DaemonPort, DaemonRequestError } from "./daemon_port.ts";
 import { MqttProtocolError, type Packet, Reason, type Will } from "./packet.ts";
 import {
+  forwardedProperties,
   type InboxMessage,
   type MomOperation,
   MqttSession,
@@ -30,7 +31,7 @@ import {
   type SessionOutput,
 } from "./session.ts";
 import { MqttStore } from "./store.ts";
-import { decodeMeta, encodeMeta } from "./meta.ts";
+import { decodeMeta, encodeMeta, publicationMeta } from "./meta.ts";
 
 /** Options of {@linkcode MqttGateway}. */
 export interface MqttGatewayOptions {
@@ -302,7 +303,7 @@ export class MqttGateway {
         user,
         topic: will.topic,
         payload: will.payload,
-        ...metaField(will.qos, will.retain, will.properties),
+        ...metaField(will.qos, will.retain, forwardedProperties(will.properties)),
       });
       this.events.emit("mqtt.will", { user, topic: will.topic });
     } catch (err) {
@@ -404,7 +405,7 @@ function metaField(
   retain: boolean,
   properties: Will["properties"],
 ): { meta?: Uint8Array } {
-  const meta = encodeMeta({ qos, retain, properties });
+  const meta = encodeMeta(publicationMeta(qos, retain, properties, Date.now()));
   return meta === undefined ? {} : { meta };
 }
 
@@ -621,7 +622,8 @@ class MqttConnection {
           ...metaField(op.qos, op.retain, op.properties),
         };
         if (op.id === undefined) {
-          this.port.send("publish", fields);
+          // QoS 0 is at most once: never on disk (a retained one is, so the broker keeps it)
+          this.port.send("publish", fields, { transient: !op.retain });
           return;
         }
         const meta = op.received === undefined

@@ -18,6 +18,9 @@
  *   a reconnect (DUP set) carries the original identifier. The inbox is acknowledged up to
  *   the last delivery before the oldest unfinished one; in flight are at most the client's
  *   receive maximum.
+ * - A message whose expiry time passed is not delivered (unless its delivery may have started
+ *   before a reconnect: a QoS 1 / 2 redelivery is completed); one that has not passed goes
+ *   with the remaining interval in whole seconds, rounded up.
  * - A silent client is dropped after 1.5× its keep alive; the will is published when the
  *   connection ends without DISCONNECT (v5: after its will delay, unless the session comes
  *   back).
@@ -62,6 +65,8 @@ export interface InboxMessage {
   retain?: boolean;
   /** v5 properties the publisher sent (forwarded). */
   properties?: Properties;
+  /** Wall-clock time (ms) the message expires at (v5 message expiry interval), if any. */
+  expiresAt?: number;
 }
 
 /** What `open` resolves to. */
@@ -183,6 +188,8 @@ export class MqttSession {
   delivered = 0;
   /** Publications accepted, for status. */
   published = 0;
+  /** Deliveries dropped because their message expired, for status. */
+  expired = 0;
 
   constructor(config: SessionConfig, now: number) {
     this.#config = config;
@@ -339,6 +346,7 @@ export class MqttSession {
       acked: this.#window.acked,
       delivered: this.delivered,
       published: this.published,
+      expired: this.expired,
     };
   }
 
@@ -856,16 +864,16 @@ export class MqttSession {
         from: w.cursor,
         max: window,
       }),
-      (r) => {
+      (r, now) => {
         this.#receiving = false;
         if (!r.ok) return; // the gateway retries after a pause (daemon restarting)
-        this.#deliver(r.value as InboxMessage[]);
+        this.#deliver(r.value as InboxMessage[], now);
       },
     );
   }
 
   /** Sends deliveries from the inbox. */
-  #deliver(messages: InboxMessage[]): void {
+  #deliver(messages: InboxMessage[], now: number): void {
     const v5 = this.#level === MQTT_5;
     const w = this.#window;
     for (const m of messages) {
@@ -887,11 +895,26 @@ export class MqttSession {
         continue;
       }
       qos = Math.min(qos, m.qos);
+      const dup = qos > 0 && m.seq <= this.#dupUpTo;
+      let expiry: number | undefined;
+      if (m.expiresAt !== undefined) {
+        expiry = Math.ceil((m.expiresAt - now) / 1000);
+        if (expiry <= 0) {
+          if (!dup) {
+            // expired before its delivery started: dropped for this subscriber
+            this.expired++;
+            w.settle(m.seq);
+            continue;
+          }
+          expiry = 0; // a redelivery is completed, with nothing left of its interval
+        }
+      }
       const properties: Properties = v5 && m.properties ? { ...m.properties } : {};
+      if (v5 && expiry !== undefined) properties.messageExpiryInterval = expiry;
       if (v5 && identifiers) properties.subscriptionIdentifiers = identifiers;
       const packet: PublishPacket = {
         type: PacketType.Publish,
-        dup: qos > 0 && m.seq <= this.#dupUpTo,
+        dup,
         qos: qos as 0 | 1 | 2,
         retain: m.retained === true || (retainAsPublished && m.retain === true),
         topic: m.topic,
