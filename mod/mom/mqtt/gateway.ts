@@ -549,7 +549,9 @@ class MqttConnection {
 
   #apply(out: SessionOutput): void {
     const level = this.session.level;
-    for (const p of out.packets) this.#write(encodePacket(p, level));
+    const packets = out.packets;
+    if (packets.length === 1) this.#write(encodePacket(packets[0], level));
+    else if (packets.length > 1) this.#write(concat(packets.map((p) => encodePacket(p, level))));
     for (const op of out.operations) this.#execute(op);
     if (out.close) {
       this.#sessionDoneResolve();
@@ -720,18 +722,7 @@ class MqttConnection {
       while (this.#queue.length > 0 && !this.#done) {
         const parts = this.#queue;
         this.#queue = [];
-        let bytes: Uint8Array;
-        if (parts.length === 1) bytes = parts[0];
-        else {
-          let size = 0;
-          for (const p of parts) size += p.length;
-          bytes = new Uint8Array(size);
-          let at = 0;
-          for (const p of parts) {
-            bytes.set(p, at);
-            at += p.length;
-          }
-        }
+        const bytes = parts.length === 1 ? parts[0] : concat(parts);
         let off = 0;
         while (off < bytes.length) {
           off += await this.#conn.write(off === 0 ? bytes : bytes.subarray(off));
@@ -779,6 +770,19 @@ class MqttConnection {
 }
 
 export type { MqttConnection };
+
+/** `parts` in one buffer (the packets of one session step go out in one write). */
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return bytes;
+}
 
 /** Parses `--mqtt`: `PORT` or `HOST:PORT` (127.0.0.1 when no host); undefined when off. */
 export function mqttAddress(value: unknown): HostPort | undefined {

@@ -43,10 +43,9 @@ export function publicationMeta(
   properties: Properties,
   now: number,
 ): PublicationMeta {
+  if (properties.messageExpiryInterval === undefined) return { qos, retain, properties };
   const { messageExpiryInterval, ...rest } = properties;
-  const m: PublicationMeta = { qos, retain, properties: rest };
-  if (messageExpiryInterval !== undefined) m.expiresAt = now + messageExpiryInterval * 1000;
-  return m;
+  return { qos, retain, properties: rest, expiresAt: now + messageExpiryInterval * 1000 };
 }
 
 /** Encodes the meta of a publication; undefined when it says nothing (QoS 2, no retain). */
@@ -58,7 +57,7 @@ export function encodeMeta(m: PublicationMeta): Uint8Array | undefined {
     const { messageExpiryInterval: _, ...rest } = props;
     props = rest;
   }
-  const hasProps = props !== undefined && Object.keys(props).length > 0;
+  const hasProps = props !== undefined && !isEmpty(props);
   if (flags === 2 && !hasProps) return undefined;
   const encoded = hasProps ? encodeProperties(props!) : new Uint8Array(0);
   const head = expires ? 9 : 1;
@@ -67,6 +66,11 @@ export function encodeMeta(m: PublicationMeta): Uint8Array | undefined {
   if (expires) new DataView(out.buffer).setFloat64(1, m.expiresAt!);
   out.set(encoded, head);
   return out;
+}
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
 }
 
 /**
