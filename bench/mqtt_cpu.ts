@@ -5,7 +5,7 @@
  *
  * ```sh
  * deno run -A bench/mqtt_cpu.ts                          # this tree and Mosquitto
- * deno run -A bench/mqtt_cpu.ts --trees /tmp/before,.    # two trees and Mosquitto
+ * deno run -A bench/mqtt_cpu.ts --trees ../peerd-before,.    # two trees and Mosquitto
  * deno run -A bench/mqtt_cpu.ts --rounds 3 --n 50000 --cases q0s1,q0s4,q1s1,q1s4
  * ```
  *
