@@ -6,15 +6,9 @@
  * @module
  */
 import { type ClusterConfig, loadPeersFile } from "../config/mod.ts";
-import {
-  aborted,
-  freePort,
-  LocalCluster,
-  type NodeSpec,
-  type RoleDefinition,
-  UsageError,
-} from "../process/mod.ts";
-import type { DemoContext } from "../process/mod.ts";
+import { aborted, type RoleDefinition, UsageError } from "../process/mod.ts";
+import { freePort, LocalCluster, type NodeSpec } from "../harness/mod.ts";
+import type { DemoContext } from "../harness/mod.ts";
 import { type DemoConsole, startDemoConsole } from "./console.ts";
 import { DEMO_STEPS } from "./steps.ts";
 

@@ -1,10 +1,9 @@
 /**
  * Processes: the role contract, the node server every role starts, graceful shutdown,
- * starting copies of peerd, and local clusters of real processes for the demo and tests.
+ * and starting copies of peerd (local clusters of them live in `mod/harness`).
  *
  * ```ts
- * await using cluster = await LocalCluster.start({ nodes: [{ name: "e1", role: "echo" }] });
- * const status = await cluster.node("e1").ctl("status");
+ * const child = peerdCommand(["--role", "echo", "--listen", "127.0.0.1:0"]).spawn();
  * ```
  *
  * @module
@@ -26,13 +25,4 @@ export {
 export { type CommandPromptOptions, type PromptCommand, runCommandPrompt } from "./prompt.ts";
 export { aborted, installShutdownSignals, SHUTDOWN_BOUND_MS } from "./lifecycle.ts";
 export { isCompiledBinary, peerdArgv, peerdCommand } from "./spawn.ts";
-export type { DemoContext, DemoStep } from "./demo_step.ts";
-export {
-  ClusterNode,
-  freePort,
-  LocalCluster,
-  type LocalClusterOptions,
-  type NodeSpec,
-  pause,
-} from "./cluster.ts";
 export { Tick } from "./tick.ts";
