@@ -16,8 +16,10 @@ import {
 import { EventSink, isLogLevel, Logger, type LogLevel } from "../events/mod.ts";
 import {
   installShutdownSignals,
+  type OptionValues,
   type RoleContext,
   type RoleDefinition,
+  type RoleOptions,
   UsageError,
 } from "../process/mod.ts";
 import {
@@ -28,7 +30,13 @@ import {
   MIN_MAX_FRAME,
 } from "../wire/mod.ts";
 import { type NodeHttp, parseHttpListen, startNodeHttp } from "../http/mod.ts";
-import { addEnvToOptions, parseIntOption, parseSizeOption, toCommanderOption } from "./options.ts";
+import {
+  addEnvToOptions,
+  parseIntOption,
+  parseSizeOption,
+  roleOptionValues,
+  toCommanderOption,
+} from "./options.ts";
 import { checkNodeKeys, nodeOptionValues } from "./node_options.ts";
 import { COMMANDS, ROLES } from "./registry.ts";
 
@@ -94,6 +102,7 @@ function buildRoleCommand(role: RoleDefinition): Command {
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) })
+    .optionsGroup("Common options (every role):")
     .addOption(new Option("--role <role>", "the role to run").makeOptionMandatory())
     .option("--name <node>", "this node's name (its entry in the peers file)")
     .option("--peers <file>", "peers.json or machines.txt")
@@ -124,7 +133,10 @@ function buildRoleCommand(role: RoleDefinition): Command {
         .argParser(parseSizeOption).default(DEFAULT_NODE_PENDING_BYTES, "128MiB"),
     );
   cmd.option("--http <host:port>", "HTTP endpoints: /healthz /readyz /status /metrics /events");
-  for (const spec of role.options ?? []) cmd.addOption(toCommanderOption(spec));
+  cmd.optionsGroup(`Options of --role ${role.name}:`);
+  for (const [key, spec] of Object.entries(role.options ?? {})) {
+    cmd.addOption(toCommanderOption(key, spec));
+  }
   addEnvToOptions(cmd);
   if (role.examples?.length) {
     cmd.addHelpText("after", `\nExamples:\n${role.examples.map((e) => `  ${e}`).join("\n")}\n`);
@@ -158,7 +170,7 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
     throw err;
   }
   const o = cmd.opts() as Record<string, unknown>;
-  let ctx: RoleContext;
+  let ctx: RoleContext<OptionValues<RoleOptions>>;
   const controller = new AbortController();
   try {
     const peersPath = o.peers as string | undefined;
@@ -181,6 +193,7 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
     if (self && cluster) {
       Object.assign(o, nodeOptionValues(role, self, cluster, (a) => cmd.getOptionValueSource(a)));
     }
+    const options = roleOptionValues(role.options ?? {}, o, (a) => cmd.getOptionValueSource(a));
     name ??= role.name;
     const listen = o.listen
       ? parseHostPort(String(o.listen), "--listen", { allowZero: true })
@@ -231,11 +244,6 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
         }`,
       );
     }
-    const roleOptions: Record<string, unknown> = {};
-    for (const spec of role.options ?? []) {
-      const key = new Option(spec.flags).attributeName();
-      roleOptions[key] = o[key];
-    }
     ctx = {
       role: role.name,
       name,
@@ -253,7 +261,7 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
       events,
       log,
       signal: controller.signal,
-      options: roleOptions,
+      options,
       interactive: Deno.stdin.isTerminal(),
     };
   } catch (err) {

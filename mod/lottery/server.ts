@@ -10,8 +10,8 @@
  */
 import {
   aborted,
+  defineRole,
   type RoleContext,
-  type RoleDefinition,
   startNodeServer,
   Tick,
   UsageError,
@@ -427,31 +427,32 @@ function badBet(seq: number, index: number, problem: string): ProtocolError {
 }
 
 /** The lottery server role. */
-export const lotteryServerRole: RoleDefinition = {
+export const lotteryServerRole = defineRole({
   name: "lottery-server",
   summary:
     "lottery: stores agencies' bets in batches, draws when all are done, tells each its winners",
   peers: "optional",
   defaultPort: 7601,
-  options: [
-    {
-      flags: "--agencies <n>",
-      description: "how many agencies take part (the draw waits for all)",
-      kind: "int",
+  options: {
+    agencies: {
+      type: "int",
+      min: 1,
+      help: "how many agencies take part (the draw waits for all)",
     },
-    {
-      flags: "--winning-number <n>",
-      description: "the number that wins",
+    winningNumber: {
+      type: "int",
       default: DEFAULT_WINNING_NUMBER,
-      kind: "int",
+      min: 0,
+      max: 9999,
+      help: "the number that wins",
     },
-    {
-      flags: "--round <n>",
-      description:
+    round: {
+      type: "int",
+      min: 1,
+      help:
         "serve round n: opens it if the stored round is drawn (or empty); default: the stored round",
-      kind: "int",
     },
-  ],
+  },
   examples: [
     "peerd --role lottery-server --name lottery --peers peers.json --agencies 5",
     "peerd --role lottery-server --name lottery --peers peers.json --agencies 5 --round 2",
@@ -459,16 +460,8 @@ export const lotteryServerRole: RoleDefinition = {
     "peerd ctl 127.0.0.1:7601 new-round",
   ],
   async run(ctx) {
-    const agencies = ctx.options.agencies as number | undefined;
-    if (agencies === undefined || agencies < 1) {
-      throw new UsageError("--agencies must be given, ≥ 1");
-    }
-    const winning = Number(ctx.options.winningNumber);
-    if (!Number.isInteger(winning) || winning < 0 || winning > 9999) {
-      throw new UsageError("--winning-number must be an integer 0..9999");
-    }
-    const round = ctx.options.round as number | undefined;
-    if (round !== undefined && round < 1) throw new UsageError(`--round must be ≥ 1, got ${round}`);
+    const { agencies, winningNumber: winning, round } = ctx.options;
+    if (agencies === undefined) throw new UsageError("--agencies must be given, ≥ 1");
     prepareDataDir(ctx.dataDir);
     const store = new LotteryStore(`${ctx.dataDir}/lottery.db`);
     try {
@@ -526,4 +519,4 @@ export const lotteryServerRole: RoleDefinition = {
     }
     return 0;
   },
-};
+});

@@ -10,10 +10,15 @@
  */
 export {
   type CommandDefinition,
+  defineRole,
+  optionEnv,
+  optionFlag,
+  type OptionValues,
   type RoleContext,
   type RoleDefinition,
   roleMembers,
   type RoleOption,
+  type RoleOptions,
   UsageError,
 } from "./role.ts";
 export {

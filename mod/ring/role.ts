@@ -8,11 +8,11 @@ import { ConfigError } from "../config/mod.ts";
 import { type CtlCommands, ctlHandler } from "../ctl/mod.ts";
 import {
   aborted,
+  defineRole,
   linkSecurity,
   type PromptCommand,
   reportWireProblem,
   type RoleContext,
-  type RoleDefinition,
   roleMembers,
   runCommandPrompt,
 } from "../process/mod.ts";
@@ -76,45 +76,48 @@ export function ringCommands(node: RingNode): CtlCommands {
 }
 
 /** The ring role. */
-export const ringRole: RoleDefinition = {
+export const ringRole = defineRole({
   name: "ring",
   summary: "token ring mutual exclusion with fencing numbers that survives crashes",
   peers: "required",
   defaultPort: 7101,
-  options: [
-    {
-      flags: "--heartbeat-ms <ms>",
-      description: "heartbeat period per member link",
-      kind: "int",
+  options: {
+    heartbeatMs: {
+      type: "int",
+      arg: "ms",
       default: 1000,
+      min: 1,
+      help: "heartbeat period per member link",
     },
-    {
-      flags: "--fail-after <n>",
-      description: "missed heartbeats before a member is down",
-      kind: "int",
+    failAfter: {
+      type: "int",
       default: 3,
+      min: 1,
+      help: "missed heartbeats before a member is down",
     },
-    {
-      flags: "--pass-timeout-ms <ms>",
-      description: "how long a token pass waits for its acknowledgement",
-      kind: "int",
+    passTimeoutMs: {
+      type: "int",
+      arg: "ms",
       default: 2000,
+      min: 1,
+      help: "how long a token pass waits for its acknowledgement",
     },
-    {
-      flags: "--lease <ms>",
-      description:
-        "holder lease: a holder that cannot reach a majority for this long loses the lock",
-      kind: "int",
+    lease: {
+      type: "int",
+      arg: "ms",
       default: 3000,
+      min: 100,
+      max: 600_000,
+      help: "holder lease: a holder that cannot reach a majority for this long loses the lock",
     },
-  ],
+  },
   examples: [
     "peerd --role ring --name n1 --peers machines.txt",
     "peerd ctl 127.0.0.1:7101 lock --timeout 5",
     "peerd ctl 127.0.0.1:7101 unlock",
     "peerd ctl 127.0.0.1:7101 status",
   ],
-  async run(ctx: RoleContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const members = roleMembers(ctx);
     if (!members.some((m) => m.name === ctx.name)) {
       throw new ConfigError(
@@ -125,13 +128,7 @@ export const ringRole: RoleDefinition = {
         }`,
       );
     }
-    const heartbeatMs = positive(ctx.options.heartbeatMs, "--heartbeat-ms", 1000);
-    const failAfter = positive(ctx.options.failAfter, "--fail-after", 3);
-    const passTimeoutMs = positive(ctx.options.passTimeoutMs, "--pass-timeout-ms", 2000);
-    const leaseMs = positive(ctx.options.lease, "--lease", 3000);
-    if (leaseMs < 100 || leaseMs > 600_000) {
-      throw new ConfigError(`--lease must be between 100 and 600000 ms, got ${leaseMs}`);
-    }
+    const { heartbeatMs, failAfter, passTimeoutMs, lease: leaseMs } = ctx.options;
     const store = openStore(ctx.dataDir);
     let failed: (err: Error) => void = () => {};
     const fatal = new Promise<never>((_, reject) => (failed = reject));
@@ -172,7 +169,7 @@ export const ringRole: RoleDefinition = {
     }
     return 0;
   },
-};
+});
 
 /**
  * The node's framed server. Like `startNodeServer`, except that `ctl lock` is answered in
@@ -249,14 +246,6 @@ function openStore(dataDir: string): RingStore {
       }`,
     );
   }
-}
-
-function positive(value: unknown, flag: string, fallback: number): number {
-  const n = value === undefined ? fallback : Number(value);
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new ConfigError(`${flag} must be a positive integer, got ${String(value)}`);
-  }
-  return n;
 }
 
 /** The interactive prompt (stdin a terminal): lock [s], unlock [fence], status, start, quit. */
