@@ -26,6 +26,7 @@ import {
   ConnectionClosedError,
   ErrorCode,
   fieldString,
+  type FrameHandler,
   type Message,
   type PeerSession,
   ProtocolError,
@@ -33,7 +34,14 @@ import {
   sleep,
 } from "../wire/mod.ts";
 import { PeerLink } from "./peer_link.ts";
-import { fieldMovie, fieldQuery, fieldTs, fieldUser, type RmStatus } from "./protocol.ts";
+import {
+  type FeRequest,
+  fieldMovie,
+  fieldQuery,
+  fieldTs,
+  fieldUser,
+  type RmStatus,
+} from "./protocol.ts";
 import { merge, mergeInto, parseVectorTs, type VectorTs } from "./vector_ts.ts";
 
 interface Rm {
@@ -115,7 +123,7 @@ class FrontEnd {
       handlers: {
         "ratings.query": (msg, session) => this.#onQuery(msg, session),
         "ratings.update": (msg, session) => this.#onUpdate(msg, session),
-      },
+      } satisfies Record<FeRequest, FrameHandler>,
       ctl: {
         status: () => ({
           fault_tolerance: this.#f,

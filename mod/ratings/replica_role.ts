@@ -31,6 +31,7 @@ import {
   fieldOptInt,
   fieldOptString,
   fieldString,
+  type FrameHandler,
   type Message,
   type PeerSession,
   ProtocolError,
@@ -46,6 +47,7 @@ import {
   GOSSIP_BATCH,
   readRecords,
   readUpdate,
+  type RmRequest,
   type RmStatus,
 } from "./protocol.ts";
 import { ReplicaManager } from "./replica_manager.ts";
@@ -187,7 +189,7 @@ class Replica {
           "rm.ping": () => ({ t: "rm.pong", status: this.#status, ts: this.#rm.valueTs }),
           "rm.gossip": (msg) => this.#onGossip(msg),
           "rm.snapshot": (msg) => this.#onSnapshot(msg),
-        },
+        } satisfies Record<RmRequest, FrameHandler>,
         ctl: {
           status: async () => await this.#statusReply(),
           drain: () => {
