@@ -22,7 +22,7 @@ import { generateWords } from "./generator.ts";
 import { parseGossipMessage } from "./messages.ts";
 import { GossipNode, type StopRule } from "./node.ts";
 import { TcpTransport } from "./tcp_transport.ts";
-import { type GossipCommands, gossipCommands, runPrompt } from "./commands.ts";
+import { gossipCommands, runPrompt } from "./commands.ts";
 
 /** Parsed role options. */
 interface GossipSettings {
@@ -214,7 +214,7 @@ export const gossipRole = defineRole({
       log: ctx.log,
     });
     // filled in right after the server listens (no frame can arrive in between)
-    const late: { node?: GossipNode; commands?: GossipCommands } = {};
+    const late: { node?: GossipNode } = {};
     const receive = (msg: Message, session: PeerSession): undefined => {
       const m = parseGossipMessage(msg);
       if (m.from !== session.peer.name) {
@@ -229,15 +229,16 @@ export const gossipRole = defineRole({
       return undefined;
     };
     const handlers = Object.fromEntries(Object.values(GossipType).map((t) => [t, receive]));
-    const server = startNodeServer(ctx, {
-      handlers,
-      ctl: {
-        spread: (args) => late.commands!.spread(args),
-        get: (args) => late.commands!.get(args),
-        members: () => late.commands!.members(),
-        status: () => late.commands!.status(),
-      },
-    });
+    const commands = gossipCommands(() => {
+      if (!late.node) throw new ProtocolError(ErrorCode.Unavailable, "Cannot run: starting");
+      return late.node;
+    }, () => ({
+      gossip_connections: transport.connections,
+      bytes_sent: transport.stats.bytes,
+      frames_sent: transport.stats.sent,
+      dropped: transport.stats.dropped,
+    }));
+    const server = startNodeServer(ctx, { handlers, ctl: commands });
     const host = ctx.self?.hostname ?? ctx.listen.hostname;
     const addr = `${host === "0.0.0.0" ? "127.0.0.1" : host}:${server.port}`;
     const gossip = new GossipNode({
@@ -258,13 +259,6 @@ export const gossipRole = defineRole({
       emit: (ev, fields) => ctx.events.emit(ev, fields),
     });
     late.node = gossip;
-    const commands = gossipCommands(gossip, () => ({
-      gossip_connections: transport.connections,
-      bytes_sent: transport.stats.bytes,
-      frames_sent: transport.stats.sent,
-      dropped: transport.stats.dropped,
-    }));
-    late.commands = commands;
     const tickMs = Math.max(
       2,
       Math.min(50, Math.floor(Math.min(s.gossipIntervalMs, s.probeTimeoutMs) / 4)),

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { ctlCommand } from "../ctl/mod.ts";
 import {
   aborted,
   defineRole,
@@ -486,16 +487,10 @@ export const lotteryServerRole = defineRole({
         },
         ctl: {
           status: () => lottery.status(),
-          "new-round": (args) => {
-            const next = args[0] === undefined ? undefined : Number(args[0]);
-            if (next !== undefined && !(Number.isInteger(next) && next >= 1)) {
-              throw new ProtocolError(
-                "bad_field",
-                `Cannot open round ${args[0]}: not a number ≥ 1`,
-              );
-            }
-            return { round: lottery.startRound(next).round };
-          },
+          "new-round": ctlCommand("new-round", {
+            summary: "open the next round (or round n) once the current one is drawn",
+            args: { n: { type: "int", min: 1, optional: true, help: "the round to open" } },
+          }, ({ n }) => ({ round: lottery.startRound(n).round })),
         },
       });
       try {

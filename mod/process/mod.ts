@@ -27,7 +27,12 @@ export {
   reportWireProblem,
   startNodeServer,
 } from "./node_server.ts";
-export { type CommandPromptOptions, type PromptCommand, runCommandPrompt } from "./prompt.ts";
+export {
+  type CommandPromptOptions,
+  type PromptCommand,
+  promptCommandsOf,
+  runCommandPrompt,
+} from "./prompt.ts";
 export { aborted, installShutdownSignals, SHUTDOWN_BOUND_MS } from "./lifecycle.ts";
 export { isCompiledBinary, peerdArgv, peerdCommand } from "./spawn.ts";
 export { Tick } from "./tick.ts";

@@ -5,73 +5,71 @@
  * @module
  */
 import { ConfigError } from "../config/mod.ts";
-import { type CtlCommands, ctlHandler } from "../ctl/mod.ts";
+import { ctlCommand, type CtlCommands, ctlHandler, parseCtlArgs } from "../ctl/mod.ts";
 import {
   aborted,
   defineRole,
   linkSecurity,
-  type PromptCommand,
+  promptCommandsOf,
   reportWireProblem,
   type RoleContext,
   roleMembers,
   runCommandPrompt,
 } from "../process/mod.ts";
-import {
-  ErrorCode,
-  FrameServer,
-  type Message,
-  type PeerSession,
-  ProtocolError,
-} from "../wire/mod.ts";
+import { FrameServer, type Message, type PeerSession } from "../wire/mod.ts";
 import { RingNode } from "./node.ts";
 import { RingStore } from "./store.ts";
 
-/** Parses `lock` arguments: `[--timeout <s>]` or `[<s>]`; returns milliseconds or undefined. */
-export function parseLockArgs(args: readonly string[]): number | undefined {
-  let value: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === "--timeout") value = args[++i];
-    else if (a.startsWith("--timeout=")) value = a.slice("--timeout=".length);
-    else if (value === undefined && !a.startsWith("-")) value = a;
-    else {
-      throw new ProtocolError(ErrorCode.BadField, `Cannot lock: unexpected argument "${a}"`);
-    }
-  }
-  if (value === undefined) return undefined;
-  const seconds = Number(value);
-  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86_400) {
-    throw new ProtocolError(
-      ErrorCode.BadField,
-      `Cannot lock: --timeout must be a positive number of seconds, got "${value}"`,
-    );
-  }
-  return seconds * 1000;
+/** The arguments of `lock`: `[<s>]` or `[--timeout <s>]`, seconds to wait. */
+const LOCK_ARGS = {
+  summary: "wait until this node holds the lock for this request",
+  args: {
+    seconds: {
+      type: "float",
+      min: 0,
+      exclusiveMin: true,
+      max: 86_400,
+      optional: true,
+      help: "how long to wait (as --timeout)",
+    },
+  },
+  flags: {
+    timeout: {
+      type: "float",
+      arg: "s",
+      min: 0,
+      exclusiveMin: true,
+      max: 86_400,
+      help: "how long to wait, in seconds",
+    },
+  },
+} as const;
+
+/** Milliseconds to wait for a lock, from the parsed `lock` arguments; undefined: no limit. */
+function lockTimeoutMs(a: { timeout?: number; seconds?: number }): number | undefined {
+  const s = a.timeout ?? a.seconds;
+  return s === undefined ? undefined : s * 1000;
 }
 
-/** Parses `unlock` arguments: `[<fence>]`. */
-export function parseUnlockArgs(args: readonly string[]): number | undefined {
-  if (args.length === 0) return undefined;
-  const fence = Number(args[0]);
-  if (args.length > 1 || !Number.isSafeInteger(fence) || fence <= 0) {
-    throw new ProtocolError(
-      ErrorCode.BadField,
-      `Cannot unlock: expected [fence], got "${args.join(" ")}"`,
-    );
-  }
-  return fence;
+/** Parses `lock` arguments: `[--timeout <s>]` or `[<s>]`; returns milliseconds or undefined. */
+export function parseLockArgs(args: readonly string[]): number | undefined {
+  return lockTimeoutMs(parseCtlArgs("lock", LOCK_ARGS, args));
 }
 
 /** The ctl commands of a ring node (also used by the prompt). */
 export function ringCommands(node: RingNode): CtlCommands {
   return {
     status: () => node.status(),
-    lock: async (args, session) => {
-      const timeoutMs = parseLockArgs(args);
-      return { ...(await node.lock({ timeoutMs, session })) };
-    },
-    unlock: (args) => ({ released: true, ...node.unlock(parseUnlockArgs(args)) }),
-    start: () => node.startToken(),
+    lock: ctlCommand("lock", LOCK_ARGS, async (a, session) => ({
+      ...(await node.lock({ timeoutMs: lockTimeoutMs(a), session })),
+    })),
+    unlock: ctlCommand("unlock", {
+      summary: "release this node's lock (the one with this fence, when given)",
+      args: { fence: { type: "int", min: 1, optional: true, help: "the lock's fence" } },
+    }, ({ fence }) => ({ released: true, ...node.unlock(fence) })),
+    start: ctlCommand("start", {
+      summary: "create a token if this node has never seen one and a majority is reachable",
+    }, () => node.startToken()),
   };
 }
 
@@ -250,12 +248,8 @@ function openStore(dataDir: string): RingStore {
 
 /** The interactive prompt (stdin a terminal): lock [s], unlock [fence], status, start, quit. */
 function runPrompt(node: RingNode, signal: AbortSignal): Promise<void> {
-  const ctlCommands = ringCommands(node);
-  const commands: Record<string, PromptCommand> = {};
-  for (const [name, fn] of Object.entries(ctlCommands)) {
-    // The prompt has no session: a lock it waits for is only cancelled by its timeout.
-    commands[name] = (args) => fn(args, undefined as never, { t: "ctl" });
-  }
+  // The prompt has no session: a lock it waits for is only cancelled by its timeout.
+  const commands = promptCommandsOf(ringCommands(node));
   // A lock taken at the prompt that is lost later (lease) is announced there.
   commands.lock = async (args) => ({
     ...(await node.lock({
