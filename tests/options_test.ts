@@ -131,6 +131,15 @@ Deno.test("peerd --role X --help lists X's options with type, bounds, default an
   assert.match(help.stdout, /Options of --role ring:\n\s+--heartbeat-ms <ms>/);
   assert.match(help.stdout, /--lease <ms>\s+holder lease:[^]*\(100 to 600000\)[^]*default:\s+3000/);
   assert.match(help.stdout, /env:\s+PEERD_FAIL_AFTER/);
+  const global = await runPeerd(["--help"]);
+  assert.match(
+    global.stdout,
+    /\n {2}--max-frame <size> +largest frame accepted \(1KiB to 4294967295\) \(default 16MiB\)\n/,
+  );
+  assert.match(
+    global.stdout,
+    /\n {2}--log-level <level> +log level \(debug, info, warn, error\) \(default info\)\n/,
+  );
   const gossipHelp = await runPeerd(["--role", "gossip", "--help"]);
   assert.match(gossipHelp.stdout, /--topology <mode>[^]*\(auto, full, overlay\)/);
   const dir = await Deno.makeTempDir({ prefix: "peerd-options-" });
@@ -159,6 +168,16 @@ Deno.test("peerd --role X --help lists X's options with type, bounds, default an
         ["--role", "ring", "--name", "n1", "--peers", peers],
         {},
         `peerd: ${peers}: nodes[0].pass-timeout-ms: must be an integer, at least 1, got 0`,
+      ],
+      [
+        ["--role", "echo", "--listen", "127.0.0.1:0", "--max-frame", "1000"],
+        {},
+        'peerd: --max-frame must be a size like 16MiB or 65536, 1KiB to 4294967295, got "1000"',
+      ],
+      [
+        ["--role", "echo", "--listen", "127.0.0.1:0"],
+        { PEERD_LOG_LEVEL: "loud" },
+        'peerd: PEERD_LOG_LEVEL (--log-level) must be one of debug, info, warn, error, got "loud"',
       ],
       [
         ["--role", "gossip", "--stop-rule", "never"],

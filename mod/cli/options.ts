@@ -5,7 +5,14 @@
  * @module
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
-import { bounds, parseValueText, ValueError, type ValueOf, type ValueSpec } from "../config/mod.ts";
+import {
+  bounds,
+  formatSize,
+  parseValueText,
+  ValueError,
+  type ValueOf,
+  type ValueSpec,
+} from "../config/mod.ts";
 import {
   optionEnv,
   optionFlag,
@@ -41,7 +48,7 @@ export function envNameOf(flags: string): string | undefined {
 }
 
 /** The help line of an option: its help, then what it accepts when that says more than the type. */
-function helpOf(spec: RoleOption): string {
+export function optionHelp(spec: RoleOption): string {
   if (spec.type === "int" || spec.type === "float" || spec.type === "size") {
     const range = bounds(spec);
     return range ? `${spec.help} (${range.slice(2)})` : spec.help;
@@ -50,16 +57,22 @@ function helpOf(spec: RoleOption): string {
   return spec.help;
 }
 
+/** The flags of an option as help shows them: `--heartbeat-ms <ms>`, `--quiet`. */
+export function optionFlags(key: string, spec: RoleOption): string {
+  const arg = spec.arg ?? (spec.type === "int" ? "n" : spec.type);
+  return spec.type === "bool" ? optionFlag(key) : `${optionFlag(key)} <${arg}>`;
+}
+
 /**
  * Makes the commander `Option` of a declared role option: flag, help, default and
  * environment variable. Commander keeps the text; {@linkcode roleOptionValues} parses it,
  * so every bad value gets the same one line whatever its source.
  */
 export function toCommanderOption(key: string, spec: RoleOption): Option {
-  const arg = spec.arg ?? (spec.type === "int" ? "n" : spec.type);
-  const flags = spec.type === "bool" ? optionFlag(key) : `${optionFlag(key)} <${arg}>`;
-  const option = new Option(flags, helpOf(spec));
-  if (spec.default !== undefined && !(spec.type === "bool" && spec.default === false)) {
+  const option = new Option(optionFlags(key, spec), optionHelp(spec));
+  if (spec.type === "size" && spec.default !== undefined) {
+    option.default(spec.default, formatSize(spec.default));
+  } else if (spec.default !== undefined && !(spec.type === "bool" && spec.default === false)) {
     option.default(spec.default);
   }
   option.env(optionEnv(key, spec));

@@ -31,6 +31,7 @@ export {
   type ChoiceValue,
   describeValue,
   type FloatValue,
+  formatSize,
   type IntValue,
   parseValueText,
   readSize,

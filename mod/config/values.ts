@@ -111,6 +111,14 @@ export function readSize(text: string): number | undefined {
   return Number(m[1]) * mult;
 }
 
+/** A byte count as the largest exact unit: `16MiB`, `1KiB`, `1000` (bytes). */
+export function formatSize(bytes: number): string {
+  for (const [unit, size] of [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return String(bytes);
+}
+
 /** What a declaration accepts, in words: "an integer, at least 1". */
 export function describeValue(spec: ValueSpec): string {
   switch (spec.type) {
@@ -132,13 +140,14 @@ export function describeValue(spec: ValueSpec): string {
 /** The bounds of a number declaration in words (", at least 1", ", 1 to 10"), or "". */
 export function bounds(spec: IntValue | FloatValue | SizeValue): string {
   const above = spec.type === "float" && spec.exclusiveMin ? "above" : "at least";
+  const show = (n: number) => spec.type === "size" ? formatSize(n) : String(n);
   if (spec.min !== undefined && spec.max !== undefined) {
     return spec.type === "float" && spec.exclusiveMin
       ? `, above ${spec.min} and at most ${spec.max}`
-      : `, ${spec.min} to ${spec.max}`;
+      : `, ${show(spec.min)} to ${show(spec.max)}`;
   }
-  if (spec.min !== undefined) return `, ${above} ${spec.min}`;
-  if (spec.max !== undefined) return `, at most ${spec.max}`;
+  if (spec.min !== undefined) return `, ${above} ${show(spec.min)}`;
+  if (spec.max !== undefined) return `, at most ${show(spec.max)}`;
   return "";
 }
 
