@@ -97,7 +97,7 @@ const REPLICA_OPTIONS = {
   overloadThreshold: {
     type: "int",
     default: 1000,
-    min: 1,
+    min: 0,
     help: "requests in flight above which the RM reports OVERLOADED",
   },
   queryTimeout: {
