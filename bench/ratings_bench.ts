@@ -14,10 +14,9 @@
  * @module
  */
 import { LocalCluster, pause } from "../mod/process/mod.ts";
-import { PeerLink } from "../mod/ratings/peer_link.ts";
 import { generateDataset } from "../mod/ratings/mod.ts";
 import { mergeInto, parseVectorTs, type VectorTs } from "../mod/ratings/vector_ts.ts";
-import type { Message } from "../mod/wire/mod.ts";
+import { type Message, PeerLink } from "../mod/wire/mod.ts";
 
 function arg(name: string, fallback: number): number {
   const i = Deno.args.indexOf(`--${name}`);
@@ -71,7 +70,11 @@ for (let i = 0; i < 200; i++) {
 const links = Array.from(
   { length: CONNECTIONS },
   (_, i) =>
-    new PeerLink("127.0.0.1", fe.port, { role: "client", name: `bench${i}`, timeoutMs: 30_000 }),
+    new PeerLink({ hostname: "127.0.0.1", port: fe.port }, {
+      role: "client",
+      name: `bench${i}`,
+      timeoutMs: 30_000,
+    }),
 );
 const users = new Map<number, VectorTs>();
 let rnd = 12345;
@@ -121,7 +124,7 @@ async function worker(link: PeerLink): Promise<void> {
     const msg = nextRequest();
     const start = performance.now();
     try {
-      const reply = await link.request(msg, 30_000);
+      const reply = await link.request(msg, { timeoutMs: 30_000 });
       const ts = parseVectorTs(reply.ts);
       const user = msg.user as number;
       if (ts) {

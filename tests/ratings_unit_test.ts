@@ -499,9 +499,8 @@ Deno.test("RatingsSession.save() keeps every user's timestamp when clients save 
   }
 });
 
-Deno.test("PeerLink.request({resetOnTimeout}) closes a stalled connection: waiting requests fail over at once, the next one redials", async () => {
-  const { PeerLink } = await import("../mod/ratings/peer_link.ts");
-  const { ConnectionClosedError, FrameServer } = await import("../mod/wire/mod.ts");
+Deno.test("PeerLink.request({resetOnTimeout}) (ratings' use) closes a stalled connection: waiting requests fail over at once, the next one redials", async () => {
+  const { ConnectionClosedError, FrameServer, PeerLink } = await import("../mod/wire/mod.ts");
   let release: () => void = () => {};
   const stalled = new Promise<void>((r) => (release = r));
   let sessions = 0;
@@ -520,18 +519,24 @@ Deno.test("PeerLink.request({resetOnTimeout}) closes a stalled connection: waiti
       sessions++;
     },
   });
-  const link = new PeerLink("127.0.0.1", server.port, { role: "frontend", name: "fe" });
+  const link = new PeerLink({ hostname: "127.0.0.1", port: server.port }, {
+    role: "frontend",
+    name: "fe",
+  });
   try {
     assert.equal((await link.request({ t: "t.echo" })).t, "t.echo.ok");
     const t0 = performance.now();
-    const ping = link.request({ t: "t.stall" }, 200, { resetOnTimeout: true });
-    const waiting = link.request({ t: "t.echo" }, 10_000); // queued behind the stalled frame
+    const ping = link.request({ t: "t.stall" }, { timeoutMs: 200, resetOnTimeout: true });
+    const waiting = link.request({ t: "t.echo" }, { timeoutMs: 10_000 }); // queued behind the stalled frame
     await assert.rejects(ping, (e: Error) => e instanceof ProtocolError && e.code === "timeout");
     await assert.rejects(waiting, ConnectionClosedError);
     assert.ok(performance.now() - t0 < 5_000, "the waiting request did not wait its own timeout");
     assert.equal(link.up, false);
     // patient: waits out the short reconnect backoff after a close
-    assert.equal((await link.request({ t: "t.echo" }, 5_000, { patient: true })).t, "t.echo.ok");
+    assert.equal(
+      (await link.request({ t: "t.echo" }, { timeoutMs: 5_000, patient: true })).t,
+      "t.echo.ok",
+    );
     assert.equal(sessions, 2, "a fresh connection");
   } finally {
     release();

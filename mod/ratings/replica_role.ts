@@ -30,12 +30,12 @@ import {
   fieldOptString,
   fieldString,
   type Message,
+  PeerLink,
   type PeerSession,
   ProtocolError,
   RemoteError,
 } from "../wire/mod.ts";
 import { DatasetError, DEFAULT_SEED, generateDataset, readDatasetDir } from "./dataset.ts";
-import { PeerLink } from "./peer_link.ts";
 import {
   fieldMovie,
   fieldQuery,
@@ -228,8 +228,9 @@ class Replica {
       exchanging: false,
       again: false,
       snapshotting: false,
-      link: new PeerLink(hostname, port, {
+      link: new PeerLink({ hostname, port }, {
         role: "replica",
+        peer: name,
         name: this.#self,
         security: linkSecurity(this.#ctx),
         maxFrame: this.#ctx.maxFrame,
@@ -509,8 +510,7 @@ class Replica {
           records,
           push: true,
         },
-        1_500,
-        { patient: true, resetOnTimeout: true },
+        { timeoutMs: 1_500, patient: true, resetOnTimeout: true },
       );
       const ts = parseVectorTs(reply.ts) ?? {};
       this.#receive(peer.name, ts, readRecords(reply));
@@ -555,8 +555,7 @@ class Replica {
             ts: this.#rm.replicaTs,
             records,
           },
-          3_000,
-          { resetOnTimeout: true },
+          { timeoutMs: 3_000, resetOnTimeout: true },
         );
         const ts = parseVectorTs(reply.ts) ?? {};
         const got = this.#receive(peer.name, ts, readRecords(reply));
@@ -618,8 +617,7 @@ class Replica {
           cells,
           executed,
         },
-        10_000,
-        { patient: true },
+        { timeoutMs: 10_000, patient: true },
       );
       const ts = parseVectorTs(reply.ts) ?? {};
       this.#receive(peer.name, ts, []);
