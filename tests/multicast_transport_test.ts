@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   type CheckedEvent,
   checkMulticastEvents,
+  MEMBER_FRAME_TYPES,
   MemoryHistory,
   multicastLinks,
   MulticastMember,
@@ -15,19 +16,7 @@ import {
 import { FrameServer, type Message, type PeerSession } from "../mod/wire/mod.ts";
 import { pause } from "./harness/mod.ts";
 
-const TYPES = [
-  "mc.data",
-  "mc.ack",
-  "mc.hb",
-  "mc.propose",
-  "mc.flush",
-  "mc.install",
-  "mc.installed",
-  "mc.commit",
-  "mc.join",
-  "mc.history",
-  "mc.leave",
-];
+const TYPES = MEMBER_FRAME_TYPES;
 
 /** A group of three on one transport. */
 interface Fixture {

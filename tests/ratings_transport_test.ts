@@ -9,6 +9,7 @@ import {
   generateDataset,
   MemoryRatingsNetwork,
   type RatingsTransport,
+  REPLICA_FRAME_TYPES,
   ReplicaNode,
   ReplicaStore,
   TcpRatingsTransport,
@@ -115,7 +116,6 @@ async function tcpFixture(): Promise<Fixture> {
   const nodes = new Map<string, ReplicaNode>();
   const servers = new Map<string, FrameServer>();
   const isolated = new Set<string>();
-  const types = ["ratings.query", "ratings.update", "rm.ping", "rm.gossip", "rm.snapshot"];
   for (const name of NAMES) {
     const handle = (msg: Message, session: PeerSession) => {
       const from = session.peer.name;
@@ -130,7 +130,7 @@ async function tcpFixture(): Promise<Fixture> {
       new FrameServer({
         listen: { hostname: "127.0.0.1", port: 0 },
         identity: { role: "replica", name },
-        handlers: Object.fromEntries(types.map((t) => [t, handle])),
+        handlers: Object.fromEntries(REPLICA_FRAME_TYPES.map((t) => [t, handle])),
       }),
     );
   }

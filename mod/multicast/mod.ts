@@ -14,6 +14,7 @@ export {
   compareStamp,
   MAX_BATCH,
   MAX_BODY_LENGTH,
+  MEMBER_FRAME_TYPES,
   messageId,
   parseChatMessage,
 } from "./message.ts";

@@ -17,7 +17,7 @@ import {
   ProtocolError,
 } from "../wire/mod.ts";
 import { type HistoryEntry, HistoryStore } from "./history_store.ts";
-import type { ChatMessage } from "./message.ts";
+import { type ChatMessage, MEMBER_FRAME_TYPES } from "./message.ts";
 import { MulticastMember } from "./member.ts";
 import { multicastLinks } from "./tcp_transport.ts";
 
@@ -132,21 +132,8 @@ export class MulticastNode {
       this.#links.nudge(name);
       this.#member.receive(name, msg, performance.now());
     };
-    const types = [
-      "mc.data",
-      "mc.ack",
-      "mc.hb",
-      "mc.propose",
-      "mc.flush",
-      "mc.install",
-      "mc.installed",
-      "mc.commit",
-      "mc.join",
-      "mc.history",
-      "mc.leave",
-    ];
     this.#server = startNodeServer(ctx, {
-      handlers: Object.fromEntries(types.map((t) => [t, frame])),
+      handlers: Object.fromEntries(MEMBER_FRAME_TYPES.map((t) => [t, frame])),
       ctl: {
         status: () => this.status(),
         send: (args) => {

@@ -12,6 +12,7 @@
  */
 export { replicaRole } from "./replica_role.ts";
 export {
+  REPLICA_FRAME_TYPES,
   type ReplicaHandler,
   ReplicaNode,
   type ReplicaNodeOptions,

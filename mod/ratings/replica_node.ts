@@ -86,6 +86,15 @@ export interface ReplicaNodeOptions {
   chaosStatus?: boolean;
 }
 
+/** Every frame type a replica answers (clients' requests and peers' gossip). */
+export const REPLICA_FRAME_TYPES: readonly string[] = [
+  "ratings.query",
+  "ratings.update",
+  "rm.ping",
+  "rm.gossip",
+  "rm.snapshot",
+];
+
 /** What answers a request that completes later: a `PeerSession`, or a memory transport's. */
 export type Responder = Pick<PeerSession, "reply" | "replyError">;
 

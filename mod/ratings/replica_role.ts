@@ -17,7 +17,7 @@ import {
 import { prepareDataDir } from "../storage/mod.ts";
 import type { FrameHandler, Message, PeerSession } from "../wire/mod.ts";
 import { DatasetError, DEFAULT_SEED, generateDataset, readDatasetDir } from "./dataset.ts";
-import { ReplicaNode } from "./replica_node.ts";
+import { REPLICA_FRAME_TYPES, ReplicaNode } from "./replica_node.ts";
 import { ReplicaStore } from "./replica_store.ts";
 import { TcpRatingsTransport } from "./transport.ts";
 import { normalize } from "./vector_ts.ts";
@@ -108,9 +108,8 @@ function closeStore(store: ReplicaStore, node: ReplicaNode | undefined): void {
 
 /** The replica's handlers, looked up when a frame comes (the node exists by then). */
 function lazyHandlers(node: () => ReplicaNode): Record<string, FrameHandler> {
-  const names = ["ratings.query", "ratings.update", "rm.ping", "rm.gossip", "rm.snapshot"];
   return Object.fromEntries(
-    names.map((
+    REPLICA_FRAME_TYPES.map((
       t,
     ) => [t, (msg: Message, session: PeerSession) => node().handlers()[t](msg, session)]),
   );

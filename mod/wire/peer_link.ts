@@ -148,6 +148,16 @@ export class PeerLink implements AsyncDisposable {
     return this.#client !== undefined && !this.#client.conn.closed;
   }
 
+  /** Whether a dial is under way. */
+  get connecting(): boolean {
+    return this.#connecting !== undefined;
+  }
+
+  /** How long until the backoff allows the next dial (0: now). */
+  get retryInMs(): number {
+    return Math.max(0, this.#retryAt - this.#clock.now());
+  }
+
   /** Requests waiting for a reply. */
   get inFlight(): number {
     return this.#client?.pending ?? 0;
