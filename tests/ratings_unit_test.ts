@@ -544,3 +544,57 @@ Deno.test("PeerLink.request({resetOnTimeout}) (ratings' use) closes a stalled co
     await server.close();
   }
 });
+
+Deno.test("PrevWaiters wakes a request once its prev is covered and refuses it after its deadline", async () => {
+  const { PrevWaiters } = await import("../mod/ratings/prev_waiters.ts");
+  const waiters = new PrevWaiters();
+  const covered = waiters.add({ rm1: 2 }, 1_000, 500);
+  const late = waiters.add({ rm2: 1 }, 1_000, 300);
+  assert.equal(waiters.size, 2);
+  waiters.wake((prev) => (prev.rm1 ?? 0) <= 2 && (prev.rm2 ?? 0) === 0, 1_040);
+  assert.equal(await covered, 40);
+  assert.equal(waiters.size, 1);
+  assert.deepEqual(waiters.expire(1_200, () => new Error("never")), { rm2: 1 });
+  assert.equal(
+    waiters.expire(1_300, (prev, ms) => new Error(`${Object.keys(prev)} ${ms}`)),
+    undefined,
+  );
+  await assert.rejects(late, /rm2 300/);
+  assert.equal(waiters.size, 0);
+});
+
+Deno.test("CommitBatcher commits once per turn, and after a failed write refuses every waiter with store_failed", async () => {
+  const { CommitBatcher } = await import("../mod/ratings/commit_batcher.ts");
+  const events: string[] = [];
+  let flushes = 0;
+  let failing = false;
+  const target = {
+    dirty: true,
+    path: "rm.db",
+    flush() {
+      flushes++;
+      if (failing) throw new Error("disk full (test)");
+    },
+  };
+  const batcher = new CommitBatcher(target, {
+    events: { emit: (ev: string) => events.push(ev) },
+    log: { error: () => {} },
+  });
+  try {
+    await Promise.all([batcher.committed(), batcher.committed(), batcher.committed()]);
+    assert.equal(flushes, 1, "one commit for the turn");
+    failing = true;
+    const waiting = batcher.committed();
+    await assert.rejects(
+      waiting,
+      (e: Error) => e instanceof ProtocolError && e.code === "store_failed",
+    );
+    assert.deepEqual(events, ["store.failed"]);
+    assert.match(String((await batcher.failed).message), /^Cannot write rm\.db: disk full/);
+    await assert.rejects(batcher.committed(), /disk full/);
+    batcher.now();
+    assert.equal(flushes, 2, "nothing is written after a failure");
+  } finally {
+    batcher.close();
+  }
+});

@@ -11,7 +11,7 @@
  */
 import type { EventSink, Logger } from "../events/mod.ts";
 import { Tick } from "../process/mod.ts";
-import { StorageError, STORE_FAILED } from "../storage/mod.ts";
+import type { StorageError } from "../storage/mod.ts";
 import {
   ErrorCode,
   fieldOptInt,
@@ -32,11 +32,13 @@ import {
   readUpdate,
   type RmStatus,
 } from "./protocol.ts";
+import { CommitBatcher } from "./commit_batcher.ts";
+import { PrevWaiters } from "./prev_waiters.ts";
 import { ReplicaManager } from "./replica_manager.ts";
 import type { ReplicaStore } from "./replica_store.ts";
 import type { RatingsTransport } from "./transport.ts";
 import { isCovered, type LogRecord, type RatingOp } from "./update_log.ts";
-import { merge, mergeInto, normalize, parseVectorTs, type VectorTs } from "./vector_ts.ts";
+import { merge, normalize, parseVectorTs, type VectorTs } from "./vector_ts.ts";
 
 interface Peer {
   name: string;
@@ -44,14 +46,6 @@ interface Peer {
   exchanging: boolean;
   again: boolean;
   snapshotting: boolean;
-}
-
-interface Waiter {
-  prev: VectorTs;
-  since: number;
-  deadline: number;
-  resolve(waitedMs: number): void;
-  reject(err: unknown): void;
 }
 
 interface PushJob {
@@ -117,15 +111,9 @@ export class ReplicaNode {
   /** The replica algorithm (pure); this class wires it to the network, timers and commits. */
   readonly #rm: ReplicaManager;
   #peers = new Map<string, Peer>();
-  #waiters: Waiter[] = [];
-  #commitWaiters: Array<{ resolve(): void; reject(err: unknown): void }> = [];
-  /** Set when a commit failed: nothing more is acknowledged and the role exits 1. */
-  #storeFailure: StorageError | undefined;
-  #onStoreFailed: (err: StorageError) => void = () => {};
-  /** Resolves with the error once a commit failed (the role then stops with it). */
-  readonly failed: Promise<StorageError> = new Promise((r) => this.#onStoreFailed = r);
-  /** Commits what changed in one turn in one transaction. */
-  readonly #commitTick = new Tick(() => this.#commitNow());
+  readonly #waiters = new PrevWaiters();
+  /** Commits what changed in one turn in one transaction; a failure stops acknowledging. */
+  readonly #commits: CommitBatcher;
   #pushJobs: PushJob[] = [];
   /** Pushes the records of one turn's updates to peers together. */
   readonly #pushTick = new Tick(() => this.#track(this.#pushRound()));
@@ -143,6 +131,7 @@ export class ReplicaNode {
     this.#self = options.self;
     this.#store = options.store;
     this.#transport = options.transport;
+    this.#commits = new CommitBatcher(this.#store, options);
     this.#rm = new ReplicaManager(this.#self, this.#store.load(), this.#store, {
       emit: (ev, fields) => {
         if (ev === "rm.gc") this.#o.events.debug(ev, fields);
@@ -159,7 +148,12 @@ export class ReplicaNode {
 
   /** The failed commit, if one failed (then the store's close may fail too: no news). */
   get storeFailure(): StorageError | undefined {
-    return this.#storeFailure;
+    return this.#commits.failure;
+  }
+
+  /** Resolves with the error once a commit failed (the role then stops with it). */
+  get failed(): Promise<StorageError> {
+    return this.#commits.failed;
   }
 
   /** The replica status (`ACTIVE`, `OVERLOADED`, `OFFLINE`). */
@@ -223,9 +217,9 @@ export class ReplicaNode {
     for (const t of this.#timers.splice(0)) clearInterval(t);
     this.#draining = true;
     this.#updateStatus();
-    for (const w of this.#waiters.splice(0)) {
-      w.reject(new ProtocolError(ErrorCode.Unavailable, "Cannot answer: replica stopping"));
-    }
+    this.#waiters.rejectAll(
+      new ProtocolError(ErrorCode.Unavailable, "Cannot answer: replica stopping"),
+    );
     this.#commitNow();
     await this.#withTimeout(
       Promise.allSettled([...this.#peers.values()].map((p) => this.#exchange(p))),
@@ -236,7 +230,7 @@ export class ReplicaNode {
 
   /** Ends: batchers off, a last commit, the transport closed. Call after `quiesce()`. */
   async stop(): Promise<void> {
-    this.#commitTick.close();
+    this.#commits.close();
     this.#pushTick.close();
     for (const job of this.#pushJobs.splice(0)) job.resolve(0);
     this.#commitNow();
@@ -364,11 +358,7 @@ export class ReplicaNode {
   /** Resolves (with the ms waited) once `prev ≤ value ts` and the value is committed. */
   #waitFor(prev: VectorTs): Promise<number> {
     if (this.#rm.covers(prev)) return this.#commit().then(() => 0);
-    const since = performance.now();
-    const timeoutMs = this.#o.queryTimeoutMs ?? 5_000;
-    const p = new Promise<number>((resolve, reject) => {
-      this.#waiters.push({ prev, since, deadline: since + timeoutMs, resolve, reject });
-    });
+    const p = this.#waiters.add(prev, performance.now(), this.#o.queryTimeoutMs ?? 5_000);
     this.#fetchMissing(prev);
     return p.then(async (waited) => {
       await this.#commit();
@@ -386,39 +376,22 @@ export class ReplicaNode {
   }
 
   #checkWaiters(): void {
-    if (this.#waiters.length === 0) return;
-    const now = performance.now();
-    this.#waiters = this.#waiters.filter((w) => {
-      if (!this.#rm.covers(w.prev)) return true;
-      w.resolve(now - w.since);
-      return false;
-    });
+    this.#waiters.wake((prev) => this.#rm.covers(prev), performance.now());
   }
 
+  /** Refuses the requests that waited too long; fetches again what the others wait for. */
   #sweep(): void {
-    if (this.#waiters.length === 0) return;
-    const now = performance.now();
-    const keep: Waiter[] = [];
-    const need: VectorTs = {};
-    for (const w of this.#waiters) {
-      if (w.deadline <= now) {
-        const missing = this.#rm.missingFor(w.prev);
-        w.reject(
-          new ProtocolError(
-            ErrorCode.Unavailable,
-            `Cannot answer: replica ${this.#self} still lacks updates from ${
-              missing.join(", ")
-            } after ${Math.round(now - w.since)} ms`,
-            { missing },
-          ),
-        );
-      } else {
-        keep.push(w);
-        mergeInto(need, w.prev);
-      }
-    }
-    this.#waiters = keep;
-    if (keep.length) this.#fetchMissing(need);
+    const need = this.#waiters.expire(performance.now(), (prev, waitedMs) => {
+      const missing = this.#rm.missingFor(prev);
+      return new ProtocolError(
+        ErrorCode.Unavailable,
+        `Cannot answer: replica ${this.#self} still lacks updates from ${
+          missing.join(", ")
+        } after ${Math.round(waitedMs)} ms`,
+        { missing },
+      );
+    });
+    if (need) this.#fetchMissing(need);
   }
 
   /** After the manager changed something: wake the requests it unblocks, commit soon. */
@@ -438,42 +411,17 @@ export class ReplicaNode {
   // ── commit and push ──
 
   #scheduleCommit(): void {
-    this.#commitTick.schedule();
+    this.#commits.schedule();
   }
 
-  /**
-   * Commits what changed. A failed commit (disk full, I/O error) stops acknowledging: the
-   * waiting updates are answered `store_failed`, `store.failed` is emitted, and the role
-   * exits 1 (memory is ahead of the disk; peers resend after the restart).
-   */
+  /** Commits what changed now (before an answer or a frame that depends on it). */
   #commitNow(): void {
-    if (this.#storeFailure) return;
-    try {
-      this.#store.flush();
-    } catch (err) {
-      const failure = new StorageError(
-        `Cannot write ${this.#store.path}: ${err instanceof Error ? err.message : String(err)}`,
-        { cause: err },
-      );
-      this.#storeFailure = failure;
-      this.#o.log.error(failure.message);
-      this.#o.events.emit("store.failed", { code: failure.code, message: failure.message });
-      const refusal = new ProtocolError(STORE_FAILED, failure.message);
-      for (const w of this.#commitWaiters.splice(0)) w.reject(refusal);
-      this.#onStoreFailed(failure);
-      return;
-    }
-    for (const w of this.#commitWaiters.splice(0)) w.resolve();
+    this.#commits.now();
   }
 
   /** Resolves after everything changed so far is committed to SQLite. */
   #commit(): Promise<void> {
-    if (this.#storeFailure) {
-      return Promise.reject(new ProtocolError(STORE_FAILED, this.#storeFailure.message));
-    }
-    if (!this.#store.dirty) return Promise.resolve();
-    this.#scheduleCommit();
-    return new Promise((resolve, reject) => this.#commitWaiters.push({ resolve, reject }));
+    return this.#commits.committed();
   }
 
   /** Pushes `record` to `need` peers (batched per tick); resolves with how many have it. */
@@ -678,7 +626,7 @@ export class ReplicaNode {
       executed: this.#store.executedCount(),
       applied: this.#rm.applied,
       in_flight: this.#inFlight,
-      waiting_queries: this.#waiters.length,
+      waiting_queries: this.#waiters.size,
       ratings,
       movies: this.#rm.state.movies.size,
       checksum,
