@@ -12,6 +12,7 @@ import {
   REPLICA_FRAME_TYPES,
   ReplicaNode,
   ReplicaStore,
+  type RmRequest,
   TcpRatingsTransport,
   type VectorTs,
 } from "../mod/ratings/mod.ts";
@@ -123,7 +124,7 @@ async function tcpFixture(): Promise<Fixture> {
         // cut off: every frame between it and the others is refused
         throw new ProtocolError(ErrorCode.Unavailable, `Cannot answer ${from}: cut off (test)`);
       }
-      return nodes.get(name)!.handlers()[String(msg.t)](msg, session);
+      return nodes.get(name)!.handlers()[msg.t as RmRequest](msg, session);
     };
     servers.set(
       name,

@@ -20,9 +20,9 @@
 import { ConfigError, type HostPort, parseHostPort } from "../config/mod.ts";
 import {
   aborted,
+  defineRole,
   linkSecurity,
   type RoleContext,
-  type RoleDefinition,
   startNodeServer,
 } from "../process/mod.ts";
 import {
@@ -88,8 +88,10 @@ function topicError(err: unknown): never {
 }
 
 /** Finds the broker address: `--broker`, else the first `broker` node of the peers file. */
-export function brokerAddress(ctx: RoleContext): HostPort {
-  const given = ctx.options.broker as string | undefined;
+export function brokerAddress(
+  ctx: Pick<RoleContext<{ readonly broker?: string }>, "options" | "cluster">,
+): HostPort {
+  const given = ctx.options.broker;
   if (given) return parseHostPort(given, "--broker");
   const node = ctx.cluster?.nodes.find((n) => n.role === "broker");
   if (node) return { hostname: node.hostname, port: node.port };
@@ -1248,25 +1250,30 @@ export function pubsFrames(entries: readonly OutboxEntry[]): Message[] {
 }
 
 /** The `daemon` role. */
-export const daemonRole: RoleDefinition = {
+export const daemonRole = defineRole({
   name: "daemon",
   summary: "MOM daemon: local applications' gateway to the broker, durable inbox and outbox",
   peers: "optional",
   defaultPort: 7411,
-  options: [
-    { flags: "--broker <host:port>", description: "the broker (default: the peers file's broker)" },
-    { flags: "--socket <path>", description: "also listen on this Unix socket" },
-    {
-      flags: "--mqtt <[host:]port>",
-      description: "also speak MQTT 3.1.1 / 5.0 here (off by default; host 127.0.0.1 if omitted)",
+  options: {
+    broker: {
+      type: "string",
+      arg: "host:port",
+      help: "the broker (default: the peers file's broker)",
     },
-  ],
+    socket: { type: "string", arg: "path", help: "also listen on this Unix socket" },
+    mqtt: {
+      type: "string",
+      arg: "[host:]port",
+      help: "also speak MQTT 3.1.1 / 5.0 here (off by default; host 127.0.0.1 if omitted)",
+    },
+  },
   examples: [
     "peerd --role daemon --name d1 --peers peers.json --broker 127.0.0.1:7401",
     "peerd mom --daemon 127.0.0.1:7411 create",
     "peerd --role daemon --name d1 --peers peers.json --mqtt 127.0.0.1:1883",
   ],
-  async run(ctx: RoleContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const broker = brokerAddress(ctx);
     prepareDataDir(ctx.dataDir);
     const store = new DaemonStore(`${ctx.dataDir}/daemon.sqlite`);
@@ -1283,7 +1290,7 @@ export const daemonRole: RoleDefinition = {
         onSessionClose: (s: PeerSession) => daemon.sessionClosed(s),
       };
       servers.push(startNodeServer(ctx, options));
-      const socket = ctx.options.socket as string | undefined;
+      const socket = ctx.options.socket;
       if (socket) {
         try {
           await Deno.remove(socket);
@@ -1323,4 +1330,4 @@ export const daemonRole: RoleDefinition = {
     }
     return 0;
   },
-};
+});

@@ -25,5 +25,11 @@ export {
   TopicError,
   topicMatches,
 } from "./topic.ts";
-export { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, MomErrorCode } from "./protocol.ts";
+export {
+  MAX_PAYLOAD_BYTES,
+  MAX_RECEIVE_BATCH,
+  MOM_FRAMES,
+  MOM_ROUTES,
+  MomErrorCode,
+} from "./protocol.ts";
 export * as mqtt from "./mqtt/mod.ts";

@@ -6,14 +6,14 @@
  */
 import { amqpAuthenticator, AmqpListener } from "./amqp/mod.ts";
 import { ConfigError, parseHostPort } from "../config/mod.ts";
-import { aborted, type RoleContext, type RoleDefinition, startNodeServer } from "../process/mod.ts";
+import { aborted, defineRole, type RoleContext, startNodeServer } from "../process/mod.ts";
 import { queueCtlCommands, queueStatus } from "./ctl.ts";
 import { QueueEngine } from "./engine.ts";
 import { queueService } from "./server.ts";
 import { prepareDataDir } from "../storage/mod.ts";
 
 /** Opens the engine under `ctx.dataDir`, events going to `ctx.events`. */
-export function openEngine(ctx: RoleContext, sync = "normal"): QueueEngine {
+export function openEngine(ctx: RoleContext, sync: "normal" | "full" = "normal"): QueueEngine {
   prepareDataDir(ctx.dataDir);
   return new QueueEngine({
     path: `${ctx.dataDir}/queue.db`,
@@ -26,33 +26,35 @@ export function openEngine(ctx: RoleContext, sync = "normal"): QueueEngine {
 }
 
 /** The queue role. */
-export const queueRole: RoleDefinition = {
+export const queueRole = defineRole({
   name: "queue",
   summary: "AMQP-like queue server: exchanges, durable queues, acks, confirms (SQLite)",
   peers: "optional",
   defaultPort: 7501,
-  options: [
-    {
-      flags: "--sync <mode>",
-      description: "SQLite synchronous: normal (survives kill -9) or full (survives power loss)",
-      default: "normal",
+  options: {
+    sync: {
+      type: "choice",
+      arg: "mode",
       choices: ["normal", "full"],
+      default: "normal",
+      help: "SQLite synchronous: normal (survives kill -9) or full (survives power loss)",
     },
-    {
-      flags: "--amqp <host:port>",
-      description:
+    amqp: {
+      type: "string",
+      arg: "host:port",
+      help:
         "also serve AMQP 0-9-1 (RabbitMQ clients) here; a bare port means 127.0.0.1 (off by default)",
     },
-  ],
+  },
   examples: [
     "peerd --role queue --peers peers.json --name q1",
     "peerd --role queue --name q1 --peers peers.json --amqp 127.0.0.1:5672",
     "peerd ctl 127.0.0.1:7501 queues",
     "peerd ctl 127.0.0.1:7501 publish '' jobs hello",
   ],
-  async run(ctx: RoleContext): Promise<number> {
-    const amqpAt = amqpAddress(ctx);
-    const engine = openEngine(ctx, String(ctx.options.sync ?? "normal"));
+  async run(ctx): Promise<number> {
+    const amqpAt = amqpAddress(ctx.options.amqp);
+    const engine = openEngine(ctx, ctx.options.sync);
     const service = queueService(engine);
     let server;
     let amqp: AmqpListener | undefined;
@@ -99,13 +101,11 @@ export const queueRole: RoleDefinition = {
     }
     return 0;
   },
-};
+});
 
 /** `--amqp HOST:PORT` (or a bare port, on loopback); undefined when off. */
-function amqpAddress(ctx: RoleContext): { hostname: string; port: number } | undefined {
-  const v = ctx.options.amqp;
-  if (v === undefined || v === "" || v === false) return undefined;
-  const text = String(v);
+function amqpAddress(text: string | undefined): { hostname: string; port: number } | undefined {
+  if (text === undefined || text === "") return undefined;
   if (/^\d+$/.test(text)) return parseHostPort(`127.0.0.1:${text}`, "--amqp", { allowZero: true });
   return parseHostPort(text, "--amqp", { allowZero: true });
 }

@@ -28,8 +28,10 @@ import {
   fieldTs,
   fieldUser,
   GOSSIP_BATCH,
+  RATINGS_FRAMES,
   readRecords,
   readUpdate,
+  type RmRequest,
   type RmStatus,
 } from "./protocol.ts";
 import { CommitBatcher } from "./commit_batcher.ts";
@@ -81,13 +83,7 @@ export interface ReplicaNodeOptions {
 }
 
 /** Every frame type a replica answers (clients' requests and peers' gossip). */
-export const REPLICA_FRAME_TYPES: readonly string[] = [
-  "ratings.query",
-  "ratings.update",
-  "rm.ping",
-  "rm.gossip",
-  "rm.snapshot",
-];
+export const REPLICA_FRAME_TYPES: readonly RmRequest[] = RATINGS_FRAMES.map((f) => f.t);
 
 /** What answers a request that completes later: a `PeerSession`, or a memory transport's. */
 export type Responder = Pick<PeerSession, "reply" | "replyError">;
@@ -167,11 +163,11 @@ export class ReplicaNode {
   }
 
   /** The frame handlers of the replica protocol (clients' requests and peers' gossip). */
-  handlers(): Readonly<Record<string, ReplicaHandler>> {
+  handlers(): Readonly<Record<RmRequest, ReplicaHandler>> {
     return this.#handlers;
   }
 
-  readonly #handlers: Readonly<Record<string, ReplicaHandler>> = {
+  readonly #handlers: Readonly<Record<RmRequest, ReplicaHandler>> = {
     "ratings.query": (msg, session) => this.#onQuery(msg, session),
     "ratings.update": (msg, session) => this.#onUpdate(msg, session),
     "rm.ping": () => ({ t: "rm.pong", status: this.#status, ts: this.#rm.valueTs }),

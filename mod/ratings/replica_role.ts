@@ -8,10 +8,12 @@
 import { ConfigError } from "../config/mod.ts";
 import {
   aborted,
+  defineRole,
   linkSecurity,
+  type OptionValues,
   type RoleContext,
-  type RoleDefinition,
   roleMembers,
+  type RoleOptions,
   startNodeServer,
 } from "../process/mod.ts";
 import { prepareDataDir } from "../storage/mod.ts";
@@ -22,8 +24,43 @@ import { ReplicaStore } from "./replica_store.ts";
 import { TcpRatingsTransport } from "./transport.ts";
 import { normalize } from "./vector_ts.ts";
 
+/** The replica role's options. */
+const REPLICA_OPTIONS = {
+  dataset: {
+    type: "string",
+    arg: "dir",
+    help: "initial data: DIR/movies.csv and DIR/ratings.csv (default: synthetic, seed 42)",
+  },
+  gossipInterval: {
+    type: "int",
+    arg: "ms",
+    default: 200,
+    min: 1,
+    help: "background gossip period",
+  },
+  overloadThreshold: {
+    type: "int",
+    default: 1000,
+    min: 0,
+    help: "requests in flight above which the RM reports OVERLOADED",
+  },
+  queryTimeout: {
+    type: "int",
+    arg: "ms",
+    default: 5000,
+    min: 1,
+    help: "how long a request may wait for missing updates before unavailable",
+  },
+  chaosStatus: {
+    type: "bool",
+    help: "report random ACTIVE/OVERLOADED/OFFLINE statuses (teaching)",
+  },
+} as const satisfies RoleOptions;
+
 /** Runs one replica process: store, dataset, server, control, and a {@linkcode ReplicaNode}. */
-async function runReplica(ctx: RoleContext): Promise<number> {
+async function runReplica(
+  ctx: RoleContext<OptionValues<typeof REPLICA_OPTIONS>>,
+): Promise<number> {
   prepareDataDir(ctx.dataDir);
   const store = new ReplicaStore(`${ctx.dataDir}/replica.db`);
   const held: { node?: ReplicaNode } = {};
@@ -33,7 +70,7 @@ async function runReplica(ctx: RoleContext): Promise<number> {
       let data;
       try {
         data = ctx.options.dataset
-          ? await readDatasetDir(String(ctx.options.dataset))
+          ? await readDatasetDir(ctx.options.dataset)
           : generateDataset({ seed: DEFAULT_SEED });
       } catch (err) {
         if (err instanceof DatasetError) throw new ConfigError(`--dataset: ${err.message}`);
@@ -69,10 +106,10 @@ async function runReplica(ctx: RoleContext): Promise<number> {
       advertised: `${ctx.listen.hostname}:${server.port}`,
       events: ctx.events,
       log: ctx.log,
-      gossipMs: Number(ctx.options.gossipInterval ?? 200),
-      queryTimeoutMs: Number(ctx.options.queryTimeout ?? 5_000),
-      overloadThreshold: Number(ctx.options.overloadThreshold ?? 1_000),
-      chaosStatus: Boolean(ctx.options.chaosStatus),
+      gossipMs: ctx.options.gossipInterval,
+      queryTimeoutMs: ctx.options.queryTimeout,
+      overloadThreshold: ctx.options.overloadThreshold,
+      chaosStatus: ctx.options.chaosStatus,
     });
     try {
       ctx.events.emit("ready", {
@@ -116,44 +153,16 @@ function lazyHandlers(node: () => ReplicaNode): Record<string, FrameHandler> {
 }
 
 /** The `replica` role. */
-export const replicaRole: RoleDefinition = {
+export const replicaRole = defineRole({
   name: "replica",
   summary: "movie-ratings replica manager (gossip architecture, vector timestamps, SQLite)",
   peers: "optional",
   defaultPort: 7701,
-  options: [
-    {
-      flags: "--dataset <dir>",
-      description: "initial data: DIR/movies.csv and DIR/ratings.csv (default: synthetic, seed 42)",
-    },
-    {
-      flags: "--gossip-interval <ms>",
-      description: "background gossip period",
-      default: 200,
-      kind: "int",
-    },
-    {
-      flags: "--overload-threshold <n>",
-      description: "requests in flight above which the RM reports OVERLOADED",
-      default: 1000,
-      kind: "int",
-    },
-    {
-      flags: "--query-timeout <ms>",
-      description: "how long a request may wait for missing updates before unavailable",
-      default: 5000,
-      kind: "int",
-    },
-    {
-      flags: "--chaos-status",
-      description: "report random ACTIVE/OVERLOADED/OFFLINE statuses (teaching)",
-      kind: "bool",
-    },
-  ],
+  options: REPLICA_OPTIONS,
   examples: [
     "peerd --role replica --name rm1 --peers peers.json",
     "peerd ratings-gen --out data/movielens && peerd --role replica --name rm1 --peers peers.json --dataset data/movielens",
     "peerd ctl 127.0.0.1:7701 status",
   ],
   run: runReplica,
-};
+});
