@@ -14,10 +14,9 @@
  * @module
  */
 import { LocalCluster, pause } from "../mod/harness/mod.ts";
-import { PeerLink } from "../mod/ratings/peer_link.ts";
 import { generateDataset } from "../mod/ratings/mod.ts";
 import { mergeInto, parseVectorTs, type VectorTs } from "../mod/ratings/vector_ts.ts";
-import type { Message } from "../mod/wire/mod.ts";
+import { type Message, PeerLink } from "../mod/wire/mod.ts";
 
 function arg(name: string, fallback: number): number {
   const i = Deno.args.indexOf(`--${name}`);
@@ -71,7 +70,11 @@ for (let i = 0; i < 200; i++) {
 const links = Array.from(
   { length: CONNECTIONS },
   (_, i) =>
-    new PeerLink("127.0.0.1", fe.port, { role: "client", name: `bench${i}`, timeoutMs: 30_000 }),
+    new PeerLink({ hostname: "127.0.0.1", port: fe.port }, {
+      role: "client",
+      name: `bench${i}`,
+      timeoutMs: 30_000,
+    }),
 );
 const users = new Map<number, VectorTs>();
 let rnd = 12345;
@@ -107,6 +110,16 @@ function nextRequest(): Message {
   return { t: "ratings.query", q: "get", user, movie, prev };
 }
 
+/** CPU seconds (user + system) a node's process has used so far, from /proc. */
+function cpuSeconds(name: string): number {
+  const pid = cluster.node(name).pid;
+  if (pid === undefined) return NaN;
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
+}
+const CPU_NODES = ["fe1", "rm1", "rm2", "rm3"];
+let cpuAtStart: number[] = [];
+
 // ── 1. throughput ──
 const latencies: number[] = [];
 const updateLatencies: number[] = [];
@@ -121,7 +134,7 @@ async function worker(link: PeerLink): Promise<void> {
     const msg = nextRequest();
     const start = performance.now();
     try {
-      const reply = await link.request(msg, 30_000);
+      const reply = await link.request(msg, { timeoutMs: 30_000 });
       const ts = parseVectorTs(reply.ts);
       const user = msg.user as number;
       if (ts) {
@@ -132,6 +145,7 @@ async function worker(link: PeerLink): Promise<void> {
       if (!measuring && performance.now() >= measureFrom) {
         measuring = true;
         measuredStart = performance.now();
+        cpuAtStart = CPU_NODES.map(cpuSeconds);
         latencies.length = 0;
         updateLatencies.length = 0;
         done = 0;
@@ -146,6 +160,7 @@ async function worker(link: PeerLink): Promise<void> {
 }
 await Promise.all(links.flatMap((link) => Array.from({ length: WINDOW }, () => worker(link))));
 const elapsed = (performance.now() - measuredStart) / 1000;
+const cpuUsed = CPU_NODES.map((n, i) => cpuSeconds(n) - cpuAtStart[i]);
 latencies.sort((a, b) => a - b);
 updateLatencies.sort((a, b) => a - b);
 const rps = done / elapsed;
@@ -158,6 +173,16 @@ emit("throughput_90q_10u", Math.round(rps), "req/s", {
   seconds: round(elapsed, 1),
   errors,
 });
+// CPU per request: steadier than req/s on a shared machine (the processes' own time)
+emit("cpu_us_per_request_fe", round(cpuUsed[0] / done * 1e6, 1), "µs", { requests: done });
+emit(
+  "cpu_us_per_request_rms",
+  round((cpuUsed[1] + cpuUsed[2] + cpuUsed[3]) / done * 1e6, 1),
+  "µs",
+  {
+    note: "the 3 RMs together",
+  },
+);
 emit("latency_p50", round(quantile(latencies, 0.5)), "ms", { in_flight: concurrency });
 emit("latency_p99", round(quantile(latencies, 0.99)), "ms", { in_flight: concurrency });
 emit("update_latency_p50", round(quantile(updateLatencies, 0.5)), "ms", {

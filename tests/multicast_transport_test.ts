@@ -1,33 +1,22 @@
 /**
  * One suite, run against both transports of the multicast core: the in-memory network
- * (`SimGroup`, virtual time) and TCP (`FrameServer`s and `PeerLinks` in this process, real
+ * (`SimGroup`, virtual time) and TCP (`FrameServer`s and `multicastLinks` in this process, real
  * time). Each fixture runs the daemon's own `MulticastMember`.
  */
 import assert from "node:assert/strict";
 import {
   type CheckedEvent,
   checkMulticastEvents,
+  MEMBER_FRAME_TYPES,
   MemoryHistory,
+  multicastLinks,
   MulticastMember,
-  PeerLinks,
   SimGroup,
 } from "../mod/multicast/mod.ts";
 import { FrameServer, type Message, type PeerSession } from "../mod/wire/mod.ts";
 import { pause } from "./harness/mod.ts";
 
-const TYPES = [
-  "mc.data",
-  "mc.ack",
-  "mc.hb",
-  "mc.propose",
-  "mc.flush",
-  "mc.install",
-  "mc.installed",
-  "mc.commit",
-  "mc.join",
-  "mc.history",
-  "mc.leave",
-];
+const TYPES = MEMBER_FRAME_TYPES;
 
 /** A group of three on one transport. */
 interface Fixture {
@@ -70,8 +59,7 @@ function tcpFixture(): Fixture {
   const members = new Map<string, MulticastMember>();
   const histories = new Map(names.map((n) => [n, new MemoryHistory()]));
   const servers = new Map<string, FrameServer>();
-  const links = new Map<string, PeerLinks>();
-  const abort = new AbortController();
+  const links = new Map<string, ReturnType<typeof multicastLinks>>();
   const crashed = new Set<string>();
   const scheduled = new Set<string>();
   const quiet = { debug() {}, info() {}, warn() {}, error() {} };
@@ -96,11 +84,10 @@ function tcpFixture(): Fixture {
       port: servers.get(n)!.port,
       options: {},
     }));
-    const transport = new PeerLinks(peers, {
+    const transport = multicastLinks(peers, {
       self: name,
       role: "multicast",
       maxFrame: 16 * 1024 * 1024,
-      signal: abort.signal,
       onConnect: (peer) => members.get(name)?.linkUp(peer),
     });
     links.set(name, transport);
@@ -134,6 +121,7 @@ function tcpFixture(): Fixture {
     );
   }
   for (const m of members.values()) m.start(performance.now());
+  for (const l of links.values()) l.start();
   const timer = setInterval(() => {
     for (const [n, m] of members) if (!crashed.has(n)) m.tick(performance.now());
   }, 50);
@@ -159,7 +147,6 @@ function tcpFixture(): Fixture {
     },
     async close() {
       clearInterval(timer);
-      abort.abort();
       await Promise.all([...links.values()].map((l) => l.close()));
       await Promise.all([...servers].map(([n, s]) => crashed.has(n) ? undefined : s.close()));
     },

@@ -499,9 +499,8 @@ Deno.test("RatingsSession.save() keeps every user's timestamp when clients save 
   }
 });
 
-Deno.test("PeerLink.request({resetOnTimeout}) closes a stalled connection: waiting requests fail over at once, the next one redials", async () => {
-  const { PeerLink } = await import("../mod/ratings/peer_link.ts");
-  const { ConnectionClosedError, FrameServer } = await import("../mod/wire/mod.ts");
+Deno.test("PeerLink.request({resetOnTimeout}) (ratings' use) closes a stalled connection: waiting requests fail over at once, the next one redials", async () => {
+  const { ConnectionClosedError, FrameServer, PeerLink } = await import("../mod/wire/mod.ts");
   let release: () => void = () => {};
   const stalled = new Promise<void>((r) => (release = r));
   let sessions = 0;
@@ -520,22 +519,82 @@ Deno.test("PeerLink.request({resetOnTimeout}) closes a stalled connection: waiti
       sessions++;
     },
   });
-  const link = new PeerLink("127.0.0.1", server.port, { role: "frontend", name: "fe" });
+  const link = new PeerLink({ hostname: "127.0.0.1", port: server.port }, {
+    role: "frontend",
+    name: "fe",
+  });
   try {
     assert.equal((await link.request({ t: "t.echo" })).t, "t.echo.ok");
     const t0 = performance.now();
-    const ping = link.request({ t: "t.stall" }, 200, { resetOnTimeout: true });
-    const waiting = link.request({ t: "t.echo" }, 10_000); // queued behind the stalled frame
+    const ping = link.request({ t: "t.stall" }, { timeoutMs: 200, resetOnTimeout: true });
+    const waiting = link.request({ t: "t.echo" }, { timeoutMs: 10_000 }); // queued behind the stalled frame
     await assert.rejects(ping, (e: Error) => e instanceof ProtocolError && e.code === "timeout");
     await assert.rejects(waiting, ConnectionClosedError);
     assert.ok(performance.now() - t0 < 5_000, "the waiting request did not wait its own timeout");
     assert.equal(link.up, false);
     // patient: waits out the short reconnect backoff after a close
-    assert.equal((await link.request({ t: "t.echo" }, 5_000, { patient: true })).t, "t.echo.ok");
+    assert.equal(
+      (await link.request({ t: "t.echo" }, { timeoutMs: 5_000, patient: true })).t,
+      "t.echo.ok",
+    );
     assert.equal(sessions, 2, "a fresh connection");
   } finally {
     release();
     await link.close();
     await server.close();
+  }
+});
+
+Deno.test("PrevWaiters wakes a request once its prev is covered and refuses it after its deadline", async () => {
+  const { PrevWaiters } = await import("../mod/ratings/prev_waiters.ts");
+  const waiters = new PrevWaiters();
+  const covered = waiters.add({ rm1: 2 }, 1_000, 500);
+  const late = waiters.add({ rm2: 1 }, 1_000, 300);
+  assert.equal(waiters.size, 2);
+  waiters.wake((prev) => (prev.rm1 ?? 0) <= 2 && (prev.rm2 ?? 0) === 0, 1_040);
+  assert.equal(await covered, 40);
+  assert.equal(waiters.size, 1);
+  assert.deepEqual(waiters.expire(1_200, () => new Error("never")), { rm2: 1 });
+  assert.equal(
+    waiters.expire(1_300, (prev, ms) => new Error(`${Object.keys(prev)} ${ms}`)),
+    undefined,
+  );
+  await assert.rejects(late, /rm2 300/);
+  assert.equal(waiters.size, 0);
+});
+
+Deno.test("CommitBatcher commits once per turn, and after a failed write refuses every waiter with store_failed", async () => {
+  const { CommitBatcher } = await import("../mod/ratings/commit_batcher.ts");
+  const events: string[] = [];
+  let flushes = 0;
+  let failing = false;
+  const target = {
+    dirty: true,
+    path: "rm.db",
+    flush() {
+      flushes++;
+      if (failing) throw new Error("disk full (test)");
+    },
+  };
+  const batcher = new CommitBatcher(target, {
+    events: { emit: (ev: string) => events.push(ev) },
+    log: { error: () => {} },
+  });
+  try {
+    await Promise.all([batcher.committed(), batcher.committed(), batcher.committed()]);
+    assert.equal(flushes, 1, "one commit for the turn");
+    failing = true;
+    const waiting = batcher.committed();
+    await assert.rejects(
+      waiting,
+      (e: Error) => e instanceof ProtocolError && e.code === "store_failed",
+    );
+    assert.deepEqual(events, ["store.failed"]);
+    assert.match(String((await batcher.failed).message), /^Cannot write rm\.db: disk full/);
+    await assert.rejects(batcher.committed(), /disk full/);
+    batcher.now();
+    assert.equal(flushes, 2, "nothing is written after a failure");
+  } finally {
+    batcher.close();
   }
 });

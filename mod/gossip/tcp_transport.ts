@@ -1,21 +1,15 @@
 /**
  * The real network: one outgoing framed TCP connection per peer address (with the hello
- * handshake and the cluster secret), opened on first use. Messages to a peer that cannot
- * be reached are dropped, and the address is not dialled again for a back-off period
- * (capped, jittered, growing while the address keeps failing: a `Backoff` per address);
- * the protocol's anti-entropy and failure detection take care of the rest.
+ * handshake and the cluster secret), opened on first use: an on-demand wire `PeerLink` per
+ * address. Messages to a peer that cannot be reached are dropped, and the address is not
+ * dialled again for the link's back-off period (capped, jittered, growing while the address
+ * keeps failing); the protocol's anti-entropy and failure detection take care of the rest.
  *
  * @module
  */
 import { parseHostPort } from "../config/mod.ts";
 import type { Logger } from "../events/mod.ts";
-import {
-  Backoff,
-  DEFAULT_HIGH_WATER_MARK,
-  type LinkSecurity,
-  type Message,
-  RpcClient,
-} from "../wire/mod.ts";
+import { DEFAULT_HIGH_WATER_MARK, type LinkSecurity, type Message, PeerLink } from "../wire/mod.ts";
 import type { GossipMessage } from "./messages.ts";
 import type { GossipTransport } from "./transport.ts";
 
@@ -64,11 +58,9 @@ export interface TcpTransportStats {
 }
 
 interface Link {
-  client?: RpcClient;
-  connecting: boolean;
+  link: PeerLink;
+  /** Messages waiting for the dial in progress. */
   queue: GossipMessage[];
-  retryAt: number;
-  backoff: Backoff;
 }
 
 /** Fire-and-forget gossip delivery over TCP. `close()` closes every connection. */
@@ -94,40 +86,32 @@ export class TcpTransport implements GossipTransport, AsyncDisposable {
   /** Open connections. */
   get connections(): number {
     let n = 0;
-    for (const link of this.#links.values()) if (link.client) n++;
+    for (const l of this.#links.values()) if (l.link.up) n++;
     return n;
   }
 
   send(addr: string, msg: GossipMessage): void {
     if (this.#closed) return;
-    let link = this.#links.get(addr);
-    if (!link) {
-      const initialMs = this.#o.backoffMs ?? 500;
-      const maxMs = Math.max(initialMs, this.#o.maxBackoffMs ?? 2_000);
-      link = {
-        connecting: false,
-        queue: [],
-        retryAt: 0,
-        backoff: new Backoff({ initialMs, maxMs }),
-      };
-      this.#links.set(addr, link);
-    }
-    if (link.client) {
-      this.#write(link.client, msg);
-      return;
-    }
-    if (link.connecting) {
-      if (link.queue.length < (this.#o.maxQueue ?? 256)) link.queue.push(msg);
-      else this.stats.dropped++;
-      return;
-    }
-    if (performance.now() < link.retryAt) {
+    const l = this.#links.get(addr) ?? this.#open(addr);
+    if (!l) {
       this.stats.dropped++;
       return;
     }
-    link.queue.push(msg);
-    link.connecting = true;
-    const task = this.#connect(addr, link).finally(() => this.#connecting.delete(task));
+    if (l.link.up) {
+      this.#write(l.link, msg);
+      return;
+    }
+    if (l.link.connecting) {
+      if (l.queue.length < (this.#o.maxQueue ?? 256)) l.queue.push(msg);
+      else this.stats.dropped++;
+      return;
+    }
+    if (l.link.retryInMs > 0) {
+      this.stats.dropped++;
+      return;
+    }
+    l.queue.push(msg);
+    const task = this.#connect(addr, l).finally(() => this.#connecting.delete(task));
     this.#connecting.add(task);
   }
 
@@ -136,94 +120,88 @@ export class TcpTransport implements GossipTransport, AsyncDisposable {
    * that outlived a partition may be stuck in TCP retransmission back-off for minutes).
    */
   reset(addr: string): void {
-    const link = this.#links.get(addr);
-    if (!link?.client) return;
-    const client = link.client;
-    link.client = undefined;
+    const l = this.#links.get(addr);
+    if (!l?.link.up) return;
     this.stats.resets++;
-    const closing: Promise<void> = client.close().catch(() => {}).finally(() =>
-      this.#connecting.delete(closing)
-    );
-    this.#connecting.add(closing);
+    l.link.reset();
   }
 
   /** Closes every connection (waits for connects in progress). Safe to call twice. */
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled([...this.#connecting]);
-    const clients = [...this.#links.values()].flatMap((l) => (l.client ? [l.client] : []));
+    const links = [...this.#links.values()].map((l) => l.link);
     this.#links.clear();
-    await Promise.allSettled(clients.map(async (c) => {
-      // give queued frames (the leave notice) a moment to go out, then close
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([c.conn.flush(), new Promise((r) => (timer = setTimeout(r, 300)))]);
-      clearTimeout(timer);
-      await c.close();
-    }));
+    // queued frames (the leave notice) get a moment to go out (flushOnCloseMs), then close
+    await Promise.allSettled(links.map((link) => link.close()));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 
-  async #connect(addr: string, link: Link): Promise<void> {
-    let client: RpcClient;
+  /** The link to `addr` (undefined for an address that cannot be parsed). */
+  #open(addr: string): Link | undefined {
+    let hp;
     try {
-      const hp = parseHostPort(addr, "gossip peer");
-      client = await RpcClient.connect(hp, {
-        role: "gossip",
-        name: this.#o.name,
-        ...this.#o.security,
-        maxFrame: this.#o.maxFrame,
-        timeoutMs: this.#o.connectTimeoutMs ?? 2_000,
-      });
+      hp = parseHostPort(addr, "gossip peer");
+    } catch (err) {
+      this.#o.log?.debug(`cannot send to ${addr}: ${(err as Error).message}`);
+      return undefined;
+    }
+    const initialMs = this.#o.backoffMs ?? 500;
+    const maxMs = Math.max(initialMs, this.#o.maxBackoffMs ?? 2_000);
+    const link = new PeerLink(hp, {
+      role: "gossip",
+      name: this.#o.name,
+      peer: addr,
+      security: this.#o.security,
+      maxFrame: this.#o.maxFrame,
+      connectTimeoutMs: this.#o.connectTimeoutMs ?? 2_000,
+      backoff: { initialMs, maxMs },
+      flushOnCloseMs: 300,
+      onMessage: (_, m: Message) => {
+        if (m.t === "error") {
+          this.#o.log?.warn(
+            `${addr} refused a gossip frame: ${String(m.code)}: ${String(m.message)}`,
+          );
+        }
+      },
+    });
+    const l: Link = { link, queue: [] };
+    this.#links.set(addr, l);
+    return l;
+  }
+
+  async #connect(addr: string, l: Link): Promise<void> {
+    try {
+      await l.link.connect();
     } catch (err) {
       this.stats.connectFailures++;
-      this.stats.dropped += link.queue.length;
-      link.queue = [];
-      link.connecting = false;
-      link.retryAt = performance.now() + link.backoff.next();
+      this.stats.dropped += l.queue.length;
+      l.queue = [];
       this.#o.log?.debug(
         `cannot reach ${addr}: ${err instanceof Error ? err.message : String(err)}`,
       );
       return;
     }
-    link.connecting = false;
-    link.backoff.reset();
-    if (this.#closed) {
-      await client.close();
-      return;
-    }
     this.stats.connects++;
-    link.client = client;
-    client.onMessage = (m: Message) => {
-      if (m.t === "error") {
-        this.#o.log?.warn(
-          `${addr} refused a gossip frame: ${String(m.code)}: ${String(m.message)}`,
-        );
-      }
-    };
-    client.onClose = () => {
-      if (link.client === client) link.client = undefined;
-    };
-    const queued = link.queue;
-    link.queue = [];
-    for (const msg of queued) this.#write(client, msg);
+    const queued = l.queue;
+    l.queue = [];
+    for (const msg of queued) this.#write(l.link, msg);
   }
 
-  #write(client: RpcClient, msg: GossipMessage): void {
-    if (client.conn.pendingBytes >= DEFAULT_HIGH_WATER_MARK) {
+  #write(link: PeerLink, msg: GossipMessage): void {
+    if (link.pendingBytes >= DEFAULT_HIGH_WATER_MARK) {
       // a slow peer: gossip tolerates loss, memory must not grow
       this.stats.dropped++;
       return;
     }
-    try {
-      const before = client.conn.pendingBytes;
-      const ok = client.conn.send(msg as unknown as Message);
+    const before = link.pendingBytes;
+    if (link.send(msg as unknown as Message)) {
       this.stats.sent++;
-      this.stats.bytes += client.conn.pendingBytes - before;
-      if (!ok) this.#o.log?.debug("gossip connection reached its high-water mark");
-    } catch {
+      this.stats.bytes += link.pendingBytes - before;
+    } else {
       this.stats.dropped++;
     }
   }

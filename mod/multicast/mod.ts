@@ -14,6 +14,7 @@ export {
   compareStamp,
   MAX_BATCH,
   MAX_BODY_LENGTH,
+  MEMBER_FRAME_TYPES,
   messageId,
   parseChatMessage,
 } from "./message.ts";
@@ -42,7 +43,7 @@ export { type JoinRequest, ViewChanges } from "./view_change.ts";
 export { type FrameSink, MemoryNetwork, type MemoryNetworkOptions } from "./memory_network.ts";
 export { type CheckedEvent, checkMulticastEvents, type CheckOptions } from "./checker.ts";
 export { SimGroup, type SimGroupOptions } from "./simulation.ts";
-export { PeerLink, type PeerLinkOptions, PeerLinks, type PeerLinksOptions } from "./peer_link.ts";
+export { multicastLinks, type MulticastLinksOptions } from "./tcp_transport.ts";
 export { MulticastNode, type MulticastNodeOptions, type NodeState } from "./node.ts";
 export { multicastRole } from "./role.ts";
 export { multicastDemo } from "./demo.ts";

@@ -1,6 +1,6 @@
 /**
  * One running multicast node: the wiring of a {@linkcode MulticastMember} (the protocol
- * core) to real time and TCP — a frame server, {@linkcode PeerLinks} to every other member,
+ * core) to real time and TCP — a frame server, links (`multicastLinks`) to every other member,
  * the heartbeat timer, a per-turn batch, the SQLite history, ctl commands, stdout, and the
  * message generator.
  *
@@ -12,9 +12,9 @@ import { ctlCommand } from "../ctl/mod.ts";
 import { prepareDataDir } from "../storage/mod.ts";
 import type { FrameServer, Message, PeerSession } from "../wire/mod.ts";
 import { type HistoryEntry, HistoryStore } from "./history_store.ts";
-import type { ChatMessage } from "./message.ts";
+import { type ChatMessage, MEMBER_FRAME_TYPES } from "./message.ts";
 import { MulticastMember } from "./member.ts";
-import { PeerLinks } from "./peer_link.ts";
+import { multicastLinks } from "./tcp_transport.ts";
 
 /** Timing and output options of a {@linkcode MulticastNode}. */
 export interface MulticastNodeOptions {
@@ -50,9 +50,8 @@ export class MulticastNode {
   readonly #peers: NodeEntry[];
   readonly #opts: MulticastNodeOptions;
   readonly #store: HistoryStore;
-  readonly #links: PeerLinks;
+  readonly #links: ReturnType<typeof multicastLinks>;
   readonly #member: MulticastMember;
-  readonly #abort = new AbortController();
   /** Runs `flush` as a macrotask: after the frames already read, without setTimeout's clamp. */
   /** Flushes what one turn queued (batching), once per turn. */
   readonly #turn = new Tick(() => this.#member.flush());
@@ -69,12 +68,11 @@ export class MulticastNode {
     this.#peers = members.filter((m) => m.name !== ctx.name);
     prepareDataDir(ctx.dataDir);
     this.#store = new HistoryStore(`${ctx.dataDir}/multicast.db`);
-    this.#links = new PeerLinks(this.#peers, {
+    this.#links = multicastLinks(this.#peers, {
       self: ctx.name,
       role: ctx.role,
       security: linkSecurity(ctx),
       maxFrame: ctx.maxFrame,
-      signal: this.#abort.signal,
       onConnect: (name) => this.#member.linkUp(name),
       onMessage: (name, msg) => {
         if (msg.t === "error") {
@@ -129,21 +127,8 @@ export class MulticastNode {
       this.#links.nudge(name);
       this.#member.receive(name, msg, performance.now());
     };
-    const types = [
-      "mc.data",
-      "mc.ack",
-      "mc.hb",
-      "mc.propose",
-      "mc.flush",
-      "mc.install",
-      "mc.installed",
-      "mc.commit",
-      "mc.join",
-      "mc.history",
-      "mc.leave",
-    ];
     this.#server = startNodeServer(ctx, {
-      handlers: Object.fromEntries(types.map((t) => [t, frame])),
+      handlers: Object.fromEntries(MEMBER_FRAME_TYPES.map((t) => [t, frame])),
       ctl: {
         status: () => this.status(),
         send: ctlCommand("send", {
@@ -188,6 +173,7 @@ export class MulticastNode {
       },
     });
     this.#member.start(performance.now());
+    this.#links.start();
     this.#hbTimer = setInterval(() => {
       if (!this.#closed) this.#member.tick(performance.now());
     }, this.#opts.heartbeatMs ?? 100);
@@ -261,7 +247,6 @@ export class MulticastNode {
     clearInterval(this.#genTimer);
     this.#turn.close();
     this.#member.leave();
-    this.#abort.abort();
     await this.#links.close();
     await this.#server?.close();
     this.#store.close();

@@ -8,7 +8,7 @@
  */
 import type { Message } from "../wire/mod.ts";
 
-/** Per-member FIFO links. Implementations: `PeerLinks` (TCP) and `MemoryNetwork`. */
+/** Per-member FIFO links. Implementations: `multicastLinks` (TCP) and `MemoryNetwork`. */
 export interface MulticastTransport {
   /** Sends `frame` to member `to`; false when that link is down (the frame is dropped). */
   send(to: string, frame: Message): boolean;

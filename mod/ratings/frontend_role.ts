@@ -28,12 +28,12 @@ import {
   fieldString,
   type FrameHandler,
   type Message,
+  PeerLink,
   type PeerSession,
   ProtocolError,
   RemoteError,
   sleep,
 } from "../wire/mod.ts";
-import { PeerLink } from "./peer_link.ts";
 import {
   type FeRequest,
   fieldMovie,
@@ -110,8 +110,9 @@ class FrontEnd {
       address: `${n.hostname}:${n.port}`,
       status: "OFFLINE" as RmStatus,
       inUse: false,
-      link: new PeerLink(n.hostname, n.port, {
+      link: new PeerLink({ hostname: n.hostname, port: n.port }, {
         role: "frontend",
+        peer: n.name,
         name: ctx.name,
         security: linkSecurity(ctx),
         maxFrame: ctx.maxFrame,
@@ -171,7 +172,10 @@ class FrontEnd {
     try {
       // an RM that does not answer a ping within 1 s is cut off, paused or stuck: close the
       // connection so the requests waiting on it fail over now, not after --rm-timeout
-      const reply = await rm.link.request({ t: "rm.ping" }, 1_000, { resetOnTimeout: true });
+      const reply = await rm.link.request({ t: "rm.ping" }, {
+        timeoutMs: 1_000,
+        resetOnTimeout: true,
+      });
       status = reply.status === "OVERLOADED" || reply.status === "OFFLINE"
         ? reply.status
         : "ACTIVE";
@@ -233,7 +237,7 @@ class FrontEnd {
     for (let j = 0; j < ranked.length; j++) {
       const rm = ranked[j === 0 ? first : j <= first ? j - 1 : j];
       try {
-        const reply = await rm.link.request(msg, this.#timeoutMs);
+        const reply = await rm.link.request(msg, { timeoutMs: this.#timeoutMs });
         if (typeof reply.st === "string") this.#setStatus(rm, reply.st as RmStatus);
         else if (rm.status === "OFFLINE") this.#setStatus(rm, "ACTIVE");
         if (tried.length > 0 || !rm.inUse) {

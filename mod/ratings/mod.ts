@@ -11,6 +11,19 @@
  * @module
  */
 export { replicaRole } from "./replica_role.ts";
+export {
+  REPLICA_FRAME_TYPES,
+  type ReplicaHandler,
+  ReplicaNode,
+  type ReplicaNodeOptions,
+  type Responder,
+} from "./replica_node.ts";
+export {
+  type RatingsTransport,
+  TcpRatingsTransport,
+  type TcpRatingsTransportOptions,
+} from "./transport.ts";
+export { MemoryRatingsNetwork } from "./memory_network.ts";
 export { frontendRole } from "./frontend_role.ts";
 export { RatingsClient, ratingsCommand, RatingsSession } from "./client_command.ts";
 export { ratingsGenCommand } from "./gen_command.ts";

@@ -13,7 +13,6 @@
  */
 export { parseLockArgs, ringCommands, ringRole } from "./role.ts";
 export { type LockResult, type LossListener, RingNode, type RingNodeOptions } from "./node.ts";
-export { LinkDownError, PeerLinks, type PeerLinksOptions } from "./links.ts";
 export { RingStore } from "./store.ts";
 export {
   HolderLease,

@@ -13,16 +13,22 @@ import {
   fieldOptInt,
   fieldString,
   type FrameHandler,
+  LinkDownError,
   type LinkSecurity,
   type Message,
+  PeerLinks,
   type PeerSession,
   ProtocolError,
   RemoteError,
 } from "../wire/mod.ts";
-import { LinkDownError, PeerLinks } from "./links.ts";
 import { MAX_GEN, parseToken, successorOf } from "./token.ts";
 import { type Grant, type Loss, type RequestFailure, type RingEffect, RingState } from "./state.ts";
 import type { RingStore } from "./store.ts";
+
+/** First redial delay of a member link after a failure (it doubles up to the max). */
+const LINK_BACKOFF_MIN_MS = 100;
+/** Longest redial delay of a member link. */
+const LINK_BACKOFF_MAX_MS = 1_000;
 
 /** Options of {@linkcode RingNode}. */
 export interface RingNodeOptions {
@@ -113,16 +119,20 @@ export class RingNode {
       maxGen: options.store?.maxGen ?? 0,
       now: performance.now(),
     });
-    this.#links = new PeerLinks({
-      self: options.self,
-      peers: options.members.filter((m) => m.name !== options.self).map((m) => ({
-        name: m.name,
-        address: { hostname: m.hostname, port: m.port },
-      })),
+    const heartbeatMs = options.heartbeatMs ?? 1_000;
+    this.#links = new PeerLinks(options.members.filter((m) => m.name !== options.self), {
+      role: "ring",
+      name: options.self,
       security: options.security,
       maxFrame: options.maxFrame,
-      heartbeatMs: options.heartbeatMs,
-      failAfter: options.failAfter,
+      persistent: true,
+      connectTimeoutMs: 1_000,
+      backoff: { initialMs: LINK_BACKOFF_MIN_MS, maxMs: LINK_BACKOFF_MAX_MS, jitter: 0.25 },
+      heartbeat: {
+        probe: { t: "ring.ping" },
+        intervalMs: heartbeatMs,
+        silenceMs: heartbeatMs * (options.failAfter ?? 3),
+      },
       onUp: (name) => this.#input((now) => this.state.peerUp(now, name), "peer.up", name),
       onDown: (name) => this.#input((now) => this.state.peerDown(now, name), "peer.down", name),
     });
@@ -365,7 +375,7 @@ export class RingNode {
       case "request": {
         const { id, to, msg, timeoutMs } = effect;
         if (this.#closed) return;
-        this.#links.request(to, msg, timeoutMs).then(
+        this.#links.request(to, msg, { timeoutMs }).then(
           (reply) => {
             if (this.#closed) return;
             this.#input((now) => this.state.onReply(now, id, to, reply));
@@ -478,7 +488,7 @@ export class RingNode {
 
   #member(msg: Message, session: PeerSession): string {
     const name = session.peer.name;
-    if (this.state.isMember(name) && name !== this.state.self) this.#links.kick(name);
+    if (this.state.isMember(name) && name !== this.state.self) this.#links.nudge(name);
     if (!this.state.isMember(name) || name === this.state.self) {
       this.#options.events.emit("ring.unknown_peer", { peer: name, t: msg.t });
       throw new ProtocolError(
@@ -526,7 +536,9 @@ export class RingNode {
     const out = s.handOff(performance.now());
     if (!out) return;
     try {
-      await this.#links.request(out.to, { t: "ring.token", ...out.token, from: s.self }, 1_000);
+      await this.#links.request(out.to, { t: "ring.token", ...out.token, from: s.self }, {
+        timeoutMs: 1_000,
+      });
       s.handedOff();
       this.#options.events.debug("token.pass", { to: out.to, gen: out.token.gen });
     } catch (err) {

@@ -137,12 +137,19 @@ export interface RequestOptions {
 interface Pending {
   resolve(msg: Message): void;
   reject(err: unknown): void;
+  /** When it times out, on the `performance.now()` clock. */
+  deadline: number;
+  /** The request's type, for the timeout message. */
+  t: unknown;
+  signal?: AbortSignal;
+  onAbort?: () => void;
 }
 
 /**
  * A request/reply client over one framed connection. Requests carry a fresh `rid`; the
  * reply with the same `rid` resolves the request (an `error` frame rejects it with
- * {@linkcode RemoteError}). Frames without a known `rid` go to `onMessage`.
+ * {@linkcode RemoteError}). Frames without a known `rid` go to `onMessage`. Timeouts share
+ * one timer, armed for the earliest deadline (no timer per request).
  *
  * Closing rejects every pending request with `ConnectionClosedError`.
  */
@@ -156,6 +163,8 @@ export class RpcClient implements AsyncDisposable {
   onClose: (err?: unknown) => void = () => {};
   #nextRid = 1;
   #pending = new Map<number, Pending>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
   #done: Promise<void>;
 
   constructor(conn: FrameConnection, server: PeerIdentity) {
@@ -168,6 +177,11 @@ export class RpcClient implements AsyncDisposable {
   static async connect(address: DialAddress, options: DialOptions = {}): Promise<RpcClient> {
     const { conn, server } = await dial(address, options);
     return new RpcClient(conn, server);
+  }
+
+  /** Requests waiting for their reply. */
+  get pending(): number {
+    return this.#pending.size;
   }
 
   /** Sends a frame that expects no reply. */
@@ -183,46 +197,28 @@ export class RpcClient implements AsyncDisposable {
         reject(new ConnectionClosedError(`Cannot send ${msg.t}: connection closed`));
         return;
       }
-      // one plain timer per request, cleared with the reply (an AbortSignal.timeout would
-      // stay armed until it fires, one per request ever made)
       const signal = options.signal;
-      const settle = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
+      const entry: Pending = {
+        resolve,
+        reject,
+        deadline: performance.now() + (options.timeoutMs ?? 30_000),
+        t: msg.t,
       };
-      const onAbort = () => {
-        settle();
-        this.#pending.delete(rid);
-        reject(signal!.reason);
-      };
-      const timer = setTimeout(() => {
-        settle();
-        this.#pending.delete(rid);
-        reject(new ProtocolError(ErrorCode.Timeout, `Cannot get a reply to ${msg.t}: timed out`));
-      }, options.timeoutMs ?? 30_000);
-      Deno.unrefTimer(timer); // as AbortSignal.timeout: a timeout alone keeps nobody alive
       if (signal) {
         if (signal.aborted) {
-          onAbort();
+          reject(signal.reason);
           return;
         }
-        signal.addEventListener("abort", onAbort, { once: true });
+        entry.signal = signal;
+        entry.onAbort = () => this.#take(rid)?.reject(signal.reason);
+        signal.addEventListener("abort", entry.onAbort, { once: true });
       }
-      this.#pending.set(rid, {
-        resolve: (m) => {
-          settle();
-          resolve(m);
-        },
-        reject: (e) => {
-          settle();
-          reject(e);
-        },
-      });
+      this.#pending.set(rid, entry);
+      this.#arm(entry.deadline);
       try {
         this.conn.send({ ...msg, rid });
       } catch (err) {
-        this.#pending.get(rid)?.reject(err);
-        this.#pending.delete(rid);
+        this.#take(rid)?.reject(err);
       }
     });
   }
@@ -251,9 +247,8 @@ export class RpcClient implements AsyncDisposable {
         }
         if (msg === null) break;
         const rid = msg.rid;
-        if (typeof rid === "number" && this.#pending.has(rid)) {
-          const pending = this.#pending.get(rid)!;
-          this.#pending.delete(rid);
+        const pending = typeof rid === "number" ? this.#take(rid) : undefined;
+        if (pending) {
           if (msg.t === "error") pending.reject(new RemoteError(msg));
           else pending.resolve(msg);
         } else {
@@ -269,13 +264,52 @@ export class RpcClient implements AsyncDisposable {
       const err = new ConnectionClosedError("Cannot get a reply: connection closed", {
         cause: failure,
       });
-      for (const pending of this.#pending.values()) pending.reject(err);
-      this.#pending.clear();
+      for (const rid of [...this.#pending.keys()]) this.#take(rid)?.reject(err);
       try {
         this.onClose(failure ?? this.conn.closeError);
       } catch {
         // ignore
       }
     }
+  }
+
+  /** Removes the request `rid` from the pending ones and returns it (undefined if gone). */
+  #take(rid: number): Pending | undefined {
+    const entry = this.#pending.get(rid);
+    if (!entry) return undefined;
+    this.#pending.delete(rid);
+    if (entry.onAbort) entry.signal!.removeEventListener("abort", entry.onAbort);
+    if (this.#pending.size === 0 && this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+    }
+    return entry;
+  }
+
+  /** Makes sure the shared timer fires no later than `deadline`. */
+  #arm(deadline: number): void {
+    if (deadline >= this.#timerAt) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = deadline;
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, deadline - performance.now()));
+    Deno.unrefTimer(this.#timer); // as AbortSignal.timeout: a timeout alone keeps nobody alive
+  }
+
+  /** Rejects the requests whose deadline has passed and re-arms for the next one. */
+  #expire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [rid, entry] of [...this.#pending]) {
+      if (entry.deadline <= now) {
+        this.#take(rid);
+        entry.reject(
+          new ProtocolError(ErrorCode.Timeout, `Cannot get a reply to ${entry.t}: timed out`),
+        );
+      } else if (entry.deadline < next) next = entry.deadline;
+    }
+    if (next < Infinity) this.#arm(next);
   }
 }

@@ -92,3 +92,12 @@ export {
   HEARTBEAT_SILENCE_MS,
   type HeartbeatOptions,
 } from "./heartbeat.ts";
+export {
+  LinkDownError,
+  type LinkRequestOptions,
+  type PeerAddress,
+  PeerLink,
+  type PeerLinkOptions,
+  PeerLinks,
+  type PeerLinksOptions,
+} from "./peer_link.ts";
