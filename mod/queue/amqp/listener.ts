@@ -7,7 +7,8 @@
  * @module
  */
 import type { QueueEngine } from "../engine.ts";
-import { type AmqpAuthenticate, AmqpSession, type AmqpSessionOptions } from "./session.ts";
+import type { AmqpAuthenticate } from "./handshake.ts";
+import { AmqpSession, type AmqpSessionOptions } from "./session.ts";
 
 /** Options of {@linkcode AmqpListener.listen}. */
 export interface AmqpListenerOptions
