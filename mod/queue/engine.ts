@@ -15,6 +15,7 @@
  */
 import { ProtocolError } from "../wire/mod.ts";
 import { CommitTurn } from "./commit_turn.ts";
+import { deadLetteredProps, type DeathReason } from "./dead_letter.ts";
 import { ExpiryTimer, nextExpiry } from "./expiry.ts";
 import { checkName } from "./names.ts";
 import { propsReviver, storedProps } from "./props_json.ts";
@@ -63,6 +64,9 @@ export type {
 /** How deep dead-lettering may recurse before a message is dropped (a DLX cycle). */
 const MAX_DEAD_LETTER_DEPTH = 8;
 
+/** Under memory pressure, publishers are let go again below this share of the limit. */
+const MEMORY_RESUME_RATIO = 0.8;
+
 /**
  * The engine. All operations are synchronous and throw `ProtocolError` (codes in
  * {@linkcode QueueErrorCode}); deliveries, returns and confirms go to each connection's
@@ -71,6 +75,12 @@ const MAX_DEAD_LETTER_DEPTH = 8;
  * Messages are delivered round-robin among a queue's consumers with room under their
  * prefetch; a consumer's connection that reports backpressure is skipped until
  * {@linkcode resume}.
+ *
+ * Memory pressure: with `maxMemory`, once the bodies of the messages the queues hold
+ * (ready or unacknowledged, counted per queue) reach it, the engine is
+ * {@linkcode memoryBlocked} and every sink hears `memoryPressure(true)`; below 80 % of
+ * it, `memoryPressure(false)`. Publishing goes on (the adapters decide: AMQP stops
+ * reading from publishing connections, the native protocol refuses with `overloaded`).
  */
 export class QueueEngine {
   readonly #store?: QueueStore;
@@ -85,6 +95,9 @@ export class QueueEngine {
   #nextSeq = 1;
   #nextConsumer = 1;
   #closed = false;
+  readonly #maxMemory: number;
+  #heldBytes = 0;
+  #memoryBlocked = false;
   /** Counters. */
   readonly stats: EngineStats = {
     published: 0,
@@ -100,6 +113,10 @@ export class QueueEngine {
   constructor(options: QueueEngineOptions = {}) {
     this.#onEvent = options.onEvent ?? (() => {});
     this.#now = options.now ?? Date.now;
+    this.#maxMemory = options.maxMemory ?? 0;
+    if (!Number.isSafeInteger(this.#maxMemory) || this.#maxMemory < 0) {
+      throw new RangeError(`Cannot limit queue memory to ${options.maxMemory}: bytes ≥ 0`);
+    }
     if (options.path) this.#store = QueueStore.open(options.path, options);
     this.#expiry = new ExpiryTimer(() => this.#sweep(), this.#now);
     this.#commits = new CommitTurn(this.#store, this.#onEvent, this.stats);
@@ -108,7 +125,11 @@ export class QueueEngine {
       now: this.#now,
       expiryChanged: () => this.#expiry.set(nextExpiry(this.#topology.all())),
       dropped: (msgs) => {
-        for (const m of msgs) m.id = 0; // their rows went with the queue
+        for (const m of msgs) {
+          m.id = 0; // their rows went with the queue
+          this.#heldBytes -= m.body.length;
+        }
+        this.#checkMemory();
       },
     });
     if (this.#store) this.#recoverMessages(this.#store);
@@ -135,8 +156,10 @@ export class QueueEngine {
         redelivered: m.redelivered,
         expiresAt: m.expiresAt ?? 0,
       });
+      this.#heldBytes += m.body.length;
       if (m.expiresAt) q.expiring = true;
     }
+    this.#checkMemory();
     this.#expiry.set(nextExpiry(this.#topology.all()));
   }
 
@@ -345,6 +368,7 @@ export class QueueEngine {
         this.#commits.schedule();
       }
       q.push(m);
+      this.#heldBytes += body.length;
       if (q.maxLength > 0) {
         while (q.depth > q.maxLength) {
           const dropped = q.shift();
@@ -359,6 +383,7 @@ export class QueueEngine {
       conn.sink.returned({ exchange, routingKey: key, body, props, reason: "NO_ROUTE" });
     }
     if (seq && conn) this.#commits.confirmAfterCommit(conn);
+    if (routed > 0 && !this.#memoryBlocked) this.#checkMemory();
     return routed;
   }
 
@@ -431,8 +456,9 @@ export class QueueEngine {
     const settled = settle(conn, tag, multiple, "ack");
     for (const u of settled) {
       this.stats.acked++;
-      if (u.msg.id) this.#forget(u.msg);
+      this.#leave(u.msg);
     }
+    if (this.#memoryBlocked) this.#checkMemory();
     this.#dispatchAll(settled);
   }
 
@@ -445,6 +471,7 @@ export class QueueEngine {
     const settled = settle(conn, tag, options.multiple ?? false, "nack");
     if (options.requeue ?? true) this.#requeue(settled, "nack");
     else for (const u of settled) this.#deadLetter(u.queue, u.msg, "rejected");
+    if (this.#memoryBlocked) this.#checkMemory();
     this.#dispatchAll(settled);
   }
 
@@ -456,7 +483,10 @@ export class QueueEngine {
   #requeue(items: Unacked[], reason: string): void {
     const byQueue = new Map<QueueState, Message[]>();
     for (const u of items) {
-      if (u.queue.deleted) continue;
+      if (u.queue.deleted) {
+        this.#leave(u.msg);
+        continue;
+      }
       u.msg.redelivered = true;
       if (u.msg.id) {
         this.#store?.markRedelivered(u.msg.id);
@@ -494,8 +524,14 @@ export class QueueEngine {
     this.stats.delivered++;
     let deliveryTag = 0;
     if (noAck) {
-      if (m.id) this.#forget(m);
+      this.#leave(m);
+      if (this.#memoryBlocked) this.#checkMemory();
     } else {
+      // a stored message handed out: after a crash it comes back redelivered
+      if (m.id && !m.redelivered) {
+        this.#store!.markDelivered(q.name, m.id);
+        this.#commits.schedule();
+      }
       deliveryTag = conn.nextDeliveryTag++;
       conn.unacked.set(deliveryTag, { tag: deliveryTag, msg: m, queue: q, consumer: c });
       q.unacked++;
@@ -555,8 +591,8 @@ export class QueueEngine {
    * A message leaves `q` for good (rejected without requeue, expired, dropped at max
    * length): republished to the queue's dead-letter exchange when it has one, else dropped.
    */
-  #deadLetter(q: QueueState, m: Message, reason: string): void {
-    if (m.id) this.#forget(m);
+  #deadLetter(q: QueueState, m: Message, reason: DeathReason): void {
+    this.#leave(m);
     if (q.deadLetterExchange === undefined) return;
     if (this.#deadLettering > MAX_DEAD_LETTER_DEPTH) {
       this.#onEvent("msg.dropped", { queue: q.name, reason: "dead-letter cycle" });
@@ -569,7 +605,16 @@ export class QueueEngine {
         q.deadLetterExchange,
         q.deadLetterRoutingKey ?? m.key,
         m.body,
-        { persistent: m.persistent, props: m.props },
+        {
+          persistent: m.persistent,
+          props: deadLetteredProps(m.props, {
+            queue: q.name,
+            reason,
+            exchange: m.exchange,
+            routingKey: m.key,
+            time: new Date(this.#now()),
+          }),
+        },
         0,
       );
       this.stats.deadLettered++;
@@ -606,11 +651,47 @@ export class QueueEngine {
     this.#expiry.set(nextExpiry(this.#topology.all()));
   }
 
-  #forget(m: Message): void {
+  /** `m` leaves the engine for good (acked, auto-acked, dropped, dead-lettered as a copy). */
+  #leave(m: Message): void {
+    this.#heldBytes -= m.body.length;
     if (!m.id) return;
     this.#store?.remove(m.id);
     m.id = 0;
     this.#commits.schedule();
+  }
+
+  /** Enters or leaves memory pressure, telling every connection's sink. */
+  #checkMemory(): void {
+    if (this.#maxMemory === 0) return;
+    const blocked = this.#memoryBlocked
+      ? this.#heldBytes >= this.#maxMemory * MEMORY_RESUME_RATIO
+      : this.#heldBytes >= this.#maxMemory;
+    if (blocked === this.#memoryBlocked) return;
+    this.#memoryBlocked = blocked;
+    this.#onEvent(blocked ? "memory.blocked" : "memory.unblocked", {
+      held: this.#heldBytes,
+      limit: this.#maxMemory,
+    });
+    for (const conn of [...this.#connections]) conn.sink.memoryPressure?.(blocked);
+  }
+
+  /** Whether the queues hold `maxMemory` bytes or more (and not yet below 80 % of it again). */
+  get memoryBlocked(): boolean {
+    return this.#memoryBlocked;
+  }
+
+  /** Bytes of message bodies the queues hold (ready and unacknowledged, per queue). */
+  get heldBytes(): number {
+    return this.#heldBytes;
+  }
+
+  /** Throws `overloaded` while {@linkcode memoryBlocked} (for adapters that refuse publishes then). */
+  assertMemory(): void {
+    if (!this.#memoryBlocked) return;
+    throw new ProtocolError(
+      QueueErrorCode.Overloaded,
+      `Cannot publish: the queues hold ${this.#heldBytes} bytes, over the limit of ${this.#maxMemory} (--max-queue-memory); consume or purge first`,
+    );
   }
 
   /** One queue's depth and consumers (404 `not_found` when absent, 405 when exclusive to another). */

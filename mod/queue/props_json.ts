@@ -1,6 +1,6 @@
 /**
- * The stored form of message properties: JSON with byte arrays as `{$bytes: base64}` and
- * bigints as strings, and back.
+ * The stored form of message properties: JSON with byte arrays as `{$bytes: base64}`,
+ * dates as `{$date: ms}` and bigints as strings, and back.
  *
  * @module
  */
@@ -19,8 +19,11 @@ export function storedProps(props: Record<string, unknown>): string {
   return lastPropsJson;
 }
 
-/** Stored props: byte arrays as `{$bytes: base64}`, bigints as strings. */
-export function propsReplacer(_key: string, value: unknown): unknown {
+/** Stored props: byte arrays as `{$bytes: base64}`, dates as `{$date: ms}`, bigints as strings. */
+export function propsReplacer(this: unknown, key: string, value: unknown): unknown {
+  // a Date has been through its toJSON already: look at the holder's own value
+  const own = (this as Record<string, unknown> | undefined)?.[key];
+  if (own instanceof Date) return { $date: own.getTime() };
   if (value instanceof Uint8Array) {
     let s = "";
     for (let i = 0; i < value.length; i++) s += String.fromCharCode(value[i]);
@@ -40,6 +43,12 @@ export function propsReviver(_key: string, value: unknown): unknown {
     const out = new Uint8Array(s.length);
     for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
     return out;
+  }
+  if (
+    typeof value === "object" && value !== null && !Array.isArray(value) &&
+    typeof (value as { $date?: unknown }).$date === "number" && Object.keys(value).length === 1
+  ) {
+    return new Date((value as { $date: number }).$date);
   }
   return value;
 }

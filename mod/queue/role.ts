@@ -13,11 +13,12 @@ import { queueService } from "./server.ts";
 import { prepareDataDir } from "../storage/mod.ts";
 
 /** Opens the engine under `ctx.dataDir`, events going to `ctx.events`. */
-export function openEngine(ctx: RoleContext, sync = "normal"): QueueEngine {
+export function openEngine(ctx: RoleContext, sync = "normal", maxMemory = 0): QueueEngine {
   prepareDataDir(ctx.dataDir);
   return new QueueEngine({
     path: `${ctx.dataDir}/queue.db`,
     synchronous: sync === "full" ? "FULL" : "NORMAL",
+    maxMemory,
     onEvent: (ev, fields) => {
       if (ev === "store.error") ctx.log.error(`store: ${String(fields.message)}`);
       ctx.events.emit(ev, fields);
@@ -39,6 +40,12 @@ export const queueRole: RoleDefinition = {
       choices: ["normal", "full"],
     },
     {
+      flags: "--max-queue-memory <bytes>",
+      description:
+        "memory pressure above this many bytes of queued message bodies: AMQP publishers get connection.blocked, native publishes 'overloaded' (k/M/G suffixes; 0 = no limit)",
+      default: "512M",
+    },
+    {
       flags: "--amqp <host:port>",
       description:
         "also serve AMQP 0-9-1 (RabbitMQ clients) here; a bare port means 127.0.0.1 (off by default)",
@@ -52,7 +59,11 @@ export const queueRole: RoleDefinition = {
   ],
   async run(ctx: RoleContext): Promise<number> {
     const amqpAt = amqpAddress(ctx);
-    const engine = openEngine(ctx, String(ctx.options.sync ?? "normal"));
+    const maxMemory = parseBytes(
+      String(ctx.options.maxQueueMemory ?? "512M"),
+      "--max-queue-memory",
+    );
+    const engine = openEngine(ctx, String(ctx.options.sync ?? "normal"), maxMemory);
     const service = queueService(engine);
     let server;
     let amqp: AmqpListener | undefined;
@@ -100,6 +111,18 @@ export const queueRole: RoleDefinition = {
     return 0;
   },
 };
+
+/** A byte count with an optional k, M or G suffix (powers of 1024; `KiB`, `MB`… also read). */
+export function parseBytes(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg])?(?:i?b)?\s*$/i.exec(text);
+  if (!m) {
+    throw new ConfigError(`${what}: "${text}" is not a byte count (e.g. 65536, 64k, 512M, 2G)`);
+  }
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2] ?? "").toLowerCase()]!;
+  const n = Math.floor(Number(m[1]) * unit);
+  if (!Number.isSafeInteger(n)) throw new ConfigError(`${what}: "${text}" is too large`);
+  return n;
+}
 
 /** `--amqp HOST:PORT` (or a bare port, on loopback); undefined when off. */
 function amqpAddress(ctx: RoleContext): { hostname: string; port: number } | undefined {

@@ -84,7 +84,7 @@ export class Topology {
         type: e.type as ExchangeType,
         durable: true,
         autoDelete: e.autoDelete,
-        internal: false,
+        internal: e.internal ?? false,
         bindings: new Map(),
       });
     }
@@ -176,7 +176,7 @@ export class Topology {
       internal,
       bindings: new Map(),
     });
-    if (durable) this.#store?.putExchange({ name, type, autoDelete });
+    if (durable) this.#store?.putExchange({ name, type, autoDelete, internal });
     this.#hooks.onEvent("x.declared", { exchange: name, type, durable });
     return true;
   }

@@ -8,6 +8,13 @@
 import type { ProtocolError } from "../wire/mod.ts";
 import type { QueueStoreOptions } from "./store.ts";
 
+/**
+ * The props key under which a protocol adapter keeps a message's properties in its
+ * encoded form (AMQP: the content-header property bytes, sent again as they came). The
+ * engine drops it when it changes a message's props (dead-lettering).
+ */
+export const ENCODED_PROPS_KEY = "amqp";
+
 /** Exchange types. */
 export type ExchangeType = "direct" | "fanout" | "topic" | "headers";
 
@@ -19,7 +26,7 @@ export interface ExchangeOptions {
   autoDelete?: boolean;
   /** Only check that it exists. @default {false} */
   passive?: boolean;
-  /** Clients may not publish to it, only bind it (AMQP `internal`; not stored). @default {false} */
+  /** Clients may not publish to it, only bind it (AMQP `internal`). @default {false} */
   internal?: boolean;
 }
 
@@ -114,6 +121,8 @@ export interface ConnectionSink {
   cancelled(tag: string): void;
   /** Whether deliveries can be written at all (false once the transport is gone). */
   open?(): boolean;
+  /** The engine entered (true) or left (false) memory pressure. */
+  memoryPressure?(blocked: boolean): void;
 }
 
 /** Options of {@linkcode QueueEngine}. */
@@ -124,6 +133,8 @@ export interface QueueEngineOptions extends QueueStoreOptions {
   onEvent?: (ev: string, fields: Record<string, unknown>) => void;
   /** Wall clock for message TTLs and queue expiry, ms. @default {Date.now} */
   now?: () => number;
+  /** Bytes of message bodies the queues may hold before memory pressure (0 = no limit). @default {0} */
+  maxMemory?: number;
 }
 
 /** Counters for status. */

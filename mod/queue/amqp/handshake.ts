@@ -23,7 +23,7 @@ export const SERVER_PROPERTIES: FieldTable = {
     exchange_exchange_bindings: false,
     "basic.nack": true,
     consumer_cancel_notify: true,
-    "connection.blocked": false,
+    "connection.blocked": true,
     consumer_priorities: false,
     authentication_failure_close: true,
     per_consumer_qos: true,

@@ -2,7 +2,8 @@
  * The AMQP 0-9-1 listener: the thin TCP adapter around {@linkcode AmqpSession}. It
  * accepts connections, feeds what it reads to the session, writes what the session
  * produced (everything of one turn of the event loop in one write, one write in flight),
- * reports backpressure back, and ticks every session once a second for heartbeats.
+ * reports backpressure back, and ticks every session once a second for heartbeats. A
+ * session blocked by memory pressure is not read from until it is let go.
  *
  * @module
  */
@@ -36,6 +37,7 @@ class AmqpSocket {
   #scheduled = false;
   #ending = false;
   #closed = false;
+  #wakeReader?: () => void;
   readonly done: Promise<void>;
   #resolveClosed!: () => void;
   readonly #closedPromise = new Promise<void>((r) => this.#resolveClosed = r);
@@ -53,6 +55,7 @@ class AmqpSocket {
         this.#ending = true;
         this.#schedule();
       },
+      readable: () => this.#wakeReader?.(),
     }, { ...options, now: performance.now() });
     this.done = this.#readLoop();
   }
@@ -101,6 +104,11 @@ class AmqpSocket {
         if (n === null) break;
         this.session.receive(buf.subarray(0, n), performance.now());
         if (this.session.phase === "closed" && !this.#ending) break;
+        // a publisher blocked by memory pressure: read again once it is let go (or closed)
+        while (this.session.readBlocked && !this.#closed) {
+          await new Promise<void>((resolve) => this.#wakeReader = resolve);
+          this.#wakeReader = undefined;
+        }
       }
     } catch {
       // reset by peer, or closed by us
@@ -120,6 +128,7 @@ class AmqpSocket {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#wakeReader?.();
     try {
       this.#conn.close();
     } catch {

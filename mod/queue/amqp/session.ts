@@ -61,6 +61,8 @@ export interface AmqpTransport {
   pendingBytes(): number;
   /** Close the socket once the output taken so far is written. */
   end(): void;
+  /** Reading may go on again ({@linkcode AmqpSession.readBlocked} turned false). */
+  readable?(): void;
 }
 
 /** Options of {@linkcode AmqpSession}. */
@@ -118,6 +120,11 @@ export class AmqpSession {
   #lastSend: number;
   #deadline: number;
   #cancelNotify = false;
+  #blockedNotify = false;
+  /** This connection has published: memory pressure blocks it. */
+  #publisher = false;
+  /** Blocked by memory pressure: the transport reads nothing until `readable()`. */
+  #readBlocked = false;
   #paused = false;
   #closeCode = 0;
 
@@ -260,6 +267,8 @@ export class AmqpSession {
       return;
     }
     if (this.#heartbeatMs <= 0) return;
+    // a connection blocked by memory pressure is not read: its heartbeats wait in the socket
+    if (this.#readBlocked) this.#lastRecv = now;
     if (now - this.#lastRecv > 2 * this.#heartbeatMs) {
       this.#onEvent("amqp.error", {
         conn: this.#label,
@@ -274,6 +283,28 @@ export class AmqpSession {
       this.#lastSend = now;
       this.#transport.wake();
     }
+  }
+
+  /**
+   * Whether the transport must stop reading: the engine is under memory pressure and this
+   * connection publishes (as RabbitMQ blocks publishers; consumers go on, so their acks
+   * free memory). `transport.readable()` says when it may read again.
+   */
+  get readBlocked(): boolean {
+    return this.#readBlocked;
+  }
+
+  /** Memory pressure changed: publishers are blocked (told `connection.blocked` when they take it) or let go. */
+  #pressure(blocked: boolean): void {
+    if (this.#phase !== "running") return;
+    if (blocked === this.#readBlocked || (blocked && !this.#publisher)) return;
+    this.#readBlocked = blocked;
+    if (this.#blockedNotify) {
+      if (blocked) this.#send(0, 10, 60, { reason: "low on memory" });
+      else this.#send(0, 10, 61);
+    }
+    this.#onEvent(blocked ? "amqp.blocked" : "amqp.unblocked", { conn: this.#label });
+    if (!blocked) this.#transport.readable?.();
   }
 
   /** Whether deliveries wait for {@linkcode drained} (the output passed the high-water mark). */
@@ -448,7 +479,13 @@ export class AmqpSession {
       }
       // the hot path: basic.publish and basic.ack without the generic decoder
       if (payload.length >= 4 && payload[0] === 0 && payload[1] === 60 && payload[2] === 0) {
-        if (payload[3] === 40) return this.#publishMethod(ch, payload);
+        if (payload[3] === 40) {
+          if (!this.#publisher) {
+            this.#publisher = true;
+            if (this.#engine.memoryBlocked) this.#pressure(true);
+          }
+          return this.#publishMethod(ch, payload);
+        }
         if (payload[3] === 80 && payload.length === 13) {
           const r = new AmqpReader(payload, 4);
           const tag = r.u64();
@@ -554,6 +591,7 @@ export class AmqpSession {
         this.#send(ch.id, 60, 30, { consumerTag: tag, noWait: true });
       },
       open: () => this.#phase === "running" && ch.state === "open" && ch.flow,
+      memoryPressure: (blocked: boolean) => this.#pressure(blocked),
     };
   }
 
@@ -580,6 +618,7 @@ export class AmqpSession {
         const ok = acceptStartOk(a, this.#o.authenticate);
         this.#user = ok.user;
         this.#cancelNotify = ok.cancelNotify;
+        this.#blockedNotify = ok.blockedNotify;
         this.#send(0, 10, 30, {
           channelMax: this.#o.channelMax,
           frameMax: this.#o.frameMax,
