@@ -19,17 +19,23 @@ export class CommitTurn {
   #commitWaiters: Array<() => void> = [];
   readonly #turn = new Tick(() => this.#tick());
   readonly #stats: { commits: number };
+  readonly #afterCommit: () => void;
   #closed = false;
 
-  /** Commits go to `store` (none: confirms at the end of the turn); `stats.commits` counts them. */
+  /**
+   * Commits go to `store` (none: confirms at the end of the turn); `stats.commits` counts
+   * them; `afterCommit` runs after each end-of-turn commit (or failed attempt).
+   */
   constructor(
     store: QueueStore | undefined,
     onEvent: (ev: string, fields: Record<string, unknown>) => void,
     stats: { commits: number },
+    afterCommit: () => void = () => {},
   ) {
     this.#store = store;
     this.#onEvent = onEvent;
     this.#stats = stats;
+    this.#afterCommit = afterCommit;
   }
 
   /** Store writes are pending: commit at the end of this turn. */
@@ -66,6 +72,7 @@ export class CommitTurn {
         this.#onEvent("store.error", { message });
       }
     }
+    this.#afterCommit();
     const waiting = [...this.#confirmWaiting];
     this.#confirmWaiting.clear();
     for (const conn of waiting) {

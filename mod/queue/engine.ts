@@ -98,6 +98,8 @@ export class QueueEngine {
   readonly #maxMemory: number;
   #heldBytes = 0;
   #memoryBlocked = false;
+  /** Stored messages were handed out since the last commit (their delivery marks wait in it). */
+  #marksPending = false;
   /** Counters. */
   readonly stats: EngineStats = {
     published: 0,
@@ -119,7 +121,9 @@ export class QueueEngine {
     }
     if (options.path) this.#store = QueueStore.open(options.path, options);
     this.#expiry = new ExpiryTimer(() => this.#sweep(), this.#now);
-    this.#commits = new CommitTurn(this.#store, this.#onEvent, this.stats);
+    this.#commits = new CommitTurn(this.#store, this.#onEvent, this.stats, () => {
+      this.#marksPending = false;
+    });
     this.#topology = new Topology(this.#store, {
       onEvent: this.#onEvent,
       now: this.#now,
@@ -530,6 +534,7 @@ export class QueueEngine {
       // a stored message handed out: after a crash it comes back redelivered
       if (m.id && !m.redelivered) {
         this.#store!.markDelivered(q.name, m.id);
+        this.#marksPending = true;
         this.#commits.schedule();
       }
       deliveryTag = conn.nextDeliveryTag++;
@@ -719,6 +724,15 @@ export class QueueEngine {
   /** Open connections. */
   get connectionCount(): number {
     return this.#connections.size;
+  }
+
+  /**
+   * Undefined when every delivery handed out so far is on record; else a promise of the
+   * commit that records the latest ones (their delivery marks, so that after a crash they
+   * come back redelivered). A transport that writes deliveries after it loses nothing.
+   */
+  deliveriesRecorded(): Promise<void> | undefined {
+    return this.#marksPending ? this.#commits.committed() : undefined;
   }
 
   /** Resolves after the next store commit (at once when nothing is pending). */

@@ -31,6 +31,7 @@ const READ_BYTES = 64 * 1024;
 
 class AmqpSocket {
   readonly session: AmqpSession;
+  readonly #engine: QueueEngine;
   readonly #conn: Deno.Conn;
   #pending = 0;
   #writing = false;
@@ -48,6 +49,7 @@ class AmqpSocket {
     options: AmqpSessionOptions,
   ) {
     this.#conn = conn;
+    this.#engine = engine;
     this.session = new AmqpSession(engine, {
       wake: () => this.#schedule(),
       pendingBytes: () => this.#pending,
@@ -65,6 +67,16 @@ class AmqpSocket {
     // (a write in progress picks up new output and the ending when it finishes)
     this.#scheduled = true;
     queueMicrotask(() => {
+      // deliveries of stored messages go out after the commit that records them as
+      // delivered (so a kill -9 cannot lose their redelivered flag); it ends this turn
+      const recorded = this.#engine.deliveriesRecorded();
+      if (recorded) {
+        recorded.then(() => {
+          this.#scheduled = false;
+          this.#writeLoop();
+        });
+        return;
+      }
       this.#scheduled = false;
       this.#writeLoop();
     });
