@@ -11,6 +11,14 @@ import { QueueErrorCode } from "./protocol.ts";
 import type { EngineConnection } from "./queue_state.ts";
 import type { QueueStore } from "./store.ts";
 
+/** What runs around each end-of-turn commit. */
+export interface CommitHooks {
+  /** Last writes of the turn (e.g. delivery marks) before the commit. */
+  beforeCommit?(): void;
+  /** After the commit (or its failed attempt). */
+  afterCommit?(): void;
+}
+
 /** The end-of-turn commit and the confirms that wait for it. */
 export class CommitTurn {
   readonly #store?: QueueStore;
@@ -19,23 +27,23 @@ export class CommitTurn {
   #commitWaiters: Array<() => void> = [];
   readonly #turn = new Tick(() => this.#tick());
   readonly #stats: { commits: number };
-  readonly #afterCommit: () => void;
+  readonly #hooks: CommitHooks;
   #closed = false;
 
   /**
    * Commits go to `store` (none: confirms at the end of the turn); `stats.commits` counts
-   * them; `afterCommit` runs after each end-of-turn commit (or failed attempt).
+   * them; `hooks` run around each end-of-turn commit.
    */
   constructor(
     store: QueueStore | undefined,
     onEvent: (ev: string, fields: Record<string, unknown>) => void,
     stats: { commits: number },
-    afterCommit: () => void = () => {},
+    hooks: CommitHooks = {},
   ) {
     this.#store = store;
     this.#onEvent = onEvent;
     this.#stats = stats;
-    this.#afterCommit = afterCommit;
+    this.#hooks = hooks;
   }
 
   /** Store writes are pending: commit at the end of this turn. */
@@ -62,6 +70,7 @@ export class CommitTurn {
 
   #tick(): void {
     let failure: ProtocolError | undefined;
+    this.#hooks.beforeCommit?.();
     if (this.#store?.dirty) {
       try {
         this.#store.commit();
@@ -72,7 +81,7 @@ export class CommitTurn {
         this.#onEvent("store.error", { message });
       }
     }
-    this.#afterCommit();
+    this.#hooks.afterCommit?.();
     const waiting = [...this.#confirmWaiting];
     this.#confirmWaiting.clear();
     for (const conn of waiting) {

@@ -100,6 +100,8 @@ export class QueueEngine {
   #memoryBlocked = false;
   /** Stored messages were handed out since the last commit (their delivery marks wait in it). */
   #marksPending = false;
+  /** Queues whose delivery mark rose since the last commit. */
+  readonly #marked = new Set<QueueState>();
   /** Counters. */
   readonly stats: EngineStats = {
     published: 0,
@@ -121,8 +123,16 @@ export class QueueEngine {
     }
     if (options.path) this.#store = QueueStore.open(options.path, options);
     this.#expiry = new ExpiryTimer(() => this.#sweep(), this.#now);
-    this.#commits = new CommitTurn(this.#store, this.#onEvent, this.stats, () => {
-      this.#marksPending = false;
+    this.#commits = new CommitTurn(this.#store, this.#onEvent, this.stats, {
+      beforeCommit: () => {
+        for (const q of this.#marked) {
+          if (!q.deleted && q.durable) this.#store!.markDelivered(q.name, q.deliveredMark);
+        }
+        this.#marked.clear();
+      },
+      afterCommit: () => {
+        this.#marksPending = false;
+      },
     });
     this.#topology = new Topology(this.#store, {
       onEvent: this.#onEvent,
@@ -532,10 +542,13 @@ export class QueueEngine {
       if (this.#memoryBlocked) this.#checkMemory();
     } else {
       // a stored message handed out: after a crash it comes back redelivered
-      if (m.id && !m.redelivered) {
-        this.#store!.markDelivered(q.name, m.id);
-        this.#marksPending = true;
-        this.#commits.schedule();
+      if (m.id > q.deliveredMark) {
+        q.deliveredMark = m.id;
+        if (!this.#marked.has(q)) {
+          this.#marked.add(q);
+          this.#marksPending = true;
+          this.#commits.schedule();
+        }
       }
       deliveryTag = conn.nextDeliveryTag++;
       conn.unacked.set(deliveryTag, { tag: deliveryTag, msg: m, queue: q, consumer: c });

@@ -82,6 +82,8 @@ export class QueueState {
   rr = 0;
   hadConsumer = false;
   deleted = false;
+  /** The highest store id handed out from this queue (its delivery mark; 0 = none). */
+  deliveredMark = 0;
   /** (exchange, key) pairs this queue is bound with. */
   bindings = new Set<string>();
 
