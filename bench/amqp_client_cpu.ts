@@ -18,7 +18,7 @@
 import { Buffer } from "node:buffer";
 import process from "node:process";
 import amqp from "amqplib";
-import { freePort } from "../mod/process/mod.ts";
+import { freePort } from "../mod/harness/mod.ts";
 import { RabbitMq } from "../tests/harness/rabbitmq.ts";
 
 type Conn = Awaited<ReturnType<typeof amqp.connect>>;

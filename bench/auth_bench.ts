@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { LocalCluster } from "../mod/process/mod.ts";
+import { LocalCluster } from "../mod/harness/mod.ts";
 import { RpcClient, type TlsConfig } from "../mod/wire/mod.ts";
 import { haveOpenssl, makeCertificates } from "../tests/harness/certs.ts";
 

@@ -12,7 +12,7 @@ import {
   LocalCluster,
   type LocalClusterOptions,
   pause,
-} from "../mod/process/mod.ts";
+} from "../mod/harness/mod.ts";
 import { simulate } from "../mod/gossip/mod.ts";
 
 const quick = Deno.args.includes("--quick");

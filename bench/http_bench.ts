@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { LocalCluster, type NodeSpec, peerdCommand } from "../mod/process/mod.ts";
+import { peerdCommand } from "../mod/process/mod.ts";
+import { LocalCluster, type NodeSpec } from "../mod/harness/mod.ts";
 import { QueueClient } from "../mod/queue/mod.ts";
 import { RpcClient } from "../mod/wire/mod.ts";
 

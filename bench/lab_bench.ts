@@ -19,7 +19,7 @@
  */
 import { Lab, labAvailable } from "../mod/lab/mod.ts";
 import { allEqual, membershipConverged, valuesConverged } from "../mod/lab/checkers.ts";
-import { pause } from "../mod/process/mod.ts";
+import { pause } from "../mod/harness/mod.ts";
 import {
   generateDataset,
   RatingsClient,

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { LocalCluster } from "../mod/process/mod.ts";
+import { LocalCluster } from "../mod/harness/mod.ts";
 import {
   type Bet,
   formatBetsCsv,

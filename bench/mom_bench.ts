@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { LocalCluster } from "../mod/process/mod.ts";
+import { LocalCluster } from "../mod/harness/mod.ts";
 import { MomClient, type MomUser } from "../mod/mom/mod.ts";
 import { dial } from "../mod/wire/mod.ts";
 

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { LocalCluster, pause } from "../mod/process/mod.ts";
+import { LocalCluster, pause } from "../mod/harness/mod.ts";
 
 const WARMUP_MS = 1_500;
 const WINDOW_MS = 4_000;

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { LocalCluster } from "../mod/process/mod.ts";
+import { LocalCluster } from "../mod/harness/mod.ts";
 import { QueueClient } from "../mod/queue/mod.ts";
 
 const args = Deno.args;

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { LocalCluster, pause } from "../mod/process/mod.ts";
+import { LocalCluster, pause } from "../mod/harness/mod.ts";
 import { PeerLink } from "../mod/ratings/peer_link.ts";
 import { generateDataset } from "../mod/ratings/mod.ts";
 import { mergeInto, parseVectorTs, type VectorTs } from "../mod/ratings/vector_ts.ts";

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { type ClusterNode, LocalCluster, pause } from "../mod/process/mod.ts";
+import { type ClusterNode, LocalCluster, pause } from "../mod/harness/mod.ts";
 import { Lab, labAvailable } from "../mod/lab/mod.ts";
 import { type Message, RpcClient } from "../mod/wire/mod.ts";
 

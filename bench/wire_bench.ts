@@ -25,7 +25,7 @@ import {
   RpcClient,
   ShapeCache,
 } from "../mod/wire/mod.ts";
-import { LocalCluster } from "../mod/process/mod.ts";
+import { LocalCluster } from "../mod/harness/mod.ts";
 
 const args = Deno.args;
 const argValue = (name: string, fallback: string) => {

@@ -197,7 +197,7 @@ Deno.test("peerd refuses config mistakes with exit 2 and one line naming the fil
           "--peers",
           write("kind.json", JSON.stringify({ nodes: [node({ "fail-after": "x" })] })),
         ],
-        /kind\.json: nodes\[0\]\.fail-after: must be an integer, got "x"/,
+        /kind\.json: nodes\[0\]\.fail-after: must be an integer, at least 1, got "x"/,
       ],
       [
         [

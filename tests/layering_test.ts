@@ -1,7 +1,8 @@
 /**
  * The layering rules of `mod/`, checked on the source: a folder (subsystem or shared
  * service) is entered only through its `mod.ts`, and no two folders import each other,
- * directly or through others (no import circles between folders).
+ * directly or through others (no import circles between folders), and only the demo uses
+ * the harness of local clusters (`mod/harness`).
  */
 import assert from "node:assert/strict";
 
@@ -78,4 +79,15 @@ Deno.test("mod/: no import circles between folders", () => {
   for (const node of [...graph.keys()].sort()) if (!state.has(node)) visit(node);
   assert.deepEqual(circles, []);
   assert.ok(graph.size > 10, "the check saw the folders");
+});
+
+Deno.test("mod/: only the demo imports the harness (role code never imports test helpers)", () => {
+  const allowed = (from: string) =>
+    folderOf(from) === "harness" || folderOf(from) === "demo" || from.endsWith("/demo.ts");
+  const bad = importEdges().filter(([from, to]) => folderOf(to) === "harness" && !allowed(from));
+  assert.deepEqual(bad.map(([from, to]) => `${from} → ${to}`), []);
+  assert.ok(
+    importEdges().some(([from, to]) => from === "demo/role.ts" && folderOf(to) === "harness"),
+    "the check saw the demo's harness import",
+  );
 });

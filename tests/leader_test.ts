@@ -119,8 +119,8 @@ Deno.test("a follower killed while it holds the turn: the leader moves on after 
 Deno.test("leader --spawn 0 and --followers 2000 are usage errors naming the value (exit 2, one line)", async () => {
   for (
     const [args, line] of [
-      [["--spawn", "0"], "peerd: --spawn must be 1..1000, got 0"],
-      [["--followers", "2000"], "peerd: --followers must be 1..1000, got 2000"],
+      [["--spawn", "0"], 'peerd: --spawn must be an integer, 1 to 1000, got "0"'],
+      [["--followers", "2000"], 'peerd: --followers must be an integer, 1 to 1000, got "2000"'],
       [[], "peerd: --spawn N or --followers N (1..1000) is required"],
     ] as const
   ) {

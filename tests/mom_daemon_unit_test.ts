@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { setImmediate } from "node:timers";
 import { EventSink, Logger } from "../mod/events/sink.ts";
-import { COMMIT_META, MomDaemon, pubsFrames } from "../mod/mom/daemon.ts";
+import { COMMIT_META, MomDaemon, TRANSIENT } from "../mod/mom/daemon.ts";
+import { LINK_HEARTBEAT_MS, LINK_SILENCE_MS } from "../mod/mom/broker_link.ts";
+import { pubsFrames } from "../mod/mom/pubs_frames.ts";
 import { DaemonStore } from "../mod/mom/daemon_store.ts";
 import type { RoleContext } from "../mod/process/mod.ts";
 import type { Message, PeerSession } from "../mod/wire/mod.ts";
@@ -118,7 +120,6 @@ Deno.test("pubsFrames(): runs of consecutive seqs with one local flag, bounded i
 
 Deno.test("daemon (in process): a broker that stops answering is detected by the heartbeat; the link is closed and attached again", async () => {
   const { FrameServer } = await import("../mod/wire/mod.ts");
-  const { LINK_HEARTBEAT_MS, LINK_SILENCE_MS } = await import("../mod/mom/daemon.ts");
   const dir = Deno.makeTempDirSync({ prefix: "peerd-mom-daemon-" });
   const store = new DaemonStore(`${dir}/daemon.sqlite`);
   const controller = new AbortController();
@@ -219,6 +220,83 @@ Deno.test("daemon (in process): receive's `from` hands out after it and acknowle
     assert.equal(store.takenBy(2), seqs[0]);
   } finally {
     await daemon.close();
+    store.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("daemon (in process): a transient (QoS 0) publication reaches receives that keep up, in order among durable ones, is never stored, and its position is never reused", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "peerd-mom-daemon-" });
+  let store = new DaemonStore(`${dir}/daemon.sqlite`);
+  const ctx = daemonContext(dir, new AbortController().signal);
+  // 1 publishes; 2 waits in receive (keeps up); 3 never asked (reads from disk)
+  store.addUser(1);
+  store.addUser(2);
+  store.addUser(3);
+  store.addSub(2, "T/+", false);
+  store.addSub(3, "T/+", false);
+  const daemon = new MomDaemon(ctx, store, { hostname: "127.0.0.1", port: 1 });
+  let transientSeq = 0;
+  try {
+    const h = daemon.handlers();
+    const pub = recordingSession();
+    const sub = recordingSession();
+    const publish = (n: number, transient: boolean) => {
+      const msg: Record<string | symbol, unknown> = {
+        t: "publish",
+        user: 1,
+        topic: "T/x",
+        payload: new Uint8Array([n]),
+      };
+      if (!transient) msg.rid = n;
+      else msg[TRANSIENT] = true;
+      h.publish(msg as unknown as Message, pub.session);
+    };
+    const got: Array<{ seq: number; payload: Uint8Array }> = [];
+    // receives as a client makes them: the next one once the last was answered
+    const receive = () => {
+      for (let i = 0; i < 10; i++) {
+        const after = got.length > 0 ? got[got.length - 1].seq : 0;
+        const r = h.receive(
+          { t: "receive", rid: 1, user: 2, after, max: 100, wait: 5_000 },
+          sub.session,
+        ) as Message | undefined;
+        if (r === undefined) return; // waiting
+        got.push(...(r.messages as typeof got));
+      }
+    };
+    const drain = async () => {
+      for (let i = 0; i < 50; i++) {
+        await nextTick();
+        const replies = sub.replies.splice(0);
+        for (const r of replies) got.push(...(r.messages as typeof got));
+        if (replies.length > 0) receive();
+      }
+    };
+    receive();
+    publish(1, false);
+    publish(2, true);
+    publish(3, false);
+    await drain();
+    publish(4, true); // a turn with only a transient publication: nothing to write
+    await drain();
+    assert.deepEqual(got.map((m) => m.payload[0]), [1, 2, 3, 4], "in publish order, once");
+    transientSeq = got[3].seq;
+    assert.equal(pub.replies.length, 2, "only the durable ones are answered");
+    const stored = store.select(3, 0, 100).map((e) => e.payload[0]);
+    assert.deepEqual(stored, [1, 3], "transient ones are not on disk");
+    const status = daemon.status();
+    assert.equal(status.transient, 2);
+    assert.equal(status.outbox, 2, "the outbox holds the durable ones only");
+  } finally {
+    await daemon.close();
+    store.close();
+  }
+  try {
+    // after a restart, a transient publication's position is never given to another message
+    store = new DaemonStore(`${dir}/daemon.sqlite`);
+    assert.ok(store.nextPosition > transientSeq);
+  } finally {
     store.close();
     Deno.removeSync(dir, { recursive: true });
   }

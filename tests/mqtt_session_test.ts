@@ -1,7 +1,11 @@
 /** The MQTT session state machine without sockets: packets and results in, packets and operations out. */
 import assert from "node:assert/strict";
 import {
+  decodeMeta,
   deliveryPacketId,
+  encodeMeta,
+  type InboxMessage,
+  META_EXPIRES,
   type MomOperation,
   MQTT_311,
   MQTT_5,
@@ -9,6 +13,7 @@ import {
   type OpenedSession,
   type Packet,
   PacketType,
+  publicationMeta,
   type PublishPacket,
   Reason,
   type SessionOutput,
@@ -300,4 +305,76 @@ Deno.test("MqttSession: a silent client is dropped after 1.5 × its keep alive a
   const { s: polite } = open(MQTT_5, {}, { will });
   polite.packet({ type: PacketType.Disconnect, code: 0, properties: {} }, 0);
   assert.equal(polite.will, undefined);
+});
+
+Deno.test("MqttSession: an expired message is not delivered (and is acknowledged); others go with the remaining interval; a redelivery is completed", () => {
+  const sub = {
+    filter: "t/#",
+    qos: 1 as const,
+    noLocal: false,
+    retainAsPublished: false,
+    retainHandling: 0 as const,
+  };
+  const { s, after } = open(MQTT_5, { present: true, subscriptions: [sub], dupUpTo: 3 });
+  const [recv] = opOf(after, "receive");
+  const now = 1_000_000;
+  const msg = (seq: number, expiresAt?: number) => ({
+    seq,
+    topic: "t/x",
+    payload: text(`${seq}`),
+    from: 1,
+    qos: 1 as const,
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+  });
+  const out = s.result(recv.id, {
+    ok: true,
+    value: [
+      msg(3, now - 1), // expired, but may have been sent before the reconnect: completed
+      msg(4, now - 5_000), // expired: dropped
+      msg(5, now + 59_001), // 59.001 s left: 60
+      msg(6), // no expiry
+      msg(7, now), // expires now: dropped
+    ],
+  }, now);
+  const pubs = out.packets as PublishPacket[];
+  assert.deepEqual(pubs.map((p) => p.payload).map((b) => new TextDecoder().decode(b)), [
+    "3",
+    "5",
+    "6",
+  ]);
+  assert.equal(pubs[0].dup, true);
+  assert.equal(pubs[0].properties.messageExpiryInterval, 0);
+  assert.equal(pubs[1].properties.messageExpiryInterval, 60);
+  assert.equal(pubs[2].properties.messageExpiryInterval, undefined);
+  assert.equal(s.status().expired, 2);
+  // the dropped ones count as done: acknowledging 3, 5 and 6 acknowledges through 7
+  for (const p of pubs) {
+    s.packet({ type: PacketType.Puback, packetId: p.packetId!, code: 0, properties: {} }, now);
+  }
+  assert.equal(s.status().acked, 7);
+});
+
+Deno.test("encodeMeta() / decodeMeta(): an expiry interval travels as an absolute time beside qos, retain and the other properties", () => {
+  const meta = encodeMeta(publicationMeta(1, true, {
+    messageExpiryInterval: 30,
+    contentType: "text/plain",
+  }, 5_000))!;
+  const m: InboxMessage = { seq: 1, topic: "t", payload: text("x"), from: 1, qos: 2 };
+  decodeMeta(meta, m);
+  assert.equal(m.qos, 1);
+  assert.equal(m.retain, true);
+  assert.equal(m.expiresAt, 35_000);
+  assert.deepEqual(m.properties, { contentType: "text/plain" });
+  // no expiry: as before (byte 0, then the properties)
+  const plain = encodeMeta(publicationMeta(0, false, { contentType: "a" }, 0))!;
+  const p: InboxMessage = { seq: 1, topic: "t", payload: text("x"), from: 1, qos: 2 };
+  decodeMeta(plain, p);
+  assert.equal(p.expiresAt, undefined);
+  assert.deepEqual(p.properties, { contentType: "a" });
+  assert.equal(encodeMeta(publicationMeta(2, false, {}, 0)), undefined);
+  // truncated: the expiry bit without its time is ignored, nothing thrown
+  const bad: InboxMessage = { seq: 1, topic: "t", payload: text("x"), from: 1, qos: 2 };
+  decodeMeta(Uint8Array.of(1 | META_EXPIRES, 0, 0), bad);
+  assert.equal(bad.qos, 1);
+  assert.equal(bad.expiresAt, undefined);
 });

@@ -672,13 +672,58 @@ Deno.test("MQTT 5 properties with paho (python3-paho-mqtt): CONNACK limits, subs
     assert.equal(m.properties.ContentType, "application/json");
     assert.equal(m.properties.ResponseTopic, "p5/reply");
     assert.equal(m.properties.PayloadFormatIndicator, 1);
-    assert.equal(m.properties.MessageExpiryInterval, 120);
+    // the remaining interval: 120 s less the (whole, rounded up) seconds it waited in peerd
+    assert.ok(
+      m.properties.MessageExpiryInterval <= 120 && m.properties.MessageExpiryInterval >= 110,
+      `remaining expiry ${m.properties.MessageExpiryInterval}`,
+    );
     assert.deepEqual(m.properties.UserProperty, [["museum", "hall"], ["door", "0"]]);
     assert.deepEqual(m.properties.SubscriptionIdentifier, [42]);
   } finally {
     await cluster.stop();
   }
 });
+
+Deno.test("MQTT 5 message expiry with paho: a queued message whose interval passed is not delivered; the others carry the remaining interval", async () => {
+  if (!(await havePaho())) {
+    console.log("skipped: /usr/bin/python3 with paho missing (Debian python3-paho-mqtt)");
+    return;
+  }
+  const { cluster, d1, d2 } = await mqttCluster();
+  try {
+    const script = new URL("./clients/paho_expiry.py", import.meta.url).pathname;
+    const run = await mosquitto("/usr/bin/python3", [script, String(d2), String(d1)], 40_000);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    const out = JSON.parse(run.stdout.trim().split("\n").pop()!);
+    assert.deepEqual(out.present, [false, true], "the session was resumed");
+    const got = out.received as Array<{ payload: string; expiry: number | null }>;
+    assert.deepEqual(got.map((g) => g.payload), ["long", "none"], "the expired one is gone");
+    const waited = Math.ceil(out.back_after_s as number);
+    assert.ok(
+      got[0].expiry! <= 100 - Math.floor(out.back_after_s) && got[0].expiry! >= 100 - waited - 10,
+      `remaining expiry ${got[0].expiry} after ${out.back_after_s} s`,
+    );
+    assert.equal(got[1].expiry, null, "no expiry: none sent");
+    const status = await cluster.node("d2").ctl("status");
+    assert.ok(status.mqtt, "the daemon reports its MQTT side");
+  } finally {
+    await cluster.stop();
+  }
+});
+
+/** Whether /usr/bin/python3 has paho (Debian python3-paho-mqtt). */
+async function havePaho(): Promise<boolean> {
+  try {
+    const check = await new Deno.Command("/usr/bin/python3", {
+      args: ["-c", "import paho.mqtt.client"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return check.code === 0;
+  } catch {
+    return false;
+  }
+}
 
 Deno.test("MQTT authentication: the cluster secret as password, or the peers file's mqtt_users; refusals carry the right codes", async () => {
   if (!HAVE_MOSQUITTO_CLIENTS) {

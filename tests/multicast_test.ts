@@ -319,7 +319,7 @@ Deno.test("multicast: ctl send/history/view/status, usage errors, and SIGTERM ex
   assert.equal(delivered(m1).find((e) => e.from === "m2")?.body, "m2 says #1");
   const empty = await runPeerd(["ctl", m1.address, "send"], { env });
   assert.equal(empty.code, 1);
-  assert.match(empty.stderr, /usage: send <text>/);
+  assert.match(empty.stderr, /Cannot send: missing <text> \(usage: send <text…>\)/);
   const badN = await runPeerd(["ctl", m1.address, "history", "lots"], { env });
   assert.equal(badN.code, 1);
   assert.match(badN.stderr, /n must be an integer/);

@@ -8,48 +8,54 @@ import { Command, CommanderError, Option } from "commander";
 import {
   ConfigError,
   findNode,
+  formatSize,
   loadPeersFile,
   loadTlsFiles,
   parseHostPort,
-  type TlsFileOptions,
 } from "../config/mod.ts";
-import { EventSink, isLogLevel, Logger, type LogLevel } from "../events/mod.ts";
+import { EventSink, Logger } from "../events/mod.ts";
 import {
   installShutdownSignals,
+  type OptionValues,
   type RoleContext,
   type RoleDefinition,
+  type RoleOptions,
   UsageError,
 } from "../process/mod.ts";
-import {
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_MAX_FRAME,
-  DEFAULT_NODE_PENDING_BYTES,
-  loadNodeTls,
-  MIN_MAX_FRAME,
-} from "../wire/mod.ts";
+import { loadNodeTls } from "../wire/mod.ts";
 import { type NodeHttp, parseHttpListen, startNodeHttp } from "../http/mod.ts";
-import { addEnvToOptions, parseIntOption, parseSizeOption, toCommanderOption } from "./options.ts";
+import {
+  addEnvToOptions,
+  optionFlags,
+  optionHelp,
+  roleOptionValues,
+  toCommanderOption,
+} from "./options.ts";
+import { COMMON_OPTIONS } from "./common_options.ts";
 import { checkNodeKeys, nodeOptionValues } from "./node_options.ts";
 import { COMMANDS, ROLES } from "./registry.ts";
 
 /** The version printed by `--version`. */
 export const VERSION = "0.1.0";
 
-const COMMON_HELP = `Common options (every role; each also reads PEERD_<OPTION>, flags win):
-  --name <node>          this node's entry in the peers file
-  --peers <file>         peers.json or machines.txt
-  --listen <host:port>   where to listen (default: the node's address in the peers file)
-  --data <dir>           data directory (default ./data/<name>)
-  --events <file|->      write events as JSON Lines (- for stdout)
-  --secret <s>           cluster secret (both ends of every connection prove it)
-  --tls-cert <file>      serve and dial TLS with this certificate (PEM)
-  --tls-key <file>       the certificate's private key (PEM)
-  --tls-ca <file>        CA that peers' certificates must chain to (mutual TLS)
-  --log-level <level>    debug|info|warn|error (default info)
-  --max-frame <size>     largest frame accepted (default 16MiB, at least 1KiB)
-  --max-connections <n>  most connections served at once (default 1024)
-  --max-pending <size>   bytes of requests awaiting replies, per node (default 128MiB)
-  --http <host:port>     serve /healthz /readyz /status /metrics /events (off; host 127.0.0.1)`;
+/** The common options in `peerd --help`, one line each, from their declarations. */
+function commonHelp(): string {
+  const common: RoleOptions = COMMON_OPTIONS;
+  const lines = Object.entries(common).map(([key, spec]) => {
+    const shown = spec.type === "size" && spec.default !== undefined
+      ? formatSize(spec.default)
+      : spec.default === undefined
+      ? undefined
+      : String(spec.default);
+    return `  ${optionFlags(key, spec).padEnd(23)}${optionHelp(spec)}${
+      shown === undefined ? "" : ` (default ${shown})`
+    }`;
+  });
+  return [
+    "Common options (every role; each also reads PEERD_<OPTION>, flags win):",
+    ...lines,
+  ].join("\n");
+}
 
 function globalHelp(): string {
   const width =
@@ -67,7 +73,7 @@ function globalHelp(): string {
     "Commands:",
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
     "",
-    COMMON_HELP,
+    commonHelp(),
     "",
     "`peerd --role <role> --help` lists a role's options; `peerd <command> --help` a command's.",
     "Quick start: `peerd --role demo` starts a local cluster of every role and shows what happens.",
@@ -94,37 +100,15 @@ function buildRoleCommand(role: RoleDefinition): Command {
     .allowExcessArguments(false)
     .exitOverride()
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) })
-    .addOption(new Option("--role <role>", "the role to run").makeOptionMandatory())
-    .option("--name <node>", "this node's name (its entry in the peers file)")
-    .option("--peers <file>", "peers.json or machines.txt")
-    .option("--listen <host:port>", "listen address (default: the node's entry in the peers file)")
-    .option("--data <dir>", "data directory (default ./data/<name>)")
-    .option("--events <file>", "write events as JSON Lines to a file, or - for stdout")
-    .option("--secret <secret>", "cluster secret")
-    .option("--tls-cert <file>", "TLS certificate (PEM) for this node's port and its links")
-    .option("--tls-key <file>", "private key of --tls-cert (PEM)")
-    .option("--tls-ca <file>", "CA (PEM) peers' certificates must chain to; makes TLS mutual")
-    .addOption(
-      new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"])
-        .default("info"),
-    )
-    .addOption(
-      new Option("--max-frame <size>", "largest frame accepted").argParser(parseSizeOption).default(
-        DEFAULT_MAX_FRAME,
-        "16MiB",
-      ),
-    )
-    .addOption(
-      new Option("--max-connections <n>", "most connections served at once").argParser(
-        parseIntOption,
-      ).default(DEFAULT_MAX_CONNECTIONS),
-    )
-    .addOption(
-      new Option("--max-pending <size>", "bytes of requests awaiting replies, per node")
-        .argParser(parseSizeOption).default(DEFAULT_NODE_PENDING_BYTES, "128MiB"),
-    );
-  cmd.option("--http <host:port>", "HTTP endpoints: /healthz /readyz /status /metrics /events");
-  for (const spec of role.options ?? []) cmd.addOption(toCommanderOption(spec));
+    .optionsGroup("Common options (every role):")
+    .addOption(new Option("--role <role>", "the role to run").makeOptionMandatory());
+  for (const [key, spec] of Object.entries(COMMON_OPTIONS)) {
+    cmd.addOption(toCommanderOption(key, spec));
+  }
+  cmd.optionsGroup(`Options of --role ${role.name}:`);
+  for (const [key, spec] of Object.entries(role.options ?? {})) {
+    cmd.addOption(toCommanderOption(key, spec));
+  }
   addEnvToOptions(cmd);
   if (role.examples?.length) {
     cmd.addHelpText("after", `\nExamples:\n${role.examples.map((e) => `  ${e}`).join("\n")}\n`);
@@ -158,17 +142,20 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
     throw err;
   }
   const o = cmd.opts() as Record<string, unknown>;
-  let ctx: RoleContext;
+  const sourceOf = (attribute: string) => cmd.getOptionValueSource(attribute);
+  let ctx: RoleContext<OptionValues<RoleOptions>>;
+  let httpFlag: string | undefined;
   const controller = new AbortController();
   try {
-    const peersPath = o.peers as string | undefined;
+    const common = roleOptionValues(COMMON_OPTIONS, o, sourceOf);
+    const peersPath = common.peers;
     if (role.peers === "required" && !peersPath) {
       throw new UsageError(
         `--peers is required for role ${role.name} (a peers.json or machines.txt)`,
       );
     }
     const cluster = peersPath ? loadPeersFile(peersPath) : undefined;
-    let name = o.name as string | undefined;
+    let name = common.name;
     if (cluster && role.peers === "required" && !name) {
       throw new UsageError(
         `--name is required for role ${role.name}; nodes in ${cluster.source}: ${
@@ -179,62 +166,46 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
     const self = cluster && name && role.peers !== "none" ? findNode(cluster, name) : undefined;
     if (cluster) checkNodeKeys(cluster, role, ROLES);
     if (self && cluster) {
-      Object.assign(o, nodeOptionValues(role, self, cluster, (a) => cmd.getOptionValueSource(a)));
+      Object.assign(o, nodeOptionValues(role, self, cluster, sourceOf));
     }
+    const options = roleOptionValues(role.options ?? {}, o, sourceOf);
     name ??= role.name;
-    const listen = o.listen
-      ? parseHostPort(String(o.listen), "--listen", { allowZero: true })
+    const listen = common.listen
+      ? parseHostPort(common.listen, "--listen", { allowZero: true })
       : self
       ? { hostname: self.hostname, port: self.port }
       : { hostname: "127.0.0.1", port: role.defaultPort ?? 0 };
     checkListenHost(
       listen.hostname,
-      o.listen
-        ? `--listen ${String(o.listen)}`
+      common.listen
+        ? `--listen ${common.listen}`
         : self && cluster
         ? `${cluster.source}: node "${self.name}" host`
         : "listen address",
     );
-    const maxFrame = o.maxFrame as number;
-    if (maxFrame < MIN_MAX_FRAME || maxFrame > 0xffffffff) {
-      throw new UsageError(
-        `--max-frame must be between ${MIN_MAX_FRAME} bytes (1KiB) and 4GiB, got ${maxFrame}`,
-      );
-    }
-    const maxConnections = o.maxConnections as number;
-    if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) {
-      throw new UsageError(`--max-connections must be a positive integer, got ${maxConnections}`);
-    }
-    const maxPending = o.maxPending as number;
+    const { maxFrame, maxConnections, maxPending, logLevel } = common;
+    httpFlag = common.http;
+    const tlsFiles = { tlsCert: common.tlsCert, tlsKey: common.tlsKey, tlsCa: common.tlsCa };
     if (maxPending < maxFrame) {
       throw new UsageError(
         `--max-pending must be at least --max-frame (${maxFrame} bytes), got ${maxPending}`,
       );
     }
-    const logLevel = String(o.logLevel);
-    if (!isLogLevel(logLevel)) {
-      throw new UsageError(`--log-level must be debug, info, warn or error`);
-    }
-    const log = new Logger({ node: name, role: role.name, level: logLevel as LogLevel });
+    const log = new Logger({ node: name, role: role.name, level: logLevel });
     let events: EventSink;
     try {
       events = new EventSink({
         node: name,
         role: role.name,
-        path: o.events as string | undefined,
-        level: logLevel as LogLevel,
+        path: common.events,
+        level: logLevel,
       });
     } catch (err) {
       throw new ConfigError(
-        `--events ${String(o.events)}: cannot open: ${
+        `--events ${common.events}: cannot open: ${
           err instanceof Error ? err.message : String(err)
         }`,
       );
-    }
-    const roleOptions: Record<string, unknown> = {};
-    for (const spec of role.options ?? []) {
-      const key = new Option(spec.flags).attributeName();
-      roleOptions[key] = o[key];
     }
     ctx = {
       role: role.name,
@@ -242,18 +213,18 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
       listen,
       cluster,
       self,
-      dataDir: (o.data as string | undefined) ?? `./data/${name}`,
-      secret: (o.secret as string | undefined) ?? cluster?.secret,
-      tls: loadTlsFiles(o, { node: true }),
-      tlsFiles: { tlsCert: o.tlsCert, tlsKey: o.tlsKey, tlsCa: o.tlsCa } as TlsFileOptions,
+      dataDir: common.data ?? `./data/${name}`,
+      secret: common.secret ?? cluster?.secret,
+      tls: loadTlsFiles(tlsFiles, { node: true }),
+      tlsFiles,
       maxFrame,
       maxConnections,
       maxPending,
-      logLevel: logLevel as LogLevel,
+      logLevel,
       events,
       log,
       signal: controller.signal,
-      options: roleOptions,
+      options,
       interactive: Deno.stdin.isTerminal(),
     };
   } catch (err) {
@@ -264,7 +235,7 @@ async function runRole(role: RoleDefinition, argv: string[]): Promise<number> {
   let http: NodeHttp | undefined;
   try {
     if (ctx.tls) await loadNodeTls();
-    const httpText = (o.http as string | undefined) ?? ctx.self?.options.http;
+    const httpText = httpFlag ?? ctx.self?.options.http;
     if (httpText !== undefined && httpText !== "" && httpText !== false) {
       const listen = parseHttpListen(String(httpText));
       try {

@@ -5,18 +5,23 @@
  *
  * @module
  */
-import { Option } from "commander";
-import { type ClusterConfig, ConfigError, type NodeEntry } from "../config/mod.ts";
-import type { RoleDefinition } from "../process/mod.ts";
+import {
+  checkValueJson,
+  type ClusterConfig,
+  ConfigError,
+  type NodeEntry,
+  ValueError,
+} from "../config/mod.ts";
+import { optionFlag, type RoleDefinition, type RoleOption } from "../process/mod.ts";
 
 /** The keys of a node entry that are not role options (`http`: where its HTTP endpoints listen). */
 export const NODE_KEYS = ["name", "host", "port", "role", "neighbours", "http"];
 
-function optionOf(role: RoleDefinition, key: string) {
-  return role.options?.find((spec) => {
-    const option = new Option(spec.flags);
-    return option.attributeName() === key || option.long === `--${key}`;
-  });
+/** The option of `role` a peers.json key names (`fail-after` or `failAfter`), with its attribute name. */
+function optionOf(role: RoleDefinition, key: string): [string, RoleOption] | undefined {
+  return Object.entries(role.options ?? {}).find(([attr]) =>
+    attr === key || optionFlag(attr) === `--${key}`
+  );
 }
 
 /**
@@ -38,7 +43,7 @@ export function checkNodeKeys(
     }
     for (const key of Object.keys(node.options)) {
       if (NODE_KEYS.includes(key) || optionOf(def, key)) continue;
-      const options = (def.options ?? []).map((s) => new Option(s.flags).long?.slice(2));
+      const options = Object.keys(def.options ?? {}).map((attr) => optionFlag(attr).slice(2));
       throw new ConfigError(
         `${where}: unknown key "${key}"; a node takes ${NODE_KEYS.join(", ")}${
           options.length ? ` and the options of role ${def.name} (${options.join(", ")})` : ""
@@ -62,35 +67,19 @@ export function nodeOptionValues(
   const values: Record<string, unknown> = {};
   const index = cluster.nodes.indexOf(self);
   for (const [key, value] of Object.entries(self.options)) {
-    const spec = optionOf(role, key);
-    if (!spec) continue; // checked by checkNodeKeys
-    const attr = new Option(spec.flags).attributeName();
+    const found = optionOf(role, key);
+    if (!found) continue; // checked by checkNodeKeys
+    const [attr, spec] = found;
     const source = sourceOf(attr);
     if (source !== undefined && source !== "default") continue;
-    const kind = spec.kind ?? (typeof spec.default === "number" ? "int" : "string");
-    const where = `${cluster.source}: nodes[${index}].${key}`;
-    const ok = kind === "int"
-      ? Number.isSafeInteger(value)
-      : kind === "float"
-      ? typeof value === "number" && Number.isFinite(value)
-      : kind === "bool"
-      ? typeof value === "boolean"
-      : typeof value === "string";
-    if (!ok) {
-      throw new ConfigError(
-        `${where}: must be ${
-          kind === "int"
-            ? "an integer"
-            : kind === "float"
-            ? "a number"
-            : `a ${kind === "bool" ? "boolean" : "string"}`
-        }, got ${JSON.stringify(value)}`,
-      );
+    try {
+      values[attr] = checkValueJson(spec, value);
+    } catch (err) {
+      if (err instanceof ValueError) {
+        throw new ConfigError(`${cluster.source}: nodes[${index}].${key}: ${err.message}`);
+      }
+      throw err;
     }
-    if (spec.choices && !spec.choices.includes(String(value))) {
-      throw new ConfigError(`${where}: must be one of ${spec.choices.join(", ")}`);
-    }
-    values[attr] = value;
   }
   return values;
 }

@@ -5,34 +5,40 @@
  * @module
  */
 import { type Command, InvalidArgumentError, Option } from "commander";
-import type { RoleOption } from "../process/mod.ts";
+import {
+  bounds,
+  formatSize,
+  parseValueText,
+  ValueError,
+  type ValueOf,
+  type ValueSpec,
+} from "../config/mod.ts";
+import {
+  optionEnv,
+  optionFlag,
+  type OptionValues,
+  type RoleOption,
+  type RoleOptions,
+  UsageError,
+} from "../process/mod.ts";
+
+/** Makes a commander argument parser of a typed value declaration. */
+export function valueParser<S extends ValueSpec>(spec: S): (text: string) => ValueOf<S> {
+  return (text) => {
+    try {
+      return parseValueText(spec, text);
+    } catch (err) {
+      if (err instanceof ValueError) throw new InvalidArgumentError(err.message);
+      throw err;
+    }
+  };
+}
 
 /** Parses a base-10 integer option value. */
-export function parseIntOption(value: string): number {
-  const n = Number(value);
-  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) {
-    throw new InvalidArgumentError("must be an integer");
-  }
-  return n;
-}
-
-/** Parses a number option value. */
-export function parseFloatOption(value: string): number {
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n)) {
-    throw new InvalidArgumentError("must be a number");
-  }
-  return n;
-}
+export const parseIntOption: (value: string) => number = valueParser({ type: "int", help: "" });
 
 /** Parses a size like `16MiB`, `512k`, `1048576`. */
-export function parseSizeOption(value: string): number {
-  const m = /^(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(value.trim());
-  if (!m) throw new InvalidArgumentError("must be a size like 16MiB or 65536");
-  const unit = (m[2] ?? "b").toLowerCase()[0];
-  const mult = unit === "k" ? 1024 : unit === "m" ? 1024 ** 2 : unit === "g" ? 1024 ** 3 : 1;
-  return Number(m[1]) * mult;
-}
+export const parseSizeOption: (value: string) => number = valueParser({ type: "size", help: "" });
 
 /** The environment variable of a long flag: `--max-frame` → `PEERD_MAX_FRAME`. */
 export function envNameOf(flags: string): string | undefined {
@@ -41,17 +47,66 @@ export function envNameOf(flags: string): string | undefined {
   return `PEERD_${long.replace(/-/g, "_").toUpperCase()}`;
 }
 
-/** Makes a commander `Option` from a declarative {@linkcode RoleOption}. */
-export function toCommanderOption(spec: RoleOption): Option {
-  const option = new Option(spec.flags, spec.description);
-  const kind = spec.kind ?? (typeof spec.default === "number" ? "int" : "string");
-  if (kind === "int") option.argParser(parseIntOption);
-  if (kind === "float") option.argParser(parseFloatOption);
-  if (spec.choices) option.choices(spec.choices);
-  if (spec.default !== undefined) option.default(spec.default);
-  const env = envNameOf(spec.flags);
-  if (env) option.env(env);
+/** The help line of an option: its help, then what it accepts when that says more than the type. */
+export function optionHelp(spec: RoleOption): string {
+  if (spec.type === "int" || spec.type === "float" || spec.type === "size") {
+    const range = bounds(spec);
+    return range ? `${spec.help} (${range.slice(2)})` : spec.help;
+  }
+  if (spec.type === "choice") return `${spec.help} (${spec.choices.join(", ")})`;
+  return spec.help;
+}
+
+/** The flags of an option as help shows them: `--heartbeat-ms <ms>`, `--quiet`. */
+export function optionFlags(key: string, spec: RoleOption): string {
+  const arg = spec.arg ?? (spec.type === "int" ? "n" : spec.type);
+  return spec.type === "bool" ? optionFlag(key) : `${optionFlag(key)} <${arg}>`;
+}
+
+/**
+ * Makes the commander `Option` of a declared role option: flag, help, default and
+ * environment variable. Commander keeps the text; {@linkcode roleOptionValues} parses it,
+ * so every bad value gets the same one line whatever its source.
+ */
+export function toCommanderOption(key: string, spec: RoleOption): Option {
+  const option = new Option(optionFlags(key, spec), optionHelp(spec));
+  if (spec.type === "size" && spec.default !== undefined) {
+    option.default(spec.default, formatSize(spec.default));
+  } else if (spec.default !== undefined && !(spec.type === "bool" && spec.default === false)) {
+    option.default(spec.default);
+  }
+  option.env(optionEnv(key, spec));
   return option;
+}
+
+/**
+ * The typed values of a role's options from commander's parsed options: a flag's or an
+ * environment variable's text is parsed and checked here (a {@linkcode UsageError} naming
+ * the flag or the variable when it does not fit); defaults and peers.json values (already
+ * checked by `nodeOptionValues`) are kept; switches are false unless given.
+ */
+export function roleOptionValues<S extends RoleOptions>(
+  schema: S,
+  parsed: Record<string, unknown>,
+  sourceOf: (attribute: string) => string | undefined = () => undefined,
+): OptionValues<S> {
+  const values: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(schema)) {
+    const value = parsed[key];
+    const source = sourceOf(key);
+    if (typeof value === "string" && (source === "cli" || source === "env")) {
+      try {
+        values[key] = parseValueText(spec, value);
+      } catch (err) {
+        if (!(err instanceof ValueError)) throw err;
+        const where = source === "env"
+          ? `${optionEnv(key, spec)} (${optionFlag(key)})`
+          : optionFlag(key);
+        throw new UsageError(`${where} ${err.message}`);
+      }
+    } else values[key] = value ?? (spec.type === "bool" ? spec.default ?? false : undefined);
+  }
+  return values as OptionValues<S>;
 }
 
 /** Gives every option of `cmd` that has none an environment variable `PEERD_<OPTION>`. */

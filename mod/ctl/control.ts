@@ -25,7 +25,18 @@ export type CtlCommand = (
 /** Control commands by name. `status` should exist on every role. */
 export type CtlCommands = Record<string, CtlCommand>;
 
-/** Builds the frame handler for `t:"ctl"` that dispatches to `commands`. */
+/** What `help` lists of each command: its usage line (from {@linkcode ctlCommand}) and summary. */
+export function ctlHelp(commands: CtlCommands): Array<{ usage: string; summary?: string }> {
+  return Object.keys(commands).sort().map((name) => {
+    const c = commands[name] as CtlCommand & { usage?: string; summary?: string };
+    return c.usage ? { usage: c.usage, summary: c.summary } : { usage: name };
+  });
+}
+
+/**
+ * Builds the frame handler for `t:"ctl"` that dispatches to `commands`; `help` (unless the
+ * role has its own) lists every command with its arguments.
+ */
 export function ctlHandler(commands: CtlCommands): FrameHandler {
   return async (msg, session) => {
     const cmd = msg.cmd;
@@ -41,12 +52,13 @@ export function ctlHandler(commands: CtlCommands): FrameHandler {
     }
     const args = rawArgs.map((a) => String(a));
     const command = Object.hasOwn(commands, cmd) ? commands[cmd] : undefined;
+    if (!command && cmd === "help") return { t: "ctl.ok", cmd, commands: ctlHelp(commands) };
     if (!command) {
       throw new ProtocolError(
         ErrorCode.UnknownCommand,
         `Cannot run ${quote(cmd)}: unknown command; commands are ${
           Object.keys(commands).sort().join(", ")
-        }`,
+        } (help lists their arguments)`,
       );
     }
     const result = await command(args, session, msg);

@@ -7,7 +7,7 @@
 import { parseHostPort } from "../config/mod.ts";
 import { type RunningConsole, startConsole } from "../console/mod.ts";
 import { httpToken } from "../http/mod.ts";
-import type { LocalCluster, NodeSpec } from "../process/mod.ts";
+import type { LocalCluster, NodeSpec } from "../harness/mod.ts";
 
 /** The demo's console. */
 export interface DemoConsole {

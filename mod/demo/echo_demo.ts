@@ -4,7 +4,7 @@
  * @module
  */
 import { RpcClient } from "../wire/mod.ts";
-import type { DemoStep } from "../process/mod.ts";
+import type { DemoStep } from "../harness/mod.ts";
 
 /** Echo round trips against a real echo process. */
 export const echoDemo: DemoStep = {

@@ -5,4 +5,4 @@
  * @module
  */
 export { demoRole } from "./role.ts";
-export type { DemoContext, DemoStep } from "../process/mod.ts";
+export type { DemoContext, DemoStep } from "../harness/mod.ts";

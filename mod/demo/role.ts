@@ -6,59 +6,49 @@
  * @module
  */
 import { type ClusterConfig, loadPeersFile } from "../config/mod.ts";
-import {
-  aborted,
-  freePort,
-  LocalCluster,
-  type NodeSpec,
-  type RoleDefinition,
-  UsageError,
-} from "../process/mod.ts";
-import type { DemoContext } from "../process/mod.ts";
+import { aborted, defineRole, UsageError } from "../process/mod.ts";
+import { freePort, LocalCluster, type NodeSpec } from "../harness/mod.ts";
+import type { DemoContext } from "../harness/mod.ts";
 import { type DemoConsole, startDemoConsole } from "./console.ts";
 import { DEMO_STEPS } from "./steps.ts";
 
 /** The demo role. */
-export const demoRole: RoleDefinition = {
+export const demoRole = defineRole({
   name: "demo",
   summary: "start a local cluster of every role, exercise each, print what happened, stop",
   peers: "none",
-  options: [
-    {
-      flags: "--only <steps>",
-      description: `comma-separated steps to run (${DEMO_STEPS.map((s) => s.name).join(",")})`,
+  options: {
+    only: {
+      type: "string",
+      arg: "steps",
+      help: `comma-separated steps to run (${DEMO_STEPS.map((s) => s.name).join(",")})`,
     },
-    {
-      flags: "--step-timeout <seconds>",
-      description: "time limit of one step",
+    stepTimeout: {
+      type: "int",
+      arg: "seconds",
       default: 30,
-      kind: "int",
+      min: 1,
+      help: "time limit of one step",
     },
-    {
-      flags: "--keep",
-      description: "keep the scratch directory (logs, events, data)",
-      kind: "bool",
+    keep: { type: "bool", help: "keep the scratch directory (logs, events, data)" },
+    console: {
+      type: "bool",
+      help: "serve the live web console of the demo's nodes; keep them running until Ctrl-C",
     },
-    {
-      flags: "--console",
-      description: "serve the live web console of the demo's nodes; keep them running until Ctrl-C",
-      kind: "bool",
-    },
-    {
-      flags: "--console-listen <host:port>",
-      description: "where --console serves its page",
+    consoleListen: {
+      type: "string",
+      arg: "host:port",
       default: "127.0.0.1:7900",
+      help: "where --console serves its page",
     },
-  ],
+  },
   examples: [
     "peerd --role demo",
     "peerd --role demo --only ring,gossip",
     "peerd --role demo --console",
   ],
   async run(ctx) {
-    const only = ctx.options.only
-      ? String(ctx.options.only).split(",").map((s) => s.trim())
-      : undefined;
+    const only = ctx.options.only?.split(",").map((s) => s.trim());
     const unknown = only?.filter((s) => !DEMO_STEPS.some((d) => d.name === s)) ?? [];
     if (unknown.length) {
       throw new UsageError(
@@ -79,7 +69,7 @@ export const demoRole: RoleDefinition = {
     let web: DemoConsole | undefined;
     let stepsDone = false;
     if (ctx.options.console) {
-      web = await startDemoConsole(String(ctx.options.consoleListen), ctx.signal);
+      web = await startDemoConsole(ctx.options.consoleListen, ctx.signal);
       console.log(`peerd demo: console on ${web.url} (open it in a browser)`);
     }
     console.log(
@@ -95,7 +85,7 @@ export const demoRole: RoleDefinition = {
         const clusters: LocalCluster[] = [];
         const stepSignal = AbortSignal.any([
           ctx.signal,
-          AbortSignal.timeout(Number(ctx.options.stepTimeout) * 1000),
+          AbortSignal.timeout(ctx.options.stepTimeout * 1000),
         ]);
         const demoCtx: DemoContext = {
           dir: `${root}/${step.name}`,
@@ -147,7 +137,7 @@ export const demoRole: RoleDefinition = {
     // with --console, Ctrl-C after the steps is how the demo ends
     return failed === 0 && (stepsDone && web ? true : !ctx.signal.aborted) ? 0 : 1;
   },
-};
+});
 
 function exists(path: string): boolean {
   try {

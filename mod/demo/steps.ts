@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { DemoStep } from "../process/mod.ts";
+import type { DemoStep } from "../harness/mod.ts";
 import { echoDemo } from "./echo_demo.ts";
 // ── subsystem demo steps (one import line each) ──
 import { lotteryDemo } from "../lottery/mod.ts";

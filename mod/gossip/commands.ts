@@ -3,36 +3,44 @@
  *
  * @module
  */
-import { type PromptCommand, runCommandPrompt } from "../process/mod.ts";
+import { promptCommandsOf, runCommandPrompt } from "../process/mod.ts";
+import { ctlCommand } from "../ctl/mod.ts";
 import { ErrorCode, ProtocolError } from "../wire/mod.ts";
 import { GossipInputError, type GossipNode } from "./node.ts";
 
-/** The commands shared by ctl and the prompt: spread, get, members, status. */
-export function gossipCommands(node: GossipNode, extra: () => Record<string, unknown>) {
+/**
+ * The commands shared by ctl and the prompt: spread, get, members, status, on the node
+ * `nodeOf` gives (the node is made after its server listens).
+ */
+export function gossipCommands(nodeOf: () => GossipNode, extra: () => Record<string, unknown>) {
   return {
-    spread(args: string[]): Record<string, unknown> {
-      if (args.length < 2) {
-        throw new ProtocolError(ErrorCode.BadField, "Cannot spread: usage is spread <key> <value>");
-      }
+    spread: ctlCommand("spread", {
+      summary: "set a key and spread it to every node",
+      args: {
+        key: { type: "string", help: "the key" },
+        value: { type: "string", rest: true, help: "the value (the remaining words)" },
+      },
+    }, ({ key, value }) => {
       try {
-        return { ...node.spread(args[0], args.slice(1).join(" ")) };
+        return { ...nodeOf().spread(key, value) };
       } catch (err) {
         if (err instanceof GossipInputError) throw new ProtocolError(err.code, err.message);
         throw err;
       }
-    },
-    get(args: string[]): Record<string, unknown> {
-      if (args.length !== 1) {
-        throw new ProtocolError(ErrorCode.BadField, "Cannot get: usage is get <key>");
-      }
-      const v = node.get(args[0]);
-      if (!v) throw new ProtocolError(ErrorCode.NotFound, `Cannot get ${args[0]}: no such key`);
+    }),
+    get: ctlCommand("get", {
+      summary: "this node's value of a key",
+      args: { key: { type: "string", help: "the key" } },
+    }, ({ key }) => {
+      const v = nodeOf().get(key);
+      if (!v) throw new ProtocolError(ErrorCode.NotFound, `Cannot get ${key}: no such key`);
       return { ...v };
-    },
+    }),
     members(): Record<string, unknown> {
-      return { members: node.members() };
+      return { members: nodeOf().members() };
     },
     status(): Record<string, unknown> {
+      const node = nodeOf();
       const st = node.stats;
       return {
         topology: node.topology,
@@ -62,7 +70,7 @@ export function runPrompt(signal: AbortSignal, commands: GossipCommands): Promis
   return runCommandPrompt({
     name: "gossip",
     help: "commands: spread <key> <value>, get <key>, members, status, quit",
-    commands: commands as Record<string, PromptCommand>,
+    commands: promptCommandsOf(commands),
     signal,
   });
 }

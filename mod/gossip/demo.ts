@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { DemoStep } from "../process/mod.ts";
-import { pause } from "../process/mod.ts";
+import type { DemoStep } from "../harness/mod.ts";
+import { pause } from "../harness/mod.ts";
 
 const FAST = [
   "--gossip-interval",

@@ -7,10 +7,12 @@
 import { ConfigError, type NodeEntry, parseHostPort } from "../config/mod.ts";
 import {
   aborted,
+  defineRole,
   linkSecurity,
+  type OptionValues,
   type RoleContext,
-  type RoleDefinition,
   roleMembers,
+  type RoleOptions,
   startNodeServer,
   UsageError,
 } from "../process/mod.ts";
@@ -20,7 +22,7 @@ import { generateWords } from "./generator.ts";
 import { parseGossipMessage } from "./messages.ts";
 import { GossipNode, type StopRule } from "./node.ts";
 import { TcpTransport } from "./tcp_transport.ts";
-import { type GossipCommands, gossipCommands, runPrompt } from "./commands.ts";
+import { gossipCommands, runPrompt } from "./commands.ts";
 
 /** Parsed role options. */
 interface GossipSettings {
@@ -39,42 +41,103 @@ interface GossipSettings {
   generateMeanS: number;
 }
 
-function intOption(ctx: RoleContext, key: string, flag: string, min: number): number {
-  const v = ctx.options[key];
-  const n = typeof v === "string" ? Number(v) : v;
-  if (typeof n !== "number" || !Number.isInteger(n) || n < min) {
-    throw new UsageError(`${flag} must be an integer ≥ ${min}, got ${String(v)}`);
-  }
-  return n;
-}
+/** The gossip role's options. */
+const GOSSIP_OPTIONS = {
+  fanout: { type: "int", default: 3, min: 1, help: "peers each hot rumor is pushed to per round" },
+  k: {
+    type: "int",
+    default: 5,
+    min: 1,
+    help: "a node receiving a rumor it knows stops spreading it with probability 1/k",
+  },
+  stopRule: {
+    type: "choice",
+    arg: "rule",
+    choices: ["coin", "counter"],
+    default: "coin",
+    help: "coin: stop with probability 1/k on a known rumor; counter: after k of them",
+  },
+  gossipInterval: { type: "int", arg: "ms", default: 200, min: 1, help: "rumor round length" },
+  antiEntropyInterval: {
+    type: "int",
+    arg: "ms",
+    default: 1000,
+    min: 1,
+    help: "mean gap between push-pull anti-entropy exchanges",
+  },
+  probeInterval: {
+    type: "int",
+    arg: "ms",
+    default: 1000,
+    min: 0,
+    help: "SWIM probe period (0 turns failure detection off)",
+  },
+  probeTimeout: {
+    type: "int",
+    arg: "ms",
+    default: 400,
+    min: 1,
+    help: "wait for a direct ack before indirect probes",
+  },
+  suspectTimeout: {
+    type: "int",
+    arg: "ms",
+    default: 3000,
+    min: 1,
+    help: "how long a member stays suspect before it is declared down",
+  },
+  seeds: {
+    type: "string",
+    arg: "list",
+    default: "",
+    help: "comma-separated names or host:port to join through (default: the peers file)",
+  },
+  topology: {
+    type: "choice",
+    arg: "mode",
+    choices: ["auto", "full", "overlay"],
+    default: "auto",
+    help: "full (anyone), overlay (listed neighbours only), auto (overlay if listed)",
+  },
+  maxValue: {
+    type: "int",
+    arg: "bytes",
+    default: DEFAULT_MAX_VALUE_BYTES,
+    min: 1,
+    help: "largest value accepted (bigger ones are refused or discarded)",
+  },
+  generate: { type: "bool", help: "spread random words as a Poisson process" },
+  generateMean: {
+    type: "float",
+    arg: "seconds",
+    default: 30,
+    min: 0,
+    exclusiveMin: true,
+    help: "mean gap between generated words",
+  },
+} as const satisfies RoleOptions;
 
-function readSettings(ctx: RoleContext): GossipSettings {
-  const probeIntervalMs = intOption(ctx, "probeInterval", "--probe-interval", 0);
+function readSettings(o: OptionValues<typeof GOSSIP_OPTIONS>): GossipSettings {
+  const probeIntervalMs = o.probeInterval;
   const s: GossipSettings = {
-    fanout: intOption(ctx, "fanout", "--fanout", 1),
-    k: intOption(ctx, "k", "--k", 1),
-    stopRule: ctx.options.stopRule === "counter" ? "counter" : "coin",
-    gossipIntervalMs: intOption(ctx, "gossipInterval", "--gossip-interval", 1),
-    antiEntropyIntervalMs: intOption(ctx, "antiEntropyInterval", "--anti-entropy-interval", 1),
+    fanout: o.fanout,
+    k: o.k,
+    stopRule: o.stopRule,
+    gossipIntervalMs: o.gossipInterval,
+    antiEntropyIntervalMs: o.antiEntropyInterval,
     probeIntervalMs,
-    probeTimeoutMs: intOption(ctx, "probeTimeout", "--probe-timeout", 1),
-    suspectTimeoutMs: intOption(ctx, "suspectTimeout", "--suspect-timeout", 1),
-    maxValueBytes: intOption(ctx, "maxValue", "--max-value", 1),
-    topology: String(ctx.options.topology ?? "auto") as GossipSettings["topology"],
-    seeds: String(ctx.options.seeds ?? ""),
-    generate: ctx.options.generate === true || ctx.options.generate === "true",
-    generateMeanS: Number(ctx.options.generateMean ?? 30),
+    probeTimeoutMs: o.probeTimeout,
+    suspectTimeoutMs: o.suspectTimeout,
+    maxValueBytes: o.maxValue,
+    topology: o.topology,
+    seeds: o.seeds,
+    generate: o.generate,
+    generateMeanS: o.generateMean,
   };
-  if (!["auto", "full", "overlay"].includes(s.topology)) {
-    throw new UsageError(`--topology must be auto, full or overlay, got ${s.topology}`);
-  }
   if (probeIntervalMs > 0 && s.probeTimeoutMs >= probeIntervalMs) {
     throw new UsageError(
       `--probe-timeout (${s.probeTimeoutMs}) must be shorter than --probe-interval (${probeIntervalMs})`,
     );
-  }
-  if (!(s.generateMeanS > 0)) {
-    throw new UsageError(`--generate-mean must be a positive number of seconds`);
   }
   return s;
 }
@@ -128,73 +191,12 @@ function resolvePeers(
 }
 
 /** The gossip role. */
-export const gossipRole: RoleDefinition = {
+export const gossipRole = defineRole({
   name: "gossip",
   summary: "epidemic key/value dissemination with SWIM membership and failure detection",
   peers: "optional",
   defaultPort: 7201,
-  options: [
-    {
-      flags: "--fanout <n>",
-      description: "peers each hot rumor is pushed to per round",
-      default: 3,
-    },
-    {
-      flags: "--k <n>",
-      description: "a node receiving a rumor it knows stops spreading it with probability 1/k",
-      default: 5,
-    },
-    {
-      flags: "--stop-rule <rule>",
-      description: "coin: stop with probability 1/k on a known rumor; counter: after k of them",
-      default: "coin",
-      choices: ["coin", "counter"],
-    },
-    { flags: "--gossip-interval <ms>", description: "rumor round length", default: 200 },
-    {
-      flags: "--anti-entropy-interval <ms>",
-      description: "mean gap between push-pull anti-entropy exchanges",
-      default: 1000,
-    },
-    {
-      flags: "--probe-interval <ms>",
-      description: "SWIM probe period (0 turns failure detection off)",
-      default: 1000,
-    },
-    {
-      flags: "--probe-timeout <ms>",
-      description: "wait for a direct ack before indirect probes",
-      default: 400,
-    },
-    {
-      flags: "--suspect-timeout <ms>",
-      description: "how long a member stays suspect before it is declared down",
-      default: 3000,
-    },
-    {
-      flags: "--seeds <list>",
-      description: "comma-separated names or host:port to join through (default: the peers file)",
-      default: "",
-    },
-    {
-      flags: "--topology <mode>",
-      description: "full (anyone), overlay (listed neighbours only), auto (overlay if listed)",
-      default: "auto",
-      choices: ["auto", "full", "overlay"],
-    },
-    {
-      flags: "--max-value <bytes>",
-      description: "largest value accepted (bigger ones are refused or discarded)",
-      default: DEFAULT_MAX_VALUE_BYTES,
-    },
-    { flags: "--generate", description: "spread random words as a Poisson process", kind: "bool" },
-    {
-      flags: "--generate-mean <seconds>",
-      description: "mean gap between generated words",
-      default: 30,
-      kind: "float",
-    },
-  ],
+  options: GOSSIP_OPTIONS,
   examples: [
     "peerd --role gossip --name g1 --peers peers.json",
     "peerd --role gossip --name g2 --peers peers.json --seeds g1",
@@ -202,8 +204,8 @@ export const gossipRole: RoleDefinition = {
     "peerd ctl 127.0.0.1:7203 get color",
     "peerd ctl 127.0.0.1:7202 members",
   ],
-  async run(ctx: RoleContext): Promise<number> {
-    const s = readSettings(ctx);
+  async run(ctx): Promise<number> {
+    const s = readSettings(ctx.options);
     const { neighbours, seeds } = resolvePeers(ctx, s);
     const transport = new TcpTransport({
       name: ctx.name,
@@ -212,7 +214,7 @@ export const gossipRole: RoleDefinition = {
       log: ctx.log,
     });
     // filled in right after the server listens (no frame can arrive in between)
-    const late: { node?: GossipNode; commands?: GossipCommands } = {};
+    const late: { node?: GossipNode } = {};
     const receive = (msg: Message, session: PeerSession): undefined => {
       const m = parseGossipMessage(msg);
       if (m.from !== session.peer.name) {
@@ -227,15 +229,16 @@ export const gossipRole: RoleDefinition = {
       return undefined;
     };
     const handlers = Object.fromEntries(Object.values(GossipType).map((t) => [t, receive]));
-    const server = startNodeServer(ctx, {
-      handlers,
-      ctl: {
-        spread: (args) => late.commands!.spread(args),
-        get: (args) => late.commands!.get(args),
-        members: () => late.commands!.members(),
-        status: () => late.commands!.status(),
-      },
-    });
+    const commands = gossipCommands(() => {
+      if (!late.node) throw new ProtocolError(ErrorCode.Unavailable, "Cannot run: starting");
+      return late.node;
+    }, () => ({
+      gossip_connections: transport.connections,
+      bytes_sent: transport.stats.bytes,
+      frames_sent: transport.stats.sent,
+      dropped: transport.stats.dropped,
+    }));
+    const server = startNodeServer(ctx, { handlers, ctl: commands });
     const host = ctx.self?.hostname ?? ctx.listen.hostname;
     const addr = `${host === "0.0.0.0" ? "127.0.0.1" : host}:${server.port}`;
     const gossip = new GossipNode({
@@ -256,13 +259,6 @@ export const gossipRole: RoleDefinition = {
       emit: (ev, fields) => ctx.events.emit(ev, fields),
     });
     late.node = gossip;
-    const commands = gossipCommands(gossip, () => ({
-      gossip_connections: transport.connections,
-      bytes_sent: transport.stats.bytes,
-      frames_sent: transport.stats.sent,
-      dropped: transport.stats.dropped,
-    }));
-    late.commands = commands;
     const tickMs = Math.max(
       2,
       Math.min(50, Math.floor(Math.min(s.gossipIntervalMs, s.probeTimeoutMs) / 4)),
@@ -303,4 +299,4 @@ export const gossipRole: RoleDefinition = {
     }
     return 0;
   },
-};
+});

@@ -15,16 +15,15 @@
  *
  * @module
  */
+export { Lab, labAvailable, LabUnavailableError } from "./lab.ts";
 export {
-  Lab,
-  labAvailable,
   type LabDownReport,
   type LabNodeSpec,
   type LabNodeStatus,
   type LabStatus,
-  LabUnavailableError,
   type LabUpOptions,
-} from "./lab.ts";
+  specsFromConfig,
+} from "./specs.ts";
 export {
   addCuts,
   candidateSubnets,

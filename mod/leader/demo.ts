@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { DemoStep } from "../process/mod.ts";
+import type { DemoStep } from "../harness/mod.ts";
 
 /** The leader/follower demo step. */
 export const leaderDemo: DemoStep = {

@@ -9,9 +9,9 @@
 import { parseHostPort } from "../config/mod.ts";
 import {
   aborted,
+  defineRole,
   linkSecurity,
   type RoleContext,
-  type RoleDefinition,
   startNodeServer,
 } from "../process/mod.ts";
 import { AmqpClient } from "../queue/mod.ts";
@@ -74,44 +74,46 @@ async function connectWithRetry(
 }
 
 /** The follower role. */
-export const followerRole: RoleDefinition = {
+export const followerRole = defineRole({
   name: "follower",
   summary: "leader/follower job: a follower that writes one value when granted the turn",
   peers: "none",
   defaultPort: 0,
-  options: [
-    { flags: "--queue <host:port>", description: "the leader's (or a queue server's) address" },
-    {
-      flags: "--amqp-url <url>",
-      description: "run the job through an AMQP 0-9-1 broker instead (amqp://user:pass@host:port/)",
+  options: {
+    queue: { type: "string", arg: "host:port", help: "the leader's (or a queue server's) address" },
+    amqpUrl: {
+      type: "string",
+      arg: "url",
+      help: "run the job through an AMQP 0-9-1 broker instead (amqp://user:pass@host:port/)",
     },
-    { flags: "--id <id>", description: "follower id (default: --name)" },
-    {
-      flags: "--write-delay <ms>",
-      description: "work done while holding the turn, before writing",
+    id: { type: "string", arg: "id", help: "follower id (default: --name)" },
+    writeDelay: {
+      type: "int",
+      arg: "ms",
       default: 0,
-      kind: "int",
+      min: 0,
+      help: "work done while holding the turn, before writing",
     },
-    {
-      flags: "--connect-timeout <ms>",
-      description: "how long to keep trying to reach the queue",
+    connectTimeout: {
+      type: "int",
+      arg: "ms",
       default: 15000,
-      kind: "int",
+      min: 1,
+      help: "how long to keep trying to reach the queue",
     },
-  ],
+  },
   examples: [
     "peerd --role follower --name f1 --queue 127.0.0.1:7510",
     "peerd --role follower --name f1 --amqp-url amqp://guest:guest@127.0.0.1:5672/",
   ],
-  async run(ctx: RoleContext): Promise<number> {
-    const amqpUrl = ctx.options.amqpUrl as string | undefined;
-    const queueAddr = (ctx.options.queue as string | undefined) ?? amqpUrl;
+  async run(ctx): Promise<number> {
+    const { amqpUrl, writeDelay } = ctx.options;
+    const queueAddr = ctx.options.queue ?? amqpUrl;
     if (!queueAddr) {
       ctx.log.error("--queue HOST:PORT (the leader's address) or --amqp-url URL is required");
       return 2;
     }
-    const id = String(ctx.options.id ?? ctx.name);
-    const writeDelay = Number(ctx.options.writeDelay ?? 0);
+    const id = ctx.options.id ?? ctx.name;
     const values: number[] = [];
     let turn = 0;
     let holder = "";
@@ -125,7 +127,7 @@ export const followerRole: RoleDefinition = {
       ch = await connectWithRetry(
         ctx,
         queueAddr,
-        Number(ctx.options.connectTimeout ?? 15000),
+        ctx.options.connectTimeout,
         amqpUrl,
       );
       const channel = ch;
@@ -216,4 +218,4 @@ export const followerRole: RoleDefinition = {
       await server.close();
     }
   },
-};
+});

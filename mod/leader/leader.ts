@@ -10,10 +10,10 @@
 import { AmqpClient } from "../queue/mod.ts";
 import { parseHostPort } from "../config/mod.ts";
 import {
+  defineRole,
   linkSecurity,
   peerdCommand,
   type RoleContext,
-  type RoleDefinition,
   startNodeServer,
   UsageError,
 } from "../process/mod.ts";
@@ -91,68 +91,65 @@ async function relayEvents(ctx: RoleContext, stream: ReadableStream<Uint8Array>)
 }
 
 /** The leader role. */
-export const leaderRole: RoleDefinition = {
+export const leaderRole = defineRole({
   name: "leader",
   summary: "leader/follower job: grants turns at random, checks every follower's list",
   peers: "optional",
   defaultPort: 7510,
-  options: [
-    { flags: "--spawn <n>", description: "start n follower processes here", kind: "int" },
-    {
-      flags: "--followers <n>",
-      description: "number of followers to expect (started elsewhere)",
-      kind: "int",
+  options: {
+    spawn: { type: "int", min: 1, max: 1000, help: "start n follower processes here" },
+    followers: {
+      type: "int",
+      min: 1,
+      max: 1000,
+      help: "number of followers to expect (started elsewhere)",
     },
-    { flags: "--queue <host:port>", description: "use this queue server instead of embedding" },
-    {
-      flags: "--amqp-url <url>",
-      description:
+    queue: { type: "string", arg: "host:port", help: "use this queue server instead of embedding" },
+    amqpUrl: {
+      type: "string",
+      arg: "url",
+      help:
         "run the job through an AMQP 0-9-1 broker (peerd --amqp, RabbitMQ): amqp://user:pass@host:port/",
     },
-    {
-      flags: "--turn-timeout <ms>",
-      description: "how long a holder may take to write before the turn moves on",
+    turnTimeout: {
+      type: "int",
+      arg: "ms",
       default: 3000,
-      kind: "int",
+      min: 1,
+      help: "how long a holder may take to write before the turn moves on",
     },
-    {
-      flags: "--start-timeout <ms>",
-      description: "how long to wait for every follower's request",
+    startTimeout: {
+      type: "int",
+      arg: "ms",
       default: 30000,
-      kind: "int",
+      min: 1,
+      help: "how long to wait for every follower's request",
     },
-    {
-      flags: "--final-timeout <ms>",
-      description: "how long to wait for the followers' final lists",
+    finalTimeout: {
+      type: "int",
+      arg: "ms",
       default: 10000,
-      kind: "int",
+      min: 1,
+      help: "how long to wait for the followers' final lists",
     },
-    {
-      flags: "--write-delay <ms>",
-      description: "spawned followers: work done while holding the turn",
+    writeDelay: {
+      type: "int",
+      arg: "ms",
       default: 0,
-      kind: "int",
+      min: 0,
+      help: "spawned followers: work done while holding the turn",
     },
-  ],
+  },
   examples: [
     "peerd --role leader --spawn 8",
     "peerd --role leader --followers 3 --listen 0.0.0.0:7510",
     "peerd --role follower --name f1 --queue 127.0.0.1:7510",
     "peerd --role leader --spawn 4 --amqp-url amqp://guest:guest@127.0.0.1:5672/",
   ],
-  async run(ctx: RoleContext): Promise<number> {
-    const spawn = ctx.options.spawn as number | undefined;
-    const n = spawn ?? (ctx.options.followers as number | undefined);
+  async run(ctx): Promise<number> {
+    const { spawn, turnTimeout, startTimeout, finalTimeout, queue: remote, amqpUrl } = ctx.options;
+    const n = spawn ?? ctx.options.followers;
     if (n === undefined) throw new UsageError("--spawn N or --followers N (1..1000) is required");
-    if (!Number.isInteger(n) || n < 1 || n > 1000) {
-      const flag = spawn !== undefined ? "--spawn" : "--followers";
-      throw new UsageError(`${flag} must be 1..1000, got ${n}`);
-    }
-    const turnTimeout = Number(ctx.options.turnTimeout ?? 3000);
-    const startTimeout = Number(ctx.options.startTimeout ?? 30000);
-    const finalTimeout = Number(ctx.options.finalTimeout ?? 10000);
-    const remote = ctx.options.queue as string | undefined;
-    const amqpUrl = ctx.options.amqpUrl as string | undefined;
 
     const requested = new Set<string>();
     const pending: string[] = [];
@@ -275,7 +272,7 @@ export const leaderRole: RoleDefinition = {
             "--log-level",
             ctx.logLevel,
             "--write-delay",
-            String(ctx.options.writeDelay ?? 0),
+            String(ctx.options.writeDelay),
           ];
           const env: Record<string, string> = {};
           if (ctx.secret) env.PEERD_SECRET = ctx.secret;
@@ -373,7 +370,7 @@ export const leaderRole: RoleDefinition = {
       engine?.close();
     }
   },
-};
+});
 
 function verdict(
   ctx: RoleContext,

@@ -8,7 +8,7 @@
  */
 import { parseHostPort } from "../config/mod.ts";
 import { ConfigError } from "../config/mod.ts";
-import { linkSecurity, type RoleContext, type RoleDefinition, UsageError } from "../process/mod.ts";
+import { defineRole, linkSecurity, type RoleContext, UsageError } from "../process/mod.ts";
 import {
   Backoff,
   FrameEncoder,
@@ -170,61 +170,58 @@ class Uploader {
 }
 
 /** The agency role. */
-export const agencyRole: RoleDefinition = {
+export const agencyRole = defineRole({
   name: "agency",
   summary: "lottery agency: uploads its bets file in batches, then prints its winners",
   peers: "none",
-  options: [
-    {
-      flags: "--agency <n>",
-      description: "agency number (default: from the file name agency-N.csv)",
-      kind: "int",
+  options: {
+    agency: {
+      type: "int",
+      min: 1,
+      help: "agency number (default: from the file name agency-N.csv)",
     },
-    {
-      flags: "--bets <file>",
-      description: "bets CSV: first_name,last_name,document,birthdate,number",
+    bets: {
+      type: "string",
+      arg: "file",
+      help: "bets CSV: first_name,last_name,document,birthdate,number",
     },
-    { flags: "--server <host:port>", description: "the lottery server", default: "127.0.0.1:7601" },
-    {
-      flags: "--batch-max <n>",
-      description: "most bets a batch (frames also stay ≤ 8 KiB)",
+    server: {
+      type: "string",
+      arg: "host:port",
+      default: "127.0.0.1:7601",
+      help: "the lottery server",
+    },
+    batchMax: {
+      type: "int",
       default: 1000,
-      kind: "int",
+      min: 1,
+      help: "most bets a batch (frames also stay ≤ 8 KiB)",
     },
-    {
-      flags: "--in-flight <n>",
-      description: "batches sent before waiting for acknowledgements",
+    inFlight: {
+      type: "int",
       default: 8,
-      kind: "int",
+      min: 1,
+      help: "batches sent before waiting for acknowledgements",
     },
-    {
-      flags: "--round <n>",
-      description: "the round to upload to (default: the server's current round, asked once)",
-      kind: "int",
+    round: {
+      type: "int",
+      min: 1,
+      help: "the round to upload to (default: the server's current round, asked once)",
     },
-    {
-      flags: "--skip-invalid",
-      description: "report invalid lines and send the rest (default: exit 2)",
-      kind: "bool",
-    },
-  ],
+    skipInvalid: { type: "bool", help: "report invalid lines and send the rest (default: exit 2)" },
+  },
   examples: ["peerd --role agency --agency 1 --bets agency-1.csv --server 127.0.0.1:7601"],
   async run(ctx) {
     const o = ctx.options;
-    const path = o.bets as string | undefined;
+    const path = o.bets;
     if (!path) throw new UsageError("--bets <file> is required");
-    const agency = (o.agency as number | undefined) ?? agencyFromPath(path);
+    const agency = o.agency ?? agencyFromPath(path);
     if (agency === undefined || agency < 1) {
       throw new UsageError("--agency <n ≥ 1> is required (or name the file agency-N.csv)");
     }
-    const server = parseHostPort(String(o.server), "--server");
-    const batchMax = Number(o.batchMax);
-    const inFlight = Number(o.inFlight);
-    if (batchMax < 1 || inFlight < 1) {
-      throw new UsageError("--batch-max and --in-flight must be ≥ 1");
-    }
-    let round = o.round as number | undefined;
-    if (round !== undefined && round < 1) throw new UsageError(`--round must be ≥ 1, got ${round}`);
+    const server = parseHostPort(o.server, "--server");
+    const { batchMax, inFlight } = o;
+    let round = o.round;
     let text: string;
     try {
       text = await Deno.readTextFile(path);
@@ -342,4 +339,4 @@ export const agencyRole: RoleDefinition = {
       throw err;
     }
   },
-};
+});

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { DemoStep } from "../process/mod.ts";
+import type { DemoStep } from "../harness/mod.ts";
 import { type Bet, DEFAULT_WINNING_NUMBER, formatBetsCsv } from "./bet.ts";
 import { generateBets } from "./generate.ts";
 

@@ -8,10 +8,11 @@
  *
  * @module
  */
+import { ctlCommand } from "../ctl/mod.ts";
 import {
   aborted,
+  defineRole,
   type RoleContext,
-  type RoleDefinition,
   startNodeServer,
   Tick,
   UsageError,
@@ -427,31 +428,32 @@ function badBet(seq: number, index: number, problem: string): ProtocolError {
 }
 
 /** The lottery server role. */
-export const lotteryServerRole: RoleDefinition = {
+export const lotteryServerRole = defineRole({
   name: "lottery-server",
   summary:
     "lottery: stores agencies' bets in batches, draws when all are done, tells each its winners",
   peers: "optional",
   defaultPort: 7601,
-  options: [
-    {
-      flags: "--agencies <n>",
-      description: "how many agencies take part (the draw waits for all)",
-      kind: "int",
+  options: {
+    agencies: {
+      type: "int",
+      min: 1,
+      help: "how many agencies take part (the draw waits for all)",
     },
-    {
-      flags: "--winning-number <n>",
-      description: "the number that wins",
+    winningNumber: {
+      type: "int",
       default: DEFAULT_WINNING_NUMBER,
-      kind: "int",
+      min: 0,
+      max: 9999,
+      help: "the number that wins",
     },
-    {
-      flags: "--round <n>",
-      description:
+    round: {
+      type: "int",
+      min: 1,
+      help:
         "serve round n: opens it if the stored round is drawn (or empty); default: the stored round",
-      kind: "int",
     },
-  ],
+  },
   examples: [
     "peerd --role lottery-server --name lottery --peers peers.json --agencies 5",
     "peerd --role lottery-server --name lottery --peers peers.json --agencies 5 --round 2",
@@ -459,16 +461,8 @@ export const lotteryServerRole: RoleDefinition = {
     "peerd ctl 127.0.0.1:7601 new-round",
   ],
   async run(ctx) {
-    const agencies = ctx.options.agencies as number | undefined;
-    if (agencies === undefined || agencies < 1) {
-      throw new UsageError("--agencies must be given, ≥ 1");
-    }
-    const winning = Number(ctx.options.winningNumber);
-    if (!Number.isInteger(winning) || winning < 0 || winning > 9999) {
-      throw new UsageError("--winning-number must be an integer 0..9999");
-    }
-    const round = ctx.options.round as number | undefined;
-    if (round !== undefined && round < 1) throw new UsageError(`--round must be ≥ 1, got ${round}`);
+    const { agencies, winningNumber: winning, round } = ctx.options;
+    if (agencies === undefined) throw new UsageError("--agencies must be given, ≥ 1");
     prepareDataDir(ctx.dataDir);
     const store = new LotteryStore(`${ctx.dataDir}/lottery.db`);
     try {
@@ -493,16 +487,10 @@ export const lotteryServerRole: RoleDefinition = {
         },
         ctl: {
           status: () => lottery.status(),
-          "new-round": (args) => {
-            const next = args[0] === undefined ? undefined : Number(args[0]);
-            if (next !== undefined && !(Number.isInteger(next) && next >= 1)) {
-              throw new ProtocolError(
-                "bad_field",
-                `Cannot open round ${args[0]}: not a number ≥ 1`,
-              );
-            }
-            return { round: lottery.startRound(next).round };
-          },
+          "new-round": ctlCommand("new-round", {
+            summary: "open the next round (or round n) once the current one is drawn",
+            args: { n: { type: "int", min: 1, optional: true, help: "the round to open" } },
+          }, ({ n }) => ({ round: lottery.startRound(n).round })),
         },
       });
       try {
@@ -526,4 +514,4 @@ export const lotteryServerRole: RoleDefinition = {
     }
     return 0;
   },
-};
+});

@@ -12,25 +12,25 @@
  *
  * @module
  */
-import { aborted, type RoleContext, type RoleDefinition, startNodeServer } from "../process/mod.ts";
+import { type RoleContext, Tick } from "../process/mod.ts";
 import {
   ErrorCode,
   fieldBool,
   fieldBytes,
   fieldInt,
   fieldString,
-  type FrameServer,
   type Message,
   type PeerSession,
   ProtocolError,
 } from "../wire/mod.ts";
-import { BrokerStore, type DaemonRow, type OutboxRow, type RetainedRow } from "./broker_store.ts";
+import type { BrokerStore, DaemonRow, OutboxRow, RetainedRow } from "./broker_store.ts";
 import { MAX_PAYLOAD_BYTES, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
-import { Tick } from "../process/mod.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
-import { checkPattern, checkTopic, TopicError, topicMatches } from "./topic.ts";
+import { checkPattern, checkTopic, TopicError } from "./topic.ts";
 import { SubscriptionIndex } from "./subscriptions.ts";
-import { prepareDataDir, type StorageError, StoreFailureLatch } from "../storage/mod.ts";
+import { type StorageError, StoreFailureLatch } from "../storage/mod.ts";
+import { readPubs } from "./pubs_frames.ts";
+import { retainedFor } from "./retained.ts";
 
 interface DaemonState extends DaemonRow {
   /** Seen including the tick not yet committed. */
@@ -183,21 +183,7 @@ export class Broker {
         } catch (err) {
           badTopic(err);
         }
-        const messages: Array<Record<string, unknown>> = [];
-        for (const r of this.#retained.values()) {
-          if (!topicMatches(pattern, r.topic)) continue;
-          if (r.topic.startsWith("$") && (pattern.startsWith("+") || pattern.startsWith("#"))) {
-            continue;
-          }
-          messages.push({
-            id: r.id,
-            topic: r.topic,
-            payload: r.payload,
-            from: r.from,
-            meta: r.meta,
-          });
-        }
-        return { t: "retained", messages };
+        return { t: "retained", messages: retainedFor(pattern, this.#retained.values()) };
       },
       "sub.remove": (msg, s) => {
         const user = this.#ownUser(msg, s);
@@ -412,43 +398,16 @@ export class Broker {
    */
   #pubs(msg: Message, s: PeerSession): void {
     const d = this.#daemonOf(s);
-    const seq = fieldInt(msg, "seq", { min: 1 });
-    const { users, topics, payloads } = msg;
-    const metas = Array.isArray(msg.metas) && Array.isArray(users) &&
-        msg.metas.length === users.length
-      ? msg.metas as unknown[]
-      : undefined;
-    if (
-      !Array.isArray(users) || !Array.isArray(topics) || !Array.isArray(payloads) ||
-      users.length !== topics.length || users.length !== payloads.length ||
-      users.length > MAX_PUBS_PER_FRAME
-    ) {
-      throw new ProtocolError(
-        ErrorCode.BadField,
-        `Cannot take pubs: users, topics and payloads must be arrays of one length (at most ${MAX_PUBS_PER_FRAME})`,
-      );
-    }
-    for (let i = 0; i < users.length; i++) {
-      const from = users[i];
-      const payload = payloads[i];
-      if (!Number.isSafeInteger(from) || (from as number) < 1 || !(payload instanceof Uint8Array)) {
-        throw new ProtocolError(
-          ErrorCode.BadField,
-          `Cannot take pubs: publication ${seq + i} needs a user id and payload bytes`,
-        );
-      }
-    }
-    const local = msg.local === true;
-    for (let i = 0; i < users.length; i++) {
-      const meta = metas?.[i] instanceof Uint8Array ? metas[i] as Uint8Array : undefined;
+    const p = readPubs(msg);
+    for (let i = 0; i < p.users.length; i++) {
       this.#routeOne(
         d,
-        seq + i,
-        users[i] as number,
-        topics[i],
-        payloads[i] as Uint8Array,
-        local,
-        meta,
+        p.seq + i,
+        p.users[i],
+        p.topics[i],
+        p.payloads[i],
+        p.local,
+        p.metas?.[i] ?? undefined,
       );
     }
   }
@@ -730,9 +689,6 @@ function memoryMiB(): Record<string, number> {
   return { rss: mib(m.rss), heap_used: mib(m.heapUsed), external: mib(m.external) };
 }
 
-/** Publications one `pubs` frame may carry at most. */
-export const MAX_PUBS_PER_FRAME = 4_096;
-
 /** Publications after which a `puback` goes out at once (else after ACK_LAZY_MS). */
 const ACK_EVERY = 1_000;
 /** How long a `puback` may wait. */
@@ -746,44 +702,3 @@ const EARLY_SEND_LIMIT = 256 * 1024;
 
 /** Delivery numbers reserved on disk at a time for early sends (skipped after a restart). */
 const DSEQ_RESERVATION = 100_000;
-
-/** The `broker` role. */
-export const brokerRole: RoleDefinition = {
-  name: "broker",
-  summary: "MOM broker: catalogue of users/topics/subscriptions, durable routing to daemons",
-  peers: "optional",
-  defaultPort: 7401,
-  examples: [
-    "peerd --role broker --name b1 --peers peers.json",
-    "peerd ctl 127.0.0.1:7401 status",
-  ],
-  async run(ctx: RoleContext): Promise<number> {
-    prepareDataDir(ctx.dataDir);
-    const store = new BrokerStore(`${ctx.dataDir}/broker.sqlite`);
-    const broker = new Broker(ctx, store);
-    let server: FrameServer;
-    try {
-      server = startNodeServer(ctx, {
-        handlers: broker.handlers(),
-        ctl: { status: () => broker.status() },
-        onSessionClose: (s) => broker.sessionClosed(s),
-      });
-    } catch (err) {
-      broker.close();
-      store.close();
-      throw err;
-    }
-    try {
-      ctx.events.emit("ready", { listen: `${ctx.listen.hostname}:${server.port}` });
-      ctx.log.info(`broker listening on ${ctx.listen.hostname}:${server.port}`);
-      const failure = await Promise.race([aborted(ctx.signal), broker.failed]);
-      if (failure) throw failure;
-    } finally {
-      await server.close();
-      broker.close();
-      store.close();
-      ctx.events.emit("stopped", {});
-    }
-    return 0;
-  },
-};

@@ -69,6 +69,11 @@ export interface Delivery {
   from: number;
   /** Meta bytes of the publication, if any. */
   meta?: Uint8Array;
+  /**
+   * Not stored: it takes its inbox position (which the daemon reserved on disk) and is
+   * handed out from memory only (an at-most-once publication, MQTT QoS 0).
+   */
+  transient?: true;
 }
 
 /** A received publication waiting in a user's inbox. */
@@ -399,7 +404,23 @@ export class DaemonStore {
         );
         this.#insOut.run(chunk[0].seq, chunk[chunk.length - 1].seq, chunk.length, data);
       }
-      if (incoming.length > 0) {
+      if (incoming.length > 0 && incoming.some((e) => e.transient)) {
+        // transient deliveries take their positions but are not written
+        const stored: Array<[number, Delivery]> = [];
+        for (let i = 0; i < incoming.length; i++) {
+          if (!incoming[i].transient) stored.push([this.#nextN + i, incoming[i]]);
+        }
+        for (const chunk of chunkSegments(stored)) {
+          const users = new Set<number>();
+          const data = encodeSegment(chunk.map(([n, e]) => {
+            for (const u of e.users) users.add(u);
+            return e.meta === undefined
+              ? [n, e.id, e.topic, e.payload, e.from, e.users]
+              : [n, e.id, e.topic, e.payload, e.from, e.users, e.meta];
+          }));
+          this.#insIn.run(chunk[0][0], chunk[chunk.length - 1][0], [...users].join(","), data);
+        }
+      } else if (incoming.length > 0) {
         let n = this.#nextN;
         for (const chunk of chunkSegments(incoming)) {
           const users = new Set<number>();
@@ -422,6 +443,16 @@ export class DaemonStore {
       if (collect) this.#collect(collect);
     });
     this.#nextN += incoming.length;
+    return first;
+  }
+
+  /**
+   * Gives `count` inbox positions to transient deliveries without a transaction (the caller
+   * reserved them on disk, see `inbox_reserved`); returns the first.
+   */
+  skipPositions(count: number): number {
+    const first = this.#nextN;
+    this.#nextN += count;
     return first;
   }
 

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { DemoStep } from "../process/mod.ts";
-import { pause } from "../process/mod.ts";
+import type { DemoStep } from "../harness/mod.ts";
+import { pause } from "../harness/mod.ts";
 import { MomClient, type MomMessage, type MomUser } from "./client.ts";
 
 async function receiveAll(user: MomUser, want: number, timeoutMs: number): Promise<MomMessage[]> {

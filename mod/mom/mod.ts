@@ -12,8 +12,10 @@
  *
  * @module
  */
-export { Broker, brokerRole } from "./broker.ts";
-export { brokerAddress, daemonRole, MomDaemon } from "./daemon.ts";
+export { Broker } from "./broker.ts";
+export { brokerRole } from "./broker_role.ts";
+export { MomDaemon } from "./daemon.ts";
+export { brokerAddress, daemonRole } from "./daemon_role.ts";
 export { MomClient, MomError, type MomMessage, MomUser } from "./client.ts";
 export { DEFAULT_DAEMON, momCommand } from "./cli.ts";
 export { momDemo } from "./demo.ts";
@@ -25,5 +27,11 @@ export {
   TopicError,
   topicMatches,
 } from "./topic.ts";
-export { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, MomErrorCode } from "./protocol.ts";
+export {
+  MAX_PAYLOAD_BYTES,
+  MAX_RECEIVE_BATCH,
+  MOM_FRAMES,
+  MOM_ROUTES,
+  MomErrorCode,
+} from "./protocol.ts";
 export * as mqtt from "./mqtt/mod.ts";

@@ -1,38 +1,180 @@
 /**
  * MOM wire vocabulary (append-only). Applications talk to their daemon; daemons talk to
- * the broker. Every frame is a MessagePack map with `t`, framed as in `mod/wire`.
- *
- * Application → daemon (requests carry `rid`, replies echo it):
- * - `create {}` → `created {user}`; `attach {user}` → `attached {user}`
- * - `subscribe {user, topic, own?}` / `unsubscribe {user, topic}` → `ok {}`
- * - `publish {user, topic, payload}` → `published {id}` once stored on the daemon's disk
- *   (without `rid`: no reply; `flush` then proves it was stored)
- * - `flush {}` → `flushed {}` after every earlier publish of this connection is stored
- * - `receive {user, after, max, wait, from?}` →
- *   `messages {messages:[{seq,id,topic,payload,from,meta?}]}`; `after` acknowledges (deletes)
- *   the inbox entries up to that `seq`; `from` (≥ `after`, default `after`): the reply starts
- *   after it (a gateway with deliveries in flight)
- * - `publish {…, meta?}`: `meta`, bytes routed and stored with the publication (MQTT's QoS,
- *   retain flag and properties, see `mqtt/meta.ts`; the broker reads its retain bit)
- * - `retained {user, topic}` → `ok {count}`: the broker's retained messages matching the
- *   pattern `topic` go into the user's inbox
- * - `destroy {user}` → `ok {}`
- *
- * Daemon → broker: `attach {epoch, acked}` → `attach.ok {epoch, seen}`; `user.create`,
- * `user.attach` (→ `user.attached {subs, own}`), `user.where`, `user.destroy`, `sub.add`,
- * `sub.remove`, `stream.state` (→ `{seen, dseq}`), `retained {user, topic}` (→
- * `retained {messages:[{id, topic, payload, from, meta}]}`) (requests);
- * `pub {seq, user, topic, payload, local?}` (stream, acknowledged by `puback {seq}`,
- * cumulative; `local`: the daemon delivered it to its own users, the broker routes it to the
- * other daemons only); `pubs {seq, users, topics, payloads, local?, metas?}` (publications `seq`,
- * `seq + 1`, … in one frame, parallel arrays; what a daemon sends); `dack {dseq}`
- * (cumulative acknowledgement of deliveries).
- *
- * Broker → daemon: `deliver {dseq, id, topic, payload, from, users, meta?}` (stream),
- * `puback {seq}`.
+ * the broker. Every frame is a MessagePack map with `t`, framed as in `mod/wire`; requests
+ * carry `rid` and replies echo it. {@linkcode MOM_FRAMES} lists every frame: it is the
+ * table in docs/mom.md (tests/protocol_docs_test.ts compares the two, and the frame
+ * handlers of the daemon and the broker with it).
  *
  * @module
  */
+import type { FrameSpec } from "../wire/mod.ts";
+
+const APP = "app → daemon";
+const TO_BROKER = "daemon → broker";
+const TO_DAEMON = "broker → daemon";
+
+/** Every frame of the MOM protocol. */
+export const MOM_FRAMES: readonly FrameSpec[] = [
+  {
+    t: "create",
+    route: APP,
+    fields: "",
+    reply: "created {user}",
+    note: "a new user on this daemon",
+  },
+  {
+    t: "attach",
+    route: APP,
+    fields: "user",
+    reply: "attached {user, subs}",
+    note: "use an existing user of this daemon",
+  },
+  {
+    t: "subscribe",
+    route: APP,
+    fields: "user, topic, own?",
+    reply: "ok",
+    note:
+      "`topic` is a pattern (`+` one level, `#` the rest); `own`: also the user's own publications",
+  },
+  {
+    t: "unsubscribe",
+    route: APP,
+    fields: "user, topic",
+    reply: "ok",
+    note: "drops a subscription",
+  },
+  {
+    t: "publish",
+    route: APP,
+    fields: "user, topic, payload, meta?",
+    reply: "published {id}",
+    note:
+      "answered once stored on the daemon's disk; without `rid` no reply (`flush` proves it); " +
+      "`meta`: bytes stored and routed with it (MQTT QoS, retain, properties)",
+  },
+  {
+    t: "flush",
+    route: APP,
+    fields: "",
+    reply: "flushed",
+    note: "answered once every earlier publish of this connection is stored",
+  },
+  {
+    t: "receive",
+    route: APP,
+    fields: "user, after, max, wait, from?",
+    reply: "messages {messages}",
+    note:
+      "long poll; `after` acknowledges (deletes) the inbox entries up to that `seq`; the reply " +
+      "starts after `from` (≥ `after`, default `after`); messages are `{seq, id, topic, payload, from, meta?}`",
+  },
+  {
+    t: "retained",
+    route: APP,
+    fields: "user, topic",
+    reply: "ok {count}",
+    note: "the broker's retained messages matching `topic` go into the user's inbox",
+  },
+  { t: "destroy", route: APP, fields: "user", reply: "ok {removed}", note: "deletes the user" },
+  {
+    t: "attach",
+    route: TO_BROKER,
+    fields: "epoch, broker, acked",
+    reply: "attach.ok {broker, seen, acked}",
+    note: "first frame of a broker link: the daemon's store epoch, the broker epoch it knows, " +
+      "the last delivery it committed; the reply gives the broker's epoch and the last publication it stored",
+  },
+  {
+    t: "user.create",
+    route: TO_BROKER,
+    fields: "",
+    reply: "user.created {user}",
+    note: "a catalogue entry for a new user of this daemon",
+  },
+  {
+    t: "user.attach",
+    route: TO_BROKER,
+    fields: "user",
+    reply: "user.attached {user, subs, own}",
+    note: "a user's subscriptions (`own`: those that take the user's own publications)",
+  },
+  {
+    t: "user.where",
+    route: TO_BROKER,
+    fields: "user",
+    reply: "user.where {user, daemon}",
+    note: "the daemon a user lives on",
+  },
+  {
+    t: "user.destroy",
+    route: TO_BROKER,
+    fields: "user",
+    reply: "ok {removed}",
+    note: "removes a user and its subscriptions",
+  },
+  {
+    t: "sub.add",
+    route: TO_BROKER,
+    fields: "user, topic, own?",
+    reply: "ok",
+    note: "a subscription",
+  },
+  { t: "sub.remove", route: TO_BROKER, fields: "user, topic", reply: "ok", note: "drops one" },
+  {
+    t: "stream.state",
+    route: TO_BROKER,
+    fields: "",
+    reply: "stream.state {seen, dseq}",
+    note: "the link's heartbeat: last publication stored, last delivery sent",
+  },
+  {
+    t: "retained",
+    route: TO_BROKER,
+    fields: "user, topic",
+    reply: "retained {messages}",
+    note: "retained messages matching `topic`, as `{id, topic, payload, from, meta}`",
+  },
+  {
+    t: "pub",
+    route: TO_BROKER,
+    fields: "seq, user, topic, payload, local?, meta?",
+    reply: "",
+    note: "one publication (stream, acknowledged by `puback`); `local`: the daemon delivered it " +
+      "to its own users, the broker routes it to the other daemons only",
+  },
+  {
+    t: "pubs",
+    route: TO_BROKER,
+    fields: "seq, users, topics, payloads, local?, metas?",
+    reply: "",
+    note: "publications `seq`, `seq + 1`, … as parallel arrays in one frame (what a daemon sends)",
+  },
+  {
+    t: "dack",
+    route: TO_BROKER,
+    fields: "dseq",
+    reply: "",
+    note: "cumulative acknowledgement of deliveries",
+  },
+  {
+    t: "deliver",
+    route: TO_DAEMON,
+    fields: "dseq, id, topic, payload, from, users, meta?",
+    reply: "",
+    note: "a publication for the daemon's `users` (stream, acknowledged by `dack`)",
+  },
+  {
+    t: "puback",
+    route: TO_DAEMON,
+    fields: "seq",
+    reply: "",
+    note: "cumulative acknowledgement: publications up to `seq` are stored",
+  },
+];
+
+/** The routes of {@linkcode MOM_FRAMES}. */
+export const MOM_ROUTES = { app: APP, toBroker: TO_BROKER, toDaemon: TO_DAEMON } as const;
 
 /** Error codes of the MOM (besides the wire's own). */
 export const MomErrorCode = {

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import type { DemoStep } from "../process/mod.ts";
-import type { ClusterNode } from "../process/mod.ts";
-import { pause } from "../process/mod.ts";
+import type { DemoStep } from "../harness/mod.ts";
+import type { ClusterNode } from "../harness/mod.ts";
+import { pause } from "../harness/mod.ts";
 
 const FAST = ["--heartbeat-ms", "50", "--fail-timeout-ms", "600", "--quiet"];
 

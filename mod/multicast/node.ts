@@ -8,14 +8,9 @@
  */
 import type { NodeEntry } from "../config/mod.ts";
 import { linkSecurity, type RoleContext, startNodeServer, Tick } from "../process/mod.ts";
+import { ctlCommand } from "../ctl/mod.ts";
 import { prepareDataDir } from "../storage/mod.ts";
-import {
-  ErrorCode,
-  type FrameServer,
-  type Message,
-  type PeerSession,
-  ProtocolError,
-} from "../wire/mod.ts";
+import type { FrameServer, Message, PeerSession } from "../wire/mod.ts";
 import { type HistoryEntry, HistoryStore } from "./history_store.ts";
 import type { ChatMessage } from "./message.ts";
 import { MulticastMember } from "./member.ts";
@@ -151,39 +146,45 @@ export class MulticastNode {
       handlers: Object.fromEntries(types.map((t) => [t, frame])),
       ctl: {
         status: () => this.status(),
-        send: (args) => {
-          const body = args.join(" ");
-          if (body.length === 0) {
-            throw new ProtocolError(ErrorCode.BadField, "Cannot send: usage: send <text>");
-          }
-          const m = this.send(body);
+        send: ctlCommand("send", {
+          summary: "multicast a chat message to the group",
+          args: { text: { type: "string", rest: true, help: "the message" } },
+        }, ({ text }) => {
+          const m = this.send(text);
           return m
             ? { id: m.id, lamport: m.lamport }
             : { queued: true, outbox: this.#member.outboxSize };
-        },
-        history: (args) => {
-          const n = args.length === 0 ? 20 : Number(args[0]);
-          if (!Number.isInteger(n) || n < 1 || n > MAX_HISTORY_REPLY) {
-            throw new ProtocolError(
-              ErrorCode.BadField,
-              `Cannot show history: n must be an integer 1..${MAX_HISTORY_REPLY}, got "${args[0]}"`,
-            );
-          }
-          return { count: this.#store.count, entries: this.history(n) };
-        },
+        }),
+        history: ctlCommand("history", {
+          summary: "the last n delivered messages",
+          args: {
+            n: {
+              type: "int",
+              min: 1,
+              max: MAX_HISTORY_REPLY,
+              default: 20,
+              optional: true,
+              help: "how many",
+            },
+          },
+        }, ({ n }) => ({ count: this.#store.count, entries: this.history(n) })),
         view: () => this.viewInfo(),
-        generate: (args) => {
-          const rate = Number(args[0] ?? "");
-          const limit = Number(args[1] ?? "0");
-          if (!Number.isFinite(rate) || rate < 0 || !Number.isInteger(limit) || limit < 0) {
-            throw new ProtocolError(
-              ErrorCode.BadField,
-              "Cannot generate: usage: generate <msgs/s> [limit]   (rate 0 stops)",
-            );
-          }
+        generate: ctlCommand("generate", {
+          summary: "start (0 stops) the message generator",
+          args: {
+            rate: { type: "float", arg: "msgs/s", min: 0, help: "messages a second" },
+            limit: {
+              type: "int",
+              min: 0,
+              default: 0,
+              optional: true,
+              help: "stop after this many (0: never)",
+            },
+          },
+        }, ({ rate, limit }) => {
           this.generate(rate, limit);
           return { rate, limit };
-        },
+        }),
       },
     });
     this.#member.start(performance.now());

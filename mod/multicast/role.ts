@@ -5,68 +5,67 @@
  * @module
  */
 import { printJson } from "../ctl/mod.ts";
-import { aborted, type RoleContext, type RoleDefinition, roleMembers } from "../process/mod.ts";
+import { aborted, defineRole, roleMembers } from "../process/mod.ts";
 import { ConfigError } from "../config/mod.ts";
 import { MulticastNode } from "./node.ts";
 
 /** The multicast role. */
-export const multicastRole: RoleDefinition = {
+export const multicastRole = defineRole({
   name: "multicast",
   summary: "total-order multicast chat with Lamport clocks that survives a crash",
   peers: "required",
   defaultPort: 7301,
-  options: [
-    {
-      flags: "--generate <msgs/s>",
-      description: "send generated messages at this rate",
-      kind: "float",
+  options: {
+    generate: {
+      type: "float",
+      arg: "msgs/s",
       default: 0,
+      min: 0,
+      help: "send generated messages at this rate",
     },
-    {
-      flags: "--generate-limit <n>",
-      description: "stop generating after n messages (0: never)",
-      kind: "int",
+    generateLimit: {
+      type: "int",
       default: 0,
+      min: 0,
+      help: "stop generating after n messages (0: never)",
     },
-    { flags: "--heartbeat-ms <ms>", description: "heartbeat period", kind: "int", default: 100 },
-    {
-      flags: "--fail-timeout-ms <ms>",
-      description: "silence after which a member is removed from the view",
-      kind: "int",
+    heartbeatMs: { type: "int", arg: "ms", default: 100, min: 5, help: "heartbeat period" },
+    failTimeoutMs: {
+      type: "int",
+      arg: "ms",
       default: 1500,
+      min: 50,
+      help: "silence after which a member is removed from the view",
     },
-    {
-      flags: "--flush-timeout-ms <ms>",
-      description: "how long a view change waits for flush reports",
-      kind: "int",
+    flushTimeoutMs: {
+      type: "int",
+      arg: "ms",
       default: 3000,
+      min: 50,
+      help: "how long a view change waits for flush reports",
     },
-    {
-      flags: "--bootstrap-ms <ms>",
-      description: "how long a fresh group waits for every peer before forming",
-      kind: "int",
+    bootstrapMs: {
+      type: "int",
+      arg: "ms",
       default: 2000,
+      min: 0,
+      help: "how long a fresh group waits for every peer before forming",
     },
-    {
-      flags: "--quorum <n>",
-      description: "members a view needs to be primary and deliver (0: majority of the members)",
-      kind: "int",
+    quorum: {
+      type: "int",
       default: 0,
+      min: 0,
+      help: "members a view needs to be primary and deliver (0: majority of the members)",
     },
-    {
-      flags: "--quiet",
-      description: "do not print delivered messages on stdout",
-      kind: "bool",
-      default: false,
-    },
-  ],
+    quiet: { type: "bool", default: false, help: "do not print delivered messages on stdout" },
+  },
   examples: [
     "peerd --role multicast --name m1 --peers peers.json",
     "peerd --role multicast --name m2 --peers peers.json --generate 50",
     "peerd ctl 127.0.0.1:7301 send hello everyone",
     "peerd ctl 127.0.0.1:7301 history 10",
   ],
-  async run(ctx: RoleContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const members = roleMembers(ctx);
     if (!members.some((m) => m.name === ctx.name)) {
       throw new ConfigError(
@@ -74,34 +73,25 @@ export const multicastRole: RoleDefinition = {
       );
     }
     const o = ctx.options;
-    const num = (key: string, min: number, fallback: number): number => {
-      const v = o[key] === undefined ? fallback : Number(o[key]);
-      if (!Number.isFinite(v) || v < min) {
-        throw new ConfigError(`--${kebab(key)} must be a number ≥ ${min}, got ${String(o[key])}`);
-      }
-      return v;
-    };
-    const rate = num("generate", 0, 0);
-    const limit = num("generateLimit", 0, 0);
-    const quorum = num("quorum", 0, 0);
-    if (!Number.isInteger(quorum) || quorum > members.length) {
+    const quorum = o.quorum;
+    if (quorum > members.length) {
       throw new ConfigError(`--quorum must be 0..${members.length} (members), got ${quorum}`);
     }
     let fatal: ((err: Error) => void) | undefined;
     const failed = new Promise<Error>((resolve) => fatal = resolve);
     const node = new MulticastNode(ctx, members, {
-      heartbeatMs: num("heartbeatMs", 5, 100),
-      failTimeoutMs: num("failTimeoutMs", 50, 1500),
-      flushTimeoutMs: num("flushTimeoutMs", 50, 3000),
-      bootstrapMs: num("bootstrapMs", 0, 2000),
+      heartbeatMs: o.heartbeatMs,
+      failTimeoutMs: o.failTimeoutMs,
+      flushTimeoutMs: o.flushTimeoutMs,
+      bootstrapMs: o.bootstrapMs,
       quorum: quorum === 0 ? undefined : quorum,
-      quiet: o.quiet === true,
+      quiet: o.quiet,
       onFatal: (err) => fatal?.(err),
     });
     node.start();
     ctx.events.emit("ready", { listen: `${ctx.listen.hostname}:${node.port}` });
     ctx.log.info(`listening on ${ctx.listen.hostname}:${node.port}`);
-    if (rate > 0) node.generate(rate, limit);
+    if (o.generate > 0) node.generate(o.generate, o.generateLimit);
     const prompt = ctx.interactive ? runPrompt(node, ctx.signal) : undefined;
     let code = 0;
     try {
@@ -117,11 +107,7 @@ export const multicastRole: RoleDefinition = {
     }
     return code;
   },
-};
-
-function kebab(s: string): string {
-  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
+});
 
 /**
  * The interactive prompt: `send <text>` (or plain text), `history [n]`, `view`, `status`,

@@ -1,20 +1,24 @@
 /**
  * Processes: the role contract, the node server every role starts, graceful shutdown,
- * starting copies of peerd, and local clusters of real processes for the demo and tests.
+ * and starting copies of peerd (local clusters of them live in `mod/harness`).
  *
  * ```ts
- * await using cluster = await LocalCluster.start({ nodes: [{ name: "e1", role: "echo" }] });
- * const status = await cluster.node("e1").ctl("status");
+ * const child = peerdCommand(["--role", "echo", "--listen", "127.0.0.1:0"]).spawn();
  * ```
  *
  * @module
  */
 export {
   type CommandDefinition,
+  defineRole,
+  optionEnv,
+  optionFlag,
+  type OptionValues,
   type RoleContext,
   type RoleDefinition,
   roleMembers,
   type RoleOption,
+  type RoleOptions,
   UsageError,
 } from "./role.ts";
 export {
@@ -23,16 +27,12 @@ export {
   reportWireProblem,
   startNodeServer,
 } from "./node_server.ts";
-export { type CommandPromptOptions, type PromptCommand, runCommandPrompt } from "./prompt.ts";
+export {
+  type CommandPromptOptions,
+  type PromptCommand,
+  promptCommandsOf,
+  runCommandPrompt,
+} from "./prompt.ts";
 export { aborted, installShutdownSignals, SHUTDOWN_BOUND_MS } from "./lifecycle.ts";
 export { isCompiledBinary, peerdArgv, peerdCommand } from "./spawn.ts";
-export type { DemoContext, DemoStep } from "./demo_step.ts";
-export {
-  ClusterNode,
-  freePort,
-  LocalCluster,
-  type LocalClusterOptions,
-  type NodeSpec,
-  pause,
-} from "./cluster.ts";
 export { Tick } from "./tick.ts";

@@ -6,8 +6,22 @@
  * @module
  */
 
+import type { CtlCommands } from "../ctl/mod.ts";
+
 /** A prompt command: takes the words after the command name, returns what to print. */
 export type PromptCommand = (args: string[]) => unknown;
+
+/**
+ * The prompt commands of a role's ctl commands (same arguments, same replies). The prompt
+ * has no connection: a command that would watch its session (a waiting `lock`) gets none.
+ */
+export function promptCommandsOf(commands: CtlCommands): Record<string, PromptCommand> {
+  const out: Record<string, PromptCommand> = {};
+  for (const [name, fn] of Object.entries(commands)) {
+    out[name] = (args) => fn(args, undefined as never, { t: "ctl", cmd: name, args });
+  }
+  return out;
+}
 
 /** What {@linkcode runCommandPrompt} needs. */
 export interface CommandPromptOptions {

@@ -5,26 +5,47 @@
  * @module
  */
 import type { Command } from "commander";
-import type { ClusterConfig, HostPort, NodeEntry, TlsFileOptions } from "../config/mod.ts";
+import type {
+  ClusterConfig,
+  HostPort,
+  NodeEntry,
+  TlsFileOptions,
+  ValueOrDefault,
+  ValueSpec,
+} from "../config/mod.ts";
 import type { EventSink, Logger, LogLevel } from "../events/mod.ts";
 import type { TlsConfig } from "../wire/mod.ts";
 
-/** One role-specific command-line option. Every option also reads `PEERD_<OPTION>`. */
-export interface RoleOption {
-  /** Commander flags, e.g. `--fanout <n>` or `--generate`. */
-  flags: string;
-  /** One line of help. */
-  description: string;
-  /** Default value, shown in help. */
-  default?: string | number | boolean;
-  /** How the value is parsed. @default {"string"} */
-  kind?: "string" | "int" | "float" | "bool";
-  /** Allowed values. */
-  choices?: string[];
+/**
+ * One role-specific option, declared once: its type, default, bounds and help make the
+ * command-line flag (`--<kebab-key> <arg>`), its environment variable (`PEERD_<KEY>`), the
+ * check of a peers.json value, and the typed value the role receives.
+ */
+export type RoleOption = ValueSpec & {
+  /** The environment variable, when not `PEERD_<KEY_IN_SNAKE_CASE>`. */
+  env?: string;
+};
+
+/** A role's options by attribute name (camelCase; `heartbeatMs` is `--heartbeat-ms`). */
+export type RoleOptions = Readonly<Record<string, RoleOption>>;
+
+/** The typed values of a role's options, as `ctx.options` holds them. */
+export type OptionValues<S extends RoleOptions> = {
+  readonly [K in keyof S]: ValueOrDefault<S[K]>;
+};
+
+/** The long flag of an option: `heartbeatMs` → `--heartbeat-ms`. */
+export function optionFlag(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
-/** What a running role gets. */
-export interface RoleContext {
+/** The environment variable of an option: `heartbeatMs` → `PEERD_HEARTBEAT_MS`. */
+export function optionEnv(key: string, spec: RoleOption): string {
+  return spec.env ?? `PEERD_${optionFlag(key).slice(2).replace(/-/g, "_").toUpperCase()}`;
+}
+
+/** What a running role gets; `O` is the type of its options. */
+export interface RoleContext<O = Readonly<Record<string, unknown>>> {
   /** The role name. */
   role: string;
   /** This node's name. */
@@ -57,8 +78,8 @@ export interface RoleContext {
   log: Logger;
   /** Aborted when the process is asked to stop (SIGINT, SIGTERM). */
   signal: AbortSignal;
-  /** Role options, by commander attribute name (camelCase), parsed. */
-  options: Record<string, unknown>;
+  /** The role's options, typed and checked (declared in {@linkcode RoleDefinition.options}). */
+  options: O;
   /** Whether stdin is a terminal (roles may offer a prompt). */
   interactive: boolean;
   /**
@@ -68,14 +89,14 @@ export interface RoleContext {
   exposeStatus?: (status: () => Promise<Record<string, unknown>>) => void;
 }
 
-/** A role: one long-running kind of node. */
-export interface RoleDefinition {
+/** A role: one long-running kind of node; `S` declares its options. */
+export interface RoleDefinition<S extends RoleOptions = RoleOptions> {
   /** The `--role` value. */
   name: string;
   /** One line for `peerd --help`. */
   summary: string;
-  /** Role options. */
-  options?: RoleOption[];
+  /** Role options, by attribute name, in help order. */
+  options?: S;
   /** Whether `--peers` is required, optional, or not used. @default {"optional"} */
   peers?: "required" | "optional" | "none";
   /** Port used when neither `--listen` nor the peers file says. @default {0} */
@@ -89,7 +110,14 @@ export interface RoleDefinition {
    */
   readiness?: (status: Record<string, unknown>) => { ready: boolean; reason?: string };
   /** Runs the role until `ctx.signal` aborts (or the work is done); returns the exit code. */
-  run(ctx: RoleContext): Promise<number | void>;
+  run(ctx: RoleContext<OptionValues<S>>): Promise<number | void>;
+}
+
+/** Declares a role, inferring the types of its options from their declarations. */
+export function defineRole<const S extends RoleOptions = Record<never, never>>(
+  role: RoleDefinition<S>,
+): RoleDefinition<S> {
+  return role;
 }
 
 /** A helper command that is not a daemon (`ctl`, `compose`, `mom`, …). */

@@ -5,20 +5,13 @@
  *
  * @module
  */
-import type { CtlCommands } from "../ctl/mod.ts";
-import { ProtocolError } from "../wire/mod.ts";
+import { ctlCommand, type CtlCommands } from "../ctl/mod.ts";
 import type { ConnectionSink, EngineConnection, QueueEngine } from "./engine.ts";
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
-function usage(text: string): ProtocolError {
-  return new ProtocolError("bad_field", `Cannot run: usage: ${text}`);
-}
-
-function flag(args: string[], name: string): boolean {
-  return args.includes(name);
-}
+const TRANSIENT = { type: "bool", help: "not stored (lost on restart)" } as const;
 
 /** The control commands (besides `status`) of an engine. */
 export function queueCtlCommands(engine: QueueEngine): CtlCommands {
@@ -34,45 +27,76 @@ export function queueCtlCommands(engine: QueueEngine): CtlCommands {
   return {
     queues: () => ({ queues: engine.queues() }),
     exchanges: () => ({ exchanges: engine.exchanges() }),
-    declare: (args) => {
-      const name = args.find((a) => !a.startsWith("--"));
-      if (name === undefined) {
-        throw usage("declare <queue> [--transient] [--auto-delete] [--max-length=N]");
-      }
-      const max = args.find((a) => a.startsWith("--max-length="));
-      const info = engine.declareQueue(undefined, name, {
-        durable: !flag(args, "--transient"),
-        autoDelete: flag(args, "--auto-delete"),
-        maxLength: max ? Number(max.slice("--max-length=".length)) : 0,
-      });
-      return { ...info };
-    },
-    "declare-exchange": (args) => {
-      const [name, type = "direct"] = args.filter((a) => !a.startsWith("--"));
-      if (!name) throw usage("declare-exchange <name> [direct|fanout|topic] [--transient]");
-      const created = engine.declareExchange(name, type, { durable: !flag(args, "--transient") });
-      return { exchange: name, type, created };
-    },
-    bind: (args) => {
-      const [queue, exchange, key = ""] = args;
-      if (!queue || !exchange) throw usage("bind <queue> <exchange> [key]");
+    declare: ctlCommand("declare", {
+      summary: "declare a queue (durable unless --transient)",
+      args: { queue: { type: "string", help: "the queue's name" } },
+      flags: {
+        transient: TRANSIENT,
+        "auto-delete": { type: "bool", help: "deleted when its last consumer goes" },
+        "max-length": {
+          type: "int",
+          min: 0,
+          default: 0,
+          help: "most messages kept (the oldest are dropped; 0: no limit)",
+        },
+      },
+    }, (a) => ({
+      ...engine.declareQueue(undefined, a.queue, {
+        durable: !a.transient,
+        autoDelete: a["auto-delete"],
+        maxLength: a["max-length"],
+      }),
+    })),
+    "declare-exchange": ctlCommand("declare-exchange", {
+      summary: "declare an exchange (durable unless --transient)",
+      args: {
+        name: { type: "string", help: "the exchange's name" },
+        type: {
+          type: "choice",
+          choices: ["direct", "fanout", "topic", "headers"],
+          default: "direct",
+          optional: true,
+          help: "how it routes",
+        },
+      },
+      flags: { transient: TRANSIENT },
+    }, ({ name, type, transient }) => ({
+      exchange: name,
+      type,
+      created: engine.declareExchange(name, type, { durable: !transient }),
+    })),
+    bind: ctlCommand("bind", {
+      summary: "bind a queue to an exchange",
+      args: {
+        queue: { type: "string", help: "the queue" },
+        exchange: { type: "string", help: "the exchange" },
+        key: { type: "string", default: "", optional: true, help: "the binding key" },
+      },
+    }, ({ queue, exchange, key }) => {
       engine.bindQueue(undefined, queue, exchange, key);
       return { queue, exchange, key };
-    },
-    publish: async (args) => {
-      const rest = args.filter((a) => a !== "--transient");
-      if (rest.length < 3) throw usage("publish <exchange|''> <key> <text…> [--transient]");
-      const [exchange, key, ...words] = rest;
+    }),
+    publish: ctlCommand("publish", {
+      summary: "publish a text message (persistent unless --transient)",
+      args: {
+        exchange: { type: "string", help: "the exchange ('' or - for the default one)" },
+        key: { type: "string", help: "the routing key" },
+        text: { type: "string", rest: true, help: "the body (the remaining words)" },
+      },
+      flags: { transient: TRANSIENT },
+    }, async ({ exchange, key, text, transient }) => {
       const ex = exchange === "''" || exchange === "-" ? "" : exchange;
-      const routed = engine.publish(conn(), ex, key, encoder.encode(words.join(" ")), {
-        persistent: !flag(args, "--transient"),
+      const routed = engine.publish(conn(), ex, key, encoder.encode(text), {
+        persistent: !transient,
       });
       await engine.committed();
       return { routed };
-    },
-    get: (args) => {
-      if (!args[0]) throw usage("get <queue>");
-      const d = engine.get(conn(), args[0], { noAck: true });
+    }),
+    get: ctlCommand("get", {
+      summary: "take one message off a queue (acknowledged at once)",
+      args: { queue: { type: "string", help: "the queue" } },
+    }, ({ queue }) => {
+      const d = engine.get(conn(), queue, { noAck: true });
       if (!d) return { empty: true };
       return {
         empty: false,
@@ -82,15 +106,15 @@ export function queueCtlCommands(engine: QueueEngine): CtlCommands {
         redelivered: d.redelivered,
         body: decoder.decode(d.body),
       };
-    },
-    purge: (args) => {
-      if (!args[0]) throw usage("purge <queue>");
-      return { messages: engine.purgeQueue(undefined, args[0]) };
-    },
-    delete: (args) => {
-      if (!args[0]) throw usage("delete <queue>");
-      return { messages: engine.deleteQueue(undefined, args[0]) };
-    },
+    }),
+    purge: ctlCommand("purge", {
+      summary: "drop every ready message of a queue",
+      args: { queue: { type: "string", help: "the queue" } },
+    }, ({ queue }) => ({ messages: engine.purgeQueue(undefined, queue) })),
+    delete: ctlCommand("delete", {
+      summary: "delete a queue",
+      args: { queue: { type: "string", help: "the queue" } },
+    }, ({ queue }) => ({ messages: engine.deleteQueue(undefined, queue) })),
   };
 }
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { DemoStep } from "../process/mod.ts";
+import type { DemoStep } from "../harness/mod.ts";
 import { QueueClient, type QueueMessage } from "./client.ts";
 
 const decoder = new TextDecoder();

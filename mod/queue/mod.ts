@@ -33,7 +33,14 @@ export { QueueClient, type QueueMessage, type ReturnedMessage } from "./client.t
 export { type QueueService, queueService } from "./server.ts";
 export { queueCtlCommands, queueStatus } from "./ctl.ts";
 export { openEngine, queueRole } from "./role.ts";
-export { HEARTBEAT_MISSES, MAX_NAME_LENGTH, QueueErrorCode, QueueFrame } from "./protocol.ts";
+export {
+  HEARTBEAT_MISSES,
+  MAX_NAME_LENGTH,
+  QUEUE_FRAMES,
+  QUEUE_ROUTES,
+  QueueErrorCode,
+  QueueFrame,
+} from "./protocol.ts";
 export { topicMatches } from "./topic.ts";
 export { QueueStore } from "./store.ts";
 export { DEFAULT_QUEUE, queueCtlCommand } from "./cli.ts";

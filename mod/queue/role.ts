@@ -6,14 +6,21 @@
  */
 import { amqpAuthenticator, AmqpListener } from "./amqp/mod.ts";
 import { ConfigError, parseHostPort } from "../config/mod.ts";
-import { aborted, type RoleContext, type RoleDefinition, startNodeServer } from "../process/mod.ts";
+import { aborted, defineRole, type RoleContext, startNodeServer } from "../process/mod.ts";
 import { queueCtlCommands, queueStatus } from "./ctl.ts";
 import { QueueEngine } from "./engine.ts";
 import { queueService } from "./server.ts";
 import { prepareDataDir } from "../storage/mod.ts";
 
-/** Opens the engine under `ctx.dataDir`, events going to `ctx.events`. */
-export function openEngine(ctx: RoleContext, sync = "normal", maxMemory = 0): QueueEngine {
+/** Queued message bytes past which publishers are held back, unless `--max-queue-memory` says. */
+export const DEFAULT_MAX_QUEUE_MEMORY = 512 * 1024 * 1024;
+
+/** Opens the engine under `ctx.dataDir`, events going to `ctx.events` (`maxMemory` 0: no limit). */
+export function openEngine(
+  ctx: RoleContext,
+  sync: "normal" | "full" = "normal",
+  maxMemory = 0,
+): QueueEngine {
   prepareDataDir(ctx.dataDir);
   return new QueueEngine({
     path: `${ctx.dataDir}/queue.db`,
@@ -27,43 +34,43 @@ export function openEngine(ctx: RoleContext, sync = "normal", maxMemory = 0): Qu
 }
 
 /** The queue role. */
-export const queueRole: RoleDefinition = {
+export const queueRole = defineRole({
   name: "queue",
   summary: "AMQP-like queue server: exchanges, durable queues, acks, confirms (SQLite)",
   peers: "optional",
   defaultPort: 7501,
-  options: [
-    {
-      flags: "--sync <mode>",
-      description: "SQLite synchronous: normal (survives kill -9) or full (survives power loss)",
-      default: "normal",
+  options: {
+    sync: {
+      type: "choice",
+      arg: "mode",
       choices: ["normal", "full"],
+      default: "normal",
+      help: "SQLite synchronous: normal (survives kill -9) or full (survives power loss)",
     },
-    {
-      flags: "--max-queue-memory <bytes>",
-      description:
-        "memory pressure above this many bytes of queued message bodies: AMQP publishers get connection.blocked, native publishes 'overloaded' (k/M/G suffixes; 0 = no limit)",
-      default: "512M",
+    maxQueueMemory: {
+      type: "size",
+      arg: "bytes",
+      default: DEFAULT_MAX_QUEUE_MEMORY,
+      min: 0,
+      help:
+        "memory pressure past this many bytes of queued message bodies: AMQP publishers get connection.blocked, native publishes 'overloaded' (0: no limit)",
     },
-    {
-      flags: "--amqp <host:port>",
-      description:
+    amqp: {
+      type: "string",
+      arg: "host:port",
+      help:
         "also serve AMQP 0-9-1 (RabbitMQ clients) here; a bare port means 127.0.0.1 (off by default)",
     },
-  ],
+  },
   examples: [
     "peerd --role queue --peers peers.json --name q1",
     "peerd --role queue --name q1 --peers peers.json --amqp 127.0.0.1:5672",
     "peerd ctl 127.0.0.1:7501 queues",
     "peerd ctl 127.0.0.1:7501 publish '' jobs hello",
   ],
-  async run(ctx: RoleContext): Promise<number> {
-    const amqpAt = amqpAddress(ctx);
-    const maxMemory = parseBytes(
-      String(ctx.options.maxQueueMemory ?? "512M"),
-      "--max-queue-memory",
-    );
-    const engine = openEngine(ctx, String(ctx.options.sync ?? "normal"), maxMemory);
+  async run(ctx): Promise<number> {
+    const amqpAt = amqpAddress(ctx.options.amqp);
+    const engine = openEngine(ctx, ctx.options.sync, ctx.options.maxQueueMemory);
     const service = queueService(engine);
     let server;
     let amqp: AmqpListener | undefined;
@@ -110,25 +117,11 @@ export const queueRole: RoleDefinition = {
     }
     return 0;
   },
-};
-
-/** A byte count with an optional k, M or G suffix (powers of 1024; `KiB`, `MB`… also read). */
-export function parseBytes(text: string, what: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg])?(?:i?b)?\s*$/i.exec(text);
-  if (!m) {
-    throw new ConfigError(`${what}: "${text}" is not a byte count (e.g. 65536, 64k, 512M, 2G)`);
-  }
-  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[(m[2] ?? "").toLowerCase()]!;
-  const n = Math.floor(Number(m[1]) * unit);
-  if (!Number.isSafeInteger(n)) throw new ConfigError(`${what}: "${text}" is too large`);
-  return n;
-}
+});
 
 /** `--amqp HOST:PORT` (or a bare port, on loopback); undefined when off. */
-function amqpAddress(ctx: RoleContext): { hostname: string; port: number } | undefined {
-  const v = ctx.options.amqp;
-  if (v === undefined || v === "" || v === false) return undefined;
-  const text = String(v);
+function amqpAddress(text: string | undefined): { hostname: string; port: number } | undefined {
+  if (text === undefined || text === "") return undefined;
   if (/^\d+$/.test(text)) return parseHostPort(`127.0.0.1:${text}`, "--amqp", { allowZero: true });
   return parseHostPort(text, "--amqp", { allowZero: true });
 }

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { DemoStep } from "../process/mod.ts";
-import { pause } from "../process/mod.ts";
+import type { DemoStep } from "../harness/mod.ts";
+import { pause } from "../harness/mod.ts";
 import { RatingsClient, RatingsSession } from "./client_command.ts";
 import { generateDataset, writeDatasetDir } from "./dataset.ts";
 

@@ -13,10 +13,12 @@
 import { ConfigError } from "../config/mod.ts";
 import {
   aborted,
+  defineRole,
   linkSecurity,
+  type OptionValues,
   type RoleContext,
-  type RoleDefinition,
   roleMembers,
+  type RoleOptions,
   startNodeServer,
 } from "../process/mod.ts";
 import {
@@ -24,6 +26,7 @@ import {
   ConnectionClosedError,
   ErrorCode,
   fieldString,
+  type FrameHandler,
   type Message,
   type PeerSession,
   ProtocolError,
@@ -31,7 +34,14 @@ import {
   sleep,
 } from "../wire/mod.ts";
 import { PeerLink } from "./peer_link.ts";
-import { fieldMovie, fieldQuery, fieldTs, fieldUser, type RmStatus } from "./protocol.ts";
+import {
+  type FeRequest,
+  fieldMovie,
+  fieldQuery,
+  fieldTs,
+  fieldUser,
+  type RmStatus,
+} from "./protocol.ts";
 import { merge, mergeInto, parseVectorTs, type VectorTs } from "./vector_ts.ts";
 
 interface Rm {
@@ -47,9 +57,27 @@ const MAX_USERS = 200_000;
 
 const RETRYABLE = new Set<string>([ErrorCode.Unavailable, ErrorCode.Timeout]);
 
+/** The front end role's options. */
+const FRONTEND_OPTIONS = {
+  faultTolerance: {
+    type: "int",
+    arg: "f",
+    default: 2,
+    min: 1,
+    help: "copies an update must reach before it is acknowledged",
+  },
+  rmTimeout: {
+    type: "int",
+    arg: "ms",
+    default: 8000,
+    min: 1,
+    help: "how long to wait for one replica before failing over",
+  },
+} as const satisfies RoleOptions;
+
 /** The front end of one process. */
 class FrontEnd {
-  readonly #ctx: RoleContext;
+  readonly #ctx: RoleContext<OptionValues<typeof FRONTEND_OPTIONS>>;
   #rms: Rm[] = [];
   #prev = new Map<number, VectorTs>();
   #next = 0;
@@ -63,10 +91,10 @@ class FrontEnd {
   #pending = 0;
   #idle: (() => void) | undefined;
 
-  constructor(ctx: RoleContext) {
+  constructor(ctx: RoleContext<OptionValues<typeof FRONTEND_OPTIONS>>) {
     this.#ctx = ctx;
-    this.#f = Number(ctx.options.faultTolerance ?? 2);
-    this.#timeoutMs = Number(ctx.options.rmTimeout ?? 8_000);
+    this.#f = ctx.options.faultTolerance;
+    this.#timeoutMs = ctx.options.rmTimeout;
   }
 
   async run(): Promise<number> {
@@ -77,7 +105,6 @@ class FrontEnd {
         `${ctx.cluster?.source ?? "--peers"}: no nodes with role "replica" for the front end`,
       );
     }
-    if (this.#f < 1) throw new ConfigError(`--fault-tolerance must be at least 1`);
     this.#rms = members.map((n) => ({
       name: n.name,
       address: `${n.hostname}:${n.port}`,
@@ -96,7 +123,7 @@ class FrontEnd {
       handlers: {
         "ratings.query": (msg, session) => this.#onQuery(msg, session),
         "ratings.update": (msg, session) => this.#onUpdate(msg, session),
-      },
+      } satisfies Record<FeRequest, FrameHandler>,
       ctl: {
         status: () => ({
           fault_tolerance: this.#f,
@@ -329,28 +356,15 @@ function relayed(err: unknown): unknown {
 }
 
 /** The `frontend` role. */
-export const frontendRole: RoleDefinition = {
+export const frontendRole = defineRole({
   name: "frontend",
   summary: "movie-ratings front end: keeps clients' timestamps, routes to replicas by status",
   peers: "required",
   defaultPort: 7711,
-  options: [
-    {
-      flags: "--fault-tolerance <f>",
-      description: "copies an update must reach before it is acknowledged",
-      default: 2,
-      kind: "int",
-    },
-    {
-      flags: "--rm-timeout <ms>",
-      description: "how long to wait for one replica before failing over",
-      default: 8000,
-      kind: "int",
-    },
-  ],
+  options: FRONTEND_OPTIONS,
   examples: [
     "peerd --role frontend --name fe1 --peers peers.json",
     "peerd ratings --fe 127.0.0.1:7711 --user 7 average 1",
   ],
   run: (ctx) => new FrontEnd(ctx).run(),
-};
+});

@@ -37,3 +37,4 @@ export {
   ReplicaManager,
   type SnapshotCell,
 } from "./replica_manager.ts";
+export { type FeRequest, RATINGS_FRAMES, type RmRequest } from "./protocol.ts";

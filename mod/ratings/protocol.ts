@@ -1,26 +1,72 @@
 /**
  * Messages of the ratings service (protocol version 1 of the frame layer).
- *
- * Client or FE → RM, client → FE:
- * - `{t:"ratings.query", user, q: "average"|"get"|"all", movie?, prev}` →
- *   `{t:"ratings.result", q, ts, …}`: `average` → `{movie, title, average, count}`,
- *   `get` → `{movie, title, rating}`, `all` → `{ratings: [{movie, title, rating}]}`.
- * - `{t:"ratings.update", user, kind: "create"|"update"|"delete", movie, rating?, uid?,
- *   time?, prev, f?}` → `{t:"ratings.updated", kind, movie, title, rating, uid, ts}`.
- * - `{t:"rm.ping"}` → `{t:"rm.pong", status, ts}` (FE health checks).
- *
- * RM ↔ RM:
- * - `{t:"rm.gossip", from, addr, ts, records, push?}` → `{t:"rm.gossip.ok", from, ts,
- *   records}`: both sides merge the other's records and learn its replica timestamp.
- * - `{t:"rm.snapshot", from, value_ts, cells, executed}` → `{t:"rm.snapshot.ok", ts}` for
- *   an RM that needs records already garbage-collected everywhere else.
+ * {@linkcode RATINGS_FRAMES} lists every frame with its fields: it is the table in
+ * docs/ratings.md (tests/protocol_docs_test.ts compares the two), and the replica's and the
+ * front end's handler maps are checked against it by the type checker
+ * ({@linkcode RmRequest}, {@linkcode FeRequest}).
  *
  * @module
  */
-import { ErrorCode, fieldInt, fieldString, type Message, ProtocolError } from "../wire/mod.ts";
+import {
+  ErrorCode,
+  fieldInt,
+  fieldString,
+  type FrameSpec,
+  type Message,
+  ProtocolError,
+} from "../wire/mod.ts";
 import { isValidRating, MAX_MOVIE_ID, MAX_USER_ID } from "./dataset.ts";
 import type { LogRecord, RatingOp, UpdateKind } from "./update_log.ts";
 import { parseVectorTs, type VectorTs } from "./vector_ts.ts";
+
+/** Every frame of the ratings service. */
+export const RATINGS_FRAMES = [
+  {
+    t: "ratings.query",
+    route: "client → FE, FE → RM",
+    fields: "user, q, movie?, prev",
+    reply: "ratings.result {q, ts, …}",
+    note: "`q`: `average` → `{movie, title, average, count}`, `get` → `{movie, title, rating}`, " +
+      "`all` → `{ratings: [{movie, title, rating}]}`; `prev`: the client's timestamp",
+  },
+  {
+    t: "ratings.update",
+    route: "client → FE, FE → RM",
+    fields: "user, kind, movie, rating?, uid?, time?, prev, f?",
+    reply: "ratings.updated {kind, movie, title, rating, uid, ts}",
+    note: "`kind`: create, update or delete; `uid` makes a retry idempotent; `f`: copies needed",
+  },
+  {
+    t: "rm.ping",
+    route: "FE → RM",
+    fields: "",
+    reply: "rm.pong {status, ts}",
+    note: "an FE's health check (status ACTIVE, OVERLOADED or OFFLINE)",
+  },
+  {
+    t: "rm.gossip",
+    route: "RM → RM",
+    fields: "from, addr, ts, records, push?",
+    reply: "rm.gossip.ok {from, ts, records}",
+    note: "both sides merge the other's records and learn its replica timestamp",
+  },
+  {
+    t: "rm.snapshot",
+    route: "RM → RM",
+    fields: "from, value_ts, cells, executed",
+    reply: "rm.snapshot.ok {ts}",
+    note: "state transfer to an RM that needs records already garbage-collected everywhere else",
+  },
+] as const satisfies readonly FrameSpec[];
+
+/** The frame types a replica manager handles (its handler map must have exactly these). */
+export type RmRequest = (typeof RATINGS_FRAMES)[number]["t"];
+
+/** The frame types a front end handles (those a client sends it). */
+export type FeRequest = Extract<
+  (typeof RATINGS_FRAMES)[number],
+  { route: `client → FE${string}` }
+>["t"];
 
 /** The query kinds. */
 export const QUERY_KINDS = ["average", "get", "all"] as const;

@@ -17,10 +17,12 @@
 import { ConfigError } from "../config/mod.ts";
 import {
   aborted,
+  defineRole,
   linkSecurity,
+  type OptionValues,
   type RoleContext,
-  type RoleDefinition,
   roleMembers,
+  type RoleOptions,
   startNodeServer,
   Tick,
 } from "../process/mod.ts";
@@ -29,6 +31,7 @@ import {
   fieldOptInt,
   fieldOptString,
   fieldString,
+  type FrameHandler,
   type Message,
   type PeerSession,
   ProtocolError,
@@ -44,6 +47,7 @@ import {
   GOSSIP_BATCH,
   readRecords,
   readUpdate,
+  type RmRequest,
   type RmStatus,
 } from "./protocol.ts";
 import { ReplicaManager } from "./replica_manager.ts";
@@ -76,9 +80,42 @@ interface PushJob {
   resolve(copies: number): void;
 }
 
+/** The replica role's options. */
+const REPLICA_OPTIONS = {
+  dataset: {
+    type: "string",
+    arg: "dir",
+    help: "initial data: DIR/movies.csv and DIR/ratings.csv (default: synthetic, seed 42)",
+  },
+  gossipInterval: {
+    type: "int",
+    arg: "ms",
+    default: 200,
+    min: 1,
+    help: "background gossip period",
+  },
+  overloadThreshold: {
+    type: "int",
+    default: 1000,
+    min: 0,
+    help: "requests in flight above which the RM reports OVERLOADED",
+  },
+  queryTimeout: {
+    type: "int",
+    arg: "ms",
+    default: 5000,
+    min: 1,
+    help: "how long a request may wait for missing updates before unavailable",
+  },
+  chaosStatus: {
+    type: "bool",
+    help: "report random ACTIVE/OVERLOADED/OFFLINE statuses (teaching)",
+  },
+} as const satisfies RoleOptions;
+
 /** The replica manager of one process. */
 class Replica {
-  readonly #ctx: RoleContext;
+  readonly #ctx: RoleContext<OptionValues<typeof REPLICA_OPTIONS>>;
   readonly #self: string;
   #store!: ReplicaStore;
   /** The replica algorithm (pure); this class wires it to sockets, timers and commits. */
@@ -104,13 +141,13 @@ class Replica {
   #tasks = new Set<Promise<unknown>>();
   #advertised = "";
 
-  constructor(ctx: RoleContext) {
+  constructor(ctx: RoleContext<OptionValues<typeof REPLICA_OPTIONS>>) {
     this.#ctx = ctx;
     this.#self = ctx.name;
   }
 
   get #gossipMs(): number {
-    return Number(this.#ctx.options.gossipInterval ?? 200);
+    return this.#ctx.options.gossipInterval;
   }
 
   async run(): Promise<number> {
@@ -123,7 +160,7 @@ class Replica {
         let data;
         try {
           data = ctx.options.dataset
-            ? await readDatasetDir(String(ctx.options.dataset))
+            ? await readDatasetDir(ctx.options.dataset)
             : generateDataset({ seed: DEFAULT_SEED });
         } catch (err) {
           if (err instanceof DatasetError) throw new ConfigError(`--dataset: ${err.message}`);
@@ -152,7 +189,7 @@ class Replica {
           "rm.ping": () => ({ t: "rm.pong", status: this.#status, ts: this.#rm.valueTs }),
           "rm.gossip": (msg) => this.#onGossip(msg),
           "rm.snapshot": (msg) => this.#onSnapshot(msg),
-        },
+        } satisfies Record<RmRequest, FrameHandler>,
         ctl: {
           status: async () => await this.#statusReply(),
           drain: () => {
@@ -348,7 +385,7 @@ class Replica {
   #waitFor(prev: VectorTs): Promise<number> {
     if (this.#rm.covers(prev)) return this.#commit().then(() => 0);
     const since = performance.now();
-    const timeoutMs = Number(this.#ctx.options.queryTimeout ?? 5_000);
+    const timeoutMs = this.#ctx.options.queryTimeout;
     const p = new Promise<number>((resolve, reject) => {
       this.#waiters.push({ prev, since, deadline: since + timeoutMs, resolve, reject });
     });
@@ -654,9 +691,7 @@ class Replica {
     else if (this.#ctx.options.chaosStatus) {
       next = (["ACTIVE", "OVERLOADED", "OFFLINE"] as const)[Math.floor(Math.random() * 3)];
     } else {
-      next = this.#inFlight > Number(this.#ctx.options.overloadThreshold ?? 1_000)
-        ? "OVERLOADED"
-        : "ACTIVE";
+      next = this.#inFlight > this.#ctx.options.overloadThreshold ? "OVERLOADED" : "ACTIVE";
     }
     if (next !== this.#status) {
       this.#status = next;
@@ -703,44 +738,16 @@ class Replica {
 }
 
 /** The `replica` role. */
-export const replicaRole: RoleDefinition = {
+export const replicaRole = defineRole({
   name: "replica",
   summary: "movie-ratings replica manager (gossip architecture, vector timestamps, SQLite)",
   peers: "optional",
   defaultPort: 7701,
-  options: [
-    {
-      flags: "--dataset <dir>",
-      description: "initial data: DIR/movies.csv and DIR/ratings.csv (default: synthetic, seed 42)",
-    },
-    {
-      flags: "--gossip-interval <ms>",
-      description: "background gossip period",
-      default: 200,
-      kind: "int",
-    },
-    {
-      flags: "--overload-threshold <n>",
-      description: "requests in flight above which the RM reports OVERLOADED",
-      default: 1000,
-      kind: "int",
-    },
-    {
-      flags: "--query-timeout <ms>",
-      description: "how long a request may wait for missing updates before unavailable",
-      default: 5000,
-      kind: "int",
-    },
-    {
-      flags: "--chaos-status",
-      description: "report random ACTIVE/OVERLOADED/OFFLINE statuses (teaching)",
-      kind: "bool",
-    },
-  ],
+  options: REPLICA_OPTIONS,
   examples: [
     "peerd --role replica --name rm1 --peers peers.json",
     "peerd ratings-gen --out data/movielens && peerd --role replica --name rm1 --peers peers.json --dataset data/movielens",
     "peerd ctl 127.0.0.1:7701 status",
   ],
   run: (ctx) => new Replica(ctx).run(),
-};
+});

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { DemoStep } from "../process/mod.ts";
+import type { DemoStep } from "../harness/mod.ts";
 
 /** Token ring: contention, fences, a crashed holder and regeneration. */
 export const ringDemo: DemoStep = {

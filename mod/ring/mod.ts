@@ -11,7 +11,7 @@
  *
  * @module
  */
-export { parseLockArgs, parseUnlockArgs, ringCommands, ringRole } from "./role.ts";
+export { parseLockArgs, ringCommands, ringRole } from "./role.ts";
 export { type LockResult, type LossListener, RingNode, type RingNodeOptions } from "./node.ts";
 export { LinkDownError, PeerLinks, type PeerLinksOptions } from "./links.ts";
 export { RingStore } from "./store.ts";

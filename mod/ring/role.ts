@@ -5,116 +5,117 @@
  * @module
  */
 import { ConfigError } from "../config/mod.ts";
-import { type CtlCommands, ctlHandler } from "../ctl/mod.ts";
+import { ctlCommand, type CtlCommands, ctlHandler, parseCtlArgs } from "../ctl/mod.ts";
 import {
   aborted,
+  defineRole,
   linkSecurity,
-  type PromptCommand,
+  promptCommandsOf,
   reportWireProblem,
   type RoleContext,
-  type RoleDefinition,
   roleMembers,
   runCommandPrompt,
 } from "../process/mod.ts";
-import {
-  ErrorCode,
-  FrameServer,
-  type Message,
-  type PeerSession,
-  ProtocolError,
-} from "../wire/mod.ts";
+import { FrameServer, type Message, type PeerSession } from "../wire/mod.ts";
 import { RingNode } from "./node.ts";
 import { RingStore } from "./store.ts";
 
-/** Parses `lock` arguments: `[--timeout <s>]` or `[<s>]`; returns milliseconds or undefined. */
-export function parseLockArgs(args: readonly string[]): number | undefined {
-  let value: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === "--timeout") value = args[++i];
-    else if (a.startsWith("--timeout=")) value = a.slice("--timeout=".length);
-    else if (value === undefined && !a.startsWith("-")) value = a;
-    else {
-      throw new ProtocolError(ErrorCode.BadField, `Cannot lock: unexpected argument "${a}"`);
-    }
-  }
-  if (value === undefined) return undefined;
-  const seconds = Number(value);
-  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86_400) {
-    throw new ProtocolError(
-      ErrorCode.BadField,
-      `Cannot lock: --timeout must be a positive number of seconds, got "${value}"`,
-    );
-  }
-  return seconds * 1000;
+/** The arguments of `lock`: `[<s>]` or `[--timeout <s>]`, seconds to wait. */
+const LOCK_ARGS = {
+  summary: "wait until this node holds the lock for this request",
+  args: {
+    seconds: {
+      type: "float",
+      min: 0,
+      exclusiveMin: true,
+      max: 86_400,
+      optional: true,
+      help: "how long to wait (as --timeout)",
+    },
+  },
+  flags: {
+    timeout: {
+      type: "float",
+      arg: "s",
+      min: 0,
+      exclusiveMin: true,
+      max: 86_400,
+      help: "how long to wait, in seconds",
+    },
+  },
+} as const;
+
+/** Milliseconds to wait for a lock, from the parsed `lock` arguments; undefined: no limit. */
+function lockTimeoutMs(a: { timeout?: number; seconds?: number }): number | undefined {
+  const s = a.timeout ?? a.seconds;
+  return s === undefined ? undefined : s * 1000;
 }
 
-/** Parses `unlock` arguments: `[<fence>]`. */
-export function parseUnlockArgs(args: readonly string[]): number | undefined {
-  if (args.length === 0) return undefined;
-  const fence = Number(args[0]);
-  if (args.length > 1 || !Number.isSafeInteger(fence) || fence <= 0) {
-    throw new ProtocolError(
-      ErrorCode.BadField,
-      `Cannot unlock: expected [fence], got "${args.join(" ")}"`,
-    );
-  }
-  return fence;
+/** Parses `lock` arguments: `[--timeout <s>]` or `[<s>]`; returns milliseconds or undefined. */
+export function parseLockArgs(args: readonly string[]): number | undefined {
+  return lockTimeoutMs(parseCtlArgs("lock", LOCK_ARGS, args));
 }
 
 /** The ctl commands of a ring node (also used by the prompt). */
 export function ringCommands(node: RingNode): CtlCommands {
   return {
     status: () => node.status(),
-    lock: async (args, session) => {
-      const timeoutMs = parseLockArgs(args);
-      return { ...(await node.lock({ timeoutMs, session })) };
-    },
-    unlock: (args) => ({ released: true, ...node.unlock(parseUnlockArgs(args)) }),
-    start: () => node.startToken(),
+    lock: ctlCommand("lock", LOCK_ARGS, async (a, session) => ({
+      ...(await node.lock({ timeoutMs: lockTimeoutMs(a), session })),
+    })),
+    unlock: ctlCommand("unlock", {
+      summary: "release this node's lock (the one with this fence, when given)",
+      args: { fence: { type: "int", min: 1, optional: true, help: "the lock's fence" } },
+    }, ({ fence }) => ({ released: true, ...node.unlock(fence) })),
+    start: ctlCommand("start", {
+      summary: "create a token if this node has never seen one and a majority is reachable",
+    }, () => node.startToken()),
   };
 }
 
 /** The ring role. */
-export const ringRole: RoleDefinition = {
+export const ringRole = defineRole({
   name: "ring",
   summary: "token ring mutual exclusion with fencing numbers that survives crashes",
   peers: "required",
   defaultPort: 7101,
-  options: [
-    {
-      flags: "--heartbeat-ms <ms>",
-      description: "heartbeat period per member link",
-      kind: "int",
+  options: {
+    heartbeatMs: {
+      type: "int",
+      arg: "ms",
       default: 1000,
+      min: 1,
+      help: "heartbeat period per member link",
     },
-    {
-      flags: "--fail-after <n>",
-      description: "missed heartbeats before a member is down",
-      kind: "int",
+    failAfter: {
+      type: "int",
       default: 3,
+      min: 1,
+      help: "missed heartbeats before a member is down",
     },
-    {
-      flags: "--pass-timeout-ms <ms>",
-      description: "how long a token pass waits for its acknowledgement",
-      kind: "int",
+    passTimeoutMs: {
+      type: "int",
+      arg: "ms",
       default: 2000,
+      min: 1,
+      help: "how long a token pass waits for its acknowledgement",
     },
-    {
-      flags: "--lease <ms>",
-      description:
-        "holder lease: a holder that cannot reach a majority for this long loses the lock",
-      kind: "int",
+    lease: {
+      type: "int",
+      arg: "ms",
       default: 3000,
+      min: 100,
+      max: 600_000,
+      help: "holder lease: a holder that cannot reach a majority for this long loses the lock",
     },
-  ],
+  },
   examples: [
     "peerd --role ring --name n1 --peers machines.txt",
     "peerd ctl 127.0.0.1:7101 lock --timeout 5",
     "peerd ctl 127.0.0.1:7101 unlock",
     "peerd ctl 127.0.0.1:7101 status",
   ],
-  async run(ctx: RoleContext): Promise<number> {
+  async run(ctx): Promise<number> {
     const members = roleMembers(ctx);
     if (!members.some((m) => m.name === ctx.name)) {
       throw new ConfigError(
@@ -125,13 +126,7 @@ export const ringRole: RoleDefinition = {
         }`,
       );
     }
-    const heartbeatMs = positive(ctx.options.heartbeatMs, "--heartbeat-ms", 1000);
-    const failAfter = positive(ctx.options.failAfter, "--fail-after", 3);
-    const passTimeoutMs = positive(ctx.options.passTimeoutMs, "--pass-timeout-ms", 2000);
-    const leaseMs = positive(ctx.options.lease, "--lease", 3000);
-    if (leaseMs < 100 || leaseMs > 600_000) {
-      throw new ConfigError(`--lease must be between 100 and 600000 ms, got ${leaseMs}`);
-    }
+    const { heartbeatMs, failAfter, passTimeoutMs, lease: leaseMs } = ctx.options;
     const store = openStore(ctx.dataDir);
     let failed: (err: Error) => void = () => {};
     const fatal = new Promise<never>((_, reject) => (failed = reject));
@@ -172,7 +167,7 @@ export const ringRole: RoleDefinition = {
     }
     return 0;
   },
-};
+});
 
 /**
  * The node's framed server. Like `startNodeServer`, except that `ctl lock` is answered in
@@ -251,22 +246,10 @@ function openStore(dataDir: string): RingStore {
   }
 }
 
-function positive(value: unknown, flag: string, fallback: number): number {
-  const n = value === undefined ? fallback : Number(value);
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new ConfigError(`${flag} must be a positive integer, got ${String(value)}`);
-  }
-  return n;
-}
-
 /** The interactive prompt (stdin a terminal): lock [s], unlock [fence], status, start, quit. */
 function runPrompt(node: RingNode, signal: AbortSignal): Promise<void> {
-  const ctlCommands = ringCommands(node);
-  const commands: Record<string, PromptCommand> = {};
-  for (const [name, fn] of Object.entries(ctlCommands)) {
-    // The prompt has no session: a lock it waits for is only cancelled by its timeout.
-    commands[name] = (args) => fn(args, undefined as never, { t: "ctl" });
-  }
+  // The prompt has no session: a lock it waits for is only cancelled by its timeout.
+  const commands = promptCommandsOf(ringCommands(node));
   // A lock taken at the prompt that is lost later (lease) is announced there.
   commands.lock = async (args) => ({
     ...(await node.lock({

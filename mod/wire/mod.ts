@@ -16,6 +16,7 @@
  * @module
  */
 export * from "./constants.ts";
+export { framesOf, type FrameSpec } from "./frame_spec.ts";
 export {
   ByteBuffer,
   type CodecOptions,

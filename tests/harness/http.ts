@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { NodeSpec } from "../../mod/process/mod.ts";
+import type { NodeSpec } from "../../mod/harness/mod.ts";
 
 /** `count` distinct free ports on 127.0.0.1 (all bound at once, then released). */
 export function freePorts(count: number): number[] {

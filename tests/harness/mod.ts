@@ -1,6 +1,6 @@
 /**
  * Test harness: real peerd processes on free 127.0.0.1 ports (re-exported from
- * `mod/process`, the same code the demo uses), plus small assertion helpers for events.
+ * `mod/harness`, the same code the demo uses), plus small assertion helpers for events.
  *
  * @module
  */
@@ -11,11 +11,11 @@ export {
   type LocalClusterOptions,
   type NodeSpec,
   pause,
-} from "../../mod/process/mod.ts";
+} from "../../mod/harness/mod.ts";
 export { peerdArgv, peerdCommand } from "../../mod/process/mod.ts";
 import type { EventRecord } from "../../mod/events/mod.ts";
 import { peerdCommand } from "../../mod/process/mod.ts";
-import { pause } from "../../mod/process/mod.ts";
+import { pause } from "../../mod/harness/mod.ts";
 
 /** Runs peerd to completion with `args`; returns exit code, stdout and stderr (bounded by `timeoutMs`). */
 export async function runPeerd(

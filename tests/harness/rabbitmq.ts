@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { freePort } from "../../mod/process/mod.ts";
+import { freePort } from "../../mod/harness/mod.ts";
 import { sleep } from "../../mod/wire/mod.ts";
 
 /** How often the harness asks whether RabbitMQ answers AMQP yet. */

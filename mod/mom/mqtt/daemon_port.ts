@@ -6,7 +6,7 @@
  * @module
  */
 import { type Message, type PeerSession, ProtocolError } from "../../wire/mod.ts";
-import { COMMIT_META, type MomDaemon } from "../daemon.ts";
+import { COMMIT_META, type MomDaemon, TRANSIENT } from "../daemon.ts";
 
 /** An error reply of the daemon: `code` is a MOM or wire error code. */
 export class DaemonRequestError extends Error {
@@ -106,10 +106,14 @@ export class DaemonPort {
     });
   }
 
-  /** Sends request `t` with no reply expected (a QoS 0 publication). */
-  send(t: string, fields: Record<string, unknown>): void {
+  /**
+   * Sends request `t` with no reply expected (a QoS 0 publication); `transient`: an
+   * at-most-once publication, never written to disk (see the daemon's `TRANSIENT`).
+   */
+  send(t: string, fields: Record<string, unknown>, options: { transient?: boolean } = {}): void {
     if (this.#closed) return;
     const msg: Message = { t, ...fields };
+    if (options.transient) (msg as unknown as Record<symbol, unknown>)[TRANSIENT] = true;
     try {
       const r = this.#handlers[t](msg, this.#session);
       if (r instanceof Promise) r.catch(() => {});

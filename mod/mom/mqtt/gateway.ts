@@ -21,6 +21,7 @@ import { decodePacket, encodePacket, PacketReader } from "./codec.ts";
 import { DaemonPort, DaemonRequestError } from "./daemon_port.ts";
 import { MqttProtocolError, type Packet, Reason, type Will } from "./packet.ts";
 import {
+  forwardedProperties,
   type InboxMessage,
   type MomOperation,
   MqttSession,
@@ -30,7 +31,7 @@ import {
   type SessionOutput,
 } from "./session.ts";
 import { MqttStore } from "./store.ts";
-import { decodeMeta, encodeMeta } from "./meta.ts";
+import { decodeMeta, encodeMeta, publicationMeta } from "./meta.ts";
 
 /** Options of {@linkcode MqttGateway}. */
 export interface MqttGatewayOptions {
@@ -302,7 +303,7 @@ export class MqttGateway {
         user,
         topic: will.topic,
         payload: will.payload,
-        ...metaField(will.qos, will.retain, will.properties),
+        ...metaField(will.qos, will.retain, forwardedProperties(will.properties)),
       });
       this.events.emit("mqtt.will", { user, topic: will.topic });
     } catch (err) {
@@ -404,7 +405,7 @@ function metaField(
   retain: boolean,
   properties: Will["properties"],
 ): { meta?: Uint8Array } {
-  const meta = encodeMeta({ qos, retain, properties });
+  const meta = encodeMeta(publicationMeta(qos, retain, properties, Date.now()));
   return meta === undefined ? {} : { meta };
 }
 
@@ -548,7 +549,9 @@ class MqttConnection {
 
   #apply(out: SessionOutput): void {
     const level = this.session.level;
-    for (const p of out.packets) this.#write(encodePacket(p, level));
+    const packets = out.packets;
+    if (packets.length === 1) this.#write(encodePacket(packets[0], level));
+    else if (packets.length > 1) this.#write(concat(packets.map((p) => encodePacket(p, level))));
     for (const op of out.operations) this.#execute(op);
     if (out.close) {
       this.#sessionDoneResolve();
@@ -621,7 +624,8 @@ class MqttConnection {
           ...metaField(op.qos, op.retain, op.properties),
         };
         if (op.id === undefined) {
-          this.port.send("publish", fields);
+          // QoS 0 is at most once: never on disk (a retained one is, so the broker keeps it)
+          this.port.send("publish", fields, { transient: !op.retain });
           return;
         }
         const meta = op.received === undefined
@@ -718,18 +722,7 @@ class MqttConnection {
       while (this.#queue.length > 0 && !this.#done) {
         const parts = this.#queue;
         this.#queue = [];
-        let bytes: Uint8Array;
-        if (parts.length === 1) bytes = parts[0];
-        else {
-          let size = 0;
-          for (const p of parts) size += p.length;
-          bytes = new Uint8Array(size);
-          let at = 0;
-          for (const p of parts) {
-            bytes.set(p, at);
-            at += p.length;
-          }
-        }
+        const bytes = parts.length === 1 ? parts[0] : concat(parts);
         let off = 0;
         while (off < bytes.length) {
           off += await this.#conn.write(off === 0 ? bytes : bytes.subarray(off));
@@ -777,6 +770,19 @@ class MqttConnection {
 }
 
 export type { MqttConnection };
+
+/** `parts` in one buffer (the packets of one session step go out in one write). */
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return bytes;
+}
 
 /** Parses `--mqtt`: `PORT` or `HOST:PORT` (127.0.0.1 when no host); undefined when off. */
 export function mqttAddress(value: unknown): HostPort | undefined {

@@ -37,7 +37,15 @@ export {
   type SessionOutput,
   type SessionSubscription,
 } from "./session.ts";
-export { decodeMeta, encodeMeta, META_RETAIN, META_RETAINED } from "./meta.ts";
+export {
+  decodeMeta,
+  encodeMeta,
+  META_EXPIRES,
+  META_RETAIN,
+  META_RETAINED,
+  type PublicationMeta,
+  publicationMeta,
+} from "./meta.ts";
 export { checkFilter, checkTopicName, filterMatches } from "./topic.ts";
 export { MqttStore, type StoredSession } from "./store.ts";
 export { DaemonPort, DaemonRequestError } from "./daemon_port.ts";

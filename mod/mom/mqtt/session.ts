@@ -18,6 +18,9 @@
  *   a reconnect (DUP set) carries the original identifier. The inbox is acknowledged up to
  *   the last delivery before the oldest unfinished one; in flight are at most the client's
  *   receive maximum.
+ * - A message whose expiry time passed is not delivered (unless its delivery may have started
+ *   before a reconnect: a QoS 1 / 2 redelivery is completed); one that has not passed goes
+ *   with the remaining interval in whole seconds, rounded up.
  * - A silent client is dropped after 1.5× its keep alive; the will is published when the
  *   connection ends without DISCONNECT (v5: after its will delay, unless the session comes
  *   back).
@@ -36,17 +39,15 @@ import {
   type PublishPacket,
   Reason,
   type SubscribePacket,
-  type Subscription,
   type UnsubscribePacket,
   type Will,
 } from "./packet.ts";
-import { checkFilter, checkTopicName, filterMatches } from "./topic.ts";
+import { checkFilter, checkTopicName } from "./topic.ts";
+import { deliveryPacketId, DeliveryWindow, PACKET_ID_SPACE } from "./delivery_window.ts";
+import { type SessionSubscription, SessionSubscriptions } from "./session_subscriptions.ts";
 
-/** A subscription of a session as it is stored. */
-export interface SessionSubscription extends Subscription {
-  /** v5 subscription identifier. */
-  identifier?: number;
-}
+export { deliveryPacketId } from "./delivery_window.ts";
+export type { SessionSubscription } from "./session_subscriptions.ts";
 
 /** A message from the MOM inbox. */
 export interface InboxMessage {
@@ -64,6 +65,8 @@ export interface InboxMessage {
   retain?: boolean;
   /** v5 properties the publisher sent (forwarded). */
   properties?: Properties;
+  /** Wall-clock time (ms) the message expires at (v5 message expiry interval), if any. */
+  expiresAt?: number;
 }
 
 /** What `open` resolves to. */
@@ -149,35 +152,6 @@ export interface SessionConfig {
 /** Session phase. */
 type Phase = "connecting" | "opening" | "open" | "closed";
 
-/** A delivery the client has not finished. */
-interface Outgoing {
-  seq: number;
-  qos: 0 | 1 | 2;
-  /** "sent": waiting for PUBACK / PUBREC; "released": PUBREL sent; "done". */
-  state: "sent" | "released" | "done";
-  /** Whether its inbox entry may be acknowledged (QoS 0 sent, PUBACK or PUBREC came). */
-  settled: boolean;
-}
-
-/** What a session's subscriptions give a delivery on one topic. */
-interface TopicMatch {
-  /** Highest QoS of the matching subscriptions (−1: none matches). */
-  qos: number;
-  retainAsPublished: boolean;
-  identifiers?: number[];
-}
-
-/** Topics whose subscription match a session remembers. */
-const MATCH_CACHE_MAX = 1024;
-
-/** Packet ids of deliveries are their inbox position modulo this, plus 1. */
-const PACKET_ID_SPACE = 65_535;
-
-/** Packet id of a delivery at inbox position `seq`. */
-export function deliveryPacketId(seq: number): number {
-  return (seq % PACKET_ID_SPACE) + 1;
-}
-
 /** The state machine of one MQTT connection. */
 export class MqttSession {
   readonly #config: SessionConfig;
@@ -198,18 +172,9 @@ export class MqttSession {
   #blocked = false;
   #nextId = 1;
   #pending = new Map<number, (r: OperationResult, now: number) => void>();
-  readonly #subs = new Map<string, SessionSubscription>();
-  /** `#match` results by topic (cleared when the subscriptions change). */
-  readonly #matches = new Map<string, TopicMatch>();
-  readonly #ownMatches = new Map<string, TopicMatch>();
-  /** Unfinished deliveries by packet id, and the same in inbox order. */
-  readonly #outById = new Map<number, Outgoing>();
-  #outOrder: Outgoing[] = [];
-  #outHead = 0;
-  #inflight = 0;
-  /** Inbox position acknowledged, and the position of the last message received. */
-  #acked = 0;
-  #cursor = 0;
+  readonly #subs = new SessionSubscriptions();
+  /** Deliveries in flight, the inbox position acknowledged and the last one handed out. */
+  readonly #window = new DeliveryWindow();
   #receiving = false;
   #dupUpTo = 0;
   /** Released QoS 2 deliveries (skip when handed again). */
@@ -223,6 +188,8 @@ export class MqttSession {
   delivered = 0;
   /** Publications accepted, for status. */
   published = 0;
+  /** Deliveries dropped because their message expired, for status. */
+  expired = 0;
 
   constructor(config: SessionConfig, now: number) {
     this.#config = config;
@@ -246,7 +213,7 @@ export class MqttSession {
 
   /** Inbox position of the last delivery handed to the client. */
   get cursor(): number {
-    return this.#cursor;
+    return this.#window.cursor;
   }
 
   /** Whether the session has ended (the connection is to close). */
@@ -374,11 +341,12 @@ export class MqttSession {
       client: this.#clientId,
       user: this.#user,
       level: this.#level,
-      subscriptions: [...this.#subs.keys()],
-      inflight: this.#inflight,
-      acked: this.#acked,
+      subscriptions: this.#subs.filters(),
+      inflight: this.#window.inflight,
+      acked: this.#window.acked,
       delivered: this.delivered,
       published: this.published,
+      expired: this.expired,
     };
   }
 
@@ -388,7 +356,7 @@ export class MqttSession {
     this.#phase = "closed";
     this.#out.close = true;
     if (this.#user > 0) {
-      this.#op({ op: "end", user: this.#user, after: this.#acked, expiry: this.#expiry });
+      this.#op({ op: "end", user: this.#user, after: this.#window.acked, expiry: this.#expiry });
     }
     if (!wasOpen) this.#will = undefined;
   }
@@ -543,7 +511,7 @@ export class MqttSession {
     const s = r.value as OpenedSession;
     this.#user = s.user;
     this.#phase = "open";
-    for (const sub of s.subscriptions) this.#subs.set(sub.filter, sub);
+    for (const sub of s.subscriptions) this.#subs.set(sub);
     this.#dupUpTo = s.dupUpTo;
     for (const pid of s.received) this.#received.set(pid, "stored");
     const properties: Properties = {};
@@ -562,9 +530,7 @@ export class MqttSession {
     for (const rel of s.released) {
       this.#released.add(rel.seq);
       if (rel.complete) continue;
-      const o: Outgoing = { seq: rel.seq, qos: 2, state: "released", settled: true };
-      this.#outById.set(rel.packetId, o);
-      this.#inflight++;
+      this.#window.resume(rel.packetId, rel.seq);
       this.#send({
         type: PacketType.Pubrel,
         packetId: rel.packetId,
@@ -755,7 +721,7 @@ export class MqttSession {
   }
 
   #acknowledged(p: AckPacket): void {
-    const o = this.#outById.get(p.packetId);
+    const o = this.#window.get(p.packetId);
     const expected = o === undefined
       ? undefined
       : o.state === "released"
@@ -771,44 +737,18 @@ export class MqttSession {
     if (p.type === PacketType.Pubrec) {
       if (p.code >= 0x80) {
         // the client refused it: done, no PUBREL
-        this.#finish(p.packetId, o);
+        this.#window.finish(p.packetId, o);
         return;
       }
-      o.state = "released";
+      this.#window.release(o);
       this.#op({ op: "released", user: this.#user, packetId: p.packetId, seq: o.seq });
       this.#send({ type: PacketType.Pubrel, packetId: p.packetId, code: 0, properties: {} });
-      // the inbox entry is the client's now: acknowledge it in order
-      this.#advance(o);
       return;
     }
     if (p.type === PacketType.Pubcomp) {
       this.#op({ op: "completed", user: this.#user, packetId: p.packetId });
     }
-    this.#finish(p.packetId, o);
-  }
-
-  #finish(packetId: number, o: Outgoing): void {
-    o.state = "done";
-    this.#outById.delete(packetId);
-    this.#inflight--;
-    this.#advance(o);
-  }
-
-  /** Marks `o` settled and moves the acknowledged position over settled deliveries. */
-  #advance(o: Outgoing): void {
-    o.settled = true;
-    const order = this.#outOrder;
-    while (this.#outHead < order.length && order[this.#outHead].settled) {
-      this.#acked = order[this.#outHead++].seq;
-    }
-    if (this.#outHead === order.length) {
-      this.#outOrder = [];
-      this.#outHead = 0;
-      this.#acked = this.#cursor;
-    } else if (this.#outHead > 1024) {
-      this.#outOrder = order.slice(this.#outHead);
-      this.#outHead = 0;
-    }
+    this.#window.finish(p.packetId, o);
   }
 
   #subscribe(p: SubscribePacket, _now: number): void {
@@ -852,9 +792,7 @@ export class MqttSession {
         (id) => ({ op: "subscribe", id, user: this.#user, subscription: sub }),
         (r) => {
           if (r.ok) {
-            this.#subs.set(s.filter, sub);
-            this.#matches.clear();
-            this.#ownMatches.clear();
+            this.#subs.set(sub);
             codes.push(s.qos);
             const retained = s.retainHandling === 0 ||
               (s.retainHandling === 1 && existing === undefined);
@@ -897,8 +835,6 @@ export class MqttSession {
         (r) => {
           if (r.ok || r.code === "not_subscribed") {
             this.#subs.delete(filter);
-            this.#matches.clear();
-            this.#ownMatches.clear();
             codes.push(r.ok ? Reason.Success : Reason.NoSubscriptionExisted);
           } else codes.push(v5 ? Reason.UnspecifiedError : 0x80);
           next();
@@ -912,60 +848,73 @@ export class MqttSession {
   /** Asks for more deliveries when none is being asked for and the window allows. */
   #pull(): void {
     if (this.#receiving || this.#phase !== "open") return;
-    const window = Math.min(this.#clientReceiveMax - this.#inflight, this.#config.receiveBatch);
+    const w = this.#window;
+    const window = Math.min(this.#clientReceiveMax - w.inflight, this.#config.receiveBatch);
     if (window <= 0) return;
     // packet ids come from inbox positions: never two in flight with the same one
-    const oldest = this.#outHead < this.#outOrder.length
-      ? this.#outOrder[this.#outHead].seq
-      : undefined;
-    if (oldest !== undefined && this.#cursor - oldest >= PACKET_ID_SPACE - 1) return;
+    const oldest = w.oldest;
+    if (oldest !== undefined && w.cursor - oldest >= PACKET_ID_SPACE - 1) return;
     this.#receiving = true;
     this.#request(
       (id) => ({
         op: "receive",
         id,
         user: this.#user,
-        after: this.#acked,
-        from: this.#cursor,
+        after: w.acked,
+        from: w.cursor,
         max: window,
       }),
-      (r) => {
+      (r, now) => {
         this.#receiving = false;
         if (!r.ok) return; // the gateway retries after a pause (daemon restarting)
-        this.#deliver(r.value as InboxMessage[]);
+        this.#deliver(r.value as InboxMessage[], now);
       },
     );
   }
 
   /** Sends deliveries from the inbox. */
-  #deliver(messages: InboxMessage[]): void {
+  #deliver(messages: InboxMessage[], now: number): void {
     const v5 = this.#level === MQTT_5;
+    const w = this.#window;
     for (const m of messages) {
-      if (m.seq <= this.#cursor) continue;
-      this.#cursor = m.seq;
-      const o: Outgoing = { seq: m.seq, qos: 0, state: "done", settled: true };
+      if (!w.next(m.seq)) continue;
       if (this.#released.has(m.seq)) {
         // a QoS 2 delivery the client already has (PUBREC came before a restart)
         this.#released.delete(m.seq);
-        this.#track(o);
+        w.settle(m.seq);
         continue;
       }
       const own = m.from === this.#user && !m.retained;
-      const match = this.#match(m.topic, own);
+      const match = this.#subs.match(m.topic, own);
       let qos = match.qos;
       const identifiers = match.identifiers;
       const retainAsPublished = match.retainAsPublished;
       if (qos < 0) {
         // no subscription matches any more (unsubscribed meanwhile): skip it
-        this.#track(o);
+        w.settle(m.seq);
         continue;
       }
       qos = Math.min(qos, m.qos);
+      const dup = qos > 0 && m.seq <= this.#dupUpTo;
+      let expiry: number | undefined;
+      if (m.expiresAt !== undefined) {
+        expiry = Math.ceil((m.expiresAt - now) / 1000);
+        if (expiry <= 0) {
+          if (!dup) {
+            // expired before its delivery started: dropped for this subscriber
+            this.expired++;
+            w.settle(m.seq);
+            continue;
+          }
+          expiry = 0; // a redelivery is completed, with nothing left of its interval
+        }
+      }
       const properties: Properties = v5 && m.properties ? { ...m.properties } : {};
+      if (v5 && expiry !== undefined) properties.messageExpiryInterval = expiry;
       if (v5 && identifiers) properties.subscriptionIdentifiers = identifiers;
       const packet: PublishPacket = {
         type: PacketType.Publish,
-        dup: qos > 0 && m.seq <= this.#dupUpTo,
+        dup,
         qos: qos as 0 | 1 | 2,
         retain: m.retained === true || (retainAsPublished && m.retain === true),
         topic: m.topic,
@@ -975,49 +924,15 @@ export class MqttSession {
       };
       if (estimateSize(packet) > this.#clientMaxPacket) {
         // v5: a message larger than the client accepts is discarded as if delivered
-        this.#track(o);
+        w.settle(m.seq);
         continue;
       }
       this.delivered++;
       this.#send(packet);
-      if (qos > 0) {
-        o.qos = qos as 1 | 2;
-        o.state = "sent";
-        o.settled = false;
-        this.#outById.set(packet.packetId!, o);
-        this.#inflight++;
-      }
-      this.#track(o);
+      if (qos > 0) w.sent(m.seq, qos as 1 | 2, packet.packetId!);
+      else w.settle(m.seq);
     }
     this.#pull();
-  }
-
-  /** What the subscriptions say about a delivery on `topic` (cached per topic). */
-  #match(topic: string, own: boolean): TopicMatch {
-    const cache = own ? this.#ownMatches : this.#matches;
-    const hit = cache.get(topic);
-    if (hit !== undefined) return hit;
-    const m: TopicMatch = { qos: -1, retainAsPublished: false };
-    for (const sub of this.#subs.values()) {
-      if (!filterMatches(sub.filter, topic)) continue;
-      if (sub.noLocal && own) continue;
-      if (sub.qos > m.qos) m.qos = sub.qos;
-      if (sub.retainAsPublished) m.retainAsPublished = true;
-      if (sub.identifier !== undefined) (m.identifiers ??= []).push(sub.identifier);
-    }
-    if (cache.size >= MATCH_CACHE_MAX) cache.clear();
-    cache.set(topic, m);
-    return m;
-  }
-
-  #track(o: Outgoing): void {
-    if (o.settled && this.#outHead === this.#outOrder.length) {
-      this.#outOrder = [];
-      this.#outHead = 0;
-      this.#acked = o.seq;
-      return;
-    }
-    this.#outOrder.push(o);
   }
 }
 

@@ -9,7 +9,7 @@ import { formatPeersJson } from "../config/mod.ts";
 import { EventLog, type EventRecord } from "../events/mod.ts";
 import { ctlRequest } from "../ctl/mod.ts";
 import { type Message, sleep, type TlsConfig } from "../wire/mod.ts";
-import { peerdCommand } from "./spawn.ts";
+import { peerdCommand } from "../process/mod.ts";
 
 /** Finds a free TCP port on 127.0.0.1 (bound and released at once). */
 export function freePort(): number {

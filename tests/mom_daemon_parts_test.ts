@@ -1,0 +1,208 @@
+/**
+ * The pure pieces of the MOM daemon, without sockets or SQLite: the in-memory inbox, waiting
+ * receives, duplicate suppression by publisher, local routing and its early hand-out rule.
+ */
+import assert from "node:assert/strict";
+import type { Delivery, InboxEntry } from "../mod/mom/daemon_store.ts";
+import { committedEntries, entryBytes, InboxMemory, SharedEntry } from "../mod/mom/inbox_memory.ts";
+import { localRecipients, mayHandOutEarly, quiet } from "../mod/mom/local_routing.ts";
+import { PublisherSeqs } from "../mod/mom/publisher_seqs.ts";
+import { MAX_PUBS_PER_FRAME, pubsFrames, readPubs } from "../mod/mom/pubs_frames.ts";
+import { retainedFor } from "../mod/mom/retained.ts";
+import { ReceiveWaiters, wakeRows } from "../mod/mom/receive_waiters.ts";
+import { SubscriptionIndex } from "../mod/mom/subscriptions.ts";
+import { decode } from "@msgpack/msgpack";
+import { ENCODED, type Message, type PeerSession } from "../mod/wire/mod.ts";
+
+function delivery(users: number[], n: number, bytes = 1): Delivery {
+  return { users, id: `d1:${n}`, topic: "T", payload: new Uint8Array(bytes), from: 9 };
+}
+
+Deno.test("InboxMemory.after() answers only from the position its memory starts at, and drops acknowledged entries", () => {
+  const mem = new InboxMemory();
+  assert.equal(mem.after(1, 0, 10), undefined, "no memory: read from the store");
+  mem.start(1, 11); // nothing stored from 11 on
+  const incoming = [delivery([1], 1), delivery([2], 2), delivery([1, 2], 3)];
+  const entries = committedEntries(incoming, 11);
+  mem.remember(incoming, entries);
+  assert.deepEqual(mem.after(1, 10, 10)!.map((e) => e.seq), [11, 13]);
+  assert.equal(mem.after(1, 5, 10), undefined, "positions before the memory start are on disk");
+  assert.deepEqual(mem.after(1, 10, 1)!.map((e) => e.seq), [11], "max holds");
+  // `from` past `after`: hand out after it, acknowledge only up to `after`
+  assert.deepEqual(mem.after(1, 10, 10, 11)!.map((e) => e.seq), [13]);
+  const before = mem.bytes;
+  assert.deepEqual(mem.after(1, 11, 10)!.map((e) => e.seq), [13]);
+  assert.equal(before - mem.bytes, entryBytes(entries[0]), "the acknowledged entry is freed");
+  assert.equal(mem.has(2), false, "user 2 never started: nothing kept for it");
+  mem.drop(1);
+  assert.equal(mem.bytes, 0);
+  assert.equal(mem.after(1, 11, 10), undefined);
+});
+
+Deno.test("InboxMemory.remember() drops a user past its bounds (it reads from the store again)", () => {
+  const mem = new InboxMemory({ maxEntries: 2, maxBytes: 1 << 20, maxTotalBytes: 1 << 20 });
+  mem.start(1, 1);
+  mem.start(2, 1);
+  const incoming = [delivery([1, 2], 1), delivery([1, 2], 2), delivery([1], 3)];
+  mem.remember(incoming, committedEntries(incoming, 1));
+  assert.equal(mem.has(1), false, "a third unacknowledged entry is over the bound");
+  assert.deepEqual(mem.after(2, 0, 10)!.map((e) => e.seq), [1, 2]);
+  const small = new InboxMemory({ maxBytes: 200 });
+  small.start(1, 1);
+  const big = [delivery([1], 1, 500)];
+  small.remember(big, committedEntries(big, 1));
+  assert.equal(small.has(1), false);
+  assert.equal(small.bytes, 0);
+});
+
+Deno.test("committedEntries() shares one pre-encoded entry among several recipients", () => {
+  const incoming = [delivery([1], 1), delivery([1, 2], 2)];
+  const [one, shared] = committedEntries(incoming, 7);
+  assert.equal(one instanceof SharedEntry, false);
+  assert.equal(shared instanceof SharedEntry, true);
+  const bytes = (shared as SharedEntry)[ENCODED]();
+  assert.equal((shared as SharedEntry)[ENCODED](), bytes, "encoded once");
+  const back = decode(bytes) as Record<string, unknown>;
+  assert.equal(back.seq, 8);
+  assert.equal(back.id, "d1:2");
+  assert.equal("meta" in back, false);
+});
+
+Deno.test("PublisherSeqs.fresh() drops a publication at or below the highest from its daemon, pending or committed", () => {
+  const seqs = new PublisherSeqs(new Map([["d1", 5]]));
+  assert.equal(seqs.fresh("d1:5"), false);
+  assert.equal(seqs.fresh("d1:6"), true);
+  assert.equal(seqs.fresh("d1:6"), false, "pending counts");
+  assert.equal(seqs.fresh("d2:1"), true);
+  assert.equal(seqs.fresh("odd"), true, "an id of another shape is never dropped");
+  const taken = seqs.takePending();
+  assert.deepEqual([...taken], [["d1", 6], ["d2", 1]]);
+  assert.equal(seqs.takePending().size, 0);
+  seqs.committed(taken);
+  assert.equal(seqs.fresh("d2:1"), false, "committed counts");
+  assert.equal(seqs.fresh("d1:7"), true);
+});
+
+function session(replies: Message[]): PeerSession {
+  return {
+    reply: (_req: Message, rep: Message) => {
+      replies.push(rep);
+      return true;
+    },
+  } as unknown as PeerSession;
+}
+
+Deno.test("wakeRows() gives a waiting receive its user's entries after its position, at most max", () => {
+  const incoming = [delivery([1], 1), delivery([2], 2), delivery([1, 2], 3), delivery([1], 4)];
+  const entries = committedEntries(incoming, 1);
+  assert.deepEqual(wakeRows(1, incoming, entries, 0, 10).map((e) => e.seq), [1, 3, 4]);
+  assert.deepEqual(wakeRows(2, incoming, entries, 0, 10).map((e) => e.seq), [2, 3]);
+  assert.deepEqual(wakeRows(1, incoming, entries, 1, 10).map((e) => e.seq), [3, 4]);
+  assert.deepEqual(wakeRows(1, incoming, entries, 0, 2).map((e) => e.seq), [1, 3]);
+  const solo = [delivery([1], 1), delivery([1], 2)];
+  const soloEntries = committedEntries(solo, 5);
+  assert.equal(wakeRows(1, solo, soloEntries, 0, 10), soloEntries, "all of it: no copy");
+});
+
+Deno.test("ReceiveWaiters: woken by a commit, answered empty when the user goes, forgotten with the connection", () => {
+  const waiters = new ReceiveWaiters();
+  const replies: Message[] = [];
+  const s = session(replies);
+  const other = session([]);
+  try {
+    waiters.wait(s, { t: "receive" }, { user: 1, after: 0, max: 10, waitMs: 60_000 });
+    waiters.wait(s, { t: "receive" }, { user: 2, after: 0, max: 10, waitMs: 60_000 });
+    waiters.wait(other, { t: "receive" }, { user: 3, after: 0, max: 10, waitMs: 60_000 });
+    const incoming = [delivery([1], 1)];
+    waiters.wake([1], incoming, committedEntries(incoming, 1));
+    assert.equal(replies.length, 1);
+    assert.deepEqual((replies[0].messages as InboxEntry[]).map((e) => e.seq), [1]);
+    assert.equal(waiters.has(1), false, "answered receives are gone");
+    waiters.dropUser(2);
+    assert.deepEqual(replies[1], { t: "messages", messages: [] });
+    waiters.sessionClosed(other);
+    assert.equal(waiters.has(3), false);
+  } finally {
+    waiters.close();
+  }
+});
+
+Deno.test("ReceiveWaiters: a receive whose wait runs out is answered with nothing", async () => {
+  const waiters = new ReceiveWaiters();
+  const replies: Message[] = [];
+  try {
+    waiters.wait(session(replies), { t: "receive" }, { user: 1, after: 0, max: 1, waitMs: 1 });
+    for (let i = 0; i < 200 && replies.length === 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.deepEqual(replies, [{ t: "messages", messages: [] }]);
+    assert.equal(waiters.has(1), false);
+  } finally {
+    waiters.close();
+  }
+});
+
+Deno.test("localRecipients(): local subscribers of the topic, the publisher only with own", () => {
+  const subs = new SubscriptionIndex();
+  subs.add(1, "a/+", false);
+  subs.add(2, "a/#", false);
+  subs.add(3, "a/b", true);
+  subs.add(4, "a/b", false);
+  const users = new Set([1, 2, 3]); // 4 is not (or no longer) local
+  assert.deepEqual(localRecipients(subs, users, "a/b", 1)!.sort(), [2, 3]);
+  assert.deepEqual(localRecipients(subs, users, "a/b", 3)!.sort(), [1, 2, 3]);
+  assert.equal(localRecipients(subs, users, "x", 1), undefined);
+  assert.equal(localRecipients(subs, new Set([1]), "a/b", 1), undefined);
+});
+
+Deno.test("mayHandOutEarly() never hands a waiting receive an entry ahead of an earlier one of the same commit; quiet() is low load", () => {
+  assert.equal(mayHandOutEarly(4, undefined, 5), true);
+  assert.equal(mayHandOutEarly(5, undefined, 5), false, "already past it");
+  assert.equal(mayHandOutEarly(3, 4, 5), false, "position 4 comes first, uncommitted");
+  assert.equal(mayHandOutEarly(4, 4, 5), true, "it has 4 already");
+  assert.equal(quiet(4, 0.5), true);
+  assert.equal(quiet(5, 10), false);
+  assert.equal(quiet(0, 0.1), false);
+});
+
+Deno.test("readPubs() reads what pubsFrames() writes, and refuses a frame of the wrong shape", () => {
+  const meta = Uint8Array.of(1);
+  const [frame] = pubsFrames([
+    { seq: 4, user: 1, topic: "a", payload: Uint8Array.of(1), local: true },
+    { seq: 5, user: 2, topic: "b", payload: Uint8Array.of(2), local: true, meta },
+  ]);
+  const p = readPubs(frame);
+  assert.equal(p.seq, 4);
+  assert.deepEqual(p.users, [1, 2]);
+  assert.deepEqual(p.topics, ["a", "b"]);
+  assert.equal(p.local, true);
+  assert.deepEqual(p.metas, [null, meta]);
+  const bad = (m: Message) =>
+    assert.throws(() => readPubs(m), (e: Error & { code?: string }) => e.code === "bad_field");
+  bad({ t: "pubs", seq: 1, users: [1], topics: ["a"], payloads: [] });
+  bad({ t: "pubs", seq: 1, users: [0], topics: ["a"], payloads: [Uint8Array.of(1)] });
+  bad({ t: "pubs", seq: 1, users: [1], topics: ["a"], payloads: ["text"] });
+  bad({ t: "pubs", seq: 0, users: [], topics: [], payloads: [] });
+  const n = MAX_PUBS_PER_FRAME + 1;
+  bad({
+    t: "pubs",
+    seq: 1,
+    users: Array(n).fill(1),
+    topics: Array(n).fill("a"),
+    payloads: Array(n).fill(Uint8Array.of(1)),
+  });
+});
+
+Deno.test("retainedFor(): matching retained topics, none starting with $ for a leading wildcard", () => {
+  const row = (topic: string) => ({
+    topic,
+    id: `d1:${topic}`,
+    payload: Uint8Array.of(1),
+    from: 1,
+    meta: Uint8Array.of(4),
+  });
+  const rows = [row("a/b"), row("a/c"), row("$SYS/x"), row("b")];
+  assert.deepEqual(retainedFor("a/+", rows).map((m) => m.topic), ["a/b", "a/c"]);
+  assert.deepEqual(retainedFor("#", rows).map((m) => m.topic), ["a/b", "a/c", "b"]);
+  assert.deepEqual(retainedFor("$SYS/#", rows).map((m) => m.topic), ["$SYS/x"]);
+});
