@@ -444,6 +444,93 @@ Deno.test("amqplib against peerd's AMQP listener", async (t) => {
     });
 
     await t.step(
+      "dead-lettered messages carry x-death as RabbitMQ writes it; a second death counts 2",
+      async () => {
+        const ch = await channel();
+        await ch.assertExchange("xd.dlx", "fanout", { durable: false });
+        await ch.assertQueue("xd.work", { durable: false, deadLetterExchange: "xd.dlx" });
+        // the retry queue sends what expires in it back to work
+        await ch.assertQueue("xd.retry", {
+          durable: false,
+          messageTtl: 20,
+          deadLetterExchange: "",
+          deadLetterRoutingKey: "xd.work",
+        });
+        await ch.bindQueue("xd.retry", "xd.dlx", "");
+        const before = Math.floor(Date.now() / 1000);
+        ch.sendToQueue("xd.work", Buffer.from("job"), {
+          headers: { app: "billing" },
+          contentType: "text/plain",
+          expiration: "60000",
+        });
+        type Death = {
+          count: number;
+          reason: string;
+          queue: string;
+          time: { value: number } | number;
+          exchange: string;
+          "routing-keys": string[];
+          "original-expiration"?: string;
+        };
+        const next = async (): Promise<Msg> => {
+          let got: Msg | false = false;
+          await waitUntil(async () => (got = await ch.get("xd.work") as Msg | false) !== false, {
+            what: "the job in xd.work",
+          });
+          return got as unknown as Msg;
+        };
+        let m = await next();
+        assert.equal(m.properties.headers?.["x-death"], undefined);
+        ch.nack(m, false, false);
+        m = await next();
+        const deaths = m.properties.headers?.["x-death"] as Death[];
+        assert.deepEqual(deaths.map((d) => [d.queue, d.reason, d.count]), [
+          ["xd.retry", "expired", 1],
+          ["xd.work", "rejected", 1],
+        ]);
+        assert.equal(deaths[1].exchange, "");
+        assert.deepEqual(deaths[1]["routing-keys"], ["xd.work"]);
+        assert.equal(deaths[1]["original-expiration"], "60000");
+        assert.equal(deaths[0].exchange, "xd.dlx");
+        // amqplib gives a timestamp ('T') as { "!": "timestamp", value } or a number
+        const time = typeof deaths[0].time === "number" ? deaths[0].time : deaths[0].time.value;
+        assert.ok(time >= before && time <= Date.now() / 1000 + 1, `time ${time}`);
+        assert.equal(m.properties.headers?.["x-first-death-queue"], "xd.work");
+        assert.equal(m.properties.headers?.["x-first-death-reason"], "rejected");
+        assert.equal(m.properties.headers?.app, "billing");
+        assert.equal(m.properties.contentType, "text/plain");
+        assert.equal(m.properties.expiration, undefined);
+        ch.nack(m, false, false);
+        m = await next();
+        const again = m.properties.headers?.["x-death"] as Death[];
+        assert.deepEqual(again.map((d) => [d.queue, d.reason, d.count]), [
+          ["xd.retry", "expired", 2],
+          ["xd.work", "rejected", 2],
+        ]);
+        ch.ack(m);
+        // max length: the oldest is dropped with reason maxlen
+        await ch.assertQueue("xd.short", {
+          durable: false,
+          maxLength: 1,
+          deadLetterExchange: "",
+          deadLetterRoutingKey: "xd.sink",
+        });
+        await ch.assertQueue("xd.sink", { durable: false });
+        ch.sendToQueue("xd.short", Buffer.from("old"));
+        ch.sendToQueue("xd.short", Buffer.from("new"));
+        let dropped: Msg | false = false;
+        await waitUntil(async () => (dropped = await ch.get("xd.sink") as Msg | false) !== false, {
+          what: "the dropped message in xd.sink",
+        });
+        const dm = dropped as unknown as Msg;
+        assert.equal(dm.content.toString(), "old");
+        const d0 = (dm.properties.headers?.["x-death"] as Death[])[0];
+        assert.deepEqual([d0.queue, d0.reason, d0.count], ["xd.short", "maxlen", 1]);
+        ch.ack(dm);
+      },
+    );
+
+    await t.step(
       "bad input over TCP: answered as the specification says, other connections unharmed, nothing stored lost",
       async () => {
         const ch = quiet(await (await connect()).createConfirmChannel());
@@ -488,6 +575,8 @@ Deno.test("amqplib against peerd's AMQP listener", async (t) => {
       async () => {
         const c = await connect();
         const ch = quiet(await c.createConfirmChannel());
+        // an internal exchange: declared before the crash, still internal after it
+        await ch.assertExchange("survive.internal", "fanout", { durable: true, internal: true });
         await ch.assertQueue("survive", { durable: true });
         await ch.purgeQueue("survive");
         for (let i = 0; i < 500; i++) {
@@ -510,20 +599,34 @@ Deno.test("amqplib against peerd's AMQP listener", async (t) => {
         assert.equal((await ch2.checkQueue("survive")).messageCount, 500);
         const seen = new Set<string>();
         let redelivered = 0;
+        const redeliveredBodies: string[] = [];
         await ch2.prefetch(200);
         await ch2.consume("survive", (m) => {
           if (!m) return;
           seen.add(m.content.toString());
-          if (m.fields.redelivered) redelivered++;
+          if (m.fields.redelivered) {
+            redelivered++;
+            redeliveredBodies.push(m.content.toString());
+          }
           ch2.ack(m);
         });
         await waitUntil(() => seen.size === 500, { what: "all 500 after restart" });
-        // a delivery in flight at the crash comes again; the engine does not write each
-        // delivery to disk, so it is not flagged redelivered (docs/queue.md says so)
-        assert.equal(redelivered, 0);
+        // the 100 delivered and unacked before the crash come back flagged redelivered
+        // (each queue's delivery mark is stored), the 400 never delivered do not
+        assert.deepEqual(
+          [...redeliveredBodies].sort(),
+          held.map((m) => m.content.toString()).sort(),
+        );
+        assert.equal(redelivered, 100);
         await waitUntil(async () => (await ch2.checkQueue("survive")).messageCount === 0, {
           what: "acks committed",
         });
+        const errors: unknown[] = [];
+        const pub = quiet(await c2.createChannel(), errors);
+        const closedCh = new Promise((r) => pub.on("close", r));
+        pub.publish("survive.internal", "", Buffer.from("x"));
+        await closedCh;
+        assert.match(String(errors[0]), /403 .*internal exchange "survive.internal"/);
       },
     );
 

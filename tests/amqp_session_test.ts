@@ -106,11 +106,11 @@ class Peer {
   }
 
   /** Header, start-ok, tune-ok, open; returns the server's methods. */
-  handshake(frameMax = 131072): string[] {
+  handshake(frameMax = 131072, capabilities: Record<string, boolean> = {}): string[] {
     this.write(PROTOCOL_HEADER);
     const resp = enc.encode("\u0000guest\u0000guest");
     this.method(0, 10, 11, {
-      clientProperties: {},
+      clientProperties: { capabilities },
       mechanism: "PLAIN",
       response: resp,
       locale: "en_US",
@@ -468,4 +468,42 @@ Deno.test(
     assert.equal(total, 100);
     assert.equal(engine.queueInfo(undefined, "bulk").messages, 0);
   }),
+);
+
+Deno.test(
+  "AmqpSession: under memory pressure a publishing connection gets connection.blocked and is not read; a consumer is",
+  () => {
+    const engine = new QueueEngine({ maxMemory: 100 });
+    try {
+      const pub = new Peer(engine);
+      pub.handshake(131072, { "connection.blocked": true });
+      pub.openChannel(1);
+      const cons = new Peer(engine);
+      cons.handshake(131072, { "connection.blocked": true });
+      cons.openChannel(1);
+      cons.method(1, 50, 10, { queue: "m", arguments: {} });
+      cons.read();
+      pub.publish(1, "", "m", "x".repeat(40));
+      pub.publish(1, "", "m", "x".repeat(40));
+      assert.equal(pub.session.readBlocked, false);
+      pub.publish(1, "", "m", "y".repeat(40));
+      const blocked = pub.read();
+      assert.deepEqual(blocked.map((o) => [o.channel, o.name, o.args?.reason]), [
+        [0, "connection.blocked", "low on memory"],
+      ]);
+      assert.equal(pub.session.readBlocked, true);
+      // the consumer never published: it is told nothing and goes on
+      assert.deepEqual(cons.names(), []);
+      assert.equal(cons.session.readBlocked, false);
+      cons.method(1, 60, 70, { queue: "m", noAck: true });
+      assert.deepEqual(cons.names(), ["1:basic.get-ok"]);
+      assert.deepEqual(pub.names(), [], "120 → 80 bytes is not below 80 % of 100");
+      cons.method(1, 60, 70, { queue: "m", noAck: true });
+      cons.read();
+      assert.deepEqual(pub.names(), ["0:connection.unblocked"]);
+      assert.equal(pub.session.readBlocked, false);
+    } finally {
+      engine.close();
+    }
+  },
 );

@@ -237,3 +237,99 @@ Deno.test("QueueEngine: connections with one owner share exclusive queues, delet
     engine.close();
   }
 });
+
+Deno.test("QueueEngine writes x-death as RabbitMQ does: one entry per queue and reason, counted, most recent first", () => {
+  let now = 1_700_000_000_000;
+  const engine = new QueueEngine({ now: () => now });
+  try {
+    const c = engine.connect("c", sink());
+    engine.declareExchange("dlx", "fanout", { durable: false });
+    // work → (reject) → retry; retry's TTL sends it back to work; rejected again; then dead
+    engine.declareQueue(c, "work", { durable: false, deadLetterExchange: "dlx" });
+    engine.declareQueue(c, "retry", {
+      durable: false,
+      messageTtl: 10,
+      deadLetterExchange: "",
+      deadLetterRoutingKey: "work",
+    });
+    engine.bindQueue(c, "retry", "dlx", "");
+    engine.publish(c, "", "work", enc.encode("job"), {
+      props: { headers: { app: "x" }, expiration: "60000" },
+      expiration: 60_000,
+    });
+    const first = engine.get(c, "work")!;
+    engine.nack(c, first.deliveryTag, { requeue: false });
+    now += 20;
+    assert.equal(engine.get(c, "retry"), null); // expired at the head, back to work
+    const second = engine.get(c, "work")!;
+    const h = second.props.headers as Record<string, unknown>;
+    const deaths = h["x-death"] as Array<Record<string, unknown>>;
+    assert.deepEqual(deaths.map((d) => [d.queue, d.reason, d.count]), [
+      ["retry", "expired", 1],
+      ["work", "rejected", 1],
+    ]);
+    assert.deepEqual(deaths[1]["routing-keys"], ["work"]);
+    assert.equal(deaths[1].exchange, "");
+    assert.equal(deaths[1]["original-expiration"], "60000");
+    assert.equal(second.props.expiration, undefined);
+    assert.equal(h.app, "x");
+    assert.equal(h["x-first-death-queue"], "work");
+    assert.equal(h["x-first-death-reason"], "rejected");
+    assert.equal(h["x-last-death-queue"], "retry");
+    assert.ok(deaths[0].time instanceof Date);
+    assert.equal((deaths[0].time as Date).getTime(), now);
+    engine.nack(c, second.deliveryTag, { requeue: false });
+    now += 20;
+    engine.get(c, "retry");
+    const third = engine.get(c, "work")!;
+    const again = (third.props.headers as Record<string, unknown>)["x-death"] as Array<
+      Record<string, unknown>
+    >;
+    assert.deepEqual(again.map((d) => [d.queue, d.reason, d.count]), [
+      ["retry", "expired", 2],
+      ["work", "rejected", 2],
+    ]);
+    // max length drops the oldest: reason maxlen
+    engine.declareQueue(c, "short", { durable: false, maxLength: 1, deadLetterExchange: "dlx" });
+    engine.publish(c, "", "short", enc.encode("a"));
+    engine.publish(c, "", "short", enc.encode("b"));
+    const dropped = engine.get(c, "retry")!;
+    assert.equal(dec.decode(dropped.body), "a");
+    const d0 = ((dropped.props.headers as Record<string, unknown>)["x-death"] as Array<
+      Record<string, unknown>
+    >)[0];
+    assert.deepEqual([d0.queue, d0.reason, d0.count], ["short", "maxlen", 1]);
+  } finally {
+    engine.close();
+  }
+});
+
+Deno.test("QueueEngine enters memory pressure at maxMemory and leaves it below 80 %; sinks hear both", () => {
+  const engine = new QueueEngine({ maxMemory: 1000 });
+  try {
+    const heard: boolean[] = [];
+    const c = engine.connect("c", { ...sink(), memoryPressure: (b) => heard.push(b) });
+    engine.declareQueue(c, "q", { durable: false });
+    const body = new Uint8Array(300);
+    for (let i = 0; i < 3; i++) engine.publish(c, "", "q", body);
+    assert.equal(engine.heldBytes, 900);
+    assert.equal(engine.memoryBlocked, false);
+    engine.publish(c, "", "q", body);
+    assert.equal(engine.memoryBlocked, true);
+    assert.equal(code(() => engine.assertMemory()), "overloaded");
+    const d = engine.get(c, "q")!; // unacked still counts
+    assert.equal(engine.heldBytes, 1200);
+    engine.ack(c, d.deliveryTag);
+    assert.equal(engine.heldBytes, 900);
+    assert.equal(engine.memoryBlocked, true); // 900 ≥ 800
+    engine.get(c, "q", { noAck: true });
+    assert.equal(engine.heldBytes, 600);
+    assert.equal(engine.memoryBlocked, false);
+    engine.assertMemory();
+    assert.deepEqual(heard, [true, false]);
+    engine.purgeQueue(c, "q");
+    assert.equal(engine.heldBytes, 0);
+  } finally {
+    engine.close();
+  }
+});

@@ -1,6 +1,7 @@
 /**
  * The queue's SQLite file: a version 1 file (before queue arguments and message expiry)
- * still opens with its declarations and messages, and a file from a newer peerd is refused
+ * still opens with its declarations and messages, the delivery mark flags what was handed
+ * out as redelivered, the internal flag is kept, and a file from a newer peerd is refused
  * with one line.
  */
 import assert from "node:assert/strict";
@@ -32,7 +33,9 @@ Deno.test("QueueStore opens a version 1 file, keeping declarations and messages"
 
     const store = QueueStore.open(path);
     try {
-      assert.deepEqual(store.exchanges(), [{ name: "orders", type: "topic", autoDelete: false }]);
+      assert.deepEqual(store.exchanges(), [
+        { name: "orders", type: "topic", autoDelete: false, internal: false },
+      ]);
       assert.deepEqual(store.queues(), [
         { name: "jobs", autoDelete: false, maxLength: 100, args: "{}" },
       ]);
@@ -84,8 +87,52 @@ Deno.test("QueueStore refuses a file from a newer peerd with one line", () => {
       () => QueueStore.open(path),
       (err: unknown) =>
         err instanceof StorageError &&
-        /schema version 9 is newer than this peerd's 2/.test(err.message),
+        /schema version 9 is newer than this peerd's 3/.test(err.message),
     );
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("QueueStore flags messages at or below their queue's delivery mark redelivered; keeps internal", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "peerd-qstore-" });
+  const path = `${dir}/queue.sqlite`;
+  const msg = (queue: string) => ({
+    queue,
+    exchange: "",
+    key: queue,
+    body: new Uint8Array([1]),
+    props: "{}",
+    redelivered: false,
+    expiresAt: 0,
+  });
+  try {
+    const store = QueueStore.open(path);
+    store.putExchange({ name: "hidden", type: "fanout", autoDelete: false, internal: true });
+    const ids = [msg("a"), msg("b"), msg("a"), msg("a"), msg("b")].map((m) => store.insert(m));
+    store.markDelivered("a", ids[2]);
+    store.markDelivered("a", ids[0]); // a mark only goes up
+    store.commit();
+    store.close();
+    const again = QueueStore.open(path);
+    try {
+      assert.deepEqual(
+        again.messages().map((m) => [m.queue, m.redelivered]),
+        [["a", true], ["b", false], ["a", true], ["a", false], ["b", false]],
+      );
+      assert.deepEqual(again.exchanges(), [
+        { name: "hidden", type: "fanout", autoDelete: false, internal: true },
+      ]);
+      again.deleteQueue("a");
+      again.insert(msg("a"));
+      again.commit();
+      // a deleted queue's mark goes with it
+      assert.deepEqual(again.messages().filter((m) => m.queue === "a").map((m) => m.redelivered), [
+        false,
+      ]);
+    } finally {
+      again.close();
+    }
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -126,6 +126,8 @@ export function queueStatus(engine: QueueEngine): Record<string, unknown> {
     messages: queues.reduce((n, q) => n + q.messages, 0),
     unacked: queues.reduce((n, q) => n + q.unacked, 0),
     engine_connections: engine.connectionCount,
+    held_bytes: engine.heldBytes,
+    memory_blocked: engine.memoryBlocked,
     ...engine.stats,
   };
 }

@@ -66,6 +66,8 @@ export const QueueErrorCode = {
   CommandInvalid: "command_invalid",
   /** The store could not commit. */
   StoreFailed: "store_failed",
+  /** The queues hold more message bytes than `--max-queue-memory`: publish later. */
+  Overloaded: "overloaded",
 } as const;
 
 /** Longest exchange, queue or consumer-tag name. */

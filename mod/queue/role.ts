@@ -12,12 +12,20 @@ import { QueueEngine } from "./engine.ts";
 import { queueService } from "./server.ts";
 import { prepareDataDir } from "../storage/mod.ts";
 
-/** Opens the engine under `ctx.dataDir`, events going to `ctx.events`. */
-export function openEngine(ctx: RoleContext, sync: "normal" | "full" = "normal"): QueueEngine {
+/** Queued message bytes past which publishers are held back, unless `--max-queue-memory` says. */
+export const DEFAULT_MAX_QUEUE_MEMORY = 512 * 1024 * 1024;
+
+/** Opens the engine under `ctx.dataDir`, events going to `ctx.events` (`maxMemory` 0: no limit). */
+export function openEngine(
+  ctx: RoleContext,
+  sync: "normal" | "full" = "normal",
+  maxMemory = 0,
+): QueueEngine {
   prepareDataDir(ctx.dataDir);
   return new QueueEngine({
     path: `${ctx.dataDir}/queue.db`,
     synchronous: sync === "full" ? "FULL" : "NORMAL",
+    maxMemory,
     onEvent: (ev, fields) => {
       if (ev === "store.error") ctx.log.error(`store: ${String(fields.message)}`);
       ctx.events.emit(ev, fields);
@@ -39,6 +47,14 @@ export const queueRole = defineRole({
       default: "normal",
       help: "SQLite synchronous: normal (survives kill -9) or full (survives power loss)",
     },
+    maxQueueMemory: {
+      type: "size",
+      arg: "bytes",
+      default: DEFAULT_MAX_QUEUE_MEMORY,
+      min: 0,
+      help:
+        "memory pressure past this many bytes of queued message bodies: AMQP publishers get connection.blocked, native publishes 'overloaded' (0: no limit)",
+    },
     amqp: {
       type: "string",
       arg: "host:port",
@@ -54,7 +70,7 @@ export const queueRole = defineRole({
   ],
   async run(ctx): Promise<number> {
     const amqpAt = amqpAddress(ctx.options.amqp);
-    const engine = openEngine(ctx, ctx.options.sync);
+    const engine = openEngine(ctx, ctx.options.sync, ctx.options.maxQueueMemory);
     const service = queueService(engine);
     let server;
     let amqp: AmqpListener | undefined;

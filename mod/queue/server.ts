@@ -201,8 +201,10 @@ export function queueService(engine: QueueEngine): QueueService {
         mandatory = fieldBool(msg, "mandatory", false);
         props = optMap(msg, "props");
         expiration = fieldOptInt(msg, "expiration", { min: 0 });
+        // under memory pressure the native protocol refuses publishes (`overloaded`)
+        engine.assertMemory();
       } catch (err) {
-        // a malformed publish still takes its confirm number
+        // a malformed or refused publish still takes its confirm number
         if (conn.confirmMode && err instanceof ProtocolError) {
           conn.publishSeq++;
           conn.sink.confirmFailed(conn.publishSeq, err);

@@ -9,13 +9,15 @@
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { openSqlite, type SqliteSchema } from "../storage/mod.ts";
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 /** A durable exchange as stored. */
 export interface StoredExchange {
   name: string;
   type: string;
   autoDelete: boolean;
+  /** Clients may not publish to it (schema 3). @default {false} */
+  internal?: boolean;
 }
 
 /** A durable queue as stored. */
@@ -53,23 +55,30 @@ export interface QueueStoreOptions {
   synchronous?: "NORMAL" | "FULL";
 }
 
-const CREATE_V2 = `
-  CREATE TABLE exchanges (name TEXT PRIMARY KEY, type TEXT NOT NULL, auto_delete INTEGER NOT NULL);
+const CREATE = `
+  CREATE TABLE exchanges (name TEXT PRIMARY KEY, type TEXT NOT NULL, auto_delete INTEGER NOT NULL,
+    internal INTEGER NOT NULL DEFAULT 0);
   CREATE TABLE queues (name TEXT PRIMARY KEY, auto_delete INTEGER NOT NULL,
     max_length INTEGER NOT NULL, args TEXT NOT NULL DEFAULT '{}');
   CREATE TABLE bindings (queue TEXT NOT NULL, exchange TEXT NOT NULL, key TEXT NOT NULL,
     PRIMARY KEY (queue, exchange, key));
   CREATE TABLE messages (id INTEGER PRIMARY KEY, queue TEXT NOT NULL, exchange TEXT NOT NULL,
     key TEXT NOT NULL, body BLOB NOT NULL, props TEXT NOT NULL, redelivered INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL DEFAULT 0);`;
+    expires_at INTEGER NOT NULL DEFAULT 0);
+  CREATE TABLE delivered (queue TEXT PRIMARY KEY, max_id INTEGER NOT NULL);`;
 
-/** The queue file's schema: version 2 added queue arguments (TTL, expiry, dead-lettering). */
+/**
+ * The queue file's schema: version 2 added queue arguments (TTL, expiry, dead-lettering);
+ * version 3 the exchange `internal` flag and each queue's delivery mark (`delivered`).
+ */
 const SCHEMA: SqliteSchema = {
   version: SCHEMA_VERSION,
-  create: CREATE_V2,
+  create: CREATE,
   upgrades: {
     1: `ALTER TABLE queues ADD COLUMN args TEXT NOT NULL DEFAULT '{}';
         ALTER TABLE messages ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;`,
+    2: `ALTER TABLE exchanges ADD COLUMN internal INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE delivered (queue TEXT PRIMARY KEY, max_id INTEGER NOT NULL);`,
   },
 };
 
@@ -79,16 +88,23 @@ const SCHEMA: SqliteSchema = {
  * written at once (autocommit); messages go through {@linkcode insert}/{@linkcode remove}
  * and are written by the next {@linkcode commit}. An insert removed before its commit is
  * never written.
+ *
+ * Deliveries are not written one by one: a queue hands out its messages oldest first, so
+ * each queue keeps one mark, the highest message id it has delivered
+ * ({@linkcode markDelivered}); after a crash every stored message at or below its queue's
+ * mark comes back flagged redelivered.
  */
 export class QueueStore {
   readonly #db: DatabaseSync;
   readonly #insert: StatementSync;
   readonly #delete: StatementSync;
   readonly #redeliver: StatementSync;
+  readonly #deliveredMark: StatementSync;
   #nextId = 1;
   #inserts = new Map<number, StoredMessage>();
   #deletes: number[] = [];
   #redelivered: number[] = [];
+  #delivered = new Map<string, number>();
   #closed = false;
 
   private constructor(db: DatabaseSync) {
@@ -98,6 +114,9 @@ export class QueueStore {
     );
     this.#delete = db.prepare("DELETE FROM messages WHERE id = ?");
     this.#redeliver = db.prepare("UPDATE messages SET redelivered = 1 WHERE id = ?");
+    this.#deliveredMark = db.prepare(
+      "INSERT INTO delivered (queue, max_id) VALUES (?, ?) ON CONFLICT (queue) DO UPDATE SET max_id = MAX(max_id, excluded.max_id)",
+    );
     const row = db.prepare("SELECT MAX(id) AS m FROM messages").get() as { m: number | null };
     this.#nextId = (row.m ?? 0) + 1;
   }
@@ -118,9 +137,14 @@ export class QueueStore {
 
   /** Durable exchanges. */
   exchanges(): StoredExchange[] {
-    return (this.#db.prepare("SELECT name, type, auto_delete FROM exchanges").all() as Array<
-      { name: string; type: string; auto_delete: number }
-    >).map((r) => ({ name: r.name, type: r.type, autoDelete: r.auto_delete === 1 }));
+    return (this.#db.prepare("SELECT name, type, auto_delete, internal FROM exchanges")
+      .all() as Array<{ name: string; type: string; auto_delete: number; internal: number }>)
+      .map((r) => ({
+        name: r.name,
+        type: r.type,
+        autoDelete: r.auto_delete === 1,
+        internal: r.internal === 1,
+      }));
   }
 
   /** Durable queues. */
@@ -142,10 +166,12 @@ export class QueueStore {
       .all() as unknown as StoredBinding[];
   }
 
-  /** Every stored message, oldest first. */
+  /** Every stored message, oldest first; redelivered when flagged or at or below its queue's delivery mark. */
   messages(): StoredMessage[] {
     return (this.#db.prepare(
-      "SELECT id, queue, exchange, key, body, props, redelivered, expires_at FROM messages ORDER BY id",
+      `SELECT id, m.queue AS queue, exchange, key, body, props,
+         (redelivered = 1 OR id <= COALESCE(d.max_id, 0)) AS redelivered, expires_at
+       FROM messages m LEFT JOIN delivered d ON d.queue = m.queue ORDER BY id`,
     ).all() as Array<Record<string, unknown>>).map((r) => ({
       id: Number(r.id),
       queue: String(r.queue),
@@ -160,8 +186,9 @@ export class QueueStore {
 
   /** Stores a durable exchange now. */
   putExchange(e: StoredExchange): void {
-    this.#db.prepare("INSERT OR REPLACE INTO exchanges (name, type, auto_delete) VALUES (?,?,?)")
-      .run(e.name, e.type, e.autoDelete ? 1 : 0);
+    this.#db.prepare(
+      "INSERT OR REPLACE INTO exchanges (name, type, auto_delete, internal) VALUES (?,?,?,?)",
+    ).run(e.name, e.type, e.autoDelete ? 1 : 0, e.internal ? 1 : 0);
   }
 
   /** Removes an exchange and its bindings now. */
@@ -181,6 +208,8 @@ export class QueueStore {
   deleteQueue(name: string): void {
     this.purgeQueue(name);
     this.#db.prepare("DELETE FROM queues WHERE name = ?").run(name);
+    this.#db.prepare("DELETE FROM delivered WHERE queue = ?").run(name);
+    this.#delivered.delete(name);
     this.#db.prepare("DELETE FROM bindings WHERE queue = ?").run(name);
   }
 
@@ -222,9 +251,16 @@ export class QueueStore {
     else this.#redelivered.push(id);
   }
 
+  /** Queues raising `queue`'s delivery mark to message `id` (a stored message was handed out). */
+  markDelivered(queue: string, id: number): void {
+    const had = this.#delivered.get(queue);
+    if (had === undefined || id > had) this.#delivered.set(queue, id);
+  }
+
   /** Whether a commit has work to do. */
   get dirty(): boolean {
-    return this.#inserts.size > 0 || this.#deletes.length > 0 || this.#redelivered.length > 0;
+    return this.#inserts.size > 0 || this.#deletes.length > 0 || this.#redelivered.length > 0 ||
+      this.#delivered.size > 0;
   }
 
   /** Writes every pending insert, delete and update in one transaction. */
@@ -233,9 +269,11 @@ export class QueueStore {
     const inserts = this.#inserts;
     const deletes = this.#deletes;
     const redelivered = this.#redelivered;
+    const delivered = this.#delivered;
     this.#inserts = new Map();
     this.#deletes = [];
     this.#redelivered = [];
+    this.#delivered = new Map();
     this.#db.exec("BEGIN");
     try {
       for (const m of inserts.values()) {
@@ -252,6 +290,7 @@ export class QueueStore {
       }
       for (const id of deletes) this.#delete.run(id);
       for (const id of redelivered) this.#redeliver.run(id);
+      for (const [queue, id] of delivered) this.#deliveredMark.run(queue, id);
       this.#db.exec("COMMIT");
     } catch (err) {
       try {
@@ -261,7 +300,7 @@ export class QueueStore {
       }
       throw err;
     }
-    return inserts.size + deletes.length + redelivered.length;
+    return inserts.size + deletes.length + redelivered.length + delivered.size;
   }
 
   /** Commits what is pending and closes the database (safe twice). */

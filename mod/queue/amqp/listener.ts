@@ -2,12 +2,14 @@
  * The AMQP 0-9-1 listener: the thin TCP adapter around {@linkcode AmqpSession}. It
  * accepts connections, feeds what it reads to the session, writes what the session
  * produced (everything of one turn of the event loop in one write, one write in flight),
- * reports backpressure back, and ticks every session once a second for heartbeats.
+ * reports backpressure back, and ticks every session once a second for heartbeats. A
+ * session blocked by memory pressure is not read from until it is let go.
  *
  * @module
  */
 import type { QueueEngine } from "../engine.ts";
-import { type AmqpAuthenticate, AmqpSession, type AmqpSessionOptions } from "./session.ts";
+import type { AmqpAuthenticate } from "./handshake.ts";
+import { AmqpSession, type AmqpSessionOptions } from "./session.ts";
 
 /** Options of {@linkcode AmqpListener.listen}. */
 export interface AmqpListenerOptions
@@ -29,12 +31,14 @@ const READ_BYTES = 64 * 1024;
 
 class AmqpSocket {
   readonly session: AmqpSession;
+  readonly #engine: QueueEngine;
   readonly #conn: Deno.Conn;
   #pending = 0;
   #writing = false;
   #scheduled = false;
   #ending = false;
   #closed = false;
+  #wakeReader?: () => void;
   readonly done: Promise<void>;
   #resolveClosed!: () => void;
   readonly #closedPromise = new Promise<void>((r) => this.#resolveClosed = r);
@@ -45,6 +49,7 @@ class AmqpSocket {
     options: AmqpSessionOptions,
   ) {
     this.#conn = conn;
+    this.#engine = engine;
     this.session = new AmqpSession(engine, {
       wake: () => this.#schedule(),
       pendingBytes: () => this.#pending,
@@ -52,6 +57,7 @@ class AmqpSocket {
         this.#ending = true;
         this.#schedule();
       },
+      readable: () => this.#wakeReader?.(),
     }, { ...options, now: performance.now() });
     this.done = this.#readLoop();
   }
@@ -61,6 +67,16 @@ class AmqpSocket {
     // (a write in progress picks up new output and the ending when it finishes)
     this.#scheduled = true;
     queueMicrotask(() => {
+      // deliveries of stored messages go out after the commit that records them as
+      // delivered (so a kill -9 cannot lose their redelivered flag); it ends this turn
+      const recorded = this.#engine.deliveriesRecorded();
+      if (recorded) {
+        recorded.then(() => {
+          this.#scheduled = false;
+          this.#writeLoop();
+        });
+        return;
+      }
       this.#scheduled = false;
       this.#writeLoop();
     });
@@ -100,6 +116,11 @@ class AmqpSocket {
         if (n === null) break;
         this.session.receive(buf.subarray(0, n), performance.now());
         if (this.session.phase === "closed" && !this.#ending) break;
+        // a publisher blocked by memory pressure: read again once it is let go (or closed)
+        while (this.session.readBlocked && !this.#closed) {
+          await new Promise<void>((resolve) => this.#wakeReader = resolve);
+          this.#wakeReader = undefined;
+        }
       }
     } catch {
       // reset by peer, or closed by us
@@ -119,6 +140,7 @@ class AmqpSocket {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#wakeReader?.();
     try {
       this.#conn.close();
     } catch {

@@ -16,9 +16,10 @@ import {
   type FieldTable,
   type FieldValue,
 } from "./codec.ts";
+import { ENCODED_PROPS_KEY } from "../types.ts";
 
 /** The engine props key that holds the raw AMQP properties. */
-export const RAW_PROPS_KEY = "amqp";
+export const RAW_PROPS_KEY = ENCODED_PROPS_KEY;
 
 /** A field value as plain data: timestamps as seconds, 64-bit integers beyond 2^53 as strings. */
 export function plainValue(v: FieldValue): unknown {

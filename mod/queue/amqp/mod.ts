@@ -37,13 +37,8 @@ export {
 } from "./codec.ts";
 export * from "./constants.ts";
 export { engineProps, plainValue, RAW_PROPS_KEY, rawProperties } from "./message.ts";
-export {
-  type AmqpAuthenticate,
-  AmqpSession,
-  type AmqpSessionOptions,
-  type AmqpTransport,
-  parseLogin,
-} from "./session.ts";
+export { AmqpSession, type AmqpSessionOptions, type AmqpTransport } from "./session.ts";
+export { type AmqpAuthenticate, parseLogin } from "./handshake.ts";
 export { AmqpListener, type AmqpListenerOptions } from "./listener.ts";
 export { amqpAuthenticator } from "./auth.ts";
 export { AmqpClient, type AmqpUrl, parseAmqpUrl } from "./client.ts";

@@ -10,20 +10,15 @@
  *
  * @module
  */
-import type { Delivery, EngineConnection, QueueEngine } from "../engine.ts";
-import { ProtocolError } from "../../wire/mod.ts";
+import type { Delivery, QueueEngine } from "../engine.ts";
 import {
   AmqpError,
   AmqpFrameDecoder,
   type AmqpMethod,
   AmqpReader,
   AmqpWriter,
-  decodeContentHeader,
   decodeMethod,
-  type FieldTable,
-  type FieldValue,
   methodName,
-  shortString,
   writeContent,
   writeMethodFrame,
 } from "./codec.ts";
@@ -32,14 +27,31 @@ import {
   DEFAULT_CHANNEL_MAX,
   DEFAULT_FRAME_MAX,
   DEFAULT_HEARTBEAT_S,
-  FRAME_END,
-  FRAME_MIN_SIZE,
   FrameType,
   isHardError,
   PROTOCOL_HEADER,
   ReplyCode,
 } from "./constants.ts";
-import { engineProps, plainValue, rawProperties } from "./message.ts";
+import { Channel, type ChannelHost, channelMethod } from "./channel.ts";
+import {
+  acceptBody,
+  acceptHeader,
+  assembleBody,
+  expirationMs,
+  type PendingContent,
+  startPublish,
+  tooLarge,
+} from "./content.ts";
+import { asAmqpError, BASIC_PUBLISH } from "./errors.ts";
+import { writeAckFrame, writeDeliver, writeHeartbeat } from "./frames.ts";
+import {
+  acceptOpen,
+  acceptStartOk,
+  acceptTuneOk,
+  type AmqpAuthenticate,
+  START_ARGS,
+} from "./handshake.ts";
+import { rawProperties } from "./message.ts";
 
 /** What the session needs from its transport. */
 export interface AmqpTransport {
@@ -49,10 +61,9 @@ export interface AmqpTransport {
   pendingBytes(): number;
   /** Close the socket once the output taken so far is written. */
   end(): void;
+  /** Reading may go on again ({@linkcode AmqpSession.readBlocked} turned false). */
+  readable?(): void;
 }
-
-/** Checks a login; returns true to let the user in. */
-export type AmqpAuthenticate = (user: string, password: string, mechanism: string) => boolean;
 
 /** Options of {@linkcode AmqpSession}. */
 export interface AmqpSessionOptions {
@@ -80,100 +91,6 @@ export interface AmqpSessionOptions {
 
 type Phase = "header" | "start" | "tune" | "open" | "running" | "closing" | "closed";
 
-interface PendingContent {
-  exchange: string;
-  key: string;
-  mandatory: boolean;
-  bodySize: number;
-  /** The message's engine props (decoded from the content header; holds the raw bytes). */
-  props?: Record<string, unknown>;
-  persistent: boolean;
-  parts: Uint8Array[];
-  received: number;
-}
-
-class Channel {
-  readonly id: number;
-  conn!: EngineConnection;
-  state: "open" | "closing" = "open";
-  flow = true;
-  confirm = false;
-  lastConfirmed = 0;
-  pending?: PendingContent;
-  /** While a consume is being handled, its first deliveries wait here (after consume-ok). */
-  hold?: AmqpWriter;
-
-  constructor(id: number) {
-    this.id = id;
-  }
-}
-
-const SERVER_PROPERTIES: FieldTable = {
-  product: "peerd",
-  version: "0.1.0",
-  platform: "Deno",
-  information: "peerd queue role, AMQP 0-9-1 listener",
-  capabilities: {
-    publisher_confirms: true,
-    exchange_exchange_bindings: false,
-    "basic.nack": true,
-    consumer_cancel_notify: true,
-    "connection.blocked": false,
-    consumer_priorities: false,
-    authentication_failure_close: true,
-    per_consumer_qos: true,
-    direct_reply_to: false,
-  },
-};
-
-const ENGINE_CODES: Record<string, number> = {
-  not_found: ReplyCode.NotFound,
-  resource_locked: ReplyCode.ResourceLocked,
-  precondition_failed: ReplyCode.PreconditionFailed,
-  unknown_delivery_tag: ReplyCode.PreconditionFailed,
-  access_refused: ReplyCode.AccessRefused,
-  command_invalid: ReplyCode.CommandInvalid,
-  bad_field: ReplyCode.PreconditionFailed,
-  store_failed: ReplyCode.InternalError,
-};
-
-const QUEUE_ARGS_REFUSED = new Set([
-  "x-max-length-bytes",
-  "x-max-priority",
-  "x-single-active-consumer",
-  "x-queue-master-locator",
-  "x-queue-leader-locator",
-  "x-quorum-initial-group-size",
-  "x-delivery-limit",
-  "x-stream-max-segment-size-bytes",
-  "x-max-age",
-]);
-
-const decoder = new TextDecoder();
-
-function asAmqpError(err: unknown, m: AmqpMethod | undefined): AmqpError {
-  if (err instanceof AmqpError) {
-    if (err.classId || !m) return err;
-    return new AmqpError(err.code, err.message, m.classId, m.methodId);
-  }
-  if (err instanceof ProtocolError) {
-    return new AmqpError(
-      ENGINE_CODES[err.code] ?? ReplyCode.InternalError,
-      err.code === "unknown_delivery_tag"
-        ? `unknown delivery tag ${err.details?.deliveryTag}` // RabbitMQ's words
-        : err.message,
-      m?.classId ?? 0,
-      m?.methodId ?? 0,
-    );
-  }
-  return new AmqpError(
-    ReplyCode.InternalError,
-    err instanceof Error ? err.message : String(err),
-    m?.classId ?? 0,
-    m?.methodId ?? 0,
-  );
-}
-
 /**
  * An AMQP 0-9-1 server connection. `receive(bytes, now)` handles everything the client
  * sent; output accumulates until the transport takes it. Protocol violations are
@@ -190,6 +107,7 @@ export class AmqpSession {
   readonly #decoder: AmqpFrameDecoder;
   readonly #channels = new Map<number, Channel>();
   readonly #owner = {};
+  readonly #host: ChannelHost;
   #out = new AmqpWriter(16 * 1024);
   #spare = new AmqpWriter(16 * 1024);
   #phase: Phase = "header";
@@ -202,6 +120,11 @@ export class AmqpSession {
   #lastSend: number;
   #deadline: number;
   #cancelNotify = false;
+  #blockedNotify = false;
+  /** This connection has published: memory pressure blocks it. */
+  #publisher = false;
+  /** Blocked by memory pressure: the transport reads nothing until `readable()`. */
+  #readBlocked = false;
   #paused = false;
   #closeCode = 0;
 
@@ -227,6 +150,20 @@ export class AmqpSession {
     this.#lastRecv = now;
     this.#lastSend = now;
     this.#deadline = now + this.#o.handshakeTimeoutMs;
+    // deno-lint-ignore no-this-alias
+    const session = this;
+    this.#host = {
+      engine,
+      get frameMax() {
+        return session.#frameMax;
+      },
+      get out() {
+        return session.#out;
+      },
+      send: (channel, classId, methodId, args) => this.#send(channel, classId, methodId, args),
+      wake: () => transport.wake(),
+      closed: (ch) => this.#channels.delete(ch.id),
+    };
   }
 
   /** Where the connection is: `header`, `start`, `tune`, `open`, `running`, `closing`, `closed`. */
@@ -284,13 +221,7 @@ export class AmqpSession {
           this.#finish();
           return;
         }
-        this.#send(0, 10, 10, {
-          versionMajor: 0,
-          versionMinor: 9,
-          serverProperties: SERVER_PROPERTIES,
-          mechanisms: "PLAIN AMQPLAIN",
-          locales: "en_US",
-        });
+        this.#send(0, 10, 10, START_ARGS);
         this.#phase = "start";
       }
       for (;;) {
@@ -336,6 +267,8 @@ export class AmqpSession {
       return;
     }
     if (this.#heartbeatMs <= 0) return;
+    // a connection blocked by memory pressure is not read: its heartbeats wait in the socket
+    if (this.#readBlocked) this.#lastRecv = now;
     if (now - this.#lastRecv > 2 * this.#heartbeatMs) {
       this.#onEvent("amqp.error", {
         conn: this.#label,
@@ -346,13 +279,32 @@ export class AmqpSession {
       return;
     }
     if (now - this.#lastSend >= this.#heartbeatMs / 2 && this.#out.length === 0) {
-      this.#out.u8(FrameType.Heartbeat);
-      this.#out.u16(0);
-      this.#out.u32(0);
-      this.#out.u8(FRAME_END);
+      writeHeartbeat(this.#out);
       this.#lastSend = now;
       this.#transport.wake();
     }
+  }
+
+  /**
+   * Whether the transport must stop reading: the engine is under memory pressure and this
+   * connection publishes (as RabbitMQ blocks publishers; consumers go on, so their acks
+   * free memory). `transport.readable()` says when it may read again.
+   */
+  get readBlocked(): boolean {
+    return this.#readBlocked;
+  }
+
+  /** Memory pressure changed: publishers are blocked (told `connection.blocked` when they take it) or let go. */
+  #pressure(blocked: boolean): void {
+    if (this.#phase !== "running") return;
+    if (blocked === this.#readBlocked || (blocked && !this.#publisher)) return;
+    this.#readBlocked = blocked;
+    if (this.#blockedNotify) {
+      if (blocked) this.#send(0, 10, 60, { reason: "low on memory" });
+      else this.#send(0, 10, 61);
+    }
+    this.#onEvent(blocked ? "amqp.blocked" : "amqp.unblocked", { conn: this.#label });
+    if (!blocked) this.#transport.readable?.();
   }
 
   /** Whether deliveries wait for {@linkcode drained} (the output passed the high-water mark). */
@@ -527,7 +479,13 @@ export class AmqpSession {
       }
       // the hot path: basic.publish and basic.ack without the generic decoder
       if (payload.length >= 4 && payload[0] === 0 && payload[1] === 60 && payload[2] === 0) {
-        if (payload[3] === 40) return this.#publishMethod(ch, payload);
+        if (payload[3] === 40) {
+          if (!this.#publisher) {
+            this.#publisher = true;
+            if (this.#engine.memoryBlocked) this.#pressure(true);
+          }
+          return this.#publishMethod(ch, payload);
+        }
         if (payload[3] === 80 && payload.length === 13) {
           const r = new AmqpReader(payload, 4);
           const tag = r.u64();
@@ -542,67 +500,25 @@ export class AmqpSession {
       }
       const m = decodeMethod(payload);
       try {
-        this.#channelMethod(ch, m);
+        channelMethod(this.#host, ch, m);
       } catch (err) {
         this.#fail(ch, asAmqpError(err, m));
       }
       return;
     }
     if (type === FrameType.Header) {
-      const p = ch.pending;
-      if (!p || p.props) {
-        throw new AmqpError(
-          ReplyCode.UnexpectedFrame,
-          p
-            ? `second content header on channel ${ch.id}`
-            : `content header on channel ${ch.id} without a 'basic.publish'`,
-        );
-      }
-      const h = decodeContentHeader(payload);
-      if (h.classId !== ClassId.Basic) {
-        throw new AmqpError(
-          ReplyCode.FrameError,
-          `content header of class ${h.classId}, expected basic (60)`,
-        );
-      }
-      // decoded now: the header's bytes are a view of the read buffer (copied on a cache miss)
-      const ep = engineProps(h.rawProperties);
-      p.props = ep.props;
-      p.persistent = ep.persistent;
-      p.bodySize = h.bodySize;
-      if (h.bodySize > this.#o.maxMessageBytes) {
+      const p = acceptHeader(ch.pending, ch.id, payload);
+      if (p.bodySize > this.#o.maxMessageBytes) {
         ch.pending = undefined;
-        this.#fail(
-          ch,
-          new AmqpError(
-            ReplyCode.PreconditionFailed,
-            `message size ${h.bodySize} is larger than max size ${this.#o.maxMessageBytes}`,
-            60,
-            40,
-          ),
-        );
+        this.#fail(ch, tooLarge(p, this.#o.maxMessageBytes));
         return;
       }
-      if (h.bodySize === 0) this.#publishComplete(ch, p);
+      if (p.bodySize === 0) this.#publishComplete(ch, p);
       return;
     }
     // body
     const p = ch.pending;
-    if (!p || !p.props) {
-      throw new AmqpError(
-        ReplyCode.UnexpectedFrame,
-        `content body on channel ${ch.id} without a ${p ? "content header" : "'basic.publish'"}`,
-      );
-    }
-    if (p.received + payload.length > p.bodySize) {
-      throw new AmqpError(
-        ReplyCode.UnexpectedFrame,
-        `content body on channel ${ch.id} is longer than the ${p.bodySize} bytes its header announced`,
-      );
-    }
-    p.parts.push(payload.slice());
-    p.received += payload.length;
-    if (p.received === p.bodySize) this.#publishComplete(ch, p);
+    if (acceptBody(p, ch.id, payload)) this.#publishComplete(ch, p);
   }
 
   #fail(ch: Channel, err: AmqpError): void {
@@ -631,7 +547,7 @@ export class AmqpSession {
     return {
       deliver: (d: Delivery): boolean => {
         const w = ch.hold ?? this.#out;
-        this.#writeDeliver(w, ch.id, d);
+        writeDeliver(w, ch.id, d, this.#frameMax);
         this.#transport.wake();
         const waiting = this.#out.length + (ch.hold?.length ?? 0) + this.#transport.pendingBytes();
         if (waiting < this.#o.highWaterMark) return true;
@@ -675,37 +591,13 @@ export class AmqpSession {
         this.#send(ch.id, 60, 30, { consumerTag: tag, noWait: true });
       },
       open: () => this.#phase === "running" && ch.state === "open" && ch.flow,
+      memoryPressure: (blocked: boolean) => this.#pressure(blocked),
     };
   }
 
   #writeAckFrame(channel: number, methodId: number, tag: number, bits: number): void {
-    const w = this.#out;
-    w.u8(FrameType.Method);
-    w.u16(channel);
-    w.u32(13);
-    w.u16(60);
-    w.u16(methodId);
-    w.u64(tag);
-    w.u8(bits);
-    w.u8(FRAME_END);
+    writeAckFrame(this.#out, channel, methodId, tag, bits);
     this.#transport.wake();
-  }
-
-  #writeDeliver(w: AmqpWriter, channel: number, d: Delivery): void {
-    w.u8(FrameType.Method);
-    w.u16(channel);
-    const at = w.length;
-    w.u32(0);
-    w.u16(60);
-    w.u16(60);
-    w.shortstr(d.consumerTag);
-    w.u64(d.deliveryTag);
-    w.u8(d.redelivered ? 1 : 0);
-    w.shortstr(d.exchange);
-    w.shortstr(d.routingKey);
-    w.patchU32(at, w.length - at - 4);
-    w.u8(FRAME_END);
-    writeContent(w, channel, rawProperties(d.props, d.persistent), d.body, this.#frameMax);
   }
 
   #connectionMethod(m: AmqpMethod, now: number): void {
@@ -723,29 +615,10 @@ export class AmqpSession {
     switch (this.#phase) {
       case "start": {
         expect("connection.start-ok");
-        const caps = (a.clientProperties as FieldTable).capabilities;
-        if (caps && typeof caps === "object" && !Array.isArray(caps)) {
-          this.#cancelNotify = (caps as FieldTable).consumer_cancel_notify === true;
-        }
-        const mech = String(a.mechanism);
-        const login = parseLogin(mech, a.response as Uint8Array);
-        if (!login) {
-          throw new AmqpError(
-            ReplyCode.AccessRefused,
-            `unsupported authentication mechanism '${mech}' (PLAIN, AMQPLAIN) or malformed response`,
-            10,
-            11,
-          );
-        }
-        if (!this.#o.authenticate(login.user, login.password, mech)) {
-          throw new AmqpError(
-            ReplyCode.AccessRefused,
-            `Login was refused using authentication mechanism ${mech}. For details see the peerd log.`,
-            10,
-            11,
-          );
-        }
-        this.#user = login.user;
+        const ok = acceptStartOk(a, this.#o.authenticate);
+        this.#user = ok.user;
+        this.#cancelNotify = ok.cancelNotify;
+        this.#blockedNotify = ok.blockedNotify;
         this.#send(0, 10, 30, {
           channelMax: this.#o.channelMax,
           frameMax: this.#o.frameMax,
@@ -756,44 +629,17 @@ export class AmqpSession {
       }
       case "tune": {
         expect("connection.tune-ok");
-        const frameMax = Number(a.frameMax);
-        if (frameMax !== 0 && frameMax < FRAME_MIN_SIZE) {
-          throw new AmqpError(
-            ReplyCode.NotAllowed,
-            `frame_max=${frameMax} < ${FRAME_MIN_SIZE} min size`,
-            10,
-            31,
-          );
-        }
-        if (frameMax > this.#o.frameMax) {
-          throw new AmqpError(
-            ReplyCode.NotAllowed,
-            `frame_max=${frameMax} > ${this.#o.frameMax} max size`,
-            10,
-            31,
-          );
-        }
-        this.#frameMax = frameMax === 0 ? this.#o.frameMax : frameMax;
-        this.#decoder.frameMax = this.#frameMax;
-        const channelMax = Number(a.channelMax);
-        this.#channelMax = channelMax === 0
-          ? this.#o.channelMax
-          : Math.min(channelMax, this.#o.channelMax);
-        this.#heartbeatMs = Number(a.heartbeat) * 1000;
+        const tuned = acceptTuneOk(a, this.#o);
+        this.#frameMax = tuned.frameMax;
+        this.#decoder.frameMax = tuned.frameMax;
+        this.#channelMax = tuned.channelMax;
+        this.#heartbeatMs = tuned.heartbeatMs;
         this.#phase = "open";
         return;
       }
       case "open": {
         expect("connection.open");
-        const vhost = String(a.virtualHost);
-        if (vhost !== "/") {
-          throw new AmqpError(
-            ReplyCode.NotAllowed,
-            `vhost '${vhost}' not found (peerd has the one vhost '/')`,
-            10,
-            40,
-          );
-        }
+        acceptOpen(a);
         this.#send(0, 10, 41, { knownHosts: "" });
         this.#phase = "running";
         this.#lastSend = now;
@@ -836,429 +682,26 @@ export class AmqpSession {
 
   #publishMethod(ch: Channel, payload: Uint8Array): void {
     try {
-      // ticket (2), exchange, routing key, bits: read in place (the hot path)
-      const p = payload;
-      let at = 6;
-      const exLen = p[at++];
-      if (at + exLen + 2 > p.length) {
-        throw new AmqpError(ReplyCode.SyntaxError, "basic.publish: truncated arguments");
-      }
-      const exchange = shortString(p, at, exLen);
-      at += exLen;
-      const keyLen = p[at++];
-      if (at + keyLen + 1 > p.length) {
-        throw new AmqpError(ReplyCode.SyntaxError, "basic.publish: truncated arguments");
-      }
-      const key = shortString(p, at, keyLen);
-      at += keyLen;
-      const bits = p[at];
-      if (bits & 2) {
-        throw new AmqpError(ReplyCode.NotImplemented, "immediate=true", 60, 40);
-      }
-      ch.pending = {
-        exchange,
-        key,
-        mandatory: (bits & 1) !== 0,
-        bodySize: 0,
-        persistent: false,
-        parts: [],
-        received: 0,
-      };
+      ch.pending = startPublish(payload);
     } catch (err) {
-      throw asAmqpError(err, { classId: 60, methodId: 40, name: "basic.publish", args: {} });
+      throw asAmqpError(err, BASIC_PUBLISH);
     }
   }
 
   #publishComplete(ch: Channel, p: PendingContent): void {
     ch.pending = undefined;
-    let body: Uint8Array;
-    if (p.parts.length === 1) body = p.parts[0];
-    else if (p.parts.length === 0) body = new Uint8Array(0);
-    else {
-      body = new Uint8Array(p.received);
-      let at = 0;
-      for (const part of p.parts) {
-        body.set(part, at);
-        at += part.length;
-      }
-    }
-    const m = { classId: 60, methodId: 40, name: "basic.publish", args: {} };
+    const body = assembleBody(p);
     try {
       this.#engine.assertPublishable(p.exchange);
       const props = p.props!;
-      const persistent = p.persistent;
-      let expiration: number | undefined;
-      if (props.expiration !== undefined) {
-        const e = String(props.expiration);
-        if (!/^\d{1,15}$/.test(e)) {
-          throw new AmqpError(
-            ReplyCode.PreconditionFailed,
-            `invalid expiration '${e.slice(0, 40)}': must be a number of milliseconds`,
-            60,
-            40,
-          );
-        }
-        expiration = Number(e);
-      }
       this.#engine.publish(ch.conn, p.exchange, p.key, body, {
         mandatory: p.mandatory,
-        persistent,
+        persistent: p.persistent,
         props,
-        expiration,
+        expiration: expirationMs(props),
       });
     } catch (err) {
-      this.#fail(ch, asAmqpError(err, m));
+      this.#fail(ch, asAmqpError(err, BASIC_PUBLISH));
     }
   }
-
-  #channelMethod(ch: Channel, m: AmqpMethod): void {
-    const a = m.args;
-    const e = this.#engine;
-    const c = ch.conn;
-    const reply = (methodId: number, args?: Record<string, unknown>) => {
-      if (!a.noWait) this.#send(ch.id, m.classId, methodId, args);
-    };
-    switch (m.name) {
-      case "channel.open":
-        throw new AmqpError(
-          ReplyCode.ChannelError,
-          `second 'channel.open' seen on channel ${ch.id}`,
-          20,
-          10,
-        );
-      case "channel.flow":
-        ch.flow = a.active === true;
-        this.#send(ch.id, 20, 21, { active: ch.flow });
-        if (ch.flow) e.resume(c);
-        return;
-      case "channel.flow-ok":
-        return;
-      case "channel.close":
-        this.#send(ch.id, 20, 41);
-        e.disconnect(c);
-        this.#channels.delete(ch.id);
-        return;
-      case "channel.close-ok":
-        return;
-      case "exchange.declare": {
-        const name = String(a.exchange);
-        const args = a.arguments as FieldTable;
-        if (args["alternate-exchange"] !== undefined) {
-          throw new AmqpError(
-            ReplyCode.NotImplemented,
-            `exchange argument 'alternate-exchange' is not supported by peerd`,
-            40,
-            10,
-          );
-        }
-        if (a.passive) {
-          if (name !== "" && !e.exchangeInfo(name)) {
-            throw new AmqpError(ReplyCode.NotFound, `no exchange '${name}' in vhost '/'`, 40, 10);
-          }
-        } else if (name === "") {
-          throw new AmqpError(
-            ReplyCode.AccessRefused,
-            `operation not permitted on the default exchange`,
-            40,
-            10,
-          );
-        } else {
-          e.declareExchange(name, String(a.type), {
-            durable: a.durable === true,
-            autoDelete: a.autoDelete === true,
-            internal: a.internal === true,
-          });
-        }
-        reply(11);
-        return;
-      }
-      case "exchange.delete": {
-        const name = String(a.exchange);
-        const info = e.exchangeInfo(name);
-        if (info) {
-          if (a.ifUnused && info.bindings > 0) {
-            throw new AmqpError(
-              ReplyCode.PreconditionFailed,
-              `exchange '${name}' in vhost '/' in use`,
-              40,
-              20,
-            );
-          }
-          e.deleteExchange(name);
-        }
-        reply(21);
-        return;
-      }
-      case "exchange.bind":
-      case "exchange.unbind":
-        throw new AmqpError(
-          ReplyCode.NotImplemented,
-          `exchange-to-exchange bindings are not supported by peerd`,
-          m.classId,
-          m.methodId,
-        );
-      case "queue.declare": {
-        const args = a.arguments as FieldTable;
-        let maxLength = 0;
-        let messageTtl = 0;
-        let expires = 0;
-        let deadLetterExchange: string | undefined;
-        let deadLetterRoutingKey: string | undefined;
-        const int = (k: string, v: FieldValue, min: number): number => {
-          if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-            throw new AmqpError(
-              ReplyCode.PreconditionFailed,
-              `invalid arg '${k}': must be an integer ≥ ${min}`,
-              50,
-              10,
-            );
-          }
-          return v;
-        };
-        const str = (k: string, v: FieldValue): string => {
-          if (typeof v !== "string") {
-            throw new AmqpError(
-              ReplyCode.PreconditionFailed,
-              `invalid arg '${k}': must be a string`,
-              50,
-              10,
-            );
-          }
-          return v;
-        };
-        for (const [k, v] of Object.entries(args)) {
-          if (QUEUE_ARGS_REFUSED.has(k)) {
-            throw new AmqpError(
-              ReplyCode.NotImplemented,
-              `queue argument '${k}' is not supported by peerd`,
-              50,
-              10,
-            );
-          }
-          if (k === "x-max-length") maxLength = int(k, v, 0);
-          else if (k === "x-message-ttl") messageTtl = int(k, v, 0);
-          else if (k === "x-expires") expires = int(k, v, 1);
-          else if (k === "x-dead-letter-exchange") deadLetterExchange = str(k, v);
-          else if (k === "x-dead-letter-routing-key") deadLetterRoutingKey = str(k, v);
-          else if (k === "x-overflow" && v !== "drop-head") {
-            throw new AmqpError(
-              ReplyCode.NotImplemented,
-              `x-overflow '${String(v)}' is not supported by peerd (only drop-head)`,
-              50,
-              10,
-            );
-          } else if (k === "x-queue-type" && v !== "classic") {
-            throw new AmqpError(
-              ReplyCode.NotImplemented,
-              `queue type '${String(v)}' is not supported by peerd (only classic)`,
-              50,
-              10,
-            );
-          }
-        }
-        const info = e.declareQueue(c, String(a.queue), {
-          durable: a.durable === true,
-          exclusive: a.exclusive === true,
-          autoDelete: a.autoDelete === true,
-          maxLength,
-          messageTtl,
-          expires,
-          deadLetterExchange,
-          deadLetterRoutingKey,
-          passive: a.passive === true,
-        });
-        reply(11, {
-          queue: info.name,
-          messageCount: info.messages,
-          consumerCount: info.consumers,
-        });
-        return;
-      }
-      case "queue.bind":
-      case "queue.unbind": {
-        const exchange = String(a.exchange);
-        const info = e.exchangeInfo(exchange);
-        const key = info?.type === "headers"
-          ? JSON.stringify(plainValue(a.arguments as FieldTable))
-          : String(a.routingKey);
-        if (m.name === "queue.bind") {
-          e.bindQueue(c, String(a.queue), exchange, key);
-          reply(21);
-        } else {
-          e.unbindQueue(c, String(a.queue), exchange, key);
-          this.#send(ch.id, 50, 51);
-        }
-        return;
-      }
-      case "queue.purge":
-        reply(31, { messageCount: e.purgeQueue(c, String(a.queue)) });
-        return;
-      case "queue.delete": {
-        const name = String(a.queue);
-        let info;
-        try {
-          info = e.queueInfo(c, name);
-        } catch (err) {
-          // deleting a queue that is not there is fine, as in RabbitMQ
-          if (err instanceof ProtocolError && err.code === "not_found") {
-            reply(41, { messageCount: 0 });
-            return;
-          }
-          throw err;
-        }
-        if (a.ifUnused && info.consumers > 0) {
-          throw new AmqpError(
-            ReplyCode.PreconditionFailed,
-            `queue '${name}' in vhost '/' in use`,
-            50,
-            40,
-          );
-        }
-        if (a.ifEmpty && info.messages > 0) {
-          throw new AmqpError(
-            ReplyCode.PreconditionFailed,
-            `queue '${name}' in vhost '/' is not empty`,
-            50,
-            40,
-          );
-        }
-        reply(41, { messageCount: e.deleteQueue(c, name) });
-        return;
-      }
-      case "basic.qos": {
-        if (a.prefetchSize !== 0) {
-          throw new AmqpError(
-            ReplyCode.NotImplemented,
-            `prefetch_size!=0 (${a.prefetchSize})`,
-            60,
-            10,
-          );
-        }
-        e.qos(c, Number(a.prefetchCount), a.global ? { shared: true } : { existing: false });
-        this.#send(ch.id, 60, 11);
-        return;
-      }
-      case "basic.consume": {
-        const queue = String(a.queue);
-        const tag = String(a.consumerTag);
-        if (!a.noWait) ch.hold = new AmqpWriter(256);
-        let got: string;
-        try {
-          got = e.consume(c, queue, {
-            noAck: a.noAck === true,
-            exclusive: a.exclusive === true,
-            tag: tag === "" ? undefined : tag,
-          });
-        } catch (err) {
-          ch.hold = undefined;
-          throw err;
-        }
-        const held = ch.hold;
-        ch.hold = undefined;
-        reply(21, { consumerTag: got });
-        if (held && held.length > 0) this.#out.bytes(held.view());
-        return;
-      }
-      case "basic.cancel": {
-        const tag = String(a.consumerTag);
-        try {
-          e.cancel(c, tag);
-        } catch (err) {
-          if (!(err instanceof ProtocolError && err.code === "not_found")) throw err;
-        }
-        reply(31, { consumerTag: tag });
-        return;
-      }
-      case "basic.get": {
-        const queue = String(a.queue);
-        const d = e.get(c, queue, { noAck: a.noAck === true });
-        if (!d) {
-          this.#send(ch.id, 60, 72, { clusterId: "" });
-          return;
-        }
-        writeMethodFrame(this.#out, ch.id, 60, 71, {
-          deliveryTag: d.deliveryTag,
-          redelivered: d.redelivered,
-          exchange: d.exchange,
-          routingKey: d.routingKey,
-          messageCount: e.queueInfo(c, queue).messages,
-        });
-        writeContent(
-          this.#out,
-          ch.id,
-          rawProperties(d.props, d.persistent),
-          d.body,
-          this.#frameMax,
-        );
-        this.#transport.wake();
-        return;
-      }
-      case "basic.ack":
-        e.ack(c, Number(a.deliveryTag), a.multiple === true);
-        return;
-      case "basic.nack":
-        e.nack(c, Number(a.deliveryTag), {
-          multiple: a.multiple === true,
-          requeue: a.requeue === true,
-        });
-        return;
-      case "basic.reject":
-        e.nack(c, Number(a.deliveryTag), { multiple: false, requeue: a.requeue === true });
-        return;
-      case "basic.recover":
-      case "basic.recover-async":
-        if (!a.requeue) {
-          throw new AmqpError(ReplyCode.NotImplemented, "requeue=false", m.classId, m.methodId);
-        }
-        e.nack(c, 0, { multiple: true, requeue: true });
-        if (m.name === "basic.recover") this.#send(ch.id, 60, 111);
-        return;
-      case "confirm.select":
-        e.confirmSelect(c);
-        ch.confirm = true;
-        reply(11);
-        return;
-      case "tx.select":
-      case "tx.commit":
-      case "tx.rollback":
-        throw new AmqpError(
-          ReplyCode.NotImplemented,
-          "transactions (tx.*) are not supported by peerd; use publisher confirms",
-          m.classId,
-          m.methodId,
-        );
-      default:
-        throw new AmqpError(
-          ReplyCode.CommandInvalid,
-          `'${m.name}' is not a method a client sends`,
-          m.classId,
-          m.methodId,
-        );
-    }
-  }
-}
-
-/** Parses a start-ok response: PLAIN (`[authzid] NUL user NUL password`) or AMQPLAIN (a table without its size). */
-export function parseLogin(
-  mechanism: string,
-  response: Uint8Array,
-): { user: string; password: string } | undefined {
-  if (mechanism === "PLAIN") {
-    const parts = decoder.decode(response).split("\u0000");
-    if (parts.length !== 3) return undefined;
-    return { user: parts[1], password: parts[2] };
-  }
-  if (mechanism === "AMQPLAIN") {
-    const framed = new Uint8Array(4 + response.length);
-    new DataView(framed.buffer).setUint32(0, response.length);
-    framed.set(response, 4);
-    try {
-      const t = new AmqpReader(framed).table();
-      if (typeof t.LOGIN !== "string" || typeof t.PASSWORD !== "string") return undefined;
-      return { user: t.LOGIN, password: t.PASSWORD };
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
 }
