@@ -24,11 +24,17 @@ const RING_MS = Number(argValue("--ring-ms", "4000"));
 const QUEUE_N = Number(argValue("--queue-n", "20000"));
 const FANOUT_N = Number(argValue("--fanout-n", "50000"));
 const ONLY = argValue("--only", ""); // "ring" or "queue": one of the two
+// "console" (the target), or "none": --http on with nobody attached (where a cost comes from)
+const ATTACH = argValue("--attach", "console");
 const BODY = new Uint8Array(100).fill(42);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
 }
 
 function emit(figure: string, value: number, unit: string, extra: Record<string, unknown> = {}) {
@@ -53,11 +59,33 @@ function freePorts(count: number): number[] {
   }
 }
 
+/** CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // fields after the command name (which may hold spaces) start at state, field 3
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** Linux's USER_HZ: /proc times are in these ticks. */
+const CLOCK_TICKS = 100;
+
+/** CPU seconds used by the cluster's node processes and by the console (when attached). */
+interface CpuProbe {
+  nodes(): number;
+  console(): number;
+}
+
 /** Starts `nodes` with HTTP and a console attached (`http`), or plain; runs `work`, stops. */
 async function withCluster<T>(
   nodes: NodeSpec[],
   http: boolean,
-  work: (cluster: LocalCluster) => Promise<T>,
+  work: (cluster: LocalCluster, cpu: CpuProbe) => Promise<T>,
 ): Promise<T> {
   const ports = freePorts(nodes.length * 2);
   const specs = nodes.map((n, i) => ({
@@ -67,7 +95,8 @@ async function withCluster<T>(
     entry: http ? { http: `127.0.0.1:${ports[2 * i + 1]}` } : {},
   }));
   await using cluster = await LocalCluster.start({ nodes: specs });
-  if (!http) return await work(cluster);
+  const nodesCpu = () => cluster.nodes.reduce((sum, n) => sum + cpuSeconds(n.pid), 0);
+  if (!http || ATTACH === "none") return await work(cluster, { nodes: nodesCpu, console: () => 0 });
   // the console as a user runs it: its own process, polling and streaming every node
   const [port] = freePorts(1);
   const web = peerdCommand(
@@ -88,14 +117,17 @@ async function withCluster<T>(
       if (!attached) await new Promise((r) => setTimeout(r, 50));
     }
     if (!attached) throw new Error("Cannot attach the console to the cluster within 20 s");
-    return await work(cluster);
+    return await work(cluster, { nodes: nodesCpu, console: () => cpuSeconds(web.pid) });
   } finally {
     web.kill("SIGTERM");
     await web.status;
   }
 }
 
-async function ringContended(cluster: LocalCluster): Promise<{ grants: number; p50: number }> {
+async function ringContended(
+  cluster: LocalCluster,
+  cpu: CpuProbe,
+): Promise<{ grants: number; p50: number; nodeCpuUs: number; consoleCpuUs: number }> {
   const clients = await Promise.all(
     cluster.nodes.map((n) =>
       RpcClient.connect({ hostname: "127.0.0.1", port: n.port }, { role: "ctl", name: "bench" })
@@ -109,6 +141,7 @@ async function ringContended(cluster: LocalCluster): Promise<{ grants: number; p
     await clients[0].request({ t: "ctl", cmd: "unlock", args: [String(first.fence)] });
     const waits: number[] = [];
     let grants = 0;
+    const cpu0 = { nodes: cpu.nodes(), console: cpu.console() };
     const end = performance.now() + RING_MS;
     await Promise.all(clients.map(async (c) => {
       while (performance.now() < end) {
@@ -119,7 +152,13 @@ async function ringContended(cluster: LocalCluster): Promise<{ grants: number; p
         await c.request({ t: "ctl", cmd: "unlock", args: [String(r.fence)] });
       }
     }));
-    return { grants: grants / (RING_MS / 1000), p50: median(waits) };
+    const perGrantUs = (seconds: number) => (seconds * 1e6) / Math.max(grants, 1);
+    return {
+      grants: grants / (RING_MS / 1000),
+      p50: median(waits),
+      nodeCpuUs: perGrantUs(cpu.nodes() - cpu0.nodes),
+      consoleCpuUs: perGrantUs(cpu.console() - cpu0.console),
+    };
   } finally {
     for (const c of clients) await c.close();
   }
@@ -213,6 +252,9 @@ async function main(): Promise<void> {
         const r = await withCluster(ring, http, ringContended);
         put("ring_grants_per_s", http, r.grants);
         put("ring_acquire_p50_ms", http, r.p50);
+        put("ring_node_cpu_us_per_grant", http, r.nodeCpuUs);
+        if (http) console.error(`  console cpu ${r.consoleCpuUs.toFixed(1)} µs/grant`);
+        if (http) put("ring_console_cpu_us_per_grant", http, r.consoleCpuUs);
       }
       if (ONLY === "ring") continue;
       console.error(`http bench: ${label}: queue`);
@@ -228,10 +270,16 @@ async function main(): Promise<void> {
   const units: Record<string, string> = {
     ring_grants_per_s: "grants/s",
     ring_acquire_p50_ms: "ms",
+    ring_node_cpu_us_per_grant: "µs",
+    ring_console_cpu_us_per_grant: "µs",
     queue_publish_confirmed_per_s: "msgs/s",
     queue_fanout_delivered_per_s: "msgs/s",
   };
   for (const [k, v] of Object.entries(runs)) {
+    if (v.off.length === 0) {
+      emit(`${k}_http_on_console`, median(v.on), units[k], { runs: v.on.map(round2) });
+      continue;
+    }
     const off = median(v.off);
     const on = median(v.on);
     emit(`${k}_http_off`, off, units[k], { runs: v.off.map((x) => Math.round(x * 100) / 100) });
