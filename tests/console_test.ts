@@ -309,6 +309,16 @@ Deno.test("console in Chromium: every node, live kill, multicast arrows, ring to
       assert.match(await page.textContent("#role-ring") ?? "", new RegExp(`fence ${lock.fence}`));
       await page.screenshot({ path: `${ARTEFACTS}/console-all-up.png`, fullPage: true });
       await cluster.node("n2").ctl("unlock", [String(lock.fence)]);
+      // grants in a burst reach the page thinned (one summary per window), counted exactly
+      for (let i = 0; i < 60; i++) {
+        const l = await cluster.node("n2").ctl("lock", ["10"]);
+        await cluster.node("n2").ctl("unlock", [String(l.fence)]);
+      }
+      await page.waitForFunction(
+        () => document.querySelector('#role-ring tr[data-node="n2"] .grants')?.textContent === "61",
+        undefined,
+        { timeout: 15_000 },
+      );
     });
 
     await t.step("a killed node turns down as it happens", async () => {

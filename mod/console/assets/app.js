@@ -303,6 +303,7 @@ function renderRing(nodes) {
   parts.push(`</svg>`);
   const rows = nodes.map((x) => ({
     cls: x.up ? "" : "down",
+    attrs: `data-node="${esc(x.name)}"`,
     cells: x.up
       ? [
         esc(x.name),
