@@ -11,6 +11,7 @@
  * @module
  */
 import { LocalCluster, type NodeSpec, peerdCommand } from "../mod/process/mod.ts";
+import { MomClient } from "../mod/mom/mod.ts";
 import { QueueClient } from "../mod/queue/mod.ts";
 import { RpcClient } from "../mod/wire/mod.ts";
 
@@ -23,7 +24,10 @@ const REPS = Number(argValue("--reps", "3"));
 const RING_MS = Number(argValue("--ring-ms", "4000"));
 const QUEUE_N = Number(argValue("--queue-n", "20000"));
 const FANOUT_N = Number(argValue("--fanout-n", "50000"));
-const ONLY = argValue("--only", ""); // "ring" or "queue": one of the two
+/** Only these workloads (comma-separated: ring, queue, multicast, mom); all by default. */
+const ONLY = argValue("--only", "ring,queue,multicast,mom").split(",");
+const MC_WINDOW_MS = Number(argValue("--multicast-ms", "4000"));
+const MOM_N = Number(argValue("--mom-n", "30000"));
 // "console" (the target), or "none": --http on with nobody attached (where a cost comes from)
 const ATTACH = argValue("--attach", "console");
 const BODY = new Uint8Array(100).fill(42);
@@ -234,9 +238,112 @@ async function queueFanout(cluster: LocalCluster): Promise<number> {
   }
 }
 
+/**
+ * Multicast: 3 nodes each generating as fast as the group delivers (`--generate`); the
+ * median node's deliveries per second over a window, and the nodes' CPU per delivery.
+ * Every delivery is an `mc.delivered` event (and every send an `mc.sent`), all streamed
+ * to the console, which draws them in its diagram.
+ */
+async function multicastThroughput(
+  cluster: LocalCluster,
+  cpu: CpuProbe,
+): Promise<{ rate: number; nodeCpuUs: number }> {
+  const delivered = async () =>
+    await Promise.all(cluster.nodes.map(async (n) => Number((await n.ctl("status")).delivered)));
+  for (let i = 0; i < 300; i++) {
+    const s = await Promise.all(cluster.nodes.map((n) => n.ctl("status")));
+    if (s.every((x) => x.state === "member" && (x.members as string[]).length === 3)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await new Promise((r) => setTimeout(r, 1_000)); // warm-up: the generators at full speed
+  const c1 = await delivered();
+  const cpu0 = cpu.nodes();
+  const t1 = performance.now();
+  await new Promise((r) => setTimeout(r, MC_WINDOW_MS)); // the measured window of a steady load
+  const c2 = await delivered();
+  const cpu1 = cpu.nodes();
+  const secs = (performance.now() - t1) / 1000;
+  const counts = c2.map((c, i) => c - c1[i]);
+  const total = counts.reduce((a, b) => a + b, 0);
+  return {
+    rate: median(counts.map((c) => c / secs)),
+    nodeCpuUs: ((cpu1 - cpu0) * 1e6) / Math.max(total, 1),
+  };
+}
+
+/**
+ * MOM: a broker and two daemons; MOM_N publications on d1 delivered to a subscriber on d2
+ * (each one a `msg.published` and a `msg.delivered` event); deliveries per second and the
+ * three processes' CPU per message.
+ */
+async function momDelivery(
+  cluster: LocalCluster,
+  cpu: CpuProbe,
+): Promise<{ rate: number; nodeCpuUs: number }> {
+  for (const d of ["d1", "d2"]) {
+    for (let i = 0; i < 400 && (await cluster.node(d).ctl("status")).link !== "up"; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  const pubClient = await MomClient.connect({
+    hostname: "127.0.0.1",
+    port: cluster.node("d1").port,
+  });
+  const subClient = await MomClient.connect({
+    hostname: "127.0.0.1",
+    port: cluster.node("d2").port,
+  });
+  try {
+    const publisher = await pubClient.create();
+    const subscriber = await subClient.create();
+    await subscriber.subscribe("bench");
+    const run = async (n: number) => {
+      let received = 0;
+      const reader = (async () => {
+        for (let i = 0; i < 10 * n && received < n; i++) {
+          received += (await subscriber.receiveBatch({ timeout: 1_000 })).length;
+        }
+        await subscriber.ack();
+      })();
+      for (let sent = 0; sent < n;) {
+        const end = Math.min(n, sent + 1_000);
+        for (; sent < end; sent++) publisher.publishNoWait("bench", BODY);
+        await publisher.flush();
+        // keep at most 20,000 in flight
+        for (let i = 0; i < 100_000 && sent - received > 20_000; i++) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+      await reader;
+      if (received < n) throw new Error(`mom: received ${received} of ${n}`);
+    };
+    await run(2_000);
+    const cpu0 = cpu.nodes();
+    const t0 = performance.now();
+    await run(MOM_N);
+    const secs = (performance.now() - t0) / 1000;
+    const nodeCpuUs = ((cpu.nodes() - cpu0) * 1e6) / MOM_N;
+    await publisher.destroy();
+    await subscriber.destroy();
+    return { rate: MOM_N / secs, nodeCpuUs };
+  } finally {
+    await pubClient.close();
+    await subClient.close();
+  }
+}
+
 async function main(): Promise<void> {
   const ring: NodeSpec[] = ["n1", "n2", "n3"].map((name) => ({ name, role: "ring" }));
   const queue: NodeSpec[] = [{ name: "q1", role: "queue" }];
+  const multicast: NodeSpec[] = ["m1", "m2", "m3"].map((name) => ({
+    name,
+    role: "multicast",
+    args: ["--generate", "50000", "--quiet", "--fail-timeout-ms", "5000"],
+  }));
+  const mom: NodeSpec[] = ["b1", "d1", "d2"].map((name) => ({
+    name,
+    role: name === "b1" ? "broker" : "daemon",
+  }));
   const runs: Record<string, { off: number[]; on: number[] }> = {};
   const put = (k: string, http: boolean, v: number) => {
     runs[k] ??= { off: [], on: [] };
@@ -247,7 +354,7 @@ async function main(): Promise<void> {
     const order = rep % 2 === 0 ? [false, true] : [true, false];
     for (const http of order) {
       const label = `rep ${rep + 1}/${REPS} http ${http ? "on" : "off"}`;
-      if (ONLY !== "queue") {
+      if (ONLY.includes("ring")) {
         console.error(`http bench: ${label}: ring`);
         const r = await withCluster(ring, http, ringContended);
         put("ring_grants_per_s", http, r.grants);
@@ -256,14 +363,27 @@ async function main(): Promise<void> {
         if (http) console.error(`  console cpu ${r.consoleCpuUs.toFixed(1)} µs/grant`);
         if (http) put("ring_console_cpu_us_per_grant", http, r.consoleCpuUs);
       }
-      if (ONLY === "ring") continue;
-      console.error(`http bench: ${label}: queue`);
-      const q = await withCluster(queue, http, async (c) => ({
-        confirmed: await queueConfirmed(c),
-        fanout: await queueFanout(c),
-      }));
-      put("queue_publish_confirmed_per_s", http, q.confirmed);
-      put("queue_fanout_delivered_per_s", http, q.fanout);
+      if (ONLY.includes("queue")) {
+        console.error(`http bench: ${label}: queue`);
+        const q = await withCluster(queue, http, async (c) => ({
+          confirmed: await queueConfirmed(c),
+          fanout: await queueFanout(c),
+        }));
+        put("queue_publish_confirmed_per_s", http, q.confirmed);
+        put("queue_fanout_delivered_per_s", http, q.fanout);
+      }
+      if (ONLY.includes("multicast")) {
+        console.error(`http bench: ${label}: multicast`);
+        const m = await withCluster(multicast, http, multicastThroughput);
+        put("multicast_deliveries_per_s_per_node", http, m.rate);
+        put("multicast_node_cpu_us_per_delivery", http, m.nodeCpuUs);
+      }
+      if (ONLY.includes("mom")) {
+        console.error(`http bench: ${label}: mom`);
+        const m = await withCluster(mom, http, momDelivery);
+        put("mom_delivered_per_s", http, m.rate);
+        put("mom_node_cpu_us_per_message", http, m.nodeCpuUs);
+      }
       console.error(`http bench: ${label}: done`);
     }
   }
@@ -274,6 +394,10 @@ async function main(): Promise<void> {
     ring_console_cpu_us_per_grant: "µs",
     queue_publish_confirmed_per_s: "msgs/s",
     queue_fanout_delivered_per_s: "msgs/s",
+    multicast_deliveries_per_s_per_node: "msgs/s",
+    multicast_node_cpu_us_per_delivery: "µs",
+    mom_delivered_per_s: "msgs/s",
+    mom_node_cpu_us_per_message: "µs",
   };
   for (const [k, v] of Object.entries(runs)) {
     if (v.off.length === 0) {

@@ -136,7 +136,7 @@ Deno.test("networkOf() tells cut links (both ends answer, one cannot reach the o
 Deno.test("streamQuery() asks each role for what its page draws; the ring's lock events thinned", () => {
   assert.equal(
     decodeURIComponent(streamQuery("ring")),
-    "ev=lock.,token.,ready,stopped&thin=lock.",
+    "ev=lock.,token.,ready,stopped&thin=lock.&thin_keep=4",
   );
   assert.match(decodeURIComponent(streamQuery("multicast")), /^ev=mc\.sent,mc\.delivered,/);
   assert.equal(decodeURIComponent(streamQuery("queue")), "ev=ready,stopped");

@@ -392,7 +392,17 @@ Deno.test("NodeHttpServer drops a slow /events client; the sender and other clie
 
 Deno.test("parseEventSelection() reads ev and thin prefix lists and thin_ms; refuses bad ones", () => {
   const sel = parseEventSelection(new URLSearchParams("ev=lock.,token., ready&thin=lock."));
-  assert.deepEqual(sel, { prefixes: ["lock.", "token.", "ready"], thin: ["lock."], thinMs: 250 });
+  assert.deepEqual(sel, {
+    prefixes: ["lock.", "token.", "ready"],
+    thin: ["lock."],
+    thinMs: 250,
+    thinKeep: 0,
+  });
+  assert.equal(parseEventSelection(new URLSearchParams("thin=x&thin_keep=40")).thinKeep, 40);
+  assert.throws(
+    () => parseEventSelection(new URLSearchParams("thin_keep=-1")),
+    /Cannot read thin_keep/,
+  );
   assert.equal(selects(sel, "lock.acquired"), true);
   assert.equal(selects(sel, "ready"), true);
   assert.equal(selects(sel, "rumor.learned"), false);
@@ -410,6 +420,22 @@ Deno.test("parseEventSelection() reads ev and thin prefix lists and thin_ms; ref
   }
   const many = Array.from({ length: 65 }, (_, i) => `p${i}`).join(",");
   assert.throws(() => parseEventSelection(new URLSearchParams(`ev=${many}`)), /more than 64/);
+});
+
+Deno.test("ThinWindow(keep) passes the first keep of a name per window whole, then counts", () => {
+  const w = new ThinWindow<number>(2);
+  assert.deepEqual([1, 2, 3, 4, 5].map((i) => w.add("mc.delivered", i, i)), [
+    true,
+    true,
+    false,
+    false,
+    false,
+  ]);
+  assert.equal(w.add("mc.sent", 6, 6), true);
+  assert.deepEqual(w.take(), [{ ev: "mc.delivered", id: 5, last: 5, count: 3 }]);
+  // a fresh window: whole again
+  assert.equal(w.add("mc.delivered", 7, 7), true);
+  assert.deepEqual(w.take(), []);
 });
 
 Deno.test("ThinWindow keeps per name the last event and the exact count, by last id", () => {

@@ -66,8 +66,10 @@ export interface ClusterWatchOptions {
 export interface StreamSelection {
   /** Prefixes streamed. */
   ev: string[];
-  /** Prefixes (among `ev`) summarised per window: last event and count. */
+  /** Prefixes (among `ev`) thinned per window: the first `keep` whole, then a summary. */
   thin?: string[];
+  /** Events of a thinned name sent whole per window. @default {0} */
+  keep?: number;
 }
 
 /**
@@ -78,10 +80,14 @@ export interface StreamSelection {
  * their lifecycle.
  */
 export const STREAM_SELECTION: Readonly<Record<string, StreamSelection>> = {
-  ring: { ev: ["lock.", "token.", "ready", "stopped"], thin: ["lock."] },
+  ring: { ev: ["lock.", "token.", "ready", "stopped"], thin: ["lock."], keep: 4 },
   gossip: { ev: ["rumor.", "member.", "ready", "stopped"] },
+  // the diagram draws the last 30 messages: at a human's pace every one, under load a
+  // sample (the first of each window) with exact counts
   multicast: {
     ev: ["mc.sent", "mc.delivered", "mc.excluded", "view.", "ready", "stopped"],
+    thin: ["mc.sent", "mc.delivered"],
+    keep: 40,
   },
   "lottery-server": { ev: ["batch.stored", "agency.done", "draw", "ready", "stopped"] },
 };
@@ -94,6 +100,7 @@ export function streamQuery(role: string): string {
   const sel = Object.hasOwn(STREAM_SELECTION, role) ? STREAM_SELECTION[role] : LIFECYCLE_ONLY;
   const q = new URLSearchParams({ ev: sel.ev.join(",") });
   if (sel.thin?.length) q.set("thin", sel.thin.join(","));
+  if (sel.thin?.length && sel.keep) q.set("thin_keep", String(sel.keep));
   return q.toString();
 }
 

@@ -1,9 +1,11 @@
 /**
  * What an `/events` client asks for: which events (`ev=PREFIX[,PREFIX…]`), and which of
- * them to summarise (`thin=PREFIX[,PREFIX…]`, `thin_ms=N`) instead of sending each one —
- * per window of N ms, per event name, the last event and how many there were. Counts and
- * the latest event stay exact; a reader that draws a token moving 3,000 times a second
- * gets a few frames a second instead of 3,000. Pure: no timers, no I/O.
+ * them to thin (`thin=PREFIX[,PREFIX…]`, `thin_ms=N`, `thin_keep=K`): per window of N ms
+ * and per event name, the first K events go out whole as they happen, and the rest are
+ * only counted — at the window's end one summary carries the last of them and how many
+ * there were. Counts and the latest event stay exact; at a human's pace every event goes
+ * out whole, and a reader that draws a token moving 3,000 times a second gets a few frames
+ * a second instead of 3,000. Pure: no timers, no I/O.
  *
  * @module
  */
@@ -13,6 +15,9 @@ export const THIN_DEFAULT_MS = 250;
 
 /** Smallest and largest `thin_ms`. */
 export const THIN_MS_RANGE: readonly [number, number] = [10, 60_000];
+
+/** Largest `thin_keep`. */
+export const THIN_KEEP_MAX = 10_000;
 
 /** At most this many prefixes in `ev` or `thin`. */
 const MAX_PREFIXES = 64;
@@ -25,6 +30,8 @@ export interface EventSelection {
   thin: readonly string[];
   /** Window of the summaries, ms. */
   thinMs: number;
+  /** Events of a thinned name sent whole in each window before the rest are counted. */
+  thinKeep: number;
 }
 
 /** A bad `/events` query (the server answers 400 with the message). */
@@ -58,7 +65,17 @@ export function parseEventSelection(params: URLSearchParams): EventSelection {
       );
     }
   }
-  return { prefixes, thin, thinMs };
+  const keepRaw = params.get("thin_keep");
+  let thinKeep = 0;
+  if (keepRaw !== null) {
+    thinKeep = Number(keepRaw);
+    if (!Number.isInteger(thinKeep) || thinKeep < 0 || thinKeep > THIN_KEEP_MAX) {
+      throw new EventSelectionError(
+        `Cannot read thin_keep: "${keepRaw.slice(0, 40)}" is not an integer in 0..${THIN_KEEP_MAX}`,
+      );
+    }
+  }
+  return { prefixes, thin, thinMs, thinKeep };
 }
 
 function startsWithAny(ev: string, prefixes: readonly string[]): boolean {
@@ -76,7 +93,7 @@ export function thins(selection: EventSelection, ev: string): boolean {
   return selection.thin.length > 0 && startsWithAny(ev, selection.thin);
 }
 
-/** One summary: the last event of a name in a window, its id, and how many there were. */
+/** One summary: the last event of a name held in a window, its id, and how many were held. */
 export interface ThinSummary<T> {
   /** Event name. */
   ev: string;
@@ -84,36 +101,53 @@ export interface ThinSummary<T> {
   id: number;
   /** The last one. */
   last: T;
-  /** How many events of this name the window held (≥ 1). */
+  /** How many events of this name the window held back (≥ 1; those sent whole not counted). */
   count: number;
 }
 
 /**
- * One window of thinned events: `add` per event (a map update, nothing else), `take` at
- * the window's end gives one summary per event name in the order of their last ids.
+ * One window of thinned events. `add` per event: the first `keep` of a name in the window
+ * are to be sent whole (it returns true), the others are counted (a map update, nothing
+ * else). `take` at the window's end gives one summary per name that had events held back,
+ * in the order of their last ids, and starts a fresh window.
  */
 export class ThinWindow<T> {
-  #byName = new Map<string, ThinSummary<T>>();
+  #keep: number;
+  #whole = new Map<string, number>();
+  #held = new Map<string, ThinSummary<T>>();
 
-  /** Events held (distinct names). */
-  get size(): number {
-    return this.#byName.size;
+  constructor(keep = 0) {
+    this.#keep = keep;
   }
 
-  /** Counts event `id` of name `ev`; it becomes that name's last. */
-  add(ev: string, id: number, item: T): void {
-    const s = this.#byName.get(ev);
+  /** Names with events held back. */
+  get size(): number {
+    return this.#held.size;
+  }
+
+  /** Counts event `id` of name `ev`: true when it goes out whole, else it is held back. */
+  add(ev: string, id: number, item: T): boolean {
+    if (this.#keep > 0) {
+      const whole = this.#whole.get(ev) ?? 0;
+      if (whole < this.#keep) {
+        this.#whole.set(ev, whole + 1);
+        return true;
+      }
+    }
+    const s = this.#held.get(ev);
     if (s) {
       s.id = id;
       s.last = item;
       s.count++;
-    } else this.#byName.set(ev, { ev, id, last: item, count: 1 });
+    } else this.#held.set(ev, { ev, id, last: item, count: 1 });
+    return false;
   }
 
-  /** The window's summaries (by last id) and a fresh window. */
+  /** The window's summaries (by last id), and a fresh window. */
   take(): ThinSummary<T>[] {
-    const out = [...this.#byName.values()].sort((a, b) => a.id - b.id);
-    this.#byName.clear();
+    const out = [...this.#held.values()].sort((a, b) => a.id - b.id);
+    this.#held.clear();
+    this.#whole.clear();
     return out;
   }
 }

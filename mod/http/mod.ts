@@ -29,6 +29,7 @@ export {
   parseEventSelection,
   selects,
   THIN_DEFAULT_MS,
+  THIN_KEEP_MAX,
   THIN_MS_RANGE,
   thins,
   type ThinSummary,

@@ -139,22 +139,22 @@ export class NodeHttpServer implements AsyncDisposable {
     let frame: string | undefined;
     for (const c of this.#clients) {
       if (!selects(c.selection, event.ev)) continue;
-      if (thins(c.selection, event.ev)) {
-        this.#thin(c, kept);
-        continue;
-      }
+      if (thins(c.selection, event.ev) && !this.#thin(c, kept)) continue;
       frame ??= sseFrame(lineOf(kept), { id: kept.id });
       c.stream.write(frame);
     }
   }
 
-  /** Counts `kept` in the client's window, which ends (and is sent) `thinMs` after its first. */
-  #thin(c: Client, kept: Kept): void {
-    c.window.add(kept.event.ev, kept.id, kept);
+  /**
+   * Counts `kept` in the client's window, which ends (its summaries sent) `thinMs` after
+   * its first event; true when it is one of the first `thinKeep` of its name, to go out whole.
+   */
+  #thin(c: Client, kept: Kept): boolean {
     c.timer ??= setTimeout(() => {
       c.timer = undefined;
       this.#sendWindow(c);
     }, c.selection.thinMs);
+    return c.window.add(kept.event.ev, kept.id, kept);
   }
 
   #sendWindow(c: Client): void {
@@ -252,7 +252,7 @@ export class NodeHttpServer implements AsyncDisposable {
     const timer: { keepAlive?: ReturnType<typeof setInterval> } = {};
     const client: Client = {
       selection,
-      window: new ThinWindow<Kept>(),
+      window: new ThinWindow<Kept>(selection.thinKeep),
       stream: new SseStream({
         maxBufferBytes: this.#options.sseBufferBytes ?? SSE_BUFFER_BYTES,
         onClose: (why) => {
@@ -268,8 +268,8 @@ export class NodeHttpServer implements AsyncDisposable {
     if (replay > 0) {
       for (const r of this.#recentTail(replay)) {
         if (r.id <= after || !selects(selection, r.event.ev)) continue;
-        if (thins(selection, r.event.ev)) client.window.add(r.event.ev, r.id, r);
-        else stream.write(sseFrame(lineOf(r), { id: r.id }));
+        if (thins(selection, r.event.ev) && !client.window.add(r.event.ev, r.id, r)) continue;
+        stream.write(sseFrame(lineOf(r), { id: r.id }));
       }
       this.#sendWindow(client);
     }
