@@ -1,12 +1,19 @@
 /**
  * What `--http` and an attached console cost a role: the same benchmark with HTTP off,
  * then on with `peerd console` attached (its own process: status polled every second, every
- * node's `/events` streamed), alternating in one run, REPS times each. Figures: ring
- * grants per second with every node contending (each grant is three events on the SSE
- * stream), ring acquire p50 under contention, queue persistent publishes confirmed per
- * second, and queue fan-out deliveries per second; each with the on/off ratio.
+ * node's `/events` streamed, as the console asks for them), optionally on with nobody
+ * attached (`bare`), alternating in one run, REPS times each, fresh processes every time.
+ * Figures, each with its ratio to off: ring grants per second with every node contending
+ * (three lock events per grant) and acquire p50; queue persistent publishes confirmed per
+ * second and fan-out deliveries per second; multicast deliveries per second per node with
+ * every node generating (an `mc.sent` and three `mc.delivered` events per message); MOM
+ * deliveries per second from a publisher on one daemon to a subscriber on another (two
+ * events per message). Since the machine may be shared, the nodes' CPU time per grant,
+ * delivery or message (`/proc/<pid>/stat`) is given too: it is what streaming costs the
+ * node itself, whatever else runs.
  *
- * Run: `deno run -A bench/http_bench.ts [--reps 3] [--only ring|queue]` (or `deno task bench http`).
+ * Run: `deno run -A bench/http_bench.ts [--reps 3] [--only ring,queue,multicast,mom]
+ * [--modes off,console[,bare]]` (or `deno task bench http`).
  *
  * @module
  */
@@ -28,8 +35,16 @@ const FANOUT_N = Number(argValue("--fanout-n", "50000"));
 const ONLY = argValue("--only", "ring,queue,multicast,mom").split(",");
 const MC_WINDOW_MS = Number(argValue("--multicast-ms", "4000"));
 const MOM_N = Number(argValue("--mom-n", "30000"));
-// "console" (the target), or "none": --http on with nobody attached (where a cost comes from)
-const ATTACH = argValue("--attach", "console");
+/**
+ * The configurations compared, alternating in one run: `off` (no --http), `console`
+ * (--http on, `peerd console` attached: the target) and `bare` (--http on, nobody
+ * attached: what the endpoints cost by themselves).
+ */
+type Mode = "off" | "bare" | "console";
+const MODES = argValue("--modes", "off,console").split(",") as Mode[];
+for (const m of MODES) {
+  if (!["off", "bare", "console"].includes(m)) throw new Error(`--modes: unknown mode ${m}`);
+}
 const BODY = new Uint8Array(100).fill(42);
 
 function median(xs: number[]): number {
@@ -88,7 +103,7 @@ interface CpuProbe {
 /** Starts `nodes` with HTTP and a console attached (`http`), or plain; runs `work`, stops. */
 async function withCluster<T>(
   nodes: NodeSpec[],
-  http: boolean,
+  mode: Mode,
   work: (cluster: LocalCluster, cpu: CpuProbe) => Promise<T>,
 ): Promise<T> {
   const ports = freePorts(nodes.length * 2);
@@ -96,11 +111,11 @@ async function withCluster<T>(
     ...n,
     port: ports[2 * i],
     args: [...(n.args ?? []), "--log-level", "warn"],
-    entry: http ? { http: `127.0.0.1:${ports[2 * i + 1]}` } : {},
+    entry: mode === "off" ? {} : { http: `127.0.0.1:${ports[2 * i + 1]}` },
   }));
   await using cluster = await LocalCluster.start({ nodes: specs });
   const nodesCpu = () => cluster.nodes.reduce((sum, n) => sum + cpuSeconds(n.pid), 0);
-  if (!http || ATTACH === "none") return await work(cluster, { nodes: nodesCpu, console: () => 0 });
+  if (mode !== "console") return await work(cluster, { nodes: nodesCpu, console: () => 0 });
   // the console as a user runs it: its own process, polling and streaming every node
   const [port] = freePorts(1);
   const web = peerdCommand(
@@ -344,47 +359,45 @@ async function main(): Promise<void> {
     name,
     role: name === "b1" ? "broker" : "daemon",
   }));
-  const runs: Record<string, { off: number[]; on: number[] }> = {};
-  const put = (k: string, http: boolean, v: number) => {
-    runs[k] ??= { off: [], on: [] };
-    runs[k][http ? "on" : "off"].push(v);
+  const runs: Record<string, Partial<Record<Mode, number[]>>> = {};
+  const put = (k: string, mode: Mode, v: number) => {
+    runs[k] ??= {};
+    (runs[k][mode] ??= []).push(v);
   };
   for (let rep = 0; rep < REPS; rep++) {
-    // alternate which goes first, so drift in the machine's load hits both alike
-    const order = rep % 2 === 0 ? [false, true] : [true, false];
-    for (const http of order) {
-      const label = `rep ${rep + 1}/${REPS} http ${http ? "on" : "off"}`;
+    // rotate which goes first, so drift in the machine's load hits all alike
+    const order = MODES.map((_, i) => MODES[(i + rep) % MODES.length]);
+    for (const mode of order) {
+      const label = `rep ${rep + 1}/${REPS} ${mode}`;
       if (ONLY.includes("ring")) {
         console.error(`http bench: ${label}: ring`);
-        const r = await withCluster(ring, http, ringContended);
-        put("ring_grants_per_s", http, r.grants);
-        put("ring_acquire_p50_ms", http, r.p50);
-        put("ring_node_cpu_us_per_grant", http, r.nodeCpuUs);
-        if (http) console.error(`  console cpu ${r.consoleCpuUs.toFixed(1)} µs/grant`);
-        if (http) put("ring_console_cpu_us_per_grant", http, r.consoleCpuUs);
+        const r = await withCluster(ring, mode, ringContended);
+        put("ring_grants_per_s", mode, r.grants);
+        put("ring_acquire_p50_ms", mode, r.p50);
+        put("ring_node_cpu_us_per_grant", mode, r.nodeCpuUs);
+        if (mode === "console") put("ring_console_cpu_us_per_grant", mode, r.consoleCpuUs);
       }
       if (ONLY.includes("queue")) {
         console.error(`http bench: ${label}: queue`);
-        const q = await withCluster(queue, http, async (c) => ({
+        const q = await withCluster(queue, mode, async (c) => ({
           confirmed: await queueConfirmed(c),
           fanout: await queueFanout(c),
         }));
-        put("queue_publish_confirmed_per_s", http, q.confirmed);
-        put("queue_fanout_delivered_per_s", http, q.fanout);
+        put("queue_publish_confirmed_per_s", mode, q.confirmed);
+        put("queue_fanout_delivered_per_s", mode, q.fanout);
       }
       if (ONLY.includes("multicast")) {
         console.error(`http bench: ${label}: multicast`);
-        const m = await withCluster(multicast, http, multicastThroughput);
-        put("multicast_deliveries_per_s_per_node", http, m.rate);
-        put("multicast_node_cpu_us_per_delivery", http, m.nodeCpuUs);
+        const m = await withCluster(multicast, mode, multicastThroughput);
+        put("multicast_deliveries_per_s_per_node", mode, m.rate);
+        put("multicast_node_cpu_us_per_delivery", mode, m.nodeCpuUs);
       }
       if (ONLY.includes("mom")) {
         console.error(`http bench: ${label}: mom`);
-        const m = await withCluster(mom, http, momDelivery);
-        put("mom_delivered_per_s", http, m.rate);
-        put("mom_node_cpu_us_per_message", http, m.nodeCpuUs);
+        const m = await withCluster(mom, mode, momDelivery);
+        put("mom_delivered_per_s", mode, m.rate);
+        put("mom_node_cpu_us_per_message", mode, m.nodeCpuUs);
       }
-      console.error(`http bench: ${label}: done`);
     }
   }
   const units: Record<string, string> = {
@@ -399,18 +412,22 @@ async function main(): Promise<void> {
     mom_delivered_per_s: "msgs/s",
     mom_node_cpu_us_per_message: "µs",
   };
+  const names: Record<Mode, string> = {
+    off: "http_off",
+    bare: "http_on_bare",
+    console: "http_on_console",
+  };
   for (const [k, v] of Object.entries(runs)) {
-    if (v.off.length === 0) {
-      emit(`${k}_http_on_console`, median(v.on), units[k], { runs: v.on.map(round2) });
-      continue;
+    const off = v.off?.length ? median(v.off) : undefined;
+    for (const mode of MODES) {
+      const xs = v[mode];
+      if (!xs?.length) continue;
+      const value = median(xs);
+      emit(`${k}_${names[mode]}`, value, units[k], {
+        runs: xs.map(round2),
+        ...(mode !== "off" && off ? { ratio_on_off: Math.round((value / off) * 1000) / 1000 } : {}),
+      });
     }
-    const off = median(v.off);
-    const on = median(v.on);
-    emit(`${k}_http_off`, off, units[k], { runs: v.off.map((x) => Math.round(x * 100) / 100) });
-    emit(`${k}_http_on_console`, on, units[k], {
-      runs: v.on.map((x) => Math.round(x * 100) / 100),
-      ratio_on_off: Math.round((on / off) * 1000) / 1000,
-    });
   }
 }
 

@@ -74,10 +74,15 @@ function json(value: unknown, status = 200): Response {
   );
 }
 
-/** An event as kept for replay and fan-out: its id, and its JSON line once made. */
+/**
+ * An event as kept for replay and fan-out: its id, its name, and its JSON line when the
+ * events file made one (then the record itself is not kept: it dies young, as it does
+ * without HTTP), else the record, its line made when a client first takes it.
+ */
 interface Kept {
   id: number;
-  event: EventRecord;
+  ev: string;
+  event?: EventRecord;
   line?: string;
 }
 
@@ -127,7 +132,9 @@ export class NodeHttpServer implements AsyncDisposable {
   }
 
   #onEvent(event: EventRecord, line?: string): void {
-    const kept: Kept = { id: ++this.#seq, event, line };
+    const kept: Kept = line === undefined
+      ? { id: ++this.#seq, ev: event.ev, event }
+      : { id: ++this.#seq, ev: event.ev, line };
     if (this.#keep > 0) {
       if (this.#recent.length < this.#keep) this.#recent.push(kept);
       else {
@@ -138,8 +145,8 @@ export class NodeHttpServer implements AsyncDisposable {
     if (this.#clients.size === 0) return;
     let frame: string | undefined;
     for (const c of this.#clients) {
-      if (!selects(c.selection, event.ev)) continue;
-      if (thins(c.selection, event.ev) && !this.#thin(c, kept)) continue;
+      if (!selects(c.selection, kept.ev)) continue;
+      if (thins(c.selection, kept.ev) && !this.#thin(c, kept)) continue;
       frame ??= sseFrame(lineOf(kept), { id: kept.id });
       c.stream.write(frame);
     }
@@ -154,7 +161,7 @@ export class NodeHttpServer implements AsyncDisposable {
       c.timer = undefined;
       this.#sendWindow(c);
     }, c.selection.thinMs);
-    return c.window.add(kept.event.ev, kept.id, kept);
+    return c.window.add(kept.ev, kept.id, kept);
   }
 
   #sendWindow(c: Client): void {
@@ -267,8 +274,8 @@ export class NodeHttpServer implements AsyncDisposable {
     stream.send({ epoch: this.#epoch, seq: this.#seq }, { event: "hello" });
     if (replay > 0) {
       for (const r of this.#recentTail(replay)) {
-        if (r.id <= after || !selects(selection, r.event.ev)) continue;
-        if (thins(selection, r.event.ev) && !client.window.add(r.event.ev, r.id, r)) continue;
+        if (r.id <= after || !selects(selection, r.ev)) continue;
+        if (thins(selection, r.ev) && !client.window.add(r.ev, r.id, r)) continue;
         stream.write(sseFrame(lineOf(r), { id: r.id }));
       }
       this.#sendWindow(client);
@@ -307,5 +314,9 @@ export class NodeHttpServer implements AsyncDisposable {
 
 /** The event's JSON line: the one the events file made, or made now and kept for the next client. */
 function lineOf(kept: Kept): string {
-  return kept.line ??= eventJson(kept.event);
+  if (kept.line === undefined) {
+    kept.line = eventJson(kept.event);
+    kept.event = undefined;
+  }
+  return kept.line;
 }
