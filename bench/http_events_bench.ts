@@ -5,10 +5,11 @@
  * replay buffer) and nobody streaming (`bare`); with one `/events` client asking as the
  * console does for a ring node (`thinned`: lock events summarised per 250 ms); with one
  * client taking every event whole (`whole`). Clients are `curl -N` processes, so reading
- * costs this process nothing. Ring-like events: `lock.requested`, `lock.acquired`,
- * `lock.released` in turn. Modes alternate, REPS times each.
+ * costs this process nothing. Ring-like events (`lock.requested`, `lock.acquired`,
+ * `lock.released` in turn) or, with `--role multicast`, multicast-like ones (an `mc.sent`,
+ * three `mc.delivered`). Modes alternate, REPS times each.
  *
- * Run: `deno run -A bench/http_events_bench.ts [--reps 5] [--events 200000]`.
+ * Run: `deno run -A bench/http_events_bench.ts [--reps 5] [--events 200000] [--role multicast]`.
  *
  * @module
  */
@@ -25,7 +26,21 @@ const REPS = Number(argValue("--reps", "5"));
 const EVENTS = Number(argValue("--events", "200000"));
 /** Events emitted per turn of the event loop (then the timers and writes run). */
 const PER_TURN = 300;
-const NAMES = ["lock.requested", "lock.acquired", "lock.released"];
+/** Ring-like events (three per grant) or multicast-like ones (a send, three deliveries). */
+const ROLE = argValue("--role", "ring");
+if (ROLE !== "ring" && ROLE !== "multicast") throw new Error(`--role: ring or multicast`);
+const NAMES = ROLE === "ring"
+  ? ["lock.requested", "lock.acquired", "lock.released"]
+  : ["mc.sent", "mc.delivered", "mc.delivered", "mc.delivered"];
+
+/** The fields of event `i`. */
+function fieldsOf(i: number): Record<string, unknown> {
+  if (ROLE === "ring") return { fence: i, waited_ms: 0.5, holder: "n1" };
+  const id = `m1:${Math.floor(i / 4)}`;
+  return i % 4 === 0
+    ? { id, lamport: i, size: 24 }
+    : { id, from: "m1", lamport: i, idx: i, body: "generated 0123456789" };
+}
 
 type Mode = "off" | "bare" | "thinned" | "whole";
 const MODES: Mode[] = ["off", "bare", "thinned", "whole"];
@@ -39,14 +54,14 @@ function cpuSeconds(): number {
 
 /** Emits EVENTS ring-like events in `mode`; resolves with CPU µs per event. */
 async function run(mode: Mode, dir: string): Promise<number> {
-  const sink = new EventSink({ node: "n1", role: "ring", path: `${dir}/${mode}.jsonl` });
+  const sink = new EventSink({ node: "n1", role: ROLE, path: `${dir}/${mode}.jsonl` });
   let server: NodeHttpServer | undefined;
   let unsubscribe = () => {};
   const clients: Deno.ChildProcess[] = [];
   try {
     if (mode !== "off") {
       const registry = new MetricRegistry();
-      const metrics = roleMetrics(registry, "ring");
+      const metrics = roleMetrics(registry, ROLE);
       unsubscribe = sink.subscribe((e) => metrics.event(e));
       server = new NodeHttpServer({
         status: () => Promise.resolve({}),
@@ -55,7 +70,7 @@ async function run(mode: Mode, dir: string): Promise<number> {
         subscribe: (l) => sink.subscribe(l),
       }, { hostname: "127.0.0.1", port: 0 });
       if (mode === "thinned" || mode === "whole") {
-        const query = mode === "thinned" ? `?${streamQuery("ring")}` : "";
+        const query = mode === "thinned" ? `?${streamQuery(ROLE)}` : "";
         clients.push(
           new Deno.Command("curl", {
             args: ["-sN", `http://${server.address}/events${query}`],
@@ -72,7 +87,7 @@ async function run(mode: Mode, dir: string): Promise<number> {
     const c0 = cpuSeconds();
     for (let i = 0; i < EVENTS;) {
       for (const end = Math.min(EVENTS, i + PER_TURN); i < end; i++) {
-        sink.emit(NAMES[i % 3], { fence: i, waited_ms: 0.5, holder: "n1" });
+        sink.emit(NAMES[i % NAMES.length], fieldsOf(i));
       }
       await new Promise((r) => setTimeout(r, 0)); // a turn: the sink and the streams write
     }
@@ -107,7 +122,7 @@ try {
     const value = median(runs[mode]);
     console.log(JSON.stringify({
       bench: "http_events",
-      figure: `cpu_us_per_event_${mode}`,
+      figure: `${ROLE}_cpu_us_per_event_${mode}`,
       value: Math.round(value * 100) / 100,
       unit: "µs",
       runs: runs[mode].map((x) => Math.round(x * 100) / 100),

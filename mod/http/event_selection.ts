@@ -93,6 +93,38 @@ export function thins(selection: EventSelection, ev: string): boolean {
   return selection.thin.length > 0 && startsWithAny(ev, selection.thin);
 }
 
+/** What a client does with events of one name: skip them, send them whole, or thin them. */
+export type EventRoute = "skip" | "send" | "thin";
+
+/** Most event names a {@linkcode RouteCache} remembers (names are few: the roles' own). */
+const ROUTE_CACHE_MAX = 1024;
+
+/**
+ * The route of each event name under one selection, worked out once per name (the prefix
+ * tests run on a name's first event only: a node emits the same few names all the time).
+ */
+export class RouteCache {
+  readonly #selection: EventSelection;
+  readonly #routes = new Map<string, EventRoute>();
+
+  constructor(selection: EventSelection) {
+    this.#selection = selection;
+  }
+
+  /** The route of events named `ev`. */
+  route(ev: string): EventRoute {
+    const known = this.#routes.get(ev);
+    if (known !== undefined) return known;
+    const r: EventRoute = !selects(this.#selection, ev)
+      ? "skip"
+      : thins(this.#selection, ev)
+      ? "thin"
+      : "send";
+    if (this.#routes.size < ROUTE_CACHE_MAX) this.#routes.set(ev, r);
+    return r;
+  }
+}
+
 /** One summary: the last event of a name held in a window, its id, and how many were held. */
 export interface ThinSummary<T> {
   /** Event name. */
@@ -113,8 +145,9 @@ export interface ThinSummary<T> {
  */
 export class ThinWindow<T> {
   #keep: number;
-  #whole = new Map<string, number>();
-  #held = new Map<string, ThinSummary<T>>();
+  /** Per name in this window: how many went out whole, and what was held back. */
+  #names = new Map<string, { whole: number; held?: ThinSummary<T> }>();
+  #heldNames = 0;
 
   constructor(keep = 0) {
     this.#keep = keep;
@@ -122,32 +155,35 @@ export class ThinWindow<T> {
 
   /** Names with events held back. */
   get size(): number {
-    return this.#held.size;
+    return this.#heldNames;
   }
 
   /** Counts event `id` of name `ev`: true when it goes out whole, else it is held back. */
   add(ev: string, id: number, item: T): boolean {
-    if (this.#keep > 0) {
-      const whole = this.#whole.get(ev) ?? 0;
-      if (whole < this.#keep) {
-        this.#whole.set(ev, whole + 1);
-        return true;
-      }
+    let n = this.#names.get(ev);
+    if (!n) this.#names.set(ev, n = { whole: 0 });
+    if (n.whole < this.#keep) {
+      n.whole++;
+      return true;
     }
-    const s = this.#held.get(ev);
+    const s = n.held;
     if (s) {
       s.id = id;
       s.last = item;
       s.count++;
-    } else this.#held.set(ev, { ev, id, last: item, count: 1 });
+    } else {
+      n.held = { ev, id, last: item, count: 1 };
+      this.#heldNames++;
+    }
     return false;
   }
 
   /** The window's summaries (by last id), and a fresh window. */
   take(): ThinSummary<T>[] {
-    const out = [...this.#held.values()].sort((a, b) => a.id - b.id);
-    this.#held.clear();
-    this.#whole.clear();
-    return out;
+    const out: ThinSummary<T>[] = [];
+    for (const n of this.#names.values()) if (n.held) out.push(n.held);
+    this.#names.clear();
+    this.#heldNames = 0;
+    return out.sort((a, b) => a.id - b.id);
   }
 }

@@ -169,10 +169,11 @@ export class Counter {
     this.#family = family;
   }
 
-  /** Adds `by` (≥ 0) to the series of `labels`. */
-  inc(labels: Labels = {}, by = 1): void {
+  /** Adds `by` (≥ 0) to the series of `labels` (none: the unlabelled one, found at once). */
+  inc(labels?: Labels, by = 1): void {
     if (!(by >= 0)) return;
-    seriesOf(this.#family, labels).value += by;
+    const f = this.#family;
+    (labels === undefined ? f.plain ??= keyedSeries(f, {}) : seriesOf(f, labels)).value += by;
   }
 
   /** Sets the series to a total counted elsewhere (a status field); never lowers it. */

@@ -24,9 +24,11 @@ export { type RoleMetrics, roleMetrics, ROLES_WITH_METRICS } from "./role_metric
 export { processMetrics } from "./process_metrics.ts";
 export { type Readiness, type ReadinessRule, readinessRule } from "./readiness.ts";
 export {
+  type EventRoute,
   type EventSelection,
   EventSelectionError,
   parseEventSelection,
+  RouteCache,
   selects,
   THIN_DEFAULT_MS,
   THIN_KEEP_MAX,

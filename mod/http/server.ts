@@ -12,8 +12,7 @@ import {
   type EventSelection,
   EventSelectionError,
   parseEventSelection,
-  selects,
-  thins,
+  RouteCache,
   ThinWindow,
 } from "./event_selection.ts";
 import { eventJson, SSE_BUFFER_BYTES, sseFrame, SseStream } from "./sse.ts";
@@ -90,6 +89,7 @@ interface Kept {
 interface Client {
   stream: SseStream;
   selection: EventSelection;
+  routes: RouteCache;
   window: ThinWindow<Kept>;
   timer?: ReturnType<typeof setTimeout>;
 }
@@ -145,8 +145,8 @@ export class NodeHttpServer implements AsyncDisposable {
     if (this.#clients.size === 0) return;
     let frame: string | undefined;
     for (const c of this.#clients) {
-      if (!selects(c.selection, kept.ev)) continue;
-      if (thins(c.selection, kept.ev) && !this.#thin(c, kept)) continue;
+      const route = c.routes.route(kept.ev);
+      if (route === "skip" || (route === "thin" && !this.#thin(c, kept))) continue;
       frame ??= sseFrame(lineOf(kept), { id: kept.id });
       c.stream.write(frame);
     }
@@ -257,8 +257,10 @@ export class NodeHttpServer implements AsyncDisposable {
       ? Number(url.searchParams.get("after")) || 0
       : 0;
     const timer: { keepAlive?: ReturnType<typeof setInterval> } = {};
+    const routes = new RouteCache(selection);
     const client: Client = {
       selection,
+      routes,
       window: new ThinWindow<Kept>(selection.thinKeep),
       stream: new SseStream({
         maxBufferBytes: this.#options.sseBufferBytes ?? SSE_BUFFER_BYTES,
@@ -274,8 +276,9 @@ export class NodeHttpServer implements AsyncDisposable {
     stream.send({ epoch: this.#epoch, seq: this.#seq }, { event: "hello" });
     if (replay > 0) {
       for (const r of this.#recentTail(replay)) {
-        if (r.id <= after || !selects(selection, r.ev)) continue;
-        if (thins(selection, r.ev) && !client.window.add(r.ev, r.id, r)) continue;
+        const route = routes.route(r.ev);
+        if (r.id <= after || route === "skip") continue;
+        if (route === "thin" && !client.window.add(r.ev, r.id, r)) continue;
         stream.write(sseFrame(lineOf(r), { id: r.id }));
       }
       this.#sendWindow(client);
