@@ -186,20 +186,31 @@ const multicast: Table = (m, _role) => {
   });
   const members = m.gauge("peerd_multicast_members", "members of the current view");
   const member = m.gauge("peerd_multicast_member", "1 while this node is a member of a view");
-  const pending = new Map<string, number>();
+  // own messages sent and not yet delivered, oldest first from `head`: a node delivers its
+  // own messages in the order it sent them, so the one delivered is at the head (or a few
+  // after it, when earlier ones were discarded) — no map churn per message
+  let sentAt: Array<{ id: string; ts: number }> = [];
+  let head = 0;
   return {
     event: byEvent({
       "mc.sent": (e) => {
         sent.inc();
-        if (pending.size >= 10_000) pending.delete(pending.keys().next().value!);
-        pending.set(String(e.id), e.ts);
+        sentAt.push({ id: String(e.id), ts: e.ts });
+        if (sentAt.length - head > 10_000) head++;
+        if (head > 1024 && head * 2 > sentAt.length) {
+          sentAt = sentAt.slice(head);
+          head = 0;
+        }
       },
       "mc.delivered": (e) => {
         delivered.inc();
-        const t0 = pending.get(String(e.id));
-        if (t0 !== undefined) {
-          pending.delete(String(e.id));
-          latency.observe({}, (e.ts - t0) / 1000);
+        const id = typeof e.id === "string" ? e.id : String(e.id);
+        const end = Math.min(sentAt.length, head + 64);
+        for (let k = head; k < end; k++) {
+          if (sentAt[k].id !== id) continue;
+          latency.observe({}, (e.ts - sentAt[k].ts) / 1000);
+          head = k + 1; // those before it were discarded: never delivered after it
+          break;
         }
       },
       "view.changed": () => views.inc(),
