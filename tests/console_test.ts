@@ -8,8 +8,17 @@ import {
   hasExecutable,
   httpNodes,
 } from "./harness/http.ts";
-import { layoutSpaceTime, renderSpaceTimeSvg } from "../mod/console/mod.ts";
+import {
+  layoutSpaceTime,
+  networkOf,
+  renderSpaceTimeSvg,
+  streamQuery,
+  unreachableFrom,
+} from "../mod/console/mod.ts";
 import type { EventRecord } from "../mod/events/mod.ts";
+import { loadPeersFile } from "../mod/config/mod.ts";
+import { startConsole } from "../mod/console/mod.ts";
+import { Lab, labTest } from "./harness/lab.ts";
 
 // the page's DOM, in functions that run in the browser
 // deno-lint-ignore no-explicit-any
@@ -66,6 +75,71 @@ Deno.test("layoutSpaceTime() draws one arrow per copy delivered elsewhere, and c
   assert.equal(windowed.arrows.length, 2);
   assert.ok(windowed.ends.some((e) => e.node === "c" && e.how === "down"));
   assert.equal(layoutSpaceTime([]).arrows.length, 0);
+});
+
+Deno.test("networkOf() tells cut links (both ends answer, one cannot reach the other) from down nodes", () => {
+  const gossip = (name: string, states: Record<string, string>, up = true) => ({
+    name,
+    role: "gossip",
+    up,
+    status: up ? { members: {} } : undefined,
+    extra: up
+      ? { members: { members: Object.entries(states).map(([n, state]) => ({ name: n, state })) } }
+      : undefined,
+  });
+  // g1 is cut off from g2 and g3 (it suspects them, they count it dead); g4 is down
+  const nodes = [
+    gossip("g1", { g1: "alive", g2: "suspect", g3: "dead", g4: "dead" }),
+    gossip("g2", { g1: "dead", g2: "alive", g3: "alive", g4: "dead" }),
+    gossip("g3", { g1: "dead", g2: "alive", g3: "alive", g4: "suspect" }),
+    gossip("g4", {}, false),
+    { name: "e1", role: "echo", up: true, status: {} },
+  ];
+  assert.deepEqual(unreachableFrom(nodes[0], nodes), ["g2", "g3", "g4"]);
+  assert.equal(unreachableFrom(nodes[3], nodes), undefined);
+  assert.equal(unreachableFrom(nodes[4], nodes), undefined);
+  const net = networkOf(nodes);
+  const state = Object.fromEntries(net.edges.map((e) => [`${e.a}-${e.b}`, e.state]));
+  assert.deepEqual(state, {
+    "g1-g2": "cut",
+    "g1-g3": "cut",
+    "g1-g4": "down",
+    "g2-g3": "ok",
+    "g2-g4": "down",
+    "g3-g4": "down",
+  });
+  assert.deepEqual(net.groups, [["g1"], ["g2", "g3"]]);
+  assert.deepEqual(net.cuts.find((e) => e.a === "g1" && e.b === "g2")?.by, ["g1", "g2"]);
+
+  // one way: only n1 says n2 is down (the ring's own view); multicast by its view
+  const ring = [
+    { name: "n1", role: "ring", up: true, status: { down: ["n2"] } },
+    { name: "n2", role: "ring", up: true, status: { down: [] } },
+    { name: "m1", role: "multicast", up: true, status: { members: ["m1"], suspected: [] } },
+    { name: "m2", role: "multicast", up: true, status: { members: ["m1", "m2"], suspected: [] } },
+  ];
+  const one = networkOf(ring);
+  assert.deepEqual(one.cuts.map((e) => [e.a, e.b, e.by]), [["m1", "m2", ["m1"]], [
+    "n1",
+    "n2",
+    ["n1"],
+  ]]);
+  assert.deepEqual(one.unreachable, { m1: ["m2"], n1: ["n2"] });
+  // the MOM: a daemon whose broker link is down, a broker that lost it
+  const mom = networkOf([
+    { name: "b1", role: "broker", up: true, status: { daemons: { d1: { connected: false } } } },
+    { name: "d1", role: "daemon", up: true, status: { link: "connecting" } },
+  ]);
+  assert.deepEqual(mom.cuts.map((e) => [e.a, e.b, e.by]), [["b1", "d1", ["b1", "d1"]]]);
+});
+
+Deno.test("streamQuery() asks each role for what its page draws; the ring's lock events thinned", () => {
+  assert.equal(
+    decodeURIComponent(streamQuery("ring")),
+    "ev=lock.,token.,ready,stopped&thin=lock.&thin_keep=4",
+  );
+  assert.match(decodeURIComponent(streamQuery("multicast")), /^ev=mc\.sent,mc\.delivered,/);
+  assert.equal(decodeURIComponent(streamQuery("queue")), "ev=ready,stopped");
 });
 
 /** Sends `perNode` messages from each node and waits until every node delivered them all. */
@@ -235,6 +309,16 @@ Deno.test("console in Chromium: every node, live kill, multicast arrows, ring to
       assert.match(await page.textContent("#role-ring") ?? "", new RegExp(`fence ${lock.fence}`));
       await page.screenshot({ path: `${ARTEFACTS}/console-all-up.png`, fullPage: true });
       await cluster.node("n2").ctl("unlock", [String(lock.fence)]);
+      // grants in a burst reach the page thinned (one summary per window), counted exactly
+      for (let i = 0; i < 60; i++) {
+        const l = await cluster.node("n2").ctl("lock", ["10"]);
+        await cluster.node("n2").ctl("unlock", [String(l.fence)]);
+      }
+      await page.waitForFunction(
+        () => document.querySelector('#role-ring tr[data-node="n2"] .grants')?.textContent === "61",
+        undefined,
+        { timeout: 15_000 },
+      );
     });
 
     await t.step("a killed node turns down as it happens", async () => {
@@ -355,3 +439,117 @@ Deno.test("peerd --role demo --console prints the URL, serves the demo's nodes, 
     assert.equal(status.code, 0, text);
   }
 });
+
+/** Fast SWIM so that a cut shows within a second or two (as in the lab gossip tests). */
+const FAST_GOSSIP = [
+  "--gossip-interval",
+  "100",
+  "--anti-entropy-interval",
+  "300",
+  "--probe-interval",
+  "300",
+  "--probe-timeout",
+  "150",
+  "--suspect-timeout",
+  "900",
+];
+
+labTest(
+  "console in Chromium shows a lab partition as cut links and groups, apart from a node that is down",
+  async () => {
+    if (!hasExecutable(CHROMIUM)) {
+      console.log(`skipped: console partition test (no ${CHROMIUM}; Debian package chromium)`);
+      return;
+    }
+    const { chromium } = await import("playwright-core");
+    await using lab = await Lab.up({
+      prefix: "avc1",
+      peers: ["g1", "g2", "g3"].map((name) => ({
+        name,
+        role: "gossip",
+        port: 7201,
+        args: FAST_GOSSIP,
+      })),
+    });
+    // the console in the root namespace reaches every node over the lab's bridge; the cuts
+    // are between the nodes' namespaces only
+    const stop = new AbortController();
+    const web = await startConsole(loadPeersFile(lab.peersPath), {
+      listen: { hostname: "127.0.0.1", port: 0 },
+      intervalMs: 300,
+      signal: stop.signal,
+    });
+    const profile = await Deno.makeTempDir({ prefix: "peerd-chromium-" });
+    const browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1200, height: 1000 },
+    });
+    await Deno.mkdir(ARTEFACTS, { recursive: true });
+    const edge = (a: string, b: string, state: string) =>
+      `#network line.net-edge[data-a="${a}"][data-b="${b}"][data-state="${state}"]`;
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e: Error) => errors.push(e.message));
+      await page.goto(web.url);
+      await page.waitForSelector("body[data-loaded=true]", { timeout: 15_000 });
+      await page.waitForFunction(
+        () =>
+          document.querySelectorAll('#network line.net-edge[data-state="ok"]').length === 3 &&
+          document.querySelector("#network")?.dataset.partitioned === "false",
+        undefined,
+        { timeout: 20_000 },
+      );
+
+      await lab.isolate("g1");
+      for (const selector of [edge("g1", "g2", "cut"), edge("g1", "g3", "cut")]) {
+        await page.waitForSelector(selector, { timeout: 20_000, state: "attached" });
+      }
+      await page.waitForSelector('#partitions[data-groups="g1|g2,g3"]', {
+        timeout: 20_000,
+        state: "attached",
+      });
+      // a partition, not a crash: every node still answers and is shown up
+      assert.equal(await page.locator('.node-card[data-up="true"]').count(), 3);
+      // g1's own view follows once its probes time out
+      await page.waitForSelector('.node-card[data-node="g1"][data-cannot-reach="g2,g3"]', {
+        timeout: 20_000,
+      });
+      assert.equal(await page.locator(edge("g2", "g3", "ok")).count(), 1);
+      assert.match(await page.textContent("#network h2") ?? "", /partitioned: 2 links cut/);
+      await page.screenshot({ path: `${ARTEFACTS}/console-partition.png`, fullPage: true });
+
+      // a node that is down is drawn as down, its links dotted, not as one more cut
+      await lab.kill("g3");
+      await page.waitForSelector('.node-card[data-node="g3"][data-up="false"]', {
+        timeout: 15_000,
+      });
+      await page.waitForSelector(edge("g2", "g3", "down"), { timeout: 15_000, state: "attached" });
+      await page.waitForSelector(edge("g1", "g3", "down"), { timeout: 15_000, state: "attached" });
+      assert.equal(await page.locator(edge("g1", "g2", "cut")).count(), 1);
+      await page.screenshot({
+        path: `${ARTEFACTS}/console-partition-and-down.png`,
+        fullPage: true,
+      });
+
+      // healed: g1 and g2 reach each other again
+      await lab.heal();
+      await page.waitForSelector(edge("g1", "g2", "ok"), { timeout: 30_000, state: "attached" });
+      await page.waitForFunction(
+        () => document.querySelector("#network")?.dataset.partitioned === "false",
+        undefined,
+        { timeout: 30_000 },
+      );
+      await page.screenshot({ path: `${ARTEFACTS}/console-partition-healed.png`, fullPage: true });
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+      await Deno.remove(profile, { recursive: true }).catch(() => {});
+      stop.abort();
+      await web.close();
+    }
+  },
+  { timeoutMs: 150_000 },
+);

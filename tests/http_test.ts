@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { LocalCluster, runPeerd, waitUntil } from "./harness/mod.ts";
 import { freePorts, hasExecutable, httpNodes } from "./harness/http.ts";
 import { readSse } from "../mod/http/mod.ts";
+import { writeAgencyFile } from "../mod/lottery/demo.ts";
 
 const PROMTOOL = "/usr/bin/promtool";
 
@@ -228,4 +229,105 @@ Deno.test("--http: a bad value exits 2 naming it, a taken port exits 1, PEERD_HT
   assert.equal(listening?.address, `127.0.0.1:${h}`);
   const help = await runPeerd(["--role", "echo", "--help"]);
   assert.match(help.stdout, /--http <host:port>/);
+});
+
+/** Scrapes `http`'s /metrics until it holds every one of `want`; checks it with promtool. */
+async function scrapeWhileRunning(name: string, http: string, want: string[]): Promise<string> {
+  const text = await waitUntil(async () => {
+    try {
+      const body = await fetch(`http://${http}/metrics`).then((r) => r.text());
+      return want.every((w) => body.includes(w)) ? body : undefined;
+    } catch {
+      return undefined; // not listening yet
+    }
+  }, { what: `${name} /metrics with ${want.join(", ")}`, timeoutMs: 20_000 });
+  if (hasExecutable(PROMTOOL)) {
+    const check = await promtool(text);
+    assert.equal(check.code, 0, `${name}: promtool: ${check.out}\n${text}`);
+  }
+  return text;
+}
+
+Deno.test("--http on the short-lived roles: promtool accepts an agency's, the followers' and the leader's /metrics while they run", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "peerd-http-short-" });
+  const [a1Http, a2Http, f1Http, f2Http] = freePorts(4).map((p) => `127.0.0.1:${p}`);
+  const specs = httpNodes([
+    { name: "lottery", role: "lottery-server", args: ["--agencies", "3"] },
+    { name: "lead", role: "leader", args: ["--followers", "2", "--turn-timeout", "10000"] },
+  ]);
+  const client = (name: string, role: string, http?: string) => ({
+    name,
+    role,
+    unlisted: true,
+    deferred: true,
+    readyEvent: null,
+    args: http ? ["--http", http] : [],
+  });
+  await using cluster = await LocalCluster.start({
+    dir,
+    nodes: [
+      ...specs,
+      client("a1", "agency", a1Http),
+      client("a2", "agency", a2Http),
+      client("a3", "agency"),
+      client("f1", "follower", f1Http),
+      client("f2", "follower", f2Http),
+    ],
+  });
+  const server = cluster.node("lottery").address;
+  for (const a of [1, 2, 3]) {
+    await writeAgencyFile(`${dir}/agency-${a}.csv`, a, 10, []);
+    const node = cluster.node(`a${a}`);
+    node.spec.args = [
+      ...node.spec.args!,
+      "--agency",
+      String(a),
+      "--bets",
+      `${dir}/agency-${a}.csv`,
+      "--server",
+      server,
+    ];
+  }
+  // agencies 1 and 2 send their bets and wait for the draw, which waits for agency 3
+  await cluster.node("a1").start();
+  const a1 = await scrapeWhileRunning("a1", a1Http, [
+    'peerd_info{role="agency",name="a1"',
+    "peerd_agency_bets 10",
+    "peerd_agency_round 1",
+    "peerd_ready 1",
+  ]);
+  assert.match(a1, /peerd_events_total\{ev="round"\} 1/);
+  await cluster.node("a2").start();
+  await scrapeWhileRunning("a2", a2Http, ['peerd_info{role="agency",name="a2"', "peerd_ready 1"]);
+  await scrapeWhileRunning("lottery", specs[0].http, ["peerd_lottery_agencies_done 2"]);
+  await cluster.node("a3").start();
+  assert.deepEqual(
+    await Promise.all(["a1", "a2", "a3"].map((a) => cluster.node(a).exited(30_000))),
+    [0, 0, 0],
+  );
+
+  // follower 1 asks for a turn; the leader waits for follower 2 before granting any
+  const leader = cluster.node("lead").address;
+  for (const f of ["f1", "f2"]) {
+    const node = cluster.node(f);
+    node.spec.args = [...node.spec.args!, "--queue", leader, "--write-delay", "1500"];
+  }
+  await cluster.node("f1").start();
+  await scrapeWhileRunning("f1", f1Http, [
+    'peerd_info{role="follower",name="f1"',
+    "peerd_follower_values 0",
+    "peerd_ready 1",
+  ]);
+  await scrapeWhileRunning("lead", specs[1].http, [
+    "peerd_leader_followers 2",
+    "peerd_leader_followers_requested 1",
+  ]);
+  await cluster.node("f2").start();
+  // each turn holds for the write delay: the first grant is seen while the job runs
+  await scrapeWhileRunning("lead", specs[1].http, ["peerd_leader_grants_total 1"]);
+  await scrapeWhileRunning("f2", f2Http, ['peerd_info{role="follower",name="f2"']);
+  assert.deepEqual(
+    await Promise.all([cluster.node("f1").exited(30_000), cluster.node("f2").exited(30_000)]),
+    [0, 0],
+  );
 });

@@ -5,11 +5,15 @@ import {
   MetricRegistry,
   NodeHttpServer,
   type NodeHttpSource,
+  parseEventSelection,
   parseHttpListen,
   readinessRule,
   readSse,
   roleMetrics,
+  selects,
   SseStream,
+  thins,
+  ThinWindow,
 } from "../mod/http/mod.ts";
 import type { EventRecord } from "../mod/events/mod.ts";
 import { hasExecutable } from "./harness/http.ts";
@@ -383,6 +387,113 @@ Deno.test("NodeHttpServer drops a slow /events client; the sender and other clie
   } finally {
     fast.abort();
     slow.close();
+  }
+});
+
+Deno.test("parseEventSelection() reads ev and thin prefix lists and thin_ms; refuses bad ones", () => {
+  const sel = parseEventSelection(new URLSearchParams("ev=lock.,token., ready&thin=lock."));
+  assert.deepEqual(sel, {
+    prefixes: ["lock.", "token.", "ready"],
+    thin: ["lock."],
+    thinMs: 250,
+    thinKeep: 0,
+  });
+  assert.equal(parseEventSelection(new URLSearchParams("thin=x&thin_keep=40")).thinKeep, 40);
+  assert.throws(
+    () => parseEventSelection(new URLSearchParams("thin_keep=-1")),
+    /Cannot read thin_keep/,
+  );
+  assert.equal(selects(sel, "lock.acquired"), true);
+  assert.equal(selects(sel, "ready"), true);
+  assert.equal(selects(sel, "rumor.learned"), false);
+  assert.equal(thins(sel, "lock.acquired"), true);
+  assert.equal(thins(sel, "token.created"), false);
+  const all = parseEventSelection(new URLSearchParams(""));
+  assert.equal(selects(all, "anything"), true);
+  assert.equal(thins(all, "anything"), false);
+  assert.equal(parseEventSelection(new URLSearchParams("thin=x&thin_ms=50")).thinMs, 50);
+  for (const bad of ["0", "abc", "1.5", "9999999"]) {
+    assert.throws(
+      () => parseEventSelection(new URLSearchParams(`thin_ms=${bad}`)),
+      /Cannot read thin_ms/,
+    );
+  }
+  const many = Array.from({ length: 65 }, (_, i) => `p${i}`).join(",");
+  assert.throws(() => parseEventSelection(new URLSearchParams(`ev=${many}`)), /more than 64/);
+});
+
+Deno.test("ThinWindow(keep) passes the first keep of a name per window whole, then counts", () => {
+  const w = new ThinWindow<number>(2);
+  assert.deepEqual([1, 2, 3, 4, 5].map((i) => w.add("mc.delivered", i, i)), [
+    true,
+    true,
+    false,
+    false,
+    false,
+  ]);
+  assert.equal(w.add("mc.sent", 6, 6), true);
+  assert.deepEqual(w.take(), [{ ev: "mc.delivered", id: 5, last: 5, count: 3 }]);
+  // a fresh window: whole again
+  assert.equal(w.add("mc.delivered", 7, 7), true);
+  assert.deepEqual(w.take(), []);
+});
+
+Deno.test("ThinWindow keeps per name the last event and the exact count, by last id", () => {
+  const w = new ThinWindow<string>();
+  w.add("lock.requested", 1, "r1");
+  w.add("lock.acquired", 2, "a1");
+  w.add("lock.requested", 3, "r2");
+  w.add("lock.released", 4, "x1");
+  w.add("lock.acquired", 5, "a2");
+  assert.equal(w.size, 3);
+  assert.deepEqual(w.take(), [
+    { ev: "lock.requested", id: 3, last: "r2", count: 2 },
+    { ev: "lock.released", id: 4, last: "x1", count: 1 },
+    { ev: "lock.acquired", id: 5, last: "a2", count: 2 },
+  ]);
+  assert.equal(w.size, 0);
+  assert.deepEqual(w.take(), []);
+});
+
+Deno.test("NodeHttpServer /events?thin=P sends per window the last event and the count; others whole", async () => {
+  const source = fakeSource();
+  await using server = new NodeHttpServer(source, { hostname: "127.0.0.1", port: 0 });
+  const bad = await fetch(`http://${server.address}/events?thin=lock.&thin_ms=nope`);
+  assert.equal(bad.status, 400);
+  assert.match(await bad.text(), /^bad request: Cannot read thin_ms/);
+  const c = new AbortController();
+  const res = await fetch(
+    `http://${server.address}/events?ev=lock.,token.&thin=lock.&thin_ms=100`,
+    { signal: c.signal },
+  );
+  const reader = readSse(res.body!);
+  try {
+    assert.equal((await reader.next()).value!.event, "hello");
+    for (let i = 1; i <= 1000; i++) {
+      source.emit("lock.acquired", { fence: i });
+      source.emit("lock.released", { fence: i });
+      source.emit("other", { i }); // not asked for
+    }
+    source.emit("token.created", { gen: 7 });
+    const got: Array<{ event: string; id?: string; data: Record<string, unknown> }> = [];
+    for (let k = 0; k < 3; k++) {
+      const m = (await reader.next()).value!;
+      got.push({ event: m.event, id: m.id, data: JSON.parse(m.data) });
+    }
+    // the token event goes out whole at once; the lock events as one summary per name
+    assert.equal(got[0].event, "message");
+    assert.equal(got[0].data.ev, "token.created");
+    assert.equal(got[0].id, "3001");
+    const summaries = got.slice(1);
+    assert.deepEqual(summaries.map((s) => [s.event, s.id, s.data.ev, s.data.count]), [
+      ["summary", "2998", "lock.acquired", 1000],
+      ["summary", "2999", "lock.released", 1000],
+    ]);
+    assert.equal((summaries[0].data.last as Record<string, unknown>).fence, 1000);
+    assert.equal((summaries[1].data.last as Record<string, unknown>).ev, "lock.released");
+  } finally {
+    await reader.return(undefined);
+    c.abort();
   }
 });
 

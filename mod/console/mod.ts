@@ -22,6 +22,9 @@ export {
   ClusterWatch,
   type ClusterWatchOptions,
   type NodeView,
+  STREAM_SELECTION,
+  streamQuery,
+  type StreamSelection,
   type WatchUpdate,
 } from "./watch.ts";
 export {
@@ -31,3 +34,10 @@ export {
   type SpaceTimeLayout,
   type SpaceTimeOptions,
 } from "./assets/spacetime.js";
+export {
+  type NetworkEdge,
+  type NetworkNode,
+  networkOf,
+  type NetworkView,
+  unreachableFrom,
+} from "./assets/network.js";

@@ -11,6 +11,7 @@ import type { ClusterWatch } from "./watch.ts";
 import PAGE from "./assets/page.html" with { type: "text" };
 import APP from "./assets/app.js" with { type: "text" };
 import SPACETIME from "./assets/spacetime.js" with { type: "text" };
+import NETWORK from "./assets/network.js" with { type: "text" };
 import STYLE from "./assets/style.css" with { type: "text" };
 
 const ASSETS: Record<string, [string, string]> = {
@@ -18,6 +19,7 @@ const ASSETS: Record<string, [string, string]> = {
   "/index.html": [PAGE, "text/html; charset=utf-8"],
   "/app.js": [APP, "text/javascript; charset=utf-8"],
   "/spacetime.js": [SPACETIME, "text/javascript; charset=utf-8"],
+  "/network.js": [NETWORK, "text/javascript; charset=utf-8"],
   "/style.css": [STYLE, "text/css; charset=utf-8"],
 };
 

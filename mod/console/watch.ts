@@ -36,6 +36,11 @@ export interface NodeView {
   downSince?: number;
   /** Whether its events stream is connected. */
   streaming: boolean;
+  /**
+   * Events of each name streamed from it since the console attached — exact, thinned ones
+   * included (a summary adds its count).
+   */
+  counts: Record<string, number>;
 }
 
 /** One update for the page. */
@@ -57,8 +62,54 @@ export interface ClusterWatchOptions {
   signal: AbortSignal;
 }
 
+/** Event-name prefixes a node streams to the console, and those it summarises. */
+export interface StreamSelection {
+  /** Prefixes streamed. */
+  ev: string[];
+  /** Prefixes (among `ev`) thinned per window: the first `keep` whole, then a summary. */
+  thin?: string[];
+  /** Events of a thinned name sent whole per window. @default {0} */
+  keep?: number;
+}
+
+/**
+ * What the console asks each role's nodes to stream (`/events?ev=…&thin=…`): the events
+ * its page draws, no more; `thin` names the high-rate kinds the node summarises per
+ * window (the last one and the count) — the ring's lock events, three per grant, come
+ * thousands a second under contention. Roles drawn from their status alone stream only
+ * their lifecycle.
+ */
+export const STREAM_SELECTION: Readonly<Record<string, StreamSelection>> = {
+  ring: { ev: ["lock.", "token.", "ready", "stopped"], thin: ["lock."], keep: 4 },
+  gossip: { ev: ["rumor.", "member.", "ready", "stopped"] },
+  // the diagram draws the last 30 messages: at a human's pace every one, under load a
+  // sample (the first of each window) with exact counts
+  multicast: {
+    ev: ["mc.sent", "mc.delivered", "mc.excluded", "view.", "ready", "stopped"],
+    thin: ["mc.sent", "mc.delivered"],
+    keep: 40,
+  },
+  "lottery-server": { ev: ["batch.stored", "agency.done", "draw", "ready", "stopped"] },
+};
+
+/** What the nodes of a role without an entry in {@linkcode STREAM_SELECTION} stream. */
+const LIFECYCLE_ONLY: StreamSelection = { ev: ["ready", "stopped"] };
+
+/** The `/events` query of a node of `role` (replay and reconnect position aside). */
+export function streamQuery(role: string): string {
+  const sel = Object.hasOwn(STREAM_SELECTION, role) ? STREAM_SELECTION[role] : LIFECYCLE_ONLY;
+  const q = new URLSearchParams({ ev: sel.ev.join(",") });
+  if (sel.thin?.length) q.set("thin", sel.thin.join(","));
+  if (sel.thin?.length && sel.keep) q.set("thin_keep", String(sel.keep));
+  return q.toString();
+}
+
 /** Extra ctl commands polled per role, merged into `NodeView.extra`. */
-const EXTRA: Record<string, string[]> = { queue: ["queues", "exchanges"] };
+const EXTRA: Record<string, string[]> = {
+  queue: ["queues", "exchanges"],
+  // who each gossip member believes alive, suspect or dead: the partition view
+  gossip: ["members"],
+};
 
 /**
  * Watches every node of a cluster. Listeners get each status change and event as they
@@ -109,6 +160,7 @@ export class ClusterWatch {
         error: "not polled yet",
         at: Date.now(),
         streaming: false,
+        counts: {},
       };
       this.#nodes.set(n.name, view);
       this.#events.set(n.name, []);
@@ -241,9 +293,13 @@ export class ClusterWatch {
     // what was seen of this node's events: a reconnect to the same process skips them
     let epoch = "";
     let lastId = 0;
+    const view = this.#nodes.get(n.name)!;
     for (let i = 0; !signal.aborted && i < Number.MAX_SAFE_INTEGER; i++) {
       try {
-        const query = `replay=${keep}` + (epoch ? `&epoch=${epoch}&after=${lastId}` : "");
+        // which events to ask for depends on the role: unknown until the first status
+        if (!view.role) throw new Error("role not known yet");
+        const query = `${streamQuery(view.role)}&replay=${keep}` +
+          (epoch ? `&epoch=${epoch}&after=${lastId}` : "");
         const res = await fetch(`http://${http}/events?${query}`, {
           headers: headers(auth),
           signal,
@@ -252,7 +308,7 @@ export class ClusterWatch {
           await res.body?.cancel();
           throw new Error(`http /events: ${res.status}`);
         }
-        this.#nodes.get(n.name)!.streaming = true;
+        view.streaming = true;
         backoff.reset();
         for await (const msg of readSse(res.body, signal)) {
           let data: Record<string, unknown>;
@@ -269,7 +325,16 @@ export class ClusterWatch {
             continue;
           }
           if (msg.id !== undefined) lastId = Number(msg.id);
-          const event = data as EventRecord;
+          let event: EventRecord;
+          let count = 1;
+          if (msg.event === "summary") {
+            // the node's summary of a thinned kind: its last event, and how many there were
+            if (!data.last || typeof data.last !== "object") continue;
+            count = Number(data.count) || 1;
+            event = { ...(data.last as EventRecord), thinned: count };
+          } else event = data as EventRecord;
+          if (typeof event.ev !== "string") continue;
+          view.counts[event.ev] = (view.counts[event.ev] ?? 0) + count;
           kept.push(event);
           if (kept.length > keep) kept.splice(0, kept.length - keep);
           this.#publish({ type: "event", event });
@@ -277,7 +342,7 @@ export class ClusterWatch {
       } catch {
         // node down or restarting: try again after a pause
       }
-      this.#nodes.get(n.name)!.streaming = false;
+      view.streaming = false;
       if (signal.aborted) break;
       this.#wake.get(n.name)?.(); // the stream ended: is the node still there?
       await sleep(backoff.next(), signal);

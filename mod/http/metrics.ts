@@ -34,6 +34,8 @@ interface Family {
   kind: Kind;
   buckets?: readonly number[];
   series: Map<string, Series>;
+  /** The series without labels, once made (the common case, found without a key). */
+  plain?: Series;
 }
 
 interface Series {
@@ -74,7 +76,10 @@ export class MetricRegistry {
   /** Removes every series of the gauge family `name` (before setting it afresh). */
   resetGauge(name: string): void {
     const f = this.#families.get(name);
-    if (f?.kind === "gauge") f.series.clear();
+    if (f?.kind === "gauge") {
+      f.series.clear();
+      f.plain = undefined;
+    }
   }
 
   /** The exposition text of every family, in declaration order. */
@@ -119,7 +124,18 @@ export class MetricRegistry {
   }
 }
 
+/** Whether `labels` has no label (checked without building a key: counters count per event). */
+function unlabelled(labels: Labels): boolean {
+  for (const _ in labels) return false;
+  return true;
+}
+
 function seriesOf(family: Family, labels: Labels): Series {
+  if (unlabelled(labels)) return family.plain ??= keyedSeries(family, {});
+  return keyedSeries(family, labels);
+}
+
+function keyedSeries(family: Family, labels: Labels): Series {
   const key = labelKey(labels);
   let s = family.series.get(key);
   if (!s) {
@@ -153,10 +169,11 @@ export class Counter {
     this.#family = family;
   }
 
-  /** Adds `by` (≥ 0) to the series of `labels`. */
-  inc(labels: Labels = {}, by = 1): void {
+  /** Adds `by` (≥ 0) to the series of `labels` (none: the unlabelled one, found at once). */
+  inc(labels?: Labels, by = 1): void {
     if (!(by >= 0)) return;
-    seriesOf(this.#family, labels).value += by;
+    const f = this.#family;
+    (labels === undefined ? f.plain ??= keyedSeries(f, {}) : seriesOf(f, labels)).value += by;
   }
 
   /** Sets the series to a total counted elsewhere (a status field); never lowers it. */

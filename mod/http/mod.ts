@@ -24,9 +24,25 @@ export { type RoleMetrics, roleMetrics, ROLES_WITH_METRICS } from "./role_metric
 export { processMetrics } from "./process_metrics.ts";
 export { type Readiness, type ReadinessRule, readinessRule } from "./readiness.ts";
 export {
+  type EventRoute,
+  type EventSelection,
+  EventSelectionError,
+  parseEventSelection,
+  RouteCache,
+  selects,
+  THIN_DEFAULT_MS,
+  THIN_KEEP_MAX,
+  THIN_MS_RANGE,
+  thins,
+  type ThinSummary,
+  ThinWindow,
+} from "./event_selection.ts";
+export {
+  eventJson,
   readSse,
   SSE_BUFFER_BYTES,
   SSE_FLUSH_MS,
+  sseFrame,
   SseStream,
   type SseStreamOptions,
 } from "./sse.ts";

@@ -186,20 +186,31 @@ const multicast: Table = (m, _role) => {
   });
   const members = m.gauge("peerd_multicast_members", "members of the current view");
   const member = m.gauge("peerd_multicast_member", "1 while this node is a member of a view");
-  const pending = new Map<string, number>();
+  // own messages sent and not yet delivered, oldest first from `head`: a node delivers its
+  // own messages in the order it sent them, so the one delivered is at the head (or a few
+  // after it, when earlier ones were discarded) — no map churn per message
+  let sentAt: Array<{ id: string; ts: number }> = [];
+  let head = 0;
   return {
     event: byEvent({
       "mc.sent": (e) => {
         sent.inc();
-        if (pending.size >= 10_000) pending.delete(pending.keys().next().value!);
-        pending.set(String(e.id), e.ts);
+        sentAt.push({ id: String(e.id), ts: e.ts });
+        if (sentAt.length - head > 10_000) head++;
+        if (head > 1024 && head * 2 > sentAt.length) {
+          sentAt = sentAt.slice(head);
+          head = 0;
+        }
       },
       "mc.delivered": (e) => {
         delivered.inc();
-        const t0 = pending.get(String(e.id));
-        if (t0 !== undefined) {
-          pending.delete(String(e.id));
-          latency.observe({}, (e.ts - t0) / 1000);
+        const id = typeof e.id === "string" ? e.id : String(e.id);
+        const end = Math.min(sentAt.length, head + 64);
+        for (let k = head; k < end; k++) {
+          if (sentAt[k].id !== id) continue;
+          latency.observe({}, (e.ts - sentAt[k].ts) / 1000);
+          head = k + 1; // those before it were discarded: never delivered after it
+          break;
         }
       },
       "view.changed": () => views.inc(),
@@ -321,6 +332,12 @@ const leader: Table = (m) => {
   const timeouts = m.counter("peerd_leader_grant_timeouts_total", "grants that timed out");
   const turns = m.counter("peerd_leader_turns_done_total", "turns finished");
   const writes = m.counter("peerd_leader_writes_total", "writes accepted");
+  const gauges = statusGauges(m, {
+    followers: ["peerd_leader_followers", "followers the job expects"],
+    requested: ["peerd_leader_followers_requested", "followers that asked for a turn"],
+    turn: ["peerd_leader_turn", "the turn granted last"],
+    finals: ["peerd_leader_final_lists", "final lists received"],
+  });
   return {
     event: byEvent({
       grant: () => grants.inc(),
@@ -328,7 +345,7 @@ const leader: Table = (m) => {
       "turn.done": () => turns.inc(),
       write: () => writes.inc(),
     }),
-    status: () => {},
+    status: gauges,
   };
 };
 
@@ -439,9 +456,38 @@ const lotteryServer: Table = (m) => {
 
 const agency: Table = (m) => {
   const winners = m.counter("peerd_agency_winners_total", "winners received");
+  const bets = m.gauge("peerd_agency_bets", "valid bets in the agency's file");
+  const batches = m.gauge("peerd_agency_batches", "batches the agency's bets are sent in");
+  const invalid = m.gauge("peerd_agency_invalid_lines", "invalid lines in the agency's file");
+  const round = m.gauge("peerd_agency_round", "the lottery round the agency's bets are for");
   return {
-    event: byEvent({ winners: (e) => winners.inc({}, num(e.count) ?? 0) }),
+    // an agency has no status of its own: what it does is in its events
+    event: byEvent({
+      ready: (e) => {
+        bets.set({}, e.bets);
+        batches.set({}, e.batches);
+        invalid.set({}, e.invalid);
+      },
+      round: (e) => round.set({}, e.round),
+      winners: (e) => winners.inc({}, num(e.count) ?? 0),
+    }),
     status: () => {},
+  };
+};
+
+const follower: Table = (m) => {
+  const writes = m.counter("peerd_follower_writes_total", "values written in its turns");
+  const ignored = m.counter(
+    "peerd_follower_writes_ignored_total",
+    "writes seen out of turn and ignored",
+  );
+  const gauges = statusGauges(m, {
+    turn: ["peerd_follower_turn", "the turn the follower last saw granted"],
+    values: ["peerd_follower_values", "values in the follower's list so far"],
+  });
+  return {
+    event: byEvent({ write: () => writes.inc(), "write.ignored": () => ignored.inc() }),
+    status: gauges,
   };
 };
 
@@ -458,6 +504,7 @@ const TABLES: Record<string, Table> = {
   daemon,
   queue: queueLike("peerd_queue"),
   leader,
+  follower,
   replica,
   frontend,
   "lottery-server": lotteryServer,

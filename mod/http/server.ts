@@ -8,7 +8,14 @@
 import type { EventRecord } from "../events/mod.ts";
 import { METRICS_CONTENT_TYPE } from "./metrics.ts";
 import type { Readiness } from "./readiness.ts";
-import { SSE_BUFFER_BYTES, SseStream } from "./sse.ts";
+import {
+  type EventSelection,
+  EventSelectionError,
+  parseEventSelection,
+  RouteCache,
+  ThinWindow,
+} from "./event_selection.ts";
+import { eventJson, SSE_BUFFER_BYTES, sseFrame, SseStream } from "./sse.ts";
 import { bearerMatches } from "./token.ts";
 
 /** What the endpoints serve. */
@@ -67,16 +74,43 @@ function json(value: unknown, status = 200): Response {
 }
 
 /**
- * The HTTP server of one node. `close()` ends every `/events` stream, then shuts the
- * server down; it is safe to call twice.
+ * An event as kept for replay and fan-out: its id, its name, and its JSON line when the
+ * events file made one (then the record itself is not kept: it dies young, as it does
+ * without HTTP), else the record, its line made when a client first takes it.
+ */
+interface Kept {
+  id: number;
+  ev: string;
+  event?: EventRecord;
+  line?: string;
+}
+
+/** One `/events` client: its stream, what it asked for, its window of thinned events. */
+interface Client {
+  stream: SseStream;
+  selection: EventSelection;
+  routes: RouteCache;
+  window: ThinWindow<Kept>;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * The HTTP server of one node. It subscribes to the node's events once: each event is
+ * kept for replay, and sent to the `/events` clients that want it with its frame built
+ * once for all of them (its JSON line made only if some client takes it whole); events a
+ * client thins are only counted until its window ends. `close()` ends every `/events`
+ * stream, then shuts the server down; it is safe to call twice.
  */
 export class NodeHttpServer implements AsyncDisposable {
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #source: NodeHttpSource;
   readonly #options: NodeHttpServerOptions;
-  readonly #streams = new Set<SseStream>();
+  readonly #clients = new Set<Client>();
   readonly #epoch = String(Date.now());
-  readonly #recent: Array<{ id: number; event: EventRecord; line?: string }> = [];
+  /** Recent events, a ring of `#keep` slots; the oldest at `#recentStart`. */
+  readonly #recent: Kept[] = [];
+  readonly #keep: number;
+  #recentStart = 0;
   readonly #unsubscribe: () => void;
   #seq = 0;
   #closed: Promise<void> | undefined;
@@ -84,11 +118,8 @@ export class NodeHttpServer implements AsyncDisposable {
   constructor(source: NodeHttpSource, options: NodeHttpServerOptions) {
     this.#source = source;
     this.#options = options;
-    const keep = options.replayEvents ?? 256;
-    this.#unsubscribe = source.subscribe((event, line) => {
-      this.#recent.push({ id: ++this.#seq, event, line });
-      if (this.#recent.length > keep) this.#recent.shift();
-    });
+    this.#keep = Math.max(0, options.replayEvents ?? 256);
+    this.#unsubscribe = source.subscribe((event, line) => this.#onEvent(event, line));
     this.#server = Deno.serve({
       hostname: options.hostname,
       port: options.port,
@@ -98,6 +129,54 @@ export class NodeHttpServer implements AsyncDisposable {
         return text("internal error\n", 500);
       },
     }, (request) => this.#handle(request));
+  }
+
+  #onEvent(event: EventRecord, line?: string): void {
+    const kept: Kept = line === undefined
+      ? { id: ++this.#seq, ev: event.ev, event }
+      : { id: ++this.#seq, ev: event.ev, line };
+    if (this.#keep > 0) {
+      if (this.#recent.length < this.#keep) this.#recent.push(kept);
+      else {
+        this.#recent[this.#recentStart] = kept;
+        this.#recentStart = (this.#recentStart + 1) % this.#keep;
+      }
+    }
+    if (this.#clients.size === 0) return;
+    let frame: string | undefined;
+    for (const c of this.#clients) {
+      const route = c.routes.route(kept.ev);
+      if (route === "skip" || (route === "thin" && !this.#thin(c, kept))) continue;
+      frame ??= sseFrame(lineOf(kept), { id: kept.id });
+      c.stream.write(frame);
+    }
+  }
+
+  /**
+   * Counts `kept` in the client's window, which ends (its summaries sent) `thinMs` after
+   * its first event; true when it is one of the first `thinKeep` of its name, to go out whole.
+   */
+  #thin(c: Client, kept: Kept): boolean {
+    c.timer ??= setTimeout(() => {
+      c.timer = undefined;
+      this.#sendWindow(c);
+    }, c.selection.thinMs);
+    return c.window.add(kept.ev, kept.id, kept);
+  }
+
+  #sendWindow(c: Client): void {
+    for (const s of c.window.take()) {
+      const data = `{"ev":${JSON.stringify(s.ev)},"count":${s.count},"last":${lineOf(s.last)}}`;
+      if (!c.stream.write(sseFrame(data, { event: "summary", id: s.id }))) return;
+    }
+  }
+
+  /** The last `n` events kept, oldest first. */
+  #recentTail(n: number): Kept[] {
+    const ordered = this.#recent.length < this.#keep
+      ? this.#recent
+      : [...this.#recent.slice(this.#recentStart), ...this.#recent.slice(0, this.#recentStart)];
+    return n >= ordered.length ? [...ordered] : ordered.slice(ordered.length - n);
   }
 
   /** The bound address. */
@@ -113,7 +192,7 @@ export class NodeHttpServer implements AsyncDisposable {
 
   /** The number of `/events` clients. */
   get sseClients(): number {
-    return this.#streams.size;
+    return this.#clients.size;
   }
 
   async #handle(request: Request): Promise<Response> {
@@ -162,40 +241,50 @@ export class NodeHttpServer implements AsyncDisposable {
 
   #events(url: URL): Response {
     if (this.#closed) return text("shutting down\n", 503);
-    if (this.#streams.size >= (this.#options.maxSseClients ?? 64)) {
+    let selection: EventSelection;
+    try {
+      selection = parseEventSelection(url.searchParams);
+    } catch (err) {
+      if (err instanceof EventSelectionError) return text(`bad request: ${err.message}\n`, 400);
+      throw err;
+    }
+    if (this.#clients.size >= (this.#options.maxSseClients ?? 64)) {
       return text("too many /events clients\n", 503, { "retry-after": "5" });
     }
-    const prefix = url.searchParams.get("ev") ?? "";
     const replay = Math.max(0, Math.min(Number(url.searchParams.get("replay")) || 0, 100_000));
     // ids count this process's events; after=ID with this process's epoch skips those seen
     const after = url.searchParams.get("epoch") === this.#epoch
       ? Number(url.searchParams.get("after")) || 0
       : 0;
-    let unsubscribe = () => {};
     const timer: { keepAlive?: ReturnType<typeof setInterval> } = {};
-    const stream = new SseStream({
-      maxBufferBytes: this.#options.sseBufferBytes ?? SSE_BUFFER_BYTES,
-      onClose: (why) => {
-        unsubscribe();
-        clearInterval(timer.keepAlive);
-        this.#streams.delete(stream);
-        if (why === "dropped") this.#options.onSseDrop?.();
-      },
-    });
-    this.#streams.add(stream);
+    const routes = new RouteCache(selection);
+    const client: Client = {
+      selection,
+      routes,
+      window: new ThinWindow<Kept>(selection.thinKeep),
+      stream: new SseStream({
+        maxBufferBytes: this.#options.sseBufferBytes ?? SSE_BUFFER_BYTES,
+        onClose: (why) => {
+          this.#clients.delete(client);
+          clearTimeout(client.timer);
+          clearInterval(timer.keepAlive);
+          if (why === "dropped") this.#options.onSseDrop?.();
+        },
+      }),
+    };
+    const { stream } = client;
     stream.send({ epoch: this.#epoch, seq: this.#seq }, { event: "hello" });
-    const wanted = (e: EventRecord) => !prefix || e.ev.startsWith(prefix);
     if (replay > 0) {
-      for (const r of this.#recent.slice(-replay)) {
-        if (r.id > after && wanted(r.event)) stream.send(r.line ?? r.event, { id: r.id });
+      for (const r of this.#recentTail(replay)) {
+        const route = routes.route(r.ev);
+        if (r.id <= after || route === "skip") continue;
+        if (route === "thin" && !client.window.add(r.ev, r.id, r)) continue;
+        stream.write(sseFrame(lineOf(r), { id: r.id }));
       }
+      this.#sendWindow(client);
     }
-    let id = this.#seq;
-    unsubscribe = this.#source.subscribe((event, line) => {
-      id++;
-      if (wanted(event)) stream.send(line ?? event, { id });
-    });
     if (!stream.closed) {
+      this.#clients.add(client);
       timer.keepAlive = setInterval(
         () => stream.comment("keep-alive"),
         (this.#options.keepAliveS ?? 15) * 1000,
@@ -214,7 +303,7 @@ export class NodeHttpServer implements AsyncDisposable {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#unsubscribe();
-      for (const s of [...this.#streams]) s.abort();
+      for (const c of [...this.#clients]) c.stream.abort();
       await this.#server.shutdown();
     })();
     return this.#closed;
@@ -224,4 +313,13 @@ export class NodeHttpServer implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** The event's JSON line: the one the events file made, or made now and kept for the next client. */
+function lineOf(kept: Kept): string {
+  if (kept.line === undefined) {
+    kept.line = eventJson(kept.event);
+    kept.event = undefined;
+  }
+  return kept.line;
 }

@@ -70,13 +70,15 @@ export class SseStream {
   /** Queues one event (`data` is sent as JSON unless a string); drops a client that is behind. */
   send(data: unknown, options: { event?: string; id?: number } = {}): boolean {
     if (this.#done) return false;
-    const text = typeof data === "string" ? data : toJson(data);
-    let frame = "";
-    if (options.event) frame += `event: ${options.event}\n`;
-    if (options.id !== undefined) frame += `id: ${options.id}\n`;
-    if (!text.includes("\n")) frame += `data: ${text}\n`;
-    else for (const line of text.split("\n")) frame += `data: ${line}\n`;
-    return this.#enqueue(frame + "\n");
+    return this.#enqueue(sseFrame(data, options));
+  }
+
+  /**
+   * Queues a frame made by {@linkcode sseFrame} (a server sending one event to many
+   * clients builds its frame once); drops a client that is behind.
+   */
+  write(frame: string): boolean {
+    return this.#done ? false : this.#enqueue(frame);
   }
 
   /** Queues an SSE comment (a keep-alive). */
@@ -165,11 +167,25 @@ export class SseStream {
 }
 
 /**
+ * One SSE frame: `event:` and `id:` lines when given, `data` (JSON unless a string) on as
+ * many `data:` lines as it has lines, and the blank line that ends it.
+ */
+export function sseFrame(data: unknown, options: { event?: string; id?: number } = {}): string {
+  const text = typeof data === "string" ? data : eventJson(data);
+  let frame = "";
+  if (options.event) frame += `event: ${options.event}\n`;
+  if (options.id !== undefined) frame += `id: ${options.id}\n`;
+  if (!text.includes("\n")) frame += `data: ${text}\n`;
+  else for (const line of text.split("\n")) frame += `data: ${line}\n`;
+  return frame + "\n";
+}
+
+/**
  * JSON of an event as the events file writes it (bigint as a number, bytes as their
  * length, maps and sets as objects and arrays); the replacer, which is slow, only when a
  * top-level field needs it (events are flat).
  */
-function toJson(data: unknown): string {
+export function eventJson(data: unknown): string {
   if (data && typeof data === "object" && !Array.isArray(data)) {
     for (const k in data) {
       const v = (data as Record<string, unknown>)[k];

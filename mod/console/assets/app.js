@@ -3,6 +3,7 @@
 // Plain JavaScript and SVG; the multicast diagram is drawn by spacetime.js, the same
 // module `peerd trace --svg` uses.
 import { layoutSpaceTime, renderSpaceTimeSvg } from "./spacetime.js";
+import { networkOf } from "./network.js";
 
 const KEEP_EVENTS = 500;
 const state = {
@@ -141,15 +142,103 @@ function badge(n) {
     : `<span class="badge down" title="${esc(n.error)}">down</span>`;
 }
 
-function renderOverview() {
-  const cards = [...state.nodes.values()].map((n) =>
-    `<div class="node-card" data-node="${esc(n.name)}" data-up="${n.up}" data-role="${
-      esc(n.role)
+function renderOverview(net) {
+  const cards = [...state.nodes.values()].map((n) => {
+    const cut = net.unreachable[n.name] ?? [];
+    return `<div class="node-card${cut.length ? " cut-off" : ""}" data-node="${
+      esc(n.name)
+    }" data-up="${n.up}" data-role="${esc(n.role)}" data-cannot-reach="${
+      esc(cut.join(","))
     }"><div class="name">${esc(n.name)} ${badge(n)}</div><div class="role">${
       esc(n.role || "?")
-    }</div><div class="addr">${esc(n.address)}${n.http ? ` · http ${esc(n.http)}` : ""}</div></div>`
-  );
+    }</div><div class="addr">${esc(n.address)}${n.http ? ` · http ${esc(n.http)}` : ""}</div>${
+      cut.length ? `<div class="cut-note">cannot reach ${esc(cut.join(", "))}</div>` : ""
+    }</div>`;
+  });
   return cards.join("");
+}
+
+/**
+ * The links between peers as the nodes report them: solid when both ends reach each
+ * other, dashed red with ✂ when cut (a partition: both ends answer the console, one or
+ * both cannot reach the other), dotted grey when an end is down; and the groups that
+ * still reach each other.
+ */
+function renderNetwork(net) {
+  const names = [...new Set(net.edges.flatMap((e) => [e.a, e.b]))];
+  if (names.length === 0) return "";
+  const n = names.length;
+  const size = Math.max(220, Math.min(420, 60 * n));
+  const R = size / 2 - 34, cx = size / 2, cy = size / 2;
+  const pos = new Map(names.map((name, i) => {
+    const a = -Math.PI / 2 + (2 * Math.PI * i) / n;
+    return [name, [cx + R * Math.cos(a), cy + R * Math.sin(a)]];
+  }));
+  const parts = [`<svg class="network" width="${size}" height="${size}">`];
+  for (const e of net.edges) {
+    const [x1, y1] = pos.get(e.a), [x2, y2] = pos.get(e.b);
+    const style = e.state === "cut"
+      ? `stroke="#cf222e" stroke-width="3" stroke-dasharray="7 5"`
+      : e.state === "down"
+      ? `stroke="#afb8c1" stroke-width="1.5" stroke-dasharray="2 4"`
+      : `stroke="#57606a" stroke-width="1.5"`;
+    const why = e.state === "cut"
+      ? `${e.a}–${e.b} cut: ${e.by.join(" and ")} cannot reach the other${
+        e.by.length === 1 ? " (one way)" : ""
+      }`
+      : e.state === "down"
+      ? `${e.a}–${e.b}: an end is down`
+      : `${e.a}–${e.b} ok`;
+    parts.push(
+      `<line class="net-edge" data-a="${esc(e.a)}" data-b="${
+        esc(e.b)
+      }" data-state="${e.state}" data-by="${
+        esc(e.by.join(","))
+      }" x1="${x1}" y1="${y1}" x2="${x2}" y2="${y2}" ${style}><title>${esc(why)}</title></line>`,
+    );
+    if (e.state === "cut") {
+      parts.push(
+        `<text x="${(x1 + x2) / 2}" y="${
+          (y1 + y2) / 2 + 5
+        }" text-anchor="middle" font-size="15" fill="#cf222e">✂</text>`,
+      );
+    }
+  }
+  for (const name of names) {
+    const [x, y] = pos.get(name);
+    const node = state.nodes.get(name);
+    const cut = (net.unreachable[name] ?? []).length > 0;
+    const fill = !node?.up ? "#ffebe9" : cut ? "#fff1e5" : "#fff";
+    const stroke = !node?.up ? "#cf222e" : cut ? "#bc4c00" : "#57606a";
+    parts.push(
+      `<g class="net-node" data-node="${
+        esc(name)
+      }"><circle cx="${x}" cy="${y}" r="19" fill="${fill}" stroke="${stroke}" stroke-width="2"/><text x="${x}" y="${
+        y + 4
+      }" text-anchor="middle" font-size="12">${esc(name)}</text>${
+        node?.up ? "" : `<text x="${x + 12}" y="${y - 12}" fill="#cf222e" font-size="14">✕</text>`
+      }</g>`,
+    );
+  }
+  parts.push("</svg>");
+  const partitioned = net.cuts.length > 0;
+  const groups = net.groups.map((g) => `{${g.join(", ")}}`).join(" | ");
+  const rows = Object.entries(net.unreachable).map(([node, peers]) => ({
+    cells: [esc(node), esc(peers.join(", "))],
+  }));
+  return `<section class="role" id="network" data-partitioned="${partitioned}" data-cuts="${net.cuts.length}"><h2>Network <small>${
+    partitioned
+      ? `<span class="bad">partitioned: ${net.cuts.length} link${
+        net.cuts.length === 1 ? "" : "s"
+      } cut</span>`
+      : "every link up"
+  }</small></h2><div class="flex">${parts.join("")}<div><div id="partitions" data-groups="${
+    esc(net.groups.map((g) => g.join(",")).join("|"))
+  }"><b>${partitioned ? "groups that reach each other" : "one group"}:</b> ${esc(groups)}</div>${
+    rows.length
+      ? `<br>${table(["node", "cannot reach (its own view)"], rows)}`
+      : `<div class="muted">no node reports an unreachable peer</div>`
+  }<div class="muted" style="margin-top:8px">solid: both ends reach each other · dashed red ✂: cut while both ends answer (a partition; one way when only one end says so) · dotted: an end is down</div></div></div></section>`;
 }
 
 function table(headers, rows) {
@@ -214,6 +303,7 @@ function renderRing(nodes) {
   parts.push(`</svg>`);
   const rows = nodes.map((x) => ({
     cls: x.up ? "" : "down",
+    attrs: `data-node="${esc(x.name)}"`,
     cells: x.up
       ? [
         esc(x.name),
@@ -224,8 +314,9 @@ function renderRing(nodes) {
         esc(x.status?.last_fence),
         esc(x.status?.waiting),
         esc(x.status?.regenerations),
+        `<span class="grants">${esc(x.counts?.["lock.acquired"] ?? "")}</span>`,
       ]
-      : [esc(x.name), badge(x), "", "", "", "", "", ""],
+      : [esc(x.name), badge(x), "", "", "", "", "", "", esc(x.counts?.["lock.acquired"] ?? "")],
   }));
   const events = eventsOf(nodes).filter((e) =>
     e.ev.startsWith("lock.") || e.ev.startsWith("token.")
@@ -233,10 +324,17 @@ function renderRing(nodes) {
     .slice(-6).reverse().map((e) =>
       `<div class="muted">${esc(e.node)} ${esc(e.ev)} ${e.fence ? `fence ${esc(e.fence)}` : ""}${
         e.reason ? ` (${esc(e.reason)})` : ""
+      }${
+        e.thinned > 1
+          ? ` <span title="the last of ${esc(e.thinned)} in this window">×${esc(e.thinned)}</span>`
+          : ""
       }</div>`
     ).join("");
   return `<div class="flex">${parts.join("")}<div>${
-    table(["node", "", "token", "lock", "gen", "last fence", "waiting", "regen."], rows)
+    table(
+      ["node", "", "token", "lock", "gen", "last fence", "waiting", "regen.", "grants seen"],
+      rows,
+    )
   }<div style="margin-top:8px">${events}</div></div></div>`;
 }
 
@@ -324,9 +422,16 @@ function renderMulticast(nodes) {
       esc(x.status?.held ?? ""),
     ],
   }));
+  const sampled = events.some((e) => e.thinned && e.ev.startsWith("mc."));
+  const seen = nodes.map((x) => `${esc(x.name)} ${esc(x.counts?.["mc.delivered"] ?? 0)}`).join(
+    ", ",
+  );
+  const note = sampled
+    ? `<div class="muted" id="mc-sampled">A fast run: each node sends the first of its sends and deliveries in every 250 ms whole and counts the rest, so the diagram shows a sample; the counts are exact (deliveries seen: ${seen}).</div>`
+    : "";
   return `${
     table(["node", "", "state", "view", "members", "Lamport", "delivered", "hold-back"], rows)
-  }<div class="diagram" data-arrows="${layout.arrows.length}" data-same-order="${layout.sameOrder}">${
+  }${note}<div class="diagram" data-arrows="${layout.arrows.length}" data-same-order="${layout.sameOrder}">${
     renderSpaceTimeSvg(layout, {
       title:
         `last ${layout.sends.length} messages: ${layout.arrows.length} arrows; delivery orders ${
@@ -571,7 +676,9 @@ function render() {
   const banner = document.getElementById("banner");
   banner.hidden = state.connected;
   banner.textContent = state.connected ? "" : "console server unreachable: retrying";
-  document.getElementById("overview").innerHTML = renderOverview();
+  const net = networkOf(all);
+  document.getElementById("overview").innerHTML = renderOverview(net);
+  document.getElementById("network-box").innerHTML = renderNetwork(net);
   const groups = new Map();
   const roles = [...new Set(all.map((n) => n.role))].sort((a, b) =>
     (ROLE_ORDER.indexOf(a) + 1 || 99) - (ROLE_ORDER.indexOf(b) + 1 || 99)
