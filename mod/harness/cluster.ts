@@ -9,7 +9,7 @@ import { formatPeersJson } from "../config/mod.ts";
 import { EventLog, type EventRecord } from "../events/mod.ts";
 import { ctlRequest } from "../ctl/mod.ts";
 import { type Message, sleep, type TlsConfig } from "../wire/mod.ts";
-import { peerdCommand } from "../process/mod.ts";
+import { peerdCommand, stopProcess } from "../process/mod.ts";
 
 /** Finds a free TCP port on 127.0.0.1 (bound and released at once). */
 export function freePort(): number {
@@ -199,24 +199,7 @@ export class ClusterNode {
     const child = this.#child;
     if (!child) return { code: -1, ms: 0 };
     const t0 = performance.now();
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // gone
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const killed = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // gone
-        }
-        resolve();
-      }, graceMs);
-    });
-    const status = await Promise.race([this.#status!, killed.then(() => this.#status!)]);
-    clearTimeout(timer);
+    const status = await stopProcess(child, graceMs);
     await Promise.allSettled(this.#pumps);
     this.#child = undefined;
     return { code: status.code, ms: performance.now() - t0 };

@@ -34,5 +34,5 @@ export {
   runCommandPrompt,
 } from "./prompt.ts";
 export { aborted, installShutdownSignals, SHUTDOWN_BOUND_MS } from "./lifecycle.ts";
-export { isCompiledBinary, peerdArgv, peerdCommand } from "./spawn.ts";
+export { isCompiledBinary, peerdArgv, peerdCommand, stopProcess } from "./spawn.ts";
 export { Tick } from "./tick.ts";

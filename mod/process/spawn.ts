@@ -36,3 +36,35 @@ export function peerdCommand(
   const [program, ...rest] = peerdArgv(args);
   return new Deno.Command(program, { ...options, args: rest });
 }
+
+/**
+ * Stops `child`: SIGTERM, then SIGKILL if it is still running after `graceMs`; resolves with
+ * its exit status once it is gone (a process that already ended is fine).
+ */
+export async function stopProcess(
+  child: Deno.ChildProcess,
+  graceMs: number,
+): Promise<Deno.CommandStatus> {
+  try {
+    child.kill("SIGTERM");
+  } catch {
+    // already gone
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const killed = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+      resolve();
+    }, graceMs);
+  });
+  try {
+    await Promise.race([child.status, killed]);
+    return await child.status;
+  } finally {
+    clearTimeout(timer);
+  }
+}

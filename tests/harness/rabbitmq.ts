@@ -8,6 +8,7 @@
  */
 import { freePort } from "../../mod/harness/mod.ts";
 import { sleep } from "../../mod/wire/mod.ts";
+import { stopProcess } from "../../mod/process/mod.ts";
 
 /** How often the harness asks whether RabbitMQ answers AMQP yet. */
 const RABBITMQ_POLL_MS = 200;
@@ -136,7 +137,7 @@ export class RabbitMq implements AsyncDisposable {
     } catch {
       // not written
     }
-    await stopChild(this.#server, 15_000);
+    await stopProcess(this.#server, 15_000);
     // the launcher execs erl → beam.smp, so its PID is the broker's; check the one it wrote too
     if (beam > 0 && beam !== this.#server.pid) {
       try {
@@ -145,35 +146,13 @@ export class RabbitMq implements AsyncDisposable {
         // gone
       }
     }
-    await stopChild(this.#epmd, 5_000);
+    await stopProcess(this.#epmd, 5_000);
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
-}
-
-async function stopChild(child: Deno.ChildProcess, graceMs: number): Promise<void> {
-  try {
-    child.kill("SIGTERM");
-  } catch {
-    // gone
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const killed = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // gone
-      }
-      resolve();
-    }, graceMs);
-  });
-  await Promise.race([child.status, killed]);
-  await child.status;
-  clearTimeout(timer);
 }
 
 /** Whether something on `port` answers the AMQP 0-9-1 header with connection.start. */
