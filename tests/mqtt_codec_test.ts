@@ -156,6 +156,29 @@ Deno.test("encodePackets() writes what encodePacket() writes for each packet, on
   assert.deepEqual(encodePackets([], MQTT_5), new Uint8Array(0));
 });
 
+Deno.test("decodePacket(): PUBLISH topics repeated, changed, then bad bytes of the same length", () => {
+  const publish = (topic: string): Packet => ({
+    type: PacketType.Publish,
+    dup: false,
+    qos: 0,
+    retain: false,
+    topic,
+    properties: {},
+    payload: text("x"),
+  });
+  for (const topic of ["a/b", "a/b", "a/c", "é/b", "a/c", "a/c"]) {
+    const p = decodeOne(encodePacket(publish(topic), MQTT_311), MQTT_311);
+    assert.equal((p as { topic: string }).topic, topic);
+  }
+  // the last topic read was a/c: three bytes that are not UTF-8 are still refused
+  const bad = encodePacket(publish("a/c"), MQTT_311);
+  bad.set([0xff, 0xfe, 0xfd], 4);
+  assert.equal(reasonOf(() => decodeOne(bad, MQTT_311)), Reason.MalformedPacket);
+  const nul = encodePacket(publish("a/c"), MQTT_311);
+  nul[5] = 0;
+  assert.equal(reasonOf(() => decodeOne(nul, MQTT_311)), Reason.MalformedPacket);
+});
+
 Deno.test("decodePacket() reads back every packet type it encodes, 3.1.1 and 5.0", () => {
   const props = {
     contentType: "text/plain",

@@ -158,6 +158,10 @@ export class PacketReader {
   }
 }
 
+/** The last topic name decoded (see `BodyReader.topic()`), and the longest one kept. */
+let lastTopic = { bytes: new Uint8Array(0), text: "" };
+const TOPIC_MEMO_MAX = 256;
+
 /** Reads the fields of one packet body, in order. */
 class BodyReader {
   at = 0;
@@ -225,6 +229,33 @@ class BodyReader {
     }
     if (s.includes("\u0000")) malformed(`${what} contains U+0000`);
     return s;
+  }
+
+  /**
+   * A PUBLISH's topic name: as `string()`, but the same bytes as the last topic read give the
+   * same string without decoding again (a publisher repeats a few topics).
+   */
+  topic(what: string): string {
+    const b = this.bytes;
+    const at = this.at;
+    const n = this.left >= 2 ? (b[at] << 8) | b[at + 1] : -1;
+    const last = lastTopic.bytes;
+    if (n === last.length && n > 0 && this.left >= 2 + n) {
+      let same = true;
+      for (let i = 0; i < n; i++) {
+        if (b[at + 2 + i] !== last[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) {
+        this.at += 2 + n;
+        return lastTopic.text;
+      }
+    }
+    const text = this.string(what);
+    if (n <= TOPIC_MEMO_MAX) lastTopic = { bytes: b.slice(at + 2, at + 2 + n), text };
+    return text;
   }
 
   rest(): Uint8Array {
@@ -355,7 +386,7 @@ export function decodePacket(raw: RawPacket, level: number): Packet {
       if (qos === 3) malformed("PUBLISH has QoS 3");
       const dup = (flags & 8) !== 0;
       if (qos === 0 && dup) malformed("PUBLISH at QoS 0 has DUP set");
-      const topic = r.string("the topic name");
+      const topic = r.topic("the topic name");
       let packetId: number | undefined;
       if (qos > 0) {
         packetId = r.u16("the packet identifier");
