@@ -99,7 +99,10 @@ export class ReceiveWaiters {
         else if (w.deadline < next) next = w.deadline;
       }
     }
-    for (const w of due) this.answer(w, []);
+    for (const w of due) {
+      // answering one may have answered another (a reply can start a new request)
+      if (this.#byUser.get(w.user)?.has(w)) this.answer(w, []);
+    }
     if (next < this.#timerAt && this.#count > 0) this.#arm(next);
   }
 
