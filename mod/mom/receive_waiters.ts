@@ -107,7 +107,9 @@ export class ReceiveWaiters {
   }
 
   #remove(set: Set<Waiter> | undefined, w: Waiter): void {
-    if (set?.delete(w) && --this.#count === 0) this.#disarm();
+    // the timer stays armed when the last one goes: it fires once and finds nothing (a
+    // lone subscriber's next receive would otherwise set a timer again at once)
+    if (set?.delete(w)) this.#count--;
   }
 
   /** Whether `user` has a waiting receive. */
