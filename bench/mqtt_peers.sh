@@ -3,13 +3,14 @@
 # sessions) adapters, unmodified, against Mosquitto (plain and with persistence) and against
 # a peerd broker + daemon with `--mqtt` in one run: same client, same workload, same machine.
 #   bash bench/mqtt_peers.sh            # REPS=3 N=100000 by default
+#   PEERS_BENCH=<folder> bash bench/mqtt_peers.sh   # peers-bench elsewhere than ../shared/peers-bench
 # Starts peerd on free loopback ports with fresh data dirs and stops it by PID; peers-bench
 # starts and stops its own Mosquitto servers. Results: bench/mom/mqtt_peers-<UTC time>.jsonl,
 # then peers-bench's table ("server CPU" of peerd is the daemon process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-PB="${PEERS_BENCH:-$PWD/../shared/peers-bench}"
+PB="$(cd "${PEERS_BENCH:-$PWD/../shared/peers-bench}" && pwd)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 BROKER=$(free_port)
 DAEMON=$(free_port)
@@ -39,7 +40,7 @@ mkdir -p bench/mom
 MQ=$(free_port)
 MQP=$(free_port)
 RESULTS="$REPO/bench/mom/mqtt_peers-$(date -u +%Y%m%dT%H%MZ).jsonl"
-(cd "$PB" && PEERS_BENCH_WORK="${PEERS_BENCH_WORK:-/tmp/pbw-mqtt}" \
+(cd "$PB" && PEERS_BENCH_DIR="$PB" PEERS_BENCH_WORK="${PEERS_BENCH_WORK:-/tmp/pbw-mqtt}" \
   MQTT_PORT="$MQ" MQTTP_PORT="$MQP" SERVERS="mosquitto mosquittop" \
   PEERS_URL_mosquitto="mqtt://127.0.0.1:$MQ" PEERS_URL_mosquittop="mqtt://127.0.0.1:$MQP" \
   BROKERS="${BROKERS:-mosquitto peerdq0 mosquittop peerdq1}" QUEUE_BROKERS=" " SKIP_TCP=1 \

@@ -142,6 +142,35 @@ Deno.test("ReceiveWaiters: a receive whose wait runs out is answered with nothin
   }
 });
 
+Deno.test("ReceiveWaiters: one timer serves many deadlines; a receive answered before its deadline is not answered again", async () => {
+  const waiters = new ReceiveWaiters();
+  const replies: Array<[number, Message]> = [];
+  const as = (user: number) =>
+    ({ reply: (_: Message, m: Message) => replies.push([user, m]) }) as unknown as PeerSession;
+  try {
+    waiters.wait(as(3), { t: "receive" }, { user: 3, after: 0, max: 1, waitMs: 60_000 });
+    waiters.wait(as(2), { t: "receive" }, { user: 2, after: 0, max: 1, waitMs: 20 });
+    waiters.wait(as(1), { t: "receive" }, { user: 1, after: 0, max: 1, waitMs: 1 });
+    waiters.wait(as(4), { t: "receive" }, { user: 4, after: 0, max: 1, waitMs: 40 });
+    waiters.wait(as(5), { t: "receive" }, { user: 5, after: 0, max: 1, waitMs: 80 });
+    const incoming = [delivery([4], 1)];
+    waiters.wake([4], incoming, committedEntries(incoming, 1));
+    // until user 5's wait (80 ms) runs out, past user 4's (40 ms)
+    for (let i = 0; i < 400 && !replies.some(([u]) => u === 5); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.deepEqual(replies.map(([u, m]) => [u, (m.messages as InboxEntry[]).length]), [
+      [4, 1],
+      [1, 0],
+      [2, 0],
+      [5, 0],
+    ], "in deadline order, user 4 once");
+    assert.equal(waiters.has(3), true, "a later deadline still waits");
+  } finally {
+    waiters.close();
+  }
+});
+
 Deno.test("localRecipients(): local subscribers of the topic, the publisher only with own", () => {
   const subs = new SubscriptionIndex();
   subs.add(1, "a/+", false);

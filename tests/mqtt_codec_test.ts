@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   decodePacket,
   encodePacket,
+  encodePackets,
   encodeVarint,
   MQTT_311,
   MQTT_5,
@@ -114,6 +115,68 @@ Deno.test("encodePacket() writes PUBLISH, PUBACK and SUBACK as the specification
   };
   assert.deepEqual(encodePacket(suback, MQTT_311), hex("90 05 00 01 00 01 80"));
   assert.deepEqual(encodePacket({ type: PacketType.Pingresp }, MQTT_5), hex("d0 00"));
+});
+
+Deno.test("encodePackets() writes what encodePacket() writes for each packet, one after the other", () => {
+  const publish = (qos: 0 | 1 | 2, size: number, properties = {}): Packet => ({
+    type: PacketType.Publish,
+    dup: qos > 0,
+    qos,
+    retain: qos === 2,
+    topic: `t/${size}/é`,
+    packetId: qos > 0 ? 300 + size : undefined,
+    properties,
+    payload: Uint8Array.from({ length: size }, (_, i) => i & 0xff),
+  });
+  const packets: Packet[] = [
+    publish(0, 0),
+    publish(1, 100),
+    { type: PacketType.Puback, packetId: 7, code: 0, properties: {} },
+    { type: PacketType.Pubrec, packetId: 65535, code: 0, properties: {} },
+    { type: PacketType.Pubrel, packetId: 1, code: 0, properties: {} },
+    { type: PacketType.Pubcomp, packetId: 258, code: 0x92, properties: {} },
+    { type: PacketType.Puback, packetId: 9, code: 0x80, properties: { reasonString: "no" } },
+    publish(2, 20_000, { contentType: "text/plain", messageExpiryInterval: 9 }),
+    { type: PacketType.Suback, packetId: 1, properties: {}, codes: [0, 1] },
+    publish(0, 127),
+    { type: PacketType.Pingresp },
+    publish(1, 2_200_000),
+  ];
+  for (const level of [MQTT_311, MQTT_5]) {
+    const each = packets.map((p) => encodePacket(p, level));
+    const joined = new Uint8Array(each.reduce((n, b) => n + b.length, 0));
+    let at = 0;
+    for (const b of each) {
+      joined.set(b, at);
+      at += b.length;
+    }
+    assert.deepEqual(encodePackets(packets, level), joined, `level ${level}`);
+    for (const p of packets) assert.deepEqual(encodePackets([p], level), encodePacket(p, level));
+  }
+  assert.deepEqual(encodePackets([], MQTT_5), new Uint8Array(0));
+});
+
+Deno.test("decodePacket(): PUBLISH topics repeated, changed, then bad bytes of the same length", () => {
+  const publish = (topic: string): Packet => ({
+    type: PacketType.Publish,
+    dup: false,
+    qos: 0,
+    retain: false,
+    topic,
+    properties: {},
+    payload: text("x"),
+  });
+  for (const topic of ["a/b", "a/b", "a/c", "é/b", "a/c", "a/c"]) {
+    const p = decodeOne(encodePacket(publish(topic), MQTT_311), MQTT_311);
+    assert.equal((p as { topic: string }).topic, topic);
+  }
+  // the last topic read was a/c: three bytes that are not UTF-8 are still refused
+  const bad = encodePacket(publish("a/c"), MQTT_311);
+  bad.set([0xff, 0xfe, 0xfd], 4);
+  assert.equal(reasonOf(() => decodeOne(bad, MQTT_311)), Reason.MalformedPacket);
+  const nul = encodePacket(publish("a/c"), MQTT_311);
+  nul[5] = 0;
+  assert.equal(reasonOf(() => decodeOne(nul, MQTT_311)), Reason.MalformedPacket);
 });
 
 Deno.test("decodePacket() reads back every packet type it encodes, 3.1.1 and 5.0", () => {

@@ -14,6 +14,7 @@ import {
   type Packet,
   PacketType,
   publicationMeta,
+  publicationMetaBytes,
   type PublishPacket,
   Reason,
   type SessionOutput,
@@ -372,6 +373,18 @@ Deno.test("encodeMeta() / decodeMeta(): an expiry interval travels as an absolut
   assert.equal(p.expiresAt, undefined);
   assert.deepEqual(p.properties, { contentType: "a" });
   assert.equal(encodeMeta(publicationMeta(2, false, {}, 0)), undefined);
+  // publicationMetaBytes(): the same bytes, shared when there are no properties
+  for (const qos of [0, 1, 2] as const) {
+    for (const retain of [false, true]) {
+      for (const props of [{}, { contentType: "a" }, { messageExpiryInterval: 9 }]) {
+        assert.deepEqual(
+          publicationMetaBytes(qos, retain, props, 1_000),
+          encodeMeta(publicationMeta(qos, retain, props, 1_000)),
+        );
+      }
+    }
+  }
+  assert.equal(publicationMetaBytes(1, true, {}, 0), publicationMetaBytes(1, true, {}, 5));
   // truncated: the expiry bit without its time is ignored, nothing thrown
   const bad: InboxMessage = { seq: 1, topic: "t", payload: text("x"), from: 1, qos: 2 };
   decodeMeta(Uint8Array.of(1 | META_EXPIRES, 0, 0), bad);

@@ -245,15 +245,20 @@ Deno.test("MQTT persistent sessions: queued QoS 1/2 messages survive a disconnec
       });
     }
     // it comes back: session present, everything queued delivered once, in order
-    const back = await mqtt.connectAsync(`mqtt://127.0.0.1:${d2}`, {
+    // the queued PUBLISHes may come in the same read as the CONNACK: collect from the start
+    const back = mqtt.connect(`mqtt://127.0.0.1:${d2}`, {
       protocolVersion: 4,
       clientId: "keeper",
       clean: false,
       reconnectPeriod: 0,
-      manualConnect: false,
+      connectTimeout: 5_000,
     });
     clients.push(back);
     const got = collect(back);
+    await new Promise<void>((resolve, reject) => {
+      back.once("connect", () => resolve());
+      back.once("error", reject);
+    });
     await waitUntil(() => got.length >= 50, { what: "queued messages" });
     // in order per QoS (mqtt.js hands a QoS 2 message to the application at PUBREL)
     for (const qos of [1, 2]) {

@@ -16,7 +16,8 @@ export interface Waiter {
   /** Entries after this inbox position answer it. */
   readonly after: number;
   readonly max: number;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  /** When it is answered with nothing (`performance.now()` time). */
+  readonly deadline: number;
 }
 
 /**
@@ -39,9 +40,16 @@ export function wakeRows(
     : mine.filter((r) => r.seq > after).slice(0, max);
 }
 
-/** Waiting receives by user. `close()` clears every timer. */
+/**
+ * Waiting receives by user. One timer for all of them, armed for the earliest deadline (a
+ * receive answered before its wait runs out costs no timer of its own). `close()` clears it.
+ */
 export class ReceiveWaiters {
   readonly #byUser = new Map<number, Set<Waiter>>();
+  #count = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The deadline `#timer` is armed for (Infinity: none). */
+  #timerAt = Infinity;
 
   /** Registers a receive waiting up to `waitMs` (then answered with no messages). */
   wait(
@@ -55,13 +63,53 @@ export class ReceiveWaiters {
       user: o.user,
       after: o.after,
       max: o.max,
-      timer: undefined,
+      deadline: performance.now() + o.waitMs,
     };
-    w.timer = setTimeout(() => this.answer(w, []), o.waitMs);
     let set = this.#byUser.get(o.user);
     if (!set) this.#byUser.set(o.user, set = new Set());
     set.add(w);
+    this.#count++;
+    if (w.deadline < this.#timerAt) this.#arm(w.deadline);
     return w;
+  }
+
+  #arm(at: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, at - performance.now()));
+  }
+
+  #disarm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  /** Answers with nothing the receives whose wait ran out; arms for the next deadline. */
+  #expire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    // a timer may fire a fraction of a millisecond before performance.now() says it is due
+    const now = performance.now() + 1;
+    const due: Waiter[] = [];
+    let next = Infinity;
+    for (const set of this.#byUser.values()) {
+      for (const w of set) {
+        if (w.deadline <= now) due.push(w);
+        else if (w.deadline < next) next = w.deadline;
+      }
+    }
+    for (const w of due) {
+      // answering one may have answered another (a reply can start a new request)
+      if (this.#byUser.get(w.user)?.has(w)) this.answer(w, []);
+    }
+    if (next < this.#timerAt && this.#count > 0) this.#arm(next);
+  }
+
+  #remove(set: Set<Waiter> | undefined, w: Waiter): void {
+    // the timer stays armed when the last one goes: it fires once and finds nothing (a
+    // lone subscriber's next receive would otherwise set a timer again at once)
+    if (set?.delete(w)) this.#count--;
   }
 
   /** Whether `user` has a waiting receive. */
@@ -77,8 +125,7 @@ export class ReceiveWaiters {
 
   /** Answers `w` with `rows` (urgent: written at once, not coalesced). */
   answer(w: Waiter, rows: InboxEntry[], urgent = false): void {
-    clearTimeout(w.timer);
-    this.#byUser.get(w.user)?.delete(w);
+    this.#remove(this.#byUser.get(w.user), w);
     w.session.reply(w.msg, { t: "messages", messages: rows }, urgent);
   }
 
@@ -102,19 +149,15 @@ export class ReceiveWaiters {
   sessionClosed(s: PeerSession): void {
     for (const set of this.#byUser.values()) {
       for (const w of set) {
-        if (w.session === s) {
-          clearTimeout(w.timer);
-          set.delete(w);
-        }
+        if (w.session === s) this.#remove(set, w);
       }
     }
   }
 
-  /** Clears every timer and forgets every waiting receive. */
+  /** Clears the timer and forgets every waiting receive. */
   close(): void {
-    for (const set of this.#byUser.values()) {
-      for (const w of set) clearTimeout(w.timer);
-    }
+    this.#disarm();
     this.#byUser.clear();
+    this.#count = 0;
   }
 }

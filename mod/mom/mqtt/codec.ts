@@ -158,6 +158,10 @@ export class PacketReader {
   }
 }
 
+/** The last topic name decoded (see `BodyReader.topic()`), and the longest one kept. */
+let lastTopic = { bytes: new Uint8Array(0), text: "" };
+const TOPIC_MEMO_MAX = 256;
+
 /** Reads the fields of one packet body, in order. */
 class BodyReader {
   at = 0;
@@ -225,6 +229,33 @@ class BodyReader {
     }
     if (s.includes("\u0000")) malformed(`${what} contains U+0000`);
     return s;
+  }
+
+  /**
+   * A PUBLISH's topic name: as `string()`, but the same bytes as the last topic read give the
+   * same string without decoding again (a publisher repeats a few topics).
+   */
+  topic(what: string): string {
+    const b = this.bytes;
+    const at = this.at;
+    const n = this.left >= 2 ? (b[at] << 8) | b[at + 1] : -1;
+    const last = lastTopic.bytes;
+    if (n === last.length && n > 0 && this.left >= 2 + n) {
+      let same = true;
+      for (let i = 0; i < n; i++) {
+        if (b[at + 2 + i] !== last[i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) {
+        this.at += 2 + n;
+        return lastTopic.text;
+      }
+    }
+    const text = this.string(what);
+    if (n <= TOPIC_MEMO_MAX) lastTopic = { bytes: b.slice(at + 2, at + 2 + n), text };
+    return text;
   }
 
   rest(): Uint8Array {
@@ -355,7 +386,7 @@ export function decodePacket(raw: RawPacket, level: number): Packet {
       if (qos === 3) malformed("PUBLISH has QoS 3");
       const dup = (flags & 8) !== 0;
       if (qos === 0 && dup) malformed("PUBLISH at QoS 0 has DUP set");
-      const topic = r.string("the topic name");
+      const topic = r.topic("the topic name");
       let packetId: number | undefined;
       if (qos > 0) {
         packetId = r.u16("the packet identifier");
@@ -765,23 +796,52 @@ const NO_PROPERTIES = Uint8Array.of(0);
 
 /** PUBLISH, the hot path: one allocation, the topic's bytes cached. */
 function encodePublish(p: PublishPacket, v5: boolean): Uint8Array {
-  let topic = topicBytes.get(p.topic);
+  const topic = topicOf(p.topic);
+  const props = publishProperties(p, v5);
+  const out = new Uint8Array(publishLength(p, topic, props));
+  writePublish(p, topic, props, out, 0);
+  return out;
+}
+
+function topicOf(name: string): Uint8Array {
+  let topic = topicBytes.get(name);
   if (topic === undefined) {
-    topic = encoder.encode(p.topic);
+    topic = encoder.encode(name);
     if (topicBytes.size >= TOPIC_CACHE_MAX) topicBytes.clear();
-    topicBytes.set(p.topic, topic);
+    topicBytes.set(name, topic);
   }
-  const props = !v5
-    ? undefined
-    : Object.keys(p.properties).length === 0
-    ? NO_PROPERTIES
-    : encodeProperties(p.properties);
-  const body = 2 + topic.length + (p.qos > 0 ? 2 : 0) + (props?.length ?? 0) + p.payload.length;
-  const lenBytes = body < 128 ? 1 : body < 16_384 ? 2 : body < 2_097_152 ? 3 : 4;
-  const out = new Uint8Array(1 + lenBytes + body);
-  out[0] = 0x30 | (p.dup ? 8 : 0) | (p.qos << 1) | (p.retain ? 1 : 0);
-  let at = 1;
-  let n = body;
+  return topic;
+}
+
+function publishProperties(p: PublishPacket, v5: boolean): Uint8Array | undefined {
+  if (!v5) return undefined;
+  return isEmptyObject(p.properties) ? NO_PROPERTIES : encodeProperties(p.properties);
+}
+
+function isEmptyObject(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
+}
+
+function publishBody(p: PublishPacket, topic: Uint8Array, props: Uint8Array | undefined): number {
+  return 2 + topic.length + (p.qos > 0 ? 2 : 0) + (props?.length ?? 0) + p.payload.length;
+}
+
+function publishLength(p: PublishPacket, topic: Uint8Array, props: Uint8Array | undefined): number {
+  const body = publishBody(p, topic, props);
+  return 1 + (body < 128 ? 1 : body < 16_384 ? 2 : body < 2_097_152 ? 3 : 4) + body;
+}
+
+/** Writes PUBLISH `p` into `out` at `at`; returns the position after it. */
+function writePublish(
+  p: PublishPacket,
+  topic: Uint8Array,
+  props: Uint8Array | undefined,
+  out: Uint8Array,
+  at: number,
+): number {
+  out[at++] = 0x30 | (p.dup ? 8 : 0) | (p.qos << 1) | (p.retain ? 1 : 0);
+  let n = publishBody(p, topic, props);
   do {
     let b = n % 128;
     n = Math.floor(n / 128);
@@ -802,5 +862,61 @@ function encodePublish(p: PublishPacket, v5: boolean): Uint8Array {
     at += props.length;
   }
   out.set(p.payload, at);
+  return at + p.payload.length;
+}
+
+/** Whether `p` is a PUBACK, PUBREC, PUBREL or PUBCOMP of 4 bytes (no reason code, no properties). */
+function isShortAck(p: Packet, v5: boolean): p is AckPacket {
+  return (p.type === PacketType.Puback || p.type === PacketType.Pubrec ||
+    p.type === PacketType.Pubrel || p.type === PacketType.Pubcomp) &&
+    (!v5 || (p.code === 0 && isEmptyObject(p.properties)));
+}
+
+/**
+ * Encodes `packets` for protocol level `level` into one buffer, as `encodePacket` would each
+ * of them, one after the other (a session step's packets: one allocation for its PUBLISHes
+ * and acknowledgements, the common case).
+ */
+export function encodePackets(packets: readonly Packet[], level: number): Uint8Array {
+  const v5 = level === MQTT_5;
+  const n = packets.length;
+  // per packet: the encoded topic and properties of a PUBLISH, or another packet's bytes
+  const parts: Array<Uint8Array | undefined> = new Array(n);
+  const props: Array<Uint8Array | undefined> = new Array(n);
+  let size = 0;
+  for (let i = 0; i < n; i++) {
+    const p = packets[i];
+    if (p.type === PacketType.Publish) {
+      const topic = topicOf(p.topic);
+      const pr = publishProperties(p, v5);
+      parts[i] = topic;
+      props[i] = pr;
+      size += publishLength(p, topic, pr);
+    } else if (isShortAck(p, v5)) {
+      size += 4;
+    } else {
+      const bytes = encodePacket(p, level);
+      parts[i] = bytes;
+      size += bytes.length;
+    }
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const p = packets[i];
+    if (p.type === PacketType.Publish) {
+      at = writePublish(p, parts[i]!, props[i], out, at);
+    } else if (parts[i] === undefined) {
+      const a = p as AckPacket;
+      out[at] = (a.type << 4) | (a.type === PacketType.Pubrel ? 2 : 0);
+      out[at + 1] = 2;
+      out[at + 2] = a.packetId >> 8;
+      out[at + 3] = a.packetId & 0xff;
+      at += 4;
+    } else {
+      out.set(parts[i]!, at);
+      at += parts[i]!.length;
+    }
+  }
   return out;
 }

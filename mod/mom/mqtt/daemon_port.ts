@@ -109,10 +109,12 @@ export class DaemonPort {
   /**
    * Sends request `t` with no reply expected (a QoS 0 publication); `transient`: an
    * at-most-once publication, never written to disk (see the daemon's `TRANSIENT`).
+   * `fields` becomes the request (not copied: one object per QoS 0 publication).
    */
   send(t: string, fields: Record<string, unknown>, options: { transient?: boolean } = {}): void {
     if (this.#closed) return;
-    const msg: Message = { t, ...fields };
+    const msg = fields as Message;
+    msg.t = t;
     if (options.transient) (msg as unknown as Record<symbol, unknown>)[TRANSIENT] = true;
     try {
       const r = this.#handlers[t](msg, this.#session);

@@ -17,7 +17,7 @@ import type { EventSink, Logger } from "../../events/mod.ts";
 import { type Message, sleep } from "../../wire/mod.ts";
 import type { MomDaemon } from "../daemon.ts";
 import { MAX_PAYLOAD_BYTES } from "../protocol.ts";
-import { decodePacket, encodePacket, PacketReader } from "./codec.ts";
+import { decodePacket, encodePackets, PacketReader } from "./codec.ts";
 import { DaemonPort, DaemonRequestError } from "./daemon_port.ts";
 import { MqttProtocolError, type Packet, Reason, type Will } from "./packet.ts";
 import {
@@ -31,7 +31,7 @@ import {
   type SessionOutput,
 } from "./session.ts";
 import { MqttStore } from "./store.ts";
-import { decodeMeta, encodeMeta, publicationMeta } from "./meta.ts";
+import { decodeMeta, publicationMetaBytes } from "./meta.ts";
 
 /** Options of {@linkcode MqttGateway}. */
 export interface MqttGatewayOptions {
@@ -303,7 +303,12 @@ export class MqttGateway {
         user,
         topic: will.topic,
         payload: will.payload,
-        ...metaField(will.qos, will.retain, forwardedProperties(will.properties)),
+        meta: publicationMetaBytes(
+          will.qos,
+          will.retain,
+          forwardedProperties(will.properties),
+          Date.now(),
+        ),
       });
       this.events.emit("mqtt.will", { user, topic: will.topic });
     } catch (err) {
@@ -397,16 +402,6 @@ export class MqttGateway {
 /** Meta key prefix of a user's incoming QoS 2 packet ids (in the daemon's file). */
 function receivedPrefix(user: number): string {
   return `mqtt.q2.${user}.`;
-}
-
-/** The `meta` field of a MOM publication from MQTT (nothing for QoS 2 without extras). */
-function metaField(
-  qos: 0 | 1 | 2,
-  retain: boolean,
-  properties: Will["properties"],
-): { meta?: Uint8Array } {
-  const meta = encodeMeta(publicationMeta(qos, retain, properties, Date.now()));
-  return meta === undefined ? {} : { meta };
 }
 
 /** The session's view of a `messages` reply. */
@@ -550,8 +545,7 @@ class MqttConnection {
   #apply(out: SessionOutput): void {
     const level = this.session.level;
     const packets = out.packets;
-    if (packets.length === 1) this.#write(encodePacket(packets[0], level));
-    else if (packets.length > 1) this.#write(concat(packets.map((p) => encodePacket(p, level))));
+    if (packets.length > 0) this.#write(encodePackets(packets, level));
     for (const op of out.operations) this.#execute(op);
     if (out.close) {
       this.#sessionDoneResolve();
@@ -621,7 +615,8 @@ class MqttConnection {
           user: op.user,
           topic: op.topic,
           payload: op.payload,
-          ...metaField(op.qos, op.retain, op.properties),
+          // the publication's meta (undefined for QoS 2 without extras)
+          meta: publicationMetaBytes(op.qos, op.retain, op.properties, Date.now()),
         };
         if (op.id === undefined) {
           // QoS 0 is at most once: never on disk (a retained one is, so the broker keeps it)

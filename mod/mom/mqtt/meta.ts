@@ -68,6 +68,26 @@ export function encodeMeta(m: PublicationMeta): Uint8Array | undefined {
   return out;
 }
 
+/** The meta of publications without properties, by QoS and retain flag (shared, read only). */
+const PLAIN_META = ([0, 1, 2] as const).map((qos) =>
+  [false, true].map((retain) => encodeMeta({ qos, retain }))
+);
+
+/**
+ * The encoded meta of a publication published at `now` (wall clock, ms), as
+ * `encodeMeta(publicationMeta(…))` gives it; a publication without properties (the common
+ * case) gets bytes shared with every other such publication: they must not be written to.
+ */
+export function publicationMetaBytes(
+  qos: 0 | 1 | 2,
+  retain: boolean,
+  properties: Properties,
+  now: number,
+): Uint8Array | undefined {
+  if (isEmpty(properties)) return PLAIN_META[qos][retain ? 1 : 0];
+  return encodeMeta(publicationMeta(qos, retain, properties, now));
+}
+
 function isEmpty(o: object): boolean {
   for (const _ in o) return false;
   return true;

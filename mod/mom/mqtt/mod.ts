@@ -18,6 +18,7 @@ export {
   decodePacket,
   decodeProperties,
   encodePacket,
+  encodePackets,
   encodeProperties,
   encodeVarint,
   packetName,
@@ -45,6 +46,7 @@ export {
   META_RETAINED,
   type PublicationMeta,
   publicationMeta,
+  publicationMetaBytes,
 } from "./meta.ts";
 export { checkFilter, checkTopicName, filterMatches } from "./topic.ts";
 export { MqttStore, type StoredSession } from "./store.ts";

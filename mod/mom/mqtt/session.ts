@@ -909,9 +909,12 @@ export class MqttSession {
           expiry = 0; // a redelivery is completed, with nothing left of its interval
         }
       }
-      const properties: Properties = v5 && m.properties ? { ...m.properties } : {};
-      if (v5 && expiry !== undefined) properties.messageExpiryInterval = expiry;
-      if (v5 && identifiers) properties.subscriptionIdentifiers = identifiers;
+      let properties: Properties = NO_PROPERTIES;
+      if (v5 && (m.properties || expiry !== undefined || identifiers)) {
+        properties = m.properties ? { ...m.properties } : {};
+        if (expiry !== undefined) properties.messageExpiryInterval = expiry;
+        if (identifiers) properties.subscriptionIdentifiers = identifiers;
+      }
       const packet: PublishPacket = {
         type: PacketType.Publish,
         dup,
@@ -935,6 +938,9 @@ export class MqttSession {
     this.#pull();
   }
 }
+
+/** The properties of a delivery that has none (shared by all of them: never written to). */
+const NO_PROPERTIES: Properties = Object.freeze({});
 
 function estimateSize(p: PublishPacket): number {
   return p.payload.length + p.topic.length * 3 + 16 + (p.properties.contentType?.length ?? 0) * 3 +
