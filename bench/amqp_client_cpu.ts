@@ -6,7 +6,11 @@
  * (`/proc/<pid>/stat`). These, not throughput, are what a loaded 2-core machine measures
  * well; the peers-bench ratios (`bench/amqp_peers.sh`) follow from them.
  *
- *   deno run -A bench/amqp_client_cpu.ts [--n 20000] [--reps 3]
+ *   deno run -A bench/amqp_client_cpu.ts [--n 20000] [--reps 3] [--before DIR]
+ *
+ * `--before DIR` also starts the peerd of another checkout (`DIR/main.ts`, e.g. a
+ * `git worktree` of the previous commit) as server `before`, measured in the same run,
+ * alternating with the others: the before/after comparison on one (noisy) machine.
  *
  * Workloads (100-byte bodies, as peers-bench): `confirm` (persistent publishes on a confirm
  * channel, at most 1000 unconfirmed), `consume` (a queue of n persistent messages consumed
@@ -30,6 +34,7 @@ function num(name: string, def: number): number {
 }
 const N = num("n", 20_000);
 const REPS = num("reps", 3);
+const BEFORE = args.includes("--before") ? args[args.indexOf("--before") + 1] : undefined;
 const BODY = Buffer.alloc(100, 0x61);
 
 /** utime + stime of a process, µs (clock ticks are 100 Hz on Linux). */
@@ -171,7 +176,9 @@ async function fanoutRun(server: string, pid: number, url: string): Promise<Samp
   }
 }
 
-async function startPeerd(): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+async function startPeerd(
+  main = new URL("../main.ts", import.meta.url).pathname,
+): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const native = freePort();
   const port = freePort();
   const data = await Deno.makeTempDir({ prefix: "peerd-amqp-cpu-" });
@@ -179,7 +186,7 @@ async function startPeerd(): Promise<{ url: string; pid: number; stop: () => Pro
     args: [
       "run",
       "-A",
-      new URL("../main.ts", import.meta.url).pathname,
+      main,
       "--role",
       "queue",
       "--name",
@@ -220,22 +227,27 @@ const missing = await RabbitMq.missing();
 if (missing) throw new Error(missing);
 const rabbit = await RabbitMq.start();
 const peerd = await startPeerd();
+let before: Awaited<ReturnType<typeof startPeerd>> | undefined;
 const samples: Sample[] = [];
 try {
+  if (BEFORE) before = await startPeerd(`${BEFORE.replace(/\/$/, "")}/main.ts`);
   const rabbitPid = Number((await Deno.readTextFile(`${rabbit.dir}/rabbit.pid`)).trim());
   const servers: Array<[string, number, string]> = [
     ["rabbitmq", rabbitPid, rabbit.url],
     ["peerd", peerd.pid, peerd.url],
   ];
+  if (before) servers.push(["before", before.pid, before.url]);
   for (let rep = 0; rep < REPS; rep++) {
     for (const run of [confirmRun, consumeRun, fanoutRun]) {
       // alternate which server goes first
       for (const [name, pid, url] of rep % 2 ? [...servers].reverse() : servers) {
+        console.error(`rep ${rep}: ${run.name} on ${name}`);
         samples.push(await run(name, pid, url));
       }
     }
   }
 } finally {
+  await before?.stop();
   await peerd.stop();
   await rabbit.stop();
 }
@@ -245,8 +257,9 @@ console.log(
   "workload  server     client µs/msg  server µs/msg  reads/msg  bytes/msg  ms (median)",
 );
 for (const workload of ["confirm", "consume", "fanout"]) {
-  for (const server of ["rabbitmq", "peerd"]) {
+  for (const server of ["rabbitmq", "peerd", "before"]) {
     const s = samples.filter((x) => x.workload === workload && x.server === server);
+    if (s.length === 0) continue;
     console.log(
       [
         workload.padEnd(9),

@@ -245,6 +245,16 @@ export class AmqpWriter {
     }
   }
 
+  /**
+   * Room for `n` more bytes, for a hot path that lays out a frame by hand: returns the
+   * buffer to fill from `length` on (the caller advances `length` by what it wrote, at
+   * most `n`). The buffer is only valid until the next write.
+   */
+  claim(n: number): Uint8Array {
+    this.#room(n);
+    return this.#buf;
+  }
+
   /** Overwrites a u32 at `at` (for sizes known after the fact). */
   patchU32(at: number, v: number): void {
     this.#view.setUint32(at, v);

@@ -37,6 +37,7 @@ export {
 } from "./codec.ts";
 export * from "./constants.ts";
 export { engineProps, plainValue, RAW_PROPS_KEY, rawProperties } from "./message.ts";
+export { writeAckFrame, writeDeliver } from "./frames.ts";
 export { AmqpSession, type AmqpSessionOptions, type AmqpTransport } from "./session.ts";
 export { type AmqpAuthenticate, parseLogin } from "./handshake.ts";
 export { AmqpListener, type AmqpListenerOptions } from "./listener.ts";

@@ -15,7 +15,6 @@ import {
   AmqpError,
   AmqpFrameDecoder,
   type AmqpMethod,
-  AmqpReader,
   AmqpWriter,
   decodeMethod,
   methodName,
@@ -487,9 +486,12 @@ export class AmqpSession {
           return this.#publishMethod(ch, payload);
         }
         if (payload[3] === 80 && payload.length === 13) {
-          const r = new AmqpReader(payload, 4);
-          const tag = r.u64();
-          const multiple = (r.u8() & 1) !== 0;
+          // delivery tag (u64; tags stay far below 2^53) and bits, read in place
+          const p = payload;
+          const hi = (p[4] << 24 | p[5] << 16 | p[6] << 8 | p[7]) >>> 0;
+          const lo = (p[8] << 24 | p[9] << 16 | p[10] << 8 | p[11]) >>> 0;
+          const tag = hi * 0x100000000 + lo;
+          const multiple = (p[12] & 1) !== 0;
           try {
             this.#engine.ack(ch.conn, tag, multiple);
           } catch (err) {
