@@ -11,15 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 PB="${PEERS_BENCH:-$PWD/../shared/peers-bench}"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/peers_lib.sh
 DATA=$(mktemp -d /tmp/peerd-mom-bench-XXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
 # start_tree DIR LABEL: a broker and a daemon of the checkout DIR; sets DAEMON_PORT, BROKER_PID
 start_tree() {
   local dir=$1 label=$2 bport dport

@@ -11,18 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 PB="$(cd "${PEERS_BENCH:-$PWD/../shared/peers-bench}" && pwd)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/peers_lib.sh
 BROKER=$(free_port)
 DAEMON=$(free_port)
 MQTT=$(free_port)
 DATA=$(mktemp -d /tmp/peerd-mqtt-bench-XXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$DATA"
-}
-trap cleanup EXIT
 deno run -A main.ts --role broker --name b1 --listen "127.0.0.1:$BROKER" --data "$DATA/b1" \
   --log-level warn &
 PIDS+=($!)

@@ -19,8 +19,13 @@ async function pikaMissing(): Promise<string | undefined> {
   }
 }
 
-async function runPython(args: string[], timeoutMs: number) {
-  const child = new Deno.Command(PYTHON, { args: [JOB, ...args], stdout: "piped", stderr: "piped" })
+/** Runs `script` with `args` under Debian's python3, killed after `timeoutMs`. */
+async function runScript(script: string, args: string[], timeoutMs: number) {
+  const child = new Deno.Command(PYTHON, {
+    args: [script, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  })
     .spawn();
   const timer = setTimeout(() => {
     try {
@@ -50,10 +55,10 @@ Deno.test("pika runs the original leader/follower job against peerd's AMQP liste
   });
   const url = `amqp://guest:guest@127.0.0.1:${port}/%2F`;
   const n = 4;
-  const leader = runPython(["leader", url, String(n)], 60_000);
+  const leader = runScript(JOB, ["leader", url, String(n)], 60_000);
   const followers = Array.from(
     { length: n },
-    (_, i) => runPython(["follower", url, String(i + 1)], 60_000),
+    (_, i) => runScript(JOB, ["follower", url, String(i + 1)], 60_000),
   );
   const [l, ...fs] = await Promise.all([leader, ...followers]);
   assert.equal(l.code, 0, `leader: ${l.stdout}\n${l.stderr}`);
@@ -74,26 +79,8 @@ Deno.test("pika runs the original leader/follower job against peerd's AMQP liste
 
 const DEATHS = new URL("./fixtures/pika_deaths.py", import.meta.url).pathname;
 
-async function runDeaths(args: string[], timeoutMs: number) {
-  const child = new Deno.Command(PYTHON, {
-    args: [DEATHS, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // gone
-    }
-  }, timeoutMs);
-  try {
-    const out = await child.output();
-    const d = new TextDecoder();
-    return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
+function runDeaths(args: string[], timeoutMs: number) {
+  return runScript(DEATHS, args, timeoutMs);
 }
 
 Deno.test("pika sees x-death as RabbitMQ writes it, and redelivered=true after a kill -9 for what it held", async () => {
