@@ -18,7 +18,7 @@ import {
 import type { EventRecord } from "../mod/events/mod.ts";
 import { loadPeersFile } from "../mod/config/mod.ts";
 import { startConsole } from "../mod/console/mod.ts";
-import { Lab, labTest } from "./harness/lab.ts";
+import { FAST_GOSSIP_ARGS, Lab, labTest } from "./harness/lab.ts";
 
 // the page's DOM, in functions that run in the browser
 // deno-lint-ignore no-explicit-any
@@ -440,20 +440,6 @@ Deno.test("peerd --role demo --console prints the URL, serves the demo's nodes, 
   }
 });
 
-/** Fast SWIM so that a cut shows within a second or two (as in the lab gossip tests). */
-const FAST_GOSSIP = [
-  "--gossip-interval",
-  "100",
-  "--anti-entropy-interval",
-  "300",
-  "--probe-interval",
-  "300",
-  "--probe-timeout",
-  "150",
-  "--suspect-timeout",
-  "900",
-];
-
 labTest(
   "console in Chromium shows a lab partition as cut links and groups, apart from a node that is down",
   async () => {
@@ -468,7 +454,7 @@ labTest(
         name,
         role: "gossip",
         port: 7201,
-        args: FAST_GOSSIP,
+        args: [...FAST_GOSSIP_ARGS],
       })),
     });
     // the console in the root namespace reaches every node over the lab's bridge; the cuts

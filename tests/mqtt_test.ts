@@ -644,18 +644,7 @@ Deno.test("MQTT bad input: each packet the specification forbids is closed or re
 });
 
 Deno.test("MQTT 5 properties with paho (python3-paho-mqtt): CONNACK limits, subscription identifiers, shared subscriptions refused, publication properties forwarded across daemons", async () => {
-  let python = true;
-  try {
-    const check = await new Deno.Command("/usr/bin/python3", {
-      args: ["-c", "import paho.mqtt.client"],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    python = check.code === 0;
-  } catch {
-    python = false;
-  }
-  if (!python) {
+  if (!(await havePaho())) {
     console.log("skipped: /usr/bin/python3 with paho missing (Debian python3-paho-mqtt)");
     return;
   }

@@ -58,3 +58,20 @@ export function labTest(
     }
   });
 }
+
+/**
+ * Fast SWIM and anti-entropy for gossip nodes under test: a cut shows within a second or two
+ * and every phase takes a few seconds (docs/gossip.md, Failures, gives the bounds).
+ */
+export const FAST_GOSSIP_ARGS: readonly string[] = [
+  "--gossip-interval",
+  "100",
+  "--anti-entropy-interval",
+  "300",
+  "--probe-interval",
+  "300",
+  "--probe-timeout",
+  "150",
+  "--suspect-timeout",
+  "900",
+];
