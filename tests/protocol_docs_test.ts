@@ -6,19 +6,48 @@
  */
 import assert from "node:assert/strict";
 import { EventSink, Logger } from "../mod/events/mod.ts";
+import {
+  GOSSIP_FRAMES,
+  GOSSIP_ROUTE,
+  type GossipMessage,
+  GossipType,
+  parseGossipMessage,
+} from "../mod/gossip/mod.ts";
+import { type JobMessage, LEADER_JOB_FRAMES } from "../mod/leader/mod.ts";
+import {
+  MEMBER_FRAME_TYPES,
+  MULTICAST_FRAMES,
+  MULTICAST_ROUTE,
+  SimGroup,
+} from "../mod/multicast/mod.ts";
+import { FENCE_BASE, RING_FRAMES, RING_ROUTES, RingNode } from "../mod/ring/mod.ts";
 import { Broker, MOM_FRAMES, MOM_ROUTES, MomDaemon } from "../mod/mom/mod.ts";
 import { BrokerStore } from "../mod/mom/broker_store.ts";
 import { DaemonStore } from "../mod/mom/daemon_store.ts";
 import type { RoleContext } from "../mod/process/mod.ts";
 import { QUEUE_FRAMES, QUEUE_ROUTES, QueueEngine, queueService } from "../mod/queue/mod.ts";
 import { RATINGS_FRAMES } from "../mod/ratings/mod.ts";
-import { framesOf, type FrameSpec } from "../mod/wire/mod.ts";
+import {
+  type FrameMismatch,
+  frameProblems,
+  framesOf,
+  type FrameSpec,
+  type Message,
+  type PeerSession,
+  ProtocolError,
+  repliesOf,
+} from "../mod/wire/mod.ts";
+import { chaos } from "./ring_sim.ts";
 
 /** Each catalogue and the docs page whose table shows it. */
 const TABLES: ReadonlyArray<{ name: string; doc: string; frames: readonly FrameSpec[] }> = [
   { name: "mom", doc: "docs/mom.md", frames: MOM_FRAMES },
   { name: "queue", doc: "docs/queue.md", frames: QUEUE_FRAMES },
   { name: "ratings", doc: "docs/ratings.md", frames: RATINGS_FRAMES },
+  { name: "gossip", doc: "docs/gossip.md", frames: GOSSIP_FRAMES },
+  { name: "multicast", doc: "docs/multicast.md", frames: MULTICAST_FRAMES },
+  { name: "ring", doc: "docs/ring.md", frames: RING_FRAMES },
+  { name: "leader", doc: "docs/queue.md", frames: LEADER_JOB_FRAMES },
 ];
 
 const HEADER = ["`t`", "from → to", "fields", "reply", "what"];
@@ -164,6 +193,174 @@ Deno.test("the queue server handles exactly the client frames of the catalogue",
     );
   } finally {
     engine.close();
+  }
+});
+
+Deno.test("frameProblems() finds an unknown type, a missing and an undeclared field; repliesOf() reads replies", () => {
+  const frames: FrameSpec[] = [
+    { t: "a", route: "x → y", fields: "n, m?", reply: "a.ok {id}", note: "" },
+    { t: "b", route: "y → x", fields: "…", reply: "b.ok", note: "" },
+  ];
+  assert.deepEqual(frameProblems(frames, { t: "a", n: 1, rid: 3 }), []);
+  assert.deepEqual(frameProblems(frames, { t: "a", n: 1, m: 2 }, { routes: ["x → y"] }), []);
+  assert.deepEqual(frameProblems(frames, { t: "a", m: 2, z: 0 }), [
+    "a: field n missing",
+    "a: field z not in the catalogue",
+  ]);
+  assert.deepEqual(frameProblems(frames, { t: "a", n: 1 }, { routes: ["y → x"] }), [
+    "a: not in the catalogue on y → x",
+  ]);
+  assert.deepEqual(frameProblems(frames, { t: "b", anything: 1 }), []);
+  assert.deepEqual(frameProblems(frames, { type: "c" }, { key: "type" }), [
+    "c: not in the catalogue",
+  ]);
+  assert.deepEqual(
+    repliesOf(frames).map((f) => [f.t, f.fields]),
+    [["a.ok", "id"], ["b.ok", ""]],
+  );
+});
+
+Deno.test("the gossip and leader catalogues are the message types the code sends, field for field", () => {
+  // Type errors here name the drift (`g.ping: the required fields differ`).
+  const gossip: [FrameMismatch<typeof GOSSIP_FRAMES, GossipMessage>] extends [never] ? true
+    : FrameMismatch<typeof GOSSIP_FRAMES, GossipMessage> = true;
+  const job: [FrameMismatch<typeof LEADER_JOB_FRAMES, JobMessage, "type">] extends [never] ? true
+    : FrameMismatch<typeof LEADER_JOB_FRAMES, JobMessage, "type"> = true;
+  assert.ok(gossip && job);
+  // …and the check is not vacuous: a catalogue that lacks a field or a type is a mismatch.
+  type Short = readonly [{ t: "g.ack"; route: ""; fields: "from, seq"; reply: ""; note: "" }];
+  const short: FrameMismatch<Short, GossipMessage> = "g.ack: the required fields differ";
+  const missing: Extract<FrameMismatch<Short, GossipMessage>, `g.ping${string}`> =
+    "g.ping: a message type missing in the catalogue";
+  assert.ok(short && missing);
+});
+
+Deno.test("the gossip role handles exactly the catalogue's messages, and parses each of them", () => {
+  assert.deepEqual(
+    framesOf(GOSSIP_FRAMES, GOSSIP_ROUTE).sort(),
+    Object.values(GossipType).sort(),
+  );
+  const samples: GossipMessage[] = [
+    { t: GossipType.Rumor, from: "a", e: [["k", "v", 1, "a", 0]], m: [["a", "h:1", 0, 1]] },
+    { t: GossipType.Digest, from: "a", addr: "h:1", d: [["k", 1, "a"]], m: [] },
+    { t: GossipType.Delta, from: "a", e: [], want: ["k"], m: [] },
+    { t: GossipType.Ping, from: "a", addr: "h:1", seq: 1, m: [] },
+    { t: GossipType.Ack, from: "a", seq: 1, m: [] },
+    { t: GossipType.PingReq, from: "a", seq: 1, target: "b", taddr: "h:2" },
+  ];
+  assert.deepEqual(samples.map((m) => m.t).sort(), Object.values(GossipType).sort());
+  for (const m of samples) {
+    assert.deepEqual(parseGossipMessage(m as unknown as Message), m);
+    assert.deepEqual(frameProblems(GOSSIP_FRAMES, m), [], m.t);
+  }
+});
+
+Deno.test("every frame multicast members send in a run with crashes, partitions and rejoins is in the catalogue", () => {
+  const problems = new Set<string>();
+  const seen = new Set<string>();
+  const onFrame = (_from: string, _to: string, frame: Message) => {
+    seen.add(frame.t);
+    for (const p of frameProblems(MULTICAST_FRAMES, frame)) problems.add(p);
+  };
+  for (let seed = 10; seed < 16; seed++) {
+    const n = seed % 2 === 0 ? 3 : 5;
+    const g = new SimGroup({ n, seed, onFrame });
+    g.runUntil(() => g.settled(), `seed ${seed}: the first view`);
+    const r = g.random;
+    for (let round = 0; round < 4; round++) {
+      const victim = g.names[Math.floor(r() * n)];
+      const others = g.names.filter((x) => x !== victim);
+      if (round % 2 === 0) g.net.partition([victim], others, r() < 0.5 ? "hold" : "reset");
+      else g.crash(victim);
+      g.run(1_500, { sendEveryMs: 25 });
+      g.net.healAll();
+      for (const d of [...g.down]) g.restart(d);
+      g.runUntil(() => g.settled(), `seed ${seed} round ${round}: one view again`, 60_000);
+    }
+    g.members.get(g.names[0])!.leave();
+  }
+  assert.deepEqual([...problems], []);
+  assert.deepEqual([...seen].sort(), MULTICAST_FRAMES.map((f) => f.t).sort());
+});
+
+Deno.test("a multicast member dispatches every catalogue frame (and refuses other types)", () => {
+  assert.deepEqual(
+    [...MEMBER_FRAME_TYPES].sort(),
+    framesOf(MULTICAST_FRAMES, MULTICAST_ROUTE).sort(),
+  );
+  const g = new SimGroup({ n: 3, seed: 1 });
+  g.runUntil(() => g.settled(), "the first view");
+  const m1 = g.members.get("m1")!;
+  const codeOf = (t: string) => {
+    try {
+      m1.receive("m2", { t }, g.now);
+      return "accepted";
+    } catch (err) {
+      return err instanceof ProtocolError ? err.code : String(err);
+    }
+  };
+  for (const t of MEMBER_FRAME_TYPES) assert.notEqual(codeOf(t), "unknown_type", t);
+  assert.equal(codeOf("mc.nonsense"), "unknown_type");
+});
+
+Deno.test("every frame the ring cores send, and every reply, in randomized partitions, pauses and crashes is in the catalogue", () => {
+  const problems = new Set<string>();
+  const seen = new Set<string>();
+  const member = [...RING_FRAMES, ...repliesOf(RING_FRAMES)]
+    .filter((f) => f.route === RING_ROUTES.member);
+  for (let seed = 1; seed <= 4; seed++) {
+    chaos(seed, undefined, (_from, _to, msg) => {
+      seen.add(msg.t);
+      for (const p of frameProblems(member, msg)) problems.add(p);
+    });
+  }
+  assert.deepEqual([...problems], []);
+  // ring.ping/pong are the links' heartbeat, which the simulation does not run.
+  assert.deepEqual(
+    [...seen].sort(),
+    member.map((f) => f.t).filter((t) => !t.startsWith("ring.p") || t.startsWith("ring.prep"))
+      .sort(),
+  );
+});
+
+Deno.test("the ring node handles exactly the catalogue's member frames, and its replies match it", async () => {
+  const members = ["n1", "n2", "n3"].map((name, i) => ({
+    name,
+    hostname: "127.0.0.1",
+    port: 1 + i,
+    options: {},
+  }));
+  const node = new RingNode({
+    self: "n1",
+    members,
+    events: new EventSink({ node: "n1", role: "ring" }),
+    log: new Logger({ node: "n1", role: "ring", level: "error" }),
+    maxFrame: 1 << 20,
+  });
+  try {
+    const handlers = node.handlers();
+    assert.deepEqual(
+      Object.keys(handlers).sort(),
+      framesOf(RING_FRAMES, RING_ROUTES.member).sort(),
+    );
+    // A session as the server hands one to a handler: only the hello's name is read.
+    const session = { peer: { name: "n2", role: "ring" } } as unknown as PeerSession;
+    const replies = repliesOf(RING_FRAMES);
+    const requests: Message[] = [
+      { t: "ring.ping" },
+      { t: "ring.lease", gen: 1, round: 1 },
+      { t: "ring.prepare", ballot: 2, reason: "lost" },
+      { t: "ring.token", gen: 3, fence: 3 * FENCE_BASE, hops: 0, want: [], from: "n2" },
+    ];
+    for (const req of requests) {
+      assert.deepEqual(frameProblems(RING_FRAMES, req), [], req.t);
+      const reply = await handlers[req.t](req, session) as Message;
+      const want = RING_FRAMES.find((f) => f.t === req.t)!.reply.split(" ")[0];
+      assert.equal(reply.t, want, req.t);
+      assert.deepEqual(frameProblems(replies, reply), [], `${req.t}: ${JSON.stringify(reply)}`);
+    }
+  } finally {
+    await node.close();
   }
 });
 

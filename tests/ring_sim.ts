@@ -27,6 +27,8 @@ export interface RingSimOptions {
   drift?: number;
   /** Message loss probability on a connected link. @default {0.002} */
   loss?: number;
+  /** Sees every frame a core sends and every reply it gets (checks of the protocol). @default {none} */
+  onFrame?: (from: string, to: string, msg: Message) => void;
 }
 
 /** A time span in which one node believed it held an unexpired lease. */
@@ -91,6 +93,7 @@ export class RingSim {
   readonly #fifo = new Map<string, number>();
   readonly #passTimeoutMs: number;
   readonly #loss: number;
+  readonly #onFrame: RingSimOptions["onFrame"];
   #tokensInFlight = 0;
   #clientLoad = 0;
 
@@ -100,6 +103,7 @@ export class RingSim {
     this.leaseMs = options.leaseMs ?? 300;
     this.#passTimeoutMs = options.passTimeoutMs ?? 200;
     this.#loss = options.loss ?? 0.002;
+    this.#onFrame = options.onFrame;
     const drift = options.drift ?? 0.009;
     this.#nodes = options.members.map((name, index) => ({
       name,
@@ -542,6 +546,7 @@ export class RingSim {
 
   #send(from: SimNode, toName: string, msg: Message): void {
     const to = this.#node(toName);
+    this.#onFrame?.(from.name, toName, msg);
     const epoch = to.epoch;
     this.#wire(from, to, () => {
       if (to.epoch !== epoch && to.state === undefined) return;
@@ -553,6 +558,7 @@ export class RingSim {
 
   #request(from: SimNode, id: number, toName: string, msg: Message, timeoutMs: number): void {
     const to = this.#node(toName);
+    this.#onFrame?.(from.name, toName, msg);
     const fromEpoch = from.epoch;
     let done = false;
     const finish = (fn: (t: number, s: RingState) => void) => {
@@ -583,6 +589,7 @@ export class RingSim {
       if (!to.state) return;
       this.#input(to, (t, s) => {
         const answer = this.#handle(t, s, from.name, msg);
+        if (answer.reply) this.#onFrame?.(to.name, from.name, answer.reply);
         this.#wire(to, from, () => {
           if (answer.refused) {
             const refused = answer.refused;
@@ -659,11 +666,15 @@ export function settle(sim: RingSim, until: number): void {
 /**
  * One randomized schedule: 3–5 nodes under load for 10 s of partitions into two sides,
  * one-way cuts, heals, pauses up to 3 leases and crashes; then a heal, and one lock at
- * every node after 14 s. Returns the simulation settled at 19 s.
+ * every node after 14 s. Returns the simulation settled at 19 s. `onFrame` sees every frame.
  */
-export function chaos(seed: number, trace?: string[]): { sim: RingSim; names: string[] } {
+export function chaos(
+  seed: number,
+  trace?: string[],
+  onFrame?: RingSimOptions["onFrame"],
+): { sim: RingSim; names: string[] } {
   const names = ["n1", "n2", "n3", "n4", "n5"].slice(0, 3 + (seed % 3));
-  const sim = new RingSim({ members: names, seed, leaseMs: 300, passTimeoutMs: 200 });
+  const sim = new RingSim({ members: names, seed, leaseMs: 300, passTimeoutMs: 200, onFrame });
   sim.trace = trace;
   const r = sim.random;
   const pick = () => names[Math.floor(r() * names.length)];

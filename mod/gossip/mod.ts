@@ -21,6 +21,7 @@ export {
   type MemberTableOptions,
 } from "./membership.ts";
 export * from "./messages.ts";
+export { GOSSIP_FRAMES, GOSSIP_ROUTE, type GossipFrameType } from "./protocol.ts";
 export { FailureDetector, type FailureDetectorOptions } from "./failure_detector.ts";
 export type { GossipTransport } from "./transport.ts";
 export {

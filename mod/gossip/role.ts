@@ -16,10 +16,11 @@ import {
   startNodeServer,
   UsageError,
 } from "../process/mod.ts";
-import { ErrorCode, type Message, type PeerSession, ProtocolError } from "../wire/mod.ts";
-import { DEFAULT_MAX_VALUE_BYTES, GossipType } from "./constants.ts";
+import { ErrorCode, framesOf, type Message, type PeerSession, ProtocolError } from "../wire/mod.ts";
+import { DEFAULT_MAX_VALUE_BYTES } from "./constants.ts";
 import { generateWords } from "./generator.ts";
 import { parseGossipMessage } from "./messages.ts";
+import { GOSSIP_FRAMES, GOSSIP_ROUTE } from "./protocol.ts";
 import { GossipNode, type StopRule } from "./node.ts";
 import { TcpTransport } from "./tcp_transport.ts";
 import { gossipCommands, runPrompt } from "./commands.ts";
@@ -228,7 +229,9 @@ export const gossipRole = defineRole({
       late.node.receive(m, performance.now());
       return undefined;
     };
-    const handlers = Object.fromEntries(Object.values(GossipType).map((t) => [t, receive]));
+    const handlers = Object.fromEntries(
+      framesOf(GOSSIP_FRAMES, GOSSIP_ROUTE).map((t) => [t, receive]),
+    );
     const commands = gossipCommands(() => {
       if (!late.node) throw new ProtocolError(ErrorCode.Unavailable, "Cannot run: starting");
       return late.node;

@@ -16,6 +16,8 @@ export {
   FANOUT_EXCHANGE,
   type JobChannel,
   type JobMessage,
+  LEADER_JOB_FRAMES,
+  LEADER_JOB_ROUTES,
   LEADER_QUEUE,
   MAX_VALUE,
 } from "./protocol.ts";

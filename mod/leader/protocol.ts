@@ -8,9 +8,15 @@
  * order, a follower keeps a value only when it belongs to the turn last announced, so a
  * late write of a timed-out holder is dropped by everyone alike.
  *
+ * {@linkcode LEADER_JOB_FRAMES} lists every message with its fields: it is the table in
+ * docs/queue.md (tests/protocol_docs_test.ts compares the two and checks it field for field
+ * against {@linkcode JobMessage}, the type every sender encodes), and
+ * {@linkcode decodeJob} refuses a body it does not describe.
+ *
  * @module
  */
 import type { QueueMessage, ReturnedMessage } from "../queue/mod.ts";
+import { frameProblems, type FrameSpec } from "../wire/mod.ts";
 
 /** Direct exchange: requests, finals, grants. */
 export const DIRECT_EXCHANGE = "lf.direct";
@@ -25,6 +31,62 @@ export const MAX_VALUE = 1000;
 export function grantKey(id: string): string {
   return `grant.${id}`;
 }
+
+/** The routes of the job's messages: who publishes them for whom. */
+export const LEADER_JOB_ROUTES = {
+  toLeader: "follower → leader",
+  toFollower: "leader → follower",
+  fromLeader: "leader → everyone",
+  fromHolder: "holder → everyone",
+} as const;
+
+/** Every message of the job (JSON bodies; `type` is the table's `t`). */
+export const LEADER_JOB_FRAMES = [
+  {
+    t: "request",
+    route: LEADER_JOB_ROUTES.toLeader,
+    fields: "id",
+    reply: "",
+    note: "to `lf.direct`, key `request`, mandatory (retried while it comes back): " +
+      "follower `id` wants a turn",
+  },
+  {
+    t: "turn",
+    route: LEADER_JOB_ROUTES.fromLeader,
+    fields: "turn, follower",
+    reply: "",
+    note: "to `lf.values`: turn `turn` is `follower`'s; only its write for this turn counts",
+  },
+  {
+    t: "grant",
+    route: LEADER_JOB_ROUTES.toFollower,
+    fields: "turn",
+    reply: "",
+    note: "to `lf.direct`, key `grant.<id>`, after the `turn`: write now",
+  },
+  {
+    t: "write",
+    route: LEADER_JOB_ROUTES.fromHolder,
+    fields: "turn, follower, value",
+    reply: "",
+    note: "to `lf.values`: the holder's value (0..1000); the leader starts the next turn " +
+      "when it sees it, or after `--turn-timeout`",
+  },
+  {
+    t: "end",
+    route: LEADER_JOB_ROUTES.fromLeader,
+    fields: "turns, writes",
+    reply: "",
+    note: "to `lf.values`: the job is over (`turns` granted, `writes` seen)",
+  },
+  {
+    t: "final",
+    route: LEADER_JOB_ROUTES.toLeader,
+    fields: "id, values",
+    reply: "",
+    note: "to `lf.direct`, key `final`: follower `id`'s list, for the verdict",
+  },
+] as const satisfies readonly FrameSpec[];
 
 /** A message of the job. */
 export type JobMessage =
@@ -43,11 +105,17 @@ export function encodeJob(m: JobMessage): Uint8Array {
   return encoder.encode(JSON.stringify(m));
 }
 
-/** Decodes a job message; undefined for anything malformed. */
+/**
+ * Decodes a job message; undefined for anything malformed: not JSON, or a type or fields
+ * {@linkcode LEADER_JOB_FRAMES} does not describe.
+ */
 export function decodeJob(m: QueueMessage): JobMessage | undefined {
   try {
     const v = JSON.parse(decoder.decode(m.body));
-    if (v && typeof v === "object" && typeof v.type === "string") return v as JobMessage;
+    if (
+      v && typeof v === "object" && !Array.isArray(v) && typeof v.type === "string" &&
+      frameProblems(LEADER_JOB_FRAMES, v, { key: "type" }).length === 0
+    ) return v as JobMessage;
   } catch {
     // not ours
   }

@@ -23,6 +23,8 @@ export interface FrameSink {
 export interface MemoryNetworkOptions {
   /** Decides the interleaving and losses. */
   random: RandomSource;
+  /** Sees every frame a member hands to the network (checks of what the code sends). @default {none} */
+  onSend?: (from: string, to: string, frame: Message) => void;
 }
 
 type CutMode = "hold" | "reset";
@@ -30,6 +32,7 @@ type CutMode = "hold" | "reset";
 /** The virtual network; each node gets a transport with `transport(name)`. */
 export class MemoryNetwork {
   readonly #random: RandomSource;
+  readonly #onSend: MemoryNetworkOptions["onSend"];
   readonly #sinks = new Map<string, FrameSink>();
   readonly #queues = new Map<string, Message[]>();
   readonly #cut = new Map<string, CutMode>();
@@ -41,6 +44,7 @@ export class MemoryNetwork {
 
   constructor(options: MemoryNetworkOptions) {
     this.#random = options.random;
+    this.#onSend = options.onSend;
   }
 
   /** Registers the node `name`. */
@@ -115,6 +119,7 @@ export class MemoryNetwork {
   transport(from: string): MulticastTransport {
     return {
       send: (to, frame) => {
+        this.#onSend?.(from, to, frame);
         if (this.#stopped.has(from) || this.#stopped.has(to)) return false;
         const key = `${from}\u0000${to}`;
         if (this.#cut.get(key) === "reset") return false;

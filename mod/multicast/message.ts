@@ -5,21 +5,6 @@
  */
 import { ErrorCode, type Message, ProtocolError } from "../wire/mod.ts";
 
-/** Every frame type a member receives from another member (what its server dispatches). */
-export const MEMBER_FRAME_TYPES: readonly string[] = [
-  "mc.data",
-  "mc.ack",
-  "mc.hb",
-  "mc.propose",
-  "mc.flush",
-  "mc.install",
-  "mc.installed",
-  "mc.commit",
-  "mc.join",
-  "mc.history",
-  "mc.leave",
-];
-
 /** Longest chat body accepted, in UTF-16 units. */
 export const MAX_BODY_LENGTH = 64 * 1024;
 

@@ -14,10 +14,10 @@ export {
   compareStamp,
   MAX_BATCH,
   MAX_BODY_LENGTH,
-  MEMBER_FRAME_TYPES,
   messageId,
   parseChatMessage,
 } from "./message.ts";
+export { MEMBER_FRAME_TYPES, MULTICAST_FRAMES, MULTICAST_ROUTE } from "./protocol.ts";
 export {
   type Ack,
   type FlushReport,

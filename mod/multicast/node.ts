@@ -12,7 +12,8 @@ import { ctlCommand } from "../ctl/mod.ts";
 import { prepareDataDir } from "../storage/mod.ts";
 import type { FrameServer, Message, PeerSession } from "../wire/mod.ts";
 import { type HistoryEntry, HistoryStore } from "./history_store.ts";
-import { type ChatMessage, MEMBER_FRAME_TYPES } from "./message.ts";
+import type { ChatMessage } from "./message.ts";
+import { MEMBER_FRAME_TYPES } from "./protocol.ts";
 import { MulticastMember } from "./member.ts";
 import { multicastLinks } from "./tcp_transport.ts";
 

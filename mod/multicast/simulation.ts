@@ -9,7 +9,7 @@
 import { type RandomSource, seededRandom } from "../random/mod.ts";
 import type { CheckedEvent } from "./checker.ts";
 import { MemoryHistory } from "./memory_history.ts";
-import { MemoryNetwork } from "./memory_network.ts";
+import { MemoryNetwork, type MemoryNetworkOptions } from "./memory_network.ts";
 import { MulticastMember } from "./member.ts";
 
 /** Options of {@linkcode SimGroup}. */
@@ -30,6 +30,8 @@ export interface SimGroupOptions {
   framesPerStep?: number;
   /** Receives the members' log lines (debugging a seed). @default {none} */
   log?: (node: string, level: string, line: string, now: number) => void;
+  /** Sees every frame a member sends (see {@linkcode MemoryNetworkOptions}). @default {none} */
+  onFrame?: MemoryNetworkOptions["onSend"];
 }
 
 const quietLog = { debug() {}, info() {}, warn() {}, error() {} };
@@ -54,7 +56,7 @@ export class SimGroup {
   readonly refused = new Map<string, number>();
   /** The virtual clock. */
   now = 0;
-  readonly #o: Required<Omit<SimGroupOptions, "quorum" | "log">> & SimGroupOptions;
+  readonly #o: Required<Omit<SimGroupOptions, "quorum" | "log" | "onFrame">> & SimGroupOptions;
   readonly #random: RandomSource;
   readonly #dirty = new Set<string>();
   readonly #nextTick = new Map<string, number>();
@@ -69,7 +71,10 @@ export class SimGroup {
       ...options,
     };
     this.#random = seededRandom(options.seed);
-    this.net = new MemoryNetwork({ random: seededRandom(options.seed * 7 + 1) });
+    this.net = new MemoryNetwork({
+      random: seededRandom(options.seed * 7 + 1),
+      onSend: options.onFrame,
+    });
     this.names = Array.from({ length: options.n }, (_, i) => `m${i + 1}`);
     for (const name of this.names) {
       this.histories.set(name, new MemoryHistory());

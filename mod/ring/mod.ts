@@ -47,4 +47,5 @@ export {
   type RingStateOptions,
   type TokenRefusal,
 } from "./state.ts";
+export { RING_FRAMES, RING_ROUTES } from "./protocol.ts";
 export { ringDemo } from "./demo.ts";

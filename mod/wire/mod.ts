@@ -16,7 +16,16 @@
  * @module
  */
 export * from "./constants.ts";
-export { framesOf, type FrameSpec } from "./frame_spec.ts";
+export {
+  fieldNames,
+  type FrameMismatch,
+  frameProblems,
+  framesOf,
+  type FrameSpec,
+  type OptionalFields,
+  repliesOf,
+  type RequiredFields,
+} from "./frame_spec.ts";
 export {
   ByteBuffer,
   type CodecOptions,
