@@ -10,22 +10,10 @@
  *
  * @module
  */
-import {
-  ErrorCode,
-  fieldArray,
-  fieldInt,
-  fieldOptString,
-  type Message,
-  ProtocolError,
-} from "../wire/mod.ts";
+import { ErrorCode, type Message, ProtocolError } from "../wire/mod.ts";
+import { readAck, readData, readHeartbeat } from "./frames.ts";
 import type { HistoryEntry, HistoryLog } from "./history_store.ts";
-import {
-  type ChatMessage,
-  MAX_BATCH,
-  MAX_BODY_LENGTH,
-  parseChatMessage,
-  parseCounters,
-} from "./message.ts";
+import { type ChatMessage, MAX_BODY_LENGTH } from "./message.ts";
 import { SilenceDetector } from "./failure_detector.ts";
 import { type FlushReport, type Installation, TotalOrderGroup } from "./total_order.ts";
 import type { MulticastTransport } from "./transport.ts";
@@ -468,22 +456,13 @@ export class MulticastMember {
   }
 
   #onData(msg: Message, from: string): void {
-    const view = fieldInt(msg, "view", { min: 0 });
-    const raw = fieldArray(msg, "msgs");
-    if (raw.length > MAX_BATCH) {
-      throw new ProtocolError(
-        ErrorCode.BadField,
-        `Cannot accept mc.data: more than ${MAX_BATCH} messages`,
-      );
-    }
-    const msgs = raw.map((r) => parseChatMessage(r, msg));
+    const { view, msgs, resend } = readData(msg);
     if (this.#deferred(from, view, msg)) return;
     if (!this.#inView(view)) {
       // Sent in an older view: it is part of that view's flush, or from an excluded node.
       this.#hooks.events.debug("mc.stale", { from, view, count: msgs.length });
       return;
     }
-    const resend = msg.resend === true;
     let refused: ProtocolError | undefined;
     for (const m of msgs) {
       const r = this.#group.receive(from, m);
@@ -497,37 +476,18 @@ export class MulticastMember {
   }
 
   #onAck(msg: Message, from: string): void {
-    const view = fieldInt(msg, "view", { min: 0 });
-    const lamport = fieldInt(msg, "lamport", { min: 0 });
-    const recv = parseCounters(msg.recv, "recv", msg);
+    const { view, ack } = readAck(msg);
     if (this.#deferred(from, view, msg)) return;
     if (!this.#inView(view)) return;
-    this.#group.observe(from, { lamport, recv });
+    this.#group.observe(from, ack);
     this.#hooks.schedule();
   }
 
   #onHeartbeat(msg: Message, from: string): void {
-    const view = fieldInt(msg, "view", { min: 0 });
-    const lamport = fieldInt(msg, "lamport", { min: 0 });
-    const recv = parseCounters(msg.recv, "recv", msg);
-    const members = this.#vc.names(msg, "members");
-    const state = fieldOptString(msg, "state") ?? "member";
-    const coord = fieldOptString(msg, "coord") ?? "";
-    const delivered = typeof msg.delivered === "number" ? msg.delivered : 0;
-    const handled = this.#vc.peerHeartbeat(from, {
-      view,
-      state,
-      coord,
-      members,
-      primary: msg.primary === true,
-      delivered,
-      lastView: typeof msg.lastView === "number" ? msg.lastView : 0,
-      lastMembers: msg.lastMembers === undefined ? [] : this.#vc.names(msg, "lastMembers"),
-      at: this.#now,
-    });
-    if (handled) return;
-    if (this.#inView(view)) {
-      this.#group.observe(from, { lamport, recv });
+    const { info, ack } = readHeartbeat(msg, this.#now, (n: string) => this.#order.has(n));
+    if (this.#vc.peerHeartbeat(from, info)) return;
+    if (this.#inView(info.view)) {
+      this.#group.observe(from, ack);
       this.#hooks.schedule();
     }
   }

@@ -39,7 +39,24 @@ export {
   type MulticastMemberOptions,
   type ReportedState,
 } from "./member.ts";
-export { type JoinRequest, ViewChanges } from "./view_change.ts";
+export { ViewChanges } from "./view_change.ts";
+export {
+  type JoinerPart,
+  type JoinRequest,
+  type PeerInfo,
+  readAck,
+  readData,
+  readFlush,
+  readHeartbeat,
+  readHistory,
+  readInstall,
+  readJoin,
+  readJoinerPart,
+  readNames,
+  readPropose,
+  readViewNumber,
+} from "./frames.ts";
+export { type OwnView, PeerStates, type PeerStatesOptions } from "./peer_states.ts";
 export { type FrameSink, MemoryNetwork, type MemoryNetworkOptions } from "./memory_network.ts";
 export { type CheckedEvent, checkMulticastEvents, type CheckOptions } from "./checker.ts";
 export { SimGroup, type SimGroupOptions } from "./simulation.ts";

@@ -13,60 +13,25 @@
  *
  * @module
  */
+import { ErrorCode, type Message, ProtocolError } from "../wire/mod.ts";
 import {
-  ErrorCode,
-  fieldArray,
-  fieldInt,
-  fieldOptString,
-  type Message,
-  ProtocolError,
-} from "../wire/mod.ts";
+  type JoinRequest,
+  type PeerInfo,
+  readFlush,
+  readHistory,
+  readInstall,
+  readJoin,
+  readJoinerPart,
+  readPropose,
+  readViewNumber,
+} from "./frames.ts";
 import type { HistoryLog } from "./history_store.ts";
-import { parseChatMessage, parseCounters } from "./message.ts";
+import { PeerStates } from "./peer_states.ts";
 import { HistoryReceiver, sendHistory } from "./state_transfer.ts";
 import type { SilenceDetector } from "./failure_detector.ts";
 import type { MemberHooks } from "./member.ts";
-import {
-  type FlushReport,
-  type Installation,
-  mergeFlushes,
-  type TotalOrderGroup,
-  type View,
-} from "./total_order.ts";
+import { type FlushReport, mergeFlushes, type TotalOrderGroup, type View } from "./total_order.ts";
 import type { MulticastTransport } from "./transport.ts";
-
-/** A join request as the coordinator keeps it. */
-export interface JoinRequest {
-  /** Highest view the joiner has seen. */
-  known: number;
-  /** Its next own sequence number. */
-  ownSeq: number;
-  /** Its Lamport clock. */
-  clock: number;
-  /** How many messages it has delivered. */
-  have: number;
-  /** The id of its last delivered message. */
-  last?: string;
-  /** Which time the joiner has become joining (an install answers one request of it). */
-  epoch: number;
-  /** When the request arrived. */
-  at: number;
-}
-
-/** What this member last heard in a peer's heartbeat. */
-export interface PeerInfo {
-  view: number;
-  state: string;
-  coord: string;
-  members: string[];
-  primary: boolean;
-  delivered: number;
-  /** The last view it installed, as stored (survives its restarts). */
-  lastView: number;
-  /** That view's members. */
-  lastMembers: string[];
-  at: number;
-}
 
 interface ViewChange {
   num: number;
@@ -121,7 +86,7 @@ export interface ViewChangesOptions {
 /** The membership state machine of one member (see the module doc). */
 export class ViewChanges {
   readonly #o: ViewChangesOptions;
-  readonly #peerInfo = new Map<string, PeerInfo>();
+  readonly #peers: PeerStates;
   readonly #pendingJoins = new Map<string, JoinRequest>();
   #state: "joining" | "flushing" | "installing" | "member" = "joining";
   #accepted: { num: number; coord: string; members: string[] } | undefined;
@@ -132,17 +97,6 @@ export class ViewChanges {
   readonly #receiver: HistoryReceiver;
   #now = 0;
   #noQuorumLogged = 0;
-  /** Members heard from in the current view since it was installed. */
-  readonly #seenInView = new Set<string>();
-  /**
-   * Members that said "joining" after they were seen in the current view (they restarted or
-   * left it). Before they are seen, "joining" only means they have not installed it yet.
-   */
-  readonly #rejoiners = new Set<string>();
-  /** Members that did not flush for this node's last change (refused it, or unreachable). */
-  readonly #unresponsive = new Set<string>();
-  /** Since when each member has said "flushing" in this node's view (a change may be stuck). */
-  readonly #flushingSince = new Map<string, number>();
   /** The highest view number installed here: no number is installed twice by one node. */
   #maxInstalled = 0;
   /**
@@ -156,6 +110,7 @@ export class ViewChanges {
     this.#o = options;
     this.#now = options.startedAt;
     this.#receiver = new HistoryReceiver(options.store, options.hooks);
+    this.#peers = new PeerStates({ self: options.self, failTimeoutMs: options.failTimeoutMs });
     // View numbers grow across restarts: no number is proposed or installed twice here.
     this.#maxNum = options.store.lastView?.num ?? 0;
     this.#maxInstalled = this.#maxNum;
@@ -175,9 +130,7 @@ export class ViewChanges {
 
   /** Whether member `name` says it is joining (it restarted or left the view). */
   #rejoining(name: string): boolean {
-    if (name === this.#o.self) return false;
-    const info = this.#peerInfo.get(name);
-    return info !== undefined && this.#fresh(info) && this.#rejoiners.has(name);
+    return this.#peers.rejoining(name, this.#now);
   }
 
   /** This member's heartbeat frame (its view, state and the ordering core's clock). */
@@ -213,24 +166,11 @@ export class ViewChanges {
 
   /** `name` left politely. */
   forget(name: string): void {
-    this.#peerInfo.delete(name);
+    this.#peers.forget(name);
   }
 
-  /** Reads a list of member names, or throws `bad_field`. */
-  names(msg: Message, field: string): string[] {
-    const raw = fieldArray(msg, field);
-    const names: string[] = [];
-    for (const n of raw) {
-      if (typeof n !== "string" || !this.#o.order.has(n)) {
-        throw new ProtocolError(
-          ErrorCode.BadField,
-          `Cannot accept ${msg.t}: ${field} must list members of the peers file, got ${String(n)}`,
-        );
-      }
-      names.push(n);
-    }
-    return names;
-  }
+  /** Whether `name` is in the peers file. */
+  readonly #isMember = (name: string): boolean => this.#o.order.has(name);
 
   /** Takes a membership frame (`mc.propose`, `mc.flush`, `mc.install`, …). */
   receive(from: string, msg: Message, now: number): void {
@@ -261,22 +201,8 @@ export class ViewChanges {
    */
   peerHeartbeat(from: string, info: PeerInfo): boolean {
     this.#now = info.at;
-    this.#peerInfo.set(from, info);
     const g = this.#o.group;
-    if (info.state === "flushing" && this.#state !== "joining" && info.view === g.view?.id) {
-      if (!this.#flushingSince.has(from)) this.#flushingSince.set(from, info.at);
-    } else {
-      this.#flushingSince.delete(from);
-    }
-    if (info.state !== "joining") {
-      this.#rejoiners.delete(from);
-      if (this.#state !== "joining" && info.view === g.view?.id) {
-        this.#seenInView.add(from);
-        if (info.state === "flushing" || info.state === "member") this.#unresponsive.delete(from);
-      }
-    } else if (this.#seenInView.has(from)) {
-      this.#rejoiners.add(from);
-    }
+    this.#peers.heard(from, info, { state: this.#state, view: g.view?.id });
     const self = this.#o.self;
     const mine = this.#state === "joining" ? 0 : g.view?.id ?? 0;
     const acc = this.#accepted;
@@ -334,32 +260,18 @@ export class ViewChanges {
   }
 
   #fresh(info: PeerInfo): boolean {
-    return this.#now - info.at <= this.#o.failTimeoutMs;
-  }
-
-  #knownView(): number {
-    let best = 0;
-    for (const info of this.#peerInfo.values()) {
-      if (info.state !== "joining" && this.#fresh(info)) best = Math.max(best, info.view);
-    }
-    return best;
+    return this.#peers.fresh(info, this.#now);
   }
 
   /** Among fresh joining nodes (and this one): the one with the longest history forms. */
-  #bootstrapLeader(): string | undefined {
+  #bootstrapLeader(): string {
     const o = this.#o;
-    let best = o.self;
-    let bestCount = o.store.count;
-    for (const [name, info] of this.#peerInfo) {
-      if (info.state !== "joining" || !this.#fresh(info) || this.#suspected(name)) continue;
-      const better = info.delivered > bestCount ||
-        (info.delivered === bestCount && o.order.get(name)! < o.order.get(best)!);
-      if (better) {
-        best = name;
-        bestCount = info.delivered;
-      }
-    }
-    return best;
+    return this.#peers.bootstrapLeader(
+      this.#now,
+      o.store.count,
+      (name) => o.order.get(name)!,
+      (name) => this.#suspected(name),
+    );
   }
 
   #sendJoin(target: string, known: number): void {
@@ -382,7 +294,7 @@ export class ViewChanges {
     let target: string | undefined;
     let bestFrom: string | undefined;
     let best = 0;
-    for (const [name, info] of this.#peerInfo) {
+    for (const [name, info] of this.#peers.entries()) {
       if (info.state === "joining" || !this.#fresh(info)) continue;
       if (info.view > best || (info.view === best && info.primary)) {
         best = info.view;
@@ -399,20 +311,20 @@ export class ViewChanges {
     // No group anywhere: the joining node with the longest history (then first in file
     // order) forms one, with the others joining it, once a quorum asks.
     const reachable = (name: string) =>
-      this.#peerInfo.has(name) && !this.#suspected(name) && o.transport.connected(name);
+      this.#peers.has(name) && !this.#suspected(name) && o.transport.connected(name);
     const heardAll = o.peers.every(reachable);
     if (!heardAll && this.#now - o.startedAt < o.bootstrapMs) return;
     // Whoever was in the last installed view may hold the only copy of what it delivered (the
     // others' acks were in memory, lost if they restarted): a fresh group waits for all of
     // that view's members.
     let last = o.store.lastView ?? { num: 0, members: [] };
-    for (const [name, info] of this.#peerInfo) {
+    for (const [name, info] of this.#peers.entries()) {
       if (reachable(name) && info.state === "joining" && info.lastView > last.num) {
         last = { num: info.lastView, members: info.lastMembers };
       }
     }
     const missing = last.members.filter((m) =>
-      m !== o.self && !(reachable(m) && this.#peerInfo.get(m)?.state === "joining")
+      m !== o.self && !(reachable(m) && this.#peers.get(m)?.state === "joining")
     );
     if (missing.length > 0) {
       this.#logNoQuorum(
@@ -422,15 +334,12 @@ export class ViewChanges {
     }
     this.#maxNum = Math.max(this.#maxNum, last.num);
     const leader = this.#bootstrapLeader();
-    if (leader === undefined) return;
     if (leader !== o.self) {
       this.#sendJoin(leader, 0);
       return;
     }
     const joins = this.#liveJoins();
-    const asking = o.peers.filter((p) =>
-      reachable(p) && this.#peerInfo.get(p)?.state === "joining"
-    );
+    const asking = o.peers.filter((p) => reachable(p) && this.#peers.get(p)?.state === "joining");
     if (this.#now - o.startedAt < o.bootstrapMs && asking.some((p) => !joins.has(p))) return;
     if (joins.size + 1 < o.quorum) {
       this.#logNoQuorum(`forming a group needs ${o.quorum} members, ${joins.size + 1} ask`);
@@ -451,22 +360,14 @@ export class ViewChanges {
   }
 
   #onJoin(msg: Message, from: string): void {
-    const req: JoinRequest = {
-      known: fieldInt(msg, "known", { min: 0 }),
-      ownSeq: fieldInt(msg, "ownSeq", { min: 1 }),
-      clock: fieldInt(msg, "clock", { min: 0 }),
-      have: fieldInt(msg, "have", { min: 0 }),
-      last: fieldOptString(msg, "last"),
-      epoch: typeof msg.epoch === "number" ? msg.epoch : 0,
-      at: this.#now,
-    };
-    const bootstrapping = this.#state === "joining" && this.#knownView() === 0 &&
+    const req = readJoin(msg, this.#now);
+    const bootstrapping = this.#state === "joining" && this.#peers.knownView(this.#now) === 0 &&
       this.#bootstrapLeader() === this.#o.self;
     const view = this.#o.group.view;
     // A join sent before its sender saw the view that admitted it.
     if (this.#state !== "joining" && view?.members.includes(from) && view.id > req.known) return;
     // A member of this view asks to join: it restarted or left (it is not the coordinator).
-    if (this.#state !== "joining" && view?.members.includes(from)) this.#rejoiners.add(from);
+    if (this.#state !== "joining" && view?.members.includes(from)) this.#peers.rejoined(from);
     if (!bootstrapping && (this.#state === "joining" || this.leader() !== this.#o.self)) {
       throw new ProtocolError(
         "not_coordinator",
@@ -505,7 +406,7 @@ export class ViewChanges {
         return;
       }
       const silent = change.survivors.filter((s) => !change.reports.has(s));
-      for (const m of silent) this.#unresponsive.add(m);
+      for (const m of silent) this.#peers.unresponsive(m);
       o.hooks.log.warn(`view change ${change.num}: no flush from ${silent.join(", ")}; retrying`);
       this.#change = undefined;
       if (
@@ -526,7 +427,7 @@ export class ViewChanges {
       if (!this.#startChange(survivors, this.#liveJoins())) {
         this.#installing = inst;
         inst.deadline = now + o.flushTimeoutMs;
-        const elsewhere = [...this.#peerInfo.values()].find((i) => i.primary && this.#fresh(i));
+        const elsewhere = this.#peers.freshPrimary(now);
         if (elsewhere) {
           // Not committed (nothing was delivered in it) and a primary view exists elsewhere:
           // give it up and join that one.
@@ -549,8 +450,11 @@ export class ViewChanges {
     }
     const gone = view.members.filter((m) => this.#gone(m));
     const joins = this.#liveJoins();
-    const stuck = [...this.#flushingSince].some(([m, since]) =>
-      view.members.includes(m) && !gone.includes(m) && now - since > o.flushTimeoutMs
+    const stuck = this.#peers.stuckFlushing(
+      view.members,
+      (m) => gone.includes(m),
+      now,
+      o.flushTimeoutMs,
     );
     if (gone.length === 0 && joins.size === 0 && this.#state === "member" && !stuck) return;
     const survivors = view.members.filter((m) => !gone.includes(m) && !joins.has(m));
@@ -561,7 +465,7 @@ export class ViewChanges {
 
   /** Suspected, rejoining (it restarted or left the view), or it did not flush last time. */
   #gone(name: string): boolean {
-    return this.#suspected(name) || this.#rejoining(name) || this.#unresponsive.has(name);
+    return this.#suspected(name) || this.#rejoining(name) || this.#peers.isUnresponsive(name);
   }
 
   /**
@@ -570,11 +474,9 @@ export class ViewChanges {
    * the uncommitted view, so giving it up is safe).
    */
   #joinPrimaryElsewhere(): void {
-    for (const [name, info] of this.#peerInfo) {
-      if (info.primary && this.#fresh(info) && !this.#suspected(name)) {
-        this.#becomeJoining(`${name} is in primary view ${info.view}`);
-        return;
-      }
+    const name = this.#peers.freshPrimary(this.#now, (n) => this.#suspected(n));
+    if (name !== undefined) {
+      this.#becomeJoining(`${name} is in primary view ${this.#peers.get(name)!.view}`);
     }
   }
 
@@ -629,15 +531,9 @@ export class ViewChanges {
   }
 
   #onFlush(msg: Message, from: string): void {
-    const num = fieldInt(msg, "num", { min: 1 });
+    const { num, report } = readFlush(msg);
     const change = this.#change;
     if (!change || change.num !== num || !change.survivors.includes(from)) return;
-    const report: FlushReport = {
-      clock: fieldInt(msg, "clock", { min: 0 }),
-      hold: fieldArray(msg, "hold").map((r) => parseChatMessage(r, msg)),
-      nextSeq: parseCounters(msg.nextSeq, "nextSeq", msg),
-      ownSeq: fieldInt(msg, "ownSeq", { min: 1 }),
-    };
     change.reports.set(from, report);
     this.#maybeFinishChange();
   }
@@ -676,7 +572,7 @@ export class ViewChanges {
   }
 
   #onInstalled(msg: Message, from: string): void {
-    const num = fieldInt(msg, "num", { min: 1 });
+    const num = readViewNumber(msg);
     const inst = this.#installing;
     const view = this.#o.group.view;
     if (this.#state === "member" && view?.id === num && view.members.includes(from)) {
@@ -686,7 +582,7 @@ export class ViewChanges {
     if (!inst || inst.coord !== this.#o.self || inst.num !== num) return;
     if (!inst.members.includes(from)) return;
     inst.acks.add(from);
-    this.#seenInView.add(from);
+    this.#peers.seen(from);
     this.#maybeCommit();
   }
 
@@ -703,9 +599,7 @@ export class ViewChanges {
 
   #onPropose(msg: Message, from: string): void {
     const o = this.#o;
-    const num = fieldInt(msg, "num", { min: 1 });
-    const members = this.names(msg, "members");
-    const base = typeof msg.base === "number" ? msg.base : -1;
+    const { num, members, base } = readPropose(msg, this.#isMember);
     if (!members.includes(o.self) || !members.includes(from)) return;
     const acc = this.#accepted;
     if (acc && acc.num === num && acc.coord === from && this.#state === "flushing") {
@@ -739,30 +633,16 @@ export class ViewChanges {
 
   #onInstall(msg: Message, from: string): void {
     const o = this.#o;
-    const num = fieldInt(msg, "num", { min: 1 });
-    const members = this.names(msg, "members");
-    const inst: Installation = {
-      view: { id: num, members },
-      msgs: fieldArray(msg, "msgs").map((r) => parseChatMessage(r, msg)),
-      clocks: parseCounters(msg.clocks, "clocks", msg),
-      nextSeq: parseCounters(msg.nextSeq, "nextSeq", msg),
-      maxClock: fieldInt(msg, "maxClock", { min: 0 }),
-    };
-    const joiner = msg.joiner;
-    if (joiner !== undefined && joiner !== null) {
-      if (this.#state !== "joining" || !members.includes(o.self)) return;
+    const { inst, forJoiner } = readInstall(msg, this.#isMember);
+    const num = inst.view.id;
+    if (forJoiner) {
+      if (this.#state !== "joining" || !inst.view.members.includes(o.self)) return;
       if (num <= this.#maxInstalled) return; // each number is installed once at most
-      if (typeof joiner !== "object" || Array.isArray(joiner)) {
-        throw new ProtocolError(ErrorCode.BadField, "Cannot accept mc.install: bad joiner part");
-      }
-      const part = joiner as Message;
-      const base = fieldInt(part, "from", { min: 0 });
-      const lastId = fieldOptString(part, "lastId");
+      const part = readJoinerPart(msg);
       if (part.epoch !== this.#epoch) return; // the answer to an older join request
-      const delivered = parseCounters(part.delivered, "delivered", msg);
       let mine: Record<string, number> | undefined;
       try {
-        mine = this.#receiver.complete(from, base, lastId, inst, delivered);
+        mine = this.#receiver.complete(from, part.from, part.lastId, inst, part.delivered);
       } catch (err) {
         o.member.storageFailed(err);
         return;
@@ -782,8 +662,7 @@ export class ViewChanges {
 
   /** A chunk of the coordinator's history for this joining node, sent before the install. */
   #onHistory(msg: Message, from: string): void {
-    const after = fieldInt(msg, "after", { min: 0 });
-    const entries = fieldArray(msg, "entries").map((r) => parseChatMessage(r, msg));
+    const { after, entries } = readHistory(msg);
     if (this.#state !== "joining") return;
     try {
       this.#receiver.chunk(from, after, entries);
@@ -793,7 +672,7 @@ export class ViewChanges {
   }
 
   #onCommit(msg: Message, from: string): void {
-    const num = fieldInt(msg, "num", { min: 1 });
+    const num = readViewNumber(msg);
     const inst = this.#installing;
     if (this.#state === "installing" && inst && inst.num === num && inst.coord === from) {
       this.#commit();
@@ -804,10 +683,7 @@ export class ViewChanges {
   #installed(view: View, coord: string): void {
     const o = this.#o;
     this.#state = "installing";
-    this.#seenInView.clear();
-    this.#rejoiners.clear();
-    this.#flushingSince.clear();
-    this.#unresponsive.clear();
+    this.#peers.newView();
     this.#maxInstalled = Math.max(this.#maxInstalled, view.id);
     try {
       o.store.saveView({ num: view.id, members: view.members });
