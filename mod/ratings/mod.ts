@@ -19,6 +19,13 @@ export {
   type Responder,
 } from "./replica_node.ts";
 export {
+  isPeerAddress,
+  pushOrder,
+  ReplicaPeers,
+  type ReplicaPeersOptions,
+  ringAfter,
+} from "./replica_peers.ts";
+export {
   type RatingsTransport,
   TcpRatingsTransport,
   type TcpRatingsTransportOptions,

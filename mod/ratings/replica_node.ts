@@ -5,31 +5,25 @@
  * checked, gets the next sequence number of this RM, is applied, committed, and pushed to
  * `f − 1` peers before it is acknowledged. A query waits the same way, then is answered from
  * memory. Background gossip exchanges log records both ways every `gossipMs`; a peer far
- * behind the garbage-collected log gets a snapshot.
+ * behind the garbage-collected log gets a snapshot (the peer side is `replica_peers.ts`).
  *
  * @module
  */
 import type { EventSink, Logger } from "../events/mod.ts";
-import { Tick } from "../process/mod.ts";
 import type { StorageError } from "../storage/mod.ts";
 import {
   ErrorCode,
   fieldOptInt,
-  fieldOptString,
-  fieldString,
   type Message,
   type PeerSession,
   ProtocolError,
-  RemoteError,
 } from "../wire/mod.ts";
 import {
   fieldMovie,
   fieldQuery,
   fieldTs,
   fieldUser,
-  GOSSIP_BATCH,
   RATINGS_FRAMES,
-  readRecords,
   readUpdate,
   type RmRequest,
   type RmStatus,
@@ -37,24 +31,11 @@ import {
 import { CommitBatcher } from "./commit_batcher.ts";
 import { PrevWaiters } from "./prev_waiters.ts";
 import { ReplicaManager } from "./replica_manager.ts";
+import { ReplicaPeers } from "./replica_peers.ts";
 import type { ReplicaStore } from "./replica_store.ts";
 import type { RatingsTransport } from "./transport.ts";
-import { isCovered, type LogRecord, type RatingOp } from "./update_log.ts";
-import { merge, normalize, parseVectorTs, type VectorTs } from "./vector_ts.ts";
-
-interface Peer {
-  name: string;
-  address: string;
-  exchanging: boolean;
-  again: boolean;
-  snapshotting: boolean;
-}
-
-interface PushJob {
-  records: LogRecord[];
-  need: number;
-  resolve(copies: number): void;
-}
+import type { RatingOp } from "./update_log.ts";
+import { merge, normalize, type VectorTs } from "./vector_ts.ts";
 
 /** Options of {@linkcode ReplicaNode}. */
 export interface ReplicaNodeOptions {
@@ -106,17 +87,14 @@ export class ReplicaNode {
   readonly #transport: RatingsTransport;
   /** The replica algorithm (pure); this class wires it to the network, timers and commits. */
   readonly #rm: ReplicaManager;
-  #peers = new Map<string, Peer>();
+  /** Gossip, push replication and snapshots with the other RMs. */
+  readonly #peers: ReplicaPeers;
   readonly #waiters = new PrevWaiters();
   /** Commits what changed in one turn in one transaction; a failure stops acknowledging. */
   readonly #commits: CommitBatcher;
-  #pushJobs: PushJob[] = [];
-  /** Pushes the records of one turn's updates to peers together. */
-  readonly #pushTick = new Tick(() => this.#track(this.#pushRound()));
   #inFlight = 0;
   #status: RmStatus = "ACTIVE";
   #draining = false;
-  #stopping = false;
   /** Resolves once the first gossip exchange with every peer has finished (or failed). */
   #startup: Promise<void> = Promise.resolve();
   #tasks = new Set<Promise<unknown>>();
@@ -134,7 +112,20 @@ export class ReplicaNode {
         else this.#o.events.emit(ev, fields);
       },
     });
-    for (const p of options.peers) if (p.name !== this.#self) this.#addPeer(p.name, p.address);
+    this.#peers = new ReplicaPeers({
+      self: this.#self,
+      advertised: options.advertised,
+      rm: this.#rm,
+      transport: this.#transport,
+      events: options.events,
+      log: options.log,
+      commitNow: () => this.#commitNow(),
+      received: (changed) => {
+        if (changed) this.#afterChange();
+        else if (this.#store.dirty) this.#scheduleCommit(); // garbage collected
+      },
+      track: (task) => this.#track(task),
+    }, options.peers);
   }
 
   /** The replica algorithm's state (read-only use: status, tests). */
@@ -159,7 +150,7 @@ export class ReplicaNode {
 
   /** Names of the known peers. */
   get peerNames(): string[] {
-    return [...this.#peers.keys()];
+    return this.#peers.names;
   }
 
   /** The frame handlers of the replica protocol (clients' requests and peers' gossip). */
@@ -171,8 +162,8 @@ export class ReplicaNode {
     "ratings.query": (msg, session) => this.#onQuery(msg, session),
     "ratings.update": (msg, session) => this.#onUpdate(msg, session),
     "rm.ping": () => ({ t: "rm.pong", status: this.#status, ts: this.#rm.valueTs }),
-    "rm.gossip": (msg) => this.#onGossip(msg),
-    "rm.snapshot": (msg) => this.#onSnapshot(msg),
+    "rm.gossip": (msg) => this.#peers.onGossip(msg),
+    "rm.snapshot": (msg) => this.#peers.onSnapshot(msg),
   };
 
   /** The `drain` control command: refuse new requests (OFFLINE). */
@@ -193,15 +184,12 @@ export class ReplicaNode {
   start(): void {
     const gossipMs = this.#o.gossipMs ?? 200;
     this.#timers.push(
-      setInterval(() => this.#gossipRound(), gossipMs),
+      setInterval(() => this.#peers.gossipRound(), gossipMs),
       setInterval(() => this.#sweep(), 100),
       setInterval(() => this.#updateStatus(), this.#o.chaosStatus ? 1_000 : 250),
     );
     this.#o.events.emit("rm.status", { status: this.#status });
-    this.#startup = this.#withTimeout(
-      Promise.allSettled([...this.#peers.values()].map((p) => this.#exchange(p))),
-      2_000,
-    );
+    this.#startup = this.#withTimeout(this.#peers.exchangeAll(), 2_000);
   }
 
   /**
@@ -209,7 +197,7 @@ export class ReplicaNode {
    * exchange with every peer, requests in flight finished (bounded).
    */
   async quiesce(): Promise<void> {
-    this.#stopping = true;
+    this.#peers.stopping();
     for (const t of this.#timers.splice(0)) clearInterval(t);
     this.#draining = true;
     this.#updateStatus();
@@ -217,18 +205,14 @@ export class ReplicaNode {
       new ProtocolError(ErrorCode.Unavailable, "Cannot answer: replica stopping"),
     );
     this.#commitNow();
-    await this.#withTimeout(
-      Promise.allSettled([...this.#peers.values()].map((p) => this.#exchange(p))),
-      1_000,
-    );
+    await this.#withTimeout(this.#peers.exchangeAll(), 1_000);
     await this.#withTimeout(Promise.allSettled([...this.#tasks]), 1_000);
   }
 
   /** Ends: batchers off, a last commit, the transport closed. Call after `quiesce()`. */
   async stop(): Promise<void> {
     this.#commits.close();
-    this.#pushTick.close();
-    for (const job of this.#pushJobs.splice(0)) job.resolve(0);
+    this.#peers.close();
     this.#commitNow();
     await this.#transport.close();
   }
@@ -236,15 +220,6 @@ export class ReplicaNode {
   /** The `status` control command. */
   async statusReply(): Promise<Record<string, unknown>> {
     return await this.#statusReply();
-  }
-
-  #addPeer(name: string, address: string): Peer {
-    const existing = this.#peers.get(name);
-    if (existing) return existing;
-    const peer: Peer = { name, address, exchanging: false, again: false, snapshotting: false };
-    this.#transport.addPeer(name, address);
-    this.#peers.set(name, peer);
-    return peer;
   }
 
   // ── client requests ──
@@ -306,7 +281,7 @@ export class ReplicaNode {
           const record = this.#rm.createRecord(op, uid);
           this.#afterChange();
           await this.#commit();
-          const copies = f > 1 ? await this.#replicate(record, f - 1) : 0;
+          const copies = f > 1 ? await this.#peers.replicate(record, f - 1) : 0;
           session.reply(msg, {
             ...this.#updated(op, uid, title, record.ts, false),
             copies: copies + 1,
@@ -355,20 +330,11 @@ export class ReplicaNode {
   #waitFor(prev: VectorTs): Promise<number> {
     if (this.#rm.covers(prev)) return this.#commit().then(() => 0);
     const p = this.#waiters.add(prev, performance.now(), this.#o.queryTimeoutMs ?? 5_000);
-    this.#fetchMissing(prev);
+    this.#peers.fetchMissing(prev);
     return p.then(async (waited) => {
       await this.#commit();
       return waited;
     });
-  }
-
-  /** Asks the peers that have what `prev` needs for it now (the original's pull). */
-  #fetchMissing(prev: VectorTs): void {
-    const missing = this.#rm.missingFor(prev);
-    const holders = [...this.#peers.values()].filter((p) => this.#rm.holds(p.name, missing));
-    for (const peer of holders.length ? holders : this.#peers.values()) {
-      this.#track(this.#exchange(peer));
-    }
   }
 
   #checkWaiters(): void {
@@ -387,7 +353,7 @@ export class ReplicaNode {
         { missing },
       );
     });
-    if (need) this.#fetchMissing(need);
+    if (need) this.#peers.fetchMissing(need);
   }
 
   /** After the manager changed something: wake the requests it unblocks, commit soon. */
@@ -396,15 +362,7 @@ export class ReplicaNode {
     this.#scheduleCommit();
   }
 
-  /** Takes gossip from `from` into the manager. */
-  #receive(from: string, ts: VectorTs, records: LogRecord[]): number {
-    const { added, changed } = this.#rm.receive(from, ts, records, this.#peers.keys());
-    if (changed) this.#afterChange();
-    else if (this.#store.dirty) this.#scheduleCommit(); // garbage collected
-    return added;
-  }
-
-  // ── commit and push ──
+  // ── commits ──
 
   #scheduleCommit(): void {
     this.#commits.schedule();
@@ -418,181 +376,6 @@ export class ReplicaNode {
   /** Resolves after everything changed so far is committed to SQLite. */
   #commit(): Promise<void> {
     return this.#commits.committed();
-  }
-
-  /** Pushes `record` to `need` peers (batched per tick); resolves with how many have it. */
-  #replicate(record: LogRecord, need: number): Promise<number> {
-    return new Promise((resolve) => {
-      this.#pushJobs.push({ records: [record], need, resolve });
-      this.#pushTick.schedule();
-    });
-  }
-
-  async #pushRound(): Promise<void> {
-    const jobs = this.#pushJobs.splice(0);
-    if (jobs.length === 0) return;
-    const need = Math.max(...jobs.map((j) => j.need));
-    const records = jobs.flatMap((j) => j.records);
-    const ring = this.#ringAfterSelf();
-    const candidates = [
-      ...ring.filter((p) => this.#transport.connected(p.name)),
-      ...ring.filter((p) => !this.#transport.connected(p.name)),
-    ];
-    let copies = 0;
-    for (const peer of candidates) {
-      if (copies >= need || this.#stopping) break;
-      if (await this.#push(peer, records)) copies++;
-    }
-    for (const job of jobs) job.resolve(Math.min(copies, job.need));
-  }
-
-  #ringAfterSelf(): Peer[] {
-    const names = [...this.#peers.keys(), this.#self].sort();
-    const i = names.indexOf(this.#self);
-    return [...names.slice(i + 1), ...names.slice(0, i)].map((n) => this.#peers.get(n)!);
-  }
-
-  async #push(peer: Peer, records: LogRecord[]): Promise<boolean> {
-    try {
-      this.#commitNow();
-      const reply = await this.#transport.request(peer.name, this.#gossipFrame(records, true), {
-        timeoutMs: 1_500,
-        patient: true,
-        resetOnTimeout: true,
-      });
-      const ts = parseVectorTs(reply.ts) ?? {};
-      this.#receive(peer.name, ts, readRecords(reply));
-      if (records.every((r) => isCovered(r, ts))) return true;
-      await this.#exchange(peer);
-      return records.every((r) => isCovered(r, this.#rm.tableOf(peer.name)));
-    } catch (err) {
-      this.#o.log.debug(`push to ${peer.name} failed: ${(err as Error).message}`);
-      return false;
-    }
-  }
-
-  // ── gossip ──
-
-  /** An `rm.gossip` frame carrying `records` (`push`: replication of fresh updates). */
-  #gossipFrame(records: LogRecord[], push = false): Message {
-    const frame: Message = {
-      t: "rm.gossip",
-      from: this.#self,
-      addr: this.#o.advertised,
-      ts: this.#rm.replicaTs,
-      records,
-    };
-    if (push) frame.push = true;
-    return frame;
-  }
-
-  #gossipRound(): void {
-    if (this.#rm.collectGarbage(this.#peers.keys()) > 0) this.#scheduleCommit();
-    for (const peer of this.#peers.values()) this.#track(this.#exchange(peer));
-  }
-
-  /** One gossip exchange with `peer`: our records it lacks go, its records we lack come. */
-  async #exchange(peer: Peer): Promise<void> {
-    if (peer.exchanging) {
-      peer.again = true;
-      return;
-    }
-    peer.exchanging = true;
-    try {
-      for (let round = 0; round < 8; round++) {
-        peer.again = false;
-        this.#commitNow();
-        const known = this.#rm.tableOf(peer.name);
-        if (this.#rm.needsSnapshot(known) && this.#rm.knows(peer.name)) {
-          await this.#sendSnapshot(peer);
-          return;
-        }
-        const records = this.#rm.recordsFor(known, GOSSIP_BATCH);
-        const reply = await this.#transport.request(peer.name, this.#gossipFrame(records), {
-          timeoutMs: 3_000,
-          resetOnTimeout: true,
-        });
-        const ts = parseVectorTs(reply.ts) ?? {};
-        const got = this.#receive(peer.name, ts, readRecords(reply));
-        if (reply.snapshot_needed === true) {
-          this.#o.log.info(`${peer.name} says it needs a snapshot from us`);
-        }
-        if (!peer.again && got < GOSSIP_BATCH && records.length < GOSSIP_BATCH) break;
-      }
-    } catch (err) {
-      if (!(err instanceof RemoteError)) {
-        this.#o.log.debug(`gossip with ${peer.name} failed: ${(err as Error).message}`);
-      } else {
-        this.#o.log.warn(`gossip with ${peer.name} refused: ${err.message}`);
-      }
-    } finally {
-      peer.exchanging = false;
-    }
-  }
-
-  #onGossip(msg: Message): Message {
-    const from = fieldString(msg, "from", { maxLength: 128 });
-    const ts = fieldTs(msg, "ts");
-    const records = readRecords(msg);
-    const addr = fieldOptString(msg, "addr");
-    if (from === this.#self) {
-      throw new ProtocolError(ErrorCode.Conflict, `Cannot gossip: peer uses my name ${from}`);
-    }
-    if (!this.#peers.has(from) && addr) {
-      if (/^(.+):(\d+)$/.test(addr)) {
-        this.#addPeer(from, addr);
-        this.#o.log.info(`new replica ${from} at ${addr} joined`);
-        this.#o.events.emit("rm.peer", { peer: from, addr });
-      }
-    }
-    this.#receive(from, ts, records);
-    this.#commitNow();
-    const peer = this.#peers.get(from);
-    if (peer && this.#rm.needsSnapshot(ts)) {
-      this.#track(this.#sendSnapshot(peer));
-      return { t: "rm.gossip.ok", from: this.#self, ts: this.#rm.replicaTs, records: [] };
-    }
-    const missing = msg.push === true ? [] : this.#rm.recordsFor(ts, GOSSIP_BATCH);
-    return { t: "rm.gossip.ok", from: this.#self, ts: this.#rm.replicaTs, records: missing };
-  }
-
-  async #sendSnapshot(peer: Peer): Promise<void> {
-    if (peer.snapshotting) return;
-    peer.snapshotting = true;
-    try {
-      this.#commitNow();
-      const { cells, valueTs, executed } = this.#rm.snapshot();
-      this.#o.log.info(`sending a snapshot of ${cells.length} changed cells to ${peer.name}`);
-      const reply = await this.#transport.request(peer.name, {
-        t: "rm.snapshot",
-        from: this.#self,
-        value_ts: valueTs,
-        cells,
-        executed,
-      }, { timeoutMs: 10_000, patient: true });
-      const ts = parseVectorTs(reply.ts) ?? {};
-      this.#receive(peer.name, ts, []);
-      this.#o.events.emit("rm.snapshot", { peer: peer.name, cells: cells.length, sent: true });
-    } catch (err) {
-      this.#o.log.warn(`snapshot to ${peer.name} failed: ${(err as Error).message}`);
-    } finally {
-      peer.snapshotting = false;
-    }
-  }
-
-  #onSnapshot(msg: Message): Message {
-    const from = fieldString(msg, "from", { maxLength: 128 });
-    const valueTs = fieldTs(msg, "value_ts");
-    const cells = msg.cells;
-    const executed = msg.executed;
-    if (!Array.isArray(cells) || !Array.isArray(executed)) {
-      throw new ProtocolError(ErrorCode.BadField, "Cannot accept rm.snapshot: cells and executed");
-    }
-    const written = this.#rm.applySnapshot(valueTs, cells, executed);
-    this.#afterChange();
-    this.#commitNow();
-    this.#o.events.emit("rm.snapshot", { peer: from, cells: written, received: true });
-    return { t: "rm.snapshot.ok", ts: this.#rm.replicaTs };
   }
 
   // ── status ──
@@ -627,12 +410,7 @@ export class ReplicaNode {
       movies: this.#rm.state.movies.size,
       checksum,
       gc_floor: normalize(this.#rm.gcFloor),
-      peers: [...this.#peers.values()].map((p) => ({
-        name: p.name,
-        address: p.address,
-        up: this.#transport.connected(p.name),
-        ts: normalize(this.#rm.tableOf(p.name)),
-      })),
+      peers: this.#peers.status(),
     };
   }
 
