@@ -23,6 +23,8 @@ export {
 export * from "./messages.ts";
 export { GOSSIP_FRAMES, GOSSIP_ROUTE, type GossipFrameType } from "./protocol.ts";
 export { FailureDetector, type FailureDetectorOptions } from "./failure_detector.ts";
+export { HotRumors } from "./rumors.ts";
+export { deltaFor, digestOf, entriesFor, entryTuple, olderThan } from "./anti_entropy.ts";
 export type { GossipTransport } from "./transport.ts";
 export {
   GossipInputError,

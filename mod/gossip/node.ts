@@ -20,11 +20,12 @@ import { type Member, type MemberChange, MemberTable } from "./membership.ts";
 import type {
   DeltaMessage,
   DigestMessage,
-  DigestTuple,
   EntryTuple,
   GossipMessage,
   RumorMessage,
 } from "./messages.ts";
+import { deltaFor, digestOf, entriesFor, entryTuple } from "./anti_entropy.ts";
+import { HotRumors, type StopRule } from "./rumors.ts";
 import { type RandomSource, sampleDistinct } from "../random/mod.ts";
 import { FailureDetector } from "./failure_detector.ts";
 import { type Entry, VersionedStore } from "./store.ts";
@@ -89,7 +90,7 @@ export interface GossipNodeOptions {
 }
 
 /** How a node decides to stop spreading a rumor (see {@linkcode GossipNodeOptions.stopRule}). */
-export type StopRule = "coin" | "counter";
+export type { StopRule };
 
 /** A spread or stored value, as shown to users. */
 export interface ValueView {
@@ -129,11 +130,6 @@ export interface GossipStats {
   discarded: number;
 }
 
-interface Hot {
-  rounds: number;
-  duplicates: number;
-}
-
 const encoder = new TextEncoder();
 
 /** Chance per anti-entropy exchange of also contacting one member believed dead. */
@@ -159,7 +155,7 @@ export class GossipNode {
   readonly #emit: (ev: string, fields: Record<string, unknown>) => void;
   readonly #store = new VersionedStore();
   readonly #clock = new LamportClock();
-  readonly #hot = new Map<string, Hot>();
+  readonly #hot = new HotRumors();
   readonly #members: MemberTable | undefined;
   readonly #detector: FailureDetector | undefined;
   readonly #static: readonly PeerRef[] | undefined;
@@ -312,7 +308,7 @@ export class GossipNode {
     this.#checkInput(key, value);
     const version = { clock: this.#clock.tick(), node: this.name };
     this.#store.apply({ key, value, version, hops: 0 });
-    this.#hot.set(key, { rounds: 0, duplicates: 0 });
+    this.#hot.mark(key);
     this.#emit("rumor.spread", { key, version });
     return { key, value, version };
   }
@@ -391,16 +387,11 @@ export class GossipNode {
     if (targets.length === 0) return;
     this.#stats.rounds++;
     const cap = this.#o.maxHotRounds || 4 * Math.ceil(Math.log2(this.#population() + 1)) + 8;
-    const entries: EntryTuple[] = [];
-    for (const key of [...this.#hot.keys()].slice(0, MAX_RUMORS_PER_MESSAGE)) {
-      const hot = this.#hot.get(key)!;
+    // rotate: what was sent goes to the back of the queue, so many hot keys take turns
+    const entries = this.#hot.takeRound(MAX_RUMORS_PER_MESSAGE, cap, (key) => {
       const e = this.#store.get(key);
-      // rotate: what was sent goes to the back of the queue, so many hot keys take turns
-      this.#hot.delete(key);
-      if (!e) continue;
-      entries.push([e.key, e.value, e.version.clock, e.version.node, e.hops]);
-      if (++hot.rounds < cap) this.#hot.set(key, hot);
-    }
+      return e && entryTuple(e);
+    });
     for (const t of targets) {
       const m = this.#members?.piggyback() ?? [];
       this.#send(t.addr, { t: GossipType.Rumor, from: this.name, e: entries, m });
@@ -412,12 +403,7 @@ export class GossipNode {
       const learned = this.#learn(e, msg.from, "rumor");
       if (learned !== false) continue;
       this.#stats.duplicates++;
-      const hot = this.#hot.get(e[0]);
-      if (!hot) continue;
-      const stop = this.#o.stopRule === "counter"
-        ? ++hot.duplicates >= this.#o.k
-        : this.#random() < 1 / this.#o.k;
-      if (stop) this.#hot.delete(e[0]);
+      this.#hot.duplicate(e[0], this.#o.stopRule, this.#o.k, this.#random);
     }
   }
 
@@ -432,7 +418,7 @@ export class GossipNode {
     const entry: Entry = { key, value, version: { clock, node }, hops: hops + 1 };
     if (!this.#store.apply(entry)) return false;
     this.#stats.learned++;
-    this.#hot.set(key, { rounds: 0, duplicates: 0 });
+    this.#hot.mark(key);
     this.#emit("rumor.learned", { key, version: entry.version, from, hops: entry.hops, via });
     return true;
   }
@@ -464,33 +450,17 @@ export class GossipNode {
   }
 
   #digest(): DigestMessage {
-    const d: DigestTuple[] = [];
-    for (const e of this.#store.entries()) d.push([e.key, e.version.clock, e.version.node]);
     return {
       t: GossipType.Digest,
       from: this.name,
       addr: this.addr,
-      d,
+      d: digestOf(this.#store),
       m: this.#members?.snapshot() ?? [],
     };
   }
 
   #onDigest(msg: DigestMessage): void {
-    const theirs = new Map<string, DigestTuple>();
-    for (const item of msg.d) theirs.set(item[0], item);
-    const want: string[] = [];
-    for (const [key, clock, node] of msg.d) {
-      if (this.#store.isNewer(key, { clock, node })) want.push(key);
-    }
-    const e: EntryTuple[] = [];
-    let budget = DELTA_BYTE_BUDGET;
-    for (const entry of this.#store.entries()) {
-      const t = theirs.get(entry.key);
-      if (t && !this.#olderThanMine(t, entry)) continue;
-      budget -= entry.value.length + entry.key.length + 16;
-      if (budget < 0) break;
-      e.push([entry.key, entry.value, entry.version.clock, entry.version.node, entry.hops]);
-    }
+    const { e, want } = deltaFor(this.#store, msg.d, DELTA_BYTE_BUDGET);
     if (e.length === 0 && want.length === 0 && !this.#members) return;
     this.#send(msg.addr, {
       t: GossipType.Delta,
@@ -501,25 +471,12 @@ export class GossipNode {
     });
   }
 
-  #olderThanMine(t: DigestTuple, mine: Entry): boolean {
-    return t[1] < mine.version.clock ||
-      (t[1] === mine.version.clock && t[2] < mine.version.node);
-  }
-
   #onDelta(msg: DeltaMessage): void {
     for (const e of msg.e) this.#learn(e, msg.from, "anti-entropy");
     if (msg.want.length === 0) return;
     const addr = this.#addrOf(msg.from);
     if (!addr) return;
-    const e: EntryTuple[] = [];
-    let budget = DELTA_BYTE_BUDGET;
-    for (const key of msg.want) {
-      const entry = this.#store.get(key);
-      if (!entry) continue;
-      budget -= entry.value.length + entry.key.length + 16;
-      if (budget < 0) break;
-      e.push([entry.key, entry.value, entry.version.clock, entry.version.node, entry.hops]);
-    }
+    const e = entriesFor(this.#store, msg.want, DELTA_BYTE_BUDGET);
     if (e.length > 0) {
       this.#send(addr, { t: GossipType.Delta, from: this.name, e, want: [], m: [] });
     }
