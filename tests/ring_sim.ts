@@ -552,6 +552,8 @@ export class RingSim {
       if (to.epoch !== epoch && to.state === undefined) return;
       this.#input(to, (t, s) => {
         if (msg.t === "ring.want") s.onWant(t, from.name);
+        else if (msg.t === "ring.release") s.onRelease(t, from.name, msg.ballot as number);
+        else throw new Error(`the simulation does not deliver ${msg.t}`);
       });
     });
   }

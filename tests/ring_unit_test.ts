@@ -94,6 +94,22 @@ Deno.test("LeaseAcceptor promises no other node's ballot while a lease it acknow
   assert.equal(a.promise(10_000, "n3", 3).ok, false, "each ballot is promised once");
 });
 
+Deno.test("LeaseAcceptor: a promise refuses other proposers for a sixth of a lease, until its proposer releases it", () => {
+  const a = new LeaseAcceptor(600, { now: 0 });
+  assert.deepEqual(a.promise(0, "n1", 1), { ok: true });
+  const locked = a.promise(10, "n2", 2);
+  assert.ok(
+    !locked.ok && locked.promisedMs === 90 && locked.leasedMs === 0 && locked.holder === "n1",
+  );
+  assert.equal(a.release("n2", 1), false, "only the proposer the promise went to releases it");
+  assert.equal(a.release("n1", 2), false, "and only for that ballot");
+  assert.equal(a.release("n1", 1), true);
+  assert.deepEqual(a.promise(20, "n2", 2), { ok: true }, "released: the next proposer is promised");
+  assert.equal(a.maxGen, 2);
+  assert.equal(a.promise(30, "n1", 2).ok, false, "a released ballot is not promised again");
+  assert.equal(a.promise(30 + a.graceMs, "n1", 3).ok, true, "the window ended");
+});
+
 Deno.test("LeaseAcceptor after a restart protects an unknown lease first (only if it ever saw a generation)", () => {
   const fresh = new LeaseAcceptor(1_000, { now: 0, maxGen: 0 });
   assert.equal(fresh.promise(0, "n2", 1).ok, true);
@@ -282,6 +298,45 @@ Deno.test("RingState renumbers its token when a newer ballot appears while its l
   assert.equal(d.s.grant?.fence, 4 * FENCE_BASE + 1, "fences jump with the generation");
 });
 
+Deno.test("RingState: a lost ballot releases its promises, and a rival's ballot defers our own", () => {
+  const d = new Driver("n1");
+  d.s.peerUp(0, "n2");
+  const prepares = d.requests("ring.prepare");
+  assert.equal(prepares.length, 1, "n1 with n2 up is a majority of 3: the ballot goes out");
+  // n2 is held by another proposer's promise: n1's ballot cannot win.
+  d.s.onReply(0, prepares[0].id, "n2", {
+    t: "ring.prepare.ok",
+    ok: false,
+    maxGen: 0,
+    leased_ms: 0,
+    promised_ms: 80,
+  });
+  const released = d.take().filter((e) => e.do === "send" && e.msg.t === "ring.release");
+  assert.deepEqual(
+    released.map((e) => e.do === "send" && [e.to, e.msg.ballot]),
+    [["n2", 1]],
+    "everyone asked is told the ballot no longer runs",
+  );
+  d.s.peerUp(1, "n3");
+  assert.deepEqual(d.s.onPrepare(1, "n3", 2), {
+    ok: true,
+    maxGen: 2,
+    leased_ms: 0,
+    promised_ms: 0,
+    wanting: false,
+  }, "our own promise was released too: the rival is promised at once");
+  // While the rival may win, n1 starts no ballot of its own, even when its check is due.
+  d.s.request(2);
+  for (let t = 2; t < d.s.acceptor.graceMs; t += 20) d.s.tick(t);
+  assert.equal(d.requests("ring.prepare").length, 0, "no ballot of ours inside the rival's window");
+  d.s.onRelease(150, "n3", 2);
+  for (let t = 150; t < 2_000 && d.requests("ring.prepare").length === 0; t += 20) d.s.tick(t);
+  assert.ok(
+    d.s.acceptor.maxGen > 2,
+    "the rival released: n1 tried again, above the rival's ballot",
+  );
+});
+
 Deno.test("RingState serves one local request per visit while other nodes wait, and passes in ring order", () => {
   const d = new Driver("n2");
   d.s.peerUp(0, "n1");
@@ -395,6 +450,36 @@ Deno.test("sim: kill -9 of the holder, and of every node: generations and fences
   const fences = sim.grants.map((g) => g.fence);
   assert.ok(fences.length >= 3);
   assert.ok(Math.floor(fences.at(-1)! / FENCE_BASE) >= 3, `last fence ${fences.at(-1)}`);
+});
+
+Deno.test("sim: the holder crashes while every other node contends: a new token soon after its lease ends", () => {
+  // Duelling proposers used to lock one another out for many rounds (each holding a
+  // promise window of its own); regeneration must follow the dead holder's lease.
+  const leaseMs = 3_000;
+  for (const size of [3, 5, 7]) {
+    const names = Array.from({ length: size }, (_, i) => `n${i + 1}`);
+    for (let seed = 1; seed <= 60; seed++) {
+      const sim = new RingSim({ members: names, seed, leaseMs, passTimeoutMs: 2_000, loss: 0 });
+      sim.run(1_000);
+      sim.lock("n2", 1e9);
+      sim.run(2_000);
+      const holder = sim.grants.at(-1)?.node;
+      assert.ok(holder, `${size} nodes, seed ${seed}: a first grant`);
+      const crashAt = sim.now;
+      sim.crash(holder, 1e9);
+      for (const n of names) if (n !== holder) sim.lock(n, 50);
+      sim.run(crashAt + 20_000);
+      const next = sim.grants.find((g) => g.at > crashAt);
+      assert.ok(next, `${size} nodes, seed ${seed}: no grant after the crash`);
+      assert.ok(
+        next.at - crashAt <= protectMs(leaseMs) + 400,
+        `${size} nodes, seed ${seed}: next grant ${
+          Math.round(next.at - crashAt)
+        } ms after the crash`,
+      );
+      assertSafe(sim);
+    }
+  }
 });
 
 Deno.test("sim: randomized partitions, one-way cuts, pauses, crashes, loss and drift never give two leases", () => {

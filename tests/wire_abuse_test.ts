@@ -610,7 +610,15 @@ Deno.test("echo and ring: random frames of every message type (fast-check) get a
     messageArb(["echo", "ctl"], ["data", "cmd", "args"]),
     150,
   );
-  const ringTypes = ["ring.ping", "ring.token", "ring.want", "ring.query", "ring.prepare", "ctl"];
+  const ringTypes = [
+    "ring.ping",
+    "ring.token",
+    "ring.want",
+    "ring.query",
+    "ring.prepare",
+    "ring.release",
+    "ctl",
+  ];
   const ringFields = ["from", "gen", "fence", "want", "ballot", "holder", "cmd", "args", "seq"];
   await fuzzNode(
     cluster.node("n1"),

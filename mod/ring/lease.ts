@@ -44,10 +44,15 @@ export interface LeaseRecord {
 /** An acceptor's answer to a renewal. */
 export type RenewAnswer = { ok: true; learned: boolean } | { ok: false; maxGen: number };
 
-/** An acceptor's answer to a ballot. */
+/**
+ * An acceptor's answer to a ballot. A refusal says what stands in the way: `leasedMs`, a
+ * lease it acknowledged that still protects (wait for its end); `promisedMs`, a recent
+ * promise to another proposer (its winner's first renewal is on its way, or it lost and
+ * will release it); neither, a ballot not above `maxGen`.
+ */
 export type PromiseAnswer =
   | { ok: true }
-  | { ok: false; maxGen: number; leasedMs: number; holder: string | null };
+  | { ok: false; maxGen: number; leasedMs: number; promisedMs: number; holder: string | null };
 
 /**
  * The acceptor side of one node: `maxGen`, the highest generation or ballot promised or
@@ -58,13 +63,14 @@ export class LeaseAcceptor {
   /** Highest generation or ballot promised or seen. */
   maxGen: number;
   #record: LeaseRecord | undefined;
-  #promised: { to: string; until: number } | undefined;
+  #promised: { to: string; ballot: number; until: number } | undefined;
+  /** How long a promise refuses other proposers (a sixth of a lease). */
+  readonly graceMs: number;
   readonly #protectMs: number;
-  readonly #graceMs: number;
 
   constructor(leaseMs: number, options: { maxGen?: number; now: number }) {
     this.#protectMs = protectMs(leaseMs);
-    this.#graceMs = leaseMs / 6;
+    this.graceMs = leaseMs / 6;
     this.maxGen = options.maxGen ?? 0;
     // A node that ever saw a generation may have acknowledged a lease it no longer
     // remembers: it protects one of an unknown holder first.
@@ -104,7 +110,9 @@ export class LeaseAcceptor {
    * another node is protected here; `holdingGen` is the generation of the proposer's own
    * token when it renumbers it (a lease it holds itself does not stop it). For a sixth
    * of a lease after a promise, ballots of other nodes are refused too: the winner's first
-   * renewal is on its way, and a higher ballot now would only destroy its new token.
+   * renewal is on its way, and a higher ballot now would only destroy its new token. A
+   * proposer that lost releases its promises ({@linkcode LeaseAcceptor.release}), so that
+   * duelling proposers do not lock each other out for the whole window.
    */
   promise(now: number, from: string, ballot: number, holdingGen?: number): PromiseAnswer {
     const record = this.record(now);
@@ -114,20 +122,28 @@ export class LeaseAcceptor {
       ? this.#promised
       : undefined;
     if (ballot <= this.maxGen || (record && !own) || promised) {
-      const leasedMs = Math.max(
-        record && !own ? record.until - now : 0,
-        promised ? promised.until - now : 0,
-      );
       return {
         ok: false,
         maxGen: this.maxGen,
-        leasedMs,
+        leasedMs: record && !own ? record.until - now : 0,
+        promisedMs: promised ? promised.until - now : 0,
         holder: record?.holder ?? promised?.to ?? null,
       };
     }
     this.maxGen = ballot;
-    this.#promised = { to: from, until: now + this.#graceMs };
+    this.#promised = { to: from, ballot, until: now + this.graceMs };
     return { ok: true };
+  }
+
+  /**
+   * `from` lost ballot `ballot`: the promise made to it stops refusing other proposers.
+   * `maxGen` stays (a promise number only grows). True when a promise was released.
+   */
+  release(from: string, ballot: number): boolean {
+    const p = this.#promised;
+    if (!p || p.to !== from || p.ballot !== ballot) return false;
+    this.#promised = undefined;
+    return true;
   }
 }
 

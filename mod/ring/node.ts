@@ -172,6 +172,11 @@ export class RingNode {
         this.#options.events.debug("token.ballot", { from, ballot, ...reply });
         return { t: "ring.prepare.ok", ...reply };
       },
+      "ring.release": (msg, session) => {
+        const from = this.#member(msg, session);
+        const ballot = fieldInt(msg, "ballot", { min: 1, max: MAX_GEN });
+        this.#input((now) => this.state.onRelease(now, from, ballot));
+      },
     };
   }
 

@@ -98,7 +98,10 @@ interface Ballot {
   pending: number;
   higher: number;
   leasedMs: number;
+  promisedMs: number;
   wanting: Set<string>;
+  /** The members the ballot was sent to (all of them are told when it is lost). */
+  asked: string[];
 }
 
 /**
@@ -178,6 +181,22 @@ export class RingState {
   #checkAt: number | undefined;
   #checkReason = "lost";
   #checkAttempt = 0;
+  /** The last ballot this node lost (late promises to it are released at once). */
+  #lostBallot = 0;
+  /**
+   * Recent ballots of other nodes that arrived at or above everything this node had
+   * promised (whether promised or refused; a tie with our own ballot counts, since either
+   * may win): while it may still win, this node starts none of its
+   * own, since a higher ballot of ours would destroy the rival's new token before its
+   * first lease. Until the rival's promise window ends, or its release.
+   */
+  readonly #rivals = new Map<string, { ballot: number; until: number }>();
+  /**
+   * The token this node just created from a ballot, until its first lease: a higher
+   * generation met in that window (a ballot that lost, but raised some acceptor's
+   * promise) gets one renumbering attempt instead of destroying the new token.
+   */
+  #fresh: { gen: number; until: number } | undefined;
   #waitingSince = 0;
   #lastWantAt = -Infinity;
   #leaseWasValid = false;
@@ -443,9 +462,12 @@ export class RingState {
     from: string,
     ballot: number,
     holding?: number,
-  ): { ok: boolean; maxGen: number; leased_ms: number; wanting: boolean } {
+  ): { ok: boolean; maxGen: number; leased_ms: number; promised_ms: number; wanting: boolean } {
     this.#expire(now);
     this.seenGen = Math.max(this.seenGen, ballot);
+    if (ballot >= this.maxGen && from !== this.self) {
+      this.#rivals.set(from, { ballot, until: now + this.acceptor.graceMs });
+    }
     const answer = this.acceptor.promise(now, from, ballot, holding);
     if (answer.ok) {
       this.#persist();
@@ -458,10 +480,19 @@ export class RingState {
       ok: answer.ok,
       maxGen: this.maxGen,
       leased_ms: answer.ok ? 0 : Math.ceil(answer.leasedMs),
+      promised_ms: answer.ok ? 0 : Math.ceil(answer.promisedMs),
       wanting: this.queue.length > 0,
     };
     this.#step(now);
     return reply;
+  }
+
+  /** `from` lost ballot `ballot` (`ring.release`): its promise here stops refusing others. */
+  onRelease(now: number, from: string, ballot: number): void {
+    this.#expire(now);
+    this.acceptor.release(from, ballot);
+    if (this.#rivals.get(from)?.ballot === ballot) this.#rivals.delete(from);
+    this.#step(now);
   }
 
   /** The reply to request `id`. */
@@ -683,7 +714,9 @@ export class RingState {
     this.seenGen = Math.max(this.seenGen, higher);
     const token = this.token;
     if (!token || token.gen >= higher || this.#passing) return;
-    if (this.lease.valid(now) && higher <= MAX_GEN - 1) {
+    const fresh = this.#fresh?.gen === token.gen && now < this.#fresh.until;
+    if ((this.lease.valid(now) || fresh) && higher <= MAX_GEN - 1) {
+      if (fresh) this.#fresh = undefined; // one attempt
       if (!this.#ballot) this.#startBallot(now, "promote", token.gen);
       return;
     }
@@ -771,6 +804,11 @@ export class RingState {
       if (promote === undefined) this.#scheduleCheck(now, reason, now + this.renewEveryMs);
       return;
     }
+    const rivalUntil = this.#rivalUntil(now);
+    if (promote === undefined && rivalUntil > now) {
+      this.#scheduleCheck(now, reason, rivalUntil + 1 + this.#random() * 20);
+      return;
+    }
     const ballot = Math.min(Math.max(this.maxGen, this.seenGen) + 1, MAX_GEN);
     const mine = this.acceptor.promise(now, this.self, ballot, promote);
     if (!mine.ok) {
@@ -793,7 +831,9 @@ export class RingState {
       pending: peers.length,
       higher: 0,
       leasedMs: 0,
+      promisedMs: 0,
       wanting: new Set(),
+      asked: peers,
     };
     this.#event("token.check", { reason, ballot, promote: promote ?? null }, true);
     for (const to of peers) {
@@ -804,13 +844,29 @@ export class RingState {
     this.#ballotMaybeDone(now);
   }
 
+  /** The end of the last rival ballot's window (forgetting ended ones); 0 when none. */
+  #rivalUntil(now: number): number {
+    let until = 0;
+    for (const [from, rival] of this.#rivals) {
+      if (rival.until <= now) this.#rivals.delete(from);
+      else until = Math.max(until, rival.until);
+    }
+    return until;
+  }
+
   #backoff(): number {
     return 20 + this.#random() * 100 * (this.#checkAttempt + 1);
   }
 
   #ballotAnswer(now: number, ballot: number, from: string | undefined, msg: Message | undefined) {
     const b = this.#ballot;
-    if (!b || b.ballot !== ballot) return;
+    if (!b || b.ballot !== ballot) {
+      // A promise that came after its ballot was lost: give it back at once.
+      if (from !== undefined && msg?.ok === true && ballot === this.#lostBallot) {
+        this.#out.push({ do: "send", to: from, msg: { t: "ring.release", ballot } });
+      }
+      return;
+    }
     b.pending--;
     if (from !== undefined && msg !== undefined) {
       if (msg.ok === true) {
@@ -819,6 +875,9 @@ export class RingState {
       } else {
         if (typeof msg.maxGen === "number") b.higher = Math.max(b.higher, msg.maxGen);
         if (typeof msg.leased_ms === "number") b.leasedMs = Math.max(b.leasedMs, msg.leased_ms);
+        if (typeof msg.promised_ms === "number") {
+          b.promisedMs = Math.max(b.promisedMs, msg.promised_ms);
+        }
       }
     }
     this.#ballotMaybeDone(now);
@@ -829,7 +888,9 @@ export class RingState {
     if (b.promises.size >= this.majority) {
       this.#ballot = undefined;
       this.#ballotWon(now, b);
-    } else if (b.pending <= 0) {
+    } else if (b.pending <= 0 || b.promises.size + b.pending < this.majority) {
+      // Lost once the answers still out cannot make a majority (a slow or paused member
+      // would otherwise hold every promise made to this ballot until its timeout).
       this.#ballot = undefined;
       this.#ballotLost(now, b);
     }
@@ -871,6 +932,7 @@ export class RingState {
     this.visits++;
     this.#waitingSince = now;
     this.#clearLease();
+    this.#fresh = { gen: b.ballot, until: now + this.acceptor.graceMs };
     const lastTokenGen = this.#lastTokenGen;
     this.#lastTokenGen = b.ballot;
     if (b.previous === 0) {
@@ -893,7 +955,17 @@ export class RingState {
       result: "lost",
       promises: b.promises.size,
       leased_ms: b.leasedMs,
+      promised_ms: b.promisedMs,
     }, true);
+    // Give the promises back, and tell everyone asked that this ballot no longer runs:
+    // several proposers that each hold some promises would otherwise refuse one another
+    // until every window ended, and then try again together (duelling proposers).
+    // Promises still on their way are given back as they arrive.
+    this.#lostBallot = b.ballot;
+    this.acceptor.release(this.self, b.ballot);
+    for (const to of b.asked) {
+      this.#out.push({ do: "send", to, msg: { t: "ring.release", ballot: b.ballot } });
+    }
     if (b.promote !== undefined) {
       // Our renumbering failed; try again while the lease lasts (else the token dies).
       const token = this.token;
@@ -906,19 +978,17 @@ export class RingState {
     }
     if (b.reason === "start" && b.higher > 0) return; // a token exists already
     this.#checkAttempt++;
-    if (this.#checkAttempt >= MAX_CHECK_ATTEMPTS && b.leasedMs === 0) {
+    if (this.#checkAttempt >= MAX_CHECK_ATTEMPTS && b.leasedMs === 0 && b.promisedMs === 0) {
       this.#checkAttempt = 0;
       this.#event("token.check", { reason: b.reason, result: "gave up" }, true);
       return;
     }
     // Several waiting nodes try at once when the last lease runs out. A lease still held
-    // somewhere: try again when it ends (with jitter). A competing ballot at least as
-    // high: it probably won, so give its token time to be leased (then it refuses us).
-    const wait = b.leasedMs > 0
-      ? b.leasedMs + 1 + this.#random() * 20
-      : b.higher >= b.ballot
-      ? this.renewEveryMs * (0.5 + this.#random())
-      : this.#backoff();
+    // somewhere: try again when it ends (with jitter). Promises to another proposer, or
+    // a competing ballot at least as high: it won (then its token's lease refuses us next
+    // time) or it lost and released them too, so try again after a random backoff that
+    // grows with the attempts: the first to try then collects every promise.
+    const wait = b.leasedMs > 0 ? b.leasedMs + 1 + this.#random() * 20 : this.#backoff();
     this.#scheduleCheck(now, b.reason, now + wait);
   }
 }
