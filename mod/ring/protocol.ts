@@ -57,9 +57,18 @@ export const RING_FRAMES = [
     t: "ring.prepare",
     route: RING_ROUTES.member,
     fields: "ballot, reason, holding?",
-    reply: "ring.prepare.ok {ok, maxGen, leased_ms, wanting}",
+    reply: "ring.prepare.ok {ok, maxGen, leased_ms, promised_ms, wanting}",
     note: "regeneration ballot (`holding`: the generation a holder renumbers); a refusal says " +
-      "how long a lease stays protected there (`leased_ms`); `wanting`: that node waits",
+      "what stood in the way: a protected lease (`leased_ms`) or a recent promise to another " +
+      "proposer (`promised_ms`); `wanting`: that node waits",
+  },
+  {
+    t: "ring.release",
+    route: RING_ROUTES.member,
+    fields: "ballot",
+    reply: "",
+    note: "one-way, to every member a lost ballot asked: the promises it got stop refusing " +
+      "other proposers at once",
   },
   {
     t: "lock.lost",
