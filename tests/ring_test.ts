@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import type { EventRecord } from "../mod/events/mod.ts";
 import { type ClusterNode, LocalCluster, runPeerd, waitUntil } from "./harness/mod.ts";
-import { FENCE_BASE } from "../mod/ring/mod.ts";
-import { type Message, RemoteError, RpcClient } from "../mod/wire/mod.ts";
+import { FENCE_BASE, RING_FRAMES, RING_ROUTES } from "../mod/ring/mod.ts";
+import { frameProblems, type Message, RemoteError, RpcClient } from "../mod/wire/mod.ts";
 
 function ringNodes(n: number, args: string[] = []) {
   return Array.from({ length: n }, (_, i) => ({ name: `n${i + 1}`, role: "ring", args }));
@@ -444,7 +444,11 @@ Deno.test("ring: a holder stopped (SIGSTOP) past its lease loses the lock; on SI
       `n1's lease ended at ${lost.lease_end}, ${acquiredElsewhere.node} acquired at ${acquiredElsewhere.ts}`,
     );
     // The client that holds the lock is told, status says so, unlock explains.
-    await waitUntil(() => notices.find((m) => m.t === "lock.lost"), { what: "lock.lost notice" });
+    const notice = await waitUntil(() => notices.find((m) => m.t === "lock.lost"), {
+      what: "lock.lost notice",
+    });
+    // …with exactly the fields of the protocol catalogue (docs/ring.md's table).
+    assert.deepEqual(frameProblems(RING_FRAMES, notice, { routes: [RING_ROUTES.holder] }), []);
     const status = await n1.ctl("status");
     assert.equal(status.held, false);
     assert.equal((status.lost as Record<string, unknown>).fence, held.fence);
