@@ -577,6 +577,45 @@ Deno.test("amqplib against peerd's AMQP listener", async (t) => {
     );
 
     await t.step(
+      "amqplib closing right after its last acks: close-ok arrives, no reset, rounds after rounds",
+      async () => {
+        // amqplib queues acks on the channel and its connection.close on channel 0; the close
+        // can overtake acks still queued, which then arrive after close-ok. A server closing
+        // outright reset them, and the reset could discard close-ok: close() hung or EPIPE.
+        const N = 20_000;
+        const body = Buffer.alloc(100, 0x61);
+        const pub = await connect();
+        const pch = quiet(await pub.createConfirmChannel());
+        await pch.assertQueue("close.after.acks", { durable: false });
+        for (let round = 0; round < 3; round++) {
+          await pch.purgeQueue("close.after.acks");
+          for (let i = 0; i < N; i++) pch.sendToQueue("close.after.acks", body);
+          await pch.waitForConfirms();
+          const errors: unknown[] = [];
+          const c = quiet(await amqp.connect(url), errors);
+          const ch = quiet(await c.createChannel(), errors);
+          await ch.prefetch(500);
+          let got = 0;
+          await new Promise<void>((resolve) => {
+            ch.consume("close.after.acks", (m) => {
+              if (!m) return;
+              ch.ack(m);
+              if (++got === N) resolve();
+            });
+          });
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const closed = await Promise.race([
+            c.close().then(() => "closed"),
+            new Promise((r) => timer = setTimeout(() => r("no close-ok in 10 s"), 10_000)),
+          ]).finally(() => clearTimeout(timer));
+          assert.equal(closed, "closed", `round ${round}`);
+          assert.deepEqual(errors, [], `round ${round}`);
+        }
+        await pch.deleteQueue("close.after.acks");
+      },
+    );
+
+    await t.step(
       "frames a client still sends after connection.close are read and dropped, never reset (no EPIPE)",
       async () => {
         // amqplib can write a channel's queued frames (acks) after its connection.close:
