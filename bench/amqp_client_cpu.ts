@@ -206,7 +206,7 @@ async function startPeerd(
   const url = `amqp://guest:guest@127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
     try {
-      (await amqp.connect(url)).close();
+      await (await amqp.connect(url)).close();
       break;
     } catch {
       await new Promise((r) => setTimeout(r, 100)); // poll: the node is starting

@@ -8,6 +8,12 @@ import { Buffer } from "node:buffer";
 import amqp, { type Message } from "amqplib";
 import { freePort, LocalCluster, waitUntil } from "./harness/mod.ts";
 import { QueueClient, type QueueMessage } from "../mod/queue/mod.ts";
+import {
+  AmqpFrameDecoder,
+  decodeMethod,
+  encodeMethodFrame,
+  PROTOCOL_HEADER,
+} from "../mod/queue/amqp/mod.ts";
 
 const SECRET = "amqp-test-secret";
 type Conn = Awaited<ReturnType<typeof amqp.connect>>;
@@ -567,6 +573,102 @@ Deno.test("amqplib against peerd's AMQP listener", async (t) => {
         assert.equal((await ch.checkQueue("steady")).messageCount, 51);
         await ch.purgeQueue("steady");
         assert.ok(q1.events().some((e) => e.ev === "amqp.error" && e.code === 501));
+      },
+    );
+
+    await t.step(
+      "amqplib closing right after its last acks: close-ok arrives, no reset, rounds after rounds",
+      async () => {
+        // amqplib queues acks on the channel and its connection.close on channel 0; the close
+        // can overtake acks still queued, which then arrive after close-ok. A server closing
+        // outright reset them, and the reset could discard close-ok: close() hung or EPIPE.
+        const N = 20_000;
+        const body = Buffer.alloc(100, 0x61);
+        const pub = await connect();
+        const pch = quiet(await pub.createConfirmChannel());
+        await pch.assertQueue("close.after.acks", { durable: false });
+        for (let round = 0; round < 3; round++) {
+          await pch.purgeQueue("close.after.acks");
+          for (let i = 0; i < N; i++) pch.sendToQueue("close.after.acks", body);
+          await pch.waitForConfirms();
+          const errors: unknown[] = [];
+          const c = quiet(await amqp.connect(url), errors);
+          const ch = quiet(await c.createChannel(), errors);
+          await ch.prefetch(500);
+          let got = 0;
+          await new Promise<void>((resolve) => {
+            ch.consume("close.after.acks", (m) => {
+              if (!m) return;
+              ch.ack(m);
+              if (++got === N) resolve();
+            });
+          });
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const closed = await Promise.race([
+            c.close().then(() => "closed"),
+            new Promise((r) => timer = setTimeout(() => r("no close-ok in 10 s"), 10_000)),
+          ]).finally(() => clearTimeout(timer));
+          assert.equal(closed, "closed", `round ${round}`);
+          assert.deepEqual(errors, [], `round ${round}`);
+        }
+        await pch.deleteQueue("close.after.acks");
+      },
+    );
+
+    await t.step(
+      "frames a client still sends after connection.close are read and dropped, never reset (no EPIPE)",
+      async () => {
+        // amqplib can write a channel's queued frames (acks) after its connection.close:
+        // the server shuts only its side after close-ok and reads until the client's end
+        const sock = await Deno.connect({ hostname: "127.0.0.1", port });
+        try {
+          const decoder = new AmqpFrameDecoder(1 << 20);
+          const buf = new Uint8Array(65536);
+          /** The next method's name from the server; null at its end of the stream. */
+          const nextMethod = async (): Promise<string | null> => {
+            for (let reads = 0; reads < 100; reads++) {
+              const f = decoder.next();
+              if (f) return decodeMethod(f.payload).name;
+              const n = await sock.read(buf);
+              if (n === null) return null;
+              decoder.push(buf.slice(0, n));
+            }
+            throw new Error("no complete frame in 100 reads");
+          };
+          await sock.write(PROTOCOL_HEADER);
+          assert.equal(await nextMethod(), "connection.start");
+          await sock.write(encodeMethodFrame(0, 10, 11, {
+            clientProperties: {},
+            mechanism: "PLAIN",
+            response: new TextEncoder().encode("\u0000guest\u0000guest"),
+            locale: "en_US",
+          }));
+          assert.equal(await nextMethod(), "connection.tune");
+          await sock.write(encodeMethodFrame(0, 10, 31, {
+            channelMax: 0,
+            frameMax: 131072,
+            heartbeat: 0,
+          }));
+          await sock.write(encodeMethodFrame(0, 10, 40, { virtualHost: "/" }));
+          assert.equal(await nextMethod(), "connection.open-ok");
+          await sock.write(encodeMethodFrame(0, 10, 50, {
+            replyCode: 200,
+            replyText: "bye",
+            classId: 0,
+            methodId: 0,
+          }));
+          assert.equal(await nextMethod(), "connection.close-ok");
+          assert.equal(await nextMethod(), null, "the server ends its side after close-ok");
+          // frames after the close: a closed socket would answer the first with a reset, and
+          // a later write would fail (EPIPE); for 20 writes 10 ms apart, none may
+          const heartbeat = new Uint8Array([8, 0, 0, 0, 0, 0, 0, 0xce]);
+          for (let i = 0; i < 20; i++) {
+            await sock.write(heartbeat);
+            await new Promise((r) => setTimeout(r, 10)); // the window in which a reset would land
+          }
+        } finally {
+          sock.close();
+        }
       },
     );
 

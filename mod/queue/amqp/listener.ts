@@ -28,6 +28,11 @@ export interface AmqpListenerOptions
 }
 
 const READ_BYTES = 64 * 1024;
+/**
+ * How long a connection whose last frames went out waits, with its write side shut, for
+ * the client's own end of the stream before the socket is closed anyway.
+ */
+const LINGER_MS = 2_000;
 
 class AmqpSocket {
   readonly session: AmqpSession;
@@ -37,6 +42,8 @@ class AmqpSocket {
   #writing = false;
   #scheduled = false;
   #ending = false;
+  #eof = false;
+  #lingerUntil = 0;
   #closed = false;
   #wakeReader?: () => void;
   readonly done: Promise<void>;
@@ -101,7 +108,7 @@ class AmqpSocket {
       this.#writing = false;
     }
     if (this.#ending) {
-      this.close();
+      this.#endWrite();
       return;
     }
     // deliveries paused by backpressure go on (the session checks its own mark)
@@ -127,13 +134,31 @@ class AmqpSocket {
     } finally {
       this.session.transportClosed();
       // what the session wrote last (a close, a protocol header) goes out, then the socket closes
+      this.#eof = true;
       this.#ending = true;
       this.#schedule();
     }
     await this.#closedPromise;
   }
 
+  /**
+   * The session's last bytes are written. If the client has not ended its side, only ours
+   * is shut (FIN) and what it still sends is read and dropped until its end or
+   * {@linkcode LINGER_MS}: a client may have frames queued behind its `connection.close`
+   * (amqplib writes a channel's backlog after a close on channel 0), and closing outright
+   * would answer them with a reset, which the client sees as `write EPIPE` and which can
+   * discard our `close-ok` before the client has read it.
+   */
+  #endWrite(): void {
+    if (this.#closed) return;
+    if (this.#eof) return this.close();
+    if (this.#lingerUntil) return;
+    this.#lingerUntil = performance.now() + LINGER_MS;
+    this.#conn.closeWrite().catch(() => this.close());
+  }
+
   tick(now: number): void {
+    if (this.#lingerUntil && now > this.#lingerUntil) return this.close();
     this.session.tick(now);
   }
 
