@@ -37,3 +37,62 @@ Deno.test("EventSink.close() writes what a hold kept back", () => {
   assert.deepEqual(new EventLog(path).all().map((e) => e.ev), ["stopped"]);
   Deno.removeSync(dir, { recursive: true });
 });
+
+Deno.test("EventSink writes plain fields as they are and converts bigint, bytes, Map and Set (one line each, listeners get the same line)", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "peerd-events-" });
+  const path = `${dir}/n1.events.jsonl`;
+  const lines: Array<string | undefined> = [];
+  const sink = new EventSink({
+    node: "n1",
+    role: "daemon",
+    path,
+    listener: (_e, l) => lines.push(l),
+  });
+  try {
+    sink.emit("msg.delivered", { id: "d1:7", user: 3, topic: "a/b", ok: true, none: null });
+    sink.emit("odd", {
+      n: 5n,
+      payload: new Uint8Array(9),
+      seen: new Map([["d1", 2]]),
+      set: new Set([1, 2]),
+      nested: { big: 6n },
+      skipped: undefined,
+    });
+    sink.close();
+    const written = Deno.readTextFileSync(path).trim().split("\n");
+    assert.deepEqual(written, lines);
+    const [plain, odd] = written.map((l) => JSON.parse(l));
+    assert.deepEqual(
+      { ...plain, ts: 0 },
+      {
+        ts: 0,
+        node: "n1",
+        role: "daemon",
+        ev: "msg.delivered",
+        id: "d1:7",
+        user: 3,
+        topic: "a/b",
+        ok: true,
+        none: null,
+      },
+    );
+    assert.ok(typeof plain.ts === "number" && plain.ts > 0);
+    assert.deepEqual(
+      { ...odd, ts: 0 },
+      {
+        ts: 0,
+        node: "n1",
+        role: "daemon",
+        ev: "odd",
+        n: 5,
+        payload: { bytes: 9 },
+        seen: { d1: 2 },
+        set: [1, 2],
+        nested: { big: 6 },
+      },
+    );
+  } finally {
+    sink.close();
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -340,6 +340,61 @@ Deno.test("FrameServer over maxConnections answers too_many_connections and clos
   }
 });
 
+Deno.test("FrameServer: a small frame is charged only while its handler runs (rid or not, sync or async, answered later or not) and the budget always comes back", async () => {
+  const parked: Array<() => void> = [];
+  let resume: (() => void) | undefined;
+  let chargedWhileRunning = -1;
+  const server: FrameServer = new FrameServer({
+    listen: { hostname: "127.0.0.1", port: 0 },
+    identity: { role: "test", name: "s" },
+    pendingBytes: { perConnection: 64 * 1024, perNode: 100 * 1024 },
+    handlers: {
+      ping: () => ({ t: "pong" }),
+      note: () => undefined,
+      slow: async () => {
+        chargedWhileRunning = server.pendingBytes;
+        await new Promise<void>((r) => resume = r);
+        return { t: "slow.ok" };
+      },
+      park: (msg, session) => {
+        parked.push(() => session.reply(msg, { t: "park.ok" }));
+      },
+    },
+  });
+  const a = await RpcClient.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    const pad = new Uint8Array(1000);
+    for (let i = 0; i < 200; i++) a.conn.send({ t: "note", pad });
+    const pongs = await Promise.all(
+      Array.from({ length: 200 }, () => a.request({ t: "ping", pad })),
+    );
+    assert.equal(pongs.length, 200);
+    assert.equal(server.pendingBytes, 0);
+    // an async handler's frame stays charged until it returns
+    const slow = a.request({ t: "slow", pad });
+    for (let i = 0; i < 200 && resume === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.ok(chargedWhileRunning >= 1000, `${chargedWhileRunning} bytes charged`);
+    assert.equal(server.pendingBytes, chargedWhileRunning);
+    resume!();
+    assert.equal((await slow).t, "slow.ok");
+    assert.equal(server.pendingBytes, 0);
+    // a small request answered later holds nothing once its handler has returned
+    const later = a.request({ t: "park", pad });
+    for (let i = 0; i < 200 && parked.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(server.pendingBytes, 0);
+    for (const answer of parked.splice(0)) answer();
+    assert.equal((await later).t, "park.ok");
+    assert.equal(server.pendingBytes, 0);
+  } finally {
+    await a.close();
+    await server.close();
+  }
+});
+
 Deno.test("FrameServer: big frames take their size from the node's incoming budget while they arrive; one that does not fit gets overloaded and a close", async () => {
   const server = new FrameServer({
     listen: { hostname: "127.0.0.1", port: 0 },

@@ -98,7 +98,9 @@ export class EventSink {
     const ts = Math.round((performance.timeOrigin + performance.now()) * 1000) / 1000;
     const event: EventRecord = { ts, node: this.node, role: this.role, ev, ...fields };
     const writes = !this.#closed && (!!this.#file || this.#stdout);
-    const line = writes ? JSON.stringify(event, jsonReplacer) : undefined;
+    const line = writes
+      ? (plainFields(fields) ? JSON.stringify(event) : JSON.stringify(event, jsonReplacer))
+      : undefined;
     for (const listener of this.#listeners) listener(event, line);
     if (line === undefined) return;
     this.#lines.push(line);
@@ -152,6 +154,22 @@ export class EventSink {
     let off = 0;
     while (off < bytes.length) off += target.writeSync(bytes.subarray(off));
   }
+}
+
+/**
+ * Whether every field is a string, number, boolean, null or undefined: then `jsonReplacer`
+ * changes nothing, and `JSON.stringify` without a replacer (several times faster: events are
+ * emitted per message on hot paths) writes the same line.
+ */
+function plainFields(fields: Record<string, unknown>): boolean {
+  for (const key in fields) {
+    const v = fields[key];
+    const t = typeof v;
+    if (t !== "string" && t !== "number" && t !== "boolean" && t !== "undefined" && v !== null) {
+      return false;
+    }
+  }
+  return true;
 }
 
 /** JSON replacer that writes bigint as numbers and bytes as base64-free lengths. */

@@ -136,13 +136,32 @@ export class PeerSession {
    * connection's or the node's budget would be exceeded.
    */
   hold(rid: unknown, cost: number): boolean {
+    if (!this.charge(cost)) return false;
+    this.#held.set(rid, (this.#held.get(rid) ?? 0) + cost);
+    return true;
+  }
+
+  /**
+   * Charges `cost` bytes for a request while its handler runs; false (nothing charged) when
+   * this connection's or the node's budget would be exceeded. The caller gives it back with
+   * {@linkcode uncharge} once the handler is done (no per-request record: the server charges
+   * most frames this way).
+   */
+  charge(cost: number): boolean {
     const node = this.#node;
     if (this.#heldBytes + cost > this.#limit) return false;
     if (node && node.used + cost > node.limit) return false;
     this.#heldBytes += cost;
     if (node) node.used += cost;
-    this.#held.set(rid, (this.#held.get(rid) ?? 0) + cost);
     return true;
+  }
+
+  /** Gives back what {@linkcode charge} took. */
+  uncharge(cost: number): void {
+    // never below zero (releaseAll may have given everything back already)
+    const back = Math.min(cost, this.#heldBytes);
+    this.#heldBytes -= back;
+    if (this.#node) this.#node.used -= back;
   }
 
   /** Gives back what a request charged (its reply went out, or its handler finished). */
@@ -217,8 +236,6 @@ export interface FrameServerOptions {
 
 /** Frames at least this costly stay charged until their reply, not just their handler. */
 const HOLD_UNTIL_REPLY_BYTES = 4096;
-/** The charge key of a frame without `rid`. */
-const NO_RID = Symbol("no rid");
 
 /**
  * Serves framed connections. Bad frames get an error frame and the connection goes on
@@ -516,8 +533,11 @@ export class FrameServer implements AsyncDisposable {
         continue;
       }
       const cost = conn.lastFrameCost;
-      const key = msg.rid ?? NO_RID;
-      if (!session.hold(key, cost)) {
+      const rid = msg.rid;
+      // a big request stays charged until its reply (its handler may answer later); any
+      // other frame only while its handler runs, counted without a record per frame
+      const untilReply = rid !== undefined && cost >= HOLD_UNTIL_REPLY_BYTES;
+      if (!(untilReply ? session.hold(rid, cost) : session.charge(cost))) {
         session.replyError(
           msg,
           new ProtocolError(
@@ -552,8 +572,9 @@ export class FrameServer implements AsyncDisposable {
           session.replyError(msg, err);
         }
       } finally {
-        // a request answered later (the handler kept it) stays charged until its reply
-        if (answered || key === NO_RID || cost < HOLD_UNTIL_REPLY_BYTES) session.release(key);
+        // a big request answered later (the handler kept it) stays charged until its reply
+        if (!untilReply) session.uncharge(cost);
+        else if (answered) session.release(rid);
       }
     }
   }
