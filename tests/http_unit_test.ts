@@ -9,6 +9,8 @@ import {
   parseHttpListen,
   readinessRule,
   readSse,
+  RECENT_SLOT_BYTES,
+  RecentEvents,
   roleMetrics,
   selects,
   SseStream,
@@ -501,3 +503,44 @@ async function waitFor(check: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(check(), "condition not reached within 5 s");
 }
+
+Deno.test("RecentEvents keeps the last N events oldest first, lines as bytes, long lines and records by reference", () => {
+  const rec = (ev: string, extra: Record<string, unknown> = {}): EventRecord => ({
+    ts: 1,
+    node: "n1",
+    role: "ring",
+    ev,
+    ...extra,
+  });
+  const ring = new RecentEvents(3);
+  assert.deepEqual(ring.tail(10), []);
+  const long = JSON.stringify(rec("big", { pad: "x".repeat(RECENT_SLOT_BYTES) }));
+  const record = rec("no.line", { n: 7 });
+  ring.add(1, rec("a"), '{"ev":"a"}');
+  ring.add(2, rec("b"), '{"ev":"b","name":"héllo ✓"}'); // multi-byte UTF-8 read back whole
+  assert.deepEqual(ring.tail(10), [
+    { id: 1, ev: "a", line: '{"ev":"a"}' },
+    { id: 2, ev: "b", line: '{"ev":"b","name":"héllo ✓"}' },
+  ]);
+  ring.add(3, rec("big"), long);
+  ring.add(4, record); // no events file: no line made, the record is kept
+  assert.equal(ring.size, 3);
+  assert.deepEqual(ring.tail(10), [
+    { id: 2, ev: "b", line: '{"ev":"b","name":"héllo ✓"}' },
+    { id: 3, ev: "big", line: long },
+    { id: 4, ev: "no.line", event: record },
+  ]);
+  assert.deepEqual(ring.tail(1), [{ id: 4, ev: "no.line", event: record }]);
+  // a slot reused: a short line after a long one and after a record is its own bytes
+  ring.add(5, rec("c"), '{"ev":"c"}');
+  ring.add(6, rec("d"), '{"ev":"d"}');
+  ring.add(7, rec("e"), '{"ev":"e"}');
+  assert.deepEqual(ring.tail(3).map((e) => [e.id, e.line]), [
+    [5, '{"ev":"c"}'],
+    [6, '{"ev":"d"}'],
+    [7, '{"ev":"e"}'],
+  ]);
+  const none = new RecentEvents(0);
+  none.add(1, rec("a"), "{}");
+  assert.deepEqual(none.tail(5), []);
+});

@@ -46,6 +46,7 @@ export {
   SseStream,
   type SseStreamOptions,
 } from "./sse.ts";
+export { RECENT_SLOT_BYTES, type RecentEvent, RecentEvents } from "./recent.ts";
 export { bearerMatches, HTTP_TOKEN_CONTEXT, httpToken } from "./token.ts";
 export { NodeHttpServer, type NodeHttpServerOptions, type NodeHttpSource } from "./server.ts";
 export { type NodeHttp, type NodeHttpOptions, startNodeHttp } from "./node_http.ts";

@@ -16,6 +16,7 @@ import {
   ThinWindow,
 } from "./event_selection.ts";
 import { eventJson, SSE_BUFFER_BYTES, sseFrame, SseStream } from "./sse.ts";
+import { type RecentEvent, RecentEvents } from "./recent.ts";
 import { bearerMatches } from "./token.ts";
 
 /** What the endpoints serve. */
@@ -74,16 +75,11 @@ function json(value: unknown, status = 200): Response {
 }
 
 /**
- * An event as kept for replay and fan-out: its id, its name, and its JSON line when the
+ * An event as sent to `/events` clients: its id, its name, and its JSON line when the
  * events file made one (then the record itself is not kept: it dies young, as it does
  * without HTTP), else the record, its line made when a client first takes it.
  */
-interface Kept {
-  id: number;
-  ev: string;
-  event?: EventRecord;
-  line?: string;
-}
+type Kept = RecentEvent;
 
 /** One `/events` client: its stream, what it asked for, its window of thinned events. */
 interface Client {
@@ -107,10 +103,8 @@ export class NodeHttpServer implements AsyncDisposable {
   readonly #options: NodeHttpServerOptions;
   readonly #clients = new Set<Client>();
   readonly #epoch = String(Date.now());
-  /** Recent events, a ring of `#keep` slots; the oldest at `#recentStart`. */
-  readonly #recent: Kept[] = [];
-  readonly #keep: number;
-  #recentStart = 0;
+  /** Recent events, for replay (held as bytes: see {@linkcode RecentEvents}). */
+  readonly #recent: RecentEvents;
   readonly #unsubscribe: () => void;
   #seq = 0;
   #closed: Promise<void> | undefined;
@@ -118,7 +112,7 @@ export class NodeHttpServer implements AsyncDisposable {
   constructor(source: NodeHttpSource, options: NodeHttpServerOptions) {
     this.#source = source;
     this.#options = options;
-    this.#keep = Math.max(0, options.replayEvents ?? 256);
+    this.#recent = new RecentEvents(Math.max(0, options.replayEvents ?? 256));
     this.#unsubscribe = source.subscribe((event, line) => this.#onEvent(event, line));
     this.#server = Deno.serve({
       hostname: options.hostname,
@@ -132,21 +126,17 @@ export class NodeHttpServer implements AsyncDisposable {
   }
 
   #onEvent(event: EventRecord, line?: string): void {
-    const kept: Kept = line === undefined
-      ? { id: ++this.#seq, ev: event.ev, event }
-      : { id: ++this.#seq, ev: event.ev, line };
-    if (this.#keep > 0) {
-      if (this.#recent.length < this.#keep) this.#recent.push(kept);
-      else {
-        this.#recent[this.#recentStart] = kept;
-        this.#recentStart = (this.#recentStart + 1) % this.#keep;
-      }
-    }
+    const id = ++this.#seq;
+    this.#recent.add(id, event, line);
+    // nobody streaming, or nobody wanting this one: nothing allocated per event
     if (this.#clients.size === 0) return;
+    let kept: Kept | undefined;
     let frame: string | undefined;
     for (const c of this.#clients) {
-      const route = c.routes.route(kept.ev);
-      if (route === "skip" || (route === "thin" && !this.#thin(c, kept))) continue;
+      const route = c.routes.route(event.ev);
+      if (route === "skip") continue;
+      kept ??= line === undefined ? { id, ev: event.ev, event } : { id, ev: event.ev, line };
+      if (route === "thin" && !this.#thin(c, kept)) continue;
       frame ??= sseFrame(lineOf(kept), { id: kept.id });
       c.stream.write(frame);
     }
@@ -169,14 +159,6 @@ export class NodeHttpServer implements AsyncDisposable {
       const data = `{"ev":${JSON.stringify(s.ev)},"count":${s.count},"last":${lineOf(s.last)}}`;
       if (!c.stream.write(sseFrame(data, { event: "summary", id: s.id }))) return;
     }
-  }
-
-  /** The last `n` events kept, oldest first. */
-  #recentTail(n: number): Kept[] {
-    const ordered = this.#recent.length < this.#keep
-      ? this.#recent
-      : [...this.#recent.slice(this.#recentStart), ...this.#recent.slice(0, this.#recentStart)];
-    return n >= ordered.length ? [...ordered] : ordered.slice(ordered.length - n);
   }
 
   /** The bound address. */
@@ -275,7 +257,7 @@ export class NodeHttpServer implements AsyncDisposable {
     const { stream } = client;
     stream.send({ epoch: this.#epoch, seq: this.#seq }, { event: "hello" });
     if (replay > 0) {
-      for (const r of this.#recentTail(replay)) {
+      for (const r of this.#recent.tail(replay)) {
         const route = routes.route(r.ev);
         if (r.id <= after || route === "skip") continue;
         if (route === "thin" && !client.window.add(r.ev, r.id, r)) continue;
