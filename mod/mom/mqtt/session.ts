@@ -43,111 +43,34 @@ import {
   type Will,
 } from "./packet.ts";
 import { checkFilter, checkTopicName } from "./topic.ts";
-import { deliveryPacketId, DeliveryWindow, PACKET_ID_SPACE } from "./delivery_window.ts";
+import { DeliveryWindow, PACKET_ID_SPACE } from "./delivery_window.ts";
 import { type SessionSubscription, SessionSubscriptions } from "./session_subscriptions.ts";
+import type {
+  InboxMessage,
+  MomOperation,
+  OpenedSession,
+  OperationResult,
+  SessionConfig,
+  SessionOutput,
+} from "./session_types.ts";
+import {
+  type DeliveryContext,
+  deliveryPacket,
+  forwardedProperties,
+  isUtf8,
+} from "./session_delivery.ts";
 
 export { deliveryPacketId } from "./delivery_window.ts";
 export type { SessionSubscription } from "./session_subscriptions.ts";
-
-/** A message from the MOM inbox. */
-export interface InboxMessage {
-  /** Inbox position. */
-  seq: number;
-  topic: string;
-  payload: Uint8Array;
-  /** Publishing MOM user. */
-  from: number;
-  /** Highest QoS the publication allows (2 for native publications). */
-  qos: 0 | 1 | 2;
-  /** Retained message sent at subscription time. */
-  retained?: boolean;
-  /** The publication's retain flag (for "retain as published"). */
-  retain?: boolean;
-  /** v5 properties the publisher sent (forwarded). */
-  properties?: Properties;
-  /** Wall-clock time (ms) the message expires at (v5 message expiry interval), if any. */
-  expiresAt?: number;
-}
-
-/** What `open` resolves to. */
-export interface OpenedSession {
-  user: number;
-  /** Whether an earlier session was resumed. */
-  present: boolean;
-  subscriptions: SessionSubscription[];
-  /** Outgoing QoS 2 deliveries whose PUBREC came: packet id and inbox position. */
-  released: Array<{ packetId: number; seq: number; complete: boolean }>;
-  /** Incoming QoS 2 packet ids published but not yet released. */
-  received: number[];
-  /** Deliveries at or before this inbox position may have been sent before (DUP). */
-  dupUpTo: number;
-}
-
-/** The MOM operations a session asks for. Those with an `id` are answered by `result()`. */
-export type MomOperation =
-  | {
-    op: "open";
-    id: number;
-    clientId: string;
-    clean: boolean;
-    /** Session expiry interval in seconds (0xFFFFFFFF: never). */
-    expiry: number;
-    username?: string;
-    password?: Uint8Array;
-  }
-  | { op: "subscribe"; id: number; user: number; subscription: SessionSubscription }
-  | { op: "unsubscribe"; id: number; user: number; filter: string }
-  | {
-    op: "publish";
-    /** Absent at QoS 0: nothing waits for it. */
-    id?: number;
-    user: number;
-    topic: string;
-    payload: Uint8Array;
-    qos: 0 | 1 | 2;
-    retain: boolean;
-    properties: Properties;
-    /** QoS 2: the packet id to remember in the same commit. */
-    received?: number;
-  }
-  | { op: "receive"; id: number; user: number; after: number; from: number; max: number }
-  | { op: "released"; user: number; packetId: number; seq: number }
-  | { op: "completed"; user: number; packetId: number }
-  | { op: "forget"; user: number; packetId: number }
-  | { op: "retained"; id: number; user: number; filter: string }
-  | {
-    op: "end";
-    user: number;
-    /** Inbox position acknowledged. */
-    after: number;
-    /** Session expiry interval in seconds; 0 destroys the user now. */
-    expiry: number;
-  };
-
-/** The result of an operation: a value, or an error code of the MOM with its message. */
-export type OperationResult =
-  | { ok: true; value?: unknown }
-  | { ok: false; code: string; message: string };
-
-/** What the gateway has to do after a call. */
-export interface SessionOutput {
-  packets: Packet[];
-  operations: MomOperation[];
-  /** Close the connection after sending `packets`. */
-  close: boolean;
-}
-
-/** Limits and policies of the server, the same for every session. */
-export interface SessionConfig {
-  /** Largest packet accepted from a client. */
-  maxPacketSize: number;
-  /** In-flight QoS 1 / 2 publications accepted from a client (v5 receive maximum). */
-  receiveMaximum: number;
-  /** Deliveries one `receive` asks for at most. */
-  receiveBatch: number;
-  /** Whether CONNECT must carry credentials (checked by `open`). */
-  authRequired?: boolean;
-}
+export type {
+  InboxMessage,
+  MomOperation,
+  OpenedSession,
+  OperationResult,
+  SessionConfig,
+  SessionOutput,
+} from "./session_types.ts";
+export { forwardedProperties } from "./session_delivery.ts";
 
 /** Session phase. */
 type Phase = "connecting" | "opening" | "open" | "closed";
@@ -874,8 +797,14 @@ export class MqttSession {
 
   /** Sends deliveries from the inbox. */
   #deliver(messages: InboxMessage[], now: number): void {
-    const v5 = this.#level === MQTT_5;
     const w = this.#window;
+    const context: DeliveryContext = {
+      v5: this.#level === MQTT_5,
+      user: this.#user,
+      dupUpTo: this.#dupUpTo,
+      maxPacket: this.#clientMaxPacket,
+      now,
+    };
     for (const m of messages) {
       if (!w.next(m.seq)) continue;
       if (this.#released.has(m.seq)) {
@@ -884,89 +813,17 @@ export class MqttSession {
         w.settle(m.seq);
         continue;
       }
-      const own = m.from === this.#user && !m.retained;
-      const match = this.#subs.match(m.topic, own);
-      let qos = match.qos;
-      const identifiers = match.identifiers;
-      const retainAsPublished = match.retainAsPublished;
-      if (qos < 0) {
-        // no subscription matches any more (unsubscribed meanwhile): skip it
-        w.settle(m.seq);
-        continue;
-      }
-      qos = Math.min(qos, m.qos);
-      const dup = qos > 0 && m.seq <= this.#dupUpTo;
-      let expiry: number | undefined;
-      if (m.expiresAt !== undefined) {
-        expiry = Math.ceil((m.expiresAt - now) / 1000);
-        if (expiry <= 0) {
-          if (!dup) {
-            // expired before its delivery started: dropped for this subscriber
-            this.expired++;
-            w.settle(m.seq);
-            continue;
-          }
-          expiry = 0; // a redelivery is completed, with nothing left of its interval
-        }
-      }
-      let properties: Properties = NO_PROPERTIES;
-      if (v5 && (m.properties || expiry !== undefined || identifiers)) {
-        properties = m.properties ? { ...m.properties } : {};
-        if (expiry !== undefined) properties.messageExpiryInterval = expiry;
-        if (identifiers) properties.subscriptionIdentifiers = identifiers;
-      }
-      const packet: PublishPacket = {
-        type: PacketType.Publish,
-        dup,
-        qos: qos as 0 | 1 | 2,
-        retain: m.retained === true || (retainAsPublished && m.retain === true),
-        topic: m.topic,
-        packetId: qos > 0 ? deliveryPacketId(m.seq) : undefined,
-        properties,
-        payload: m.payload,
-      };
-      if (estimateSize(packet) > this.#clientMaxPacket) {
-        // v5: a message larger than the client accepts is discarded as if delivered
+      const d = deliveryPacket(m, this.#subs, context);
+      if (d === "expired") this.expired++;
+      if (typeof d === "string") {
         w.settle(m.seq);
         continue;
       }
       this.delivered++;
-      this.#send(packet);
-      if (qos > 0) w.sent(m.seq, qos as 1 | 2, packet.packetId!);
+      this.#send(d);
+      if (d.qos > 0) w.sent(m.seq, d.qos as 1 | 2, d.packetId!);
       else w.settle(m.seq);
     }
     this.#pull();
   }
-}
-
-/** The properties of a delivery that has none (shared by all of them: never written to). */
-const NO_PROPERTIES: Properties = Object.freeze({});
-
-function estimateSize(p: PublishPacket): number {
-  return p.payload.length + p.topic.length * 3 + 16 + (p.properties.contentType?.length ?? 0) * 3 +
-    (p.properties.responseTopic?.length ?? 0) * 3 + (p.properties.correlationData?.length ?? 0) +
-    (p.properties.userProperties?.reduce((n, [k, v]) => n + 4 + (k.length + v.length) * 3, 0) ?? 0);
-}
-
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
-function isUtf8(b: Uint8Array): boolean {
-  try {
-    strictUtf8.decode(b);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The properties of a PUBLISH that travel with it to the subscribers (v5 3.3.2.3). */
-export function forwardedProperties(p: Properties): Properties {
-  const out: Properties = {};
-  if (p.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = p.payloadFormatIndicator;
-  if (p.messageExpiryInterval !== undefined) out.messageExpiryInterval = p.messageExpiryInterval;
-  if (p.contentType !== undefined) out.contentType = p.contentType;
-  if (p.responseTopic !== undefined) out.responseTopic = p.responseTopic;
-  if (p.correlationData !== undefined) out.correlationData = p.correlationData;
-  if (p.userProperties !== undefined) out.userProperties = p.userProperties;
-  return out;
 }
