@@ -274,6 +274,42 @@ Deno.test("MQTT QoS 0 stays on its daemon while no other daemon subscribes, and 
   }
 });
 
+Deno.test("MQTT: a subscription that makes another daemon send its QoS 0 to the broker is confirmed only once that daemon acknowledged (or after the 2 s bound)", async () => {
+  const { cluster, d1, d2 } = await mqttCluster();
+  const clients: Client[] = [];
+  const pid = cluster.node("d1").pid!;
+  let stopped = false;
+  try {
+    const pub = await connect(d1, { clientId: "paused-pub", clean: true });
+    clients.push(pub);
+    assert.equal((await cluster.node("d1").ctl("status")).others_subscribe, false);
+    const remote = await connect(d2, { clientId: "paused-remote", clean: true });
+    clients.push(remote);
+    const got = collect(remote);
+    // d1 stays attached but cannot answer: the broker holds the SUBACK for its bound
+    Deno.kill(pid, "SIGSTOP");
+    stopped = true;
+    const t0 = performance.now();
+    await remote.subscribeAsync("paused/#", { qos: 0 });
+    const waited = performance.now() - t0;
+    assert.ok(waited >= 1_500, `the SUBACK waited for d1 (${Math.round(waited)} ms)`);
+    Deno.kill(pid, "SIGCONT");
+    stopped = false;
+    // d1 reads the notice when it runs again; from then on its QoS 0 reaches d2
+    await waitUntil(async () => (await cluster.node("d1").ctl("status")).others_subscribe, {
+      timeoutMs: 10_000,
+      what: "d1 told another daemon subscribes",
+    });
+    pub.publish("paused/a", "after", { qos: 0 });
+    await waitUntil(() => got.length >= 1, { timeoutMs: 10_000, what: "d2 receives" });
+    assert.equal(got[0].payload, "after");
+  } finally {
+    if (stopped) Deno.kill(pid, "SIGCONT");
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await cluster.stop();
+  }
+});
+
 Deno.test("MQTT persistent sessions: queued QoS 1/2 messages survive a disconnect; redelivery after a reconnect; QoS 2 exactly once", async () => {
   const { cluster, d1, d2 } = await mqttCluster();
   const clients: Client[] = [];
