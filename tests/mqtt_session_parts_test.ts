@@ -11,7 +11,23 @@ import {
 import { SessionSubscriptions } from "../mod/mom/mqtt/session_subscriptions.ts";
 import { deliveryPacket, forwardedProperties, isUtf8 } from "../mod/mom/mqtt/session_delivery.ts";
 import type { InboxMessage } from "../mod/mom/mqtt/session_types.ts";
-import type { PublishPacket } from "../mod/mom/mqtt/packet.ts";
+import {
+  type ConnectPacket,
+  ConnectReturn311,
+  MQTT_311,
+  MQTT_5,
+  MqttProtocolError,
+  PacketType,
+  type PublishPacket,
+  Reason,
+} from "../mod/mom/mqtt/packet.ts";
+import {
+  checkConnect,
+  connackProperties,
+  type ConnectRefusal,
+  type ConnectSettings,
+  openRefusalCode,
+} from "../mod/mom/mqtt/session_connect.ts";
 
 Deno.test("DeliveryWindow: the acknowledged position stops before the oldest unsettled delivery", () => {
   const w = new DeliveryWindow();
@@ -126,4 +142,77 @@ Deno.test("forwardedProperties() keeps what travels to subscribers; isUtf8() ref
   );
   assert.equal(isUtf8(new TextEncoder().encode("é")), true);
   assert.equal(isUtf8(new Uint8Array([0xc3])), false);
+});
+
+Deno.test("checkConnect(): the refusal a client can read, the errors that close, the settings of an accepted session", () => {
+  const connect = (o: Partial<ConnectPacket>): ConnectPacket => ({
+    type: PacketType.Connect,
+    protocolName: "MQTT",
+    level: MQTT_5,
+    clean: true,
+    keepAlive: 30,
+    clientId: "c",
+    properties: {},
+    ...o,
+  });
+  const r31 = checkConnect(connect({ protocolName: "MQIsdp", level: 3 })) as ConnectRefusal;
+  assert.deepEqual([r31.refuse, r31.level, r31.code], [true, MQTT_311, 1], "3.1: return code 1");
+  const r6 = checkConnect(connect({ level: 6 })) as ConnectRefusal;
+  assert.deepEqual([r6.level, r6.code], [MQTT_5, Reason.UnsupportedProtocolVersion]);
+  assert.equal((checkConnect(connect({ level: 2 })) as ConnectRefusal).level, MQTT_311);
+  assert.throws(() => checkConnect(connect({ protocolName: "XMPP", level: 4 })), MqttProtocolError);
+  assert.throws(
+    () => checkConnect(connect({ properties: { receiveMaximum: 0 } })),
+    MqttProtocolError,
+  );
+  const auth = checkConnect(connect({
+    properties: { authenticationMethod: "SCRAM", requestProblemInformation: 0 },
+  })) as ConnectRefusal;
+  assert.deepEqual([auth.code, auth.problemInfo], [Reason.BadAuthenticationMethod, false]);
+  const empty311 = checkConnect(connect({ level: MQTT_311, clientId: "", clean: false }));
+  assert.equal((empty311 as ConnectRefusal).code, ConnectReturn311.IdentifierRejected);
+  const badWill = checkConnect(connect({
+    will: { topic: "a/#", payload: new Uint8Array(0), qos: 0, retain: false, properties: {} },
+  }));
+  assert.equal((badWill as ConnectRefusal).code, Reason.TopicNameInvalid);
+
+  const ok = checkConnect(
+    connect({
+      clientId: "",
+      properties: { sessionExpiryInterval: 60, receiveMaximum: 10 },
+      will: {
+        topic: "w",
+        payload: new Uint8Array(0),
+        qos: 1,
+        retain: false,
+        properties: { willDelayInterval: 5 },
+      },
+    }),
+    () => "given",
+  ) as ConnectSettings;
+  assert.equal(ok.refuse, false);
+  assert.deepEqual(
+    [ok.clientId, ok.assigned, ok.expiry, ok.keepAliveMs, ok.clientReceiveMax, ok.willAt],
+    ["given", "given", 60, 30_000, 10, 5_000],
+  );
+  assert.equal(ok.clientMaxPacket, Infinity);
+  const persistent = checkConnect(connect({ level: MQTT_311, clean: false })) as ConnectSettings;
+  assert.equal(persistent.expiry, 0xffffffff, "3.1.1: a persistent session never expires");
+  assert.equal(persistent.assigned, undefined);
+});
+
+Deno.test("openRefusalCode() and connackProperties(): the CONNACK of a failed and of an accepted open", () => {
+  assert.equal(openRefusalCode("not_authorized", MQTT_5), Reason.BadUserNameOrPassword);
+  assert.equal(openRefusalCode("not_authorized", MQTT_311), ConnectReturn311.BadUserNameOrPassword);
+  assert.equal(openRefusalCode("bad_client_id", MQTT_311), ConnectReturn311.IdentifierRejected);
+  assert.equal(openRefusalCode("unavailable", MQTT_5), Reason.ServerUnavailable);
+  const config = { maxPacketSize: 1000, receiveMaximum: 64, receiveBatch: 10 };
+  assert.deepEqual(connackProperties(config, MQTT_311, "x"), {});
+  const p = connackProperties(config, MQTT_5, "x");
+  assert.deepEqual(
+    [p.receiveMaximum, p.maximumPacketSize, p.sharedSubscriptionAvailable, p.topicAliasMaximum],
+    [64, 1000, 0, 0],
+  );
+  assert.equal(p.assignedClientIdentifier, "x");
+  assert.equal(connackProperties(config, MQTT_5, undefined).assignedClientIdentifier, undefined);
 });

@@ -29,8 +29,6 @@
  */
 import {
   type AckPacket,
-  ConnectReturn311,
-  MQTT_311,
   MQTT_5,
   MqttProtocolError,
   type Packet,
@@ -53,6 +51,7 @@ import type {
   SessionConfig,
   SessionOutput,
 } from "./session_types.ts";
+import { checkConnect, connackProperties, openRefusalCode } from "./session_connect.ts";
 import {
   type DeliveryContext,
   deliveryPacket,
@@ -325,87 +324,32 @@ export class MqttSession {
 
   #connect(p: Packet): void {
     if (p.type !== PacketType.Connect) return;
-    if (p.protocolName !== "MQTT") {
-      const reason = `Unsupported protocol ${JSON.stringify(p.protocolName)} level ${p.level}`;
-      if (p.protocolName === "MQIsdp" && p.level === 3) {
-        // MQTT 3.1: return code 1 is the refusal it understands
-        this.#level = MQTT_311;
-        this.#refuse(ConnectReturn311.UnacceptableProtocolVersion, reason);
-      } else if (p.level === MQTT_5) {
-        this.#refuse(Reason.UnsupportedProtocolVersion, reason);
-      } else {
-        // not MQTT as we know it: close without a CONNACK it could misread
-        throw new MqttProtocolError(Reason.UnsupportedProtocolVersion, reason);
-      }
+    const c = checkConnect(p);
+    this.#level = c.level;
+    this.#problemInfo = c.problemInfo;
+    if (c.refuse) {
+      this.#refuse(c.code, c.reason);
       return;
     }
-    if (p.level !== MQTT_311 && p.level !== MQTT_5) {
-      this.#level = p.level < MQTT_5 ? MQTT_311 : MQTT_5;
-      this.#refuse(
-        this.#level === MQTT_5
-          ? Reason.UnsupportedProtocolVersion
-          : ConnectReturn311.UnacceptableProtocolVersion,
-        `Unsupported protocol level ${p.level} (this server speaks 4 and 5)`,
-      );
-      return;
-    }
-    this.#level = p.level;
-    const v5 = p.level === MQTT_5;
-    const props = p.properties;
-    this.#problemInfo = props.requestProblemInformation !== 0;
-    if (props.authenticationMethod !== undefined) {
-      this.#refuse(Reason.BadAuthenticationMethod, "Enhanced authentication is not supported");
-      return;
-    }
-    if (props.receiveMaximum === 0 || props.maximumPacketSize === 0) {
-      throw new MqttProtocolError(
-        Reason.ProtocolError,
-        "Protocol error: receive maximum and maximum packet size must not be 0",
-      );
-    }
-    this.#clientReceiveMax = props.receiveMaximum ?? PACKET_ID_SPACE;
-    this.#clientMaxPacket = props.maximumPacketSize ?? Infinity;
-    let clientId = p.clientId;
-    let assigned: string | undefined;
-    if (clientId === "") {
-      if (!v5 && !p.clean) {
-        this.#refuse(
-          ConnectReturn311.IdentifierRejected,
-          "An empty client identifier needs a clean session",
-        );
-        return;
-      }
-      assigned = clientId = `auto-${crypto.randomUUID()}`;
-    }
-    if (p.will) {
-      try {
-        checkTopicName(p.will.topic);
-      } catch (err) {
-        this.#refuse(
-          v5 ? Reason.TopicNameInvalid : ConnectReturn311.NotAuthorized,
-          (err as Error).message,
-        );
-        return;
-      }
-    }
-    this.#clientId = clientId;
-    this.#keepAliveMs = p.keepAlive * 1000;
-    // 3.1.1: a clean session ends with the connection, any other never expires
-    this.#expiry = v5 ? (props.sessionExpiryInterval ?? 0) : (p.clean ? 0 : 0xffffffff);
-    this.#will = p.will;
-    this.#willAt = p.will ? (p.will.properties.willDelayInterval ?? 0) * 1000 : undefined;
+    this.#clientReceiveMax = c.clientReceiveMax;
+    this.#clientMaxPacket = c.clientMaxPacket;
+    this.#clientId = c.clientId;
+    this.#keepAliveMs = c.keepAliveMs;
+    this.#expiry = c.expiry;
+    this.#will = c.will;
+    this.#willAt = c.willAt;
     this.#phase = "opening";
     this.#request(
       (id) => ({
         op: "open",
         id,
-        clientId,
+        clientId: c.clientId,
         clean: p.clean,
         expiry: this.#expiry,
         username: p.username,
         password: p.password,
       }),
-      (r, now) => this.#opened(r, assigned, now),
+      (r, now) => this.#opened(r, c.assigned, now),
     );
   }
 
@@ -422,13 +366,7 @@ export class MqttSession {
   #opened(r: OperationResult, assigned: string | undefined, now: number): void {
     if (!r.ok) {
       this.#queue = [];
-      const v5 = this.#level === MQTT_5;
-      const [c5, c3] = r.code === "not_authorized"
-        ? [Reason.BadUserNameOrPassword, ConnectReturn311.BadUserNameOrPassword]
-        : r.code === "bad_client_id"
-        ? [Reason.ClientIdentifierNotValid, ConnectReturn311.IdentifierRejected]
-        : [Reason.ServerUnavailable, ConnectReturn311.ServerUnavailable];
-      this.#refuse(v5 ? c5 : c3, r.message);
+      this.#refuse(openRefusalCode(r.code, this.#level), r.message);
       return;
     }
     const s = r.value as OpenedSession;
@@ -437,17 +375,7 @@ export class MqttSession {
     for (const sub of s.subscriptions) this.#subs.set(sub);
     this.#dupUpTo = s.dupUpTo;
     for (const pid of s.received) this.#received.set(pid, "stored");
-    const properties: Properties = {};
-    if (this.#level === MQTT_5) {
-      properties.receiveMaximum = this.#config.receiveMaximum;
-      properties.maximumPacketSize = this.#config.maxPacketSize;
-      properties.retainAvailable = 1;
-      properties.wildcardSubscriptionAvailable = 1;
-      properties.subscriptionIdentifierAvailable = 1;
-      properties.sharedSubscriptionAvailable = 0;
-      properties.topicAliasMaximum = 0;
-      if (assigned) properties.assignedClientIdentifier = assigned;
-    }
+    const properties = connackProperties(this.#config, this.#level, assigned);
     this.#send({ type: PacketType.Connack, sessionPresent: s.present, code: 0, properties });
     // QoS 2 deliveries the client received: PUBREL again, never the PUBLISH
     for (const rel of s.released) {
