@@ -7,6 +7,7 @@
  * deno run -A bench/mqtt_cpu.ts                          # this tree and Mosquitto
  * deno run -A bench/mqtt_cpu.ts --trees ../peerd-before,.    # two trees and Mosquitto
  * deno run -A bench/mqtt_cpu.ts --rounds 3 --n 50000 --cases q0s1,q0s4,q1s1,q1s4
+ * deno run -A bench/mqtt_cpu.ts --cases q1s1 --cpu-prof /tmp/prof  # daemon .cpuprofile files
  * ```
  *
  * Each case: S subscribers (QoS q; QoS 1 with persistent sessions, Mosquitto then with
@@ -32,6 +33,8 @@ const TREES = (args.get("trees") ?? here).split(",").map((t) => t === "." ? here
 const WINDOW = 20_000;
 const BATCH = 1_000;
 const TICK = 100; // clock ticks per second (USER_HZ)
+/** `--cpu-prof DIR`: the daemons run under V8's profiler, one `.cpuprofile` each into DIR. */
+const PROFILE_DIR = args.get("cpu-prof");
 
 /** CPU seconds (user + system) of process `pid` so far. */
 function cpuSeconds(pid: number): number {
@@ -101,9 +104,17 @@ async function startPeerd(tree: string): Promise<Server> {
   const broker = freePort();
   const daemon = freePort();
   const port = freePort();
-  const run = (extra: string[]) =>
+  const run = (extra: string[], profile = false) =>
     new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${tree}/main.ts`, ...extra, "--log-level", "warn"],
+      args: [
+        "run",
+        "-A",
+        ...(profile ? ["--cpu-prof", "--cpu-prof-dir", PROFILE_DIR!] : []),
+        `${tree}/main.ts`,
+        ...extra,
+        "--log-level",
+        "warn",
+      ],
       stdout: "null",
       stderr: "inherit",
     }).spawn();
@@ -130,7 +141,7 @@ async function startPeerd(tree: string): Promise<Server> {
     `127.0.0.1:${broker}`,
     "--mqtt",
     `127.0.0.1:${port}`,
-  ]);
+  ], PROFILE_DIR !== undefined);
   const stop = async () => {
     for (const c of [d, b]) {
       try {

@@ -11,6 +11,7 @@ import { MAX_PUBS_PER_FRAME, pubsFrames, readPubs } from "../mod/mom/pubs_frames
 import { retainedFor } from "../mod/mom/retained.ts";
 import { ReceiveWaiters, wakeRows } from "../mod/mom/receive_waiters.ts";
 import { SubscriptionIndex } from "../mod/mom/subscriptions.ts";
+import { InterestAcks, SubscriptionCounts } from "../mod/mom/interest.ts";
 import { decode } from "@msgpack/msgpack";
 import { ENCODED, type Message, type PeerSession } from "../mod/wire/mod.ts";
 
@@ -234,4 +235,42 @@ Deno.test("retainedFor(): matching retained topics, none starting with $ for a l
   assert.deepEqual(retainedFor("a/+", rows).map((m) => m.topic), ["a/b", "a/c"]);
   assert.deepEqual(retainedFor("#", rows).map((m) => m.topic), ["a/b", "a/c", "b"]);
   assert.deepEqual(retainedFor("$SYS/#", rows).map((m) => m.topic), ["$SYS/x"]);
+});
+
+Deno.test("SubscriptionCounts: a daemon hears of other daemons' subscriptions only, never its own", () => {
+  const c = new SubscriptionCounts();
+  assert.equal(c.others("d1"), false, "nobody subscribes");
+  c.add("d1", 2);
+  assert.equal(c.others("d1"), false, "d1's own subscriptions do not count for d1");
+  assert.equal(c.others("d2"), true);
+  c.add("d2");
+  assert.equal(c.others("d1"), true);
+  c.remove("d2");
+  assert.equal(c.others("d1"), false);
+  c.remove("d1", 5); // more than it has: none left, never negative
+  assert.equal(c.others("d2"), false);
+  c.add("d3");
+  assert.equal(c.others("d2"), true, "the total stayed exact after the over-removal");
+});
+
+Deno.test("InterestAcks: a wait ends at an acknowledgement of its notice or a later one, at a detach, or at its bound", async () => {
+  const acks = new InterestAcks();
+  const order: string[] = [];
+  const a1 = acks.wait("d1", 1).then(() => order.push("d1#1"));
+  const a2 = acks.wait("d1", 2).then(() => order.push("d1#2"));
+  const b = acks.wait("d2", 1).then(() => order.push("d2"));
+  acks.ack("d1", 1);
+  await a1;
+  assert.deepEqual(order, ["d1#1"], "notice 2 is not acknowledged by ok 1");
+  acks.ack("d1", 5);
+  await a2;
+  acks.drop("d2");
+  await b;
+  assert.deepEqual(order, ["d1#1", "d1#2", "d2"]);
+  const t0 = performance.now();
+  await acks.wait("d3", 1, 30);
+  assert.ok(performance.now() - t0 >= 25, "an unanswered notice waits its bound, then gives up");
+  const late = acks.wait("d4", 1);
+  acks.drop(); // the broker stops: nothing waits, no timer left behind
+  await late;
 });

@@ -229,6 +229,87 @@ Deno.test("MQTT clients across two daemons: mosquitto_pub/sub and mqtt.js at QoS
   }
 });
 
+Deno.test("MQTT QoS 0 stays on its daemon while no other daemon subscribes, and reaches a subscriber on another daemon from its SUBACK on", async () => {
+  const { cluster, d1, d2 } = await mqttCluster();
+  const clients: Client[] = [];
+  const status = () => cluster.node("d1").ctl("status");
+  try {
+    const local = await connect(d1, { clientId: "lonely-local", clean: true });
+    clients.push(local);
+    const localGot = collect(local);
+    await local.subscribeAsync("lonely/#", { qos: 0 });
+    const pub = await connect(d1, { clientId: "lonely-pub", clean: true });
+    clients.push(pub);
+    assert.equal((await status()).others_subscribe, false, "only d1 subscribes");
+    for (let i = 0; i < 20; i++) pub.publish("lonely/a", `local-${i}`, { qos: 0 });
+    await waitUntil(() => localGot.length >= 20, { timeoutMs: 10_000, what: "20 local" });
+    const kept = Number((await status()).transient_local);
+    assert.ok(kept >= 20, `QoS 0 kept on d1 (${kept})`);
+
+    // a subscriber on d2: from its SUBACK on, d1 sends its QoS 0 to the broker (no pause)
+    const remote = await connect(d2, { clientId: "lonely-remote", clean: true });
+    clients.push(remote);
+    const remoteGot = collect(remote);
+    await remote.subscribeAsync("lonely/#", { qos: 0 });
+    for (let i = 0; i < 20; i++) pub.publish("lonely/a", `both-${i}`, { qos: 0 });
+    await waitUntil(() => remoteGot.length >= 20, { timeoutMs: 10_000, what: "20 on d2" });
+    assert.deepEqual(
+      remoteGot.map((m) => m.payload),
+      Array.from({ length: 20 }, (_, i) => `both-${i}`),
+      "every publication after the SUBACK, in order",
+    );
+    assert.equal((await status()).others_subscribe, true);
+    assert.equal(Number((await status()).transient_local), kept, "none kept local meanwhile");
+    await waitUntil(() => localGot.length >= 40, { timeoutMs: 10_000, what: "40 local" });
+
+    // the remote subscription ends: d1 keeps its QoS 0 local again
+    await remote.unsubscribeAsync("lonely/#");
+    await waitUntil(async () => (await status()).others_subscribe === false, {
+      timeoutMs: 10_000,
+      what: "d1 told nobody else subscribes",
+    });
+  } finally {
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await cluster.stop();
+  }
+});
+
+Deno.test("MQTT: a subscription that makes another daemon send its QoS 0 to the broker is confirmed only once that daemon acknowledged (or after the 2 s bound)", async () => {
+  const { cluster, d1, d2 } = await mqttCluster();
+  const clients: Client[] = [];
+  const pid = cluster.node("d1").pid!;
+  let stopped = false;
+  try {
+    const pub = await connect(d1, { clientId: "paused-pub", clean: true });
+    clients.push(pub);
+    assert.equal((await cluster.node("d1").ctl("status")).others_subscribe, false);
+    const remote = await connect(d2, { clientId: "paused-remote", clean: true });
+    clients.push(remote);
+    const got = collect(remote);
+    // d1 stays attached but cannot answer: the broker holds the SUBACK for its bound
+    Deno.kill(pid, "SIGSTOP");
+    stopped = true;
+    const t0 = performance.now();
+    await remote.subscribeAsync("paused/#", { qos: 0 });
+    const waited = performance.now() - t0;
+    assert.ok(waited >= 1_500, `the SUBACK waited for d1 (${Math.round(waited)} ms)`);
+    Deno.kill(pid, "SIGCONT");
+    stopped = false;
+    // d1 reads the notice when it runs again; from then on its QoS 0 reaches d2
+    await waitUntil(async () => (await cluster.node("d1").ctl("status")).others_subscribe, {
+      timeoutMs: 10_000,
+      what: "d1 told another daemon subscribes",
+    });
+    pub.publish("paused/a", "after", { qos: 0 });
+    await waitUntil(() => got.length >= 1, { timeoutMs: 10_000, what: "d2 receives" });
+    assert.equal(got[0].payload, "after");
+  } finally {
+    if (stopped) Deno.kill(pid, "SIGCONT");
+    await Promise.all(clients.map((c) => c.endAsync(true)));
+    await cluster.stop();
+  }
+});
+
 Deno.test("MQTT persistent sessions: queued QoS 1/2 messages survive a disconnect; redelivery after a reconnect; QoS 2 exactly once", async () => {
   const { cluster, d1, d2 } = await mqttCluster();
   const clients: Client[] = [];

@@ -31,6 +31,7 @@ import { SubscriptionIndex } from "./subscriptions.ts";
 import { type StorageError, StoreFailureLatch } from "../storage/mod.ts";
 import { readPubs } from "./pubs_frames.ts";
 import { retainedFor } from "./retained.ts";
+import { InterestAcks, SubscriptionCounts } from "./interest.ts";
 
 interface DaemonState extends DaemonRow {
   /** Seen including the tick not yet committed. */
@@ -46,6 +47,10 @@ interface DaemonState extends DaemonRow {
   session?: PeerSession;
   pumping: boolean;
   dirty: boolean;
+  /** What the current session was last told: another daemon has a subscription. */
+  othersTold: boolean;
+  /** Number of the last `interest` notice sent on the current session. */
+  interestN: number;
 }
 
 function badTopic(err: unknown): never {
@@ -59,6 +64,9 @@ export class Broker {
   readonly #ctx: RoleContext;
   readonly #users = new Map<number, string>();
   readonly #subs = new SubscriptionIndex();
+  /** Subscriptions per daemon, for the `interest` notices (see `interest.ts`). */
+  readonly #subCounts = new SubscriptionCounts();
+  readonly #interestAcks = new InterestAcks();
   readonly #topics = new Set<string>();
   readonly #daemons = new Map<string, DaemonState>();
   /** Retained messages by topic (MQTT: publications whose meta has the retain bit). */
@@ -92,7 +100,11 @@ export class Broker {
     this.#storeFailure = new StoreFailureLatch(ctx);
     this.#idle = new IdleCheckpoint(() => store.checkpoint());
     for (const u of store.users()) this.#users.set(u.id, u.daemon);
-    for (const s of store.subs()) this.#subs.add(s.user, s.pattern, s.own === 1);
+    for (const s of store.subs()) {
+      this.#subs.add(s.user, s.pattern, s.own === 1);
+      const daemon = this.#users.get(s.user);
+      if (daemon !== undefined) this.#subCounts.add(daemon);
+    }
     for (const t of store.topics()) this.#topics.add(t);
     for (const r of store.retained()) this.#retained.set(r.topic, r);
     const reserved = store.reservations();
@@ -108,6 +120,8 @@ export class Broker {
         pubackSent: 0,
         pumping: false,
         dirty: false,
+        othersTold: true,
+        interestN: 0,
       });
     }
   }
@@ -149,6 +163,11 @@ export class Broker {
         this.#store.destroyUser(user);
         const patterns = this.#subs.removeUser(user);
         for (const p of patterns) this.#ctx.events.emit("sub.removed", { user, topic: p });
+        const daemon = this.#users.get(user);
+        if (daemon !== undefined && patterns.length > 0) {
+          this.#subCounts.remove(daemon, patterns.length);
+          this.#tellInterest();
+        }
         this.#users.delete(user);
         this.#ctx.events.emit("user.destroyed", { user });
         return { t: "ok", removed: patterns.length };
@@ -171,8 +190,14 @@ export class Broker {
         this.#store.addSub(user, pattern, own);
         this.#topics.add(pattern);
         this.#subs.add(user, pattern, own);
+        this.#subCounts.add(this.#users.get(user)!);
         this.#ctx.events.emit("sub.added", { user, topic: pattern, own });
-        return { t: "ok" };
+        // confirmed once every attached daemon that now has to send its at-most-once
+        // publications here says it will (see interest.ts)
+        const waits = this.#tellInterest();
+        if (waits.length === 0) return { t: "ok" };
+        void Promise.all(waits).then(() => s.reply(msg, { t: "ok" }));
+        return undefined;
       },
       retained: (msg, s) => {
         // the retained messages a new subscription of `user` to `topic` gets
@@ -196,6 +221,8 @@ export class Broker {
         }
         this.#store.removeSub(user, pattern);
         this.#subs.remove(user, pattern);
+        this.#subCounts.remove(this.#users.get(user)!);
+        this.#tellInterest();
         this.#ctx.events.emit("sub.removed", { user, topic: pattern });
         return { t: "ok" };
       },
@@ -210,6 +237,10 @@ export class Broker {
       },
       pubs: (msg, s) => {
         this.#pubs(msg, s);
+        return undefined;
+      },
+      "interest.ok": (msg, s) => {
+        this.#interestAcks.ack(this.#daemonOf(s).name, fieldInt(msg, "n", { min: 0 }));
         return undefined;
       },
       dack: (msg, s) => {
@@ -235,6 +266,7 @@ export class Broker {
     const d = this.#daemons.get(name);
     if (d && d.session === session) {
       d.session = undefined;
+      this.#interestAcks.drop(name);
       this.#ctx.events.emit("link.down", { daemon: name });
     }
   }
@@ -277,6 +309,7 @@ export class Broker {
     clearTimeout(this.#pubackTimer);
     this.#tick.close();
     this.#idle.close();
+    this.#interestAcks.drop();
   }
 
   #daemonOf(s: PeerSession): DaemonState {
@@ -333,6 +366,8 @@ export class Broker {
         pubackSent: 0,
         pumping: false,
         dirty: true,
+        othersTold: true,
+        interestN: 0,
       };
       this.#daemons.set(name, d);
     }
@@ -359,13 +394,40 @@ export class Broker {
     }
     d.sent = d.acked;
     d.pubackSent = d.seen; // attach.ok tells the daemon `seen`
+    this.#interestAcks.drop(name); // what waited for the old session waits no more
+    d.othersTold = this.#subCounts.others(name);
     this.#saveDaemonNow(d);
     this.#ctx.events.emit("link.up", {
       daemon: name,
       backlog: this.#store.backlog(name, d.acked),
     });
     queueMicrotask(() => this.#pump(d));
-    return { t: "attach.ok", broker: this.#store.epoch, seen: d.seen, acked: d.acked };
+    return {
+      t: "attach.ok",
+      broker: this.#store.epoch,
+      seen: d.seen,
+      acked: d.acked,
+      others: d.othersTold,
+    };
+  }
+
+  /**
+   * Tells each attached daemon whose "another daemon has a subscription" changed; returns
+   * the acknowledgements to wait for (of those told it is now true).
+   */
+  #tellInterest(): Promise<void>[] {
+    const waits: Promise<void>[] = [];
+    for (const d of this.#daemons.values()) {
+      if (d.session === undefined) continue;
+      const others = this.#subCounts.others(d.name);
+      if (others === d.othersTold) continue;
+      d.othersTold = others;
+      const n = ++d.interestN;
+      // a frame above the high-water mark is still queued: wait for it too
+      d.session.send({ t: "interest", others, n }, true);
+      if (others) waits.push(this.#interestAcks.wait(d.name, n));
+    }
+    return waits;
   }
 
   #saveDaemonNow(d: DaemonState): void {
@@ -526,6 +588,8 @@ export class Broker {
         pubackSent: 0,
         pumping: false,
         dirty: true,
+        othersTold: true,
+        interestN: 0,
       };
       this.#daemons.set(name, d);
     }

@@ -132,6 +132,13 @@ export class MomDaemon {
   #closed = false;
   #sentEarly = 0;
   #sentStored = 0;
+  /**
+   * Whether a user of another daemon has a subscription (the broker says, see `interest.ts`):
+   * if not, at-most-once publications stay here. True until the broker says otherwise.
+   */
+  #othersSubscribe = true;
+  /** At-most-once publications kept local because no other daemon subscribes. */
+  #transientLocal = 0;
   /** Publications to send to the broker before their commit (at the end of this turn). */
   #early: OutboxEntry[] = [];
   /** Publications accepted from local applications. */
@@ -382,7 +389,8 @@ export class MomDaemon {
     entry.local = true;
     this.#transient++;
     this.#deliverLocally(entry, true, true);
-    if (!this.#sendNow(entry)) this.#transientNotSent++;
+    if (!this.#othersSubscribe) this.#transientLocal++;
+    else if (!this.#sendNow(entry)) this.#transientNotSent++;
     this.#schedule();
   }
 
@@ -534,6 +542,8 @@ export class MomDaemon {
       sent_from_disk: this.#sentStored,
       transient: this.#transient,
       transient_not_sent: this.#transientNotSent,
+      transient_local: this.#transientLocal,
+      others_subscribe: this.#othersSubscribe,
       last_seq: this.#lastSeq,
       acked_seq: this.#pubAcked,
       last_dseq: this.#lastDseqCommitted,
@@ -803,6 +813,11 @@ export class MomDaemon {
         this.#queueDelivery(delivery);
       }
       this.#schedule();
+    } else if (msg.t === "interest") {
+      // from the next publication on (the broker waits for this before confirming the
+      // subscription that made it true)
+      this.#othersSubscribe = msg.others !== false;
+      this.#link.send({ t: "interest.ok", n: fieldInt(msg, "n", { min: 0 }) });
     } else if (msg.t === "puback") {
       const seq = fieldInt(msg, "seq", { min: 0 });
       if (seq > this.#pubAckPending) {
@@ -834,6 +849,8 @@ export class MomDaemon {
     }
     const seen = Number(reply.seen ?? 0);
     if (seen > this.#pubAckPending) this.#pubAckPending = seen;
+    // a broker that does not say forwards everything as before
+    this.#othersSubscribe = reply.others !== false;
     this.#pubSent = Math.max(seen, this.#pubAcked);
     this.#dackSent = this.#lastDseqCommitted; // the attach told the broker
   }

@@ -81,9 +81,10 @@ export const MOM_FRAMES: readonly FrameSpec[] = [
     t: "attach",
     route: TO_BROKER,
     fields: "epoch, broker, acked",
-    reply: "attach.ok {broker, seen, acked}",
+    reply: "attach.ok {broker, seen, acked, others}",
     note: "first frame of a broker link: the daemon's store epoch, the broker epoch it knows, " +
-      "the last delivery it committed; the reply gives the broker's epoch and the last publication it stored",
+      "the last delivery it committed; the reply gives the broker's epoch, the last publication it stored " +
+      "and whether a user of another daemon has a subscription",
   },
   {
     t: "user.create",
@@ -158,6 +159,13 @@ export const MOM_FRAMES: readonly FrameSpec[] = [
     note: "cumulative acknowledgement of deliveries",
   },
   {
+    t: "interest.ok",
+    route: TO_BROKER,
+    fields: "n",
+    reply: "",
+    note: "the daemon applies `interest` notice `n` (and the ones before it) from now on",
+  },
+  {
     t: "deliver",
     route: TO_DAEMON,
     fields: "dseq, id, topic, payload, from, users, meta?",
@@ -170,6 +178,15 @@ export const MOM_FRAMES: readonly FrameSpec[] = [
     fields: "seq",
     reply: "",
     note: "cumulative acknowledgement: publications up to `seq` are stored",
+  },
+  {
+    t: "interest",
+    route: TO_DAEMON,
+    fields: "others, n",
+    reply: "",
+    note:
+      "whether a user of another daemon has a subscription changed (sent to attached daemons); " +
+      "a `sub.add` that made it true is answered once `interest.ok` came back (or after 2 s)",
   },
 ];
 

@@ -29,8 +29,6 @@
  */
 import {
   type AckPacket,
-  ConnectReturn311,
-  MQTT_311,
   MQTT_5,
   MqttProtocolError,
   type Packet,
@@ -43,111 +41,35 @@ import {
   type Will,
 } from "./packet.ts";
 import { checkFilter, checkTopicName } from "./topic.ts";
-import { deliveryPacketId, DeliveryWindow, PACKET_ID_SPACE } from "./delivery_window.ts";
+import { DeliveryWindow, PACKET_ID_SPACE } from "./delivery_window.ts";
 import { type SessionSubscription, SessionSubscriptions } from "./session_subscriptions.ts";
+import type {
+  InboxMessage,
+  MomOperation,
+  OpenedSession,
+  OperationResult,
+  SessionConfig,
+  SessionOutput,
+} from "./session_types.ts";
+import { checkConnect, connackProperties, openRefusalCode } from "./session_connect.ts";
+import {
+  type DeliveryContext,
+  deliveryPacket,
+  forwardedProperties,
+  isUtf8,
+} from "./session_delivery.ts";
 
 export { deliveryPacketId } from "./delivery_window.ts";
 export type { SessionSubscription } from "./session_subscriptions.ts";
-
-/** A message from the MOM inbox. */
-export interface InboxMessage {
-  /** Inbox position. */
-  seq: number;
-  topic: string;
-  payload: Uint8Array;
-  /** Publishing MOM user. */
-  from: number;
-  /** Highest QoS the publication allows (2 for native publications). */
-  qos: 0 | 1 | 2;
-  /** Retained message sent at subscription time. */
-  retained?: boolean;
-  /** The publication's retain flag (for "retain as published"). */
-  retain?: boolean;
-  /** v5 properties the publisher sent (forwarded). */
-  properties?: Properties;
-  /** Wall-clock time (ms) the message expires at (v5 message expiry interval), if any. */
-  expiresAt?: number;
-}
-
-/** What `open` resolves to. */
-export interface OpenedSession {
-  user: number;
-  /** Whether an earlier session was resumed. */
-  present: boolean;
-  subscriptions: SessionSubscription[];
-  /** Outgoing QoS 2 deliveries whose PUBREC came: packet id and inbox position. */
-  released: Array<{ packetId: number; seq: number; complete: boolean }>;
-  /** Incoming QoS 2 packet ids published but not yet released. */
-  received: number[];
-  /** Deliveries at or before this inbox position may have been sent before (DUP). */
-  dupUpTo: number;
-}
-
-/** The MOM operations a session asks for. Those with an `id` are answered by `result()`. */
-export type MomOperation =
-  | {
-    op: "open";
-    id: number;
-    clientId: string;
-    clean: boolean;
-    /** Session expiry interval in seconds (0xFFFFFFFF: never). */
-    expiry: number;
-    username?: string;
-    password?: Uint8Array;
-  }
-  | { op: "subscribe"; id: number; user: number; subscription: SessionSubscription }
-  | { op: "unsubscribe"; id: number; user: number; filter: string }
-  | {
-    op: "publish";
-    /** Absent at QoS 0: nothing waits for it. */
-    id?: number;
-    user: number;
-    topic: string;
-    payload: Uint8Array;
-    qos: 0 | 1 | 2;
-    retain: boolean;
-    properties: Properties;
-    /** QoS 2: the packet id to remember in the same commit. */
-    received?: number;
-  }
-  | { op: "receive"; id: number; user: number; after: number; from: number; max: number }
-  | { op: "released"; user: number; packetId: number; seq: number }
-  | { op: "completed"; user: number; packetId: number }
-  | { op: "forget"; user: number; packetId: number }
-  | { op: "retained"; id: number; user: number; filter: string }
-  | {
-    op: "end";
-    user: number;
-    /** Inbox position acknowledged. */
-    after: number;
-    /** Session expiry interval in seconds; 0 destroys the user now. */
-    expiry: number;
-  };
-
-/** The result of an operation: a value, or an error code of the MOM with its message. */
-export type OperationResult =
-  | { ok: true; value?: unknown }
-  | { ok: false; code: string; message: string };
-
-/** What the gateway has to do after a call. */
-export interface SessionOutput {
-  packets: Packet[];
-  operations: MomOperation[];
-  /** Close the connection after sending `packets`. */
-  close: boolean;
-}
-
-/** Limits and policies of the server, the same for every session. */
-export interface SessionConfig {
-  /** Largest packet accepted from a client. */
-  maxPacketSize: number;
-  /** In-flight QoS 1 / 2 publications accepted from a client (v5 receive maximum). */
-  receiveMaximum: number;
-  /** Deliveries one `receive` asks for at most. */
-  receiveBatch: number;
-  /** Whether CONNECT must carry credentials (checked by `open`). */
-  authRequired?: boolean;
-}
+export type {
+  InboxMessage,
+  MomOperation,
+  OpenedSession,
+  OperationResult,
+  SessionConfig,
+  SessionOutput,
+} from "./session_types.ts";
+export { forwardedProperties } from "./session_delivery.ts";
 
 /** Session phase. */
 type Phase = "connecting" | "opening" | "open" | "closed";
@@ -402,87 +324,32 @@ export class MqttSession {
 
   #connect(p: Packet): void {
     if (p.type !== PacketType.Connect) return;
-    if (p.protocolName !== "MQTT") {
-      const reason = `Unsupported protocol ${JSON.stringify(p.protocolName)} level ${p.level}`;
-      if (p.protocolName === "MQIsdp" && p.level === 3) {
-        // MQTT 3.1: return code 1 is the refusal it understands
-        this.#level = MQTT_311;
-        this.#refuse(ConnectReturn311.UnacceptableProtocolVersion, reason);
-      } else if (p.level === MQTT_5) {
-        this.#refuse(Reason.UnsupportedProtocolVersion, reason);
-      } else {
-        // not MQTT as we know it: close without a CONNACK it could misread
-        throw new MqttProtocolError(Reason.UnsupportedProtocolVersion, reason);
-      }
+    const c = checkConnect(p);
+    this.#level = c.level;
+    this.#problemInfo = c.problemInfo;
+    if (c.refuse) {
+      this.#refuse(c.code, c.reason);
       return;
     }
-    if (p.level !== MQTT_311 && p.level !== MQTT_5) {
-      this.#level = p.level < MQTT_5 ? MQTT_311 : MQTT_5;
-      this.#refuse(
-        this.#level === MQTT_5
-          ? Reason.UnsupportedProtocolVersion
-          : ConnectReturn311.UnacceptableProtocolVersion,
-        `Unsupported protocol level ${p.level} (this server speaks 4 and 5)`,
-      );
-      return;
-    }
-    this.#level = p.level;
-    const v5 = p.level === MQTT_5;
-    const props = p.properties;
-    this.#problemInfo = props.requestProblemInformation !== 0;
-    if (props.authenticationMethod !== undefined) {
-      this.#refuse(Reason.BadAuthenticationMethod, "Enhanced authentication is not supported");
-      return;
-    }
-    if (props.receiveMaximum === 0 || props.maximumPacketSize === 0) {
-      throw new MqttProtocolError(
-        Reason.ProtocolError,
-        "Protocol error: receive maximum and maximum packet size must not be 0",
-      );
-    }
-    this.#clientReceiveMax = props.receiveMaximum ?? PACKET_ID_SPACE;
-    this.#clientMaxPacket = props.maximumPacketSize ?? Infinity;
-    let clientId = p.clientId;
-    let assigned: string | undefined;
-    if (clientId === "") {
-      if (!v5 && !p.clean) {
-        this.#refuse(
-          ConnectReturn311.IdentifierRejected,
-          "An empty client identifier needs a clean session",
-        );
-        return;
-      }
-      assigned = clientId = `auto-${crypto.randomUUID()}`;
-    }
-    if (p.will) {
-      try {
-        checkTopicName(p.will.topic);
-      } catch (err) {
-        this.#refuse(
-          v5 ? Reason.TopicNameInvalid : ConnectReturn311.NotAuthorized,
-          (err as Error).message,
-        );
-        return;
-      }
-    }
-    this.#clientId = clientId;
-    this.#keepAliveMs = p.keepAlive * 1000;
-    // 3.1.1: a clean session ends with the connection, any other never expires
-    this.#expiry = v5 ? (props.sessionExpiryInterval ?? 0) : (p.clean ? 0 : 0xffffffff);
-    this.#will = p.will;
-    this.#willAt = p.will ? (p.will.properties.willDelayInterval ?? 0) * 1000 : undefined;
+    this.#clientReceiveMax = c.clientReceiveMax;
+    this.#clientMaxPacket = c.clientMaxPacket;
+    this.#clientId = c.clientId;
+    this.#keepAliveMs = c.keepAliveMs;
+    this.#expiry = c.expiry;
+    this.#will = c.will;
+    this.#willAt = c.willAt;
     this.#phase = "opening";
     this.#request(
       (id) => ({
         op: "open",
         id,
-        clientId,
+        clientId: c.clientId,
         clean: p.clean,
         expiry: this.#expiry,
         username: p.username,
         password: p.password,
       }),
-      (r, now) => this.#opened(r, assigned, now),
+      (r, now) => this.#opened(r, c.assigned, now),
     );
   }
 
@@ -499,13 +366,7 @@ export class MqttSession {
   #opened(r: OperationResult, assigned: string | undefined, now: number): void {
     if (!r.ok) {
       this.#queue = [];
-      const v5 = this.#level === MQTT_5;
-      const [c5, c3] = r.code === "not_authorized"
-        ? [Reason.BadUserNameOrPassword, ConnectReturn311.BadUserNameOrPassword]
-        : r.code === "bad_client_id"
-        ? [Reason.ClientIdentifierNotValid, ConnectReturn311.IdentifierRejected]
-        : [Reason.ServerUnavailable, ConnectReturn311.ServerUnavailable];
-      this.#refuse(v5 ? c5 : c3, r.message);
+      this.#refuse(openRefusalCode(r.code, this.#level), r.message);
       return;
     }
     const s = r.value as OpenedSession;
@@ -514,17 +375,7 @@ export class MqttSession {
     for (const sub of s.subscriptions) this.#subs.set(sub);
     this.#dupUpTo = s.dupUpTo;
     for (const pid of s.received) this.#received.set(pid, "stored");
-    const properties: Properties = {};
-    if (this.#level === MQTT_5) {
-      properties.receiveMaximum = this.#config.receiveMaximum;
-      properties.maximumPacketSize = this.#config.maxPacketSize;
-      properties.retainAvailable = 1;
-      properties.wildcardSubscriptionAvailable = 1;
-      properties.subscriptionIdentifierAvailable = 1;
-      properties.sharedSubscriptionAvailable = 0;
-      properties.topicAliasMaximum = 0;
-      if (assigned) properties.assignedClientIdentifier = assigned;
-    }
+    const properties = connackProperties(this.#config, this.#level, assigned);
     this.#send({ type: PacketType.Connack, sessionPresent: s.present, code: 0, properties });
     // QoS 2 deliveries the client received: PUBREL again, never the PUBLISH
     for (const rel of s.released) {
@@ -874,8 +725,14 @@ export class MqttSession {
 
   /** Sends deliveries from the inbox. */
   #deliver(messages: InboxMessage[], now: number): void {
-    const v5 = this.#level === MQTT_5;
     const w = this.#window;
+    const context: DeliveryContext = {
+      v5: this.#level === MQTT_5,
+      user: this.#user,
+      dupUpTo: this.#dupUpTo,
+      maxPacket: this.#clientMaxPacket,
+      now,
+    };
     for (const m of messages) {
       if (!w.next(m.seq)) continue;
       if (this.#released.has(m.seq)) {
@@ -884,89 +741,17 @@ export class MqttSession {
         w.settle(m.seq);
         continue;
       }
-      const own = m.from === this.#user && !m.retained;
-      const match = this.#subs.match(m.topic, own);
-      let qos = match.qos;
-      const identifiers = match.identifiers;
-      const retainAsPublished = match.retainAsPublished;
-      if (qos < 0) {
-        // no subscription matches any more (unsubscribed meanwhile): skip it
-        w.settle(m.seq);
-        continue;
-      }
-      qos = Math.min(qos, m.qos);
-      const dup = qos > 0 && m.seq <= this.#dupUpTo;
-      let expiry: number | undefined;
-      if (m.expiresAt !== undefined) {
-        expiry = Math.ceil((m.expiresAt - now) / 1000);
-        if (expiry <= 0) {
-          if (!dup) {
-            // expired before its delivery started: dropped for this subscriber
-            this.expired++;
-            w.settle(m.seq);
-            continue;
-          }
-          expiry = 0; // a redelivery is completed, with nothing left of its interval
-        }
-      }
-      let properties: Properties = NO_PROPERTIES;
-      if (v5 && (m.properties || expiry !== undefined || identifiers)) {
-        properties = m.properties ? { ...m.properties } : {};
-        if (expiry !== undefined) properties.messageExpiryInterval = expiry;
-        if (identifiers) properties.subscriptionIdentifiers = identifiers;
-      }
-      const packet: PublishPacket = {
-        type: PacketType.Publish,
-        dup,
-        qos: qos as 0 | 1 | 2,
-        retain: m.retained === true || (retainAsPublished && m.retain === true),
-        topic: m.topic,
-        packetId: qos > 0 ? deliveryPacketId(m.seq) : undefined,
-        properties,
-        payload: m.payload,
-      };
-      if (estimateSize(packet) > this.#clientMaxPacket) {
-        // v5: a message larger than the client accepts is discarded as if delivered
+      const d = deliveryPacket(m, this.#subs, context);
+      if (d === "expired") this.expired++;
+      if (typeof d === "string") {
         w.settle(m.seq);
         continue;
       }
       this.delivered++;
-      this.#send(packet);
-      if (qos > 0) w.sent(m.seq, qos as 1 | 2, packet.packetId!);
+      this.#send(d);
+      if (d.qos > 0) w.sent(m.seq, d.qos as 1 | 2, d.packetId!);
       else w.settle(m.seq);
     }
     this.#pull();
   }
-}
-
-/** The properties of a delivery that has none (shared by all of them: never written to). */
-const NO_PROPERTIES: Properties = Object.freeze({});
-
-function estimateSize(p: PublishPacket): number {
-  return p.payload.length + p.topic.length * 3 + 16 + (p.properties.contentType?.length ?? 0) * 3 +
-    (p.properties.responseTopic?.length ?? 0) * 3 + (p.properties.correlationData?.length ?? 0) +
-    (p.properties.userProperties?.reduce((n, [k, v]) => n + 4 + (k.length + v.length) * 3, 0) ?? 0);
-}
-
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
-function isUtf8(b: Uint8Array): boolean {
-  try {
-    strictUtf8.decode(b);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The properties of a PUBLISH that travel with it to the subscribers (v5 3.3.2.3). */
-export function forwardedProperties(p: Properties): Properties {
-  const out: Properties = {};
-  if (p.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = p.payloadFormatIndicator;
-  if (p.messageExpiryInterval !== undefined) out.messageExpiryInterval = p.messageExpiryInterval;
-  if (p.contentType !== undefined) out.contentType = p.contentType;
-  if (p.responseTopic !== undefined) out.responseTopic = p.responseTopic;
-  if (p.correlationData !== undefined) out.correlationData = p.correlationData;
-  if (p.userProperties !== undefined) out.userProperties = p.userProperties;
-  return out;
 }
