@@ -134,9 +134,11 @@ if (args.includes("--probe")) {
   console.log(JSON.stringify(await probe(argValue("--probe")!)));
 } else {
   const here = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-  const before = argValue("--before")?.replace(/\/$/, "");
-  if (!before) throw new Error("usage: --before DIR [--after DIR] [--runs 6] [--n 50000]");
-  const after = argValue("--after", here)!.replace(/\/$/, "");
+  // absolute paths: the probes import from them as module specifiers
+  const beforeArg = argValue("--before");
+  if (!beforeArg) throw new Error("usage: --before DIR [--after DIR] [--runs 6] [--n 50000]");
+  const before = Deno.realPathSync(beforeArg);
+  const after = Deno.realPathSync(argValue("--after", here)!);
   const runs = Number(argValue("--runs", "6"));
   const results: Record<string, Probe[]> = { before: [], after: [] };
   for (let i = 0; i < runs; i++) {

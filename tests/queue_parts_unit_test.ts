@@ -15,6 +15,7 @@ import {
   routeNames,
 } from "../mod/queue/exchange.ts";
 import { nextExpiry } from "../mod/queue/expiry.ts";
+import { propsReplacer, propsReviver, storedProps } from "../mod/queue/props_json.ts";
 import {
   checkSameSettings,
   type Consumer,
@@ -315,4 +316,30 @@ Deno.test("handshake: start-ok logs in, tune-ok bounds frame_max and channel_max
   );
   acceptOpen({ virtualHost: "/" });
   assert.equal(amqpCode(() => acceptOpen({ virtualHost: "prod" })), 530);
+});
+
+Deno.test("stored props: the plain fast path writes what the replacer writes, and both read back", () => {
+  const deep: Record<string, unknown> = {};
+  let at = deep;
+  for (let i = 0; i < 12; i++) at = (at.n = {}) as Record<string, unknown>;
+  at.bytes = new Uint8Array([1, 2]);
+  const cases: Record<string, unknown>[] = [
+    {},
+    { contentType: "text/plain", deliveryMode: 2, priority: 0, flag: true, none: null },
+    { headers: { a: "x", b: [1, "two", { c: false }], skip: undefined } },
+    { headers: { bin: new Uint8Array([0, 255, 7]) } },
+    { headers: { at: new Date(1_700_000_000_123) }, list: [new Uint8Array([9])] },
+    { headers: { big: 12345678901234567890n } },
+    Object.assign(Object.create(null), { messageId: "m1" }),
+    deep,
+  ];
+  for (const props of cases) {
+    const json = storedProps(props);
+    assert.equal(json, JSON.stringify(props, propsReplacer));
+    assert.equal(storedProps(props), json); // the remembered last one
+    const back = JSON.parse(json, propsReviver);
+    assert.equal(JSON.stringify(back, propsReplacer), json);
+  }
+  const bin = JSON.parse(storedProps({ h: { b: new Uint8Array([3, 4]) } }), propsReviver);
+  assert.deepEqual(bin.h.b, new Uint8Array([3, 4]));
 });

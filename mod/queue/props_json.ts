@@ -14,9 +14,49 @@ let lastPropsJson = "";
  */
 export function storedProps(props: Record<string, unknown>): string {
   if (props === lastProps) return lastPropsJson;
-  lastPropsJson = JSON.stringify(props, propsReplacer);
+  // a replacer makes JSON.stringify several times slower, and most props (often `{}`) hold
+  // nothing it would change: look first, with a bounded walk
+  lastPropsJson = isPlainJson(props, 0)
+    ? JSON.stringify(props)
+    : JSON.stringify(props, propsReplacer);
   lastProps = props;
   return lastPropsJson;
+}
+
+/** Deepest level {@linkcode isPlainJson} walks; deeper props take the replacer. */
+const PLAIN_MAX_DEPTH = 8;
+
+/**
+ * Whether `value` is strings, finite or not numbers, booleans, null and undefined in plain
+ * arrays and objects only: what `JSON.stringify` writes the same with or without
+ * {@linkcode propsReplacer}.
+ */
+function isPlainJson(value: unknown, depth: number): boolean {
+  if (value === null) return true;
+  switch (typeof value) {
+    case "string":
+    case "number":
+    case "boolean":
+    case "undefined":
+      return true;
+    case "object": {
+      if (depth >= PLAIN_MAX_DEPTH) return false;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          if (!isPlainJson(value[i], depth + 1)) return false;
+        }
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const key in value) {
+        if (!isPlainJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
 }
 
 /** Stored props: byte arrays as `{$bytes: base64}`, dates as `{$date: ms}`, bigints as strings. */
