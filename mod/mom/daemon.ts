@@ -21,7 +21,6 @@ import type { HostPort } from "../config/mod.ts";
 import { type RoleContext, Tick } from "../process/mod.ts";
 import {
   ErrorCode,
-  fieldBool,
   fieldBytes,
   fieldInt,
   fieldString,
@@ -32,10 +31,11 @@ import {
   sleep,
 } from "../wire/mod.ts";
 import type { DaemonStore, Delivery, InboxEntry, OutboxEntry } from "./daemon_store.ts";
-import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, MomErrorCode, PUMP_CHUNK } from "./protocol.ts";
+import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, PUMP_CHUNK } from "./protocol.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
-import { checkPattern, checkTopic, TopicError } from "./topic.ts";
-import { SubscriptionIndex } from "./subscriptions.ts";
+import { checkTopic } from "./topic.ts";
+import type { SubscriptionIndex } from "./subscriptions.ts";
+import { LocalUsers, topicError } from "./local_users.ts";
 import { type StorageError, STORE_FAILED, StoreFailureLatch } from "../storage/mod.ts";
 import { BrokerLink } from "./broker_link.ts";
 import { committedEntries, inboxEntry, InboxMemory } from "./inbox_memory.ts";
@@ -68,11 +68,6 @@ export const COMMIT_META: unique symbol = Symbol("commit meta");
  */
 export const TRANSIENT: unique symbol = Symbol("transient");
 
-function topicError(err: unknown): never {
-  if (err instanceof TopicError) throw new ProtocolError(MomErrorCode.BadTopic, err.message);
-  throw err;
-}
-
 /**
  * The daemon: application requests, the outbox stream to the broker, deliveries into the
  * inbox, commit batching. The pieces are in their own modules: the broker link
@@ -84,9 +79,11 @@ export class MomDaemon {
   readonly #ctx: RoleContext;
   readonly #store: DaemonStore;
   readonly #link: BrokerLink;
-  readonly #users = new Set<number>();
-  /** The local users' subscriptions: their publications to each other stay on this daemon. */
-  readonly #subs = new SubscriptionIndex();
+  /** The users and their subscriptions, and the requests that manage them. */
+  readonly #local: LocalUsers;
+  /** `#local`'s sets, read on every publication and delivery. */
+  readonly #users: Set<number>;
+  readonly #subs: SubscriptionIndex;
   /** Whether `#subs` matches the broker's catalogue (false after an upgrade, until synced). */
   #subsSynced: boolean;
   readonly #waiters = new ReceiveWaiters();
@@ -162,8 +159,19 @@ export class MomDaemon {
       onMessage: (m) => this.#onBrokerMessage(m),
     });
     this.#idle = new IdleCheckpoint(() => store.checkpoint());
-    for (const u of store.users()) this.#users.add(u);
-    for (const sub of store.subs()) this.#subs.add(sub.user, sub.pattern, sub.own);
+    this.#local = new LocalUsers(ctx, store, {
+      name: ctx.name,
+      request: (msg) => this.#brokerRequest(msg),
+      linkUp: () => this.linkUp,
+      dropped: (user) => {
+        this.#recent.drop(user);
+        this.#waiters.dropUser(user);
+      },
+      deliver: (delivery) => void this.#queueDelivery(delivery),
+      schedule: () => this.#schedule(),
+    });
+    this.#users = this.#local.users;
+    this.#subs = this.#local.subs;
     this.#subsSynced = store.meta("subs_synced") === "1";
     // publications may reach the broker before they are committed here, so numbers up to
     // the reservation may be known to the broker: never reuse them after a restart
@@ -209,83 +217,10 @@ export class MomDaemon {
     (msg: Message, s: PeerSession) => Message | undefined | Promise<Message>
   > {
     return {
-      create: async () => {
-        const reply = await this.#brokerRequest({ t: "user.create" });
-        const user = fieldInt(reply, "user", { min: 1 });
-        this.#store.addUser(user);
-        this.#users.add(user);
-        this.#ctx.events.emit("user.created", { user });
-        return { t: "created", user };
-      },
-      attach: async (msg) => {
-        const user = fieldInt(msg, "user", { min: 1 });
-        if (!this.linkUp && this.#users.has(user)) return { t: "attached", user };
-        const reply = await this.#brokerRequest({ t: "user.attach", user });
-        this.#store.addUser(user);
-        this.#users.add(user);
-        this.#mirrorSubs(user, reply);
-        return { t: "attached", user, subs: reply.subs ?? [] };
-      },
-      subscribe: async (msg) => {
-        const user = await this.#localUser(msg);
-        let topic: string;
-        try {
-          topic = checkPattern(msg.topic);
-        } catch (err) {
-          topicError(err);
-        }
-        const own = fieldBool(msg, "own", false);
-        await this.#brokerRequest({ t: "sub.add", user, topic, own });
-        this.#store.addSub(user, topic, own);
-        this.#subs.add(user, topic, own);
-        this.#ctx.events.emit("sub.added", { user, topic, own });
-        return { t: "ok" };
-      },
-      unsubscribe: async (msg) => {
-        const user = await this.#localUser(msg);
-        const topic = fieldString(msg, "topic", { maxLength: 1024 });
-        await this.#brokerRequest({ t: "sub.remove", user, topic });
-        this.#store.removeSub(user, topic);
-        this.#subs.remove(user, topic);
-        this.#ctx.events.emit("sub.removed", { user, topic });
-        return { t: "ok" };
-      },
-      retained: async (msg) => {
-        // the broker's retained messages for a new subscription, into the user's inbox
-        const user = await this.#localUser(msg);
-        const topic = fieldString(msg, "topic", { maxLength: 1024 });
-        const reply = await this.#brokerRequest({ t: "retained", user, topic });
-        const rows = Array.isArray(reply.messages) ? reply.messages as Message[] : [];
-        for (const r of rows) {
-          if (!this.#users.has(user)) break;
-          const meta = new Uint8Array(fieldBytes(r, "meta"));
-          if (meta.length > 0) meta[0] |= RETAINED_DELIVERY;
-          this.#queueDelivery({
-            users: [user],
-            id: fieldString(r, "id"),
-            topic: fieldString(r, "topic"),
-            payload: fieldBytes(r, "payload"),
-            from: fieldInt(r, "from"),
-            meta,
-          });
-        }
-        this.#schedule();
-        return { t: "ok", count: rows.length };
-      },
-      destroy: async (msg) => {
-        const user = await this.#localUser(msg);
-        const reply = await this.#brokerRequest({ t: "user.destroy", user });
-        this.#store.removeUser(user);
-        this.#users.delete(user);
-        this.#subs.removeUser(user);
-        this.#recent.drop(user);
-        this.#waiters.dropUser(user);
-        this.#ctx.events.emit("user.destroyed", { user });
-        return { t: "ok", removed: reply.removed ?? 0 };
-      },
+      ...this.#local.handlers(),
       publish: (msg, s) => {
         const user = fieldInt(msg, "user", { min: 1 });
-        if (!this.#users.has(user)) return this.#refuseUser(msg);
+        if (!this.#users.has(user)) return this.#local.refuseUser(msg);
         let topic: string;
         try {
           topic = checkTopic(msg.topic);
@@ -336,7 +271,7 @@ export class MomDaemon {
       },
       receive: (msg, s) => {
         const user = fieldInt(msg, "user", { min: 1 });
-        if (!this.#users.has(user)) return this.#refuseUser(msg);
+        if (!this.#users.has(user)) return this.#local.refuseUser(msg);
         const after = fieldInt(msg, "after", { min: 0 });
         // `from` (default `after`): hand out entries after it, acknowledge only up to `after`
         const from = msg.from === undefined ? after : fieldInt(msg, "from", { min: after });
@@ -474,15 +409,6 @@ export class MomDaemon {
     return position;
   }
 
-  /** Stores `user`'s subscriptions as a `user.attached` reply from the broker lists them. */
-  #mirrorSubs(user: number, reply: Message): void {
-    const patterns = Array.isArray(reply.subs) ? reply.subs.map(String) : [];
-    const own = new Set(Array.isArray(reply.own) ? reply.own.map(String) : []);
-    this.#store.replaceSubs(user, patterns, own);
-    this.#subs.removeUser(user);
-    for (const p of patterns) this.#subs.add(user, p, own.has(p));
-  }
-
   /**
    * Makes the local subscriptions match the broker's (a data directory from before they were
    * kept here). Until then this daemon's publications reach its own users through the
@@ -495,7 +421,7 @@ export class MomDaemon {
     try {
       for (const user of [...this.#users]) {
         const reply = await this.#brokerRequest({ t: "user.attach", user });
-        if (this.#users.has(user)) this.#mirrorSubs(user, reply);
+        if (this.#users.has(user)) this.#local.mirrorSubs(user, reply);
       }
       const barrier = this.#lastSeq;
       for (let round = 0; round < SYNC_ROUNDS && this.#link.client === link; round++) {
@@ -561,40 +487,6 @@ export class MomDaemon {
     this.#idle.close();
     await this.#link.close();
     this.#waiters.close();
-  }
-
-  /** Answers a request for a user that is not (yet) local with the right error. */
-  async #refuseUser(msg: Message): Promise<never> {
-    const user = await this.#localUser(msg);
-    throw new ProtocolError(
-      ErrorCode.Unavailable,
-      `Cannot ${msg.t} for user ${user}: it was attached meanwhile; try again`,
-    );
-  }
-
-  async #localUser(msg: Message): Promise<number> {
-    const user = fieldInt(msg, "user", { min: 1 });
-    if (this.#users.has(user)) return user;
-    if (this.linkUp) {
-      let where: Message | undefined;
-      try {
-        where = await this.#brokerRequest({ t: "user.where", user });
-      } catch (err) {
-        if (!(err instanceof ProtocolError) || err.code !== MomErrorCode.UnknownUser) throw err;
-      }
-      if (where) {
-        throw new ProtocolError(
-          MomErrorCode.WrongDaemon,
-          `Cannot use user ${user} on daemon ${this.#ctx.name}: it lives on daemon ${
-            String(where.daemon)
-          }`,
-        );
-      }
-    }
-    throw new ProtocolError(
-      MomErrorCode.UnknownUser,
-      `Cannot use user ${user}: no such user on daemon ${this.#ctx.name}`,
-    );
   }
 
   #brokerRequest(msg: Message): Promise<Message> {
@@ -866,9 +758,6 @@ export class MomDaemon {
     }
   }
 }
-
-/** Bit of meta byte 0 marking a retained message handed out at subscription time (MQTT). */
-const RETAINED_DELIVERY = 8;
 
 /** Checks of the broker's stream state while syncing subscriptions (then retried next link). */
 const SYNC_ROUNDS = 500;
