@@ -1,9 +1,17 @@
 /**
  * The pure pieces of the MOM daemon, without sockets or SQLite: the in-memory inbox, waiting
- * receives, duplicate suppression by publisher, local routing and its early hand-out rule.
+ * receives, duplicate suppression by publisher, local routing and its early hand-out rule,
+ * the outbox stream.
  */
 import assert from "node:assert/strict";
-import type { Delivery, InboxEntry } from "../mod/mom/daemon_store.ts";
+import type { Delivery, InboxEntry, OutboxEntry } from "../mod/mom/daemon_store.ts";
+import {
+  EARLY_SEND_LIMIT,
+  OutboxStream,
+  type StreamConnection,
+  type StreamLink,
+} from "../mod/mom/outbox_stream.ts";
+import { PUMP_CHUNK } from "../mod/mom/protocol.ts";
 import { committedEntries, entryBytes, InboxMemory, SharedEntry } from "../mod/mom/inbox_memory.ts";
 import { localRecipients, mayHandOutEarly, quiet } from "../mod/mom/local_routing.ts";
 import { PublisherSeqs } from "../mod/mom/publisher_seqs.ts";
@@ -273,4 +281,115 @@ Deno.test("InterestAcks: a wait ends at an acknowledgement of its notice or a la
   const late = acks.wait("d4", 1);
   acks.drop(); // the broker stops: nothing waits, no timer left behind
   await late;
+});
+
+/** A broker connection in memory: records frames; `pending` bytes wait until `drain()`. */
+class MemoryLink implements StreamLink {
+  frames: Message[] = [];
+  pending = 0;
+  up = true;
+  #drained: Array<() => void> = [];
+  readonly #conn: StreamConnection;
+  constructor() {
+    const drained = () =>
+      this.pending === 0
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => this.#drained.push(resolve));
+    const pendingBytes = () => this.pending;
+    this.#conn = {
+      send: (msg) => {
+        this.frames.push(msg);
+        return this.pending === 0;
+      },
+      conn: {
+        get pendingBytes(): number {
+          return pendingBytes();
+        },
+        drained,
+      },
+    };
+  }
+  get client(): StreamConnection | undefined {
+    return this.up ? this.#conn : undefined;
+  }
+  send(msg: Message): boolean {
+    return this.up ? this.#conn.send(msg) : false;
+  }
+  drain(): void {
+    this.pending = 0;
+    for (const resolve of this.#drained.splice(0)) resolve();
+  }
+  /** The seqs of the publications sent, in order. */
+  seqs(): number[] {
+    return this.frames.flatMap((f) => {
+      const p = readPubs(f);
+      return p.users.map((_, i) => p.seq + i);
+    });
+  }
+}
+
+function outboxEntry(seq: number): OutboxEntry {
+  return { seq, user: 1, topic: "T", payload: Uint8Array.of(seq & 255), local: false };
+}
+
+/** Polls `cond` for at most `rounds` turns of the event loop. */
+async function until(cond: () => boolean, rounds = 1_000): Promise<void> {
+  for (let i = 0; i < rounds && !cond(); i++) await new Promise((r) => setTimeout(r, 0));
+  assert.ok(cond(), "condition not reached");
+}
+
+Deno.test("OutboxStream.sendNow(): one frame per turn, in seq order, never past an unsent durable publication or a congested link", async () => {
+  const link = new MemoryLink();
+  const stream = new OutboxStream(link, () => [], 0, (t) => assert.fail(t));
+  assert.equal(stream.sendNow(outboxEntry(1), 0), true);
+  assert.equal(stream.sendNow(outboxEntry(2), 1), true);
+  assert.equal(link.frames.length, 0, "sent at the end of the turn");
+  await Promise.resolve();
+  assert.equal(link.frames.length, 1, "both in one frame");
+  assert.deepEqual(link.seqs(), [1, 2]);
+  assert.equal(stream.sent, 2);
+  assert.equal(stream.sendNow(outboxEntry(4), 3), false, "3 is durable and not sent yet");
+  link.pending = EARLY_SEND_LIMIT;
+  assert.equal(stream.sendNow(outboxEntry(3), 2), false, "congested");
+  link.pending = 0;
+  link.up = false;
+  assert.equal(stream.sendNow(outboxEntry(3), 2), false, "link down");
+  assert.equal(stream.sent, 2);
+});
+
+Deno.test("OutboxStream.pump(): streams the committed outbox after `sent` in chunks, waits for a congested link, stops when closed", async () => {
+  const link = new MemoryLink();
+  const stored = Array.from({ length: PUMP_CHUNK * 2 + 5 }, (_, i) => outboxEntry(i + 1));
+  const reads: number[] = [];
+  const read = (after: number, max: number) => {
+    reads.push(after);
+    return stored.filter((e) => e.seq > after).slice(0, max);
+  };
+  const stream = new OutboxStream(link, read, stored.length, (t) => assert.fail(t));
+  stream.sent = 3; // the broker had seen 1..3
+  link.pending = 1; // the first round waits for the queued bytes
+  stream.pump();
+  assert.equal(stream.sendNow(outboxEntry(stored.length + 1), stored.length), false, "pumping");
+  await Promise.resolve();
+  assert.equal(link.frames.length, 0, "waits for the link to drain");
+  link.drain();
+  await until(() => stream.sent === stored.length);
+  assert.deepEqual(link.seqs(), stored.slice(3).map((e) => e.seq));
+  assert.equal(stream.sentStored, stored.length - 3);
+  assert.equal(reads[0], 3);
+  // caught up: nothing more is read until more is committed
+  const before = reads.length;
+  stream.pump();
+  await until(() => true);
+  assert.equal(reads.length, before);
+  // more committed than stored (acknowledged meanwhile): caught up without sending
+  stream.committed = stored.length + 10;
+  stream.pump();
+  await until(() => stream.sent === stored.length + 10);
+  // a closed stream does not pump
+  stream.close();
+  stream.committed += 1;
+  stream.pump();
+  await until(() => true);
+  assert.equal(stream.sent, stored.length + 10);
 });

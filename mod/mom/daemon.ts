@@ -31,7 +31,7 @@ import {
   sleep,
 } from "../wire/mod.ts";
 import type { DaemonStore, Delivery, InboxEntry, OutboxEntry } from "./daemon_store.ts";
-import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH, PUMP_CHUNK } from "./protocol.ts";
+import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH } from "./protocol.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkTopic } from "./topic.ts";
 import type { SubscriptionIndex } from "./subscriptions.ts";
@@ -41,7 +41,7 @@ import { BrokerLink } from "./broker_link.ts";
 import { committedEntries, inboxEntry, InboxMemory } from "./inbox_memory.ts";
 import { EARLY_HANDOUT, localRecipients, mayHandOutEarly, quiet } from "./local_routing.ts";
 import { PublisherSeqs } from "./publisher_seqs.ts";
-import { pubsFrames } from "./pubs_frames.ts";
+import { OutboxStream } from "./outbox_stream.ts";
 import { ReceiveWaiters } from "./receive_waiters.ts";
 
 interface PendingPublish {
@@ -93,14 +93,13 @@ export class MomDaemon {
   #inboxReserved: number;
   #pubAcked = 0;
   #pubAckPending = 0;
-  #pubSent = 0;
-  #pubCommitted: number;
+  /** The outbox stream to the broker (early sends and the pump). */
+  readonly #outbox: OutboxStream;
   /** Seq of the last durable publication accepted (committed or not). */
   #lastDurableSeq: number;
   /** At-most-once publications accepted, and those the other daemons did not get. */
   #transient = 0;
   #transientNotSent = 0;
-  #pumping = false;
   #lastDseq: number;
   #lastDseqCommitted: number;
   #brokerEpoch: string;
@@ -128,7 +127,6 @@ export class MomDaemon {
   readonly #idle: IdleCheckpoint;
   #closed = false;
   #sentEarly = 0;
-  #sentStored = 0;
   /**
    * Whether a user of another daemon has a subscription (the broker says, see `interest.ts`):
    * if not, at-most-once publications stay here. True until the broker says otherwise.
@@ -136,8 +134,6 @@ export class MomDaemon {
   #othersSubscribe = true;
   /** At-most-once publications kept local because no other daemon subscribes. */
   #transientLocal = 0;
-  /** Publications to send to the broker before their commit (at the end of this turn). */
-  #early: OutboxEntry[] = [];
   /** Publications accepted from local applications. */
   published = 0;
   /** Deliveries stored into local inboxes (one per user). */
@@ -178,8 +174,13 @@ export class MomDaemon {
     this.#lastSeq = Math.max(store.lastSeq(), Number(store.meta("seq_reserved") ?? 0));
     this.#seqReserved = this.#lastSeq;
     this.#inboxReserved = store.nextPosition - 1;
-    this.#pubCommitted = store.lastSeq();
-    this.#lastDurableSeq = this.#pubCommitted;
+    this.#outbox = new OutboxStream(
+      this.#link,
+      (after, max) => store.outbox(after, max),
+      store.lastSeq(),
+      (text) => ctx.log.warn(text),
+    );
+    this.#lastDurableSeq = this.#outbox.committed;
     this.#lastDseq = Number(store.meta("last_dseq") ?? 0);
     this.#lastDseqCommitted = this.#lastDseq;
     this.#brokerEpoch = store.meta("broker_epoch") ?? "";
@@ -314,7 +315,7 @@ export class MomDaemon {
     const early = p.meta === undefined;
     if (entry.local) this.#deliverLocally(entry, early, false);
     // overlap the broker hop with the local commit (the app is answered after the commit)
-    if (early && this.#sendNow(entry)) this.#sentEarly++;
+    if (early && this.#outbox.sendNow(entry, this.#lastDurableSeq)) this.#sentEarly++;
     this.#lastDurableSeq = entry.seq;
     this.#schedule();
   }
@@ -325,31 +326,8 @@ export class MomDaemon {
     this.#transient++;
     this.#deliverLocally(entry, true, true);
     if (!this.#othersSubscribe) this.#transientLocal++;
-    else if (!this.#sendNow(entry)) this.#transientNotSent++;
+    else if (!this.#outbox.sendNow(entry, this.#lastDurableSeq)) this.#transientNotSent++;
     this.#schedule();
-  }
-
-  /**
-   * Sends `entry` to the broker at the end of this turn if every durable publication before
-   * it has been sent and the link is not congested (the stream stays in seq order).
-   */
-  #sendNow(entry: OutboxEntry): boolean {
-    const link = this.#link.client;
-    if (
-      !link || this.#pumping || this.#pubSent < this.#lastDurableSeq ||
-      link.conn.pendingBytes >= EARLY_SEND_LIMIT
-    ) return false;
-    this.#pubSent = entry.seq;
-    // the publications of this turn of the event loop go out together, in one frame
-    if (this.#early.length === 0) queueMicrotask(() => this.#sendEarly());
-    this.#early.push(entry);
-    return true;
-  }
-
-  #sendEarly(): void {
-    const early = this.#early;
-    this.#early = [];
-    for (const frame of pubsFrames(early)) this.#link.send(frame);
   }
 
   /** Puts a local publication into the inboxes of the local users it reaches. */
@@ -465,7 +443,7 @@ export class MomDaemon {
       published: this.published,
       delivered: this.delivered,
       sent_early: this.#sentEarly,
-      sent_from_disk: this.#sentStored,
+      sent_from_disk: this.#outbox.sentStored,
       transient: this.#transient,
       transient_not_sent: this.#transientNotSent,
       transient_local: this.#transientLocal,
@@ -485,6 +463,7 @@ export class MomDaemon {
     clearTimeout(this.#dackTimer);
     this.#tick.close();
     this.#idle.close();
+    this.#outbox.close();
     await this.#link.close();
     this.#waiters.close();
   }
@@ -588,7 +567,7 @@ export class MomDaemon {
         });
       }
     }
-    if (out.length > 0) this.#pubCommitted = out[out.length - 1].entry.seq;
+    if (out.length > 0) this.#outbox.committed = out[out.length - 1].entry.seq;
     for (const f of flushes) f.session.reply(f.msg, { t: "flushed" });
     // the inbox entries just committed, as receives hand them out (one object per message,
     // shared by its recipients)
@@ -615,7 +594,7 @@ export class MomDaemon {
     }
     this.#recent.remember(incoming, entries);
     this.#waiters.wake(woken, incoming, entries);
-    if (this.linkUp && this.#pubSent < this.#pubCommitted) this.#pump();
+    if (this.linkUp && this.#outbox.sent < this.#outbox.committed) this.#outbox.pump();
   }
 
   /** Acknowledges the deliveries committed so far to the broker. */
@@ -637,43 +616,6 @@ export class MomDaemon {
       this.#takes = 0;
       this.#store.collect(this.#users);
     }
-  }
-
-  /** Streams stored publications after `pubSent` to the broker, with backpressure. */
-  #pump(): void {
-    const link = this.#link.client;
-    if (this.#pumping || link === undefined || this.#closed) return;
-    this.#pumping = true;
-    void (async () => {
-      try {
-        for (let round = 0; round < 1_000_000; round++) {
-          if (this.#closed || this.#link.client !== link) return;
-          if (link.conn.pendingBytes > 0) await link.conn.drained();
-          if (this.#link.client !== link) return;
-          if (this.#pubSent >= this.#pubCommitted) return;
-          const rows = this.#store.outbox(this.#pubSent, PUMP_CHUNK);
-          if (rows.length === 0) {
-            // nothing stored after `pubSent` (acknowledged, or a numbering gap): caught up
-            this.#pubSent = Math.max(this.#pubSent, this.#pubCommitted);
-            return;
-          }
-          let blocked = false;
-          for (const frame of pubsFrames(rows)) {
-            if (!link.send(frame)) blocked = true;
-          }
-          this.#pubSent = rows[rows.length - 1].seq;
-          this.#sentStored += rows.length;
-          if (blocked) await link.conn.drained();
-        }
-      } catch (err) {
-        this.#ctx.log.warn(`sending the outbox stopped: ${String(err)}`);
-      } finally {
-        this.#pumping = false;
-        if (this.#link.client === link && this.#pubSent < this.#pubCommitted) {
-          queueMicrotask(() => this.#pump());
-        }
-      }
-    })();
   }
 
   #onBrokerMessage(msg: Message): void {
@@ -743,14 +685,14 @@ export class MomDaemon {
     if (seen > this.#pubAckPending) this.#pubAckPending = seen;
     // a broker that does not say forwards everything as before
     this.#othersSubscribe = reply.others !== false;
-    this.#pubSent = Math.max(seen, this.#pubAcked);
+    this.#outbox.sent = Math.max(seen, this.#pubAcked);
     this.#dackSent = this.#lastDseqCommitted; // the attach told the broker
   }
 
   /** The link is up: send what waits, sync subscriptions if needed. */
   #up(c: RpcClient): void {
     this.#schedule();
-    this.#pump();
+    this.#outbox.pump();
     if (!this.#subsSynced) {
       this.#syncSubs(c).catch((err) =>
         this.#ctx.log.warn(`Cannot sync local subscriptions yet: ${String(err)}`)
@@ -779,6 +721,3 @@ const ACK_LAZY_MS = 20;
 const LAZY_COMMIT_MS = 50;
 /** Acknowledgements after which fully taken messages are garbage-collected. */
 const COLLECT_EVERY = 64;
-
-/** Queued bytes on the broker link below which a publication is sent before its commit. */
-const EARLY_SEND_LIMIT = 256 * 1024;
