@@ -23,7 +23,6 @@ import {
   ErrorCode,
   fieldBytes,
   fieldInt,
-  fieldString,
   type Message,
   type PeerSession,
   ProtocolError,
@@ -40,7 +39,7 @@ import { type StorageError, STORE_FAILED, StoreFailureLatch } from "../storage/m
 import { BrokerLink } from "./broker_link.ts";
 import { committedEntries, inboxEntry, InboxMemory } from "./inbox_memory.ts";
 import { EARLY_HANDOUT, localRecipients, mayHandOutEarly, quiet } from "./local_routing.ts";
-import { PublisherSeqs } from "./publisher_seqs.ts";
+import { DeliveryStream } from "./delivery_stream.ts";
 import { OutboxStream } from "./outbox_stream.ts";
 import { ReceiveWaiters } from "./receive_waiters.ts";
 
@@ -100,9 +99,8 @@ export class MomDaemon {
   /** At-most-once publications accepted, and those the other daemons did not get. */
   #transient = 0;
   #transientNotSent = 0;
-  #lastDseq: number;
-  #lastDseqCommitted: number;
-  #brokerEpoch: string;
+  /** The broker's deliveries: dseqs, duplicates, `dack`s. */
+  readonly #deliveries: DeliveryStream;
   #out: PendingPublish[] = [];
   #in: Delivery[] = [];
   /** Per user, the inbox position of its last entry in `#in` (cleared with each commit). */
@@ -111,15 +109,11 @@ export class MomDaemon {
   #lastCommitIn = 0;
   /** When the last commit ran (`performance.now()`). */
   #lastCommitAt = -Infinity;
-  readonly #seen: PublisherSeqs;
   #takes = 0;
   /** Per user whose receives keep up: the inbox entries committed since. */
   readonly #recent = new InboxMemory();
   /** Inbox acknowledgements (user → position) waiting for the next commit. */
   #ackPending = new Map<number, number>();
-  /** Highest dseq acknowledged to the broker on the current link. */
-  #dackSent = 0;
-  #dackTimer: ReturnType<typeof setTimeout> | undefined;
   #flushes: Array<{ session: PeerSession; msg: Message }> = [];
   /** Publications and flushes held while local subscriptions are being synced. */
   #held: Array<PendingPublish | { session: PeerSession; msg: Message }> | undefined;
@@ -181,10 +175,17 @@ export class MomDaemon {
       (text) => ctx.log.warn(text),
     );
     this.#lastDurableSeq = this.#outbox.committed;
-    this.#lastDseq = Number(store.meta("last_dseq") ?? 0);
-    this.#lastDseqCommitted = this.#lastDseq;
-    this.#brokerEpoch = store.meta("broker_epoch") ?? "";
-    this.#seen = new PublisherSeqs(store.seenFrom());
+    const link = this.#link;
+    this.#deliveries = new DeliveryStream({
+      send: (msg) => link.send(msg),
+      get up() {
+        return link.client !== undefined;
+      },
+    }, {
+      lastDseq: Number(store.meta("last_dseq") ?? 0),
+      brokerEpoch: store.meta("broker_epoch") ?? "",
+      seen: store.seenFrom(),
+    });
   }
 
   /** The daemon's store (for in-process gateways such as MQTT's). */
@@ -404,7 +405,7 @@ export class MomDaemon {
       const barrier = this.#lastSeq;
       for (let round = 0; round < SYNC_ROUNDS && this.#link.client === link; round++) {
         const state = await this.#brokerRequest({ t: "stream.state" });
-        if (Number(state.seen) >= barrier && this.#lastDseq >= Number(state.dseq)) {
+        if (Number(state.seen) >= barrier && this.#deliveries.received >= Number(state.dseq)) {
           this.#store.setMeta({ subs_synced: 1 });
           this.#subsSynced = true;
           this.#ctx.log.info("local subscriptions synced with the broker");
@@ -450,7 +451,7 @@ export class MomDaemon {
       others_subscribe: this.#othersSubscribe,
       last_seq: this.#lastSeq,
       acked_seq: this.#pubAcked,
-      last_dseq: this.#lastDseqCommitted,
+      last_dseq: this.#deliveries.committed,
     };
   }
 
@@ -460,7 +461,7 @@ export class MomDaemon {
     this.#takes = COLLECT_EVERY;
     if (!this.#storeFailure.tripped) this.#flush();
     this.#closed = true;
-    clearTimeout(this.#dackTimer);
+    this.#deliveries.close();
     this.#tick.close();
     this.#idle.close();
     this.#outbox.close();
@@ -496,10 +497,11 @@ export class MomDaemon {
     const incoming = this.#in;
     const flushes = this.#flushes;
     const ack = this.#pubAckPending;
-    const dseq = this.#lastDseq;
+    const deliveries = this.#deliveries;
+    const dseq = deliveries.received;
     if (
       out.length === 0 && incoming.length === 0 && flushes.length === 0 &&
-      ack <= this.#pubAcked && dseq === this.#lastDseqCommitted && this.#ackPending.size === 0
+      ack <= this.#pubAcked && dseq === deliveries.committed && this.#ackPending.size === 0
     ) return;
     this.#out = [];
     this.#in = [];
@@ -514,12 +516,12 @@ export class MomDaemon {
     const positions: Record<string, number> = {};
     if (out.length > 0) positions.last_seq = out[out.length - 1].entry.seq;
     for (const p of out) if (p.meta !== undefined) Object.assign(positions, p.meta);
-    if (dseq !== this.#lastDseqCommitted) positions.last_dseq = dseq;
-    const seen = this.#seen.takePending();
+    if (dseq !== deliveries.committed) positions.last_dseq = dseq;
+    const seen = deliveries.seen.takePending();
     let firstN: number;
     if (
       out.length === 0 && flushes.length === 0 && ack <= this.#pubAcked && seen.size === 0 &&
-      inboxAcks.size === 0 && collect === undefined && dseq === this.#lastDseqCommitted &&
+      inboxAcks.size === 0 && collect === undefined && dseq === deliveries.committed &&
       incoming.every((e) => e.transient)
     ) {
       // only at-most-once deliveries: their positions are reserved, nothing to write
@@ -549,7 +551,7 @@ export class MomDaemon {
         throw err;
       }
     }
-    this.#seen.committed(seen);
+    deliveries.seen.committed(seen);
     if (ack > this.#pubAcked) this.#pubAcked = ack;
     const events = this.#ctx.events;
     const name = this.#ctx.name;
@@ -580,29 +582,10 @@ export class MomDaemon {
         if (this.#waiters.has(user)) woken.add(user);
       }
     }
-    if (dseq !== this.#lastDseqCommitted) {
-      this.#lastDseqCommitted = dseq;
-      // a dack only lets the broker delete: one per ACK_EVERY deliveries, or ACK_LAZY_MS
-      // after the last, saves a frame (and a wake-up of the broker) per message
-      if (dseq - this.#dackSent >= ACK_EVERY) this.#sendDack();
-      else if (this.#dackTimer === undefined && !this.#closed) {
-        this.#dackTimer = setTimeout(() => {
-          this.#dackTimer = undefined;
-          this.#sendDack();
-        }, ACK_LAZY_MS);
-      }
-    }
+    deliveries.commit(dseq);
     this.#recent.remember(incoming, entries);
     this.#waiters.wake(woken, incoming, entries);
     if (this.linkUp && this.#outbox.sent < this.#outbox.committed) this.#outbox.pump();
-  }
-
-  /** Acknowledges the deliveries committed so far to the broker. */
-  #sendDack(): void {
-    if (!this.linkUp || this.#lastDseqCommitted <= this.#dackSent) return;
-    if (this.#link.send({ t: "dack", dseq: this.#lastDseqCommitted })) {
-      this.#dackSent = this.#lastDseqCommitted;
-    }
   }
 
   /** Commits `user`'s pending inbox acknowledgement now (it precedes handing out more). */
@@ -620,32 +603,8 @@ export class MomDaemon {
 
   #onBrokerMessage(msg: Message): void {
     if (msg.t === "deliver") {
-      const dseq = fieldInt(msg, "dseq", { min: 1 });
-      if (dseq <= this.#lastDseq) {
-        if (this.#lastDseq === this.#lastDseqCommitted) {
-          this.#link.send({ t: "dack", dseq: this.#lastDseq });
-        }
-        return;
-      }
-      const id = fieldString(msg, "id");
-      const topic = fieldString(msg, "topic");
-      const payload = fieldBytes(msg, "payload");
-      const from = fieldInt(msg, "from");
-      const meta = msg.meta instanceof Uint8Array ? msg.meta : undefined;
-      this.#lastDseq = dseq;
-      this.#schedule();
-      // a publication resent after a broker crash comes again with a new dseq: drop it by
-      // (publishing daemon, seq), which only ever grows per publishing daemon
-      if (!this.#seen.fresh(id)) return;
-      const users = Array.isArray(msg.users) ? msg.users as unknown[] : [];
-      const local = users.length === 1 && this.#users.has(users[0] as number)
-        ? users as number[]
-        : users.map(Number).filter((u) => this.#users.has(u));
-      if (local.length > 0) {
-        const delivery: Delivery = { users: local, id, topic, payload, from };
-        if (meta !== undefined) delivery.meta = meta;
-        this.#queueDelivery(delivery);
-      }
+      const delivery = this.#deliveries.receive(msg, this.#users);
+      if (delivery !== undefined) this.#queueDelivery(delivery);
       this.#schedule();
     } else if (msg.t === "interest") {
       // from the next publication on (the broker waits for this before confirming the
@@ -671,22 +630,18 @@ export class MomDaemon {
     const reply = await c.request({
       t: "attach",
       epoch: this.#store.epoch,
-      broker: this.#brokerEpoch,
-      acked: this.#lastDseqCommitted,
+      broker: this.#deliveries.brokerEpoch,
+      acked: this.#deliveries.committed,
     }, { timeoutMs: 5_000, signal });
-    const brokerEpoch = String(reply.broker ?? "");
-    if (brokerEpoch !== this.#brokerEpoch) {
-      // a new broker incarnation numbers deliveries afresh
-      this.#brokerEpoch = brokerEpoch;
-      this.#lastDseq = this.#lastDseqCommitted = Number(reply.acked ?? 0);
-      this.#store.setMeta({ broker_epoch: brokerEpoch, last_dseq: this.#lastDseq });
+    const deliveries = this.#deliveries;
+    if (deliveries.attached(reply)) {
+      this.#store.setMeta({ broker_epoch: deliveries.brokerEpoch, last_dseq: deliveries.received });
     }
     const seen = Number(reply.seen ?? 0);
     if (seen > this.#pubAckPending) this.#pubAckPending = seen;
     // a broker that does not say forwards everything as before
     this.#othersSubscribe = reply.others !== false;
     this.#outbox.sent = Math.max(seen, this.#pubAcked);
-    this.#dackSent = this.#lastDseqCommitted; // the attach told the broker
   }
 
   /** The link is up: send what waits, sync subscriptions if needed. */
@@ -711,11 +666,6 @@ const INBOX_RESERVATION = 100_000;
 
 /** Publication numbers reserved on disk at a time (skipped after a restart). */
 const SEQ_RESERVATION = 100_000;
-
-/** Deliveries after which a `dack` goes out at once (else after ACK_LAZY_MS). */
-const ACK_EVERY = 1_000;
-/** How long a `dack` may wait. */
-const ACK_LAZY_MS = 20;
 
 /** How long deletions (acknowledged outbox and inbox entries) may wait for a commit. */
 const LAZY_COMMIT_MS = 50;
