@@ -29,7 +29,7 @@ import {
   type RpcClient,
   sleep,
 } from "../wire/mod.ts";
-import type { DaemonStore, Delivery, InboxEntry, OutboxEntry } from "./daemon_store.ts";
+import type { DaemonStore, Delivery, OutboxEntry } from "./daemon_store.ts";
 import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH } from "./protocol.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkTopic } from "./topic.ts";
@@ -37,8 +37,9 @@ import type { SubscriptionIndex } from "./subscriptions.ts";
 import { LocalUsers, topicError } from "./local_users.ts";
 import { type StorageError, STORE_FAILED, StoreFailureLatch } from "../storage/mod.ts";
 import { BrokerLink } from "./broker_link.ts";
-import { committedEntries, inboxEntry, InboxMemory } from "./inbox_memory.ts";
-import { EARLY_HANDOUT, localRecipients, mayHandOutEarly, quiet } from "./local_routing.ts";
+import { committedEntries, InboxMemory } from "./inbox_memory.ts";
+import { InboxQueue } from "./inbox_queue.ts";
+import { localRecipients } from "./local_routing.ts";
 import { DeliveryStream } from "./delivery_stream.ts";
 import { OutboxStream } from "./outbox_stream.ts";
 import { ReceiveWaiters } from "./receive_waiters.ts";
@@ -88,8 +89,6 @@ export class MomDaemon {
   readonly #waiters = new ReceiveWaiters();
   #lastSeq: number;
   #seqReserved: number;
-  /** Inbox positions up to this one may be handed out before their commit. */
-  #inboxReserved: number;
   #pubAcked = 0;
   #pubAckPending = 0;
   /** The outbox stream to the broker (early sends and the pump). */
@@ -102,13 +101,8 @@ export class MomDaemon {
   /** The broker's deliveries: dseqs, duplicates, `dack`s. */
   readonly #deliveries: DeliveryStream;
   #out: PendingPublish[] = [];
-  #in: Delivery[] = [];
-  /** Per user, the inbox position of its last entry in `#in` (cleared with each commit). */
-  #inLast = new Map<number, number>();
-  /** Deliveries in the last commit (a measure of load). */
-  #lastCommitIn = 0;
-  /** When the last commit ran (`performance.now()`). */
-  #lastCommitAt = -Infinity;
+  /** Deliveries waiting for the next commit. */
+  readonly #inbox: InboxQueue;
   #takes = 0;
   /** Per user whose receives keep up: the inbox entries committed since. */
   readonly #recent = new InboxMemory();
@@ -143,6 +137,7 @@ export class MomDaemon {
     this.#ctx = ctx;
     this.#store = store;
     this.#storeFailure = new StoreFailureLatch(ctx);
+    this.#inbox = new InboxQueue(store, this.#waiters);
     this.#link = new BrokerLink(ctx, broker, {
       attach: (c, signal) => this.#attach(c, signal),
       up: (c) => this.#up(c),
@@ -157,7 +152,7 @@ export class MomDaemon {
         this.#recent.drop(user);
         this.#waiters.dropUser(user);
       },
-      deliver: (delivery) => void this.#queueDelivery(delivery),
+      deliver: (delivery) => void this.#inbox.queue(delivery),
       schedule: () => this.#schedule(),
     });
     this.#users = this.#local.users;
@@ -167,7 +162,6 @@ export class MomDaemon {
     // the reservation may be known to the broker: never reuse them after a restart
     this.#lastSeq = Math.max(store.lastSeq(), Number(store.meta("seq_reserved") ?? 0));
     this.#seqReserved = this.#lastSeq;
-    this.#inboxReserved = store.nextPosition - 1;
     this.#outbox = new OutboxStream(
       this.#link,
       (after, max) => store.outbox(after, max),
@@ -344,48 +338,7 @@ export class MomDaemon {
     };
     if (entry.meta !== undefined) delivery.meta = entry.meta;
     if (transient) delivery.transient = true;
-    // at low load a waiting receive gets it now, before the commit: the publisher is
-    // acknowledged only after the commit, so a crash in between loses nothing acknowledged,
-    // and the position is reserved on disk so that it is never given to another message
-    // (under load, one answer per commit carries more messages for less work)
-    // (the clock is read only when the last commit was small enough: under load it never is,
-    // and a clock read per publication was a measurable share of the daemon's CPU)
-    const before = early && this.#lastCommitIn <= EARLY_HANDOUT.maxLastCommit &&
-        quiet(this.#lastCommitIn, performance.now() - this.#lastCommitAt)
-      ? users.map((u) => this.#inLast.get(u))
-      : undefined;
-    const seq = this.#queueDelivery(delivery);
-    // a transient delivery's position is never written: reserved on disk it is never reused
-    if (transient) this.#reserveInbox(seq);
-    if (before === undefined) return;
-    let inbox: InboxEntry | undefined;
-    for (let k = 0; k < users.length; k++) {
-      // the user's last entry in this commit before this one: its waiter must have it
-      const previous = before[k];
-      for (const w of this.#waiters.of(users[k])) {
-        if (!mayHandOutEarly(w.after, previous, seq)) continue;
-        if (inbox === undefined) {
-          this.#reserveInbox(seq);
-          inbox = inboxEntry(seq, delivery);
-        }
-        this.#waiters.answer(w, [inbox], true);
-      }
-    }
-  }
-
-  /** Makes sure inbox position `seq` is reserved on disk (never given again after a restart). */
-  #reserveInbox(seq: number): void {
-    if (seq <= this.#inboxReserved) return;
-    this.#inboxReserved = seq + INBOX_RESERVATION;
-    this.#store.setMeta({ inbox_reserved: this.#inboxReserved });
-  }
-
-  /** Queues a delivery for the next commit; returns the inbox position it will have. */
-  #queueDelivery(delivery: Delivery): number {
-    this.#in.push(delivery);
-    const position = this.#store.nextPosition + this.#in.length - 1;
-    for (const u of delivery.users) this.#inLast.set(u, position);
-    return position;
+    this.#inbox.queueLocal(delivery, early, transient);
   }
 
   /**
@@ -494,20 +447,16 @@ export class MomDaemon {
   #flush(): void {
     if (this.#closed || this.#storeFailure.tripped) return;
     const out = this.#out;
-    const incoming = this.#in;
     const flushes = this.#flushes;
     const ack = this.#pubAckPending;
     const deliveries = this.#deliveries;
     const dseq = deliveries.received;
     if (
-      out.length === 0 && incoming.length === 0 && flushes.length === 0 &&
+      out.length === 0 && this.#inbox.length === 0 && flushes.length === 0 &&
       ack <= this.#pubAcked && dseq === deliveries.committed && this.#ackPending.size === 0
     ) return;
     this.#out = [];
-    this.#in = [];
-    if (this.#inLast.size > 0) this.#inLast = new Map();
-    this.#lastCommitIn = incoming.length;
-    this.#lastCommitAt = performance.now();
+    const incoming = this.#inbox.take();
     this.#flushes = [];
     const inboxAcks = this.#ackPending;
     this.#ackPending = new Map();
@@ -604,7 +553,7 @@ export class MomDaemon {
   #onBrokerMessage(msg: Message): void {
     if (msg.t === "deliver") {
       const delivery = this.#deliveries.receive(msg, this.#users);
-      if (delivery !== undefined) this.#queueDelivery(delivery);
+      if (delivery !== undefined) this.#inbox.queue(delivery);
       this.#schedule();
     } else if (msg.t === "interest") {
       // from the next publication on (the broker waits for this before confirming the
@@ -660,9 +609,6 @@ export class MomDaemon {
 const SYNC_ROUNDS = 500;
 /** Pause between those checks. */
 const SYNC_PAUSE_MS = 20;
-
-/** Inbox positions reserved on disk at a time for early hand-outs (skipped after a restart). */
-const INBOX_RESERVATION = 100_000;
 
 /** Publication numbers reserved on disk at a time (skipped after a restart). */
 const SEQ_RESERVATION = 100_000;
