@@ -1,7 +1,7 @@
 /**
  * The pure pieces of the MOM daemon, without sockets or SQLite: the in-memory inbox, waiting
  * receives, duplicate suppression by publisher, local routing and its early hand-out rule,
- * the outbox stream, the delivery stream.
+ * the outbox stream, the delivery stream, the inbox queue.
  */
 import assert from "node:assert/strict";
 import type { Delivery, InboxEntry, OutboxEntry } from "../mod/mom/daemon_store.ts";
@@ -12,6 +12,7 @@ import {
   type StreamLink,
 } from "../mod/mom/outbox_stream.ts";
 import { PUMP_CHUNK } from "../mod/mom/protocol.ts";
+import { INBOX_RESERVATION, InboxQueue } from "../mod/mom/inbox_queue.ts";
 import {
   ACK_EVERY,
   ACK_LAZY_MS,
@@ -19,7 +20,12 @@ import {
   localUsersOf,
 } from "../mod/mom/delivery_stream.ts";
 import { committedEntries, entryBytes, InboxMemory, SharedEntry } from "../mod/mom/inbox_memory.ts";
-import { localRecipients, mayHandOutEarly, quiet } from "../mod/mom/local_routing.ts";
+import {
+  EARLY_HANDOUT,
+  localRecipients,
+  mayHandOutEarly,
+  quiet,
+} from "../mod/mom/local_routing.ts";
 import { PublisherSeqs } from "../mod/mom/publisher_seqs.ts";
 import { MAX_PUBS_PER_FRAME, pubsFrames, readPubs } from "../mod/mom/pubs_frames.ts";
 import { retainedFor } from "../mod/mom/retained.ts";
@@ -461,4 +467,48 @@ Deno.test("DeliveryStream.commit(): a dack at once after ACK_EVERY deliveries, e
   stream.commit(3 + ACK_EVERY - 1);
   stream.close(); // (the op sanitizer fails this test if the lazy dack's timer outlived it)
   assert.equal(sent.length, 2);
+});
+
+Deno.test("InboxQueue: positions after the store's, an early hand-out at low load only after the user's earlier entry of the commit, reserved on disk", async () => {
+  const metas: Record<string, number>[] = [];
+  const store = { nextPosition: 11, setMeta: (v: Record<string, number>) => metas.push(v) };
+  const waiters = new ReceiveWaiters();
+  const inbox = new InboxQueue(store, waiters);
+  const replies: Message[] = [];
+  try {
+    assert.equal(inbox.queue(delivery([1, 2], 1)), 11);
+    assert.equal(inbox.length, 1);
+    assert.equal(inbox.take().length, 1);
+    store.nextPosition = 12;
+    // the last commit ran just now: early hand-outs wait until it is quiet
+    const taken = performance.now();
+    await until(() => performance.now() - taken > EARLY_HANDOUT.quietMs);
+    waiters.wait(session(replies), { t: "receive" }, {
+      user: 1,
+      after: 11,
+      max: 10,
+      waitMs: 60_000,
+    });
+    inbox.queueLocal(delivery([1], 2), true, false);
+    assert.equal(replies.length, 1, "handed out before the commit");
+    assert.deepEqual((replies[0].messages as InboxEntry[]).map((e) => e.seq), [12]);
+    assert.deepEqual(metas, [{ inbox_reserved: 12 + INBOX_RESERVATION }]);
+    // a receive after 11 while 12 is in this commit: 13 would skip 12, so it waits
+    waiters.wait(session(replies), { t: "receive" }, {
+      user: 1,
+      after: 11,
+      max: 10,
+      waitMs: 60_000,
+    });
+    inbox.queueLocal(delivery([1], 3), true, false);
+    assert.equal(replies.length, 1);
+    assert.equal(waiters.has(1), true);
+    // a transient one, not early: queued; its position is reserved (already, within the
+    // reservation)
+    inbox.queueLocal(delivery([3], 4), false, true);
+    assert.equal(inbox.length, 3);
+    assert.equal(metas.length, 1);
+  } finally {
+    waiters.close();
+  }
 });
