@@ -1,7 +1,7 @@
 /**
  * The pure pieces of the MOM daemon, without sockets or SQLite: the in-memory inbox, waiting
  * receives, duplicate suppression by publisher, local routing and its early hand-out rule,
- * the outbox stream, the delivery stream, the inbox queue.
+ * the outbox stream, the delivery stream, the inbox queue, the answers of a commit.
  */
 import assert from "node:assert/strict";
 import type { Delivery, InboxEntry, OutboxEntry } from "../mod/mom/daemon_store.ts";
@@ -12,6 +12,13 @@ import {
   type StreamLink,
 } from "../mod/mom/outbox_stream.ts";
 import { PUMP_CHUNK } from "../mod/mom/protocol.ts";
+import {
+  answerCommitted,
+  commitPositions,
+  noteDelivered,
+  type PendingPublish,
+  refuseBatch,
+} from "../mod/mom/commit_batch.ts";
 import { INBOX_RESERVATION, InboxQueue } from "../mod/mom/inbox_queue.ts";
 import {
   ACK_EVERY,
@@ -511,4 +518,41 @@ Deno.test("InboxQueue: positions after the store's, an early hand-out at low loa
   } finally {
     waiters.close();
   }
+});
+
+/** A session recording replies and error replies. */
+function recorder(): { s: PeerSession; replies: Message[]; errors: string[] } {
+  const replies: Message[] = [];
+  const errors: string[] = [];
+  const s = {
+    reply: (_req: Message, rep: Message) => replies.push(rep) > 0,
+    replyError: (_req: Message, err: Error & { code?: string }) => errors.push(err.code ?? ""),
+  } as unknown as PeerSession;
+  return { s, replies, errors };
+}
+
+Deno.test("commit_batch: a commit's meta values, its answers (or its refusal), the receives it wakes", () => {
+  const r = recorder();
+  const out: PendingPublish[] = [
+    { entry: outboxEntry(7), session: r.s, rid: 1 },
+    { entry: outboxEntry(8), session: r.s, rid: undefined, meta: { "mqtt.q2.1.9": 1 } },
+  ];
+  assert.deepEqual(commitPositions(out, 5, 5), { last_seq: 8, "mqtt.q2.1.9": 1 });
+  assert.deepEqual(commitPositions([], 6, 5), { last_dseq: 6 });
+  const emitted: string[] = [];
+  const events = { active: true, emit: (t: string) => void emitted.push(t) };
+  answerCommitted(out, [{ session: r.s, msg: { t: "flush" } }], "d1", events);
+  assert.deepEqual(r.replies, [{ t: "published", id: "d1:7" }, { t: "flushed" }]);
+  assert.deepEqual(emitted, ["msg.published", "msg.published"]);
+  refuseBatch(out, [{ session: r.s, msg: { t: "flush" } }], new Error("disk full"));
+  assert.deepEqual(r.errors, ["store_failed", "store_failed"], "the one with a rid, the flush");
+  const woken = new Set<number>();
+  const count = noteDelivered(
+    [delivery([1, 2], 1), delivery([3], 2)],
+    new Set([2, 3]),
+    { active: false, emit: () => assert.fail("no listener: no event") },
+    woken,
+  );
+  assert.equal(count, 3);
+  assert.deepEqual([...woken], [2, 3]);
 });

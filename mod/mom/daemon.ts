@@ -35,22 +35,22 @@ import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkTopic } from "./topic.ts";
 import type { SubscriptionIndex } from "./subscriptions.ts";
 import { LocalUsers, topicError } from "./local_users.ts";
-import { type StorageError, STORE_FAILED, StoreFailureLatch } from "../storage/mod.ts";
+import { type StorageError, StoreFailureLatch } from "../storage/mod.ts";
 import { BrokerLink } from "./broker_link.ts";
 import { committedEntries, InboxMemory } from "./inbox_memory.ts";
 import { InboxQueue } from "./inbox_queue.ts";
 import { localRecipients } from "./local_routing.ts";
 import { DeliveryStream } from "./delivery_stream.ts";
 import { OutboxStream } from "./outbox_stream.ts";
+import {
+  answerCommitted,
+  commitPositions,
+  noteDelivered,
+  type PendingFlush,
+  type PendingPublish,
+  refuseBatch,
+} from "./commit_batch.ts";
 import { ReceiveWaiters } from "./receive_waiters.ts";
-
-interface PendingPublish {
-  entry: OutboxEntry;
-  session: PeerSession;
-  rid: unknown;
-  /** Meta values written in the same commit (in-process gateways, see COMMIT_META). */
-  meta?: Record<string, number>;
-}
 
 /**
  * A `publish` message from an in-process gateway (never from the wire: frames carry no
@@ -108,9 +108,9 @@ export class MomDaemon {
   readonly #recent = new InboxMemory();
   /** Inbox acknowledgements (user → position) waiting for the next commit. */
   #ackPending = new Map<number, number>();
-  #flushes: Array<{ session: PeerSession; msg: Message }> = [];
+  #flushes: PendingFlush[] = [];
   /** Publications and flushes held while local subscriptions are being synced. */
-  #held: Array<PendingPublish | { session: PeerSession; msg: Message }> | undefined;
+  #held: Array<PendingPublish | PendingFlush> | undefined;
   readonly #tick = new Tick(() => this.#flushOrFail());
   readonly #idle: IdleCheckpoint;
   #closed = false;
@@ -462,10 +462,7 @@ export class MomDaemon {
     this.#ackPending = new Map();
     const collect = this.#takes >= COLLECT_EVERY ? this.#users : undefined;
     if (collect) this.#takes = 0;
-    const positions: Record<string, number> = {};
-    if (out.length > 0) positions.last_seq = out[out.length - 1].entry.seq;
-    for (const p of out) if (p.meta !== undefined) Object.assign(positions, p.meta);
-    if (dseq !== deliveries.committed) positions.last_dseq = dseq;
+    const positions = commitPositions(out, dseq, deliveries.committed);
     const seen = deliveries.seen.takePending();
     let firstN: number;
     if (
@@ -488,49 +485,19 @@ export class MomDaemon {
           collect,
         );
       } catch (err) {
-        // nothing of this batch is stored: its publishers and flushers hear so at once
-        const refusal = new ProtocolError(
-          STORE_FAILED,
-          `Cannot store the publication: ${err instanceof Error ? err.message : String(err)}`,
-        );
-        for (const p of out) {
-          if (p.rid !== undefined) p.session.replyError({ rid: p.rid, t: "publish" }, refusal);
-        }
-        for (const f of flushes) f.session.replyError(f.msg, refusal);
+        refuseBatch(out, flushes, err);
         throw err;
       }
     }
     deliveries.seen.committed(seen);
     if (ack > this.#pubAcked) this.#pubAcked = ack;
-    const events = this.#ctx.events;
-    const name = this.#ctx.name;
-    const tell = events.active;
-    for (const p of out) {
-      if (p.rid !== undefined) {
-        const id = `${name}:${p.entry.seq}`;
-        p.session.reply({ rid: p.rid, t: "published" }, { t: "published", id });
-      }
-      if (tell) {
-        events.emit("msg.published", {
-          id: `${name}:${p.entry.seq}`,
-          topic: p.entry.topic,
-          user: p.entry.user,
-        });
-      }
-    }
+    answerCommitted(out, flushes, this.#ctx.name, this.#ctx.events);
     if (out.length > 0) this.#outbox.committed = out[out.length - 1].entry.seq;
-    for (const f of flushes) f.session.reply(f.msg, { t: "flushed" });
     // the inbox entries just committed, as receives hand them out (one object per message,
     // shared by its recipients)
     const entries = committedEntries(incoming, firstN);
     const woken = new Set<number>();
-    for (const e of incoming) {
-      this.delivered += e.users.length;
-      for (const user of e.users) {
-        if (tell) events.emit("msg.delivered", { id: e.id, user, topic: e.topic });
-        if (this.#waiters.has(user)) woken.add(user);
-      }
-    }
+    this.delivered += noteDelivered(incoming, this.#waiters, this.#ctx.events, woken);
     deliveries.commit(dseq);
     this.#recent.remember(incoming, entries);
     this.#waiters.wake(woken, incoming, entries);
