@@ -27,7 +27,6 @@ import {
   type PeerSession,
   ProtocolError,
   type RpcClient,
-  sleep,
 } from "../wire/mod.ts";
 import type { DaemonStore, Delivery, OutboxEntry } from "./daemon_store.ts";
 import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH } from "./protocol.ts";
@@ -143,11 +142,18 @@ export class MomDaemon {
       up: (c) => this.#up(c),
       onMessage: (m) => this.#onBrokerMessage(m),
     });
+    const link = this.#link;
     this.#idle = new IdleCheckpoint(() => store.checkpoint());
     this.#local = new LocalUsers(ctx, store, {
       name: ctx.name,
       request: (msg) => this.#brokerRequest(msg),
       linkUp: () => this.linkUp,
+      get client() {
+        return link.client;
+      },
+      get signal() {
+        return link.signal;
+      },
       dropped: (user) => {
         this.#recent.drop(user);
         this.#waiters.dropUser(user);
@@ -169,7 +175,6 @@ export class MomDaemon {
       (text) => ctx.log.warn(text),
     );
     this.#lastDurableSeq = this.#outbox.committed;
-    const link = this.#link;
     this.#deliveries = new DeliveryStream({
       send: (msg) => link.send(msg),
       get up() {
@@ -351,20 +356,9 @@ export class MomDaemon {
     if (this.#subsSynced || this.#held) return;
     this.#held = [];
     try {
-      for (const user of [...this.#users]) {
-        const reply = await this.#brokerRequest({ t: "user.attach", user });
-        if (this.#users.has(user)) this.#local.mirrorSubs(user, reply);
-      }
-      const barrier = this.#lastSeq;
-      for (let round = 0; round < SYNC_ROUNDS && this.#link.client === link; round++) {
-        const state = await this.#brokerRequest({ t: "stream.state" });
-        if (Number(state.seen) >= barrier && this.#deliveries.received >= Number(state.dseq)) {
-          this.#store.setMeta({ subs_synced: 1 });
-          this.#subsSynced = true;
-          this.#ctx.log.info("local subscriptions synced with the broker");
-          return;
-        }
-        await sleep(SYNC_PAUSE_MS, this.#link.signal);
+      const lastSeq = () => this.#lastSeq;
+      if (await this.#local.sync(lastSeq, () => this.#deliveries.received, link)) {
+        this.#subsSynced = true;
       }
     } finally {
       const held = this.#held;
@@ -571,11 +565,6 @@ export class MomDaemon {
     }
   }
 }
-
-/** Checks of the broker's stream state while syncing subscriptions (then retried next link). */
-const SYNC_ROUNDS = 500;
-/** Pause between those checks. */
-const SYNC_PAUSE_MS = 20;
 
 /** Publication numbers reserved on disk at a time (skipped after a restart). */
 const SEQ_RESERVATION = 100_000;

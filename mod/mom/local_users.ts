@@ -14,6 +14,7 @@ import {
   fieldString,
   type Message,
   ProtocolError,
+  sleep,
 } from "../wire/mod.ts";
 import type { DaemonStore, Delivery } from "./daemon_store.ts";
 import { MomErrorCode } from "./protocol.ts";
@@ -28,6 +29,10 @@ export interface LocalUsersHost {
   request(msg: Message): Promise<Message>;
   /** Whether the broker link is up and attached. */
   linkUp(): boolean;
+  /** The attached connection (compared to see the link change), undefined while down. */
+  readonly client: unknown;
+  /** Aborts when the link is closed. */
+  readonly signal: AbortSignal;
   /** `user` was destroyed: forget what memory keeps for it (inbox memory, waiting receives). */
   dropped(user: number): void;
   /** Queues a delivery (a retained message) for the next commit. */
@@ -35,6 +40,11 @@ export interface LocalUsersHost {
   /** Makes sure a commit runs at the end of this turn. */
   schedule(): void;
 }
+
+/** Checks of the broker's stream state while syncing subscriptions (then retried next link). */
+const SYNC_ROUNDS = 500;
+/** Pause between those checks. */
+const SYNC_PAUSE_MS = 20;
 
 /** Bit of meta byte 0 marking a retained message handed out at subscription time (MQTT). */
 export const RETAINED_DELIVERY = 8;
@@ -153,6 +163,32 @@ export class LocalUsers {
     this.#store.replaceSubs(user, patterns, own);
     this.subs.removeUser(user);
     for (const p of patterns) this.subs.add(user, p, own.has(p));
+  }
+
+  /**
+   * Makes the local subscriptions match the broker's (a data directory from before they were
+   * kept here): mirrors every user's, then waits (a bounded number of checks, while `link`
+   * stays the attached connection) until the broker has seen every publication up to
+   * `lastSeq()` and this daemon has received every delivery the broker numbered
+   * (`received()`); then stores `subs_synced`. Returns whether it did.
+   */
+  async sync(lastSeq: () => number, received: () => number, link: unknown): Promise<boolean> {
+    const host = this.#host;
+    for (const user of [...this.users]) {
+      const reply = await host.request({ t: "user.attach", user });
+      if (this.users.has(user)) this.mirrorSubs(user, reply);
+    }
+    const barrier = lastSeq();
+    for (let round = 0; round < SYNC_ROUNDS && host.client === link; round++) {
+      const state = await host.request({ t: "stream.state" });
+      if (Number(state.seen) >= barrier && received() >= Number(state.dseq)) {
+        this.#store.setMeta({ subs_synced: 1 });
+        this.#ctx.log.info("local subscriptions synced with the broker");
+        return true;
+      }
+      await sleep(SYNC_PAUSE_MS, host.signal);
+    }
+    return false;
   }
 
   /** Answers a request for a user that is not (yet) local with the right error. */
