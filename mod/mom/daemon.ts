@@ -29,14 +29,15 @@ import {
   type RpcClient,
 } from "../wire/mod.ts";
 import type { DaemonStore, Delivery, OutboxEntry } from "./daemon_store.ts";
-import { MAX_PAYLOAD_BYTES, MAX_RECEIVE_BATCH } from "./protocol.ts";
+import { MAX_PAYLOAD_BYTES } from "./protocol.ts";
 import { IdleCheckpoint } from "./idle_checkpoint.ts";
 import { checkTopic } from "./topic.ts";
 import type { SubscriptionIndex } from "./subscriptions.ts";
 import { LocalUsers, topicError } from "./local_users.ts";
 import { type StorageError, StoreFailureLatch } from "../storage/mod.ts";
 import { BrokerLink } from "./broker_link.ts";
-import { committedEntries, InboxMemory } from "./inbox_memory.ts";
+import { committedEntries } from "./inbox_memory.ts";
+import { InboxReader } from "./inbox_reader.ts";
 import { InboxQueue } from "./inbox_queue.ts";
 import { localRecipients } from "./local_routing.ts";
 import { DeliveryStream } from "./delivery_stream.ts";
@@ -102,11 +103,8 @@ export class MomDaemon {
   #out: PendingPublish[] = [];
   /** Deliveries waiting for the next commit. */
   readonly #inbox: InboxQueue;
-  #takes = 0;
-  /** Per user whose receives keep up: the inbox entries committed since. */
-  readonly #recent = new InboxMemory();
-  /** Inbox acknowledgements (user → position) waiting for the next commit. */
-  #ackPending = new Map<number, number>();
+  /** The receives: inbox memory, acknowledgements, collection. */
+  readonly #reader: InboxReader;
   #flushes: PendingFlush[] = [];
   /** Publications and flushes held while local subscriptions are being synced. */
   #held: Array<PendingPublish | PendingFlush> | undefined;
@@ -155,13 +153,20 @@ export class MomDaemon {
         return link.signal;
       },
       dropped: (user) => {
-        this.#recent.drop(user);
+        this.#reader.recent.drop(user);
         this.#waiters.dropUser(user);
       },
       deliver: (delivery) => void this.#inbox.queue(delivery),
       schedule: () => this.#schedule(),
     });
     this.#users = this.#local.users;
+    this.#reader = new InboxReader(
+      store,
+      this.#waiters,
+      this.#users,
+      () => this.#idle.wrote(),
+      () => this.#tick.scheduleWithin(LAZY_COMMIT_MS),
+    );
     this.#subs = this.#local.subs;
     this.#subsSynced = store.meta("subs_synced") === "1";
     // publications may reach the broker before they are committed here, so numbers up to
@@ -273,32 +278,7 @@ export class MomDaemon {
       receive: (msg, s) => {
         const user = fieldInt(msg, "user", { min: 1 });
         if (!this.#users.has(user)) return this.#local.refuseUser(msg);
-        const after = fieldInt(msg, "after", { min: 0 });
-        // `from` (default `after`): hand out entries after it, acknowledge only up to `after`
-        const from = msg.from === undefined ? after : fieldInt(msg, "from", { min: after });
-        const max = Math.min(fieldInt(msg, "max", { min: 0 }), MAX_RECEIVE_BATCH);
-        const wait = Math.min(fieldInt(msg, "wait", { min: 0 }), 3_600_000);
-        if (after > (this.#ackPending.get(user) ?? 0)) {
-          this.#ackPending.set(user, after);
-          this.#takes++;
-        }
-        let rows = this.#recent.after(user, after, max, from);
-        if (rows === undefined) {
-          rows = this.#store.select(user, from, max);
-          // nothing stored after `from`: from here on, what is committed for this user is
-          // also kept in memory, and its next receives need no read back (a `max` of 0
-          // read nothing, so it proves nothing)
-          if (rows.length === 0 && max > 0) this.#recent.start(user, from + 1);
-        }
-        if (rows.length > 0) {
-          // an acknowledgement is on disk before the user is handed anything after it
-          this.#commitAck(user);
-          return { t: "messages", messages: rows };
-        }
-        if (this.#ackPending.size > 0) this.#tick.scheduleWithin(LAZY_COMMIT_MS);
-        if (wait === 0 || max === 0) return { t: "messages", messages: [] };
-        this.#waiters.wait(s, msg, { user, after: from, max, waitMs: wait });
-        return undefined;
+        return this.#reader.receive(user, msg, s);
       },
     };
   }
@@ -386,7 +366,7 @@ export class MomDaemon {
       local_subscriptions: this.#subs.size,
       local_delivery: this.#subsSynced,
       inbox: this.#store.inboxSizes(),
-      inbox_memory_bytes: this.#recent.bytes,
+      inbox_memory_bytes: this.#reader.recent.bytes,
       outbox: this.#store.outboxSize(this.#pubAcked) + this.#out.length,
       published: this.published,
       delivered: this.delivered,
@@ -405,7 +385,7 @@ export class MomDaemon {
   /** Stops the link, writes what is pending, answers waiting receives. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#takes = COLLECT_EVERY;
+    this.#reader.collectNext();
     if (!this.#storeFailure.tripped) this.#flush();
     this.#closed = true;
     this.#deliveries.close();
@@ -447,15 +427,13 @@ export class MomDaemon {
     const dseq = deliveries.received;
     if (
       out.length === 0 && this.#inbox.length === 0 && flushes.length === 0 &&
-      ack <= this.#pubAcked && dseq === deliveries.committed && this.#ackPending.size === 0
+      ack <= this.#pubAcked && dseq === deliveries.committed && this.#reader.acksPending === 0
     ) return;
     this.#out = [];
     const incoming = this.#inbox.take();
     this.#flushes = [];
-    const inboxAcks = this.#ackPending;
-    this.#ackPending = new Map();
-    const collect = this.#takes >= COLLECT_EVERY ? this.#users : undefined;
-    if (collect) this.#takes = 0;
+    const inboxAcks = this.#reader.takeAcks();
+    const collect = this.#reader.takeCollect();
     const positions = commitPositions(out, dseq, deliveries.committed);
     const seen = deliveries.seen.takePending();
     let firstN: number;
@@ -493,22 +471,9 @@ export class MomDaemon {
     const woken = new Set<number>();
     this.delivered += noteDelivered(incoming, this.#waiters, this.#ctx.events, woken);
     deliveries.commit(dseq);
-    this.#recent.remember(incoming, entries);
+    this.#reader.recent.remember(incoming, entries);
     this.#waiters.wake(woken, incoming, entries);
     if (this.linkUp && this.#outbox.sent < this.#outbox.committed) this.#outbox.pump();
-  }
-
-  /** Commits `user`'s pending inbox acknowledgement now (it precedes handing out more). */
-  #commitAck(user: number): void {
-    const upTo = this.#ackPending.get(user);
-    if (upTo === undefined) return;
-    this.#ackPending.delete(user);
-    this.#store.ack(user, upTo);
-    this.#idle.wrote();
-    if (this.#takes >= COLLECT_EVERY) {
-      this.#takes = 0;
-      this.#store.collect(this.#users);
-    }
   }
 
   #onBrokerMessage(msg: Message): void {
@@ -571,5 +536,3 @@ const SEQ_RESERVATION = 100_000;
 
 /** How long deletions (acknowledged outbox and inbox entries) may wait for a commit. */
 const LAZY_COMMIT_MS = 50;
-/** Acknowledgements after which fully taken messages are garbage-collected. */
-const COLLECT_EVERY = 64;
