@@ -69,11 +69,12 @@ export const COMMIT_META: unique symbol = Symbol("commit meta");
 export const TRANSIENT: unique symbol = Symbol("transient");
 
 /**
- * The daemon: application requests, the outbox stream to the broker, deliveries into the
- * inbox, commit batching. The pieces are in their own modules: the broker link
- * (`broker_link.ts`), local routing (`local_routing.ts`), the in-memory inbox
- * (`inbox_memory.ts`), waiting receives (`receive_waiters.ts`), duplicate suppression
- * (`publisher_seqs.ts`), the `pubs` framing (`pubs_frames.ts`) and the role (`daemon_role.ts`).
+ * The daemon: the wiring of its pieces, the publish path and the commit. The pieces are in
+ * their own modules: the broker link (`broker_link.ts`), users and subscriptions
+ * (`local_users.ts`), the outbox stream (`outbox_stream.ts`), the broker's deliveries
+ * (`delivery_stream.ts`), deliveries waiting for the commit (`inbox_queue.ts`), receives
+ * (`inbox_reader.ts`), what a commit answers (`commit_batch.ts`), local routing
+ * (`local_routing.ts`), waiting receives (`receive_waiters.ts`) and the role (`daemon_role.ts`).
  */
 export class MomDaemon {
   readonly #ctx: RoleContext;
