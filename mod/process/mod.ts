@@ -24,6 +24,7 @@ export {
 export {
   linkSecurity,
   type NodeServerOptions,
+  nodeStatusFields,
   reportWireProblem,
   startNodeServer,
 } from "./node_server.ts";

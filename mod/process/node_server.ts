@@ -23,6 +23,25 @@ export interface NodeServerOptions {
 }
 
 /**
+ * The status fields every node's `status` starts with: role, name, listen address, uptime,
+ * connections and pending bytes of `server` (undefined until it listens).
+ */
+export function nodeStatusFields(
+  ctx: RoleContext,
+  server: FrameServer | undefined,
+  started: number,
+): Record<string, unknown> {
+  return {
+    role: ctx.role,
+    name: ctx.name,
+    listen: `${ctx.listen.hostname}:${server?.port ?? ctx.listen.port}`,
+    uptime_s: Math.round((Date.now() - started) / 1000),
+    connections: server?.sessions.size ?? 0,
+    pending_bytes: server?.pendingBytes ?? 0,
+  };
+}
+
+/**
  * Listens on `ctx.listen` (or `options.listen`). Bad frames and refused handshakes are
  * logged and emitted as `wire.error` events; they never stop the server.
  */
@@ -33,12 +52,7 @@ export function startNodeServer(ctx: RoleContext, options: NodeServerOptions): F
   const commands: CtlCommands = {
     ...options.ctl,
     status: async (args, session, msg) => ({
-      role: ctx.role,
-      name: ctx.name,
-      listen: `${ctx.listen.hostname}:${server?.port ?? ctx.listen.port}`,
-      uptime_s: Math.round((Date.now() - started) / 1000),
-      connections: server?.sessions.size ?? 0,
-      pending_bytes: server?.pendingBytes ?? 0,
+      ...nodeStatusFields(ctx, server, started),
       ...(roleStatus ? await roleStatus(args, session, msg) : {}),
     }),
   };

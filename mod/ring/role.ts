@@ -10,6 +10,7 @@ import {
   aborted,
   defineRole,
   linkSecurity,
+  nodeStatusFields,
   promptCommandsOf,
   reportWireProblem,
   type RoleContext,
@@ -178,15 +179,7 @@ export const ringRole = defineRole({
 function startRingServer(ctx: RoleContext, node: RingNode, commands: CtlCommands): FrameServer {
   const started = Date.now();
   let server: FrameServer | undefined = undefined;
-  const status = () => ({
-    role: ctx.role,
-    name: ctx.name,
-    listen: `${ctx.listen.hostname}:${server?.port ?? ctx.listen.port}`,
-    uptime_s: Math.round((Date.now() - started) / 1000),
-    connections: server?.sessions.size ?? 0,
-    pending_bytes: server?.pendingBytes ?? 0,
-    ...node.status(),
-  });
+  const status = () => ({ ...nodeStatusFields(ctx, server, started), ...node.status() });
   // `--http` reads the status in process, as for every role on `startNodeServer`, instead
   // of a ctl connection to this node per request
   ctx.exposeStatus?.(() => Promise.resolve(status()));
