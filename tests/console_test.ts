@@ -502,6 +502,15 @@ labTest(
       // g1's own view follows once its probes time out
       await page.waitForSelector('.node-card[data-node="g1"][data-cannot-reach="g2,g3"]', {
         timeout: 20_000,
+        state: "attached",
+      }).catch(async (err) => {
+        // what g1 and the console said, for the failure's report
+        const snap = await fetch(`${web.url}api/snapshot`).then((r) => r.json());
+        const g1 = snap.nodes.find((n: { name: string }) => n.name === "g1");
+        const card = await page.locator('.node-card[data-node="g1"]').evaluate((e: {
+          outerHTML: string;
+        }) => e.outerHTML).catch(() => "(no card)");
+        throw new Error(`${err}\ng1 in the console: ${JSON.stringify(g1)}\ncard: ${card}`);
       });
       assert.equal(await page.locator(edge("g2", "g3", "ok")).count(), 1);
       assert.match(await page.textContent("#network h2") ?? "", /partitioned: 2 links cut/);
