@@ -7,7 +7,7 @@
 import { parseHostPort } from "../config/mod.ts";
 import { type RunningConsole, startConsole } from "../console/mod.ts";
 import { httpToken } from "../http/mod.ts";
-import type { LocalCluster, NodeSpec } from "../harness/mod.ts";
+import { freePorts, type LocalCluster, type NodeSpec } from "../harness/mod.ts";
 
 /** The demo's console. */
 export interface DemoConsole {
@@ -51,17 +51,4 @@ export async function startDemoConsole(listen: string, signal: AbortSignal): Pro
     },
     close: () => running.close(),
   };
-}
-
-/** `count` distinct free ports (bound together, then released). */
-function freePorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  try {
-    return listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  } finally {
-    for (const l of listeners) l.close();
-  }
 }

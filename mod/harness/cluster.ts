@@ -11,14 +11,43 @@ import { ctlRequest } from "../ctl/mod.ts";
 import { type Message, sleep, type TlsConfig } from "../wire/mod.ts";
 import { peerdCommand, stopProcess } from "../process/mod.ts";
 
-/** Finds a free TCP port on 127.0.0.1 (bound and released at once). */
+/** How many ports handed out lately `freePort` remembers, so it never repeats one of them. */
+const RECENT_PORT_LIMIT = 512;
+/** Ports handed out lately, oldest first. */
+const recentPorts: number[] = [];
+
+/**
+ * Finds a free TCP port on 127.0.0.1 (bound and released at once) that this process has
+ * not handed out lately: the kernel may offer the same ephemeral port twice in a row, and
+ * two nodes of one cluster given one port would fight over it.
+ */
 export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return freePorts(1)[0];
+}
+
+/**
+ * `count` distinct free ports on 127.0.0.1, none handed out lately by this process. All of
+ * them are held bound until the last is found, then released together.
+ */
+export function freePorts(count: number): number[] {
+  const held: Deno.Listener[] = [];
+  const ports: number[] = [];
   try {
-    return (listener.addr as Deno.NetAddr).port;
+    for (let attempt = 0; ports.length < count && attempt < count * 64; attempt++) {
+      const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      held.push(listener);
+      const port = (listener.addr as Deno.NetAddr).port;
+      if (!recentPorts.includes(port)) ports.push(port);
+    }
   } finally {
-    listener.close();
+    for (const listener of held) listener.close();
   }
+  if (ports.length < count) {
+    throw new Error(`freePorts: found ${ports.length} of ${count} free ports on 127.0.0.1`);
+  }
+  recentPorts.push(...ports);
+  recentPorts.splice(0, Math.max(0, recentPorts.length - RECENT_PORT_LIMIT));
+  return ports;
 }
 
 /**

@@ -14,6 +14,7 @@
 export {
   ClusterNode,
   freePort,
+  freePorts,
   LocalCluster,
   type LocalClusterOptions,
   type NodeSpec,

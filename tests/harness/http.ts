@@ -5,20 +5,9 @@
  *
  * @module
  */
-import type { NodeSpec } from "../../mod/harness/mod.ts";
+import { freePorts, type NodeSpec } from "../../mod/harness/mod.ts";
 
-/** `count` distinct free ports on 127.0.0.1 (all bound at once, then released). */
-export function freePorts(count: number): number[] {
-  const listeners = Array.from(
-    { length: count },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  try {
-    return listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  } finally {
-    for (const l of listeners) l.close();
-  }
-}
+export { freePorts };
 
 /** Node specs with fixed native ports and an `"http"` entry in the peers file. */
 export function httpNodes(

@@ -7,6 +7,7 @@
 export {
   ClusterNode,
   freePort,
+  freePorts,
   LocalCluster,
   type LocalClusterOptions,
   type NodeSpec,
