@@ -345,7 +345,31 @@ Deno.test("ring: bad input gets error frames and discard events, never a crash",
   ]);
   assert.equal(badData.code, 1, badData.stderr);
   assert.equal(badData.stderr.trim().split("\n").length, 1, badData.stderr);
-  assert.match(badData.stderr, /Cannot open the ring store .*ring\.db \(--data\)/);
+  assert.match(badData.stderr, /Cannot use --data .*not-a-dir: it is a file, not a directory/);
+
+  // A ring.db that is not a database: one line naming the file, exit 1, the file kept.
+  const junkDir = `${cluster.dir}/junk-data`;
+  await Deno.mkdir(junkDir);
+  await Deno.writeTextFile(`${junkDir}/ring.db`, "not a database, but somebody's file");
+  const badStore = await runPeerd([
+    "--role",
+    "ring",
+    "--name",
+    "n1",
+    "--peers",
+    cluster.peersPath,
+    "--listen",
+    "127.0.0.1:0",
+    "--data",
+    junkDir,
+  ]);
+  assert.equal(badStore.code, 1, badStore.stderr);
+  assert.equal(badStore.stderr.trim().split("\n").length, 1, badStore.stderr);
+  assert.match(badStore.stderr, /Cannot open database .*ring\.db/);
+  assert.equal(
+    await Deno.readTextFile(`${junkDir}/ring.db`),
+    "not a database, but somebody's file",
+  );
 
   // Unknown --name is a config error (exit 2, one line).
   const unknown = await runPeerd(["--role", "ring", "--name", "zz", "--peers", cluster.peersPath]);

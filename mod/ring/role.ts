@@ -20,6 +20,7 @@ import {
 import { FrameServer, type Message, type PeerSession } from "../wire/mod.ts";
 import { RingNode } from "./node.ts";
 import { RingStore } from "./store.ts";
+import { prepareDataDir } from "../storage/mod.ts";
 
 /** The arguments of `lock`: `[<s>]` or `[--timeout <s>]`, seconds to wait. */
 const LOCK_ARGS = {
@@ -226,18 +227,10 @@ function startRingServer(ctx: RoleContext, node: RingNode, commands: CtlCommands
   return server;
 }
 
-/** Opens `<data>/ring.db`; a bad `--data` (a file, read-only, corrupt) is one clear line, exit 1. */
+/** Opens `<data>/ring.db`; a bad `--data` (a file, read-only, corrupt) is a `StorageError`: one line, exit 1. */
 function openStore(dataDir: string): RingStore {
-  try {
-    Deno.mkdirSync(dataDir, { recursive: true });
-    return new RingStore(`${dataDir}/ring.db`);
-  } catch (err) {
-    throw new Error(
-      `Cannot open the ring store ${dataDir}/ring.db (--data): ${
-        err instanceof Error ? err.message : String(err)
-      }`,
-    );
-  }
+  prepareDataDir(dataDir);
+  return new RingStore(`${dataDir}/ring.db`);
 }
 
 /** The interactive prompt (stdin a terminal): lock [s], unlock [fence], status, start, quit. */

@@ -6,9 +6,14 @@
  *
  * @module
  */
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { openSqlite, type SqliteSchema } from "../storage/mod.ts";
 
-const SCHEMA_VERSION = 1;
+/** Version 1: one row per key of the node's durable counters (`max_gen`). */
+const SCHEMA: SqliteSchema = {
+  version: 1,
+  create: "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+};
 
 /** The ring's state on disk. `close()` is safe to call twice. */
 export class RingStore {
@@ -17,24 +22,14 @@ export class RingStore {
   #saved: number;
   #closed = false;
 
+  /** Opens (or creates) the store at `path`; throws `StorageError` with one line if it cannot. */
   constructor(path: string) {
-    const db = new DatabaseSync(path);
+    const db = openSqlite(path, {
+      pragmas: "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000",
+      schema: SCHEMA,
+    });
     this.#db = db;
     try {
-      db.exec("PRAGMA journal_mode = WAL");
-      db.exec("PRAGMA synchronous = FULL");
-      const version = Number(
-        (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version,
-      );
-      if (version > SCHEMA_VERSION) {
-        throw new Error(`Cannot open ${path}: schema version ${version} is newer than this peerd`);
-      }
-      if (version < SCHEMA_VERSION) {
-        db.exec(`
-          CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-          PRAGMA user_version = ${SCHEMA_VERSION};
-        `);
-      }
       this.#write = db.prepare(
         "INSERT INTO meta (key, value) VALUES ('max_gen', ?) " +
           "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
